@@ -1,0 +1,1 @@
+//! Paper broker and account: exact money, explicit fees and sizing.
