@@ -1,1 +1,11 @@
 //! Paper broker and account: exact money, explicit fees and sizing.
+
+pub mod account;
+pub mod config;
+pub mod order;
+pub mod paper;
+
+pub use account::{Account, AccountSnapshot};
+pub use config::{BrokerConfig, Sizing};
+pub use order::{Fill, Order, OrderReason};
+pub use paper::PaperBroker;

@@ -1,6 +1,18 @@
 //! Strategies turn closed bars into a target signal; the engine trades the signal's changes.
 
+pub mod ema_cross;
+pub mod indicators;
+pub mod rsi_threshold;
+pub mod sma_cross;
+
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+use serde::{Deserialize, Serialize};
+
 use crate::market::Bar;
+pub use ema_cross::EmaCross;
+pub use rsi_threshold::RsiThreshold;
+pub use sma_cross::SmaCross;
 
 /// Most indicator lines a strategy reports per bar (for the logs and the dashboard).
 pub const MAX_LINES: usize = 3;
@@ -37,4 +49,268 @@ pub trait Strategy: Send {
     fn on_bar(&mut self, bar: &Bar) -> Signal;
     /// The indicator lines after the last bar.
     fn line_values(&self) -> LineValues;
+}
+
+/// Largest indicator window a configuration may ask for (about two years of 1-minute bars).
+pub const MAX_WINDOW: usize = 1_000_000;
+
+/// Which strategy to run and its parameters, as written in config files and on the command line.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum StrategyConfig {
+    SmaCross {
+        short: usize,
+        long: usize,
+    },
+    EmaCross {
+        fast: usize,
+        slow: usize,
+    },
+    RsiThreshold {
+        period: usize,
+        oversold: Decimal,
+        overbought: Decimal,
+    },
+}
+
+impl Default for StrategyConfig {
+    /// The seed's strategy.
+    fn default() -> Self {
+        StrategyConfig::SmaCross {
+            short: 10,
+            long: 20,
+        }
+    }
+}
+
+impl StrategyConfig {
+    /// Checks the parameters; the error is one line for the user.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            StrategyConfig::SmaCross { short, long } => {
+                check_window("short", *short)?;
+                check_window("long", *long)?;
+                check_order("short", *short, "long", *long)
+            }
+            StrategyConfig::EmaCross { fast, slow } => {
+                check_window("fast", *fast)?;
+                check_window("slow", *slow)?;
+                check_order("fast", *fast, "slow", *slow)
+            }
+            StrategyConfig::RsiThreshold {
+                period,
+                oversold,
+                overbought,
+            } => {
+                check_window("RSI", *period)?;
+                if Decimal::ZERO < *oversold
+                    && oversold < overbought
+                    && *overbought < Decimal::ONE_HUNDRED
+                {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "RSI thresholds must satisfy 0 < oversold < overbought < 100, \
+                         got oversold {oversold} and overbought {overbought}"
+                    ))
+                }
+            }
+        }
+    }
+
+    /// A fresh strategy for a valid configuration.
+    pub fn build(&self) -> Result<Box<dyn Strategy>, String> {
+        self.validate()?;
+        Ok(match self {
+            StrategyConfig::SmaCross { short, long } => Box::new(SmaCross::new(*short, *long)),
+            StrategyConfig::EmaCross { fast, slow } => Box::new(EmaCross::new(*fast, *slow)),
+            StrategyConfig::RsiThreshold {
+                period,
+                oversold,
+                overbought,
+            } => Box::new(RsiThreshold::new(*period, *oversold, *overbought)),
+        })
+    }
+
+    /// The same short name the built strategy reports, e.g. `sma-cross 10/20`.
+    pub fn describe(&self) -> String {
+        match self {
+            StrategyConfig::SmaCross { short, long } => format!("sma-cross {short}/{long}"),
+            StrategyConfig::EmaCross { fast, slow } => format!("ema-cross {fast}/{slow}"),
+            StrategyConfig::RsiThreshold {
+                period,
+                oversold,
+                overbought,
+            } => format!("rsi-threshold {period} {oversold}/{overbought}"),
+        }
+    }
+}
+
+fn check_window(name: &str, window: usize) -> Result<(), String> {
+    if window == 0 {
+        Err(format!("{name} window must be at least 1"))
+    } else if window > MAX_WINDOW {
+        Err(format!(
+            "{name} window must be at most {MAX_WINDOW}, got {window}"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// A crossover needs its quick line strictly shorter than its slow one.
+fn check_order(quick: &str, q: usize, slow: &str, s: usize) -> Result<(), String> {
+    if q < s {
+        Ok(())
+    } else {
+        Err(format!(
+            "{quick} window ({q}) must be less than {slow} window ({s})"
+        ))
+    }
+}
+
+/// An indicator value for display.
+fn line_value(value: Option<Decimal>) -> Option<f64> {
+    value.and_then(|v| v.to_f64())
+}
+
+/// A bar whose only meaningful field is its close, for strategy tests.
+#[cfg(test)]
+fn test_bar(close: &str) -> Bar {
+    let close = close.parse().unwrap();
+    Bar {
+        ts: crate::market::Timestamp::default(),
+        open: close,
+        high: close,
+        low: close,
+        close,
+        volume: Decimal::ONE,
+        trades: 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sma(short: usize, long: usize) -> StrategyConfig {
+        StrategyConfig::SmaCross { short, long }
+    }
+
+    fn rsi(period: usize, oversold: &str, overbought: &str) -> StrategyConfig {
+        StrategyConfig::RsiThreshold {
+            period,
+            oversold: oversold.parse().unwrap(),
+            overbought: overbought.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn validation_explains_the_problem() {
+        let ema = |fast, slow| StrategyConfig::EmaCross { fast, slow };
+        let cases = [
+            (sma(10, 20), None),
+            (sma(1, 2), None),
+            (ema(12, 26), None),
+            (rsi(14, "30", "70"), None),
+            (rsi(1, "0.5", "99.5"), None),
+            (
+                sma(20, 10),
+                Some("short window (20) must be less than long window (10)"),
+            ),
+            (
+                sma(5, 5),
+                Some("short window (5) must be less than long window (5)"),
+            ),
+            (sma(0, 20), Some("short window must be at least 1")),
+            (
+                sma(10, MAX_WINDOW + 1),
+                Some("long window must be at most 1000000, got 1000001"),
+            ),
+            (
+                ema(26, 12),
+                Some("fast window (26) must be less than slow window (12)"),
+            ),
+            (ema(0, 0), Some("fast window must be at least 1")),
+            (rsi(0, "30", "70"), Some("RSI window must be at least 1")),
+        ];
+        for (config, want) in cases {
+            assert_eq!(config.validate().err().as_deref(), want, "{config:?}");
+        }
+        for (oversold, overbought) in [
+            ("0", "70"),
+            ("70", "30"),
+            ("50", "50"),
+            ("30", "100"),
+            ("-1", "70"),
+        ] {
+            let err = rsi(14, oversold, overbought).validate().unwrap_err();
+            assert!(
+                err.starts_with("RSI thresholds must satisfy 0 < oversold < overbought < 100"),
+                "{err}"
+            );
+            assert!(!err.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn builds_what_it_describes() {
+        let cases = [
+            (
+                StrategyConfig::default(),
+                "sma-cross 10/20",
+                vec!["SMA 10", "SMA 20"],
+            ),
+            (
+                StrategyConfig::EmaCross { fast: 12, slow: 26 },
+                "ema-cross 12/26",
+                vec!["EMA 12", "EMA 26"],
+            ),
+            (
+                rsi(14, "30", "70"),
+                "rsi-threshold 14 30/70",
+                vec!["RSI 14"],
+            ),
+            (
+                rsi(7, "25.5", "80"),
+                "rsi-threshold 7 25.5/80",
+                vec!["RSI 7"],
+            ),
+        ];
+        for (config, name, lines) in cases {
+            assert_eq!(config.describe(), name);
+            let strategy = config.build().unwrap();
+            assert_eq!(strategy.name(), name);
+            assert_eq!(strategy.line_names(), lines);
+        }
+        assert!(sma(3, 2).build().is_err());
+    }
+
+    #[test]
+    fn serde_uses_a_kind_tag_and_decimal_strings() {
+        let cases = [
+            (sma(10, 20), r#"{"kind":"sma-cross","short":10,"long":20}"#),
+            (
+                StrategyConfig::EmaCross { fast: 12, slow: 26 },
+                r#"{"kind":"ema-cross","fast":12,"slow":26}"#,
+            ),
+            (
+                rsi(14, "30", "70.5"),
+                r#"{"kind":"rsi-threshold","period":14,"oversold":"30","overbought":"70.5"}"#,
+            ),
+        ];
+        for (config, json) in cases {
+            assert_eq!(serde_json::to_string(&config).unwrap(), json);
+            assert_eq!(
+                serde_json::from_str::<StrategyConfig>(json).unwrap(),
+                config
+            );
+        }
+        let toml_text = "kind = \"ema-cross\"\nfast = 5\nslow = 8\n";
+        assert_eq!(
+            toml::from_str::<StrategyConfig>(toml_text).unwrap(),
+            StrategyConfig::EmaCross { fast: 5, slow: 8 }
+        );
+        assert!(serde_json::from_str::<StrategyConfig>(r#"{"kind":"macd"}"#).is_err());
+    }
 }

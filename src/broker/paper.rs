@@ -1,0 +1,466 @@
+//! A paper broker: long-only, fills immediately and entirely at the given price (the bar
+//! close). Pure arithmetic on an `Account`; nothing here can reach an exchange.
+
+use rust_decimal::Decimal;
+
+use super::account::Account;
+use super::config::{BrokerConfig, Sizing};
+use super::order::{Fill, Order, OrderReason};
+use crate::market::{Side, Timestamp};
+
+/// The seed sized orders in thousandths of `cash / price` units.
+const SEED_LOT: Decimal = Decimal::from_parts(1, 0, 0, false, 3);
+
+#[derive(Clone, Debug)]
+pub struct PaperBroker {
+    config: BrokerConfig,
+    account: Account,
+    next_order_id: u64,
+}
+
+impl PaperBroker {
+    /// A fresh account with the configured starting cash. The config should be validated.
+    pub fn new(config: BrokerConfig) -> Self {
+        let account = Account::new(config.initial_cash);
+        Self::resume(config, account, 1)
+    }
+
+    /// Carries on with books rebuilt from stored fills.
+    pub fn resume(config: BrokerConfig, account: Account, next_order_id: u64) -> Self {
+        Self {
+            config,
+            account,
+            next_order_id,
+        }
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    pub fn account(&self) -> &Account {
+        &self.account
+    }
+
+    pub fn next_order_id(&self) -> u64 {
+        self.next_order_id
+    }
+
+    pub fn mark(&mut self, price: Decimal) {
+        self.account.mark(price);
+    }
+
+    /// Buys per the sizing rule at `price` (and marks the account there). `None` when the
+    /// price is not positive or the quantity comes to 0 or is unaffordable.
+    pub fn enter(&mut self, ts: Timestamp, price: Decimal) -> Option<(Order, Fill)> {
+        if price <= Decimal::ZERO {
+            return None;
+        }
+        self.account.mark(price);
+        let qty = self.buy_qty(price)?;
+        self.execute(ts, Side::Buy, qty, price, OrderReason::Entry)
+    }
+
+    /// Sells the whole position at `price`. `None` when there is nothing to sell (the seed's
+    /// sell of an empty position is not a trade) or the price is not positive.
+    pub fn exit(
+        &mut self,
+        ts: Timestamp,
+        price: Decimal,
+        reason: OrderReason,
+    ) -> Option<(Order, Fill)> {
+        let qty = self.account.position();
+        if qty <= Decimal::ZERO || price <= Decimal::ZERO {
+            return None;
+        }
+        self.execute(ts, Side::Sell, qty, price, reason)
+    }
+
+    fn buy_qty(&self, price: Decimal) -> Option<Decimal> {
+        let qty = match self.config.sizing {
+            Sizing::Seed => {
+                let qty = div_round_half_even(self.account.cash(), price)?.checked_mul(SEED_LOT)?;
+                // Exactly the seed: no step rounding, and never more than cash (with fees).
+                return (qty > Decimal::ZERO && self.cost(qty, price)? <= self.account.cash())
+                    .then_some(qty);
+            }
+            Sizing::Fraction(fraction) => {
+                let budget = fraction.checked_mul(self.account.equity())?;
+                self.floor_to_step(budget.checked_div(self.price_with_fee(price)?)?)?
+            }
+            Sizing::Fixed(qty) => self.floor_to_step(qty)?,
+        };
+        let qty = qty.min(self.affordable_qty(price)?);
+        (qty > Decimal::ZERO).then_some(qty)
+    }
+
+    /// The most whole steps that cash pays for, fee included.
+    fn affordable_qty(&self, price: Decimal) -> Option<Decimal> {
+        let cash = self.account.cash();
+        let qty = self.floor_to_step(cash.checked_div(self.price_with_fee(price)?)?)?;
+        // The division is rounded to 28 digits and may land one step too high.
+        if self.cost(qty, price)? > cash {
+            return qty.checked_sub(self.config.qty_step);
+        }
+        Some(qty)
+    }
+
+    /// Cash a buy of `qty` takes: notional plus fee, exactly as the account books it.
+    fn cost(&self, qty: Decimal, price: Decimal) -> Option<Decimal> {
+        let notional = qty.checked_mul(price)?;
+        notional.checked_add(notional.checked_mul(self.config.fee_rate)?)
+    }
+
+    fn price_with_fee(&self, price: Decimal) -> Option<Decimal> {
+        price.checked_mul(Decimal::ONE.checked_add(self.config.fee_rate)?)
+    }
+
+    fn floor_to_step(&self, qty: Decimal) -> Option<Decimal> {
+        let step = self.config.qty_step;
+        qty.checked_div(step)?.floor().checked_mul(step)
+    }
+
+    fn execute(
+        &mut self,
+        ts: Timestamp,
+        side: Side,
+        qty: Decimal,
+        price: Decimal,
+        reason: OrderReason,
+    ) -> Option<(Order, Fill)> {
+        // Products carry the sum of their factors' scales: trailing zeros are dropped so that
+        // records read like the reference (`99903.28`, not `99903.280`).
+        let qty = qty.normalize();
+        let fee = qty
+            .checked_mul(price)?
+            .checked_mul(self.config.fee_rate)?
+            .normalize();
+        let id = self.next_order_id;
+        self.next_order_id = id.checked_add(1)?;
+        let mut fill = Fill {
+            order_id: id,
+            ts,
+            side,
+            qty,
+            price,
+            fee,
+            cash_after: Decimal::ZERO,
+            position_after: Decimal::ZERO,
+            realized_pnl: Decimal::ZERO,
+        };
+        // The account alone does the bookkeeping; the fill records its outcome, so replaying
+        // fills on a restart rebuilds the same books.
+        let realized_before = self.account.realized_pnl();
+        self.account.apply(&fill);
+        fill.cash_after = self.account.cash().normalize();
+        fill.position_after = self.account.position().normalize();
+        fill.realized_pnl = (self.account.realized_pnl() - realized_before).normalize();
+        let order = Order {
+            id,
+            ts,
+            side,
+            qty,
+            reason,
+        };
+        Some((order, fill))
+    }
+}
+
+/// `num / den` rounded half-even to a whole number; `None` unless `den > 0`. Exact: the
+/// quotient is corrected with the exact remainder, because a quotient rounded to 28 digits can
+/// turn a value just below a half into an exact half and round the wrong way.
+fn div_round_half_even(num: Decimal, den: Decimal) -> Option<Decimal> {
+    if den <= Decimal::ZERO {
+        return None;
+    }
+    let mut quotient = num.checked_div(den)?.trunc();
+    let mut remainder = num.checked_sub(quotient.checked_mul(den)?)?;
+    while remainder < Decimal::ZERO {
+        quotient = quotient.checked_sub(Decimal::ONE)?;
+        remainder = remainder.checked_add(den)?;
+    }
+    while remainder >= den {
+        quotient = quotient.checked_add(Decimal::ONE)?;
+        remainder = remainder.checked_sub(den)?;
+    }
+    let twice = remainder.checked_mul(Decimal::TWO)?;
+    let odd = quotient % Decimal::TWO != Decimal::ZERO;
+    if twice > den || (twice == den && odd) {
+        quotient.checked_add(Decimal::ONE)
+    } else {
+        Some(quotient)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    /// Expected quantity and cash after a buy.
+    type QtyCash = (&'static str, &'static str);
+
+    fn ts(secs: i64) -> Timestamp {
+        Timestamp::from_secs(secs)
+    }
+
+    fn broker(cash: &str, fee_rate: &str, sizing: Sizing, step: &str) -> PaperBroker {
+        PaperBroker::new(BrokerConfig {
+            initial_cash: d(cash),
+            fee_rate: d(fee_rate),
+            sizing,
+            qty_step: d(step),
+        })
+    }
+
+    #[test]
+    fn seed_sizing_rounds_half_even_in_thousandths() {
+        // cash, price -> qty, cash after (None: no trade).
+        let cases: &[(&str, &str, Option<QtyCash>)] = &[
+            ("100000", "19344", Some(("0.005", "99903.28"))),
+            ("99999.99045", "19232.18", Some(("0.005", "99903.82955"))),
+            ("100000", "3", Some(("33.333", "99900.001"))),
+            // Ties go to the even count: 2.5 -> 2, 3.5 -> 4.
+            ("250", "100", Some(("0.002", "249.8"))),
+            ("350", "100", Some(("0.004", "349.6"))),
+            ("149.99", "100", Some(("0.001", "149.89"))),
+            // 12345.4999..9667: Decimal's quotient is 12345.5, which would round up to 12346.
+            (
+                "37036.499999999999999999999999",
+                "3",
+                Some(("12.345", "36999.464999999999999999999999")),
+            ),
+            ("49", "100", None),
+            ("100000", "0", None),
+            ("100000", "-1", None),
+        ];
+        for &(cash, price, want) in cases {
+            let mut broker = broker(cash, "0", Sizing::Seed, "0.00000001");
+            let got = broker.enter(ts(0), d(price)).map(|(order, fill)| {
+                assert_eq!(order.qty, fill.qty);
+                (fill.qty, fill.cash_after)
+            });
+            assert_eq!(
+                got,
+                want.map(|(q, c)| (d(q), d(c))),
+                "cash {cash} at {price}"
+            );
+        }
+    }
+
+    #[test]
+    fn replays_the_seed_trades_of_2017_12_17() {
+        let reference = include_str!("../../tests/data/seed_btcusd_1m_20171217_trades.csv");
+        let mut broker = PaperBroker::new(BrokerConfig::seed());
+        let mut fills = vec![];
+        for (i, line) in reference.lines().skip(1).enumerate() {
+            let cols: Vec<&str> = line.split(',').collect();
+            let [secs, side, qty, price, cash_after, position_after] = cols[..] else {
+                panic!("row {i}: {line}");
+            };
+            let (secs, side, price) = (secs.parse().unwrap(), side.parse().unwrap(), d(price));
+            let (order, fill) = match side {
+                Side::Buy => broker.enter(ts(secs), price),
+                Side::Sell => broker.exit(ts(secs), price, OrderReason::Exit),
+            }
+            .unwrap_or_else(|| panic!("row {i}: no fill"));
+            let want_reason = match side {
+                Side::Buy => OrderReason::Entry,
+                Side::Sell => OrderReason::Exit,
+            };
+            assert_eq!(
+                (order.id, order.side, order.reason),
+                (i as u64 + 1, side, want_reason)
+            );
+            // Compared as text: the same values, spelled the same way.
+            let got = [fill.qty, fill.cash_after, fill.position_after].map(|x| x.to_string());
+            assert_eq!(got, [qty, cash_after, position_after], "row {i}: {line}");
+            assert_eq!(fill.fee, Decimal::ZERO);
+            fills.push(fill);
+        }
+        let account = broker.account();
+        assert_eq!(fills.len(), 76);
+        assert_eq!(account.cash(), d("100000.6744"));
+        assert_eq!(account.position(), Decimal::ZERO);
+        assert_eq!(account.realized_pnl(), d("0.6744"));
+        assert_eq!(account.round_trips(), 38);
+        assert_eq!(
+            fills.iter().map(|f| f.realized_pnl).sum::<Decimal>(),
+            d("0.6744")
+        );
+        // Nothing left to sell: the seed's no-op sell is not a trade.
+        assert_eq!(broker.exit(ts(0), d("19000"), OrderReason::Flatten), None);
+    }
+
+    #[test]
+    fn fees_are_charged_on_both_sides() {
+        // Default: all equity, 0.4% fee, satoshi steps. 100000 / (20000 * 1.004) = 4.98007968..
+        let mut broker = PaperBroker::new(BrokerConfig::default());
+        let (order, buy) = broker.enter(ts(60), d("20000")).unwrap();
+        assert_eq!(order.reason, OrderReason::Entry);
+        assert_eq!(
+            [
+                buy.qty,
+                buy.fee,
+                buy.cash_after,
+                buy.position_after,
+                buy.realized_pnl
+            ],
+            [
+                d("4.98007968"),
+                d("398.4063744"),
+                d("0.0000256"),
+                d("4.98007968"),
+                Decimal::ZERO
+            ]
+        );
+        let (order, sell) = broker
+            .exit(ts(120), d("21000"), OrderReason::Flatten)
+            .unwrap();
+        assert_eq!(
+            (order.id, order.side, order.reason),
+            (2, Side::Sell, OrderReason::Flatten)
+        );
+        // Proceeds 104581.67328 - 418.32669312; basis 99601.5936 + 398.4063744.
+        assert_eq!(
+            [
+                sell.qty,
+                sell.fee,
+                sell.cash_after,
+                sell.position_after,
+                sell.realized_pnl
+            ],
+            [
+                d("4.98007968"),
+                d("418.32669312"),
+                d("104163.34661248"),
+                Decimal::ZERO,
+                d("4163.34661248"),
+            ]
+        );
+        let account = broker.account();
+        assert_eq!(account.fees_paid(), d("816.73306752"));
+        assert_eq!(account.equity(), d("104163.34661248"));
+        assert_eq!(
+            [account.round_trips(), account.winning_round_trips()],
+            [1, 1]
+        );
+    }
+
+    #[test]
+    fn fraction_and_fixed_sizing_stay_within_cash() {
+        // cash, fee rate, sizing, step, price -> quantity and cash after, or `none`.
+        let cases = [
+            "100000  0.004  fraction:0.5   0.00000001 20000    -> 2.49003984  50000.0000128",
+            "1234.56 0.0026 fraction:0.25  0.00000001 19344.01 -> 0.01591395  925.9200090798573",
+            // Without fees all of it can go, down to the step.
+            "100     0      fraction:1     0.00000001 3        -> 33.33333333 0.00000001",
+            "1000    0.004  fixed:0.01     0.00000001 20000    -> 0.01        799.2",
+            // Capped to what cash pays for, fee included.
+            "1000    0.004  fixed:1        0.00000001 20000    -> 0.04980079  0.0001368",
+            "1000    0.004  fixed:0.012345 0.001      20000    -> 0.012       759.04",
+            "1000    0      fixed:1        1          1000     -> 1           0",
+            // Rounds to 0: no trade.
+            "1000    0.001  fixed:1        1          1000     -> none",
+            "1000    0.004  fixed:0.0009   0.001      20000    -> none",
+            "0.0001  0.004  fraction:1     0.00000001 20000    -> none",
+        ];
+        for case in cases {
+            let (input, want) = case.split_once("->").unwrap();
+            let [cash, fee_rate, sizing, step, price] =
+                input.split_whitespace().collect::<Vec<_>>()[..]
+            else {
+                panic!("bad case {case}");
+            };
+            let mut broker = broker(cash, fee_rate, sizing.parse().unwrap(), step);
+            let got = broker
+                .enter(ts(0), d(price))
+                .map(|(_, fill)| format!("{} {}", fill.qty, fill.cash_after));
+            let want = want.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert_eq!(got.as_deref().unwrap_or("none"), want, "{case}");
+        }
+    }
+
+    #[test]
+    fn random_sessions_never_overspend_and_rebuild_exactly() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let sizings = [
+            "seed",
+            "fraction:1",
+            "fraction:0.3",
+            "fixed:0.5",
+            "fixed:0.00001234",
+        ];
+        for round in 0..100 {
+            let config = BrokerConfig {
+                initial_cash: Decimal::new(rng.random_range(1..10_000_000), 2),
+                fee_rate: Decimal::new(rng.random_range(0..100), 4),
+                sizing: sizings[round % sizings.len()].parse().unwrap(),
+                qty_step: Decimal::new(1, rng.random_range(0..9)),
+            };
+            let mut broker = PaperBroker::new(config.clone());
+            let mut fills = vec![];
+            let mut price = Decimal::from(20_000);
+            for i in 0..60 {
+                price =
+                    (price + Decimal::new(rng.random_range(-50_000..50_000), 2)).max(Decimal::ONE);
+                broker.mark(price);
+                let traded = if rng.random_bool(0.5) {
+                    broker.enter(ts(i), price)
+                } else {
+                    broker.exit(ts(i), price, OrderReason::Exit)
+                };
+                if let Some((order, fill)) = traded {
+                    assert_eq!((order.id, order.qty), (fill.order_id, fill.qty));
+                    fills.push(fill);
+                }
+                let account = broker.account();
+                assert!(account.cash() >= Decimal::ZERO, "{config:?}: {account:?}");
+                assert!(account.position() >= Decimal::ZERO);
+                assert_eq!(
+                    account.equity(),
+                    account.initial_cash() + account.realized_pnl() + account.unrealized_pnl()
+                );
+            }
+            // A restart: books from the stored fills, marked at the last price.
+            let mut rebuilt = Account::rebuild(config.initial_cash, &fills);
+            rebuilt.mark(price);
+            assert_eq!(&rebuilt, broker.account());
+            let resumed = PaperBroker::resume(config, rebuilt, broker.next_order_id());
+            assert_eq!(resumed.account(), broker.account());
+            assert_eq!(resumed.next_order_id(), fills.len() as u64 + 1);
+        }
+    }
+
+    #[test]
+    fn half_even_division_is_exact() {
+        let cases = [
+            ("5", "2", "2"),
+            ("7", "2", "4"),
+            ("7", "3", "2"),
+            ("8", "3", "3"),
+            ("0", "3", "0"),
+            ("-5", "2", "-2"),
+            ("-7", "2", "-4"),
+            ("1", "3", "0"),
+            ("37036.499999999999999999999999", "3", "12345"),
+            ("37036.500000000000000000000001", "3", "12346"),
+        ];
+        for (num, den, want) in cases {
+            assert_eq!(
+                div_round_half_even(d(num), d(den)),
+                Some(d(want)),
+                "{num}/{den}"
+            );
+        }
+        assert_eq!(div_round_half_even(Decimal::ONE, Decimal::ZERO), None);
+        assert_eq!(div_round_half_even(Decimal::ONE, -Decimal::ONE), None);
+        assert_eq!(div_round_half_even(Decimal::MAX, d("0.1")), None);
+    }
+}
