@@ -43,9 +43,16 @@ impl Timestamp {
     pub const fn add_secs(self, secs: i64) -> Self {
         Self(self.0 + secs * NANOS_PER_SEC)
     }
+    /// One interval later, saturating at the end of representable time instead of overflowing.
+    pub const fn plus(self, interval: Interval) -> Self {
+        Self(
+            self.0
+                .saturating_add(interval.secs().saturating_mul(NANOS_PER_SEC)),
+        )
+    }
     /// The start of the interval bucket holding this instant.
     pub const fn floor_to(self, interval: Interval) -> Self {
-        let step = interval.secs() * NANOS_PER_SEC;
+        let step = interval.secs().saturating_mul(NANOS_PER_SEC);
         Self(self.0.div_euclid(step) * step)
     }
     /// RFC 3339 with milliseconds, e.g. `2017-09-03T00:00:00.000Z`.
@@ -98,7 +105,8 @@ impl FromStr for Interval {
             "d" => 86_400,
             _ => return Err(format!("invalid interval '{s}': unit must be s, m, h or d")),
         };
-        Interval::from_secs(n * mult)
+        n.checked_mul(mult)
+            .and_then(Interval::from_secs)
             .ok_or_else(|| format!("invalid interval '{s}': must be positive"))
     }
 }
@@ -265,7 +273,7 @@ mod tests {
             assert_eq!(i.secs(), secs);
             assert_eq!(i.to_string(), shown);
         }
-        for bad in ["", "0m", "m", "5x", "-1m"] {
+        for bad in ["", "0m", "m", "5x", "-1m", "999999999999999999d"] {
             assert!(bad.parse::<Interval>().is_err(), "{bad} should be refused");
         }
     }
