@@ -1,0 +1,41 @@
+#!/usr/bin/env python3
+"""Writes N one-minute bars of real data: the FTX BTC-PERP month from ../shared/data repeated,
+each copy shifted forward in time so timestamps stay unique and ascending (no gaps inside a copy).
+
+Usage: make_bars.py N OUT.csv [--source FILE]
+"""
+import argparse
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_SOURCE = os.path.join(HERE, "..", "..", "shared", "data", "btcperp_ftx_1m_20211231_20220201.csv")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("n", type=int)
+    ap.add_argument("out")
+    ap.add_argument("--source", default=DEFAULT_SOURCE)
+    a = ap.parse_args()
+    with open(a.source) as f:
+        header = f.readline()
+        rows = [line.rstrip("\n").split(",", 1) for line in f if line.strip()]
+    first, last = int(rows[0][0]), int(rows[-1][0])
+    span = last - first + 60
+    written = 0
+    with open(a.out, "w") as out:
+        out.write(header)
+        copy = 0
+        while written < a.n:
+            shift = copy * span
+            for ts, rest in rows:
+                if written == a.n:
+                    break
+                out.write(f"{int(ts) + shift},{rest}\n")
+                written += 1
+            copy += 1
+    print(f"{a.out}: {written} bars")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,457 @@
+//! Wires a command together: config -> store -> source -> engine, and prints what a person needs.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::json;
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::broker::{Account, PaperBroker};
+use crate::cli::{Cli, Command, FillsArgs, RunArgs};
+use crate::config::{self, ConfigError, Mode, ReplayData, RunConfig, SimSpec, SourceSpec};
+use crate::engine::{self, BUS_CAPACITY, Engine, Metrics, ResumeState, STORE_QUEUE_BATCHES};
+use crate::market::bars::BarAggregator;
+use crate::market::replay::{ReplayConfig, ReplaySource};
+use crate::market::sim::{SimConfig, SimSource};
+use crate::market::{Bar, Source, SourceError, SourceInfo, Timestamp};
+use crate::report::{self, RunSummary};
+use crate::store::{NewRun, RunRecord, Store, StoreError, StoreWriter};
+use crate::strategy::{Signal, Strategy};
+
+/// A failed command: its one-line message and exit code.
+#[derive(Debug)]
+pub struct AppError {
+    pub code: u8,
+    pub message: String,
+}
+
+impl AppError {
+    /// The user asked for something that cannot be done as asked (exit code 2).
+    pub fn input(message: impl Into<String>) -> Self {
+        Self {
+            code: 2,
+            message: message.into(),
+        }
+    }
+    /// Something failed while running (exit code 1).
+    pub fn runtime(message: impl Into<String>) -> Self {
+        Self {
+            code: 1,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ConfigError> for AppError {
+    fn from(e: ConfigError) -> Self {
+        AppError::input(e.0)
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unusable(m) => AppError::input(m),
+            other => AppError::runtime(other.to_string()),
+        }
+    }
+}
+
+impl From<SourceError> for AppError {
+    fn from(e: SourceError) -> Self {
+        match e {
+            SourceError::Input(m) => AppError::input(m),
+            SourceError::Fatal(m) => AppError::runtime(m),
+        }
+    }
+}
+
+pub async fn execute(cli: Cli) -> Result<(), AppError> {
+    let file = cli.config.as_deref().map(config::load_file).transpose()?;
+    let (file_dir, file_run) = file.map_or((None, RunArgs::default()), |f| (f.data_dir, f.run));
+    let data_dir = cli
+        .data_dir
+        .or(file_dir)
+        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_DATA_DIR));
+    match cli.command {
+        Command::Demo(args) => {
+            run(config::resolve(
+                config::merge(args, file_run),
+                data_dir,
+                Mode::Demo,
+            )?)
+            .await
+        }
+        Command::Run(args) => {
+            run(config::resolve(
+                config::merge(args, file_run),
+                data_dir,
+                Mode::Run,
+            )?)
+            .await
+        }
+        Command::Fills(args) => export_fills(&data_dir, &args),
+        Command::Runs => list_runs(&data_dir),
+    }
+}
+
+/// The settings a restart must match to continue a run (speed and looping may change).
+fn run_key(cfg: &RunConfig, source: &SourceInfo) -> String {
+    json!({
+        "source": source.identity,
+        "pair": cfg.pair,
+        "interval": cfg.interval.secs(),
+        "strategy": cfg.strategy,
+        "broker": cfg.broker,
+        "decide_from_bar": cfg.engine.decide_from_bar,
+    })
+    .to_string()
+}
+
+async fn run(cfg: RunConfig) -> Result<(), AppError> {
+    let store = Store::open(&cfg.data_dir)?;
+    // The sim's start is fixed when its run is created, so a restart regenerates the same market.
+    let probe = open_source(&cfg, None, None)?;
+    let info = probe.info().clone();
+    drop(probe);
+    if let Some(src) = info.bar_interval {
+        if src > cfg.interval {
+            return Err(AppError::input(format!(
+                "the data has {src} bars, coarser than the requested --interval {}: use --interval {src} or finer data",
+                cfg.interval
+            )));
+        }
+    }
+    let key = run_key(&cfg, &info);
+    let resumed = if cfg.fresh {
+        None
+    } else {
+        store.resumable_run(&key)?
+    };
+    let run = match resumed {
+        Some(run) => run,
+        None => {
+            let series_id = store.series_id(&info.identity, &cfg.pair, cfg.interval)?;
+            store.create_run(&NewRun {
+                run_key: &key,
+                series_id,
+                config: &config_json(&cfg, &info),
+                source_params:
+                    &json!({ "start_secs": Timestamp::now().floor_to(cfg.interval).secs() })
+                        .to_string(),
+                initial_cash: cfg.broker.initial_cash,
+            })?
+        }
+    };
+    let start_at = run.last_bar_ts.map(|ts| ts.add_secs(cfg.interval.secs()));
+    let mut source = open_source(&cfg, start_at, Some(&run))?;
+
+    let mut strategy = cfg.strategy.build().map_err(AppError::input)?;
+    let fills = store.fills(run.id)?;
+    let account = Account::rebuild(run.initial_cash, &fills);
+    let resume = warm_up(&store, &run, strategy.as_mut())?;
+    if let Some(last) = fills.last() {
+        if last.cash_after != account.cash() || last.position_after != account.position() {
+            return Err(AppError::runtime(format!(
+                "store {}: run {} fills do not add up (cash {} vs {}): the file was changed outside nanotrader",
+                store.path().display(),
+                run.id,
+                account.cash(),
+                last.cash_after
+            )));
+        }
+    }
+    let mut broker = PaperBroker::resume(cfg.broker.clone(), account, run.next_order_id);
+    if let Some(bar) = &resume.last_bar {
+        broker.mark(bar.close);
+    }
+    if run.bars_seen > 0 {
+        tracing::info!(
+            run = run.id,
+            bars = run.bars_seen,
+            fills = fills.len(),
+            "resuming run {} after bar {}",
+            run.id,
+            run.last_bar_ts.map(|t| t.to_string()).unwrap_or_default()
+        );
+    } else {
+        tracing::info!(
+            run = run.id,
+            "starting run {}: {} on {} ({})",
+            run.id,
+            cfg.strategy.describe(),
+            info.identity,
+            cfg.pair
+        );
+    }
+    let start_equity = broker.account().equity();
+
+    let (bus, _) = broadcast::channel(BUS_CAPACITY);
+    let metrics = Arc::new(Metrics::default());
+    let (store_tx, store_rx) = mpsc::channel(STORE_QUEUE_BATCHES);
+    let writer = StoreWriter::spawn(
+        store.path(),
+        run.id,
+        run.series_id,
+        store_rx,
+        engine::announce_committed(bus.clone(), metrics.clone()),
+    )?;
+    let logger = tokio::spawn(crate::logs::log_events(bus.subscribe(), cfg.pair.clone()));
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_stop_signal().await;
+        tracing::info!("stopping: flushing the store (Ctrl-C again to force)");
+        let _ = shutdown_tx.send(true);
+        wait_for_stop_signal().await;
+        std::process::exit(130);
+    });
+
+    let mut aggregator = BarAggregator::new(cfg.interval, info.bar_interval);
+    if let Some(ts) = run.last_bar_ts {
+        aggregator = aggregator.with_last_closed(ts);
+    }
+    let mut engine = Engine::new(
+        cfg.engine.clone(),
+        aggregator,
+        strategy,
+        broker,
+        resume,
+        bus.clone(),
+        store_tx,
+        metrics.clone(),
+    );
+    let started = Instant::now();
+    let bars_before = run.bars_seen;
+    let result = engine.run(&mut source, shutdown_rx).await;
+    let elapsed = started.elapsed();
+    // Dropping the engine closes the store queue, so the writer thread can end.
+    drop(engine);
+    let writer_result = tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .map_err(|e| AppError::runtime(format!("store writer: {e}")))?;
+    drop(bus);
+    let _ = logger.await;
+
+    let outcome = match (result, writer_result) {
+        (Ok(outcome), Ok(_)) => outcome,
+        (Err(engine::EngineError::Source(e)), _) => {
+            let _ = store.set_run_status(run.id, crate::store::RunStatus::Failed);
+            return Err(e.into());
+        }
+        (_, Err(e)) => {
+            return Err(AppError::runtime(format!(
+                "store write failed, run stopped: {e}"
+            )));
+        }
+        (Err(e), _) => return Err(AppError::runtime(e.to_string())),
+    };
+    let run_after = store.run(run.id)?.unwrap_or(run);
+    let fills = store.fills(run_after.id)?;
+    let account = Account::rebuild(run_after.initial_cash, &fills);
+    let summary = RunSummary {
+        run: &run_after,
+        outcome,
+        source: &info,
+        cfg: &cfg,
+        fills: &fills,
+        account,
+        last_close: last_close(&store, &run_after)?,
+        start_equity,
+        bars_this_session: run_after.bars_seen - bars_before,
+        elapsed,
+        store_path: store.path(),
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = report::write_summary(&mut out, &summary);
+    Ok(())
+}
+
+fn open_source(
+    cfg: &RunConfig,
+    start_at: Option<Timestamp>,
+    run: Option<&RunRecord>,
+) -> Result<AnySource, AppError> {
+    Ok(match &cfg.source {
+        SourceSpec::Replay {
+            data,
+            speed,
+            looping,
+            skip_bad_rows,
+        } => {
+            let replay = ReplayConfig {
+                speed: *speed,
+                looping: *looping,
+                start_at,
+                skip_bad_rows: *skip_bad_rows,
+            };
+            AnySource::Replay(match data {
+                ReplayData::Builtin => ReplaySource::builtin(replay)?,
+                ReplayData::File(path) => ReplaySource::open(path, Some(&cfg.pair), replay)?,
+            })
+        }
+        SourceSpec::Sim(sim) => AnySource::Sim(SimSource::new(sim_config(sim, start_at, run))?),
+    })
+}
+
+fn sim_config(sim: &SimSpec, start_at: Option<Timestamp>, run: Option<&RunRecord>) -> SimConfig {
+    let stored_start = run
+        .and_then(|r| serde_json::from_str::<serde_json::Value>(&r.source_params).ok())
+        .and_then(|v| v["start_secs"].as_i64());
+    // Without a run yet (the probe), any fixed start will do: it is not part of the identity.
+    let start = Timestamp::from_secs(stored_start.unwrap_or(0));
+    SimConfig {
+        seed: sim.seed,
+        start_price: sim.start_price,
+        drift: sim.drift,
+        volatility: sim.volatility,
+        mean_tick_secs: sim.mean_tick_secs,
+        start,
+        speed: sim.speed,
+        duration_secs: sim.duration_secs,
+        start_at,
+    }
+}
+
+/// One type for the sources this command can run, so the engine stays monomorphic and fast.
+enum AnySource {
+    Replay(ReplaySource),
+    Sim(SimSource),
+}
+
+impl Source for AnySource {
+    fn info(&self) -> &SourceInfo {
+        match self {
+            AnySource::Replay(s) => s.info(),
+            AnySource::Sim(s) => s.info(),
+        }
+    }
+
+    async fn next_event(&mut self) -> Result<Option<crate::market::MarketEvent>, SourceError> {
+        match self {
+            AnySource::Replay(s) => s.next_event().await,
+            AnySource::Sim(s) => s.next_event().await,
+        }
+    }
+}
+
+/// Feeds the run's stored bars through a fresh strategy so its state is exactly what it was.
+fn warm_up(
+    store: &Store,
+    run: &RunRecord,
+    strategy: &mut dyn Strategy,
+) -> Result<ResumeState, AppError> {
+    let (Some(first), Some(last)) = (run.first_bar_ts, run.last_bar_ts) else {
+        return Ok(ResumeState::default());
+    };
+    let mut signal = Signal::Flat;
+    let mut last_bar: Option<Bar> = None;
+    let count = store.for_each_bar(run.series_id, first, last, |bar| {
+        signal = strategy.on_bar(&bar);
+        last_bar = Some(bar);
+    })?;
+    if count != run.bars_seen || signal.as_i8() != run.signal {
+        return Err(AppError::runtime(format!(
+            "store {}: run {} has {} stored bars but {} were processed: cannot resume it exactly (start with --fresh)",
+            store.path().display(),
+            run.id,
+            count,
+            run.bars_seen
+        )));
+    }
+    Ok(ResumeState {
+        bars_seen: run.bars_seen,
+        signal,
+        last_bar,
+    })
+}
+
+fn last_close(store: &Store, run: &RunRecord) -> Result<Option<rust_decimal::Decimal>, AppError> {
+    let Some(last) = run.last_bar_ts else {
+        return Ok(None);
+    };
+    let mut close = None;
+    store.for_each_bar(run.series_id, last, last, |bar| close = Some(bar.close))?;
+    Ok(close)
+}
+
+fn config_json(cfg: &RunConfig, info: &SourceInfo) -> String {
+    json!({
+        "source": info.kind,
+        "data": info.identity,
+        "pair": cfg.pair,
+        "interval": cfg.interval.to_string(),
+        "strategy": cfg.strategy,
+        "broker": cfg.broker,
+        "decide_from_bar": cfg.engine.decide_from_bar,
+    })
+    .to_string()
+}
+
+async fn wait_for_stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn pick_run(store: &Store, id: Option<i64>) -> Result<RunRecord, AppError> {
+    match id {
+        Some(id) => store
+            .run(id)?
+            .ok_or_else(|| AppError::input(format!("no run {id} in {}", store.path().display()))),
+        None => store
+            .latest_run()?
+            .ok_or_else(|| AppError::input(format!("no runs in {} yet", store.path().display()))),
+    }
+}
+
+fn export_fills(data_dir: &std::path::Path, args: &FillsArgs) -> Result<(), AppError> {
+    let store = Store::open_existing(data_dir)?;
+    let run = pick_run(&store, args.run)?;
+    let fills = store.fills(run.id)?;
+    let mut out = std::io::stdout().lock();
+    let written = if args.csv {
+        report::write_fills_csv(&mut out, &fills)
+    } else {
+        report::write_fills_table(&mut out, &run, &fills)
+    };
+    written
+        .and_then(|_| out.flush())
+        .or_else(ignore_broken_pipe)
+}
+
+fn list_runs(data_dir: &std::path::Path) -> Result<(), AppError> {
+    let store = Store::open_existing(data_dir)?;
+    let runs = store.runs()?;
+    let mut out = std::io::stdout().lock();
+    report::write_runs(&mut out, &store, &runs)
+        .and_then(|_| out.flush())
+        .or_else(ignore_broken_pipe)
+}
+
+/// `nanotrader fills --csv | head` is fine: a closed pipe is not an error.
+fn ignore_broken_pipe(e: std::io::Error) -> Result<(), AppError> {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Ok(())
+    } else {
+        Err(AppError::runtime(format!("cannot write output: {e}")))
+    }
+}

@@ -1,0 +1,242 @@
+//! Command-line interface. Every run option is also a config-file key (same name) and an
+//! environment variable (`NANOTRADER_` + the name in upper snake case); a flag beats the
+//! environment, which beats the config file, which beats a preset, which beats the defaults.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+
+use crate::broker::Sizing;
+use crate::config::de_parse;
+use crate::market::Interval;
+use crate::market::Speed;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "nanotrader",
+    version,
+    about = "A real-time crypto trading bot: market data -> SMA crossover -> paper account, stored in SQLite.",
+    long_about = "A real-time crypto trading bot: market data -> streaming strategy -> paper account, \
+                  everything stored in SQLite so a restart loses nothing and duplicates nothing.\n\n\
+                  Start with `nanotrader demo`: it replays two real days of BTC/USD (Coinbase, Sept 2017) \
+                  at 60x through the whole pipeline. Paper trading only: no order ever reaches an exchange.",
+    after_help = "Config precedence: flag > NANOTRADER_* environment variable > --config file > --preset > default.\n\
+                  Config file: TOML with the same names as the flags, e.g.\n  speed = \"max\"\n  short = 10\n  long = 30\n  data-dir = \"/var/lib/nanotrader\""
+)]
+pub struct Cli {
+    /// TOML config file whose keys are the long flag names (e.g. `speed = "max"`).
+    #[arg(long, global = true, env = "NANOTRADER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Directory holding the SQLite store [default: ./nanotrader-data].
+    #[arg(long, global = true, env = "NANOTRADER_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// More logging: -v for debug, -vv for trace.
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only warnings and errors (no trade or status lines).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Replay the built-in real BTC/USD data set through the whole pipeline, looping at 60x
+    /// (the main job; Ctrl-C stops it, the same command resumes it).
+    Demo(RunArgs),
+    /// Run the engine on a market-data source. A finite replay ends the run with a summary and
+    /// exit code 0; a killed or interrupted run resumes where it stopped unless --fresh.
+    Run(RunArgs),
+    /// Export the fills of a stored run (the latest run unless --run).
+    Fills(FillsArgs),
+    /// List the stored runs.
+    Runs,
+}
+
+#[derive(Debug, Args)]
+pub struct FillsArgs {
+    /// Run id (see `nanotrader runs`) [default: the latest run].
+    #[arg(long)]
+    pub run: Option<i64>,
+    /// CSV with header ts,side,qty,price,fee,cash_after,position_after (ts = unix seconds of the
+    /// bar the fill was decided on). Without it, a table for people.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceKind {
+    /// Replay a CSV file of bars or trades (--data), or the built-in data set.
+    Replay,
+    /// A seeded random walk (geometric Brownian motion), endless unless --sim-duration.
+    Sim,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// The original program exactly: SMA 10/20, seed sizing, no fees, 100,000 USD, decisions
+    /// from the 22nd bar.
+    Seed,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StrategyKind {
+    /// Long while SMA(short) > SMA(long).
+    SmaCross,
+    /// Long while EMA(fast) > EMA(slow).
+    EmaCross,
+    /// Buy when RSI falls below --oversold, sell when it rises above --overbought.
+    RsiThreshold,
+}
+
+/// Options of `run` and `demo`. `Option` everywhere so that "not given" can fall through to the
+/// environment, the config file, a preset and the defaults, in that order.
+#[derive(Debug, Default, Clone, Args, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RunArgs {
+    /// Market data source [default: replay].
+    #[arg(long, env = "NANOTRADER_SOURCE", value_enum)]
+    pub source: Option<SourceKind>,
+
+    /// CSV file to replay: bars (ts,open,high,low,close,volume) or trades (ts_ns,price,volume,side)
+    /// [default: the built-in BTC/USD data set].
+    #[arg(long, env = "NANOTRADER_DATA", value_name = "FILE")]
+    pub data: Option<PathBuf>,
+
+    /// Replay speed: a factor of real time (60 = one minute per second) or `max` [default: max
+    /// for run, 60 for demo].
+    #[arg(long, env = "NANOTRADER_SPEED")]
+    #[serde(deserialize_with = "de_parse")]
+    pub speed: Option<Speed>,
+
+    /// Start the data again when it ends (timestamps move on) [default: false for run, true for demo].
+    #[arg(long = "loop", env = "NANOTRADER_LOOP", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    #[serde(rename = "loop")]
+    pub looping: Option<bool>,
+
+    /// Start a new run instead of resuming the last unfinished one with the same settings.
+    #[arg(long)]
+    #[serde(skip)]
+    pub fresh: bool,
+
+    /// A named set of defaults; `seed` reproduces the original program exactly.
+    #[arg(long, env = "NANOTRADER_PRESET", value_enum)]
+    pub preset: Option<Preset>,
+
+    /// Pair traded, as users write it [default: BTC/USD].
+    #[arg(long, env = "NANOTRADER_PAIR")]
+    pub pair: Option<String>,
+
+    /// Bar interval: 1m, 5m, 1h, ... [default: 1m].
+    #[arg(long, env = "NANOTRADER_INTERVAL")]
+    #[serde(deserialize_with = "de_parse")]
+    pub interval: Option<Interval>,
+
+    /// Strategy [default: sma-cross].
+    #[arg(long, env = "NANOTRADER_STRATEGY", value_enum)]
+    pub strategy: Option<StrategyKind>,
+
+    /// Short SMA window, in bars [default: 10].
+    #[arg(long, env = "NANOTRADER_SHORT")]
+    pub short: Option<usize>,
+
+    /// Long SMA window, in bars [default: 20].
+    #[arg(long, env = "NANOTRADER_LONG")]
+    pub long: Option<usize>,
+
+    /// Fast EMA period for ema-cross [default: 12].
+    #[arg(long, env = "NANOTRADER_FAST")]
+    pub fast: Option<usize>,
+
+    /// Slow EMA period for ema-cross [default: 26].
+    #[arg(long, env = "NANOTRADER_SLOW")]
+    pub slow: Option<usize>,
+
+    /// RSI period for rsi-threshold [default: 14].
+    #[arg(long, env = "NANOTRADER_RSI_PERIOD")]
+    pub rsi_period: Option<usize>,
+
+    /// RSI level below which rsi-threshold buys [default: 30].
+    #[arg(long, env = "NANOTRADER_OVERSOLD")]
+    #[serde(deserialize_with = "de_parse")]
+    pub oversold: Option<Decimal>,
+
+    /// RSI level above which rsi-threshold sells [default: 70].
+    #[arg(long, env = "NANOTRADER_OVERBOUGHT")]
+    #[serde(deserialize_with = "de_parse")]
+    pub overbought: Option<Decimal>,
+
+    /// Starting cash in USD [default: 100000].
+    #[arg(long, env = "NANOTRADER_CASH")]
+    #[serde(deserialize_with = "de_parse")]
+    pub cash: Option<Decimal>,
+
+    /// Fee per fill as a fraction of its value [default: 0.004, Kraken's spot taker fee at the
+    /// lowest volume tier].
+    #[arg(long, env = "NANOTRADER_FEE_RATE")]
+    #[serde(deserialize_with = "de_parse")]
+    pub fee_rate: Option<Decimal>,
+
+    /// Order size: `fraction:F` of equity (1 = all in), `fixed:Q` BTC, or `seed` (the original
+    /// rule: round(cash / price) x 0.001) [default: fraction:1].
+    #[arg(long, env = "NANOTRADER_SIZING")]
+    #[serde(deserialize_with = "de_parse")]
+    pub sizing: Option<Sizing>,
+
+    /// First bar (1-based) on which the strategy may trade [default: 1; seed: 22].
+    #[arg(long, env = "NANOTRADER_DECIDE_FROM_BAR")]
+    pub decide_from_bar: Option<u64>,
+
+    /// Closed bars kept in memory; older history stays in the store [default: 10000].
+    #[arg(long, env = "NANOTRADER_WINDOW_BARS")]
+    pub window_bars: Option<usize>,
+
+    /// Skip (and count) malformed CSV rows instead of stopping at the first one.
+    #[arg(long, env = "NANOTRADER_SKIP_BAD_ROWS", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub skip_bad_rows: Option<bool>,
+
+    /// Seconds between status lines [default: 5].
+    #[arg(long, env = "NANOTRADER_STATUS_SECS")]
+    pub status_secs: Option<f64>,
+
+    /// Simulator: random seed [default: 1].
+    #[arg(long, env = "NANOTRADER_SIM_SEED", help_heading = "Simulator")]
+    pub sim_seed: Option<u64>,
+
+    /// Simulator: starting price [default: 30000].
+    #[arg(long, env = "NANOTRADER_SIM_PRICE", help_heading = "Simulator")]
+    #[serde(deserialize_with = "de_parse")]
+    pub sim_price: Option<Decimal>,
+
+    /// Simulator: annualised drift, e.g. 0.1 = +10%/year [default: 0].
+    #[arg(
+        long,
+        env = "NANOTRADER_SIM_DRIFT",
+        help_heading = "Simulator",
+        allow_negative_numbers = true
+    )]
+    pub sim_drift: Option<f64>,
+
+    /// Simulator: annualised volatility, e.g. 0.8 = 80% [default: 0.8].
+    #[arg(long, env = "NANOTRADER_SIM_VOLATILITY", help_heading = "Simulator")]
+    pub sim_volatility: Option<f64>,
+
+    /// Simulator: mean seconds between ticks [default: 1].
+    #[arg(long, env = "NANOTRADER_SIM_TICK_SECS", help_heading = "Simulator")]
+    pub sim_tick_secs: Option<f64>,
+
+    /// Simulator: market time to simulate, e.g. 6h or 30d [default: endless].
+    #[arg(long, env = "NANOTRADER_SIM_DURATION", help_heading = "Simulator")]
+    #[serde(deserialize_with = "de_parse")]
+    pub sim_duration: Option<Interval>,
+}

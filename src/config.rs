@@ -1,0 +1,359 @@
+//! Configuration: the config file merged under the command line, validated into typed settings
+//! with one clear message per mistake.
+
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Deserializer};
+
+use crate::broker::BrokerConfig;
+use crate::cli::{Preset, RunArgs, SourceKind, StrategyKind};
+use crate::engine::EngineConfig;
+use crate::market::Interval;
+use crate::market::Speed;
+use crate::strategy::StrategyConfig;
+
+pub const DEFAULT_DATA_DIR: &str = "nanotrader-data";
+pub const DEFAULT_PAIR: &str = "BTC/USD";
+
+/// A mistake in what the user asked for: reported as one line, exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// The settings of a `run` or `demo`, validated.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub data_dir: PathBuf,
+    pub source: SourceSpec,
+    pub pair: String,
+    pub interval: Interval,
+    pub strategy: StrategyConfig,
+    pub broker: BrokerConfig,
+    pub engine: EngineConfig,
+    pub fresh: bool,
+}
+
+#[derive(Clone, Debug)]
+pub enum SourceSpec {
+    Replay {
+        data: ReplayData,
+        speed: Speed,
+        looping: bool,
+        skip_bad_rows: bool,
+    },
+    Sim(SimSpec),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ReplayData {
+    /// The real data set built into the binary.
+    Builtin,
+    File(PathBuf),
+}
+
+#[derive(Clone, Debug)]
+pub struct SimSpec {
+    pub seed: u64,
+    pub start_price: Decimal,
+    pub drift: f64,
+    pub volatility: f64,
+    pub mean_tick_secs: f64,
+    pub duration_secs: Option<i64>,
+    pub speed: Speed,
+}
+
+/// Which command the options are for: `demo` has its own defaults.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Demo,
+    Run,
+}
+
+/// The `--config` file: the run options plus `data-dir`.
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub run: RunArgs,
+}
+
+pub fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let name = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("cannot read config file {name}: {e}")))?;
+    let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        ConfigError(format!("config file {name}: {}", e.message()))
+    })?;
+    let data_dir = match table.remove("data-dir") {
+        Some(toml::Value::String(s)) => Some(PathBuf::from(s)),
+        Some(other) => {
+            return Err(ConfigError(format!(
+                "config file {name}: data-dir must be a string, got {other}"
+            )));
+        }
+        None => None,
+    };
+    let run = RunArgs::deserialize(toml::Value::Table(table))
+        .map_err(|e| ConfigError(format!("config file {name}: {}", e.message().trim())))?;
+    Ok(FileConfig { data_dir, run })
+}
+
+macro_rules! merge_options {
+    ($high:expr, $low:expr; $($field:ident),+ $(,)?) => {
+        RunArgs { $($field: $high.$field.or($low.$field),)+ fresh: $high.fresh }
+    };
+}
+
+/// Options given on the command line (or its environment) win over the config file's.
+pub fn merge(cli: RunArgs, file: RunArgs) -> RunArgs {
+    merge_options!(cli, file;
+        source, data, speed, looping, preset, pair, interval, strategy, short, long, fast, slow,
+        rsi_period, oversold, overbought, cash, fee_rate, sizing, decide_from_bar, window_bars,
+        skip_bad_rows, status_secs, sim_seed, sim_price, sim_drift, sim_volatility, sim_tick_secs,
+        sim_duration)
+}
+
+/// Turns merged options into checked settings.
+pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig, ConfigError> {
+    let seed = args.preset == Some(Preset::Seed);
+    let err = |m: String| Err(ConfigError(m));
+
+    let strategy = match args.strategy.unwrap_or(StrategyKind::SmaCross) {
+        StrategyKind::SmaCross => StrategyConfig::SmaCross {
+            short: args.short.unwrap_or(10),
+            long: args.long.unwrap_or(20),
+        },
+        StrategyKind::EmaCross => StrategyConfig::EmaCross {
+            fast: args.fast.unwrap_or(12),
+            slow: args.slow.unwrap_or(26),
+        },
+        StrategyKind::RsiThreshold => StrategyConfig::RsiThreshold {
+            period: args.rsi_period.unwrap_or(14),
+            oversold: args.oversold.unwrap_or(Decimal::from(30)),
+            overbought: args.overbought.unwrap_or(Decimal::from(70)),
+        },
+    };
+    strategy.validate().map_err(ConfigError)?;
+
+    let base = if seed {
+        BrokerConfig::seed()
+    } else {
+        BrokerConfig::default()
+    };
+    let broker = BrokerConfig {
+        initial_cash: args.cash.unwrap_or(base.initial_cash),
+        fee_rate: args.fee_rate.unwrap_or(base.fee_rate),
+        sizing: args.sizing.clone().unwrap_or(base.sizing),
+        qty_step: base.qty_step,
+    };
+    broker.validate().map_err(ConfigError)?;
+
+    let interval = args.interval.unwrap_or_default();
+    let decide_from_bar = args.decide_from_bar.unwrap_or(if seed { 22 } else { 1 });
+    if decide_from_bar == 0 {
+        return err("decide-from-bar counts bars from 1; 0 is not a bar".into());
+    }
+    let status_secs = args.status_secs.unwrap_or(5.0);
+    if !(status_secs.is_finite() && status_secs > 0.0) {
+        return err(format!(
+            "status-secs must be a positive number of seconds, got {status_secs}"
+        ));
+    }
+    let engine = EngineConfig {
+        interval,
+        decide_from_bar,
+        window_bars: args.window_bars.unwrap_or(10_000),
+        status_every: Duration::from_secs_f64(status_secs),
+        ..EngineConfig::default()
+    };
+
+    let default_speed = match mode {
+        Mode::Demo => Speed::Factor(60.0),
+        Mode::Run => Speed::Max,
+    };
+    let speed = args.speed.unwrap_or(default_speed);
+    let source = match args.source.unwrap_or(SourceKind::Replay) {
+        SourceKind::Replay => SourceSpec::Replay {
+            data: args.data.map_or(ReplayData::Builtin, ReplayData::File),
+            speed,
+            looping: args.looping.unwrap_or(mode == Mode::Demo),
+            skip_bad_rows: args.skip_bad_rows.unwrap_or(false),
+        },
+        SourceKind::Sim => {
+            if args.data.is_some() {
+                return err(
+                    "--data is for --source replay; the simulator makes its own data".into(),
+                );
+            }
+            let sim = SimSpec {
+                seed: args.sim_seed.unwrap_or(1),
+                start_price: args.sim_price.unwrap_or(Decimal::from(30_000)),
+                drift: args.sim_drift.unwrap_or(0.0),
+                volatility: args.sim_volatility.unwrap_or(0.8),
+                mean_tick_secs: args.sim_tick_secs.unwrap_or(1.0),
+                duration_secs: args.sim_duration.map(Interval::secs),
+                speed,
+            };
+            if sim.start_price <= Decimal::ZERO {
+                return err(format!(
+                    "sim-price must be positive, got {}",
+                    sim.start_price
+                ));
+            }
+            if !(sim.volatility.is_finite() && sim.volatility >= 0.0) {
+                return err(format!(
+                    "sim-volatility must be zero or more, got {}",
+                    sim.volatility
+                ));
+            }
+            if !sim.drift.is_finite() {
+                return err(format!("sim-drift must be a number, got {}", sim.drift));
+            }
+            if !(sim.mean_tick_secs.is_finite() && sim.mean_tick_secs > 0.0) {
+                return err(format!(
+                    "sim-tick-secs must be positive, got {}",
+                    sim.mean_tick_secs
+                ));
+            }
+            SourceSpec::Sim(sim)
+        }
+    };
+
+    Ok(RunConfig {
+        data_dir,
+        source,
+        pair: args.pair.unwrap_or_else(|| DEFAULT_PAIR.to_owned()),
+        interval,
+        strategy,
+        broker,
+        engine,
+        fresh: args.fresh,
+    })
+}
+
+/// Reads a config value written as a string or a bare number (`speed = 60` or `speed = "max"`)
+/// through the type's `FromStr`, so the file accepts exactly what the flag accepts.
+pub fn de_parse<'de, D, T>(de: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr,
+    T::Err: Display,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Text(String),
+        Int(i64),
+        Float(f64),
+    }
+    let text = match Raw::deserialize(de)? {
+        Raw::Text(s) => s,
+        Raw::Int(i) => i.to_string(),
+        Raw::Float(f) => f.to_string(),
+    };
+    text.parse().map(Some).map_err(serde::de::Error::custom)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> Result<FileConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nanotrader.toml");
+        std::fs::write(&path, text).unwrap();
+        load_file(&path)
+    }
+
+    #[test]
+    fn file_values_parse_like_flags() {
+        let f = file("data-dir = \"/tmp/x\"\nspeed = 60\nshort = 5\nlong = 30\nfee-rate = 0.001\nsizing = \"fixed:0.01\"\nloop = true\n").unwrap();
+        assert_eq!(f.data_dir, Some(PathBuf::from("/tmp/x")));
+        assert_eq!(f.run.speed, Some(Speed::Factor(60.0)));
+        assert_eq!(f.run.short, Some(5));
+        assert_eq!(f.run.fee_rate, Some(Decimal::new(1, 3)));
+        assert_eq!(f.run.looping, Some(true));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let e = file("sped = 60\n").err().unwrap().0;
+        assert!(e.contains("unknown field `sped`"), "{e}");
+        let e = file("speed = \"fast\"\n").err().unwrap().0;
+        assert!(e.contains("speed"), "{e}");
+    }
+
+    #[test]
+    fn flags_beat_file_and_presets_fill_the_rest() {
+        let cli = RunArgs {
+            short: Some(7),
+            preset: Some(Preset::Seed),
+            ..RunArgs::default()
+        };
+        let from_file = RunArgs {
+            short: Some(3),
+            long: Some(40),
+            ..RunArgs::default()
+        };
+        let cfg = resolve(merge(cli, from_file), PathBuf::from("d"), Mode::Run).unwrap();
+        assert_eq!(
+            cfg.strategy,
+            StrategyConfig::SmaCross { short: 7, long: 40 }
+        );
+        assert_eq!(cfg.broker.sizing, Sizing::Seed);
+        assert_eq!(cfg.broker.fee_rate, Decimal::ZERO);
+        assert_eq!(cfg.engine.decide_from_bar, 22);
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_one_line() {
+        let cases: Vec<(RunArgs, &str)> = vec![
+            (
+                RunArgs {
+                    short: Some(20),
+                    long: Some(10),
+                    ..Default::default()
+                },
+                "short",
+            ),
+            (
+                RunArgs {
+                    cash: Some(Decimal::from(-5)),
+                    ..Default::default()
+                },
+                "cash",
+            ),
+            (
+                RunArgs {
+                    decide_from_bar: Some(0),
+                    ..Default::default()
+                },
+                "decide-from-bar",
+            ),
+            (
+                RunArgs {
+                    status_secs: Some(0.0),
+                    ..Default::default()
+                },
+                "status-secs",
+            ),
+            (
+                RunArgs {
+                    source: Some(SourceKind::Sim),
+                    sim_volatility: Some(-1.0),
+                    ..Default::default()
+                },
+                "sim-volatility",
+            ),
+        ];
+        for (args, word) in cases {
+            let e = resolve(args, PathBuf::from("d"), Mode::Run)
+                .err()
+                .unwrap()
+                .0;
+            assert!(e.contains(word) && !e.contains('\n'), "{word}: {e}");
+        }
+    }
+}

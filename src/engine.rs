@@ -1,0 +1,482 @@
+//! The event loop: source -> bars -> strategy -> broker, with everything that happened published
+//! on the observer bus and handed, in order, to the store writer.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use crate::broker::{AccountSnapshot, Fill, Order, OrderReason, PaperBroker};
+use crate::market::bars::{BarAggregator, BarEvent};
+use crate::market::{
+    Bar, FeedStatus, Interval, MarketEvent, Quote, Source, SourceError, Timestamp,
+};
+use crate::store::writer::{Gap, Progress, SignalChange};
+use crate::store::{RunStatus, Step, StoreCmd};
+use crate::strategy::{LineValues, Signal, Strategy};
+
+/// Capacity of the observer bus: a subscriber further behind than this is told it lagged and
+/// must resync, rather than slowing the engine.
+pub const BUS_CAPACITY: usize = 4096;
+/// Batches of steps queued for the store writer before the engine waits (backpressure).
+pub const STORE_QUEUE_BATCHES: usize = 64;
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub interval: Interval,
+    /// Decisions are taken from this bar on (1-based); the seed waited for 22 records.
+    pub decide_from_bar: u64,
+    /// Closed bars kept in memory for the dashboard; older ones live in the store only.
+    pub window_bars: usize,
+    /// An account snapshot is stored every this many bars (and with every fill).
+    pub snapshot_every_bars: u64,
+    /// How often a status line is published.
+    pub status_every: Duration,
+    /// Steps are handed to the store at least this often, or when this many are pending.
+    pub flush_every: Duration,
+    pub flush_steps: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            interval: Interval::ONE_MINUTE,
+            decide_from_bar: 1,
+            window_bars: 10_000,
+            snapshot_every_bars: 60,
+            status_every: Duration::from_secs(5),
+            flush_every: Duration::from_millis(20),
+            flush_steps: 2048,
+        }
+    }
+}
+
+/// Where a resumed run stands (all zero for a new run).
+#[derive(Clone, Debug, Default)]
+pub struct ResumeState {
+    pub bars_seen: u64,
+    pub signal: Signal,
+    pub last_bar: Option<Bar>,
+}
+
+/// What observers (logs, dashboard, metrics) are told. Fills are published only once stored.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EngineEvent {
+    /// A bar changed (`closed: false`, still forming) or closed; with the indicator lines and
+    /// the equity marked at its close.
+    Bar {
+        bar: Bar,
+        closed: bool,
+        lines: LineValues,
+        equity: Decimal,
+    },
+    Quote(Quote),
+    Gap {
+        from: Timestamp,
+        to: Timestamp,
+        missing: u64,
+    },
+    Signal {
+        ts: Timestamp,
+        signal: i8,
+        change: i8,
+    },
+    /// A durable fill: its order, the fill and the account right after it.
+    Fill {
+        order: Order,
+        fill: Fill,
+        account: AccountSnapshot,
+    },
+    Feed(FeedStatus),
+    Status(StatusReport),
+    Finished {
+        status: &'static str,
+    },
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct StatusReport {
+    pub events_per_sec: f64,
+    pub bars: u64,
+    pub fills: u64,
+    pub equity: Decimal,
+    pub position: Decimal,
+    /// Wall clock minus the market time of the last event (meaningful for live feeds).
+    pub feed_lag_ms: Option<i64>,
+    /// Steps produced but not yet committed by the store writer.
+    pub store_lag_steps: u64,
+}
+
+/// Counters shared with the store writer and, later, /metrics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub events: AtomicU64,
+    pub bars_closed: AtomicU64,
+    pub gaps: AtomicU64,
+    pub fills_stored: AtomicU64,
+    pub steps_produced: AtomicU64,
+    pub steps_stored: AtomicU64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("the store writer stopped: {0}")]
+    StoreGone(String),
+}
+
+/// How the loop ended.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The finite source ended.
+    Completed,
+    /// Shut down on request (Ctrl-C).
+    Interrupted,
+}
+
+impl Outcome {
+    pub fn run_status(self) -> RunStatus {
+        match self {
+            Outcome::Completed => RunStatus::Completed,
+            Outcome::Interrupted => RunStatus::Interrupted,
+        }
+    }
+}
+
+pub struct Engine {
+    config: EngineConfig,
+    aggregator: BarAggregator,
+    strategy: Box<dyn Strategy>,
+    broker: PaperBroker,
+    signal: Signal,
+    bars_seen: u64,
+    last_bar_ts: Option<Timestamp>,
+    window: VecDeque<Bar>,
+    bar_events: Vec<BarEvent>,
+    pending_gap: Option<Gap>,
+    pending_steps: Vec<Step>,
+    last_flush: Instant,
+    last_event_ts: Option<Timestamp>,
+    bus: broadcast::Sender<EngineEvent>,
+    store: mpsc::Sender<StoreCmd>,
+    metrics: Arc<Metrics>,
+    status_clock: StatusClock,
+}
+
+impl Engine {
+    /// `strategy` must already be warmed up with the run's stored bars when resuming.
+    pub fn new(
+        config: EngineConfig,
+        aggregator: BarAggregator,
+        strategy: Box<dyn Strategy>,
+        broker: PaperBroker,
+        resume: ResumeState,
+        bus: broadcast::Sender<EngineEvent>,
+        store: mpsc::Sender<StoreCmd>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let mut window = VecDeque::with_capacity(config.window_bars.min(65_536));
+        window.extend(resume.last_bar);
+        Self {
+            aggregator,
+            strategy,
+            broker,
+            signal: resume.signal,
+            bars_seen: resume.bars_seen,
+            last_bar_ts: resume.last_bar.map(|b| b.ts),
+            window,
+            bar_events: Vec::with_capacity(4),
+            pending_gap: None,
+            pending_steps: Vec::with_capacity(config.flush_steps),
+            last_flush: Instant::now(),
+            last_event_ts: None,
+            bus,
+            store,
+            metrics,
+            status_clock: StatusClock::new(),
+            config,
+        }
+    }
+
+    pub fn broker(&self) -> &PaperBroker {
+        &self.broker
+    }
+
+    /// The recent closed bars kept in memory (at most `window_bars`).
+    pub fn window(&self) -> &VecDeque<Bar> {
+        &self.window
+    }
+
+    /// Runs until the source ends or `shutdown` turns true, then flushes the store and marks the run.
+    pub async fn run<S: Source>(
+        &mut self,
+        source: &mut S,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<Outcome, EngineError> {
+        let mut ticker =
+            tokio::time::interval(self.config.flush_every.min(self.config.status_every));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let outcome = loop {
+            tokio::select! {
+                biased;
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        break Outcome::Interrupted;
+                    }
+                }
+                event = source.next_event() => match event? {
+                    Some(event) => self.on_event(event).await?,
+                    None => {
+                        self.close_forming_bar().await?;
+                        break Outcome::Completed;
+                    }
+                },
+                _ = ticker.tick() => {
+                    if !self.pending_steps.is_empty() {
+                        self.flush().await?;
+                    }
+                    self.maybe_publish_status();
+                }
+            }
+        };
+        self.finish(outcome.run_status()).await?;
+        Ok(outcome)
+    }
+
+    async fn on_event(&mut self, event: MarketEvent) -> Result<(), EngineError> {
+        self.metrics.events.fetch_add(1, Ordering::Relaxed);
+        self.status_clock.events += 1;
+        match &event {
+            MarketEvent::Status(status) => {
+                let _ = self.bus.send(EngineEvent::Feed(status.clone()));
+                return Ok(());
+            }
+            MarketEvent::Quote(quote) => {
+                self.last_event_ts = Some(quote.ts);
+                let _ = self.bus.send(EngineEvent::Quote(*quote));
+                return Ok(());
+            }
+            MarketEvent::Trade(_) | MarketEvent::Bar(_) | MarketEvent::Clock(_) => {}
+        }
+        self.last_event_ts = event.ts();
+        let mut bar_events = std::mem::take(&mut self.bar_events);
+        self.aggregator
+            .on_event(&event, &mut |e| bar_events.push(e));
+        let result = self.handle_bar_events(&mut bar_events).await;
+        self.bar_events = bar_events;
+        result?;
+        if self.status_clock.events % 4096 == 0 {
+            self.maybe_publish_status();
+            if self.last_flush.elapsed() >= self.config.flush_every
+                && !self.pending_steps.is_empty()
+            {
+                self.flush().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn close_forming_bar(&mut self) -> Result<(), EngineError> {
+        let mut bar_events = std::mem::take(&mut self.bar_events);
+        self.aggregator.finish(&mut |e| bar_events.push(e));
+        let result = self.handle_bar_events(&mut bar_events).await;
+        self.bar_events = bar_events;
+        result
+    }
+
+    async fn handle_bar_events(&mut self, events: &mut Vec<BarEvent>) -> Result<(), EngineError> {
+        for event in events.drain(..) {
+            match event {
+                BarEvent::Forming(bar) => {
+                    self.broker.mark(bar.close);
+                    let lines = self.strategy.line_values();
+                    let equity = self.broker.account().equity();
+                    let _ = self.bus.send(EngineEvent::Bar {
+                        bar,
+                        closed: false,
+                        lines,
+                        equity,
+                    });
+                }
+                BarEvent::Gap { from, to, missing } => {
+                    self.metrics.gaps.fetch_add(1, Ordering::Relaxed);
+                    self.pending_gap = Some(Gap { from, to, missing });
+                    let _ = self.bus.send(EngineEvent::Gap { from, to, missing });
+                }
+                BarEvent::Closed(bar) => {
+                    if self.on_closed_bar(bar) {
+                        // A fill waits for nothing: hand it to the store now so it is announced soon.
+                        self.flush().await?;
+                    } else if self.pending_steps.len() >= self.config.flush_steps {
+                        self.flush().await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The heart of the engine: one closed bar through strategy and broker. Returns true on a fill.
+    fn on_closed_bar(&mut self, bar: Bar) -> bool {
+        self.bars_seen += 1;
+        self.last_bar_ts = Some(bar.ts);
+        self.metrics.bars_closed.fetch_add(1, Ordering::Relaxed);
+        let signal = self.strategy.on_bar(&bar);
+        self.broker.mark(bar.close);
+        let change = signal.as_i8() - self.signal.as_i8();
+        self.signal = signal;
+
+        let mut trade = None;
+        if change != 0 && self.bars_seen >= self.config.decide_from_bar {
+            trade = if change > 0 {
+                self.broker.enter(bar.ts, bar.close)
+            } else {
+                self.broker.exit(bar.ts, bar.close, OrderReason::Exit)
+            };
+        }
+        let has_trade = trade.is_some();
+        let account = self.broker.account();
+        let snapshot = (has_trade || self.bars_seen % self.config.snapshot_every_bars == 0)
+            .then(|| account.snapshot(bar.ts));
+        let signal_change = (change != 0).then_some(SignalChange {
+            ts: bar.ts,
+            signal: signal.as_i8(),
+            change,
+        });
+
+        let _ = self.bus.send(EngineEvent::Bar {
+            bar,
+            closed: true,
+            lines: self.strategy.line_values(),
+            equity: account.equity(),
+        });
+        if let Some(s) = signal_change {
+            let _ = self.bus.send(EngineEvent::Signal {
+                ts: s.ts,
+                signal: s.signal,
+                change: s.change,
+            });
+        }
+        if self.window.len() == self.config.window_bars {
+            self.window.pop_front();
+        }
+        if self.config.window_bars > 0 {
+            self.window.push_back(bar);
+        }
+        self.pending_steps.push(Step {
+            bar: Some(bar),
+            gap: self.pending_gap.take(),
+            signal: signal_change,
+            trade,
+            snapshot,
+            progress: Progress {
+                last_bar_ts: Some(bar.ts),
+                bars_seen: self.bars_seen,
+                signal: signal.as_i8(),
+                next_order_id: self.broker.next_order_id(),
+            },
+        });
+        self.metrics.steps_produced.fetch_add(1, Ordering::Relaxed);
+        has_trade
+    }
+
+    async fn flush(&mut self) -> Result<(), EngineError> {
+        self.last_flush = Instant::now();
+        if self.pending_steps.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(
+            &mut self.pending_steps,
+            Vec::with_capacity(self.config.flush_steps),
+        );
+        self.store
+            .send(StoreCmd::Steps(batch))
+            .await
+            .map_err(|_| EngineError::StoreGone("its queue closed".into()))
+    }
+
+    async fn finish(&mut self, status: RunStatus) -> Result<(), EngineError> {
+        self.flush().await?;
+        let (done, stored) = oneshot::channel();
+        self.store
+            .send(StoreCmd::Finish { status, done })
+            .await
+            .map_err(|_| EngineError::StoreGone("its queue closed".into()))?;
+        stored
+            .await
+            .map_err(|_| EngineError::StoreGone("it did not confirm the final write".into()))?;
+        self.publish_status();
+        let _ = self.bus.send(EngineEvent::Finished {
+            status: status.as_str(),
+        });
+        Ok(())
+    }
+
+    fn maybe_publish_status(&mut self) {
+        if self.status_clock.since.elapsed() >= self.config.status_every {
+            self.publish_status();
+        }
+    }
+
+    fn publish_status(&mut self) {
+        let elapsed = self.status_clock.since.elapsed().as_secs_f64().max(1e-9);
+        let account = self.broker.account();
+        let produced = self.metrics.steps_produced.load(Ordering::Relaxed);
+        let stored = self.metrics.steps_stored.load(Ordering::Relaxed);
+        let report = StatusReport {
+            events_per_sec: self.status_clock.events as f64 / elapsed,
+            bars: self.bars_seen,
+            fills: self.metrics.fills_stored.load(Ordering::Relaxed),
+            equity: account.equity(),
+            position: account.position(),
+            feed_lag_ms: self
+                .last_event_ts
+                .map(|ts| (Timestamp::now().nanos() - ts.nanos()) / 1_000_000),
+            store_lag_steps: produced.saturating_sub(stored),
+        };
+        let _ = self.bus.send(EngineEvent::Status(report));
+        self.status_clock = StatusClock::new();
+    }
+}
+
+struct StatusClock {
+    since: Instant,
+    events: u64,
+}
+
+impl StatusClock {
+    fn new() -> Self {
+        Self {
+            since: Instant::now(),
+            events: 0,
+        }
+    }
+}
+
+/// The store writer's commit hook: counts what is durable and only then announces fills.
+pub fn announce_committed(
+    bus: broadcast::Sender<EngineEvent>,
+    metrics: Arc<Metrics>,
+) -> crate::store::writer::OnCommit {
+    Box::new(move |steps: &[Step]| {
+        metrics
+            .steps_stored
+            .fetch_add(steps.len() as u64, Ordering::Relaxed);
+        for step in steps {
+            if let (Some((order, fill)), Some(account)) = (&step.trade, &step.snapshot) {
+                metrics.fills_stored.fetch_add(1, Ordering::Relaxed);
+                let _ = bus.send(EngineEvent::Fill {
+                    order: order.clone(),
+                    fill: fill.clone(),
+                    account: account.clone(),
+                });
+            }
+        }
+    })
+}

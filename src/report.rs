@@ -1,0 +1,183 @@
+//! What a person reads: the end-of-run summary, fills as a table or CSV, the list of runs.
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+
+use crate::broker::{Account, Fill};
+use crate::config::RunConfig;
+use crate::engine::Outcome;
+use crate::market::{SourceInfo, Timestamp};
+use crate::store::{RunRecord, Store};
+
+pub struct RunSummary<'a> {
+    pub run: &'a RunRecord,
+    pub outcome: Outcome,
+    pub source: &'a SourceInfo,
+    pub cfg: &'a RunConfig,
+    pub fills: &'a [Fill],
+    pub account: Account,
+    pub last_close: Option<Decimal>,
+    pub start_equity: Decimal,
+    pub bars_this_session: u64,
+    pub elapsed: Duration,
+    pub store_path: &'a Path,
+}
+
+/// Exact decimals without trailing zeros, as in the reference files (`0.021`, `99901.32751`, `0`).
+pub fn plain(d: Decimal) -> String {
+    if d.is_zero() {
+        "0".to_owned()
+    } else {
+        d.normalize().to_string()
+    }
+}
+
+pub fn write_summary(out: &mut impl Write, s: &RunSummary) -> io::Result<()> {
+    let mut account = s.account.clone();
+    if let Some(close) = s.last_close {
+        account.mark(close);
+    }
+    let equity = account.equity();
+    let initial = s.run.initial_cash;
+    let ret = if initial.is_zero() {
+        Decimal::ZERO
+    } else {
+        (equity - initial) / initial * Decimal::ONE_HUNDRED
+    };
+    let (round_trips, won) = (account.round_trips(), account.winning_round_trips());
+    let secs = s.elapsed.as_secs_f64();
+    let rate = if secs > 0.0 {
+        s.bars_this_session as f64 / secs
+    } else {
+        0.0
+    };
+    let status = match s.outcome {
+        Outcome::Completed => "completed",
+        Outcome::Interrupted => "interrupted (run the same command again to resume)",
+    };
+    let range = match (s.run.first_bar_ts, s.run.last_bar_ts) {
+        (Some(a), Some(b)) => format!("{} .. {}", a, b),
+        _ => "no bars".to_owned(),
+    };
+    writeln!(out)?;
+    writeln!(out, "nanotrader run {} {status}", s.run.id)?;
+    writeln!(
+        out,
+        "  source        {} {} ({} bars {})",
+        s.source.kind, s.source.identity, s.cfg.pair, s.cfg.interval
+    )?;
+    writeln!(out, "  strategy      {}", s.cfg.strategy.describe())?;
+    writeln!(out, "  bars          {} ({range})", s.run.bars_seen)?;
+    writeln!(
+        out,
+        "  fills         {} ({round_trips} round trips, {won} won)",
+        s.fills.len()
+    )?;
+    writeln!(out, "  start equity  {}", plain(initial))?;
+    writeln!(
+        out,
+        "  end equity    {}  ({}%)",
+        plain(equity.round_dp(8)),
+        ret.round_dp(4)
+    )?;
+    writeln!(out, "  cash          {}", plain(account.cash()))?;
+    writeln!(
+        out,
+        "  position      {} @ avg {}",
+        plain(account.position()),
+        account
+            .avg_entry()
+            .map_or("-".into(), |p| plain(p.round_dp(2)))
+    )?;
+    writeln!(
+        out,
+        "  realized P&L  {}   unrealized {}",
+        plain(account.realized_pnl()),
+        plain(account.unrealized_pnl().round_dp(8))
+    )?;
+    writeln!(
+        out,
+        "  fees paid     {}   (fee rate {}%, sizing {})",
+        plain(account.fees_paid()),
+        plain(s.cfg.broker.fee_rate * Decimal::ONE_HUNDRED),
+        s.cfg.broker.sizing
+    )?;
+    writeln!(
+        out,
+        "  this session  {} bars in {:.3} s ({:.0} bars/s)",
+        s.bars_this_session, secs, rate
+    )?;
+    writeln!(
+        out,
+        "  store         {} (run {})",
+        s.store_path.display(),
+        s.run.id
+    )?;
+    let _ = s.start_equity;
+    Ok(())
+}
+
+pub fn write_fills_csv(out: &mut impl Write, fills: &[Fill]) -> io::Result<()> {
+    writeln!(out, "ts,side,qty,price,fee,cash_after,position_after")?;
+    for f in fills {
+        writeln!(
+            out,
+            "{},{},{},{},{},{},{}",
+            f.ts.secs(),
+            f.side,
+            plain(f.qty),
+            plain(f.price),
+            plain(f.fee),
+            plain(f.cash_after),
+            plain(f.position_after)
+        )?;
+    }
+    Ok(())
+}
+
+pub fn write_fills_table(out: &mut impl Write, run: &RunRecord, fills: &[Fill]) -> io::Result<()> {
+    writeln!(out, "run {}: {} fills", run.id, fills.len())?;
+    writeln!(
+        out,
+        "{:<24} {:<4} {:>12} {:>12} {:>10} {:>16} {:>12}",
+        "time", "side", "qty", "price", "fee", "cash after", "position"
+    )?;
+    for f in fills {
+        writeln!(
+            out,
+            "{:<24} {:<4} {:>12} {:>12} {:>10} {:>16} {:>12}",
+            f.ts.to_rfc3339(),
+            f.side,
+            plain(f.qty),
+            plain(f.price),
+            plain(f.fee.round_dp(4)),
+            plain(f.cash_after.round_dp(4)),
+            plain(f.position_after)
+        )?;
+    }
+    Ok(())
+}
+
+pub fn write_runs(out: &mut impl Write, store: &Store, runs: &[RunRecord]) -> io::Result<()> {
+    writeln!(
+        out,
+        "{:>4}  {:<12} {:<24} {:>9}  config",
+        "run", "status", "created", "bars"
+    )?;
+    for r in runs {
+        let _ = store;
+        writeln!(
+            out,
+            "{:>4}  {:<12} {:<24} {:>9}  {}",
+            r.id,
+            r.status.as_str(),
+            Timestamp::to_rfc3339(r.created_at),
+            r.bars_seen,
+            r.config
+        )?;
+    }
+    Ok(())
+}

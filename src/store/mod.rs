@@ -1,0 +1,414 @@
+//! SQLite store: the source of truth for bars, signals, orders, fills, account snapshots and runs.
+//!
+//! Reads happen here on the caller's thread (start-up, exports); all writes of a running engine go
+//! through the [`writer`] thread, batched, so the engine never waits on the disk.
+
+mod codec;
+mod schema;
+pub mod writer;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rust_decimal::Decimal;
+
+use crate::broker::Fill;
+use crate::market::{Bar, Interval, Timestamp};
+use codec::{dec, side, ts};
+
+pub use writer::{Step, StoreCmd, StoreWriter};
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "nanotrader.sqlite";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The data directory or database cannot be used at all (bad path, permissions, corrupt file).
+    #[error("{0}")]
+    Unusable(String),
+    #[error("store: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// A stored value does not parse back: the file was edited or damaged.
+    #[error("store: corrupt value: {0}")]
+    Corrupt(String),
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum RunStatus {
+    /// Running now, or killed without a clean stop: resumable.
+    Running,
+    /// Stopped cleanly before its source ended (Ctrl-C): resumable.
+    Interrupted,
+    /// Its finite source ended: a new command starts a new run.
+    Completed,
+    /// Stopped by an error: resumable once the cause is fixed.
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RunStatus {
+    type Err = StoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "running" => RunStatus::Running,
+            "interrupted" => RunStatus::Interrupted,
+            "completed" => RunStatus::Completed,
+            "failed" => RunStatus::Failed,
+            other => return Err(StoreError::Corrupt(format!("run status '{other}'"))),
+        })
+    }
+}
+
+/// A run as stored: its identity, configuration and how far it got.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunRecord {
+    pub id: i64,
+    /// Hash of everything that must match for a restart to continue this run.
+    pub run_key: String,
+    pub series_id: i64,
+    pub status: RunStatus,
+    pub created_at: Timestamp,
+    /// The run's configuration as JSON, for people and the dashboard.
+    pub config: String,
+    /// Source parameters fixed at creation (e.g. the simulator's start), as JSON.
+    pub source_params: String,
+    pub initial_cash: Decimal,
+    pub first_bar_ts: Option<Timestamp>,
+    pub last_bar_ts: Option<Timestamp>,
+    pub bars_seen: u64,
+    pub signal: i8,
+    pub next_order_id: u64,
+}
+
+/// What a new run is.
+pub struct NewRun<'a> {
+    pub run_key: &'a str,
+    pub series_id: i64,
+    pub config: &'a str,
+    pub source_params: &'a str,
+    pub initial_cash: Decimal,
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir` and brings its schema up to date.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Unusable(format!(
+                "cannot create data directory {}: {}",
+                dir.display(),
+                io_reason(&e)
+            ))
+        })?;
+        let path = dir.join(DB_FILE);
+        let conn = open_connection(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        )?;
+        migrate(&conn, &path)?;
+        Ok(Self { conn, path })
+    }
+
+    /// Opens an existing store for reading only (exports must not create an empty store).
+    pub fn open_existing(dir: &Path) -> Result<Self, StoreError> {
+        let path = dir.join(DB_FILE);
+        if !path.is_file() {
+            return Err(StoreError::Unusable(format!(
+                "no store at {} (run `nanotrader run` or `nanotrader demo` first, or pass --data-dir)",
+                path.display()
+            )));
+        }
+        let conn = open_connection(&path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        migrate(&conn, &path)?;
+        Ok(Self { conn, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The id of the bar series for this data, created on first use.
+    pub fn series_id(
+        &self,
+        identity: &str,
+        pair: &str,
+        interval: Interval,
+    ) -> Result<i64, StoreError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO series (identity, pair, interval_secs) VALUES (?1, ?2, ?3)",
+            params![identity, pair, interval.secs()],
+        )?;
+        Ok(self.conn.query_row(
+            "SELECT id FROM series WHERE identity = ?1 AND pair = ?2 AND interval_secs = ?3",
+            params![identity, pair, interval.secs()],
+            |r| r.get(0),
+        )?)
+    }
+
+    pub fn create_run(&self, run: &NewRun) -> Result<RunRecord, StoreError> {
+        let now = Timestamp::now().millis();
+        self.conn.execute(
+            "INSERT INTO runs (run_key, series_id, status, created_at, updated_at, config, source_params, initial_cash)
+             VALUES (?1, ?2, 'running', ?3, ?3, ?4, ?5, ?6)",
+            params![run.run_key, run.series_id, now, run.config, run.source_params, run.initial_cash.to_string()],
+        )?;
+        let id = self.conn.last_insert_rowid();
+        self.run(id)?
+            .ok_or_else(|| StoreError::Corrupt(format!("run {id} vanished after insert")))
+    }
+
+    /// The newest run with this key that has not completed: a restart continues it.
+    pub fn resumable_run(&self, run_key: &str) -> Result<Option<RunRecord>, StoreError> {
+        let id: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT id FROM runs WHERE run_key = ?1 ORDER BY id DESC LIMIT 1",
+                [run_key],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(id) = id else { return Ok(None) };
+        Ok(self.run(id)?.filter(|r| r.status != RunStatus::Completed))
+    }
+
+    pub fn run(&self, id: i64) -> Result<Option<RunRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("{RUN_COLUMNS} WHERE id = ?1"))?;
+        let row = stmt.query_row([id], raw_run).optional()?;
+        row.map(RawRun::into_record).transpose()
+    }
+
+    pub fn latest_run(&self) -> Result<Option<RunRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("{RUN_COLUMNS} ORDER BY id DESC LIMIT 1"))?;
+        let row = stmt.query_row([], raw_run).optional()?;
+        row.map(RawRun::into_record).transpose()
+    }
+
+    pub fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("{RUN_COLUMNS} ORDER BY id"))?;
+        let rows = stmt
+            .query_map([], raw_run)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(RawRun::into_record).collect()
+    }
+
+    pub fn set_run_status(&self, id: i64, status: RunStatus) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE runs SET status = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, status.as_str(), Timestamp::now().millis()],
+        )?;
+        Ok(())
+    }
+
+    /// The run's fills in the order they happened.
+    pub fn fills(&self, run_id: i64) -> Result<Vec<Fill>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT order_id, ts, side, qty, price, fee, cash_after, position_after, realized_pnl
+             FROM fills WHERE run_id = ?1 ORDER BY order_id",
+        )?;
+        let rows = stmt.query_map([run_id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                [
+                    r.get::<_, String>(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                ],
+            ))
+        })?;
+        rows.map(|row| {
+            let (order_id, at, side_text, m) = row?;
+            Ok(Fill {
+                order_id: order_id as u64,
+                ts: ts(at),
+                side: side(&side_text)?,
+                qty: dec(&m[0])?,
+                price: dec(&m[1])?,
+                fee: dec(&m[2])?,
+                cash_after: dec(&m[3])?,
+                position_after: dec(&m[4])?,
+                realized_pnl: dec(&m[5])?,
+            })
+        })
+        .collect()
+    }
+
+    /// Calls `f` with each stored bar of the series in `[from, to]`, oldest first, streaming.
+    pub fn for_each_bar(
+        &self,
+        series_id: i64,
+        from: Timestamp,
+        to: Timestamp,
+        mut f: impl FnMut(Bar),
+    ) -> Result<u64, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT ts, open, high, low, close, volume, trades FROM bars
+             WHERE series_id = ?1 AND ts BETWEEN ?2 AND ?3 ORDER BY ts",
+        )?;
+        let mut rows = stmt.query(params![series_id, from.millis(), to.millis()])?;
+        let mut n = 0;
+        while let Some(r) = rows.next()? {
+            let text = |i| {
+                r.get_ref(i)
+                    .map(|v| v.as_str().unwrap_or_default().to_owned())
+            };
+            f(Bar {
+                ts: ts(r.get(0)?),
+                open: dec(&text(1)?)?,
+                high: dec(&text(2)?)?,
+                low: dec(&text(3)?)?,
+                close: dec(&text(4)?)?,
+                volume: dec(&text(5)?)?,
+                trades: r.get(6)?,
+            });
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    pub fn bar_count(&self, series_id: i64) -> Result<u64, StoreError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM bars WHERE series_id = ?1",
+            [series_id],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+}
+
+const RUN_COLUMNS: &str =
+    "SELECT id, run_key, series_id, status, created_at, config, source_params, initial_cash,
+    first_bar_ts, last_bar_ts, bars_seen, signal, next_order_id FROM runs";
+
+/// A run row before its text columns are parsed (parsing errors are ours, not SQLite's).
+struct RawRun {
+    id: i64,
+    run_key: String,
+    series_id: i64,
+    status: String,
+    created_at: i64,
+    config: String,
+    source_params: String,
+    initial_cash: String,
+    first_bar_ts: Option<i64>,
+    last_bar_ts: Option<i64>,
+    bars_seen: i64,
+    signal: i64,
+    next_order_id: i64,
+}
+
+fn raw_run(r: &rusqlite::Row) -> rusqlite::Result<RawRun> {
+    Ok(RawRun {
+        id: r.get(0)?,
+        run_key: r.get(1)?,
+        series_id: r.get(2)?,
+        status: r.get(3)?,
+        created_at: r.get(4)?,
+        config: r.get(5)?,
+        source_params: r.get(6)?,
+        initial_cash: r.get(7)?,
+        first_bar_ts: r.get(8)?,
+        last_bar_ts: r.get(9)?,
+        bars_seen: r.get(10)?,
+        signal: r.get(11)?,
+        next_order_id: r.get(12)?,
+    })
+}
+
+impl RawRun {
+    fn into_record(self) -> Result<RunRecord, StoreError> {
+        Ok(RunRecord {
+            id: self.id,
+            run_key: self.run_key,
+            series_id: self.series_id,
+            status: self.status.parse()?,
+            created_at: ts(self.created_at),
+            config: self.config,
+            source_params: self.source_params,
+            initial_cash: dec(&self.initial_cash)?,
+            first_bar_ts: self.first_bar_ts.map(ts),
+            last_bar_ts: self.last_bar_ts.map(ts),
+            bars_seen: self.bars_seen as u64,
+            signal: self.signal as i8,
+            next_order_id: self.next_order_id as u64,
+        })
+    }
+}
+
+pub(crate) fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
+    let unusable = |e: rusqlite::Error| {
+        StoreError::Unusable(format!("cannot open store {}: {}", path.display(), e))
+    };
+    let conn = Connection::open_with_flags(path, flags).map_err(unusable)?;
+    // WAL lets readers (exports, the dashboard) run beside the writer; FULL makes each commit
+    // durable against power loss, and commits are batched so it stays cheap.
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(unusable)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(unusable)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(unusable)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(unusable)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|e| {
+            StoreError::Unusable(format!("cannot read store {}: {}", path.display(), e))
+        })?;
+    let known = schema::MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(StoreError::Unusable(format!(
+            "store {} has schema version {version}, newer than this nanotrader knows ({known}): upgrade nanotrader",
+            path.display()
+        )));
+    }
+    for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    // Drop the " (os error 13)" tail: the words are what a person needs.
+    text.split(" (os error").next().unwrap_or(&text).to_owned()
+}

@@ -1,0 +1,74 @@
+//! Helpers for tests that drive the real `nanotrader` binary against a real SQLite file.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nanotrader"));
+    // Keep the tests' environment from leaking into the binary's configuration.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("NANOTRADER_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+pub fn repo_file(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// Runs the binary with `args` against the store in `data_dir`.
+pub fn nanotrader(data_dir: &Path, args: &[&str]) -> Output {
+    bin()
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .output()
+        .expect("the nanotrader binary runs")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The stored fills of the latest run (or `run`) as CSV rows, header dropped.
+pub fn fills_csv(data_dir: &Path, run: Option<i64>) -> Vec<String> {
+    let mut args = vec!["fills", "--csv"];
+    let id;
+    if let Some(r) = run {
+        id = r.to_string();
+        args.extend(["--run", &id]);
+    }
+    let out = nanotrader(data_dir, &args);
+    assert!(
+        out.status.success(),
+        "fills export failed: {}",
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("ts,side,qty,price,fee,cash_after,position_after")
+    );
+    lines.map(str::to_owned).collect()
+}
+
+/// Reference trades (ts,side,qty,price,cash_after,position_after) in our export's shape
+/// (a fee column of 0 after the price: the seed paid no fees).
+pub fn reference_fills(rel: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(repo_file(rel)).expect("reference trades readable");
+    text.lines()
+        .skip(1)
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            format!("{},{},{},{},0,{},{}", f[0], f[1], f[2], f[3], f[4], f[5])
+        })
+        .collect()
+}
