@@ -11,7 +11,9 @@ use tokio::sync::{broadcast, mpsc, watch};
 use crate::broker::{Account, PaperBroker};
 use crate::cli::{Cli, Command, FillsArgs, RunArgs};
 use crate::config::{self, ConfigError, Mode, ReplayData, RunConfig, SimSpec, SourceSpec};
-use crate::engine::{self, BUS_CAPACITY, Engine, Metrics, ResumeState, STORE_QUEUE_BATCHES};
+use crate::engine::{
+    self, BUS_CAPACITY, Engine, EngineOutputs, Metrics, ResumeState, STORE_QUEUE_BATCHES,
+};
 use crate::market::bars::BarAggregator;
 use crate::market::replay::{ReplayConfig, ReplaySource};
 use crate::market::sim::{SimConfig, SimSource};
@@ -116,13 +118,13 @@ async fn run(cfg: RunConfig) -> Result<(), AppError> {
     let probe = open_source(&cfg, None, None)?;
     let info = probe.info().clone();
     drop(probe);
-    if let Some(src) = info.bar_interval {
-        if src > cfg.interval {
-            return Err(AppError::input(format!(
-                "the data has {src} bars, coarser than the requested --interval {}: use --interval {src} or finer data",
-                cfg.interval
-            )));
-        }
+    if let Some(src) = info.bar_interval
+        && src > cfg.interval
+    {
+        return Err(AppError::input(format!(
+            "the data has {src} bars, coarser than the requested --interval {}: use --interval {src} or finer data",
+            cfg.interval
+        )));
     }
     let key = run_key(&cfg, &info);
     let resumed = if cfg.fresh {
@@ -152,16 +154,16 @@ async fn run(cfg: RunConfig) -> Result<(), AppError> {
     let fills = store.fills(run.id)?;
     let account = Account::rebuild(run.initial_cash, &fills);
     let resume = warm_up(&store, &run, strategy.as_mut())?;
-    if let Some(last) = fills.last() {
-        if last.cash_after != account.cash() || last.position_after != account.position() {
-            return Err(AppError::runtime(format!(
-                "store {}: run {} fills do not add up (cash {} vs {}): the file was changed outside nanotrader",
-                store.path().display(),
-                run.id,
-                account.cash(),
-                last.cash_after
-            )));
-        }
+    if let Some(last) = fills.last()
+        && (last.cash_after != account.cash() || last.position_after != account.position())
+    {
+        return Err(AppError::runtime(format!(
+            "store {}: run {} fills do not add up (cash {} vs {}): the file was changed outside nanotrader",
+            store.path().display(),
+            run.id,
+            account.cash(),
+            last.cash_after
+        )));
     }
     let mut broker = PaperBroker::resume(cfg.broker.clone(), account, run.next_order_id);
     if let Some(bar) = &resume.last_bar {
@@ -213,15 +215,18 @@ async fn run(cfg: RunConfig) -> Result<(), AppError> {
     if let Some(ts) = run.last_bar_ts {
         aggregator = aggregator.with_last_closed(ts);
     }
+    let outputs = EngineOutputs {
+        bus: bus.clone(),
+        store: store_tx,
+        metrics: metrics.clone(),
+    };
     let mut engine = Engine::new(
         cfg.engine.clone(),
         aggregator,
         strategy,
         broker,
         resume,
-        bus.clone(),
-        store_tx,
-        metrics.clone(),
+        outputs,
     );
     let started = Instant::now();
     let bars_before = run.bars_seen;

@@ -145,7 +145,7 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
     let broker = BrokerConfig {
         initial_cash: args.cash.unwrap_or(base.initial_cash),
         fee_rate: args.fee_rate.unwrap_or(base.fee_rate),
-        sizing: args.sizing.clone().unwrap_or(base.sizing),
+        sizing: args.sizing.unwrap_or(base.sizing),
         qty_step: base.qty_step,
     };
     broker.validate().map_err(ConfigError)?;
@@ -259,6 +259,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broker::Sizing;
 
     fn file(text: &str) -> Result<FileConfig, ConfigError> {
         let dir = tempfile::tempdir().unwrap();

@@ -149,6 +149,13 @@ impl Outcome {
     }
 }
 
+/// Where the engine's output goes: the bus for observers, the queue for the store writer.
+pub struct EngineOutputs {
+    pub bus: broadcast::Sender<EngineEvent>,
+    pub store: mpsc::Sender<StoreCmd>,
+    pub metrics: Arc<Metrics>,
+}
+
 pub struct Engine {
     config: EngineConfig,
     aggregator: BarAggregator,
@@ -177,10 +184,13 @@ impl Engine {
         strategy: Box<dyn Strategy>,
         broker: PaperBroker,
         resume: ResumeState,
-        bus: broadcast::Sender<EngineEvent>,
-        store: mpsc::Sender<StoreCmd>,
-        metrics: Arc<Metrics>,
+        outputs: EngineOutputs,
     ) -> Self {
+        let EngineOutputs {
+            bus,
+            store,
+            metrics,
+        } = outputs;
         let mut window = VecDeque::with_capacity(config.window_bars.min(65_536));
         window.extend(resume.last_bar);
         Self {
@@ -271,7 +281,7 @@ impl Engine {
         let result = self.handle_bar_events(&mut bar_events).await;
         self.bar_events = bar_events;
         result?;
-        if self.status_clock.events % 4096 == 0 {
+        if self.status_clock.events.is_multiple_of(4096) {
             self.maybe_publish_status();
             if self.last_flush.elapsed() >= self.config.flush_every
                 && !self.pending_steps.is_empty()
@@ -342,8 +352,11 @@ impl Engine {
         }
         let has_trade = trade.is_some();
         let account = self.broker.account();
-        let snapshot = (has_trade || self.bars_seen % self.config.snapshot_every_bars == 0)
-            .then(|| account.snapshot(bar.ts));
+        let snapshot = (has_trade
+            || self
+                .bars_seen
+                .is_multiple_of(self.config.snapshot_every_bars))
+        .then(|| account.snapshot(bar.ts));
         let signal_change = (change != 0).then_some(SignalChange {
             ts: bar.ts,
             signal: signal.as_i8(),

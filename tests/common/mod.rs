@@ -61,14 +61,39 @@ pub fn fills_csv(data_dir: &Path, run: Option<i64>) -> Vec<String> {
 }
 
 /// Reference trades (ts,side,qty,price,cash_after,position_after) in our export's shape
-/// (a fee column of 0 after the price: the seed paid no fees).
+/// (a fee column of 0 after the price: the seed paid no fees). The reference spells some numbers
+/// the way Python's `Decimal.normalize` does (`4.56E+3`); they are compared as numbers.
 pub fn reference_fills(rel: &str) -> Vec<String> {
     let text = std::fs::read_to_string(repo_file(rel)).expect("reference trades readable");
     text.lines()
         .skip(1)
         .map(|line| {
             let f: Vec<&str> = line.split(',').collect();
-            format!("{},{},{},{},0,{},{}", f[0], f[1], f[2], f[3], f[4], f[5])
+            let n = |s: &str| plain_number(s);
+            format!(
+                "{},{},{},{},0,{},{}",
+                f[0],
+                f[1],
+                n(f[2]),
+                n(f[3]),
+                n(f[4]),
+                n(f[5])
+            )
         })
         .collect()
+}
+
+/// A decimal written plainly without trailing zeros, whatever its input spelling.
+pub fn plain_number(text: &str) -> String {
+    let d = if text.contains(['e', 'E']) {
+        rust_decimal::Decimal::from_scientific(text)
+    } else {
+        text.parse::<rust_decimal::Decimal>()
+    }
+    .unwrap_or_else(|e| panic!("reference number '{text}': {e}"));
+    if d.is_zero() {
+        "0".to_owned()
+    } else {
+        d.normalize().to_string()
+    }
 }
