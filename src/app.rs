@@ -6,14 +6,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::json;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 
 use crate::broker::{Account, PaperBroker};
 use crate::cli::{Cli, Command, FillsArgs, RunArgs};
 use crate::config::{self, ConfigError, Mode, ReplayData, RunConfig, SimSpec, SourceSpec};
-use crate::engine::{
-    self, BUS_CAPACITY, Engine, EngineOutputs, Metrics, ResumeState, STORE_QUEUE_BATCHES,
-};
+use crate::engine::{self, Bus, Engine, EngineOutputs, Metrics, ResumeState, STORE_QUEUE_BATCHES};
 use crate::market::bars::BarAggregator;
 use crate::market::replay::{ReplayConfig, ReplaySource};
 use crate::market::sim::{SimConfig, SimSource};
@@ -190,7 +188,7 @@ async fn run(cfg: RunConfig) -> Result<(), AppError> {
     }
     let start_equity = broker.account().equity();
 
-    let (bus, _) = broadcast::channel(BUS_CAPACITY);
+    let bus = Bus::new();
     let metrics = Arc::new(Metrics::default());
     let (store_tx, store_rx) = mpsc::channel(STORE_QUEUE_BATCHES);
     let writer = StoreWriter::spawn(
@@ -198,9 +196,12 @@ async fn run(cfg: RunConfig) -> Result<(), AppError> {
         run.id,
         run.series_id,
         store_rx,
-        engine::announce_committed(bus.clone(), metrics.clone()),
+        engine::announce_committed(bus.events.clone(), metrics.clone()),
     )?;
-    let logger = tokio::spawn(crate::logs::log_events(bus.subscribe(), cfg.pair.clone()));
+    let logger = tokio::spawn(crate::logs::log_events(
+        bus.events.subscribe(),
+        cfg.pair.clone(),
+    ));
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     tokio::spawn(async move {

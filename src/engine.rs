@@ -23,7 +23,7 @@ use crate::strategy::{LineValues, Signal, Strategy};
 /// must resync, rather than slowing the engine.
 pub const BUS_CAPACITY: usize = 4096;
 /// Batches of steps queued for the store writer before the engine waits (backpressure).
-pub const STORE_QUEUE_BATCHES: usize = 64;
+pub const STORE_QUEUE_BATCHES: usize = 8;
 
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -149,9 +149,34 @@ impl Outcome {
     }
 }
 
+/// The observer bus, in two topics so that observers of trading events (the logs) are not woken
+/// for every bar, and bars cost nothing to publish when nobody watches them.
+#[derive(Clone, Debug)]
+pub struct Bus {
+    /// `Bar`, `Quote` and `Signal`: up to several per market event.
+    pub market: broadcast::Sender<EngineEvent>,
+    /// Everything else: durable fills, gaps, feed and engine status.
+    pub events: broadcast::Sender<EngineEvent>,
+}
+
+impl Bus {
+    pub fn new() -> Self {
+        Self {
+            market: broadcast::channel(BUS_CAPACITY).0,
+            events: broadcast::channel(BUS_CAPACITY).0,
+        }
+    }
+}
+
+impl Default for Bus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Where the engine's output goes: the bus for observers, the queue for the store writer.
 pub struct EngineOutputs {
-    pub bus: broadcast::Sender<EngineEvent>,
+    pub bus: Bus,
     pub store: mpsc::Sender<StoreCmd>,
     pub metrics: Arc<Metrics>,
 }
@@ -170,7 +195,7 @@ pub struct Engine {
     pending_steps: Vec<Step>,
     last_flush: Instant,
     last_event_ts: Option<Timestamp>,
-    bus: broadcast::Sender<EngineEvent>,
+    bus: Bus,
     store: mpsc::Sender<StoreCmd>,
     metrics: Arc<Metrics>,
     status_clock: StatusClock,
@@ -264,12 +289,14 @@ impl Engine {
         self.status_clock.events += 1;
         match &event {
             MarketEvent::Status(status) => {
-                let _ = self.bus.send(EngineEvent::Feed(status.clone()));
+                let _ = self.bus.events.send(EngineEvent::Feed(status.clone()));
                 return Ok(());
             }
             MarketEvent::Quote(quote) => {
                 self.last_event_ts = Some(quote.ts);
-                let _ = self.bus.send(EngineEvent::Quote(*quote));
+                if self.bus.market.receiver_count() > 0 {
+                    let _ = self.bus.market.send(EngineEvent::Quote(*quote));
+                }
                 return Ok(());
             }
             MarketEvent::Trade(_) | MarketEvent::Bar(_) | MarketEvent::Clock(_) => {}
@@ -305,25 +332,18 @@ impl Engine {
             match event {
                 BarEvent::Forming(bar) => {
                     self.broker.mark(bar.close);
-                    let lines = self.strategy.line_values();
-                    let equity = self.broker.account().equity();
-                    let _ = self.bus.send(EngineEvent::Bar {
-                        bar,
-                        closed: false,
-                        lines,
-                        equity,
-                    });
+                    self.publish_bar(bar, false);
                 }
                 BarEvent::Gap { from, to, missing } => {
                     self.metrics.gaps.fetch_add(1, Ordering::Relaxed);
                     self.pending_gap = Some(Gap { from, to, missing });
-                    let _ = self.bus.send(EngineEvent::Gap { from, to, missing });
+                    let _ = self.bus.events.send(EngineEvent::Gap { from, to, missing });
                 }
                 BarEvent::Closed(bar) => {
-                    if self.on_closed_bar(bar) {
-                        // A fill waits for nothing: hand it to the store now so it is announced soon.
-                        self.flush().await?;
-                    } else if self.pending_steps.len() >= self.config.flush_steps {
+                    self.on_closed_bar(bar);
+                    // On a live feed the ticker flushes within `flush_every`, so a fill is stored and
+                    // announced promptly; at replay speed, batches fill up instead.
+                    if self.pending_steps.len() >= self.config.flush_steps {
                         self.flush().await?;
                     }
                 }
@@ -332,8 +352,8 @@ impl Engine {
         Ok(())
     }
 
-    /// The heart of the engine: one closed bar through strategy and broker. Returns true on a fill.
-    fn on_closed_bar(&mut self, bar: Bar) -> bool {
+    /// The heart of the engine: one closed bar through strategy and broker.
+    fn on_closed_bar(&mut self, bar: Bar) {
         self.bars_seen += 1;
         self.last_bar_ts = Some(bar.ts);
         self.metrics.bars_closed.fetch_add(1, Ordering::Relaxed);
@@ -363,14 +383,11 @@ impl Engine {
             change,
         });
 
-        let _ = self.bus.send(EngineEvent::Bar {
-            bar,
-            closed: true,
-            lines: self.strategy.line_values(),
-            equity: account.equity(),
-        });
-        if let Some(s) = signal_change {
-            let _ = self.bus.send(EngineEvent::Signal {
+        self.publish_bar(bar, true);
+        if let Some(s) = signal_change
+            && self.bus.market.receiver_count() > 0
+        {
+            let _ = self.bus.market.send(EngineEvent::Signal {
                 ts: s.ts,
                 signal: s.signal,
                 change: s.change,
@@ -386,8 +403,8 @@ impl Engine {
             bar: Some(bar),
             gap: self.pending_gap.take(),
             signal: signal_change,
-            trade,
-            snapshot,
+            trade: trade.map(Box::new),
+            snapshot: snapshot.map(Box::new),
             progress: Progress {
                 last_bar_ts: Some(bar.ts),
                 bars_seen: self.bars_seen,
@@ -396,7 +413,19 @@ impl Engine {
             },
         });
         self.metrics.steps_produced.fetch_add(1, Ordering::Relaxed);
-        has_trade
+    }
+
+    fn publish_bar(&self, bar: Bar, closed: bool) {
+        if self.bus.market.receiver_count() > 0 {
+            let lines = self.strategy.line_values();
+            let equity = self.broker.account().equity();
+            let _ = self.bus.market.send(EngineEvent::Bar {
+                bar,
+                closed,
+                lines,
+                equity,
+            });
+        }
     }
 
     async fn flush(&mut self) -> Result<(), EngineError> {
@@ -425,7 +454,7 @@ impl Engine {
             .await
             .map_err(|_| EngineError::StoreGone("it did not confirm the final write".into()))?;
         self.publish_status();
-        let _ = self.bus.send(EngineEvent::Finished {
+        let _ = self.bus.events.send(EngineEvent::Finished {
             status: status.as_str(),
         });
         Ok(())
@@ -453,7 +482,7 @@ impl Engine {
                 .map(|ts| (Timestamp::now().nanos() - ts.nanos()) / 1_000_000),
             store_lag_steps: produced.saturating_sub(stored),
         };
-        let _ = self.bus.send(EngineEvent::Status(report));
+        let _ = self.bus.events.send(EngineEvent::Status(report));
         self.status_clock = StatusClock::new();
     }
 }
@@ -474,7 +503,7 @@ impl StatusClock {
 
 /// The store writer's commit hook: counts what is durable and only then announces fills.
 pub fn announce_committed(
-    bus: broadcast::Sender<EngineEvent>,
+    events: broadcast::Sender<EngineEvent>,
     metrics: Arc<Metrics>,
 ) -> crate::store::writer::OnCommit {
     Box::new(move |steps: &[Step]| {
@@ -482,12 +511,13 @@ pub fn announce_committed(
             .steps_stored
             .fetch_add(steps.len() as u64, Ordering::Relaxed);
         for step in steps {
-            if let (Some((order, fill)), Some(account)) = (&step.trade, &step.snapshot) {
+            if let (Some(trade), Some(account)) = (&step.trade, &step.snapshot) {
                 metrics.fills_stored.fetch_add(1, Ordering::Relaxed);
-                let _ = bus.send(EngineEvent::Fill {
-                    order: order.clone(),
-                    fill: fill.clone(),
-                    account: account.clone(),
+                let (order, fill) = trade.as_ref().clone();
+                let _ = events.send(EngineEvent::Fill {
+                    order,
+                    fill,
+                    account: account.as_ref().clone(),
                 });
             }
         }

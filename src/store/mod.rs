@@ -16,7 +16,7 @@ use rust_decimal::Decimal;
 
 use crate::broker::Fill;
 use crate::market::{Bar, Interval, Timestamp};
-use codec::{dec, side, ts};
+use codec::{dec, fixed_from_sql, side, ts};
 
 pub use writer::{Step, StoreCmd, StoreWriter};
 
@@ -280,17 +280,14 @@ impl Store {
         let mut rows = stmt.query(params![series_id, from.millis(), to.millis()])?;
         let mut n = 0;
         while let Some(r) = rows.next()? {
-            let text = |i| {
-                r.get_ref(i)
-                    .map(|v| v.as_str().unwrap_or_default().to_owned())
-            };
+            let value = |i| fixed_from_sql(r.get_ref(i)?);
             f(Bar {
                 ts: ts(r.get(0)?),
-                open: dec(&text(1)?)?,
-                high: dec(&text(2)?)?,
-                low: dec(&text(3)?)?,
-                close: dec(&text(4)?)?,
-                volume: dec(&text(5)?)?,
+                open: value(1)?,
+                high: value(2)?,
+                low: value(3)?,
+                close: value(4)?,
+                volume: value(5)?,
                 trades: r.get(6)?,
             });
             n += 1;
@@ -368,6 +365,8 @@ impl RawRun {
 }
 
 pub(crate) fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
+    // Each connection lives on one thread at a time: SQLite's own per-call mutex is not needed.
+    let flags = flags | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
     let unusable = |e: rusqlite::Error| {
         StoreError::Unusable(format!("cannot open store {}: {}", path.display(), e))
     };

@@ -1,7 +1,8 @@
 //! Schema migrations, applied in order and recorded in SQLite's `user_version`.
 //!
 //! Append new migrations; never edit one that has shipped. Money columns are TEXT holding exact
-//! decimals; times are INTEGER milliseconds since the Unix epoch (UTC).
+//! decimals, except the bar values: an INTEGER count of 1e-8 when that is exact (compact and
+//! fast for millions of bars), else TEXT. Times are INTEGER milliseconds since the Unix epoch (UTC).
 
 pub const MIGRATIONS: &[&str] = &[
     // 1: the first schema.
@@ -13,15 +14,16 @@ pub const MIGRATIONS: &[&str] = &[
         interval_secs INTEGER NOT NULL,
         UNIQUE (identity, pair, interval_secs)
     );
-    -- Closed bars only: a forming bar is never stored.
+    -- Closed bars only: a forming bar is never stored. open..volume: INTEGER units of 1e-8, or
+    -- TEXT for a value with more than 8 decimals.
     CREATE TABLE bars (
         series_id INTEGER NOT NULL REFERENCES series(id),
         ts        INTEGER NOT NULL,
-        open      TEXT NOT NULL,
-        high      TEXT NOT NULL,
-        low       TEXT NOT NULL,
-        close     TEXT NOT NULL,
-        volume    TEXT NOT NULL,
+        open      ANY NOT NULL,
+        high      ANY NOT NULL,
+        low       ANY NOT NULL,
+        close     ANY NOT NULL,
+        volume    ANY NOT NULL,
         trades    INTEGER NOT NULL,
         PRIMARY KEY (series_id, ts)
     ) WITHOUT ROWID;

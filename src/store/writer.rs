@@ -1,21 +1,22 @@
 //! The store writer: a dedicated thread that receives the engine's steps, writes them in batched
 //! transactions and only then reports them as committed (a fill is durable before it is announced).
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Transaction, params};
-use rust_decimal::Decimal;
 use tokio::sync::{mpsc, oneshot};
 
+use super::codec::fixed_to_sql;
 use super::{RunStatus, StoreError, open_connection};
 use crate::broker::{AccountSnapshot, Fill, Order};
 use crate::market::{Bar, Timestamp};
 
 /// Most steps written in one transaction: bounds the time a commit takes and what a crash redoes.
 const MAX_STEPS_PER_TX: usize = 16_384;
+/// Bars inserted by one multi-row INSERT: far fewer statement executions per bar.
+const BARS_PER_INSERT: usize = 64;
 /// A failed transaction is retried this many times, with doubling back-off, before the writer gives up.
 const MAX_WRITE_ATTEMPTS: u32 = 6;
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
@@ -46,14 +47,15 @@ pub struct Progress {
 }
 
 /// Everything one engine step produced. Written atomically, so the store always holds a prefix
-/// of the engine's history: never a bar without the fill it caused.
+/// of the engine's history: never a bar without the fill it caused. The rare parts are boxed so
+/// the common step (a bar and nothing else) stays small in the queue.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Step {
     pub bar: Option<Bar>,
     pub gap: Option<Gap>,
     pub signal: Option<SignalChange>,
-    pub trade: Option<(Order, Fill)>,
-    pub snapshot: Option<AccountSnapshot>,
+    pub trade: Option<Box<(Order, Fill)>>,
+    pub snapshot: Option<Box<AccountSnapshot>>,
     pub progress: Progress,
 }
 
@@ -131,26 +133,32 @@ impl Writer {
         mut commands: mpsc::Receiver<StoreCmd>,
         mut on_commit: OnCommit,
     ) -> Result<WriterStats, StoreError> {
-        let mut batch: Vec<Step> = Vec::new();
+        // Batches are kept as the engine sent them (no copying into one big vector).
+        let mut batches: Vec<Vec<Step>> = Vec::new();
         while let Some(cmd) = commands.blocking_recv() {
             let mut finish = None;
-            match cmd {
-                StoreCmd::Steps(steps) => batch.extend(steps),
-                StoreCmd::Finish { status, done } => finish = Some((status, done)),
-            }
+            let mut queued = 0;
+            let mut take = |cmd: StoreCmd, queued: &mut usize| match cmd {
+                StoreCmd::Steps(steps) => {
+                    *queued += steps.len();
+                    batches.push(steps);
+                    None
+                }
+                StoreCmd::Finish { status, done } => Some((status, done)),
+            };
+            finish = finish.or(take(cmd, &mut queued));
             // Coalesce whatever else is already queued into the same transaction.
-            while finish.is_none() && batch.len() < MAX_STEPS_PER_TX {
+            while finish.is_none() && queued < MAX_STEPS_PER_TX {
                 match commands.try_recv() {
-                    Ok(StoreCmd::Steps(steps)) => batch.extend(steps),
-                    Ok(StoreCmd::Finish { status, done }) => finish = Some((status, done)),
+                    Ok(cmd) => finish = take(cmd, &mut queued),
                     Err(_) => break,
                 }
             }
-            if !batch.is_empty() {
-                self.write_with_retry(&batch)?;
-                on_commit(&batch);
-                batch.clear();
+            if queued > 0 {
+                self.write_with_retry(&batches)?;
+                batches.iter().for_each(|batch| on_commit(batch));
             }
+            batches.clear();
             if let Some((status, done)) = finish {
                 self.conn.execute(
                     "UPDATE runs SET status = ?2, updated_at = ?3 WHERE id = ?1",
@@ -163,7 +171,7 @@ impl Writer {
         Ok(self.stats)
     }
 
-    fn write_with_retry(&mut self, steps: &[Step]) -> Result<(), StoreError> {
+    fn write_with_retry(&mut self, steps: &[Vec<Step>]) -> Result<(), StoreError> {
         let mut delay = FIRST_RETRY_DELAY;
         let mut attempt = 1;
         loop {
@@ -188,47 +196,28 @@ impl Writer {
         }
     }
 
-    fn write(&mut self, steps: &[Step]) -> Result<(), StoreError> {
+    fn write(&mut self, batches: &[Vec<Step>]) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
-        write_steps(&tx, self.run_id, self.series_id, steps)?;
+        write_steps(&tx, self.run_id, self.series_id, batches.iter().flatten())?;
         tx.commit()?;
         self.stats.transactions += 1;
-        self.stats.steps += steps.len() as u64;
+        self.stats.steps += batches.iter().map(Vec::len).sum::<usize>() as u64;
         Ok(())
     }
 }
 
-fn write_steps(
+fn write_steps<'a>(
     tx: &Transaction,
     run_id: i64,
     series_id: i64,
-    steps: &[Step],
+    steps: impl Iterator<Item = &'a Step>,
 ) -> Result<(), StoreError> {
-    let mut bar_stmt = tx.prepare_cached(
-        "INSERT OR IGNORE INTO bars (series_id, ts, open, high, low, close, volume, trades)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?;
-    // One reusable text buffer per decimal column: no allocation per bar on the hot path.
-    let mut text: [String; 5] = Default::default();
+    let mut bars = BarInserter::new(series_id);
     let mut first_bar: Option<Timestamp> = None;
+    let mut last_progress = None;
     for step in steps {
         if let Some(bar) = &step.bar {
-            for (buf, value) in text
-                .iter_mut()
-                .zip([bar.open, bar.high, bar.low, bar.close, bar.volume])
-            {
-                write_decimal(buf, value);
-            }
-            bar_stmt.execute(params![
-                series_id,
-                bar.ts.millis(),
-                text[0],
-                text[1],
-                text[2],
-                text[3],
-                text[4],
-                bar.trades
-            ])?;
+            bars.push(tx, bar)?;
             first_bar.get_or_insert(bar.ts);
         }
         if let Some(gap) = &step.gap {
@@ -239,15 +228,16 @@ fn write_steps(
             tx.prepare_cached("INSERT OR REPLACE INTO signals (run_id, ts, signal, change) VALUES (?1, ?2, ?3, ?4)")?
                 .execute(params![run_id, sig.ts.millis(), sig.signal, sig.change])?;
         }
-        if let Some((order, fill)) = &step.trade {
-            write_trade(tx, run_id, order, fill)?;
+        if let Some(trade) = &step.trade {
+            write_trade(tx, run_id, &trade.0, &trade.1)?;
         }
         if let Some(snap) = &step.snapshot {
             write_snapshot(tx, run_id, snap)?;
         }
+        last_progress = Some(step.progress);
     }
-    if let Some(last) = steps.last() {
-        let p = last.progress;
+    bars.flush(tx)?;
+    if let Some(p) = last_progress {
         tx.prepare_cached(
             "UPDATE runs SET first_bar_ts = COALESCE(first_bar_ts, ?2), last_bar_ts = COALESCE(?3, last_bar_ts),
                  bars_seen = ?4, signal = ?5, next_order_id = ?6, updated_at = ?7, status = 'running'
@@ -264,6 +254,59 @@ fn write_steps(
         ])?;
     }
     Ok(())
+}
+
+/// Collects bars and inserts them `BARS_PER_INSERT` rows per statement.
+struct BarInserter {
+    series_id: i64,
+    pending: Vec<Bar>,
+}
+
+impl BarInserter {
+    fn new(series_id: i64) -> Self {
+        Self {
+            series_id,
+            pending: Vec::with_capacity(BARS_PER_INSERT),
+        }
+    }
+
+    fn push(&mut self, tx: &Transaction, bar: &Bar) -> Result<(), StoreError> {
+        self.pending.push(*bar);
+        if self.pending.len() == BARS_PER_INSERT {
+            self.flush(tx)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, tx: &Transaction) -> Result<(), StoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut stmt = tx.prepare_cached(&bar_insert_sql(self.pending.len()))?;
+        for (i, bar) in self.pending.iter().enumerate() {
+            let base = i * 8;
+            stmt.raw_bind_parameter(base + 1, self.series_id)?;
+            stmt.raw_bind_parameter(base + 2, bar.ts.millis())?;
+            for (j, value) in [bar.open, bar.high, bar.low, bar.close, bar.volume]
+                .into_iter()
+                .enumerate()
+            {
+                stmt.raw_bind_parameter(base + 3 + j, fixed_to_sql(value))?;
+            }
+            stmt.raw_bind_parameter(base + 8, bar.trades)?;
+        }
+        stmt.raw_execute()?;
+        self.pending.clear();
+        Ok(())
+    }
+}
+
+fn bar_insert_sql(rows: usize) -> String {
+    let row = "(?,?,?,?,?,?,?,?)";
+    format!(
+        "INSERT OR IGNORE INTO bars (series_id, ts, open, high, low, close, volume, trades) VALUES {}",
+        vec![row; rows].join(",")
+    )
 }
 
 fn write_trade(
@@ -320,9 +363,4 @@ fn write_snapshot(tx: &Transaction, run_id: i64, s: &AccountSnapshot) -> Result<
         s.fees_paid.to_string()
     ])?;
     Ok(())
-}
-
-fn write_decimal(buf: &mut String, value: Decimal) {
-    buf.clear();
-    let _ = write!(buf, "{value}");
 }
