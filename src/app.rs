@@ -133,20 +133,29 @@ async fn run(cfg: RunConfig) -> Result<(), AppError> {
     let run = match resumed {
         Some(run) => run,
         None => {
-            let series_id = store.series_id(&info.identity, &cfg.pair, cfg.interval)?;
+            let start_secs = Timestamp::now().floor_to(cfg.interval).secs();
+            // The bar series is named by the data this run will see (a simulator's start included),
+            // so runs share stored bars only when the bars are the same.
+            let identity = open_source(&cfg, None, Some(start_secs))?
+                .info()
+                .identity
+                .clone();
+            let series_id = store.series_id(&identity, &cfg.pair, cfg.interval)?;
             store.create_run(&NewRun {
                 run_key: &key,
                 series_id,
                 config: &config_json(&cfg, &info),
-                source_params:
-                    &json!({ "start_secs": Timestamp::now().floor_to(cfg.interval).secs() })
-                        .to_string(),
+                source_params: &json!({ "start_secs": start_secs }).to_string(),
                 initial_cash: cfg.broker.initial_cash,
             })?
         }
     };
     let start_at = run.last_bar_ts.map(|ts| ts.add_secs(cfg.interval.secs()));
-    let mut source = open_source(&cfg, start_at, Some(&run))?;
+    let stored_start = serde_json::from_str::<serde_json::Value>(&run.source_params)
+        .ok()
+        .and_then(|v| v["start_secs"].as_i64());
+    let mut source = open_source(&cfg, start_at, stored_start)?;
+    let info = source.info().clone();
 
     let mut strategy = cfg.strategy.build().map_err(AppError::input)?;
     let fills = store.fills(run.id)?;
@@ -275,10 +284,12 @@ async fn run(cfg: RunConfig) -> Result<(), AppError> {
     Ok(())
 }
 
+/// Opens the configured source; `start_secs` fixes a simulator's market start (the probe that
+/// only reads the source's identity passes None: the run key leaves the start out).
 fn open_source(
     cfg: &RunConfig,
     start_at: Option<Timestamp>,
-    run: Option<&RunRecord>,
+    start_secs: Option<i64>,
 ) -> Result<AnySource, AppError> {
     Ok(match &cfg.source {
         SourceSpec::Replay {
@@ -298,16 +309,15 @@ fn open_source(
                 ReplayData::File(path) => ReplaySource::open(path, Some(&cfg.pair), replay)?,
             })
         }
-        SourceSpec::Sim(sim) => AnySource::Sim(SimSource::new(sim_config(sim, start_at, run))?),
+        SourceSpec::Sim(sim) => {
+            AnySource::Sim(SimSource::new(sim_config(sim, start_at, start_secs))?)
+        }
     })
 }
 
-fn sim_config(sim: &SimSpec, start_at: Option<Timestamp>, run: Option<&RunRecord>) -> SimConfig {
-    let stored_start = run
-        .and_then(|r| serde_json::from_str::<serde_json::Value>(&r.source_params).ok())
-        .and_then(|v| v["start_secs"].as_i64());
-    // Without a run yet (the probe), any fixed start will do: it is not part of the identity.
-    let start = Timestamp::from_secs(stored_start.unwrap_or(0));
+fn sim_config(sim: &SimSpec, start_at: Option<Timestamp>, start_secs: Option<i64>) -> SimConfig {
+    // Without a start (the probe), any fixed one will do: the run key leaves it out.
+    let start = Timestamp::from_secs(start_secs.unwrap_or(0));
     SimConfig {
         seed: sim.seed,
         start_price: sim.start_price,
