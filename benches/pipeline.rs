@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use nanotrader::broker::{BrokerConfig, PaperBroker};
-use nanotrader::engine::{Bus, Engine, EngineConfig, EngineOutputs, Metrics, ResumeState, STORE_QUEUE_BATCHES};
+use nanotrader::engine::{
+    Bus, Engine, EngineConfig, EngineOutputs, Metrics, ResumeState, STORE_QUEUE_BATCHES,
+};
 use nanotrader::market::bars::BarAggregator;
 use nanotrader::market::{Bar, Interval, MarketEvent, Source, SourceError, SourceInfo, Timestamp};
 use nanotrader::store::{NewRun, Store, StoreCmd, StoreWriter};
@@ -22,7 +24,13 @@ fn real_bars(n: usize) -> Vec<Bar> {
     let rows: Vec<Vec<Decimal>> = text
         .lines()
         .skip(1)
-        .map(|l| l.split(',').skip(1).take(5).map(|f| f.parse().unwrap()).collect())
+        .map(|l| {
+            l.split(',')
+                .skip(1)
+                .take(5)
+                .map(|f| f.parse().unwrap())
+                .collect()
+        })
         .collect();
     (0..n)
         .map(|i| {
@@ -62,7 +70,10 @@ fn source(bars: Vec<Bar>) -> VecSource {
         finite: true,
         bar_interval: Some(Interval::ONE_MINUTE),
     };
-    VecSource { info, bars: bars.into_iter() }
+    VecSource {
+        info,
+        bars: bars.into_iter(),
+    }
 }
 
 /// Runs `bars` through a fresh engine; with `store`, into a real SQLite file via the writer thread.
@@ -74,7 +85,9 @@ fn run_engine(rt: &tokio::runtime::Runtime, bars: Vec<Bar>, store_dir: Option<&s
         let writer = match store_dir {
             Some(dir) => {
                 let store = Store::open(dir).unwrap();
-                let series = store.series_id("bench", "BTC/USD", Interval::ONE_MINUTE).unwrap();
+                let series = store
+                    .series_id("bench", "BTC/USD", Interval::ONE_MINUTE)
+                    .unwrap();
                 let run = store
                     .create_run(&NewRun {
                         run_key: "bench",
@@ -84,7 +97,8 @@ fn run_engine(rt: &tokio::runtime::Runtime, bars: Vec<Bar>, store_dir: Option<&s
                         initial_cash: Decimal::from(100_000),
                     })
                     .unwrap();
-                let on_commit = nanotrader::engine::announce_committed(bus.events.clone(), metrics.clone());
+                let on_commit =
+                    nanotrader::engine::announce_committed(bus.events.clone(), metrics.clone());
                 Some(StoreWriter::spawn(store.path(), run.id, series, rx, on_commit).unwrap())
             }
             None => {
@@ -100,7 +114,11 @@ fn run_engine(rt: &tokio::runtime::Runtime, bars: Vec<Bar>, store_dir: Option<&s
             }
         };
         let strategy = StrategyConfig::default().build().unwrap();
-        let outputs = EngineOutputs { bus, store: tx, metrics };
+        let outputs = EngineOutputs {
+            bus,
+            store: tx,
+            metrics,
+        };
         let mut engine = Engine::new(
             EngineConfig::default(),
             BarAggregator::new(Interval::ONE_MINUTE, Some(Interval::ONE_MINUTE)),
@@ -119,9 +137,14 @@ fn run_engine(rt: &tokio::runtime::Runtime, bars: Vec<Bar>, store_dir: Option<&s
 }
 
 fn bench_pipeline(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let mut group = c.benchmark_group("replay_bars");
-    group.sample_size(10).measurement_time(Duration::from_secs(8));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8));
     for n in [1_000usize, 100_000, 1_000_000] {
         let bars = real_bars(n);
         group.throughput(Throughput::Elements(n as u64));

@@ -15,7 +15,7 @@ use crate::market::bars::{BarAggregator, BarEvent};
 use crate::market::{
     Bar, FeedStatus, Interval, MarketEvent, Quote, Source, SourceError, Timestamp,
 };
-use crate::store::writer::{Gap, Progress, SignalChange};
+use crate::store::writer::{Gap, Progress, SignalChange, Trade};
 use crate::store::{RunStatus, Step, StoreCmd};
 use crate::strategy::{LineValues, Signal, Strategy};
 
@@ -32,7 +32,7 @@ pub struct EngineConfig {
     pub decide_from_bar: u64,
     /// Closed bars kept in memory for the dashboard; older ones live in the store only.
     pub window_bars: usize,
-    /// An account snapshot is stored every this many bars (and with every fill).
+    /// An account snapshot is stored every this many bars (each fill row holds the account too).
     pub snapshot_every_bars: u64,
     /// How often a status line is published.
     pub status_every: Duration,
@@ -370,13 +370,18 @@ impl Engine {
                 self.broker.exit(bar.ts, bar.close, OrderReason::Exit)
             };
         }
-        let has_trade = trade.is_some();
         let account = self.broker.account();
-        let snapshot = (has_trade
-            || self
-                .bars_seen
-                .is_multiple_of(self.config.snapshot_every_bars))
-        .then(|| account.snapshot(bar.ts));
+        let trade = trade.map(|(order, fill)| {
+            Box::new(Trade {
+                order,
+                fill,
+                account: account.snapshot(bar.ts),
+            })
+        });
+        let snapshot = self
+            .bars_seen
+            .is_multiple_of(self.config.snapshot_every_bars)
+            .then(|| Box::new(account.snapshot(bar.ts)));
         let signal_change = (change != 0).then_some(SignalChange {
             ts: bar.ts,
             signal: signal.as_i8(),
@@ -403,8 +408,8 @@ impl Engine {
             bar: Some(bar),
             gap: self.pending_gap.take(),
             signal: signal_change,
-            trade: trade.map(Box::new),
-            snapshot: snapshot.map(Box::new),
+            trade,
+            snapshot,
             progress: Progress {
                 last_bar_ts: Some(bar.ts),
                 bars_seen: self.bars_seen,
@@ -511,13 +516,17 @@ pub fn announce_committed(
             .steps_stored
             .fetch_add(steps.len() as u64, Ordering::Relaxed);
         for step in steps {
-            if let (Some(trade), Some(account)) = (&step.trade, &step.snapshot) {
+            if let Some(trade) = &step.trade {
                 metrics.fills_stored.fetch_add(1, Ordering::Relaxed);
-                let (order, fill) = trade.as_ref().clone();
+                let Trade {
+                    order,
+                    fill,
+                    account,
+                } = trade.as_ref().clone();
                 let _ = events.send(EngineEvent::Fill {
                     order,
                     fill,
-                    account: account.as_ref().clone(),
+                    account,
                 });
             }
         }

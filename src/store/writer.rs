@@ -54,9 +54,18 @@ pub struct Step {
     pub bar: Option<Bar>,
     pub gap: Option<Gap>,
     pub signal: Option<SignalChange>,
-    pub trade: Option<Box<(Order, Fill)>>,
+    pub trade: Option<Box<Trade>>,
+    /// A periodic account snapshot (the account at each fill travels with the trade).
     pub snapshot: Option<Box<AccountSnapshot>>,
     pub progress: Progress,
+}
+
+/// An order, its fill and the account right after it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trade {
+    pub order: Order,
+    pub fill: Fill,
+    pub account: AccountSnapshot,
 }
 
 pub enum StoreCmd {
@@ -92,18 +101,24 @@ impl StoreWriter {
         on_commit: OnCommit,
     ) -> Result<Self, StoreError> {
         let conn = open_connection(db_path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        // Checkpoints (copying the WAL into the database) run on their own thread, so the writer
+        // spends its time on new data; see `Checkpointer`.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpointer = Checkpointer::spawn(db_path)?;
         let path = db_path.to_path_buf();
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
-                Writer {
+                let writer = Writer {
                     conn,
                     path,
                     run_id,
                     series_id,
                     stats: WriterStats::default(),
-                }
-                .run(commands, on_commit)
+                };
+                let result = writer.run(commands, on_commit);
+                checkpointer.stop();
+                result
             })
             .map_err(|e| StoreError::Unusable(format!("cannot start the store writer: {e}")))?;
         Ok(Self { thread })
@@ -116,6 +131,49 @@ impl StoreWriter {
                 "the store writer thread panicked".into(),
             ))
         })
+    }
+}
+
+/// How often the checkpointer folds the WAL back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
+/// Runs passive WAL checkpoints beside the writer (SQLite allows one checkpointer next to one
+/// writer), then a final truncating one so a finished run leaves a compact file.
+struct Checkpointer {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl Checkpointer {
+    fn spawn(db_path: &Path) -> Result<Self, StoreError> {
+        let conn = open_connection(db_path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("store-checkpoint".into())
+            .spawn(move || {
+                let checkpoint = |mode: &str| {
+                    if let Err(e) =
+                        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()))
+                    {
+                        tracing::debug!("WAL checkpoint ({mode}) did not run: {e}");
+                    }
+                };
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(CHECKPOINT_EVERY)
+                {
+                    checkpoint("PASSIVE");
+                }
+                checkpoint("TRUNCATE");
+            })
+            .map_err(|e| {
+                StoreError::Unusable(format!("cannot start the store checkpointer: {e}"))
+            })?;
+        Ok(Self { stop, thread })
+    }
+
+    fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
     }
 }
 
@@ -229,7 +287,7 @@ fn write_steps<'a>(
                 .execute(params![run_id, sig.ts.millis(), sig.signal, sig.change])?;
         }
         if let Some(trade) = &step.trade {
-            write_trade(tx, run_id, &trade.0, &trade.1)?;
+            write_trade(tx, run_id, &trade.order, &trade.fill)?;
         }
         if let Some(snap) = &step.snapshot {
             write_snapshot(tx, run_id, snap)?;
