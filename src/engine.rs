@@ -23,7 +23,7 @@ use crate::strategy::{LineValues, Signal, Strategy};
 /// must resync, rather than slowing the engine.
 pub const BUS_CAPACITY: usize = 4096;
 /// Batches of steps queued for the store writer before the engine waits (backpressure).
-pub const STORE_QUEUE_BATCHES: usize = 8;
+pub const STORE_QUEUE_BATCHES: usize = 32;
 
 #[derive(Clone, Debug)]
 pub struct EngineConfig {

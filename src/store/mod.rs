@@ -377,10 +377,9 @@ pub(crate) fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connectio
         .map_err(unusable)?;
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(unusable)?;
-    // Statement journals and temporary b-trees in memory, and a 16 MiB page cache: the bar
-    // table is appended to at up to a million rows a second.
-    conn.pragma_update(None, "temp_store", "MEMORY").map_err(unusable)?;
-    conn.pragma_update(None, "cache_size", -16_384).map_err(unusable)?;
+    // Statement journals and temporary b-trees in memory, not in temporary files.
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(unusable)?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(unusable)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))

@@ -1,0 +1,57 @@
+//! Configuration precedence through the real binary: flag > environment > config file > preset > default.
+
+mod common;
+use common::*;
+
+#[test]
+fn flags_beat_environment_beat_config_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("from-file");
+    let config = tmp.path().join("nanotrader.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data-dir = \"{}\"\nshort = 5\nlong = 30\nfee-rate = 0.001\nsizing = \"fixed:0.01\"\npreset = \"seed\"\n",
+            store.display()
+        ),
+    )
+    .unwrap();
+    let data = repo_file("tests/data/btcusd_1m_20171217.csv");
+    let out = bin()
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "run",
+            "--data",
+            data.to_str().unwrap(),
+            "--short",
+            "6",
+        ])
+        .env("NANOTRADER_LONG", "40")
+        .env("NANOTRADER_SHORT", "7")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        store.join("nanotrader.sqlite").is_file(),
+        "data-dir comes from the config file"
+    );
+
+    let runs = stdout(&nanotrader(&store, &["runs"]));
+    // short: flag (6) over env (7) over file (5); long: env (40) over file (30); the preset fills
+    // decide-from-bar (22) but not what the file set (fee, sizing).
+    for expected in [
+        "\"short\":6",
+        "\"long\":40",
+        "\"fee_rate\":\"0.001\"",
+        "\"sizing\":\"fixed:0.01\"",
+        "\"decide_from_bar\":22",
+    ] {
+        assert!(runs.contains(expected), "{expected} missing from {runs}");
+    }
+    assert!(
+        stdout(&out).contains("strategy      sma-cross 6/40"),
+        "{}",
+        stdout(&out)
+    );
+}
