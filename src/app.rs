@@ -110,6 +110,10 @@ fn run_key(cfg: &RunConfig, source: &SourceInfo) -> String {
     .to_string()
 }
 
+/// `run` and `demo`. This future is driven by `block_on` on the main thread, which is therefore
+/// the engine's own thread: start-up reads from SQLite and the replay source's buffered file reads
+/// happen there, never on the runtime's worker threads, where the observers (and the dashboard)
+/// run. Store writes have their own thread.
 async fn run(cfg: RunConfig) -> Result<(), AppError> {
     let store = Store::open(&cfg.data_dir)?;
     // The sim's start is fixed when its run is created, so a restart regenerates the same market.

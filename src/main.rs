@@ -55,6 +55,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // block_on drives the command on this thread (the engine's), not on the worker threads.
     match runtime.block_on(app::execute(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
