@@ -8,6 +8,7 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod kraken;
 pub mod logs;
 pub mod market;
 pub mod report;

@@ -45,6 +45,9 @@ fn main() -> ExitCode {
         .with_target(false)
         .init();
 
+    // One TLS crypto provider for every client (reqwest and tokio-tungstenite would otherwise
+    // each look for one and panic when they find none or two).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

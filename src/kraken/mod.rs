@@ -1,0 +1,9 @@
+//! Kraken: the exchange's quirks stay in here. Same shape as every adapter: constants, typed
+//! errors, parsing of recorded formats, symbol mapping, REST and WebSocket clients, and a mock
+//! exchange for tests.
+
+pub mod consts;
+pub mod error;
+pub mod mock;
+pub mod parse;
+pub mod symbols;
