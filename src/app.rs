@@ -9,7 +9,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
 use crate::broker::{Account, PaperBroker};
-use crate::cli::{Cli, Command, FillsArgs, RunArgs};
+use crate::cli::{BarsArgs, Cli, Command, FillsArgs, RunArgs};
 use crate::config::{self, ConfigError, Mode, ReplayData, RunConfig, SimSpec, SourceSpec};
 use crate::engine::{self, Bus, Engine, EngineOutputs, Metrics, ResumeState, STORE_QUEUE_BATCHES};
 use crate::market::bars::BarAggregator;
@@ -93,6 +93,7 @@ pub async fn execute(cli: Cli) -> Result<(), AppError> {
             .await
         }
         Command::Fills(args) => export_fills(&data_dir, &args),
+        Command::Bars(args) => export_bars(&data_dir, &args),
         Command::Runs => list_runs(&data_dir),
     }
 }
@@ -452,6 +453,28 @@ fn export_fills(data_dir: &std::path::Path, args: &FillsArgs) -> Result<(), AppE
         report::write_fills_csv(&mut out, &fills)
     } else {
         report::write_fills_table(&mut out, &run, &fills)
+    };
+    written
+        .and_then(|_| out.flush())
+        .or_else(ignore_broken_pipe)
+}
+
+fn export_bars(data_dir: &std::path::Path, args: &BarsArgs) -> Result<(), AppError> {
+    let store = Store::open_existing(data_dir)?;
+    let run = match &args.pair {
+        Some(pair) => store.latest_run_with_pair(pair)?.ok_or_else(|| {
+            AppError::input(format!(
+                "no run has traded {pair} in {}",
+                store.path().display()
+            ))
+        })?,
+        None => pick_run(&store, args.run)?,
+    };
+    let mut out = std::io::stdout().lock();
+    let written = if args.csv {
+        report::write_bars_csv(&mut out, &store, run.series_id)
+    } else {
+        report::write_bars_summary(&mut out, &store, &run)
     };
     written
         .and_then(|_| out.flush())

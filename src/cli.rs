@@ -56,8 +56,24 @@ pub enum Command {
     Run(RunArgs),
     /// Export the fills of a stored run (the latest run unless --run).
     Fills(FillsArgs),
+    /// Export the stored bars of a run's series (the latest run, or the latest with --pair).
+    Bars(BarsArgs),
     /// List the stored runs.
     Runs,
+}
+
+#[derive(Debug, Args)]
+pub struct BarsArgs {
+    /// Run id whose bar series to export [default: the latest run].
+    #[arg(long, conflicts_with = "pair")]
+    pub run: Option<i64>,
+    /// The latest run trading this pair, e.g. BTC/USD.
+    #[arg(long)]
+    pub pair: Option<String>,
+    /// CSV with header ts,open,high,low,close,volume (ts = bar open, unix seconds). Without it,
+    /// a summary of what is stored.
+    #[arg(long)]
+    pub csv: bool,
 }
 
 #[derive(Debug, Args)]

@@ -161,6 +161,53 @@ pub fn write_fills_table(out: &mut impl Write, run: &RunRecord, fills: &[Fill]) 
     Ok(())
 }
 
+pub fn write_bars_csv(out: &mut impl Write, store: &Store, series_id: i64) -> io::Result<()> {
+    writeln!(out, "ts,open,high,low,close,volume")?;
+    let mut result = Ok(());
+    store
+        .for_each_bar(series_id, Timestamp(i64::MIN), Timestamp(i64::MAX), |b| {
+            if result.is_ok() {
+                result = writeln!(
+                    out,
+                    "{},{},{},{},{},{}",
+                    b.ts.secs(),
+                    plain(b.open),
+                    plain(b.high),
+                    plain(b.low),
+                    plain(b.close),
+                    plain(b.volume)
+                );
+            }
+        })
+        .map_err(io::Error::other)?;
+    result
+}
+
+pub fn write_bars_summary(out: &mut impl Write, store: &Store, run: &RunRecord) -> io::Result<()> {
+    let s = store
+        .series_summary(run.series_id)
+        .map_err(io::Error::other)?;
+    let when = |t: Option<Timestamp>| t.map_or_else(|| "-".to_owned(), |t| t.to_rfc3339());
+    writeln!(
+        out,
+        "run {}: series {} ({} bars of {}s)",
+        run.id, s.identity, s.pair, s.interval_secs
+    )?;
+    writeln!(
+        out,
+        "  bars   {} stored, {} .. {}",
+        s.bars,
+        when(s.first),
+        when(s.last)
+    )?;
+    writeln!(
+        out,
+        "  gaps   {} ({} intervals with no trades, marked, not filled)",
+        s.gaps, s.missing_intervals
+    )?;
+    writeln!(out, "  export with: nanotrader bars --run {} --csv", run.id)
+}
+
 pub fn write_runs(out: &mut impl Write, store: &Store, runs: &[RunRecord]) -> io::Result<()> {
     writeln!(
         out,

@@ -98,6 +98,19 @@ pub struct RunRecord {
     pub next_order_id: u64,
 }
 
+/// A stored bar series at a glance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesSummary {
+    pub identity: String,
+    pub pair: String,
+    pub interval_secs: i64,
+    pub bars: u64,
+    pub first: Option<Timestamp>,
+    pub last: Option<Timestamp>,
+    pub gaps: u64,
+    pub missing_intervals: u64,
+}
+
 /// What a new run is.
 pub struct NewRun<'a> {
     pub run_key: &'a str,
@@ -209,6 +222,50 @@ impl Store {
         row.map(RawRun::into_record).transpose()
     }
 
+    /// The newest run whose bar series is of `pair`.
+    pub fn latest_run_with_pair(&self, pair: &str) -> Result<Option<RunRecord>, StoreError> {
+        let id: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT r.id FROM runs r JOIN series s ON s.id = r.series_id
+                 WHERE s.pair = ?1 ORDER BY r.id DESC LIMIT 1",
+                [pair],
+                |r| r.get(0),
+            )
+            .optional()?;
+        id.map_or(Ok(None), |id| self.run(id))
+    }
+
+    /// What a series is and how much of it is stored: identity, bar count, first and last bar,
+    /// and the gaps marked in it.
+    pub fn series_summary(&self, series_id: i64) -> Result<SeriesSummary, StoreError> {
+        let (identity, pair, interval_secs): (String, String, i64) = self.conn.query_row(
+            "SELECT identity, pair, interval_secs FROM series WHERE id = ?1",
+            [series_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let (bars, first, last): (i64, Option<i64>, Option<i64>) = self.conn.query_row(
+            "SELECT COUNT(*), MIN(ts), MAX(ts) FROM bars WHERE series_id = ?1",
+            [series_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let (gaps, missing): (i64, Option<i64>) = self.conn.query_row(
+            "SELECT COUNT(*), SUM(missing) FROM gaps WHERE series_id = ?1",
+            [series_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(SeriesSummary {
+            identity,
+            pair,
+            interval_secs,
+            bars: bars as u64,
+            first: first.map(ts),
+            last: last.map(ts),
+            gaps: gaps as u64,
+            missing_intervals: missing.unwrap_or(0) as u64,
+        })
+    }
+
     pub fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
         let mut stmt = self
             .conn
@@ -293,15 +350,6 @@ impl Store {
             n += 1;
         }
         Ok(n)
-    }
-
-    pub fn bar_count(&self, series_id: i64) -> Result<u64, StoreError> {
-        let n: i64 = self.conn.query_row(
-            "SELECT COUNT(*) FROM bars WHERE series_id = ?1",
-            [series_id],
-            |r| r.get(0),
-        )?;
-        Ok(n as u64)
     }
 }
 
