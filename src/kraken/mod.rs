@@ -2,6 +2,7 @@
 //! errors, parsing of recorded formats, symbol mapping, REST and WebSocket clients, and a mock
 //! exchange for tests.
 
+pub mod budget;
 pub mod consts;
 pub mod error;
 pub mod mock;
