@@ -3,7 +3,7 @@
 pub mod bars;
 pub mod csv;
 mod pacing;
-mod parse;
+pub(crate) mod parse;
 pub mod replay;
 pub mod sim;
 pub mod source;
