@@ -12,6 +12,10 @@ use crate::broker::{Account, PaperBroker};
 use crate::cli::{BarsArgs, Cli, Command, FillsArgs, RunArgs};
 use crate::config::{self, ConfigError, Mode, ReplayData, RunConfig, SimSpec, SourceSpec};
 use crate::engine::{self, Bus, Engine, EngineOutputs, Metrics, ResumeState, STORE_QUEUE_BATCHES};
+use crate::kraken::consts::PUBLIC_REST_MIN_INTERVAL;
+use crate::kraken::poller::RestPollSource;
+use crate::kraken::rest::{RestClient, Retries};
+use crate::kraken::symbols::{PairMap, PairNames};
 use crate::market::bars::BarAggregator;
 use crate::market::replay::{ReplayConfig, ReplaySource};
 use crate::market::sim::{SimConfig, SimSource};
@@ -118,9 +122,7 @@ fn run_key(cfg: &RunConfig, source: &SourceInfo) -> String {
 async fn run(cfg: RunConfig) -> Result<(), AppError> {
     let store = Store::open(&cfg.data_dir)?;
     // The sim's start is fixed when its run is created, so a restart regenerates the same market.
-    let probe = open_source(&cfg, None, None)?;
-    let info = probe.info().clone();
-    drop(probe);
+    let info = probe_info(&cfg)?;
     if let Some(src) = info.bar_interval
         && src > cfg.interval
     {
@@ -141,10 +143,13 @@ async fn run(cfg: RunConfig) -> Result<(), AppError> {
             let start_secs = Timestamp::now().floor_to(cfg.interval).secs();
             // The bar series is named by the data this run will see (a simulator's start included),
             // so runs share stored bars only when the bars are the same.
-            let identity = open_source(&cfg, None, Some(start_secs))?
-                .info()
-                .identity
-                .clone();
+            let identity = match &cfg.source {
+                SourceSpec::Sim(sim) => SimSource::new(sim_config(sim, None, Some(start_secs)))?
+                    .info()
+                    .identity
+                    .clone(),
+                _ => info.identity.clone(),
+            };
             let series_id = store.series_id(&identity, &cfg.pair, cfg.interval)?;
             store.create_run(&NewRun {
                 run_key: &key,
@@ -159,7 +164,7 @@ async fn run(cfg: RunConfig) -> Result<(), AppError> {
     let stored_start = serde_json::from_str::<serde_json::Value>(&run.source_params)
         .ok()
         .and_then(|v| v["start_secs"].as_i64());
-    let mut source = open_source(&cfg, start_at, stored_start)?;
+    let mut source = open_source(&cfg, start_at, stored_start).await?;
     let info = source.info().clone();
 
     let mut strategy = cfg.strategy.build().map_err(AppError::input)?;
@@ -289,35 +294,75 @@ async fn run(cfg: RunConfig) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Opens the configured source; `start_secs` fixes a simulator's market start (the probe that
-/// only reads the source's identity passes None: the run key leaves the start out).
-fn open_source(
+/// What the configured source is, without connecting to anything: enough to find the run.
+fn probe_info(cfg: &RunConfig) -> Result<SourceInfo, AppError> {
+    Ok(match &cfg.source {
+        SourceSpec::Replay { .. } => open_replay(cfg, None)?.info().clone(),
+        // A simulator's start is left out of its run key, so any start will do here.
+        SourceSpec::Sim(sim) => SimSource::new(sim_config(sim, None, None))?.info().clone(),
+        SourceSpec::KrakenRest { .. } => SourceInfo {
+            kind: "kraken-rest",
+            identity: format!("kraken-rest:{}", cfg.pair.to_uppercase()),
+            pair: cfg.pair.to_uppercase(),
+            finite: false,
+            bar_interval: None,
+        },
+    })
+}
+
+fn open_replay(cfg: &RunConfig, start_at: Option<Timestamp>) -> Result<ReplaySource, AppError> {
+    let SourceSpec::Replay {
+        data,
+        speed,
+        looping,
+        skip_bad_rows,
+    } = &cfg.source
+    else {
+        return Err(AppError::runtime("not a replay source"));
+    };
+    let replay = ReplayConfig {
+        speed: *speed,
+        looping: *looping,
+        start_at,
+        skip_bad_rows: *skip_bad_rows,
+    };
+    Ok(match data {
+        ReplayData::Builtin => ReplaySource::builtin(replay)?,
+        ReplayData::File(path) => ReplaySource::open(path, Some(&cfg.pair), replay)?,
+    })
+}
+
+/// Opens the configured source; `start_secs` fixes a simulator's market start.
+async fn open_source(
     cfg: &RunConfig,
     start_at: Option<Timestamp>,
     start_secs: Option<i64>,
 ) -> Result<AnySource, AppError> {
     Ok(match &cfg.source {
-        SourceSpec::Replay {
-            data,
-            speed,
-            looping,
-            skip_bad_rows,
-        } => {
-            let replay = ReplayConfig {
-                speed: *speed,
-                looping: *looping,
-                start_at,
-                skip_bad_rows: *skip_bad_rows,
-            };
-            AnySource::Replay(match data {
-                ReplayData::Builtin => ReplaySource::builtin(replay)?,
-                ReplayData::File(path) => ReplaySource::open(path, Some(&cfg.pair), replay)?,
-            })
-        }
+        SourceSpec::Replay { .. } => AnySource::Replay(open_replay(cfg, start_at)?),
         SourceSpec::Sim(sim) => {
             AnySource::Sim(SimSource::new(sim_config(sim, start_at, start_secs))?)
         }
+        SourceSpec::KrakenRest {
+            rest_url,
+            poll_every,
+        } => {
+            let client = RestClient::new(rest_url, PUBLIC_REST_MIN_INTERVAL)
+                .map_err(|e| AppError::runtime(e.to_string()))?;
+            let pair = resolve_pair(&client, &cfg.pair).await?;
+            AnySource::KrakenRest(RestPollSource::start(client, pair, *poll_every))
+        }
     })
+}
+
+/// Maps the user's pair to Kraken's names with AssetPairs; an unknown pair is the user's mistake.
+async fn resolve_pair(client: &RestClient, pair: &str) -> Result<PairNames, AppError> {
+    let pairs = client.asset_pairs(Retries::UpTo(2)).await.map_err(|e| {
+        AppError::runtime(format!("cannot reach Kraken at {}: {e}", client.base_url()))
+    })?;
+    PairMap::from_asset_pairs(&pairs)
+        .resolve(pair)
+        .map_err(|e| AppError::input(e.to_string()))
 }
 
 fn sim_config(sim: &SimSpec, start_at: Option<Timestamp>, start_secs: Option<i64>) -> SimConfig {
@@ -340,6 +385,7 @@ fn sim_config(sim: &SimSpec, start_at: Option<Timestamp>, start_secs: Option<i64
 enum AnySource {
     Replay(ReplaySource),
     Sim(SimSource),
+    KrakenRest(RestPollSource),
 }
 
 impl Source for AnySource {
@@ -347,6 +393,7 @@ impl Source for AnySource {
         match self {
             AnySource::Replay(s) => s.info(),
             AnySource::Sim(s) => s.info(),
+            AnySource::KrakenRest(s) => s.info(),
         }
     }
 
@@ -354,6 +401,7 @@ impl Source for AnySource {
         match self {
             AnySource::Replay(s) => s.next_event().await,
             AnySource::Sim(s) => s.next_event().await,
+            AnySource::KrakenRest(s) => s.next_event().await,
         }
     }
 }

@@ -94,6 +94,8 @@ pub enum SourceKind {
     Replay,
     /// A seeded random walk (geometric Brownian motion), endless unless --sim-duration.
     Sim,
+    /// Kraken's public REST Ticker, polled (the last trade price; bars without volume).
+    KrakenRest,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -224,6 +226,20 @@ pub struct RunArgs {
     /// Seconds between status lines [default: 5].
     #[arg(long, env = "NANOTRADER_STATUS_SECS")]
     pub status_secs: Option<f64>,
+
+    /// Kraken REST base URL (any Kraken-compatible endpoint) [default: https://api.kraken.com].
+    #[arg(
+        long,
+        env = "NANOTRADER_KRAKEN_REST_URL",
+        help_heading = "Kraken",
+        value_name = "URL"
+    )]
+    pub kraken_rest_url: Option<String>,
+
+    /// Seconds between two Ticker polls of --source kraken-rest; never below Kraken's public
+    /// limit of one request per second [default: 1].
+    #[arg(long, env = "NANOTRADER_POLL_SECS", help_heading = "Kraken")]
+    pub poll_secs: Option<f64>,
 
     /// Simulator: random seed [default: 1].
     #[arg(long, env = "NANOTRADER_SIM_SEED", help_heading = "Simulator")]

@@ -46,6 +46,10 @@ pub enum SourceSpec {
         skip_bad_rows: bool,
     },
     Sim(SimSpec),
+    KrakenRest {
+        rest_url: String,
+        poll_every: Duration,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -111,7 +115,7 @@ pub fn merge(cli: RunArgs, file: RunArgs) -> RunArgs {
     merge_options!(cli, file;
         source, data, speed, looping, preset, pair, interval, strategy, short, long, fast, slow,
         rsi_period, oversold, overbought, cash, fee_rate, sizing, decide_from_bar, window_bars,
-        skip_bad_rows, status_secs, sim_seed, sim_price, sim_drift, sim_volatility, sim_tick_secs,
+        skip_bad_rows, status_secs, kraken_rest_url, poll_secs, sim_seed, sim_price, sim_drift, sim_volatility, sim_tick_secs,
         sim_duration)
 }
 
@@ -219,6 +223,27 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
             }
             SourceSpec::Sim(sim)
         }
+        SourceKind::KrakenRest => {
+            if args.data.is_some() {
+                return err("--data is for --source replay; Kraken is a live feed".into());
+            }
+            let min = crate::kraken::consts::PUBLIC_REST_MIN_INTERVAL.as_secs_f64();
+            let poll_secs = args.poll_secs.unwrap_or(min);
+            if !(poll_secs.is_finite() && poll_secs >= min) {
+                return err(format!(
+                    "poll-secs {poll_secs} is faster than Kraken's public REST limit (one request per {min} s)"
+                ));
+            }
+            SourceSpec::KrakenRest {
+                rest_url: checked_url(
+                    args.kraken_rest_url.as_deref(),
+                    crate::kraken::consts::REST_BASE_URL,
+                    &["http", "https"],
+                    "kraken-rest-url",
+                )?,
+                poll_every: Duration::from_secs_f64(poll_secs),
+            }
+        }
     };
 
     Ok(RunConfig {
@@ -231,6 +256,26 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
         engine,
         fresh: args.fresh,
     })
+}
+
+/// A base URL with one of the allowed schemes, without a trailing slash.
+fn checked_url(
+    given: Option<&str>,
+    default: &str,
+    schemes: &[&str],
+    flag: &str,
+) -> Result<String, ConfigError> {
+    let url = given.unwrap_or(default).trim().trim_end_matches('/');
+    let scheme_ok = url
+        .split_once("://")
+        .is_some_and(|(scheme, rest)| schemes.contains(&scheme) && !rest.is_empty());
+    if !scheme_ok {
+        return Err(ConfigError(format!(
+            "{flag} '{url}' is not a {} URL",
+            schemes.join("/")
+        )));
+    }
+    Ok(url.to_owned())
 }
 
 /// Reads a config value written as a string or a bare number (`speed = 60` or `speed = "max"`)

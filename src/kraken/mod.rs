@@ -7,4 +7,6 @@ pub mod consts;
 pub mod error;
 pub mod mock;
 pub mod parse;
+pub mod poller;
+pub mod rest;
 pub mod symbols;
