@@ -16,6 +16,7 @@ use crate::kraken::consts::PUBLIC_REST_MIN_INTERVAL;
 use crate::kraken::poller::RestPollSource;
 use crate::kraken::rest::{RestClient, Retries};
 use crate::kraken::symbols::{PairMap, PairNames};
+use crate::kraken::ws::{KrakenWsSource, WsFeedConfig};
 use crate::market::bars::BarAggregator;
 use crate::market::replay::{ReplayConfig, ReplaySource};
 use crate::market::sim::{SimConfig, SimSource};
@@ -300,13 +301,20 @@ fn probe_info(cfg: &RunConfig) -> Result<SourceInfo, AppError> {
         SourceSpec::Replay { .. } => open_replay(cfg, None)?.info().clone(),
         // A simulator's start is left out of its run key, so any start will do here.
         SourceSpec::Sim(sim) => SimSource::new(sim_config(sim, None, None))?.info().clone(),
-        SourceSpec::KrakenRest { .. } => SourceInfo {
-            kind: "kraken-rest",
-            identity: format!("kraken-rest:{}", cfg.pair.to_uppercase()),
-            pair: cfg.pair.to_uppercase(),
-            finite: false,
-            bar_interval: None,
-        },
+        SourceSpec::KrakenRest { .. } | SourceSpec::Kraken { .. } => {
+            let kind = if matches!(cfg.source, SourceSpec::Kraken { .. }) {
+                "kraken"
+            } else {
+                "kraken-rest"
+            };
+            SourceInfo {
+                kind,
+                identity: format!("{kind}:{}", cfg.pair.to_uppercase()),
+                pair: cfg.pair.to_uppercase(),
+                finite: false,
+                bar_interval: None,
+            }
+        }
     })
 }
 
@@ -352,6 +360,16 @@ async fn open_source(
             let pair = resolve_pair(&client, &cfg.pair).await?;
             AnySource::KrakenRest(RestPollSource::start(client, pair, *poll_every))
         }
+        SourceSpec::Kraken { rest_url, ws_url } => {
+            let client = RestClient::new(rest_url, PUBLIC_REST_MIN_INTERVAL)
+                .map_err(|e| AppError::runtime(e.to_string()))?;
+            let pair = resolve_pair(&client, &cfg.pair).await?;
+            AnySource::Kraken(KrakenWsSource::start(
+                WsFeedConfig::new(ws_url, cfg.interval, start_at),
+                client,
+                pair,
+            ))
+        }
     })
 }
 
@@ -386,6 +404,7 @@ enum AnySource {
     Replay(ReplaySource),
     Sim(SimSource),
     KrakenRest(RestPollSource),
+    Kraken(KrakenWsSource),
 }
 
 impl Source for AnySource {
@@ -394,6 +413,7 @@ impl Source for AnySource {
             AnySource::Replay(s) => s.info(),
             AnySource::Sim(s) => s.info(),
             AnySource::KrakenRest(s) => s.info(),
+            AnySource::Kraken(s) => s.info(),
         }
     }
 
@@ -402,6 +422,7 @@ impl Source for AnySource {
             AnySource::Replay(s) => s.next_event().await,
             AnySource::Sim(s) => s.next_event().await,
             AnySource::KrakenRest(s) => s.next_event().await,
+            AnySource::Kraken(s) => s.next_event().await,
         }
     }
 }

@@ -90,6 +90,8 @@ pub struct FillsArgs {
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SourceKind {
+    /// Kraken's WebSocket v2 trade and ticker streams, bars built from trades, REST to fill gaps.
+    Kraken,
     /// Replay a CSV file of bars or trades (--data), or the built-in data set.
     Replay,
     /// A seeded random walk (geometric Brownian motion), endless unless --sim-duration.
@@ -122,7 +124,7 @@ pub enum StrategyKind {
 #[derive(Debug, Default, Clone, Args, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RunArgs {
-    /// Market data source [default: replay].
+    /// Market data source [default: kraken for run (replay when --data is given), replay for demo].
     #[arg(long, env = "NANOTRADER_SOURCE", value_enum)]
     pub source: Option<SourceKind>,
 
@@ -235,6 +237,15 @@ pub struct RunArgs {
         value_name = "URL"
     )]
     pub kraken_rest_url: Option<String>,
+
+    /// Kraken WebSocket v2 URL [default: wss://ws.kraken.com/v2].
+    #[arg(
+        long,
+        env = "NANOTRADER_KRAKEN_WS_URL",
+        help_heading = "Kraken",
+        value_name = "URL"
+    )]
+    pub kraken_ws_url: Option<String>,
 
     /// Seconds between two Ticker polls of --source kraken-rest; never below Kraken's public
     /// limit of one request per second [default: 1].

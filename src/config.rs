@@ -50,6 +50,10 @@ pub enum SourceSpec {
         rest_url: String,
         poll_every: Duration,
     },
+    Kraken {
+        rest_url: String,
+        ws_url: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -115,7 +119,7 @@ pub fn merge(cli: RunArgs, file: RunArgs) -> RunArgs {
     merge_options!(cli, file;
         source, data, speed, looping, preset, pair, interval, strategy, short, long, fast, slow,
         rsi_period, oversold, overbought, cash, fee_rate, sizing, decide_from_bar, window_bars,
-        skip_bad_rows, status_secs, kraken_rest_url, poll_secs, sim_seed, sim_price, sim_drift, sim_volatility, sim_tick_secs,
+        skip_bad_rows, status_secs, kraken_rest_url, kraken_ws_url, poll_secs, sim_seed, sim_price, sim_drift, sim_volatility, sim_tick_secs,
         sim_duration)
 }
 
@@ -178,7 +182,20 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
         Mode::Run => Speed::Max,
     };
     let speed = args.speed.unwrap_or(default_speed);
-    let source = match args.source.unwrap_or(SourceKind::Replay) {
+    // `run` trades Kraken live unless it is given a file to replay; `demo` always replays.
+    let default_source = match (mode, &args.data) {
+        (Mode::Run, None) => SourceKind::Kraken,
+        _ => SourceKind::Replay,
+    };
+    let rest_url = || {
+        checked_url(
+            args.kraken_rest_url.as_deref(),
+            crate::kraken::consts::REST_BASE_URL,
+            &["http", "https"],
+            "kraken-rest-url",
+        )
+    };
+    let source = match args.source.unwrap_or(default_source) {
         SourceKind::Replay => SourceSpec::Replay {
             data: args.data.map_or(ReplayData::Builtin, ReplayData::File),
             speed,
@@ -235,13 +252,22 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
                 ));
             }
             SourceSpec::KrakenRest {
-                rest_url: checked_url(
-                    args.kraken_rest_url.as_deref(),
-                    crate::kraken::consts::REST_BASE_URL,
-                    &["http", "https"],
-                    "kraken-rest-url",
-                )?,
+                rest_url: rest_url()?,
                 poll_every: Duration::from_secs_f64(poll_secs),
+            }
+        }
+        SourceKind::Kraken => {
+            if args.data.is_some() {
+                return err("--data is for --source replay; Kraken is a live feed".into());
+            }
+            SourceSpec::Kraken {
+                rest_url: rest_url()?,
+                ws_url: checked_url(
+                    args.kraken_ws_url.as_deref(),
+                    crate::kraken::consts::WS_PUBLIC_URL,
+                    &["ws", "wss"],
+                    "kraken-ws-url",
+                )?,
             }
         }
     };

@@ -10,3 +10,4 @@ pub mod parse;
 pub mod poller;
 pub mod rest;
 pub mod symbols;
+pub mod ws;

@@ -1,0 +1,448 @@
+//! `--source kraken`: WebSocket v2 `trade` and `ticker` streams, bars built from trades.
+//!
+//! The trade tape is kept exact across everything that can go wrong: after a disconnect or a
+//! restart the missed trades are fetched from REST Trades (cursor = the last trade seen) before
+//! live trades flow again, and trades are de-duplicated by Kraken's per-pair trade id. While the
+//! socket is down, REST Trades is polled within the public budget, so bars keep coming.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, timeout};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use super::budget::Backoff;
+use super::consts::{
+    FEED_SILENCE_TIMEOUT, MAX_RETRIES, PUBLIC_REST_MIN_INTERVAL, RECONNECT_INITIAL,
+    RECONNECT_JITTER, RECONNECT_MAX, REQUEST_TIMEOUT,
+};
+use super::parse::{WsMessage, parse_ws, subscribe_request};
+use super::rest::{RestClient, Retries};
+use super::symbols::PairNames;
+use crate::market::{
+    FeedStatus, Interval, MarketEvent, Source, SourceError, SourceInfo, Timestamp, Trade,
+};
+
+/// Events buffered between the feed task and the engine.
+const QUEUE: usize = 4096;
+/// A quiet minute is closed this long after it ends by the local clock, leaving room for a trade
+/// stamped just before the minute's end that is still on its way.
+const CLOCK_GRACE: Duration = Duration::from_secs(2);
+/// Only the first few malformed messages are logged one by one; then every power of ten.
+const MALFORMED_LOGGED: u64 = 3;
+
+#[derive(Clone, Debug)]
+pub struct WsFeedConfig {
+    pub ws_url: String,
+    pub silence_timeout: Duration,
+    pub interval: Interval,
+    /// Continue the tape from here (a resumed run: the end of its last stored bar). A new run
+    /// starts at the next bar boundary, so its first bar is complete.
+    pub start_at: Option<Timestamp>,
+}
+
+impl WsFeedConfig {
+    pub fn new(ws_url: &str, interval: Interval, start_at: Option<Timestamp>) -> Self {
+        Self {
+            ws_url: ws_url.to_owned(),
+            silence_timeout: FEED_SILENCE_TIMEOUT,
+            interval,
+            start_at,
+        }
+    }
+}
+
+pub struct KrakenWsSource {
+    info: SourceInfo,
+    events: mpsc::Receiver<Result<MarketEvent, SourceError>>,
+    task: JoinHandle<()>,
+}
+
+impl KrakenWsSource {
+    pub fn start(config: WsFeedConfig, rest: RestClient, pair: PairNames) -> Self {
+        let (tx, events) = mpsc::channel(QUEUE);
+        let info = SourceInfo {
+            kind: "kraken",
+            identity: format!("kraken:{}", pair.user),
+            pair: pair.user.clone(),
+            finite: false,
+            bar_interval: None,
+        };
+        let forward_from = config.start_at.unwrap_or_else(|| {
+            Timestamp::now()
+                .floor_to(config.interval)
+                .plus(config.interval)
+        });
+        let feed = Feed {
+            config,
+            rest,
+            pair,
+            tx,
+            tape: Tape::new(forward_from),
+            malformed: 0,
+            reconnects: 0,
+        };
+        Self {
+            info,
+            events,
+            task: tokio::spawn(feed.run()),
+        }
+    }
+}
+
+impl Drop for KrakenWsSource {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Source for KrakenWsSource {
+    fn info(&self) -> &SourceInfo {
+        &self.info
+    }
+
+    /// Cancel-safe: a channel receive.
+    async fn next_event(&mut self) -> Result<Option<MarketEvent>, SourceError> {
+        match self.events.recv().await {
+            Some(Ok(event)) => Ok(Some(event)),
+            Some(Err(e)) => Err(e),
+            None => Err(SourceError::Fatal("the Kraken feed stopped".into())),
+        }
+    }
+}
+
+/// Where the forwarded trade tape stands: what has been handed on, and where to fetch from.
+#[derive(Debug)]
+struct Tape {
+    /// Trades before this time are not forwarded (they belong to bars already stored or not ours).
+    forward_from: Timestamp,
+    last_id: Option<u64>,
+    last_ts: Option<Timestamp>,
+}
+
+impl Tape {
+    fn new(forward_from: Timestamp) -> Self {
+        Self {
+            forward_from,
+            last_id: None,
+            last_ts: None,
+        }
+    }
+
+    /// Whether a trade is new: after the start, and after the last forwarded one by id (or by
+    /// time, for a trade without id).
+    fn accepts(&self, ts: Timestamp, id: Option<u64>) -> bool {
+        if ts < self.forward_from {
+            return false;
+        }
+        match (id, self.last_id) {
+            (Some(id), Some(last)) => id > last,
+            _ => self.last_ts.is_none_or(|last| ts >= last),
+        }
+    }
+
+    fn record(&mut self, ts: Timestamp, id: Option<u64>) {
+        self.last_ts = Some(ts);
+        if id.is_some() {
+            self.last_id = id;
+        }
+    }
+
+    /// REST Trades `since` for the next fetch: just before the last trade (ids remove the overlap).
+    fn cursor(&self) -> String {
+        let from = self.last_ts.unwrap_or(self.forward_from);
+        (from.nanos() - 1).to_string()
+    }
+}
+
+/// Why a WebSocket session ended.
+enum End {
+    /// Reconnect after a back-off.
+    Disconnected(String),
+    /// Cannot go on (a refused subscription): the run stops with this error.
+    Fatal(SourceError),
+    /// The engine dropped the source.
+    EngineGone,
+}
+
+struct Feed {
+    config: WsFeedConfig,
+    rest: RestClient,
+    pair: PairNames,
+    tx: mpsc::Sender<Result<MarketEvent, SourceError>>,
+    tape: Tape,
+    malformed: u64,
+    reconnects: u64,
+}
+
+impl Feed {
+    async fn run(mut self) {
+        let mut backoff = Backoff::new(RECONNECT_INITIAL, RECONNECT_MAX, RECONNECT_JITTER);
+        loop {
+            let connected_at = Instant::now();
+            match self.session(&mut backoff).await {
+                End::EngineGone => return,
+                End::Fatal(e) => {
+                    let _ = self.tx.send(Err(e)).await;
+                    return;
+                }
+                End::Disconnected(reason) => {
+                    self.reconnects += 1;
+                    // A session that lived a while earns a fresh back-off.
+                    if connected_at.elapsed() > RECONNECT_MAX {
+                        backoff.reset();
+                    }
+                    let delay = backoff.next_delay();
+                    tracing::warn!(
+                        reconnects = self.reconnects,
+                        "Kraken WebSocket down ({reason}); reconnecting in {:.1} s, REST Trades meanwhile",
+                        delay.as_secs_f64()
+                    );
+                    if !self
+                        .send(MarketEvent::Status(FeedStatus::Disconnected { reason }))
+                        .await
+                    {
+                        return;
+                    }
+                    if !self.poll_rest_until(Instant::now() + delay).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// One connection: connect, subscribe, catch up from REST, then stream until it ends.
+    async fn session(&mut self, backoff: &mut Backoff) -> End {
+        let connect = timeout(
+            REQUEST_TIMEOUT,
+            tokio_tungstenite::connect_async(self.config.ws_url.as_str()),
+        )
+        .await;
+        let socket = match connect {
+            Ok(Ok((socket, _))) => socket,
+            Ok(Err(e)) => return End::Disconnected(format!("connect failed: {e}")),
+            Err(_) => return End::Disconnected("connect timed out".into()),
+        };
+        let (mut sink, mut stream) = socket.split();
+        for (req_id, channel) in [(1, "trade"), (2, "ticker")] {
+            let request = subscribe_request(channel, &[self.pair.ws.as_str()], req_id, None);
+            if let Err(e) = sink.send(Message::text(request)).await {
+                return End::Disconnected(format!("subscribe failed: {e}"));
+            }
+        }
+        let mut caught_up = false;
+        loop {
+            let frame = match timeout(self.config.silence_timeout, stream.next()).await {
+                Err(_) => {
+                    return End::Disconnected(format!(
+                        "silent for {} s",
+                        self.config.silence_timeout.as_secs()
+                    ));
+                }
+                Ok(None) => return End::Disconnected("connection closed".into()),
+                Ok(Some(Err(e))) => return End::Disconnected(e.to_string()),
+                Ok(Some(Ok(frame))) => frame,
+            };
+            let text = match frame {
+                Message::Text(text) => text,
+                // Kraken's SDK treats policy violation (1008) as final, every other close as transient.
+                Message::Close(Some(close)) if close.code == CloseCode::Policy => {
+                    return End::Fatal(SourceError::Fatal(format!(
+                        "Kraken closed the feed: {}",
+                        close.reason
+                    )));
+                }
+                Message::Close(_) => return End::Disconnected("closed by Kraken".into()),
+                _ => continue,
+            };
+            let message = match parse_ws(&text) {
+                Ok(message) => message,
+                Err(e) => {
+                    self.malformed += 1;
+                    if self.malformed <= MALFORMED_LOGGED || self.malformed.is_power_of_two() {
+                        tracing::warn!(
+                            malformed = self.malformed,
+                            "skipping a malformed Kraken message: {e}"
+                        );
+                    }
+                    continue;
+                }
+            };
+            let ok = match message {
+                WsMessage::SubscribeResult {
+                    success: false,
+                    error,
+                    channel,
+                    ..
+                } => {
+                    return End::Fatal(SourceError::Input(format!(
+                        "Kraken refused the {} subscription for {}: {}",
+                        channel.as_deref().unwrap_or("?"),
+                        self.pair.ws,
+                        error.as_deref().unwrap_or("no reason given")
+                    )));
+                }
+                WsMessage::SubscribeResult { channel, .. }
+                    if channel.as_deref() == Some("trade") =>
+                {
+                    self.send(MarketEvent::Status(FeedStatus::Connected)).await
+                }
+                WsMessage::Trades { trades, .. } => {
+                    if !caught_up {
+                        // The first trades of a session show how far live data goes back: fetch
+                        // what lies between the tape and them.
+                        let first_live = trades.first().map(|t| t.trade_id);
+                        if !self.backfill(first_live).await {
+                            return End::EngineGone;
+                        }
+                        caught_up = true;
+                        backoff.reset();
+                    }
+                    let mut ok = true;
+                    for t in trades {
+                        ok &= self.forward(t.trade, Some(t.trade_id)).await;
+                    }
+                    ok
+                }
+                ref ticker @ WsMessage::Ticker { .. } => match ticker.quote(Timestamp::now()) {
+                    Some(quote) => self.send(MarketEvent::Quote(quote)).await,
+                    None => true,
+                },
+                WsMessage::Heartbeat if caught_up => {
+                    let now = Timestamp::from_nanos(
+                        Timestamp::now().nanos() - CLOCK_GRACE.as_nanos() as i64,
+                    );
+                    self.send(MarketEvent::Clock(now)).await
+                }
+                WsMessage::Status { system, .. } if system != "online" => {
+                    tracing::warn!("Kraken reports its system as '{system}'");
+                    true
+                }
+                _ => true,
+            };
+            if !ok {
+                return End::EngineGone;
+            }
+        }
+    }
+
+    /// Fetches from REST Trades everything after the tape up to the first live trade id (or,
+    /// without one, up to now). False when the engine is gone.
+    async fn backfill(&mut self, first_live: Option<u64>) -> bool {
+        if self.tape.last_ts.is_none() && self.config.start_at.is_none() {
+            return true; // a new run: nothing before the first bar to catch up on
+        }
+        let mut fetched = 0u64;
+        loop {
+            let page = match self
+                .rest
+                .trades(
+                    &self.pair.rest_altname,
+                    Some(&self.tape.cursor()),
+                    Retries::UpTo(MAX_RETRIES),
+                )
+                .await
+            {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::warn!("back-fill from REST Trades failed, bars may have a gap: {e}");
+                    return true;
+                }
+            };
+            let before = self.tape.last_id;
+            let mut reached_live = page.trades.is_empty();
+            for t in page.trades {
+                if first_live.is_some_and(|live| t.id.is_some_and(|id| id >= live)) {
+                    reached_live = true;
+                    break;
+                }
+                if self.tape.accepts(t.trade.ts, t.id) {
+                    fetched += 1;
+                }
+                if !self.forward(t.trade, t.id).await {
+                    return false;
+                }
+            }
+            // Stop at live data, or when a page brought nothing new (the end of the tape).
+            if reached_live || first_live.is_none() || self.tape.last_id == before {
+                break;
+            }
+        }
+        if fetched > 0 {
+            tracing::info!(
+                trades = fetched,
+                "back-filled {fetched} trades from REST after the gap"
+            );
+            return self
+                .send(MarketEvent::Status(FeedStatus::Backfilled { bars: 0 }))
+                .await;
+        }
+        true
+    }
+
+    /// While the socket is down: REST Trades, one request per budget slot, until `until`.
+    async fn poll_rest_until(&mut self, until: Instant) -> bool {
+        while Instant::now() < until {
+            if self.tape.last_ts.is_some() || self.config.start_at.is_some() {
+                match self
+                    .rest
+                    .trades(
+                        &self.pair.rest_altname,
+                        Some(&self.tape.cursor()),
+                        Retries::None,
+                    )
+                    .await
+                {
+                    Ok(page) => {
+                        for t in page.trades {
+                            if !self.forward(t.trade, t.id).await {
+                                return false;
+                            }
+                        }
+                    }
+                    Err(e) => tracing::debug!("REST Trades fallback poll failed: {e}"),
+                }
+            }
+            tokio::time::sleep(
+                PUBLIC_REST_MIN_INTERVAL.min(until.saturating_duration_since(Instant::now())),
+            )
+            .await;
+        }
+        true
+    }
+
+    async fn forward(&mut self, trade: Trade, id: Option<u64>) -> bool {
+        if !self.tape.accepts(trade.ts, id) {
+            return true;
+        }
+        self.tape.record(trade.ts, id);
+        self.send(MarketEvent::Trade(trade)).await
+    }
+
+    async fn send(&self, event: MarketEvent) -> bool {
+        self.tx.send(Ok(event)).await.is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tape_takes_each_trade_once_and_nothing_before_its_start() {
+        let start = Timestamp::from_secs(1_000);
+        let mut tape = Tape::new(start);
+        let at = |s| Timestamp::from_secs(s);
+        assert!(!tape.accepts(at(999), Some(1)), "before the start");
+        assert!(tape.accepts(at(1_000), Some(5)));
+        tape.record(at(1_000), Some(5));
+        assert!(!tape.accepts(at(1_001), Some(5)), "same id again");
+        assert!(!tape.accepts(at(1_001), Some(4)), "older id");
+        assert!(tape.accepts(at(1_001), Some(6)));
+        assert_eq!(tape.cursor(), (at(1_000).nanos() - 1).to_string());
+    }
+}
