@@ -1,0 +1,63 @@
+//! What the mock has served and broken, for tests to assert on.
+
+use std::sync::{Mutex, PoisonError};
+
+/// A snapshot of the mock's counters since it started.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MockCounters {
+    pub rest: RestRequests,
+    /// WebSocket connections accepted.
+    pub ws_connections: u64,
+    /// Subscriptions acknowledged with `success: true`.
+    pub subscriptions: u64,
+    /// WebSocket frames written, faulty ones included.
+    pub ws_messages_sent: u64,
+    pub faults: FaultCounts,
+}
+
+/// REST requests received per endpoint, faulted ones included.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RestRequests {
+    pub time: u64,
+    pub system_status: u64,
+    pub asset_pairs: u64,
+    pub ticker: u64,
+    pub ohlc: u64,
+    pub trades: u64,
+    /// Paths the mock does not serve.
+    pub other: u64,
+}
+
+/// Faults injected, one per occurrence.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FaultCounts {
+    pub dropped_connections: u64,
+    /// Silences started.
+    pub stalls: u64,
+    pub garbage_frames: u64,
+    pub truncated_frames: u64,
+    /// Messages (REST or WebSocket) given unknown fields.
+    pub extra_fields: u64,
+    pub rate_limited: u64,
+    pub server_errors: u64,
+    pub slow_responses: u64,
+    pub rejected_subscriptions: u64,
+}
+
+/// The live counters, shared by every connection.
+#[derive(Default)]
+pub(super) struct Counters(Mutex<MockCounters>);
+
+impl Counters {
+    pub(super) fn bump(&self, count: impl FnOnce(&mut MockCounters)) {
+        // A panic elsewhere while holding the lock leaves plain numbers behind: still usable.
+        count(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    pub(super) fn snapshot(&self) -> MockCounters {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
