@@ -51,10 +51,7 @@ fn compact(pretty: &str) -> String {
 }
 
 fn bench_parse_ws(c: &mut Criterion) {
-    let frames: Vec<(&str, String)> = FIXTURES
-        .iter()
-        .map(|(name, text)| (*name, compact(text)))
-        .collect();
+    let frames: Vec<(&str, String)> = FIXTURES.iter().map(|(name, text)| (*name, compact(text))).collect();
     for (name, frame) in &frames {
         assert!(parse_ws(frame).is_ok(), "{name} must parse");
     }

@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use nanotrader::broker::{BrokerConfig, PaperBroker};
-use nanotrader::engine::{
-    Bus, Engine, EngineConfig, EngineOutputs, Metrics, ResumeState, STORE_QUEUE_BATCHES,
-};
+use nanotrader::engine::{Bus, Engine, EngineConfig, EngineOutputs, Metrics, ResumeState, STORE_QUEUE_BATCHES};
 use nanotrader::market::bars::BarAggregator;
 use nanotrader::market::{Bar, Interval, MarketEvent, Source, SourceError, SourceInfo, Timestamp};
 use nanotrader::store::{NewRun, Store, StoreCmd, StoreWriter};
@@ -24,13 +22,7 @@ fn real_bars(n: usize) -> Vec<Bar> {
     let rows: Vec<Vec<Decimal>> = text
         .lines()
         .skip(1)
-        .map(|l| {
-            l.split(',')
-                .skip(1)
-                .take(5)
-                .map(|f| f.parse().unwrap())
-                .collect()
-        })
+        .map(|l| l.split(',').skip(1).take(5).map(|f| f.parse().unwrap()).collect())
         .collect();
     (0..n)
         .map(|i| {
@@ -85,9 +77,7 @@ fn run_engine(rt: &tokio::runtime::Runtime, bars: Vec<Bar>, store_dir: Option<&s
         let writer = match store_dir {
             Some(dir) => {
                 let store = Store::open(dir).unwrap();
-                let series = store
-                    .series_id("bench", "BTC/USD", Interval::ONE_MINUTE)
-                    .unwrap();
+                let series = store.series_id("bench", "BTC/USD", Interval::ONE_MINUTE).unwrap();
                 let run = store
                     .create_run(&NewRun {
                         run_key: "bench",
@@ -97,8 +87,7 @@ fn run_engine(rt: &tokio::runtime::Runtime, bars: Vec<Bar>, store_dir: Option<&s
                         initial_cash: Decimal::from(100_000),
                     })
                     .unwrap();
-                let on_commit =
-                    nanotrader::engine::announce_committed(bus.events.clone(), metrics.clone());
+                let on_commit = nanotrader::engine::announce_committed(bus.events.clone(), metrics.clone());
                 Some(StoreWriter::spawn(store.path(), run.id, series, rx, on_commit).unwrap())
             }
             None => {
@@ -142,9 +131,7 @@ fn bench_pipeline(c: &mut Criterion) {
         .build()
         .unwrap();
     let mut group = c.benchmark_group("replay_bars");
-    group
-        .sample_size(10)
-        .measurement_time(Duration::from_secs(8));
+    group.sample_size(10).measurement_time(Duration::from_secs(8));
     for n in [1_000usize, 100_000, 1_000_000] {
         let bars = real_bars(n);
         group.throughput(Throughput::Elements(n as u64));

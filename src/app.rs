@@ -81,22 +81,8 @@ pub async fn execute(cli: Cli) -> Result<(), AppError> {
         .or(file_dir)
         .unwrap_or_else(|| PathBuf::from(config::DEFAULT_DATA_DIR));
     match cli.command {
-        Command::Demo(args) => {
-            run(config::resolve(
-                config::merge(args, file_run),
-                data_dir,
-                Mode::Demo,
-            )?)
-            .await
-        }
-        Command::Run(args) => {
-            run(config::resolve(
-                config::merge(args, file_run),
-                data_dir,
-                Mode::Run,
-            )?)
-            .await
-        }
+        Command::Demo(args) => run(config::resolve(config::merge(args, file_run), data_dir, Mode::Demo)?).await,
+        Command::Run(args) => run(config::resolve(config::merge(args, file_run), data_dir, Mode::Run)?).await,
         Command::Fills(args) => export_fills(&data_dir, &args),
         Command::Bars(args) => export_bars(&data_dir, &args),
         Command::Runs => list_runs(&data_dir),
@@ -133,11 +119,7 @@ async fn run(cfg: RunConfig) -> Result<(), AppError> {
         )));
     }
     let key = run_key(&cfg, &info);
-    let resumed = if cfg.fresh {
-        None
-    } else {
-        store.resumable_run(&key)?
-    };
+    let resumed = if cfg.fresh { None } else { store.resumable_run(&key)? };
     let run = match resumed {
         Some(run) => run,
         None => {
@@ -218,10 +200,7 @@ async fn run(cfg: RunConfig) -> Result<(), AppError> {
         store_rx,
         engine::announce_committed(bus.events.clone(), metrics.clone()),
     )?;
-    let logger = tokio::spawn(crate::logs::log_events(
-        bus.events.subscribe(),
-        cfg.pair.clone(),
-    ));
+    let logger = tokio::spawn(crate::logs::log_events(bus.events.subscribe(), cfg.pair.clone()));
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -241,14 +220,7 @@ async fn run(cfg: RunConfig) -> Result<(), AppError> {
         store: store_tx,
         metrics: metrics.clone(),
     };
-    let mut engine = Engine::new(
-        cfg.engine.clone(),
-        aggregator,
-        strategy,
-        broker,
-        resume,
-        outputs,
-    );
+    let mut engine = Engine::new(cfg.engine.clone(), aggregator, strategy, broker, resume, outputs);
     let started = Instant::now();
     let bars_before = run.bars_seen;
     let result = engine.run(&mut source, shutdown_rx).await;
@@ -268,9 +240,7 @@ async fn run(cfg: RunConfig) -> Result<(), AppError> {
             return Err(e.into());
         }
         (_, Err(e)) => {
-            return Err(AppError::runtime(format!(
-                "store write failed, run stopped: {e}"
-            )));
+            return Err(AppError::runtime(format!("store write failed, run stopped: {e}")));
         }
         (Err(e), _) => return Err(AppError::runtime(e.to_string())),
     };
@@ -348,21 +318,16 @@ async fn open_source(
 ) -> Result<AnySource, AppError> {
     Ok(match &cfg.source {
         SourceSpec::Replay { .. } => AnySource::Replay(open_replay(cfg, start_at)?),
-        SourceSpec::Sim(sim) => {
-            AnySource::Sim(SimSource::new(sim_config(sim, start_at, start_secs))?)
-        }
-        SourceSpec::KrakenRest {
-            rest_url,
-            poll_every,
-        } => {
-            let client = RestClient::new(rest_url, PUBLIC_REST_MIN_INTERVAL)
-                .map_err(|e| AppError::runtime(e.to_string()))?;
+        SourceSpec::Sim(sim) => AnySource::Sim(SimSource::new(sim_config(sim, start_at, start_secs))?),
+        SourceSpec::KrakenRest { rest_url, poll_every } => {
+            let client =
+                RestClient::new(rest_url, PUBLIC_REST_MIN_INTERVAL).map_err(|e| AppError::runtime(e.to_string()))?;
             let pair = resolve_pair(&client, &cfg.pair).await?;
             AnySource::KrakenRest(RestPollSource::start(client, pair, *poll_every))
         }
         SourceSpec::Kraken { rest_url, ws_url } => {
-            let client = RestClient::new(rest_url, PUBLIC_REST_MIN_INTERVAL)
-                .map_err(|e| AppError::runtime(e.to_string()))?;
+            let client =
+                RestClient::new(rest_url, PUBLIC_REST_MIN_INTERVAL).map_err(|e| AppError::runtime(e.to_string()))?;
             let pair = resolve_pair(&client, &cfg.pair).await?;
             AnySource::Kraken(KrakenWsSource::start(
                 WsFeedConfig::new(ws_url, cfg.interval, start_at),
@@ -375,9 +340,10 @@ async fn open_source(
 
 /// Maps the user's pair to Kraken's names with AssetPairs; an unknown pair is the user's mistake.
 async fn resolve_pair(client: &RestClient, pair: &str) -> Result<PairNames, AppError> {
-    let pairs = client.asset_pairs(Retries::UpTo(2)).await.map_err(|e| {
-        AppError::runtime(format!("cannot reach Kraken at {}: {e}", client.base_url()))
-    })?;
+    let pairs = client
+        .asset_pairs(Retries::UpTo(2))
+        .await
+        .map_err(|e| AppError::runtime(format!("cannot reach Kraken at {}: {e}", client.base_url())))?;
     PairMap::from_asset_pairs(&pairs)
         .resolve(pair)
         .map_err(|e| AppError::input(e.to_string()))
@@ -428,11 +394,7 @@ impl Source for AnySource {
 }
 
 /// Feeds the run's stored bars through a fresh strategy so its state is exactly what it was.
-fn warm_up(
-    store: &Store,
-    run: &RunRecord,
-    strategy: &mut dyn Strategy,
-) -> Result<ResumeState, AppError> {
+fn warm_up(store: &Store, run: &RunRecord, strategy: &mut dyn Strategy) -> Result<ResumeState, AppError> {
     let (Some(first), Some(last)) = (run.first_bar_ts, run.last_bar_ts) else {
         return Ok(ResumeState::default());
     };
@@ -523,20 +485,15 @@ fn export_fills(data_dir: &std::path::Path, args: &FillsArgs) -> Result<(), AppE
     } else {
         report::write_fills_table(&mut out, &run, &fills)
     };
-    written
-        .and_then(|_| out.flush())
-        .or_else(ignore_broken_pipe)
+    written.and_then(|_| out.flush()).or_else(ignore_broken_pipe)
 }
 
 fn export_bars(data_dir: &std::path::Path, args: &BarsArgs) -> Result<(), AppError> {
     let store = Store::open_existing(data_dir)?;
     let run = match &args.pair {
-        Some(pair) => store.latest_run_with_pair(pair)?.ok_or_else(|| {
-            AppError::input(format!(
-                "no run has traded {pair} in {}",
-                store.path().display()
-            ))
-        })?,
+        Some(pair) => store
+            .latest_run_with_pair(pair)?
+            .ok_or_else(|| AppError::input(format!("no run has traded {pair} in {}", store.path().display())))?,
         None => pick_run(&store, args.run)?,
     };
     let mut out = std::io::stdout().lock();
@@ -545,9 +502,7 @@ fn export_bars(data_dir: &std::path::Path, args: &BarsArgs) -> Result<(), AppErr
     } else {
         report::write_bars_summary(&mut out, &store, &run)
     };
-    written
-        .and_then(|_| out.flush())
-        .or_else(ignore_broken_pipe)
+    written.and_then(|_| out.flush()).or_else(ignore_broken_pipe)
 }
 
 fn list_runs(data_dir: &std::path::Path) -> Result<(), AppError> {

@@ -239,12 +239,7 @@ pub struct RunArgs {
     pub kraken_rest_url: Option<String>,
 
     /// Kraken WebSocket v2 URL [default: wss://ws.kraken.com/v2].
-    #[arg(
-        long,
-        env = "NANOTRADER_KRAKEN_WS_URL",
-        help_heading = "Kraken",
-        value_name = "URL"
-    )]
+    #[arg(long, env = "NANOTRADER_KRAKEN_WS_URL", help_heading = "Kraken", value_name = "URL")]
     pub kraken_ws_url: Option<String>,
 
     /// Seconds between two Ticker polls of --source kraken-rest; never below Kraken's public

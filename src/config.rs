@@ -89,11 +89,11 @@ pub struct FileConfig {
 
 pub fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let name = path.display();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError(format!("cannot read config file {name}: {e}")))?;
-    let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-        ConfigError(format!("config file {name}: {}", e.message()))
-    })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| ConfigError(format!("cannot read config file {name}: {e}")))?;
+    let mut table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigError(format!("config file {name}: {}", e.message())))?;
     let data_dir = match table.remove("data-dir") {
         Some(toml::Value::String(s)) => Some(PathBuf::from(s)),
         Some(other) => {
@@ -204,9 +204,7 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
         },
         SourceKind::Sim => {
             if args.data.is_some() {
-                return err(
-                    "--data is for --source replay; the simulator makes its own data".into(),
-                );
+                return err("--data is for --source replay; the simulator makes its own data".into());
             }
             let sim = SimSpec {
                 seed: args.sim_seed.unwrap_or(1),
@@ -218,25 +216,16 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
                 speed,
             };
             if sim.start_price <= Decimal::ZERO {
-                return err(format!(
-                    "sim-price must be positive, got {}",
-                    sim.start_price
-                ));
+                return err(format!("sim-price must be positive, got {}", sim.start_price));
             }
             if !(sim.volatility.is_finite() && sim.volatility >= 0.0) {
-                return err(format!(
-                    "sim-volatility must be zero or more, got {}",
-                    sim.volatility
-                ));
+                return err(format!("sim-volatility must be zero or more, got {}", sim.volatility));
             }
             if !sim.drift.is_finite() {
                 return err(format!("sim-drift must be a number, got {}", sim.drift));
             }
             if !(sim.mean_tick_secs.is_finite() && sim.mean_tick_secs > 0.0) {
-                return err(format!(
-                    "sim-tick-secs must be positive, got {}",
-                    sim.mean_tick_secs
-                ));
+                return err(format!("sim-tick-secs must be positive, got {}", sim.mean_tick_secs));
             }
             SourceSpec::Sim(sim)
         }
@@ -285,12 +274,7 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
 }
 
 /// A base URL with one of the allowed schemes, without a trailing slash.
-fn checked_url(
-    given: Option<&str>,
-    default: &str,
-    schemes: &[&str],
-    flag: &str,
-) -> Result<String, ConfigError> {
+fn checked_url(given: Option<&str>, default: &str, schemes: &[&str], flag: &str) -> Result<String, ConfigError> {
     let url = given.unwrap_or(default).trim().trim_end_matches('/');
     let scheme_ok = url
         .split_once("://")
@@ -370,10 +354,7 @@ mod tests {
             ..RunArgs::default()
         };
         let cfg = resolve(merge(cli, from_file), PathBuf::from("d"), Mode::Run).unwrap();
-        assert_eq!(
-            cfg.strategy,
-            StrategyConfig::SmaCross { short: 7, long: 40 }
-        );
+        assert_eq!(cfg.strategy, StrategyConfig::SmaCross { short: 7, long: 40 });
         assert_eq!(cfg.broker.sizing, Sizing::Seed);
         assert_eq!(cfg.broker.fee_rate, Decimal::ZERO);
         assert_eq!(cfg.engine.decide_from_bar, 22);
@@ -421,10 +402,7 @@ mod tests {
             ),
         ];
         for (args, word) in cases {
-            let e = resolve(args, PathBuf::from("d"), Mode::Run)
-                .err()
-                .unwrap()
-                .0;
+            let e = resolve(args, PathBuf::from("d"), Mode::Run).err().unwrap().0;
             assert!(e.contains(word) && !e.contains('\n'), "{word}: {e}");
         }
     }

@@ -12,9 +12,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::broker::{AccountSnapshot, Fill, Order, OrderReason, PaperBroker};
 use crate::market::bars::{BarAggregator, BarEvent};
-use crate::market::{
-    Bar, FeedStatus, Interval, MarketEvent, Quote, Source, SourceError, Timestamp,
-};
+use crate::market::{Bar, FeedStatus, Interval, MarketEvent, Quote, Source, SourceError, Timestamp};
 use crate::store::writer::{Gap, Progress, SignalChange, Trade};
 use crate::store::{RunStatus, Step, StoreCmd};
 use crate::strategy::{LineValues, Signal, Strategy};
@@ -211,11 +209,7 @@ impl Engine {
         resume: ResumeState,
         outputs: EngineOutputs,
     ) -> Self {
-        let EngineOutputs {
-            bus,
-            store,
-            metrics,
-        } = outputs;
+        let EngineOutputs { bus, store, metrics } = outputs;
         let mut window = VecDeque::with_capacity(config.window_bars.min(65_536));
         window.extend(resume.last_bar);
         Self {
@@ -254,8 +248,7 @@ impl Engine {
         source: &mut S,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<Outcome, EngineError> {
-        let mut ticker =
-            tokio::time::interval(self.config.flush_every.min(self.config.status_every));
+        let mut ticker = tokio::time::interval(self.config.flush_every.min(self.config.status_every));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let outcome = loop {
             tokio::select! {
@@ -303,16 +296,13 @@ impl Engine {
         }
         self.last_event_ts = event.ts();
         let mut bar_events = std::mem::take(&mut self.bar_events);
-        self.aggregator
-            .on_event(&event, &mut |e| bar_events.push(e));
+        self.aggregator.on_event(&event, &mut |e| bar_events.push(e));
         let result = self.handle_bar_events(&mut bar_events).await;
         self.bar_events = bar_events;
         result?;
         if self.status_clock.events.is_multiple_of(4096) {
             self.maybe_publish_status();
-            if self.last_flush.elapsed() >= self.config.flush_every
-                && !self.pending_steps.is_empty()
-            {
+            if self.last_flush.elapsed() >= self.config.flush_every && !self.pending_steps.is_empty() {
                 self.flush().await?;
             }
         }
@@ -438,10 +428,7 @@ impl Engine {
         if self.pending_steps.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::replace(
-            &mut self.pending_steps,
-            Vec::with_capacity(self.config.flush_steps),
-        );
+        let batch = std::mem::replace(&mut self.pending_steps, Vec::with_capacity(self.config.flush_steps));
         self.store
             .send(StoreCmd::Steps(batch))
             .await
@@ -512,22 +499,12 @@ pub fn announce_committed(
     metrics: Arc<Metrics>,
 ) -> crate::store::writer::OnCommit {
     Box::new(move |steps: &[Step]| {
-        metrics
-            .steps_stored
-            .fetch_add(steps.len() as u64, Ordering::Relaxed);
+        metrics.steps_stored.fetch_add(steps.len() as u64, Ordering::Relaxed);
         for step in steps {
             if let Some(trade) = &step.trade {
                 metrics.fills_stored.fetch_add(1, Ordering::Relaxed);
-                let Trade {
-                    order,
-                    fill,
-                    account,
-                } = trade.as_ref().clone();
-                let _ = events.send(EngineEvent::Fill {
-                    order,
-                    fill,
-                    account,
-                });
+                let Trade { order, fill, account } = trade.as_ref().clone();
+                let _ = events.send(EngineEvent::Fill { order, fill, account });
             }
         }
     })

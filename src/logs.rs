@@ -21,9 +21,7 @@ pub async fn log_events(mut events: broadcast::Receiver<EngineEvent>, pair: Stri
                 fill.position_after.normalize(),
             ),
             Ok(EngineEvent::Gap { from, to, missing }) => {
-                tracing::info!(
-                    "gap: {missing} interval(s) with no trades from {from} to {to} (marked, not filled)"
-                )
+                tracing::info!("gap: {missing} interval(s) with no trades from {from} to {to} (marked, not filled)")
             }
             Ok(EngineEvent::Status(s)) => tracing::info!(
                 "status: {:.0} events/s, {} bars, {} fills, equity {}, position {}, feed lag {}, store lag {} bars",

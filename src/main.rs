@@ -23,10 +23,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // One line: clap's own message, without its usage footer.
             let text = e.render().to_string();
-            eprintln!(
-                "{}",
-                text.lines().next().unwrap_or("error: invalid arguments")
-            );
+            eprintln!("{}", text.lines().next().unwrap_or("error: invalid arguments"));
             return ExitCode::from(2);
         }
     };
@@ -48,10 +45,7 @@ fn main() -> ExitCode {
     // One TLS crypto provider for every client (reqwest and tokio-tungstenite would otherwise
     // each look for one and panic when they find none or two).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

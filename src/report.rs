@@ -88,9 +88,7 @@ pub fn write_summary(out: &mut impl Write, s: &RunSummary) -> io::Result<()> {
         out,
         "  position      {} @ avg {}",
         plain(account.position()),
-        account
-            .avg_entry()
-            .map_or("-".into(), |p| plain(p.round_dp(2)))
+        account.avg_entry().map_or("-".into(), |p| plain(p.round_dp(2)))
     )?;
     writeln!(
         out,
@@ -110,12 +108,7 @@ pub fn write_summary(out: &mut impl Write, s: &RunSummary) -> io::Result<()> {
         "  this session  {} bars in {:.3} s ({:.0} bars/s)",
         s.bars_this_session, secs, rate
     )?;
-    writeln!(
-        out,
-        "  store         {} (run {})",
-        s.store_path.display(),
-        s.run.id
-    )?;
+    writeln!(out, "  store         {} (run {})", s.store_path.display(), s.run.id)?;
     let _ = s.start_equity;
     Ok(())
 }
@@ -184,22 +177,14 @@ pub fn write_bars_csv(out: &mut impl Write, store: &Store, series_id: i64) -> io
 }
 
 pub fn write_bars_summary(out: &mut impl Write, store: &Store, run: &RunRecord) -> io::Result<()> {
-    let s = store
-        .series_summary(run.series_id)
-        .map_err(io::Error::other)?;
+    let s = store.series_summary(run.series_id).map_err(io::Error::other)?;
     let when = |t: Option<Timestamp>| t.map_or_else(|| "-".to_owned(), |t| t.to_rfc3339());
     writeln!(
         out,
         "run {}: series {} ({} bars of {}s)",
         run.id, s.identity, s.pair, s.interval_secs
     )?;
-    writeln!(
-        out,
-        "  bars   {} stored, {} .. {}",
-        s.bars,
-        when(s.first),
-        when(s.last)
-    )?;
+    writeln!(out, "  bars   {} stored, {} .. {}", s.bars, when(s.first), when(s.last))?;
     writeln!(
         out,
         "  gaps   {} ({} intervals with no trades, marked, not filled)",

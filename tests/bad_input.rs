@@ -113,12 +113,7 @@ fn every_bad_input_gets_one_line_and_exit_code_2() {
         },
         Case {
             name: "fills of a missing store",
-            args: strings(&[
-                "--data-dir",
-                &format!("{}/none", t.display()),
-                "fills",
-                "--csv",
-            ]),
+            args: strings(&["--data-dir", &format!("{}/none", t.display()), "fills", "--csv"]),
             expect: &["no store"],
         },
     ];
@@ -130,12 +125,7 @@ fn every_bad_input_gets_one_line_and_exit_code_2() {
         }
         let out = cmd.args(&case.args).output().unwrap();
         let err = stderr(&out);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{}: exit code; stderr: {err}",
-            case.name
-        );
+        assert_eq!(out.status.code(), Some(2), "{}: exit code; stderr: {err}", case.name);
         assert!(
             !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
             "{}: {err}",
@@ -144,11 +134,7 @@ fn every_bad_input_gets_one_line_and_exit_code_2() {
         let message: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
         assert!(!message.is_empty(), "{}: no error line in {err}", case.name);
         for word in case.expect {
-            assert!(
-                err.contains(word),
-                "{}: '{word}' missing from {err}",
-                case.name
-            );
+            assert!(err.contains(word), "{}: '{word}' missing from {err}", case.name);
         }
     }
 }
@@ -162,25 +148,13 @@ fn skip_bad_rows_goes_on_and_counts() {
         if i == 30 {
             text.push_str("1800,100,oops,99,100,1\n");
         } else {
-            text.push_str(&format!(
-                "{},{close},{},{},{close},1\n",
-                i * 60,
-                close + 1,
-                close - 1
-            ));
+            text.push_str(&format!("{},{close},{},{},{close},1\n", i * 60, close + 1, close - 1));
         }
     }
     let data = write(tmp.path(), "some-bad.csv", &text);
-    let out = nanotrader(
-        &tmp.path().join("store"),
-        &["run", "--data", &data, "--skip-bad-rows"],
-    );
+    let out = nanotrader(&tmp.path().join("store"), &["run", "--data", &data, "--skip-bad-rows"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stdout(&out).contains("bars          59 ("),
-        "{}",
-        stdout(&out)
-    );
+    assert!(stdout(&out).contains("bars          59 ("), "{}", stdout(&out));
     assert!(
         stderr(&out).contains("line 32"),
         "the skipped row is named: {}",

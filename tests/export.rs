@@ -12,27 +12,15 @@ fn stored_bars_equal_the_replayed_file_and_gaps_are_marked() {
     let out = nanotrader(dir.path(), &["run", "--data", data.to_str().unwrap(), "-q"]);
     assert!(out.status.success(), "{}", stderr(&out));
 
-    let exported = stdout(&nanotrader(
-        dir.path(),
-        &["bars", "--csv", "--pair", "BTC/USD"],
-    ));
+    let exported = stdout(&nanotrader(dir.path(), &["bars", "--csv", "--pair", "BTC/USD"]));
     let original = std::fs::read_to_string(&data).unwrap();
     let as_numbers = |text: &str| -> Vec<String> {
         text.lines()
             .skip(1)
-            .map(|l| {
-                l.split(',')
-                    .take(6)
-                    .map(plain_number)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
+            .map(|l| l.split(',').take(6).map(plain_number).collect::<Vec<_>>().join(","))
             .collect()
     };
-    assert_eq!(
-        exported.lines().next(),
-        Some("ts,open,high,low,close,volume")
-    );
+    assert_eq!(exported.lines().next(), Some("ts,open,high,low,close,volume"));
     assert_eq!(
         as_numbers(&exported),
         as_numbers(&original),

@@ -95,11 +95,7 @@ fn killed_and_restarted_runs_end_with_the_uninterrupted_fills() {
         "the same run was resumed:\n{summary}"
     );
     assert!(summary.contains("bars          2880 ("), "{summary}");
-    assert_eq!(
-        fills_csv(dir.path(), None),
-        expected,
-        "no fill lost or repeated"
-    );
+    assert_eq!(fills_csv(dir.path(), None), expected, "no fill lost or repeated");
 }
 
 #[test]
@@ -113,35 +109,17 @@ fn sigint_stops_cleanly_and_the_next_start_resumes() {
         .unwrap();
     assert!(kill.success());
     let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "SIGINT is a clean stop: {}",
-        stderr(&output)
-    );
-    assert!(
-        stdout(&output).contains("interrupted"),
-        "{}",
-        stdout(&output)
-    );
+    assert!(output.status.success(), "SIGINT is a clean stop: {}", stderr(&output));
+    assert!(stdout(&output).contains("interrupted"), "{}", stdout(&output));
     let runs = stdout(&nanotrader(dir.path(), &["runs"]));
     assert!(runs.contains("interrupted"), "{runs}");
 
     let out = nanotrader(
         dir.path(),
-        &[
-            "run",
-            "--data",
-            repo_file(DATA).to_str().unwrap(),
-            "--preset",
-            "seed",
-        ],
+        &["run", "--data", repo_file(DATA).to_str().unwrap(), "--preset", "seed"],
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stdout(&out).contains("nanotrader run 1 completed"),
-        "{}",
-        stdout(&out)
-    );
+    assert!(stdout(&out).contains("nanotrader run 1 completed"), "{}", stdout(&out));
     assert_eq!(
         fills_csv(dir.path(), None),
         reference_fills("tests/data/seed_btcusd_1m_20170903_20170904_trades.csv")

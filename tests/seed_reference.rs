@@ -51,8 +51,7 @@ fn seed_preset_reproduces_the_reference_trades_and_account() {
         );
 
         let account: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(repo_file(case.account)).unwrap())
-                .unwrap();
+            serde_json::from_str(&std::fs::read_to_string(repo_file(case.account)).unwrap()).unwrap();
         let summary = stdout(&out);
         let cash = account["cash"].as_str().unwrap();
         assert!(
@@ -60,10 +59,7 @@ fn seed_preset_reproduces_the_reference_trades_and_account() {
             "final cash {cash} not in:\n{summary}"
         );
         let bars = account["rows"].as_u64().unwrap();
-        assert!(
-            summary.contains(&format!("bars          {bars} (")),
-            "{summary}"
-        );
+        assert!(summary.contains(&format!("bars          {bars} (")), "{summary}");
         assert!(
             stderr(&out).contains("BUY"),
             "one log line per trade expected:\n{}",

@@ -162,8 +162,7 @@ impl Account {
     }
 
     fn position_value(&self) -> Decimal {
-        self.position
-            .saturating_mul(self.last_price.unwrap_or(Decimal::ZERO))
+        self.position.saturating_mul(self.last_price.unwrap_or(Decimal::ZERO))
     }
 
     /// The part of the cost basis that selling `qty` releases: all of it when the sale closes
@@ -172,10 +171,9 @@ impl Account {
         if qty >= self.position {
             return self.cost_basis;
         }
-        qty.checked_div(self.position)
-            .map_or(Decimal::ZERO, |share| {
-                self.cost_basis.saturating_mul(share).round_dp(BASIS_DP)
-            })
+        qty.checked_div(self.position).map_or(Decimal::ZERO, |share| {
+            self.cost_basis.saturating_mul(share).round_dp(BASIS_DP)
+        })
     }
 
     fn close_round_trip(&mut self) {
@@ -249,41 +247,13 @@ mod tests {
         let rows: &[Row] = &[
             (Buy, "2", "100", "1", ["799", "2", "201", "0"], [0, 0]),
             // Half the position releases half the basis: 110 - 0.5 - 100.5.
-            (
-                Sell,
-                "1",
-                "110",
-                "0.5",
-                ["908.5", "1", "100.5", "9"],
-                [0, 0],
-            ),
+            (Sell, "1", "110", "0.5", ["908.5", "1", "100.5", "9"], [0, 0]),
             // Closing releases the rest: 90 - 0.5 - 100.5 = -11; the trip lost 2 in total.
             (Sell, "1", "90", "0.5", ["998", "0", "0", "-2"], [1, 0]),
-            (
-                Buy,
-                "0.003",
-                "19344",
-                "0",
-                ["939.968", "0.003", "58.032", "-2"],
-                [1, 0],
-            ),
-            (
-                Sell,
-                "0.003",
-                "19400",
-                "0.01",
-                ["998.158", "0", "0", "-1.842"],
-                [2, 1],
-            ),
+            (Buy, "0.003", "19344", "0", ["939.968", "0.003", "58.032", "-2"], [1, 0]),
+            (Sell, "0.003", "19400", "0.01", ["998.158", "0", "0", "-1.842"], [2, 1]),
             // A third of the basis is inexact: rounded to 16 places, the books still balance.
-            (
-                Buy,
-                "3",
-                "1",
-                "0.01",
-                ["995.148", "3", "3.01", "-1.842"],
-                [2, 1],
-            ),
+            (Buy, "3", "1", "0.01", ["995.148", "3", "3.01", "-1.842"], [2, 1]),
             (
                 Sell,
                 "1",
@@ -303,10 +273,7 @@ mod tests {
                 account.realized_pnl(),
             ];
             assert_eq!(got, books.map(d), "row {i}");
-            assert_eq!(
-                [account.round_trips(), account.winning_round_trips()],
-                [trips, wins]
-            );
+            assert_eq!([account.round_trips(), account.winning_round_trips()], [trips, wins]);
             assert_identity(&account);
         }
         assert_eq!(account.fees_paid(), d("2.02"));
@@ -336,10 +303,7 @@ mod tests {
         assert_eq!(snapshot, want);
         let json = serde_json::to_string(&snapshot).unwrap();
         assert!(json.contains(r#""avg_entry":"100.5""#), "{json}");
-        assert_eq!(
-            serde_json::from_str::<AccountSnapshot>(&json).unwrap(),
-            want
-        );
+        assert_eq!(serde_json::from_str::<AccountSnapshot>(&json).unwrap(), want);
     }
 
     /// A random decimal in [0, max) with up to `max_dp` places.

@@ -25,9 +25,7 @@ impl Sizing {
             Sizing::Fraction(f) if f <= Decimal::ZERO || f > Decimal::ONE => {
                 Err(format!("sizing fraction must be in (0, 1], got {f}"))
             }
-            Sizing::Fixed(q) if q <= Decimal::ZERO => {
-                Err(format!("fixed quantity must be positive, got {q}"))
-            }
+            Sizing::Fixed(q) if q <= Decimal::ZERO => Err(format!("fixed quantity must be positive, got {q}")),
             _ => Ok(()),
         }
     }
@@ -48,9 +46,7 @@ impl FromStr for Sizing {
             Some(("fraction", f)) => Sizing::Fraction(number(f)?),
             Some(("fixed", q)) => Sizing::Fixed(number(q)?),
             _ => {
-                return Err(format!(
-                    "invalid sizing '{s}': expected seed, fraction:F or fixed:QTY"
-                ));
+                return Err(format!("invalid sizing '{s}': expected seed, fraction:F or fixed:QTY"));
             }
         };
         sizing.validate()?;
@@ -119,10 +115,7 @@ impl BrokerConfig {
     /// Checks the settings; the error is one line for the user.
     pub fn validate(&self) -> Result<(), String> {
         if self.initial_cash <= Decimal::ZERO {
-            return Err(format!(
-                "starting cash must be positive, got {}",
-                self.initial_cash
-            ));
+            return Err(format!("starting cash must be positive, got {}", self.initial_cash));
         }
         if self.fee_rate < Decimal::ZERO || self.fee_rate >= Decimal::ONE {
             return Err(format!(
@@ -131,10 +124,7 @@ impl BrokerConfig {
             ));
         }
         if self.qty_step <= Decimal::ZERO {
-            return Err(format!(
-                "quantity step must be positive, got {}",
-                self.qty_step
-            ));
+            return Err(format!("quantity step must be positive, got {}", self.qty_step));
         }
         self.sizing.validate()
     }
@@ -160,22 +150,13 @@ mod tests {
             assert_eq!(sizing.to_string(), shown);
         }
         for (bad, error) in [
-            (
-                "",
-                "invalid sizing '': expected seed, fraction:F or fixed:QTY",
-            ),
-            (
-                "half",
-                "invalid sizing 'half': expected seed, fraction:F or fixed:QTY",
-            ),
+            ("", "invalid sizing '': expected seed, fraction:F or fixed:QTY"),
+            ("half", "invalid sizing 'half': expected seed, fraction:F or fixed:QTY"),
             (
                 "seed:1",
                 "invalid sizing 'seed:1': expected seed, fraction:F or fixed:QTY",
             ),
-            (
-                "fraction:abc",
-                "invalid sizing 'fraction:abc': 'abc' is not a number",
-            ),
+            ("fraction:abc", "invalid sizing 'fraction:abc': 'abc' is not a number"),
             ("fraction:0", "sizing fraction must be in (0, 1], got 0"),
             ("fraction:1.5", "sizing fraction must be in (0, 1], got 1.5"),
             ("fixed:-0.1", "fixed quantity must be positive, got -0.1"),
@@ -258,9 +239,6 @@ mod tests {
         let partial: BrokerConfig = toml::from_str("sizing = \"seed\"\nfee_rate = \"0\"").unwrap();
         assert_eq!(partial, BrokerConfig::seed());
         let err = toml::from_str::<BrokerConfig>("sizing = \"fraction:2\"").unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("sizing fraction must be in (0, 1], got 2")
-        );
+        assert!(err.to_string().contains("sizing fraction must be in (0, 1], got 2"));
     }
 }

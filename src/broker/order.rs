@@ -73,10 +73,7 @@ mod tests {
             (OrderReason::Flatten, "flatten"),
         ] {
             assert_eq!(reason.to_string(), text);
-            assert_eq!(
-                serde_json::to_string(&reason).unwrap(),
-                format!("\"{text}\"")
-            );
+            assert_eq!(serde_json::to_string(&reason).unwrap(), format!("\"{text}\""));
         }
         let order = Order {
             id: 7,

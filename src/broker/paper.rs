@@ -63,12 +63,7 @@ impl PaperBroker {
 
     /// Sells the whole position at `price`. `None` when there is nothing to sell (the seed's
     /// sell of an empty position is not a trade) or the price is not positive.
-    pub fn exit(
-        &mut self,
-        ts: Timestamp,
-        price: Decimal,
-        reason: OrderReason,
-    ) -> Option<(Order, Fill)> {
+    pub fn exit(&mut self, ts: Timestamp, price: Decimal, reason: OrderReason) -> Option<(Order, Fill)> {
         let qty = self.account.position();
         if qty <= Decimal::ZERO || price <= Decimal::ZERO {
             return None;
@@ -81,8 +76,7 @@ impl PaperBroker {
             Sizing::Seed => {
                 let qty = div_round_half_even(self.account.cash(), price)?.checked_mul(SEED_LOT)?;
                 // Exactly the seed: no step rounding, and never more than cash (with fees).
-                return (qty > Decimal::ZERO && self.cost(qty, price)? <= self.account.cash())
-                    .then_some(qty);
+                return (qty > Decimal::ZERO && self.cost(qty, price)? <= self.account.cash()).then_some(qty);
             }
             Sizing::Fraction(fraction) => {
                 let budget = fraction.checked_mul(self.account.equity())?;
@@ -131,10 +125,7 @@ impl PaperBroker {
         // Products carry the sum of their factors' scales: trailing zeros are dropped so that
         // records read like the reference (`99903.28`, not `99903.280`).
         let qty = qty.normalize();
-        let fee = qty
-            .checked_mul(price)?
-            .checked_mul(self.config.fee_rate)?
-            .normalize();
+        let fee = qty.checked_mul(price)?.checked_mul(self.config.fee_rate)?.normalize();
         let id = self.next_order_id;
         self.next_order_id = id.checked_add(1)?;
         let mut fill = Fill {
@@ -246,11 +237,7 @@ mod tests {
                 assert_eq!(order.qty, fill.qty);
                 (fill.qty, fill.cash_after)
             });
-            assert_eq!(
-                got,
-                want.map(|(q, c)| (d(q), d(c))),
-                "cash {cash} at {price}"
-            );
+            assert_eq!(got, want.map(|(q, c)| (d(q), d(c))), "cash {cash} at {price}");
         }
     }
 
@@ -274,10 +261,7 @@ mod tests {
                 Side::Buy => OrderReason::Entry,
                 Side::Sell => OrderReason::Exit,
             };
-            assert_eq!(
-                (order.id, order.side, order.reason),
-                (i as u64 + 1, side, want_reason)
-            );
+            assert_eq!((order.id, order.side, order.reason), (i as u64 + 1, side, want_reason));
             // Compared as text: the same values, spelled the same way.
             let got = [fill.qty, fill.cash_after, fill.position_after].map(|x| x.to_string());
             assert_eq!(got, [qty, cash_after, position_after], "row {i}: {line}");
@@ -290,10 +274,7 @@ mod tests {
         assert_eq!(account.position(), Decimal::ZERO);
         assert_eq!(account.realized_pnl(), d("0.6744"));
         assert_eq!(account.round_trips(), 38);
-        assert_eq!(
-            fills.iter().map(|f| f.realized_pnl).sum::<Decimal>(),
-            d("0.6744")
-        );
+        assert_eq!(fills.iter().map(|f| f.realized_pnl).sum::<Decimal>(), d("0.6744"));
         // Nothing left to sell: the seed's no-op sell is not a trade.
         assert_eq!(broker.exit(ts(0), d("19000"), OrderReason::Flatten), None);
     }
@@ -305,13 +286,7 @@ mod tests {
         let (order, buy) = broker.enter(ts(60), d("20000")).unwrap();
         assert_eq!(order.reason, OrderReason::Entry);
         assert_eq!(
-            [
-                buy.qty,
-                buy.fee,
-                buy.cash_after,
-                buy.position_after,
-                buy.realized_pnl
-            ],
+            [buy.qty, buy.fee, buy.cash_after, buy.position_after, buy.realized_pnl],
             [
                 d("4.98007968"),
                 d("398.4063744"),
@@ -320,9 +295,7 @@ mod tests {
                 Decimal::ZERO
             ]
         );
-        let (order, sell) = broker
-            .exit(ts(120), d("21000"), OrderReason::Flatten)
-            .unwrap();
+        let (order, sell) = broker.exit(ts(120), d("21000"), OrderReason::Flatten).unwrap();
         assert_eq!(
             (order.id, order.side, order.reason),
             (2, Side::Sell, OrderReason::Flatten)
@@ -347,10 +320,7 @@ mod tests {
         let account = broker.account();
         assert_eq!(account.fees_paid(), d("816.73306752"));
         assert_eq!(account.equity(), d("104163.34661248"));
-        assert_eq!(
-            [account.round_trips(), account.winning_round_trips()],
-            [1, 1]
-        );
+        assert_eq!([account.round_trips(), account.winning_round_trips()], [1, 1]);
     }
 
     #[test]
@@ -373,9 +343,7 @@ mod tests {
         ];
         for case in cases {
             let (input, want) = case.split_once("->").unwrap();
-            let [cash, fee_rate, sizing, step, price] =
-                input.split_whitespace().collect::<Vec<_>>()[..]
-            else {
+            let [cash, fee_rate, sizing, step, price] = input.split_whitespace().collect::<Vec<_>>()[..] else {
                 panic!("bad case {case}");
             };
             let mut broker = broker(cash, fee_rate, sizing.parse().unwrap(), step);
@@ -390,13 +358,7 @@ mod tests {
     #[test]
     fn random_sessions_never_overspend_and_rebuild_exactly() {
         let mut rng = ChaCha8Rng::seed_from_u64(11);
-        let sizings = [
-            "seed",
-            "fraction:1",
-            "fraction:0.3",
-            "fixed:0.5",
-            "fixed:0.00001234",
-        ];
+        let sizings = ["seed", "fraction:1", "fraction:0.3", "fixed:0.5", "fixed:0.00001234"];
         for round in 0..100 {
             let config = BrokerConfig {
                 initial_cash: Decimal::new(rng.random_range(1..10_000_000), 2),
@@ -408,8 +370,7 @@ mod tests {
             let mut fills = vec![];
             let mut price = Decimal::from(20_000);
             for i in 0..60 {
-                price =
-                    (price + Decimal::new(rng.random_range(-50_000..50_000), 2)).max(Decimal::ONE);
+                price = (price + Decimal::new(rng.random_range(-50_000..50_000), 2)).max(Decimal::ONE);
                 broker.mark(price);
                 let traded = if rng.random_bool(0.5) {
                     broker.enter(ts(i), price)
@@ -453,11 +414,7 @@ mod tests {
             ("37036.500000000000000000000001", "3", "12346"),
         ];
         for (num, den, want) in cases {
-            assert_eq!(
-                div_round_half_even(d(num), d(den)),
-                Some(d(want)),
-                "{num}/{den}"
-            );
+            assert_eq!(div_round_half_even(d(num), d(den)), Some(d(want)), "{num}/{den}");
         }
         assert_eq!(div_round_half_even(Decimal::ONE, Decimal::ZERO), None);
         assert_eq!(div_round_half_even(Decimal::ONE, -Decimal::ONE), None);

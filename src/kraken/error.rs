@@ -95,16 +95,12 @@ impl KrakenError {
             ("EAPI", "Rate limit exceeded")
             | ("EGeneral", "Too many requests")
             | ("EService", "Throttled")
-            | ("EOrder", "Rate limit exceeded" | "Domain rate limit exceeded") => {
-                Self::RateLimited(owned())
-            }
+            | ("EOrder", "Rate limit exceeded" | "Domain rate limit exceeded") => Self::RateLimited(owned()),
             ("EService", "Unavailable") => Self::ServiceUnavailable,
             ("EService", "Busy") => Self::ServiceBusy,
             ("EGeneral", "Internal error") => Self::Internal(owned()),
             ("EGeneral", "Invalid arguments") => Self::InvalidArguments(detail.to_string()),
-            ("EQuery", "Unknown asset pair" | "Invalid asset pair") => {
-                Self::UnknownAssetPair(owned())
-            }
+            ("EQuery", "Unknown asset pair" | "Invalid asset pair") => Self::UnknownAssetPair(owned()),
             ("EAPI", "Invalid nonce") => Self::InvalidNonce,
             ("EAPI", "Invalid signature") => Self::InvalidSignature,
             ("EAPI", "Invalid key" | "Invalid token")
@@ -241,12 +237,7 @@ mod tests {
         for case in cases {
             let got = KrakenError::from_error_strings(&[case.text.to_string()]);
             assert_eq!(got.as_ref(), Some(&case.expected), "{}", case.text);
-            assert_eq!(
-                case.expected.is_retryable(),
-                case.retryable,
-                "{}",
-                case.text
-            );
+            assert_eq!(case.expected.is_retryable(), case.retryable, "{}", case.text);
         }
     }
 
@@ -256,10 +247,7 @@ mod tests {
         let warning = vec!["WGeneral:Deprecated".to_string()];
         assert_eq!(KrakenError::from_error_strings(&warning), None);
         let mixed = vec![warning[0].clone(), "EService:Busy".to_string()];
-        assert_eq!(
-            KrakenError::from_error_strings(&mixed),
-            Some(KrakenError::ServiceBusy)
-        );
+        assert_eq!(KrakenError::from_error_strings(&mixed), Some(KrakenError::ServiceBusy));
     }
 
     #[test]

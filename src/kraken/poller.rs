@@ -9,9 +9,7 @@ use tokio::task::JoinHandle;
 use super::error::KrakenError;
 use super::rest::{RestClient, Retries};
 use super::symbols::PairNames;
-use crate::market::{
-    FeedStatus, MarketEvent, Quote, Source, SourceError, SourceInfo, Timestamp, Trade,
-};
+use crate::market::{FeedStatus, MarketEvent, Quote, Source, SourceError, SourceInfo, Timestamp, Trade};
 
 /// Events buffered between the poller and the engine; a poller is slow, so this never fills.
 const QUEUE: usize = 256;
@@ -34,11 +32,7 @@ impl RestPollSource {
             bar_interval: None,
         };
         let poller = tokio::spawn(poll(client, pair, every, tx));
-        Self {
-            info,
-            events,
-            poller,
-        }
+        Self { info, events, poller }
     }
 }
 
@@ -80,9 +74,7 @@ async fn poll(
                 let ts = Timestamp::now();
                 let mut events = Vec::with_capacity(3);
                 if let Some((since, failures)) = failing_since.take() {
-                    tracing::info!(
-                        "Kraken REST answering again after {failures} failed polls since {since}"
-                    );
+                    tracing::info!("Kraken REST answering again after {failures} failed polls since {since}");
                     events.push(Ok(MarketEvent::Status(FeedStatus::Connected)));
                 }
                 events.push(Ok(MarketEvent::Quote(Quote {
@@ -128,12 +120,10 @@ async fn poll(
 
 fn fatal(pair: &PairNames, e: KrakenError) -> SourceError {
     match e {
-        KrakenError::UnknownAssetPair(_) | KrakenError::UnknownPair(_) => {
-            SourceError::Input(format!(
-                "Kraken does not know the pair {} ({}): {e}",
-                pair.user, pair.rest_altname
-            ))
-        }
+        KrakenError::UnknownAssetPair(_) | KrakenError::UnknownPair(_) => SourceError::Input(format!(
+            "Kraken does not know the pair {} ({}): {e}",
+            pair.user, pair.rest_altname
+        )),
         other => SourceError::Fatal(format!("Kraken REST: {other}")),
     }
 }

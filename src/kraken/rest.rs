@@ -7,13 +7,12 @@ use std::time::Duration;
 
 use super::budget::{Backoff, RequestBudget};
 use super::consts::{
-    PATH_ASSET_PAIRS, PATH_OHLC, PATH_TICKER, PATH_TIME, PATH_TRADES, RECONNECT_INITIAL,
-    RECONNECT_JITTER, RECONNECT_MAX, REQUEST_TIMEOUT,
+    PATH_ASSET_PAIRS, PATH_OHLC, PATH_TICKER, PATH_TIME, PATH_TRADES, RECONNECT_INITIAL, RECONNECT_JITTER,
+    RECONNECT_MAX, REQUEST_TIMEOUT,
 };
 use super::error::KrakenError;
 use super::parse::{
-    AssetPair, OhlcPage, RestTicker, TradesPage, parse_asset_pairs, parse_ohlc, parse_ticker,
-    parse_time, parse_trades,
+    AssetPair, OhlcPage, RestTicker, TradesPage, parse_asset_pairs, parse_ohlc, parse_ticker, parse_time, parse_trades,
 };
 use crate::market::Timestamp;
 
@@ -72,23 +71,13 @@ impl RestClient {
     }
 
     pub async fn asset_pairs(&self, retries: Retries) -> Result<Vec<AssetPair>, KrakenError> {
-        self.call(PATH_ASSET_PAIRS, &[], retries, parse_asset_pairs)
-            .await
+        self.call(PATH_ASSET_PAIRS, &[], retries, parse_asset_pairs).await
     }
 
     /// The ticker of one pair, by its REST name (`XBTUSD`).
-    pub async fn ticker(
-        &self,
-        rest_pair: &str,
-        retries: Retries,
-    ) -> Result<RestTicker, KrakenError> {
+    pub async fn ticker(&self, rest_pair: &str, retries: Retries) -> Result<RestTicker, KrakenError> {
         let mut tickers = self
-            .call(
-                PATH_TICKER,
-                &[("pair", rest_pair.to_owned())],
-                retries,
-                parse_ticker,
-            )
+            .call(PATH_TICKER, &[("pair", rest_pair.to_owned())], retries, parse_ticker)
             .await?;
         tickers
             .pop()
@@ -147,10 +136,7 @@ impl RestClient {
             };
             self.stats.failures.fetch_add(1, Ordering::Relaxed);
             let delay = backoff.next_delay();
-            if matches!(
-                error,
-                KrakenError::RateLimited(_) | KrakenError::Http { status: 429 }
-            ) {
+            if matches!(error, KrakenError::RateLimited(_) | KrakenError::Http { status: 429 }) {
                 // Every caller waits, not only this one: the budget is shared.
                 self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
                 self.budget.pause_for(delay).await;

@@ -151,10 +151,7 @@ mod tests {
     /// The fixtures plus real-world shapes that break naive X/Z stripping.
     fn sample() -> PairMap {
         let mut pairs = Vec::new();
-        for file in [
-            "rest_assetpairs_xbtusd.json",
-            "rest_assetpairs_xbtusdt_recorded.json",
-        ] {
+        for file in ["rest_assetpairs_xbtusd.json", "rest_assetpairs_xbtusdt_recorded.json"] {
             pairs.extend(parse_asset_pairs(fixture(file).as_bytes()).unwrap());
         }
         pairs.extend([
@@ -196,16 +193,7 @@ mod tests {
     #[test]
     fn unknown_pairs_are_refused_with_a_clear_message() {
         let map = sample();
-        for input in [
-            "ETH/XYZ",
-            "RP/USD",
-            "TZ/USD",
-            "BTC",
-            "BTC/USD/X",
-            "",
-            "/",
-            "XBTUSD.d",
-        ] {
+        for input in ["ETH/XYZ", "RP/USD", "TZ/USD", "BTC", "BTC/USD/X", "", "/", "XBTUSD.d"] {
             let err = map.resolve(input).unwrap_err();
             assert_eq!(err, KrakenError::UnknownPair(input.into()), "{input}");
             assert!(!err.is_retryable());
@@ -222,18 +210,11 @@ mod tests {
         let fixtures = sample();
         for input in ["BTC/USD", "BTC/USDT"] {
             assert_eq!(offline.resolve(input), fixtures.resolve(input), "{input}");
-            assert_eq!(
-                offline.asset_pair(input),
-                fixtures.asset_pair(input),
-                "{input}"
-            );
+            assert_eq!(offline.asset_pair(input), fixtures.asset_pair(input), "{input}");
         }
         let usd = offline.asset_pair("xbt/usd").unwrap();
         assert_eq!((usd.pair_decimals, usd.lot_decimals), (1, 8));
-        assert_eq!(
-            usd.ordermin.map(|d| d.to_string()).as_deref(),
-            Some("0.0001")
-        );
+        assert_eq!(usd.ordermin.map(|d| d.to_string()).as_deref(), Some("0.0001"));
         assert!(offline.resolve("DOGE/USD").is_err());
     }
 }

@@ -16,15 +16,13 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::budget::Backoff;
 use super::consts::{
-    FEED_SILENCE_TIMEOUT, MAX_RETRIES, PUBLIC_REST_MIN_INTERVAL, RECONNECT_INITIAL,
-    RECONNECT_JITTER, RECONNECT_MAX, REQUEST_TIMEOUT,
+    FEED_SILENCE_TIMEOUT, MAX_RETRIES, PUBLIC_REST_MIN_INTERVAL, RECONNECT_INITIAL, RECONNECT_JITTER, RECONNECT_MAX,
+    REQUEST_TIMEOUT,
 };
 use super::parse::{WsMessage, parse_ws, subscribe_request};
 use super::rest::{RestClient, Retries};
 use super::symbols::PairNames;
-use crate::market::{
-    FeedStatus, Interval, MarketEvent, Source, SourceError, SourceInfo, Timestamp, Trade,
-};
+use crate::market::{FeedStatus, Interval, MarketEvent, Source, SourceError, SourceInfo, Timestamp, Trade};
 
 /// Events buffered between the feed task and the engine.
 const QUEUE: usize = 4096;
@@ -71,17 +69,14 @@ impl KrakenWsSource {
             finite: false,
             bar_interval: None,
         };
-        let forward_from = config.start_at.unwrap_or_else(|| {
-            Timestamp::now()
-                .floor_to(config.interval)
-                .plus(config.interval)
-        });
+        let tape = Tape::new(config.start_at, config.interval);
         let feed = Feed {
             config,
             rest,
             pair,
             tx,
-            tape: Tape::new(forward_from),
+            tape,
+            clock: None,
             malformed: 0,
             reconnects: 0,
         };
@@ -117,25 +112,25 @@ impl Source for KrakenWsSource {
 /// Where the forwarded trade tape stands: what has been handed on, and where to fetch from.
 #[derive(Debug)]
 struct Tape {
-    /// Trades before this time are not forwarded (they belong to bars already stored or not ours).
-    forward_from: Timestamp,
+    /// Trades before this time are not forwarded: they belong to bars already stored, or, for a
+    /// new run, to a bar that started before we were watching (set from the first trade seen, so
+    /// the exchange's clock decides, not ours).
+    forward_from: Option<Timestamp>,
+    interval: Interval,
     last_id: Option<u64>,
     last_ts: Option<Timestamp>,
 }
 
 impl Tape {
-    fn new(forward_from: Timestamp) -> Self {
-        Self {
-            forward_from,
-            last_id: None,
-            last_ts: None,
-        }
+    fn new(start_at: Option<Timestamp>, interval: Interval) -> Self {
+        Self { forward_from: start_at, interval, last_id: None, last_ts: None }
     }
 
     /// Whether a trade is new: after the start, and after the last forwarded one by id (or by
     /// time, for a trade without id).
-    fn accepts(&self, ts: Timestamp, id: Option<u64>) -> bool {
-        if ts < self.forward_from {
+    fn accepts(&mut self, ts: Timestamp, id: Option<u64>) -> bool {
+        let start = *self.forward_from.get_or_insert_with(|| ts.floor_to(self.interval).plus(self.interval));
+        if ts < start {
             return false;
         }
         match (id, self.last_id) {
@@ -152,9 +147,24 @@ impl Tape {
     }
 
     /// REST Trades `since` for the next fetch: just before the last trade (ids remove the overlap).
-    fn cursor(&self) -> String {
-        let from = self.last_ts.unwrap_or(self.forward_from);
-        (from.nanos() - 1).to_string()
+    fn cursor(&self) -> Option<String> {
+        let from = self.last_ts.or(self.forward_from)?;
+        Some((from.nanos() - 1).to_string())
+    }
+}
+
+/// The exchange's clock as last seen (a trade's time) moved on by our monotonic clock: quiet
+/// bars close on exchange time, whatever the offset between the exchange's clock and ours.
+#[derive(Copy, Clone, Debug)]
+struct ExchangeClock {
+    seen: Timestamp,
+    at: Instant,
+}
+
+impl ExchangeClock {
+    fn now(&self) -> Timestamp {
+        let elapsed = self.at.elapsed().saturating_sub(CLOCK_GRACE);
+        Timestamp::from_nanos(self.seen.nanos().saturating_add(elapsed.as_nanos() as i64))
     }
 }
 
@@ -174,6 +184,7 @@ struct Feed {
     pair: PairNames,
     tx: mpsc::Sender<Result<MarketEvent, SourceError>>,
     tape: Tape,
+    clock: Option<ExchangeClock>,
     malformed: u64,
     reconnects: u64,
 }
@@ -238,10 +249,7 @@ impl Feed {
         loop {
             let frame = match timeout(self.config.silence_timeout, stream.next()).await {
                 Err(_) => {
-                    return End::Disconnected(format!(
-                        "silent for {} s",
-                        self.config.silence_timeout.as_secs()
-                    ));
+                    return End::Disconnected(format!("silent for {} s", self.config.silence_timeout.as_secs()));
                 }
                 Ok(None) => return End::Disconnected("connection closed".into()),
                 Ok(Some(Err(e))) => return End::Disconnected(e.to_string()),
@@ -251,10 +259,7 @@ impl Feed {
                 Message::Text(text) => text,
                 // Kraken's SDK treats policy violation (1008) as final, every other close as transient.
                 Message::Close(Some(close)) if close.code == CloseCode::Policy => {
-                    return End::Fatal(SourceError::Fatal(format!(
-                        "Kraken closed the feed: {}",
-                        close.reason
-                    )));
+                    return End::Fatal(SourceError::Fatal(format!("Kraken closed the feed: {}", close.reason)));
                 }
                 Message::Close(_) => return End::Disconnected("closed by Kraken".into()),
                 _ => continue,
@@ -264,10 +269,7 @@ impl Feed {
                 Err(e) => {
                     self.malformed += 1;
                     if self.malformed <= MALFORMED_LOGGED || self.malformed.is_power_of_two() {
-                        tracing::warn!(
-                            malformed = self.malformed,
-                            "skipping a malformed Kraken message: {e}"
-                        );
+                        tracing::warn!(malformed = self.malformed, "skipping a malformed Kraken message: {e}");
                     }
                     continue;
                 }
@@ -286,9 +288,7 @@ impl Feed {
                         error.as_deref().unwrap_or("no reason given")
                     )));
                 }
-                WsMessage::SubscribeResult { channel, .. }
-                    if channel.as_deref() == Some("trade") =>
-                {
+                WsMessage::SubscribeResult { channel, .. } if channel.as_deref() == Some("trade") => {
                     self.send(MarketEvent::Status(FeedStatus::Connected)).await
                 }
                 WsMessage::Trades { trades, .. } => {
@@ -312,12 +312,10 @@ impl Feed {
                     Some(quote) => self.send(MarketEvent::Quote(quote)).await,
                     None => true,
                 },
-                WsMessage::Heartbeat if caught_up => {
-                    let now = Timestamp::from_nanos(
-                        Timestamp::now().nanos() - CLOCK_GRACE.as_nanos() as i64,
-                    );
-                    self.send(MarketEvent::Clock(now)).await
-                }
+                WsMessage::Heartbeat if caught_up => match self.clock {
+                    Some(clock) => self.send(MarketEvent::Clock(clock.now())).await,
+                    None => true,
+                },
                 WsMessage::Status { system, .. } if system != "online" => {
                     tracing::warn!("Kraken reports its system as '{system}'");
                     true
@@ -333,18 +331,12 @@ impl Feed {
     /// Fetches from REST Trades everything after the tape up to the first live trade id (or,
     /// without one, up to now). False when the engine is gone.
     async fn backfill(&mut self, first_live: Option<u64>) -> bool {
-        if self.tape.last_ts.is_none() && self.config.start_at.is_none() {
-            return true; // a new run: nothing before the first bar to catch up on
-        }
         let mut fetched = 0u64;
-        loop {
+        // A new run has nothing before its first bar to catch up on (no cursor yet).
+        while let Some(cursor) = self.tape.cursor() {
             let page = match self
                 .rest
-                .trades(
-                    &self.pair.rest_altname,
-                    Some(&self.tape.cursor()),
-                    Retries::UpTo(MAX_RETRIES),
-                )
+                .trades(&self.pair.rest_altname, Some(&cursor), Retries::UpTo(MAX_RETRIES))
                 .await
             {
                 Ok(page) => page,
@@ -373,13 +365,8 @@ impl Feed {
             }
         }
         if fetched > 0 {
-            tracing::info!(
-                trades = fetched,
-                "back-filled {fetched} trades from REST after the gap"
-            );
-            return self
-                .send(MarketEvent::Status(FeedStatus::Backfilled { bars: 0 }))
-                .await;
+            tracing::info!(trades = fetched, "back-filled {fetched} trades from REST after the gap");
+            return self.send(MarketEvent::Status(FeedStatus::Backfilled { bars: 0 })).await;
         }
         true
     }
@@ -387,14 +374,10 @@ impl Feed {
     /// While the socket is down: REST Trades, one request per budget slot, until `until`.
     async fn poll_rest_until(&mut self, until: Instant) -> bool {
         while Instant::now() < until {
-            if self.tape.last_ts.is_some() || self.config.start_at.is_some() {
+            if let Some(cursor) = self.tape.cursor() {
                 match self
                     .rest
-                    .trades(
-                        &self.pair.rest_altname,
-                        Some(&self.tape.cursor()),
-                        Retries::None,
-                    )
+                    .trades(&self.pair.rest_altname, Some(&cursor), Retries::None)
                     .await
                 {
                     Ok(page) => {
@@ -407,10 +390,7 @@ impl Feed {
                     Err(e) => tracing::debug!("REST Trades fallback poll failed: {e}"),
                 }
             }
-            tokio::time::sleep(
-                PUBLIC_REST_MIN_INTERVAL.min(until.saturating_duration_since(Instant::now())),
-            )
-            .await;
+            tokio::time::sleep(PUBLIC_REST_MIN_INTERVAL.min(until.saturating_duration_since(Instant::now()))).await;
         }
         true
     }
@@ -420,6 +400,10 @@ impl Feed {
             return true;
         }
         self.tape.record(trade.ts, id);
+        self.clock = Some(ExchangeClock {
+            seen: trade.ts,
+            at: Instant::now(),
+        });
         self.send(MarketEvent::Trade(trade)).await
     }
 
@@ -434,15 +418,26 @@ mod tests {
 
     #[test]
     fn the_tape_takes_each_trade_once_and_nothing_before_its_start() {
-        let start = Timestamp::from_secs(1_000);
-        let mut tape = Tape::new(start);
         let at = |s| Timestamp::from_secs(s);
-        assert!(!tape.accepts(at(999), Some(1)), "before the start");
-        assert!(tape.accepts(at(1_000), Some(5)));
-        tape.record(at(1_000), Some(5));
-        assert!(!tape.accepts(at(1_001), Some(5)), "same id again");
-        assert!(!tape.accepts(at(1_001), Some(4)), "older id");
-        assert!(tape.accepts(at(1_001), Some(6)));
-        assert_eq!(tape.cursor(), (at(1_000).nanos() - 1).to_string());
+        let mut tape = Tape::new(Some(at(1_020)), Interval::ONE_MINUTE);
+        assert!(!tape.accepts(at(1_019), Some(1)), "before the start");
+        assert!(tape.accepts(at(1_020), Some(5)));
+        tape.record(at(1_020), Some(5));
+        assert!(!tape.accepts(at(1_021), Some(5)), "same id again");
+        assert!(!tape.accepts(at(1_021), Some(4)), "older id");
+        assert!(tape.accepts(at(1_021), Some(6)));
+        assert_eq!(tape.cursor(), Some((at(1_020).nanos() - 1).to_string()));
+    }
+
+    #[test]
+    fn a_new_tape_starts_at_the_first_full_bar_after_the_first_trade() {
+        let at = |s| Timestamp::from_secs(s);
+        let mut tape = Tape::new(None, Interval::ONE_MINUTE);
+        assert_eq!(tape.cursor(), None, "nothing to back-fill before the first trade");
+        assert!(
+            !tape.accepts(at(1_030), Some(1)),
+            "the bar it falls in started before we watched"
+        );
+        assert!(tape.accepts(at(1_080), Some(2)));
     }
 }

@@ -109,10 +109,7 @@ impl BarAggregator {
                 bar.merge(source);
                 *bar
             }
-            None => *self.forming.insert(Bar {
-                ts: bucket,
-                ..*source
-            }),
+            None => *self.forming.insert(Bar { ts: bucket, ..*source }),
         };
         // A source bar reaching the bucket's end completes it: no need to wait for the next.
         if source.ts.plus(self.source_interval) >= bucket.plus(self.interval) {
@@ -124,15 +121,11 @@ impl BarAggregator {
 
     /// Data for a bucket before the open bar, or not after the last closed one, comes too late.
     fn is_late(&self, bucket: Timestamp) -> bool {
-        self.forming.is_some_and(|bar| bucket < bar.ts)
-            || self.last_closed.is_some_and(|closed| bucket <= closed)
+        self.forming.is_some_and(|bar| bucket < bar.ts) || self.last_closed.is_some_and(|closed| bucket <= closed)
     }
 
     fn close_if_over(&mut self, now: Timestamp, emit: &mut impl FnMut(BarEvent)) {
-        if self
-            .forming
-            .is_some_and(|bar| now >= bar.ts.plus(self.interval))
-        {
+        if self.forming.is_some_and(|bar| now >= bar.ts.plus(self.interval)) {
             self.close(emit);
         }
     }
@@ -219,12 +212,7 @@ mod tests {
     }
 
     fn read(text: &str) -> Vec<MarketEvent> {
-        let mut r = CsvReader::from_reader(
-            "test",
-            std::io::Cursor::new(text.as_bytes().to_vec()),
-            false,
-        )
-        .unwrap();
+        let mut r = CsvReader::from_reader("test", std::io::Cursor::new(text.as_bytes().to_vec()), false).unwrap();
         std::iter::from_fn(|| r.read_event().unwrap()).collect()
     }
 
@@ -308,9 +296,7 @@ mod tests {
 
     #[test]
     fn kraken_trades_reproduce_kraken_bars() {
-        let trades = read(include_str!(
-            "../../tests/data/xbtusdt_trades_kraken_rest_20251110.csv"
-        ));
+        let trades = read(include_str!("../../tests/data/xbtusdt_trades_kraken_rest_20251110.csv"));
         let kraken = read(include_str!(
             "../../tests/data/xbtusdt_1m_kraken_rest_20251110_20251111.csv"
         ));
@@ -318,10 +304,7 @@ mod tests {
         let ours = closed(&run(&mut agg, &trades, true));
         assert_eq!(ours.len(), 274);
         let mut matched = 0;
-        for bar in ours
-            .iter()
-            .filter(|b| b.ts != Timestamp::from_secs(1_762_795_380))
-        {
+        for bar in ours.iter().filter(|b| b.ts != Timestamp::from_secs(1_762_795_380)) {
             let theirs = kraken.iter().find(|e| e.ts() == Some(bar.ts)).unwrap();
             assert_eq!(&MarketEvent::Bar(*bar), theirs);
             matched += 1;
@@ -349,9 +332,7 @@ mod tests {
             unreachable!()
         };
         for ev in &minutes[1..5] {
-            let MarketEvent::Bar(b) = ev else {
-                unreachable!()
-            };
+            let MarketEvent::Bar(b) = ev else { unreachable!() };
             expected.merge(b);
         }
         assert_eq!(fives[0], expected);
@@ -367,17 +348,12 @@ mod tests {
 
     #[test]
     fn same_interval_bars_close_on_arrival_and_gaps_are_found() {
-        let minutes = read(include_str!(
-            "../../tests/data/btcusd_1m_20180404_20180406.csv"
-        ));
+        let minutes = read(include_str!("../../tests/data/btcusd_1m_20180404_20180406.csv"));
         let mut agg = BarAggregator::new(M, Some(M));
         let out = run(&mut agg, &minutes, false);
         assert!(!out.iter().any(|e| matches!(e, BarEvent::Forming(_))));
         assert_eq!(closed(&out).len(), minutes.len());
-        let gaps: Vec<&BarEvent> = out
-            .iter()
-            .filter(|e| matches!(e, BarEvent::Gap { .. }))
-            .collect();
+        let gaps: Vec<&BarEvent> = out.iter().filter(|e| matches!(e, BarEvent::Gap { .. })).collect();
         // 2018-04-04 16:46 alone, then 16:48 .. 23:59.
         assert_eq!(
             gaps,
@@ -387,9 +363,7 @@ mod tests {
             ]
         );
         let pos = out.iter().position(|e| e == gaps[1]).unwrap();
-        assert!(
-            matches!(out[pos + 1], BarEvent::Closed(b) if b.ts == Timestamp::from_secs(1_522_886_400))
-        );
+        assert!(matches!(out[pos + 1], BarEvent::Closed(b) if b.ts == Timestamp::from_secs(1_522_886_400)));
     }
 
     #[test]
@@ -400,13 +374,7 @@ mod tests {
             .map(|&s| MarketEvent::Bar(bar(s, 1, 1, 1, 1, 1, 1)))
             .collect();
         let out = run(&mut agg, &events, false);
-        assert_eq!(
-            out,
-            [
-                gap(180, 300, 2),
-                BarEvent::Closed(bar(300, 1, 1, 1, 1, 1, 1))
-            ]
-        );
+        assert_eq!(out, [gap(180, 300, 2), BarEvent::Closed(bar(300, 1, 1, 1, 1, 1, 1))]);
         assert_eq!(agg.late_trades(), 2);
     }
 

@@ -109,15 +109,12 @@ impl CsvReader {
             .buffer_capacity(BUFFER_BYTES)
             .from_reader(input);
         let mut record = ByteRecord::new();
-        if !rows
-            .read_byte_record(&mut record)
-            .map_err(|e| csv_error(&name, e))?
-        {
+        if !rows.read_byte_record(&mut record).map_err(|e| csv_error(&name, e))? {
             return Err(empty_file(&name));
         }
         let line = record.position().map_or(1, |p| p.line());
-        let (layout, has_header) = detect(&record)
-            .map_err(|msg| SourceError::Input(format!("{name} line {line}: {msg}")))?;
+        let (layout, has_header) =
+            detect(&record).map_err(|msg| SourceError::Input(format!("{name} line {line}: {msg}")))?;
         let mut reader = Self {
             name,
             rows,
@@ -178,10 +175,7 @@ impl CsvReader {
         if self.lookahead.is_empty() {
             return Err(match self.skipped {
                 0 => empty_file(&self.name),
-                n => SourceError::Input(format!(
-                    "{}: no valid rows ({n} bad rows skipped)",
-                    self.name
-                )),
+                n => SourceError::Input(format!("{}: no valid rows ({n} bad rows skipped)", self.name)),
             });
         }
         if let Layout::Bars { .. } = self.layout {
@@ -213,10 +207,7 @@ impl CsvReader {
         };
         let line = self.record.position().map_or(0, |p| p.line());
         if !self.skip_bad_rows {
-            return Err(SourceError::Input(format!(
-                "{} line {line}: {msg}",
-                self.name
-            )));
+            return Err(SourceError::Input(format!("{} line {line}: {msg}", self.name)));
         }
         self.skipped += 1;
         if self.skipped <= WARNED_BAD_ROWS {
@@ -231,11 +222,7 @@ impl CsvReader {
     fn parse_record(&mut self) -> Result<MarketEvent, String> {
         let rec = &self.record;
         if rec.len() != self.width {
-            return Err(format!(
-                "expected {} fields, found {}",
-                self.width,
-                rec.len()
-            ));
+            return Err(format!("expected {} fields, found {}", self.width, rec.len()));
         }
         let field = |i: usize| rec.get(i).unwrap_or_default().trim_ascii();
         let (event, ts, ts_text) = match self.layout {
@@ -407,10 +394,7 @@ fn parse_price(text: &[u8], what: &str) -> Result<Decimal, String> {
     match parse::decimal(text) {
         // Sign and zero tests are bit checks; comparing to ZERO costs a full decimal compare.
         Some(p) if p.is_sign_positive() && !p.is_zero() => Ok(p),
-        Some(_) => Err(format!(
-            "invalid {what} '{}': prices must be positive",
-            quote(text)
-        )),
+        Some(_) => Err(format!("invalid {what} '{}': prices must be positive", quote(text))),
         None => Err(invalid(what, text)),
     }
 }
@@ -420,14 +404,8 @@ fn parse_volume(text: &[u8], must_be_positive: bool) -> Result<Decimal, String> 
     match parse::decimal(text) {
         Some(v) if v.is_zero() && !must_be_positive => Ok(v),
         Some(v) if v.is_sign_positive() && !v.is_zero() => Ok(v),
-        Some(_) if must_be_positive => Err(format!(
-            "invalid volume '{}': must be positive",
-            quote(text)
-        )),
-        Some(_) => Err(format!(
-            "invalid volume '{}': must not be negative",
-            quote(text)
-        )),
+        Some(_) if must_be_positive => Err(format!("invalid volume '{}': must be positive", quote(text))),
+        Some(_) => Err(format!("invalid volume '{}': must not be negative", quote(text))),
         None => Err(invalid("volume", text)),
     }
 }
@@ -453,10 +431,7 @@ fn parse_side(text: &[u8]) -> Result<Option<Side>, String> {
         b"" => Ok(None),
         b"buy" | b"b" | b"BUY" | b"Buy" | b"B" => Ok(Some(Side::Buy)),
         b"sell" | b"s" | b"SELL" | b"Sell" | b"S" => Ok(Some(Side::Sell)),
-        _ => Err(format!(
-            "invalid side '{}': expected buy or sell",
-            quote(text)
-        )),
+        _ => Err(format!("invalid side '{}': expected buy or sell", quote(text))),
     }
 }
 
@@ -610,10 +585,7 @@ mod tests {
     fn bar_interval_is_the_smallest_step() {
         for (text, secs) in [
             ("ts,open,high,low,close,volume\n0,1,1,1,1,1\n", 60),
-            (
-                "ts,open,high,low,close,volume\n0,1,1,1,1,1\n300,1,1,1,1,1\n",
-                300,
-            ),
+            ("ts,open,high,low,close,volume\n0,1,1,1,1,1\n300,1,1,1,1,1\n", 300),
             (
                 "ts,open,high,low,close,volume\n0,1,1,1,1,1\n600,1,1,1,1,1\n900,1,1,1,1,1\n",
                 300,
@@ -631,10 +603,7 @@ mod tests {
         const BARS: &str = "ts,open,high,low,close,volume\n";
         const TRADES: &str = "ts_ns,price,volume,side\n";
         let cases = [
-            (
-                format!("{TRADES}1,abc,1,buy\n"),
-                "data.csv line 2: invalid price 'abc'",
-            ),
+            (format!("{TRADES}1,abc,1,buy\n"), "data.csv line 2: invalid price 'abc'"),
             (
                 format!("{BARS}60,1,1,1,1,1\n60,x,1,1,1,1\n"),
                 "data.csv line 3: invalid open 'x'",
@@ -658,10 +627,7 @@ mod tests {
                 "data.csv line 2: timestamp 10.25 is before the previous row (10.5)",
             ),
             (String::new(), "data.csv: empty file (no header or no rows)"),
-            (
-                BARS.to_string(),
-                "data.csv: empty file (no header or no rows)",
-            ),
+            (BARS.to_string(), "data.csv: empty file (no header or no rows)"),
             (
                 format!("{TRADES}1,0,1,buy\n"),
                 "line 2: invalid price '0': prices must be positive",
@@ -674,26 +640,14 @@ mod tests {
                 format!("{BARS}60,1,1,1,1,-2\n"),
                 "invalid volume '-2': must not be negative",
             ),
-            (
-                format!("{TRADES}1,1,0,buy\n"),
-                "invalid volume '0': must be positive",
-            ),
-            (
-                format!("{BARS}60,5,5,6,5,1\n"),
-                "line 2: high 5 is below low 6",
-            ),
+            (format!("{TRADES}1,1,0,buy\n"), "invalid volume '0': must be positive"),
+            (format!("{BARS}60,5,5,6,5,1\n"), "line 2: high 5 is below low 6"),
             (
                 format!("{BARS}60,7,6,5,5,1\n"),
                 "open 7 is outside the bar's range [5, 6]",
             ),
-            (
-                format!("{BARS}60,1,1,1,1\n"),
-                "line 2: expected 6 fields, found 5",
-            ),
-            (
-                format!("{TRADES}1,1,1,up\n"),
-                "invalid side 'up': expected buy or sell",
-            ),
+            (format!("{BARS}60,1,1,1,1\n"), "line 2: expected 6 fields, found 5"),
+            (format!("{TRADES}1,1,1,up\n"), "invalid side 'up': expected buy or sell"),
             (format!("{BARS}6e1,1,1,1,1,1\n"), "invalid timestamp '6e1'"),
             (
                 format!("{BARS}9223372037,1,1,1,1,1\n"),
@@ -703,26 +657,18 @@ mod tests {
                 "ts,open,high,low,close\n".to_string(),
                 "line 1: missing column 'volume'",
             ),
-            (
-                "time,price\n".to_string(),
-                "line 1: unrecognised header 'time,price'",
-            ),
+            ("time,price\n".to_string(), "line 1: unrecognised header 'time,price'"),
             ("1,2,3,4\n".to_string(), "line 1: no header and 4 columns"),
         ];
         for (text, expected) in cases {
             let err = read_all(&text, false).map(|_| ()).unwrap_err();
-            assert!(
-                err.contains(expected),
-                "{text:?}:\n got {err}\nwant {expected}"
-            );
+            assert!(err.contains(expected), "{text:?}:\n got {err}\nwant {expected}");
         }
     }
 
     #[test]
     fn a_missing_file_is_named() {
-        let err = CsvReader::open("/nonexistent/data.csv", false)
-            .err()
-            .unwrap();
+        let err = CsvReader::open("/nonexistent/data.csv", false).err().unwrap();
         assert_eq!(
             err.to_string(),
             "cannot read /nonexistent/data.csv: No such file or directory"
@@ -739,23 +685,13 @@ mod tests {
         assert_eq!(times, [60, 120, 240]);
 
         let err = read_all("ts_ns,price,volume,side\n1,x,1,buy\n", true).err();
-        assert_eq!(
-            err.as_deref(),
-            Some("data.csv: no valid rows (1 bad rows skipped)")
-        );
+        assert_eq!(err.as_deref(), Some("data.csv: no valid rows (1 bad rows skipped)"));
     }
 
     #[test]
     fn real_files_read_whole() {
-        let (r, bars) = read_all(
-            include_str!("../../assets/btcusd_1m_20170903_20170904.csv"),
-            false,
-        )
-        .unwrap();
-        assert_eq!(
-            (bars.len(), r.bar_interval()),
-            (2880, Some(Interval::ONE_MINUTE))
-        );
+        let (r, bars) = read_all(include_str!("../../assets/btcusd_1m_20170903_20170904.csv"), false).unwrap();
+        assert_eq!((bars.len(), r.bar_interval()), (2880, Some(Interval::ONE_MINUTE)));
         assert_eq!(
             bars[0],
             bar(
@@ -777,12 +713,7 @@ mod tests {
         assert_eq!((trades.len(), r.kind()), (1000, CsvKind::Trades));
         assert_eq!(
             trades[0],
-            trade(
-                1_762_795_433_971_744_500,
-                "105433.6",
-                "0.00027625",
-                Some(Side::Buy)
-            )
+            trade(1_762_795_433_971_744_500, "105433.6", "0.00027625", Some(Side::Buy))
         );
     }
 }

@@ -65,13 +65,9 @@ pub(crate) fn secs_to_nanos(field: &[u8]) -> Option<i64> {
         return None;
     }
     let kept = &frac[..frac.len().min(9)];
-    let frac_nanos = kept
-        .iter()
-        .fold(0i64, |acc, &b| acc * 10 + i64::from(b - b'0'))
-        * 10i64.pow(9 - kept.len() as u32);
-    uint(whole)?
-        .checked_mul(NANOS_PER_SEC)?
-        .checked_add(frac_nanos)
+    let frac_nanos =
+        kept.iter().fold(0i64, |acc, &b| acc * 10 + i64::from(b - b'0')) * 10i64.pow(9 - kept.len() as u32);
+    uint(whole)?.checked_mul(NANOS_PER_SEC)?.checked_add(frac_nanos)
 }
 
 #[cfg(test)]

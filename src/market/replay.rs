@@ -48,11 +48,7 @@ pub struct ReplaySource {
 
 impl ReplaySource {
     /// Replays a file; `pair` defaults to `BTC/USD`.
-    pub fn open(
-        path: impl AsRef<Path>,
-        pair: Option<&str>,
-        config: ReplayConfig,
-    ) -> Result<Self, SourceError> {
+    pub fn open(path: impl AsRef<Path>, pair: Option<&str>, config: ReplayConfig) -> Result<Self, SourceError> {
         let path = path.as_ref();
         let origin = Origin::File(path.to_path_buf());
         let reader = origin.open(config.skip_bad_rows)?;
@@ -201,9 +197,7 @@ impl Feed {
         }
         self.shift = shift
             .filter(|s| self.last.0.checked_add(*s).is_some())
-            .ok_or_else(|| {
-                SourceError::Fatal("replay looped past the last representable time".into())
-            })?;
+            .ok_or_else(|| SourceError::Fatal("replay looped past the last representable time".into()))?;
         self.reader = self.origin.open(self.skip_bad_rows)?;
         Ok(())
     }
@@ -264,8 +258,7 @@ mod tests {
 
     use super::*;
 
-    const BARS: &str =
-        "ts,open,high,low,close,volume\n60,1,1,1,1,1\n120,2,2,2,2,1\n180,3,3,3,3,1\n";
+    const BARS: &str = "ts,open,high,low,close,volume\n60,1,1,1,1,1\n120,2,2,2,2,1\n180,3,3,3,3,1\n";
 
     fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
         let path = dir.path().join(name);
@@ -317,10 +310,7 @@ mod tests {
             src.info().identity.clone()
         };
         let first = identity(&a);
-        assert!(
-            first.starts_with(&format!("replay:a.csv:{}:", BARS.len())),
-            "{first}"
-        );
+        assert!(first.starts_with(&format!("replay:a.csv:{}:", BARS.len())), "{first}");
         assert_eq!(first.len(), "replay:a.csv:79:".len() + 16);
         assert_eq!(first, identity(&a));
         write(&dir, "a.csv", &BARS.replace("3,3,3,3,1", "3,3,3,3,2"));
@@ -369,10 +359,7 @@ mod tests {
         };
         let mut src = ReplaySource::open(&path, None, looping.clone()).unwrap();
         assert!(!src.info().finite);
-        assert_eq!(
-            times(&mut src, 9).await,
-            [60, 120, 180, 240, 300, 360, 420, 480, 540]
-        );
+        assert_eq!(times(&mut src, 9).await, [60, 120, 180, 240, 300, 360, 420, 480, 540]);
 
         // Trade files loop on whole minutes.
         let trades = write(

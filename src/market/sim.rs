@@ -70,29 +70,15 @@ impl SimSource {
             .start_price
             .to_f64()
             .filter(|p| (MIN_PRICE..=MAX_PRICE).contains(p))
-            .ok_or_else(|| {
-                bad(format!(
-                    "start price {} must be within [0.1, 1e12]",
-                    config.start_price
-                ))
-            })?;
+            .ok_or_else(|| bad(format!("start price {} must be within [0.1, 1e12]", config.start_price)))?;
         if !config.drift.is_finite() {
-            return Err(bad(format!(
-                "drift {} must be a finite number",
-                config.drift
-            )));
+            return Err(bad(format!("drift {} must be a finite number", config.drift)));
         }
         if !(config.volatility.is_finite() && config.volatility >= 0.0) {
-            return Err(bad(format!(
-                "volatility {} must be zero or more",
-                config.volatility
-            )));
+            return Err(bad(format!("volatility {} must be zero or more", config.volatility)));
         }
         if !(config.mean_tick_secs.is_finite() && config.mean_tick_secs > 0.0) {
-            return Err(bad(format!(
-                "mean tick {} s must be positive",
-                config.mean_tick_secs
-            )));
+            return Err(bad(format!("mean tick {} s must be positive", config.mean_tick_secs)));
         }
         let arrivals = Exp::new(1.0 / config.mean_tick_secs)
             .map_err(|e| bad(format!("mean tick {} s: {e}", config.mean_tick_secs)))?;
@@ -100,12 +86,7 @@ impl SimSource {
             .map_err(|e| SourceError::Fatal(format!("trade size distribution: {e}")))?;
         let end = match config.duration_secs {
             Some(secs) if secs < 0 => return Err(bad(format!("duration {secs} s is negative"))),
-            Some(secs) => Some(
-                config
-                    .start
-                    .0
-                    .saturating_add(secs.saturating_mul(1_000_000_000)),
-            ),
+            Some(secs) => Some(config.start.0.saturating_add(secs.saturating_mul(1_000_000_000))),
             None => None,
         };
         let identity = format!(
@@ -199,11 +180,7 @@ impl Walk {
         } else {
             moved.clamp(MIN_PRICE, MAX_PRICE)
         };
-        let side = if next > self.price {
-            Side::Buy
-        } else {
-            Side::Sell
-        };
+        let side = if next > self.price { Side::Buy } else { Side::Sell };
         self.price = next;
         let size_sats = (self.sizes.sample(&mut self.rng) * 1e8).round().max(1.0);
         Some(Trade {
@@ -380,29 +357,17 @@ mod tests {
             let first = *first.get_or_insert(ts);
             let due = (ts.0 - first.0) as f64 / 60.0 / 1e9;
             let elapsed = wall0.elapsed().as_secs_f64();
-            assert!(
-                (elapsed - due).abs() < 1e-3,
-                "{ev:?} at {elapsed}, due {due}"
-            );
+            assert!((elapsed - due).abs() < 1e-3, "{ev:?} at {elapsed}, due {due}");
             match ev {
                 MarketEvent::Clock(at) => {
                     clocks += 1;
                     let prev = last_trade.unwrap();
-                    assert_eq!(
-                        at,
-                        prev.floor_to(Interval::ONE_MINUTE)
-                            .plus(Interval::ONE_MINUTE)
-                    );
+                    assert_eq!(at, prev.floor_to(Interval::ONE_MINUTE).plus(Interval::ONE_MINUTE));
                 }
                 MarketEvent::Trade(t) => {
                     if let Some(prev) = last_trade {
-                        let crossed = t.ts.floor_to(Interval::ONE_MINUTE)
-                            > prev.floor_to(Interval::ONE_MINUTE);
-                        assert_eq!(
-                            crossed,
-                            clocks > 0,
-                            "a clock precedes each crossed boundary"
-                        );
+                        let crossed = t.ts.floor_to(Interval::ONE_MINUTE) > prev.floor_to(Interval::ONE_MINUTE);
+                        assert_eq!(crossed, clocks > 0, "a clock precedes each crossed boundary");
                     }
                     clocks = 0;
                     last_trade = Some(t.ts);

@@ -39,7 +39,5 @@ pub trait Source: Send {
     fn info(&self) -> &SourceInfo;
 
     /// The next event, `Ok(None)` when a finite source is exhausted.
-    fn next_event(
-        &mut self,
-    ) -> impl Future<Output = Result<Option<MarketEvent>, SourceError>> + Send;
+    fn next_event(&mut self) -> impl Future<Output = Result<Option<MarketEvent>, SourceError>> + Send;
 }

@@ -9,9 +9,7 @@ use serde::{Deserialize, Serialize};
 const NANOS_PER_SEC: i64 = 1_000_000_000;
 
 /// A UTC instant, nanoseconds since the Unix epoch (covers 1677..2262).
-#[derive(
-    Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
@@ -45,10 +43,7 @@ impl Timestamp {
     }
     /// One interval later, saturating at the end of representable time instead of overflowing.
     pub const fn plus(self, interval: Interval) -> Self {
-        Self(
-            self.0
-                .saturating_add(interval.secs().saturating_mul(NANOS_PER_SEC)),
-        )
+        Self(self.0.saturating_add(interval.secs().saturating_mul(NANOS_PER_SEC)))
     }
     /// The start of the interval bucket holding this instant.
     pub const fn floor_to(self, interval: Interval) -> Self {
@@ -57,8 +52,7 @@ impl Timestamp {
     }
     /// RFC 3339 with milliseconds, e.g. `2017-09-03T00:00:00.000Z`.
     pub fn to_rfc3339(self) -> String {
-        chrono::DateTime::from_timestamp_nanos(self.0)
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        chrono::DateTime::from_timestamp_nanos(self.0).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
     }
 }
 
@@ -281,10 +275,7 @@ mod tests {
     #[test]
     fn timestamps_floor_and_format() {
         let ts = Timestamp::from_millis(1_504_396_861_250);
-        assert_eq!(
-            ts.floor_to(Interval::ONE_MINUTE),
-            Timestamp::from_secs(1_504_396_860)
-        );
+        assert_eq!(ts.floor_to(Interval::ONE_MINUTE), Timestamp::from_secs(1_504_396_860));
         assert_eq!(ts.to_rfc3339(), "2017-09-03T00:01:01.250Z");
         assert_eq!(Timestamp::from_millis(-1).secs(), -1);
     }

@@ -8,17 +8,7 @@ use super::StoreError;
 /// Bar prices and volumes are stored as INTEGER counts of 1e-8 (as exchanges count satoshis)
 /// when that is exact, else as the decimal's TEXT: compact and fast to write, never rounded.
 pub const FIXED_SCALE: u32 = 8;
-const FIXED_FACTORS: [i128; 9] = [
-    100_000_000,
-    10_000_000,
-    1_000_000,
-    100_000,
-    10_000,
-    1_000,
-    100,
-    10,
-    1,
-];
+const FIXED_FACTORS: [i128; 9] = [100_000_000, 10_000_000, 1_000_000, 100_000, 10_000, 1_000, 100, 10, 1];
 
 pub fn fixed_to_sql(value: Decimal) -> ToSqlOutput<'static> {
     let scale = value.scale();
@@ -35,10 +25,7 @@ pub fn fixed_from_sql(value: ValueRef) -> Result<Decimal, StoreError> {
     match value {
         ValueRef::Integer(units) => Ok(Decimal::new(units, FIXED_SCALE).normalize()),
         ValueRef::Text(text) => dec(std::str::from_utf8(text).unwrap_or_default()),
-        other => Err(StoreError::Corrupt(format!(
-            "bar value of type {}",
-            other.data_type()
-        ))),
+        other => Err(StoreError::Corrupt(format!("bar value of type {}", other.data_type()))),
     }
 }
 use crate::market::{Side, Timestamp};
@@ -53,8 +40,7 @@ pub fn dec(text: &str) -> Result<Decimal, StoreError> {
 }
 
 pub fn side(text: &str) -> Result<Side, StoreError> {
-    text.parse()
-        .map_err(|_| StoreError::Corrupt(format!("side '{text}'")))
+    text.parse().map_err(|_| StoreError::Corrupt(format!("side '{text}'")))
 }
 
 #[cfg(test)]

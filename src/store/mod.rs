@@ -136,10 +136,7 @@ impl Store {
             ))
         })?;
         let path = dir.join(DB_FILE);
-        let conn = open_connection(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
-        )?;
+        let conn = open_connection(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
         migrate(&conn, &path)?;
         Ok(Self { conn, path })
     }
@@ -163,12 +160,7 @@ impl Store {
     }
 
     /// The id of the bar series for this data, created on first use.
-    pub fn series_id(
-        &self,
-        identity: &str,
-        pair: &str,
-        interval: Interval,
-    ) -> Result<i64, StoreError> {
+    pub fn series_id(&self, identity: &str, pair: &str, interval: Interval) -> Result<i64, StoreError> {
         self.conn.execute(
             "INSERT OR IGNORE INTO series (identity, pair, interval_secs) VALUES (?1, ?2, ?3)",
             params![identity, pair, interval.secs()],
@@ -185,7 +177,14 @@ impl Store {
         self.conn.execute(
             "INSERT INTO runs (run_key, series_id, status, created_at, updated_at, config, source_params, initial_cash)
              VALUES (?1, ?2, 'running', ?3, ?3, ?4, ?5, ?6)",
-            params![run.run_key, run.series_id, now, run.config, run.source_params, run.initial_cash.to_string()],
+            params![
+                run.run_key,
+                run.series_id,
+                now,
+                run.config,
+                run.source_params,
+                run.initial_cash.to_string()
+            ],
         )?;
         let id = self.conn.last_insert_rowid();
         self.run(id)?
@@ -207,9 +206,7 @@ impl Store {
     }
 
     pub fn run(&self, id: i64) -> Result<Option<RunRecord>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!("{RUN_COLUMNS} WHERE id = ?1"))?;
+        let mut stmt = self.conn.prepare_cached(&format!("{RUN_COLUMNS} WHERE id = ?1"))?;
         let row = stmt.query_row([id], raw_run).optional()?;
         row.map(RawRun::into_record).transpose()
     }
@@ -267,12 +264,8 @@ impl Store {
     }
 
     pub fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!("{RUN_COLUMNS} ORDER BY id"))?;
-        let rows = stmt
-            .query_map([], raw_run)?
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut stmt = self.conn.prepare_cached(&format!("{RUN_COLUMNS} ORDER BY id"))?;
+        let rows = stmt.query_map([], raw_run)?.collect::<Result<Vec<_>, _>>()?;
         rows.into_iter().map(RawRun::into_record).collect()
     }
 
@@ -353,8 +346,7 @@ impl Store {
     }
 }
 
-const RUN_COLUMNS: &str =
-    "SELECT id, run_key, series_id, status, created_at, config, source_params, initial_cash,
+const RUN_COLUMNS: &str = "SELECT id, run_key, series_id, status, created_at, config, source_params, initial_cash,
     first_bar_ts, last_bar_ts, bars_seen, signal, next_order_id FROM runs";
 
 /// A run row before its text columns are parsed (parsing errors are ours, not SQLite's).
@@ -415,32 +407,23 @@ impl RawRun {
 pub(crate) fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
     // Each connection lives on one thread at a time: SQLite's own per-call mutex is not needed.
     let flags = flags | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
-    let unusable = |e: rusqlite::Error| {
-        StoreError::Unusable(format!("cannot open store {}: {}", path.display(), e))
-    };
+    let unusable = |e: rusqlite::Error| StoreError::Unusable(format!("cannot open store {}: {}", path.display(), e));
     let conn = Connection::open_with_flags(path, flags).map_err(unusable)?;
     // WAL lets readers (exports, the dashboard) run beside the writer; FULL makes each commit
     // durable against power loss, and commits are batched so it stays cheap.
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(unusable)?;
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(unusable)?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(unusable)?;
+    conn.pragma_update(None, "synchronous", "FULL").map_err(unusable)?;
     // Statement journals and temporary b-trees in memory, not in temporary files.
-    conn.pragma_update(None, "temp_store", "MEMORY")
-        .map_err(unusable)?;
-    conn.pragma_update(None, "foreign_keys", "ON")
-        .map_err(unusable)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(unusable)?;
+    conn.pragma_update(None, "temp_store", "MEMORY").map_err(unusable)?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(unusable)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(unusable)?;
     Ok(conn)
 }
 
 fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
-        .map_err(|e| {
-            StoreError::Unusable(format!("cannot read store {}: {}", path.display(), e))
-        })?;
+        .map_err(|e| StoreError::Unusable(format!("cannot read store {}: {}", path.display(), e)))?;
     let known = schema::MIGRATIONS.len() as i64;
     if version > known {
         return Err(StoreError::Unusable(format!(

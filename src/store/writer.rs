@@ -128,11 +128,9 @@ impl StoreWriter {
 
     /// Waits for the thread to end (after `Finish`, or when every sender is gone).
     pub fn join(self) -> Result<WriterStats, StoreError> {
-        self.thread.join().unwrap_or_else(|_| {
-            Err(StoreError::Unusable(
-                "the store writer thread panicked".into(),
-            ))
-        })
+        self.thread
+            .join()
+            .unwrap_or_else(|_| Err(StoreError::Unusable("the store writer thread panicked".into())))
     }
 }
 
@@ -154,22 +152,16 @@ impl Checkpointer {
             .name("store-checkpoint".into())
             .spawn(move || {
                 let checkpoint = |mode: &str| {
-                    if let Err(e) =
-                        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()))
-                    {
+                    if let Err(e) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
                         tracing::debug!("WAL checkpoint ({mode}) did not run: {e}");
                     }
                 };
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                    stopped.recv_timeout(CHECKPOINT_EVERY)
-                {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
                     checkpoint("PASSIVE");
                 }
                 checkpoint("TRUNCATE");
             })
-            .map_err(|e| {
-                StoreError::Unusable(format!("cannot start the store checkpointer: {e}"))
-            })?;
+            .map_err(|e| StoreError::Unusable(format!("cannot start the store checkpointer: {e}")))?;
         Ok(Self { stop, thread })
     }
 
@@ -281,8 +273,15 @@ fn write_steps<'a>(
             first_bar.get_or_insert(bar.ts);
         }
         if let Some(gap) = &step.gap {
-            tx.prepare_cached("INSERT OR IGNORE INTO gaps (series_id, from_ts, to_ts, missing) VALUES (?1, ?2, ?3, ?4)")?
-                .execute(params![series_id, gap.from.millis(), gap.to.millis(), gap.missing as i64])?;
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO gaps (series_id, from_ts, to_ts, missing) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                series_id,
+                gap.from.millis(),
+                gap.to.millis(),
+                gap.missing as i64
+            ])?;
         }
         if let Some(sig) = &step.signal {
             tx.prepare_cached("INSERT OR REPLACE INTO signals (run_id, ts, signal, change) VALUES (?1, ?2, ?3, ?4)")?
@@ -369,12 +368,7 @@ fn bar_insert_sql(rows: usize) -> String {
     )
 }
 
-fn write_trade(
-    tx: &Transaction,
-    run_id: i64,
-    order: &Order,
-    fill: &Fill,
-) -> Result<(), StoreError> {
+fn write_trade(tx: &Transaction, run_id: i64, order: &Order, fill: &Fill) -> Result<(), StoreError> {
     tx.prepare_cached(
         "INSERT INTO orders (run_id, id, ts, side, qty, reason, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'filled')",
     )?

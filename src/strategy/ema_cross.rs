@@ -42,11 +42,7 @@ impl Strategy for EmaCross {
     }
 
     fn line_values(&self) -> LineValues {
-        [
-            line_value(self.fast.value()),
-            line_value(self.slow.value()),
-            None,
-        ]
+        [line_value(self.fast.value()), line_value(self.slow.value()), None]
     }
 }
 
@@ -68,10 +64,7 @@ mod tests {
         ];
         for &(fast, slow, closes, want) in cases {
             let mut strategy = EmaCross::new(fast, slow);
-            let got: Vec<i8> = closes
-                .iter()
-                .map(|c| strategy.on_bar(&test_bar(c)).as_i8())
-                .collect();
+            let got: Vec<i8> = closes.iter().map(|c| strategy.on_bar(&test_bar(c)).as_i8()).collect();
             assert_eq!(got, want, "{fast}/{slow} on {closes:?}");
         }
     }

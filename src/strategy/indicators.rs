@@ -59,8 +59,7 @@ impl Sma {
 
     /// The mean, `None` until `period` values have been pushed.
     pub fn value(&self) -> Option<Decimal> {
-        self.is_ready()
-            .then(|| self.sum / Decimal::from(self.period))
+        self.is_ready().then(|| self.sum / Decimal::from(self.period))
     }
 }
 
@@ -87,10 +86,7 @@ impl Ema {
     pub fn push(&mut self, value: Decimal) {
         if self.is_ready() {
             // ema += alpha * (x - ema), as 2 * (x - ema) / (period + 1) to divide only once.
-            let step = value
-                .saturating_sub(self.state)
-                .saturating_mul(Decimal::TWO)
-                / self.alpha_denom();
+            let step = value.saturating_sub(self.state).saturating_mul(Decimal::TWO) / self.alpha_denom();
             self.state = self.state.saturating_add(step.round_dp(STATE_DP));
             return;
         }
@@ -225,11 +221,7 @@ mod tests {
     }
 
     /// Period, inputs, and the expected value after each input.
-    type Case = (
-        usize,
-        &'static [&'static str],
-        &'static [Option<&'static str>],
-    );
+    type Case = (usize, &'static [&'static str], &'static [Option<&'static str>]);
 
     fn expected(values: &[Option<&str>]) -> Vec<Option<Decimal>> {
         values.iter().map(|v| v.map(d)).collect()
@@ -242,13 +234,7 @@ mod tests {
             (
                 3,
                 &["1", "2", "3", "4", "10"],
-                &[
-                    None,
-                    None,
-                    Some("2"),
-                    Some("3"),
-                    Some("5.6666666666666666666666666667"),
-                ],
+                &[None, None, Some("2"), Some("3"), Some("5.6666666666666666666666666667")],
             ),
             (
                 2,
@@ -313,8 +299,8 @@ mod tests {
             (
                 10,
                 &[
-                    "19516.96", "19567.63", "19349.99", "19399.99", "19487.25", "19400.01",
-                    "19350.02", "19398.9", "19390.12", "19351.01", "19392", "19411.09", "19479.49",
+                    "19516.96", "19567.63", "19349.99", "19399.99", "19487.25", "19400.01", "19350.02", "19398.9",
+                    "19390.12", "19351.01", "19392", "19411.09", "19479.49",
                 ],
                 &[
                     None,
@@ -347,16 +333,8 @@ mod tests {
         let cases: &[Case] = &[
             // Only gains: 100. Flat: 50. Only losses: 0.
             (2, &["1", "2", "3"], &[None, None, Some("100")]),
-            (
-                2,
-                &["5", "5", "5", "5"],
-                &[None, None, Some("50"), Some("50")],
-            ),
-            (
-                2,
-                &["3", "2", "1", "0.5"],
-                &[None, None, Some("0"), Some("0")],
-            ),
+            (2, &["5", "5", "5", "5"], &[None, None, Some("50"), Some("50")]),
+            (2, &["3", "2", "1", "0.5"], &[None, None, Some("0"), Some("0")]),
             // Changes +1, -1 -> 50; then +2: gain (0.5*1+2)/2 = 1.25, loss 0.25 -> 83.33..
             (
                 2,
@@ -373,13 +351,7 @@ mod tests {
             (
                 3,
                 &["100", "102", "101", "104", "102"],
-                &[
-                    None,
-                    None,
-                    None,
-                    Some("83.333333333333335"),
-                    Some("55.555555555555555"),
-                ],
+                &[None, None, None, Some("83.333333333333335"), Some("55.555555555555555")],
             ),
         ];
         for &(period, input, want) in cases {
@@ -393,9 +365,8 @@ mod tests {
     fn rsi_period_14_on_real_closes() {
         // First 16 closes of tests/data/btcusd_1m_20171217.csv; python3 decimal as above.
         let closes = [
-            "19516.96", "19567.63", "19349.99", "19399.99", "19487.25", "19400.01", "19350.02",
-            "19398.9", "19390.12", "19351.01", "19392", "19411.09", "19479.49", "19458.93",
-            "19425.77", "19410.23",
+            "19516.96", "19567.63", "19349.99", "19399.99", "19487.25", "19400.01", "19350.02", "19398.9", "19390.12",
+            "19351.01", "19392", "19411.09", "19479.49", "19458.93", "19425.77", "19410.23",
         ];
         let mut rsi = Rsi::new(14);
         let got = run(&mut rsi, &closes, Rsi::push, Rsi::value);
@@ -447,13 +418,7 @@ mod tests {
     #[test]
     fn extreme_values_saturate_instead_of_panicking() {
         let (mut sma, mut ema, mut rsi) = (Sma::new(3), Ema::new(3), Rsi::new(3));
-        for v in [
-            Decimal::MAX,
-            Decimal::MAX,
-            Decimal::MIN,
-            Decimal::MAX,
-            Decimal::MIN,
-        ] {
+        for v in [Decimal::MAX, Decimal::MAX, Decimal::MIN, Decimal::MAX, Decimal::MIN] {
             sma.push(v);
             ema.push(v);
             rsi.push(v);

@@ -76,10 +76,7 @@ pub enum StrategyConfig {
 impl Default for StrategyConfig {
     /// The seed's strategy.
     fn default() -> Self {
-        StrategyConfig::SmaCross {
-            short: 10,
-            long: 20,
-        }
+        StrategyConfig::SmaCross { short: 10, long: 20 }
     }
 }
 
@@ -103,10 +100,7 @@ impl StrategyConfig {
                 overbought,
             } => {
                 check_window("RSI", *period)?;
-                if Decimal::ZERO < *oversold
-                    && oversold < overbought
-                    && *overbought < Decimal::ONE_HUNDRED
-                {
+                if Decimal::ZERO < *oversold && oversold < overbought && *overbought < Decimal::ONE_HUNDRED {
                     Ok(())
                 } else {
                     Err(format!(
@@ -150,9 +144,7 @@ fn check_window(name: &str, window: usize) -> Result<(), String> {
     if window == 0 {
         Err(format!("{name} window must be at least 1"))
     } else if window > MAX_WINDOW {
-        Err(format!(
-            "{name} window must be at most {MAX_WINDOW}, got {window}"
-        ))
+        Err(format!("{name} window must be at most {MAX_WINDOW}, got {window}"))
     } else {
         Ok(())
     }
@@ -163,9 +155,7 @@ fn check_order(quick: &str, q: usize, slow: &str, s: usize) -> Result<(), String
     if q < s {
         Ok(())
     } else {
-        Err(format!(
-            "{quick} window ({q}) must be less than {slow} window ({s})"
-        ))
+        Err(format!("{quick} window ({q}) must be less than {slow} window ({s})"))
     }
 }
 
@@ -218,32 +208,20 @@ mod tests {
                 sma(20, 10),
                 Some("short window (20) must be less than long window (10)"),
             ),
-            (
-                sma(5, 5),
-                Some("short window (5) must be less than long window (5)"),
-            ),
+            (sma(5, 5), Some("short window (5) must be less than long window (5)")),
             (sma(0, 20), Some("short window must be at least 1")),
             (
                 sma(10, MAX_WINDOW + 1),
                 Some("long window must be at most 1000000, got 1000001"),
             ),
-            (
-                ema(26, 12),
-                Some("fast window (26) must be less than slow window (12)"),
-            ),
+            (ema(26, 12), Some("fast window (26) must be less than slow window (12)")),
             (ema(0, 0), Some("fast window must be at least 1")),
             (rsi(0, "30", "70"), Some("RSI window must be at least 1")),
         ];
         for (config, want) in cases {
             assert_eq!(config.validate().err().as_deref(), want, "{config:?}");
         }
-        for (oversold, overbought) in [
-            ("0", "70"),
-            ("70", "30"),
-            ("50", "50"),
-            ("30", "100"),
-            ("-1", "70"),
-        ] {
+        for (oversold, overbought) in [("0", "70"), ("70", "30"), ("50", "50"), ("30", "100"), ("-1", "70")] {
             let err = rsi(14, oversold, overbought).validate().unwrap_err();
             assert!(
                 err.starts_with("RSI thresholds must satisfy 0 < oversold < overbought < 100"),
@@ -256,26 +234,14 @@ mod tests {
     #[test]
     fn builds_what_it_describes() {
         let cases = [
-            (
-                StrategyConfig::default(),
-                "sma-cross 10/20",
-                vec!["SMA 10", "SMA 20"],
-            ),
+            (StrategyConfig::default(), "sma-cross 10/20", vec!["SMA 10", "SMA 20"]),
             (
                 StrategyConfig::EmaCross { fast: 12, slow: 26 },
                 "ema-cross 12/26",
                 vec!["EMA 12", "EMA 26"],
             ),
-            (
-                rsi(14, "30", "70"),
-                "rsi-threshold 14 30/70",
-                vec!["RSI 14"],
-            ),
-            (
-                rsi(7, "25.5", "80"),
-                "rsi-threshold 7 25.5/80",
-                vec!["RSI 7"],
-            ),
+            (rsi(14, "30", "70"), "rsi-threshold 14 30/70", vec!["RSI 14"]),
+            (rsi(7, "25.5", "80"), "rsi-threshold 7 25.5/80", vec!["RSI 7"]),
         ];
         for (config, name, lines) in cases {
             assert_eq!(config.describe(), name);
@@ -301,10 +267,7 @@ mod tests {
         ];
         for (config, json) in cases {
             assert_eq!(serde_json::to_string(&config).unwrap(), json);
-            assert_eq!(
-                serde_json::from_str::<StrategyConfig>(json).unwrap(),
-                config
-            );
+            assert_eq!(serde_json::from_str::<StrategyConfig>(json).unwrap(), config);
         }
         let toml_text = "kind = \"ema-cross\"\nfast = 5\nslow = 8\n";
         assert_eq!(

@@ -87,12 +87,8 @@ mod tests {
             ("49", "50", &["2", "1", "1", "1"], &[0, 1, 1, 1]),
         ];
         for &(oversold, overbought, closes, want) in cases {
-            let mut strategy =
-                RsiThreshold::new(1, oversold.parse().unwrap(), overbought.parse().unwrap());
-            let got: Vec<i8> = closes
-                .iter()
-                .map(|c| strategy.on_bar(&test_bar(c)).as_i8())
-                .collect();
+            let mut strategy = RsiThreshold::new(1, oversold.parse().unwrap(), overbought.parse().unwrap());
+            let got: Vec<i8> = closes.iter().map(|c| strategy.on_bar(&test_bar(c)).as_i8()).collect();
             assert_eq!(got, want, "{oversold}/{overbought} on {closes:?}");
         }
     }

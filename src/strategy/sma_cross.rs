@@ -60,11 +60,7 @@ impl Strategy for SmaCross {
     }
 
     fn line_values(&self) -> LineValues {
-        [
-            line_value(self.short.value()),
-            line_value(self.long.value()),
-            None,
-        ]
+        [line_value(self.short.value()), line_value(self.long.value()), None]
     }
 }
 
@@ -75,10 +71,7 @@ mod tests {
     use crate::strategy::test_bar;
 
     fn signals(strategy: &mut impl Strategy, closes: &[&str]) -> Vec<i8> {
-        closes
-            .iter()
-            .map(|c| strategy.on_bar(&test_bar(c)).as_i8())
-            .collect()
+        closes.iter().map(|c| strategy.on_bar(&test_bar(c)).as_i8()).collect()
     }
 
     #[test]
@@ -94,11 +87,7 @@ mod tests {
         ];
         for &(short, long, closes, want) in cases {
             let mut strategy = SmaCross::new(short, long);
-            assert_eq!(
-                signals(&mut strategy, closes),
-                want,
-                "{short}/{long} on {closes:?}"
-            );
+            assert_eq!(signals(&mut strategy, closes), want, "{short}/{long} on {closes:?}");
         }
     }
 
@@ -126,10 +115,7 @@ mod tests {
             .skip(1)
             .map(|line| {
                 let cols: Vec<&str> = line.split(',').collect();
-                (
-                    Timestamp::from_secs(cols[0].parse().unwrap()),
-                    cols[1].parse().unwrap(),
-                )
+                (Timestamp::from_secs(cols[0].parse().unwrap()), cols[1].parse().unwrap())
             })
             .collect();
 

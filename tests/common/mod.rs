@@ -46,17 +46,10 @@ pub fn fills_csv(data_dir: &Path, run: Option<i64>) -> Vec<String> {
         args.extend(["--run", &id]);
     }
     let out = nanotrader(data_dir, &args);
-    assert!(
-        out.status.success(),
-        "fills export failed: {}",
-        stderr(&out)
-    );
+    assert!(out.status.success(), "fills export failed: {}", stderr(&out));
     let text = stdout(&out);
     let mut lines = text.lines();
-    assert_eq!(
-        lines.next(),
-        Some("ts,side,qty,price,fee,cash_after,position_after")
-    );
+    assert_eq!(lines.next(), Some("ts,side,qty,price,fee,cash_after,position_after"));
     lines.map(str::to_owned).collect()
 }
 
@@ -70,15 +63,7 @@ pub fn reference_fills(rel: &str) -> Vec<String> {
         .map(|line| {
             let f: Vec<&str> = line.split(',').collect();
             let n = |s: &str| plain_number(s);
-            format!(
-                "{},{},{},{},0,{},{}",
-                f[0],
-                f[1],
-                n(f[2]),
-                n(f[3]),
-                n(f[4]),
-                n(f[5])
-            )
+            format!("{},{},{},{},0,{},{}", f[0], f[1], n(f[2]), n(f[3]), n(f[4]), n(f[5]))
         })
         .collect()
 }

@@ -55,9 +55,6 @@ impl Counters {
     }
 
     pub(super) fn snapshot(&self) -> MockCounters {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 }

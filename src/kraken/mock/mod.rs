@@ -181,9 +181,7 @@ impl MockKraken {
         }
         let drained = async { while finished.recv().await.is_some() {} };
         if tokio::time::timeout(SHUTDOWN_GRACE, drained).await.is_err() {
-            tracing::debug!(
-                "mock kraken: sessions still open after {SHUTDOWN_GRACE:?}, leaving them"
-            );
+            tracing::debug!("mock kraken: sessions still open after {SHUTDOWN_GRACE:?}, leaving them");
         }
     }
 }

@@ -159,11 +159,7 @@ fn market_pair(params: &Params, required: bool) -> Result<(), String> {
         None => Ok(()),
         Some(list) => list
             .split(',')
-            .all(|name| {
-                PAIR_NAMES
-                    .iter()
-                    .any(|n| n.eq_ignore_ascii_case(name.trim()))
-            })
+            .all(|name| PAIR_NAMES.iter().any(|n| n.eq_ignore_ascii_case(name.trim())))
             .then_some(())
             .ok_or_else(|| UNKNOWN_PAIR.into()),
     }

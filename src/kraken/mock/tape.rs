@@ -6,9 +6,7 @@ use std::path::Path;
 
 use rust_decimal::Decimal;
 
-use crate::market::{
-    Bar, BarAggregator, BarEvent, CsvKind, CsvReader, Interval, MarketEvent, Side, Timestamp, Trade,
-};
+use crate::market::{Bar, BarAggregator, BarEvent, CsvKind, CsvReader, Interval, MarketEvent, Side, Timestamp, Trade};
 
 pub(super) const MINUTE: Interval = Interval::ONE_MINUTE;
 const DAY_NANOS: i64 = 86_400 * 1_000_000_000;
@@ -76,9 +74,7 @@ impl Tape {
         let mut prev = None;
         for trade in &mut trades {
             let down = prev.is_some_and(|p| trade.price < p);
-            trade
-                .side
-                .get_or_insert(if down { Side::Sell } else { Side::Buy });
+            trade.side.get_or_insert(if down { Side::Sell } else { Side::Buy });
             prev = Some(trade.price);
         }
         if let Some(start) = market_start {
@@ -92,9 +88,7 @@ impl Tape {
 
     /// Market time of the first trade (the tape is never empty).
     pub(super) fn first_ts(&self) -> Timestamp {
-        self.trades
-            .first()
-            .map_or_else(Timestamp::default, |t| t.ts)
+        self.trades.first().map_or_else(Timestamp::default, |t| t.ts)
     }
 
     /// Trades whose market time has come, oldest first.
@@ -131,10 +125,7 @@ pub(super) fn since(trades: &[Trade], from: Timestamp) -> &[Trade] {
 
 /// The trades of the rolling 24 hours ending at `now`.
 pub(super) fn last_day(trades: &[Trade], now: Timestamp) -> &[Trade] {
-    since(
-        trades,
-        Timestamp::from_nanos(now.nanos().saturating_sub(DAY_NANOS - 1)),
-    )
+    since(trades, Timestamp::from_nanos(now.nanos().saturating_sub(DAY_NANOS - 1)))
 }
 
 /// The trades since 00:00 UTC of `now`'s day (Kraken's "today").

@@ -80,11 +80,7 @@ impl Session {
     async fn run(&mut self) -> Result<&'static str, axum::Error> {
         self.market.counters.bump(|c| c.ws_connections += 1);
         let mut stop = self.app.stop.clone();
-        let drop_at = self
-            .market
-            .faults
-            .drop_after
-            .map(|after| self.opened + after);
+        let drop_at = self.market.faults.drop_after.map(|after| self.opened + after);
         self.send(msg::status(rand::random())).await?;
         loop {
             let update_at = self.update_due();
@@ -205,9 +201,7 @@ impl Session {
         };
         for symbol in &request.symbols {
             let refusal = if self.market.faults.reject_subscriptions {
-                self.market
-                    .counters
-                    .bump(|c| c.faults.rejected_subscriptions += 1);
+                self.market.counters.bump(|c| c.faults.rejected_subscriptions += 1);
                 Some(msg::unsupported(symbol))
             } else if symbol != SYMBOL {
                 Some(msg::unsupported(symbol))
@@ -319,10 +313,7 @@ impl Session {
 /// Reads `params` of a (un)subscribe: channel, symbol list, snapshot flag; ohlc interval 1.
 fn parse(params: Option<&Value>) -> Result<Request, &'static str> {
     let params = params.and_then(Value::as_object).ok_or(MALFORMED)?;
-    let channel = params
-        .get("channel")
-        .and_then(Value::as_str)
-        .ok_or(MALFORMED)?;
+    let channel = params.get("channel").and_then(Value::as_str).ok_or(MALFORMED)?;
     let channel = Channel::parse(channel).ok_or("Subscription name invalid")?;
     let symbols: Vec<String> = params
         .get("symbol")

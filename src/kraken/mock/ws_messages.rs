@@ -75,12 +75,7 @@ pub(super) fn heartbeat() -> Value {
 }
 
 /// The common part of every method response.
-fn response(
-    method: &str,
-    req_id: Option<&Value>,
-    time_in: Timestamp,
-    time_out: Timestamp,
-) -> Map<String, Value> {
+fn response(method: &str, req_id: Option<&Value>, time_in: Timestamp, time_out: Timestamp) -> Map<String, Value> {
     let mut fields = Map::new();
     fields.insert("method".into(), method.into());
     if let Some(id) = req_id {
@@ -113,12 +108,7 @@ pub(super) fn subscribed(
     success("subscribe", result, req_id, time_in, time_out)
 }
 
-pub(super) fn unsubscribed(
-    channel: Channel,
-    req_id: Option<&Value>,
-    time_in: Timestamp,
-    time_out: Timestamp,
-) -> Value {
+pub(super) fn unsubscribed(channel: Channel, req_id: Option<&Value>, time_in: Timestamp, time_out: Timestamp) -> Value {
     success("unsubscribe", channel.keys(), req_id, time_in, time_out)
 }
 

@@ -6,8 +6,8 @@ mod rest;
 mod ws;
 
 pub use rest::{
-    AssetPair, OhlcPage, RestTicker, RestTrade, SystemStatus, TradesPage, parse_asset_pairs,
-    parse_ohlc, parse_system_status, parse_ticker, parse_time, parse_trades,
+    AssetPair, OhlcPage, RestTicker, RestTrade, SystemStatus, TradesPage, parse_asset_pairs, parse_ohlc,
+    parse_system_status, parse_ticker, parse_time, parse_trades,
 };
 pub use ws::{WsMessage, WsOhlc, WsTrade, parse_ws, ping_request, subscribe_request};
 
@@ -95,9 +95,7 @@ impl<'de> Deserialize<'de> for Rfc3339 {
 }
 
 fn rfc3339(text: &str) -> Option<Timestamp> {
-    let nanos = chrono::DateTime::parse_from_rfc3339(text)
-        .ok()?
-        .timestamp_nanos_opt()?;
+    let nanos = chrono::DateTime::parse_from_rfc3339(text).ok()?.timestamp_nanos_opt()?;
     Some(Timestamp::from_nanos(nanos))
 }
 
@@ -127,10 +125,7 @@ pub(crate) fn d(text: &str) -> Decimal {
 
 #[cfg(test)]
 pub(crate) fn fixture(name: &str) -> String {
-    let path = format!(
-        "{}/tests/fixtures/kraken/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/tests/fixtures/kraken/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
@@ -149,19 +144,14 @@ mod tests {
             ("5.1E-5", "0.000051"),
             ("1.5e+3", "1500"),
             ("2e3", "2000"),
-            (
-                "12345678901234567890.12345678",
-                "12345678901234567890.12345678",
-            ),
+            ("12345678901234567890.12345678", "12345678901234567890.12345678"),
         ] {
             let got = number(text).map(|d| d.to_string());
             assert_eq!(got.as_deref(), Some(expected), "{text}");
         }
         // More digits than a Decimal holds: refused rather than silently rounded.
         assert_eq!(number("0.1000000000000000055511151231257827"), None);
-        for bad in [
-            "\"1.5\"", "true", "null", "{}", "[1]", "", "e5", "1e", "1e-99",
-        ] {
+        for bad in ["\"1.5\"", "true", "null", "{}", "[1]", "", "e5", "1e", "1e-99"] {
             assert_eq!(number(bad), None, "{bad}");
         }
     }

@@ -91,8 +91,7 @@ fn result<'a>(body: &'a [u8], what: &str) -> Result<&'a RawValue, KrakenError> {
         #[serde(borrow)]
         result: Option<&'a RawValue>,
     }
-    let envelope: Envelope =
-        serde_json::from_slice(body).map_err(|e| malformed(format!("{what}: {e}")))?;
+    let envelope: Envelope = serde_json::from_slice(body).map_err(|e| malformed(format!("{what}: {e}")))?;
     if let Some(err) = KrakenError::from_error_strings(&envelope.error) {
         return Err(err);
     }
@@ -108,10 +107,7 @@ fn decode<'a, T: Deserialize<'a>>(raw: &'a RawValue, what: &str) -> Result<T, Kr
 /// `result = {<pairKey>: rows, "last": cursor}`: the rows of the one pair asked for, found
 /// without guessing the key (Kraken answers under the canonical key whatever name was sent).
 /// Rows are the one array-valued entry, so a scalar field added later does not confuse us.
-fn single_pair<'a>(
-    raw: &'a RawValue,
-    what: &str,
-) -> Result<(&'a RawValue, &'a RawValue), KrakenError> {
+fn single_pair<'a>(raw: &'a RawValue, what: &str) -> Result<(&'a RawValue, &'a RawValue), KrakenError> {
     let mut map: BTreeMap<String, &RawValue> = decode(raw, what)?;
     let last = map
         .remove("last")
@@ -127,9 +123,7 @@ fn single_pair<'a>(
 /// `last` as written: an integer in docs, a string in some captures; both accepted.
 fn text_of(raw: &RawValue) -> &str {
     let text = raw.get();
-    text.strip_prefix('"')
-        .and_then(|t| t.strip_suffix('"'))
-        .unwrap_or(text)
+    text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(text)
 }
 
 /// Server time (`unixtime`; the `rfc1123` field is not real RFC 1123 and is ignored).
@@ -235,10 +229,7 @@ pub fn parse_trades(body: &[u8]) -> Result<TradesPage, KrakenError> {
 }
 
 /// Reads the next element of a row, or says which column is missing.
-fn next<'de, T: Deserialize<'de>, A: SeqAccess<'de>>(
-    seq: &mut A,
-    column: &str,
-) -> Result<T, A::Error> {
+fn next<'de, T: Deserialize<'de>, A: SeqAccess<'de>>(seq: &mut A, column: &str) -> Result<T, A::Error> {
     seq.next_element()?
         .ok_or_else(|| de::Error::custom(format!("row ends before {column}")))
 }
@@ -562,11 +553,7 @@ mod tests {
             assert!(page.bars.windows(2).all(|w| w[0].ts < w[1].ts));
         }
         let page = parse_ohlc(fixture("rest_ohlc_xbtusd_1m.json").as_bytes()).unwrap();
-        assert_eq!(
-            page.bars[719].ts,
-            ts(page.last),
-            "last = newest finished bar"
-        );
+        assert_eq!(page.bars[719].ts, ts(page.last), "last = newest finished bar");
     }
 
     struct TradesExpected {
@@ -632,11 +619,7 @@ mod tests {
             assert_eq!(page.trades.last(), Some(&want.end), "{}", case.file);
         }
         let page = parse_trades(fixture("rest_trades_xbtusdt_recorded.json").as_bytes()).unwrap();
-        let buys = page
-            .trades
-            .iter()
-            .filter(|t| t.trade.side == Some(Side::Buy))
-            .count();
+        let buys = page.trades.iter().filter(|t| t.trade.side == Some(Side::Buy)).count();
         assert_eq!(buys, 15);
         let ids: Vec<u64> = page.trades.iter().filter_map(|t| t.id).collect();
         assert_eq!(ids, (10_219_158..=10_219_207).collect::<Vec<_>>());
@@ -647,10 +630,7 @@ mod tests {
         let cases = [
             Case {
                 file: "rest_error_rate_limit.json",
-                expected: (
-                    KrakenError::RateLimited("EAPI:Rate limit exceeded".into()),
-                    true,
-                ),
+                expected: (KrakenError::RateLimited("EAPI:Rate limit exceeded".into()), true),
             },
             Case {
                 file: "rest_error_service_unavailable.json",
@@ -662,10 +642,7 @@ mod tests {
             },
             Case {
                 file: "rest_error_unknown_pair.json",
-                expected: (
-                    KrakenError::UnknownAssetPair("EQuery:Unknown asset pair".into()),
-                    false,
-                ),
+                expected: (KrakenError::UnknownAssetPair("EQuery:Unknown asset pair".into()), false),
             },
             Case {
                 file: "rest_error_invalid_nonce.json",
@@ -694,10 +671,7 @@ mod tests {
         }
         // Both failure shapes from the docs: `result` absent or `{}`; warnings do not fail.
         let with_empty_result = br#"{"error":["EService:Busy"],"result":{}}"#;
-        assert_eq!(
-            parse_ticker(with_empty_result),
-            Err(KrakenError::ServiceBusy)
-        );
+        assert_eq!(parse_ticker(with_empty_result), Err(KrakenError::ServiceBusy));
         let warned = br#"{"error":["WGeneral:Something"],"result":{"unixtime":5}}"#;
         assert_eq!(parse_time(warned), Ok(ts(5)));
     }
@@ -728,10 +702,7 @@ mod tests {
             ),
             ("no last", br#"{"error":[],"result":{"X":[]}}"#),
             ("no pair", br#"{"error":[],"result":{"last":1}}"#),
-            (
-                "two pairs",
-                br#"{"error":[],"result":{"X":[],"Y":[],"last":1}}"#,
-            ),
+            ("two pairs", br#"{"error":[],"result":{"X":[],"Y":[],"last":1}}"#),
             (
                 "time overflow",
                 br#"{"error":[],"result":{"X":[[9223372036854775807,"1","1","1","1","1","1",2]],"last":1}}"#,
@@ -778,22 +749,13 @@ mod tests {
                 "short c",
                 br#"{"error":[],"result":{"X":{"a":["1","1","1"],"b":["1","1","1"],"c":["1"]}}}"#,
             ),
-            (
-                "missing a",
-                br#"{"error":[],"result":{"X":{"b":[],"c":[]}}}"#,
-            ),
+            ("missing a", br#"{"error":[],"result":{"X":{"b":[],"c":[]}}}"#),
         ];
         for (name, body) in tickers {
-            assert!(
-                matches!(parse_ticker(body), Err(KrakenError::Malformed(_))),
-                "{name}"
-            );
+            assert!(matches!(parse_ticker(body), Err(KrakenError::Malformed(_))), "{name}");
         }
         let pairs = br#"{"error":[],"result":{"X":{"altname":"X","base":"A","quote":"B","pair_decimals":-1,"lot_decimals":8}}}"#;
-        assert!(matches!(
-            parse_asset_pairs(pairs),
-            Err(KrakenError::Malformed(_))
-        ));
+        assert!(matches!(parse_asset_pairs(pairs), Err(KrakenError::Malformed(_))));
         assert!(matches!(
             parse_time(br#"{"error":[],"result":{"unixtime":"soon"}}"#),
             Err(KrakenError::Malformed(_))
@@ -814,10 +776,7 @@ mod tests {
             ["1.0","2.0",2,"s","m","",7,"extra"]],"last":12}}"#;
         let page = parse_trades(trades).unwrap();
         assert_eq!(page.trades[0].id, None);
-        assert_eq!(
-            page.trades[0].trade.ts,
-            Timestamp::from_nanos(1_000_000_001)
-        );
+        assert_eq!(page.trades[0].trade.ts, Timestamp::from_nanos(1_000_000_001));
         assert_eq!(page.trades[1].id, Some(7));
         assert_eq!(page.trades[1].trade.side, Some(Side::Sell));
         assert_eq!(page.last, "12");

@@ -147,9 +147,7 @@ fn response(method: &str, frame: &Frame) -> Result<WsMessage, KrakenError> {
         symbol: Option<String>,
     }
     match method {
-        "pong" => Ok(WsMessage::Pong {
-            req_id: frame.req_id,
-        }),
+        "pong" => Ok(WsMessage::Pong { req_id: frame.req_id }),
         "subscribe" | "unsubscribe" | "error" => {
             // Error acks have no `result` and name the symbol at the top level.
             let ack = match frame.result {
@@ -179,9 +177,7 @@ fn decode<'a, T: Deserialize<'a>>(raw: &'a RawValue, what: &str) -> Result<T, Kr
 }
 
 fn data<'a, T: Deserialize<'a>>(frame: &Frame<'a>, channel: &str) -> Result<Vec<T>, KrakenError> {
-    let raw = frame
-        .data
-        .ok_or_else(|| malformed(format!("WS {channel}: no data")))?;
+    let raw = frame.data.ok_or_else(|| malformed(format!("WS {channel}: no data")))?;
     decode(raw, channel)
 }
 
@@ -196,15 +192,10 @@ fn snapshot(frame: &Frame, channel: &str) -> Result<bool, KrakenError> {
 }
 
 /// The one symbol a message is about; Kraken sends one symbol per data message.
-fn one_symbol<'a>(
-    mut symbols: impl Iterator<Item = &'a str>,
-    channel: &str,
-) -> Result<String, KrakenError> {
+fn one_symbol<'a>(mut symbols: impl Iterator<Item = &'a str>, channel: &str) -> Result<String, KrakenError> {
     let first = symbols.next().unwrap_or_default();
     if symbols.any(|s| s != first) {
-        return Err(malformed(format!(
-            "WS {channel}: several symbols in one message"
-        )));
+        return Err(malformed(format!("WS {channel}: several symbols in one message")));
     }
     Ok(first.to_string())
 }
@@ -321,22 +312,13 @@ fn ohlc(frame: &Frame) -> Result<WsMessage, KrakenError> {
             interval_minutes: r.interval,
         })
         .collect();
-    Ok(WsMessage::Ohlc {
-        symbol,
-        bars,
-        snapshot,
-    })
+    Ok(WsMessage::Ohlc { symbol, bars, snapshot })
 }
 
 /// `{"method":"subscribe","params":{"channel":..,"symbol":[..]},"req_id":..}`; symbols in the
 /// v2 spelling (`BTC/USD`). `interval_minutes` is for `ohlc`. `trade` asks for the snapshot
 /// (Kraken's default there is none) so a reconnect sees the latest trades again.
-pub fn subscribe_request(
-    channel: &str,
-    symbols: &[&str],
-    req_id: u64,
-    interval_minutes: Option<u32>,
-) -> String {
+pub fn subscribe_request(channel: &str, symbols: &[&str], req_id: u64, interval_minutes: Option<u32>) -> String {
     let mut params = json!({ "channel": channel, "symbol": symbols });
     if let Some(interval) = interval_minutes {
         params["interval"] = json!(interval);
@@ -496,13 +478,7 @@ mod tests {
                 expected: WsMessage::Trades {
                     symbol: "MATIC/USD".into(),
                     trades: vec![
-                        ws_trade(
-                            "0.5147",
-                            "6423.46326",
-                            1_695_628_116_925_533_000,
-                            Side::Buy,
-                            4_665_846,
-                        ),
+                        ws_trade("0.5147", "6423.46326", 1_695_628_116_925_533_000, Side::Buy, 4_665_846),
                         ws_trade(
                             "0.5147",
                             "1136.19677815",
@@ -564,15 +540,11 @@ mod tests {
             },
             Case {
                 file: "ws_book_snapshot.json",
-                expected: WsMessage::Other {
-                    channel: "book".into(),
-                },
+                expected: WsMessage::Other { channel: "book".into() },
             },
             Case {
                 file: "ws_book_update.json",
-                expected: WsMessage::Other {
-                    channel: "book".into(),
-                },
+                expected: WsMessage::Other { channel: "book".into() },
             },
             Case {
                 file: "synthetic_btcusd/ws_subscribe_ack_ticker.json",
@@ -631,18 +603,12 @@ mod tests {
 
     #[test]
     fn synthetic_ohlc_snapshot_keeps_gaps_and_open_times() {
-        let Ok(WsMessage::Ohlc {
-            symbol,
-            bars,
-            snapshot,
-        }) = parse_ws(&fixture("synthetic_btcusd/ws_ohlc_snapshot_1m.json"))
+        let Ok(WsMessage::Ohlc { symbol, bars, snapshot }) =
+            parse_ws(&fixture("synthetic_btcusd/ws_ohlc_snapshot_1m.json"))
         else {
             panic!("not an ohlc message");
         };
-        assert_eq!(
-            (symbol.as_str(), snapshot, bars.len()),
-            ("BTC/USD", true, 9)
-        );
+        assert_eq!((symbol.as_str(), snapshot, bars.len()), ("BTC/USD", true, 9));
         assert_eq!(
             bars[0],
             candle(
@@ -662,23 +628,17 @@ mod tests {
             )
         );
         // Trade-less minutes are simply absent (00:01, 00:02, 00:08, 00:09).
-        let minutes: Vec<i64> = bars
-            .iter()
-            .map(|b| (b.bar.ts.secs() - 1_762_819_200) / 60)
-            .collect();
+        let minutes: Vec<i64> = bars.iter().map(|b| (b.bar.ts.secs() - 1_762_819_200) / 60).collect();
         assert_eq!(minutes, [0, 3, 4, 5, 6, 7, 10, 11, 12]);
     }
 
     #[test]
     fn decimals_keep_their_written_scale() {
-        let Ok(WsMessage::Ticker { bid_qty, .. }) = parse_ws(&fixture("ws_ticker_update.json"))
-        else {
+        let Ok(WsMessage::Ticker { bid_qty, .. }) = parse_ws(&fixture("ws_ticker_update.json")) else {
             panic!("not a ticker");
         };
         assert_eq!(bid_qty.to_string(), "740.0");
-        let Ok(WsMessage::Trades { trades, .. }) =
-            parse_ws(&fixture("synthetic_btcusd/ws_trade_update.json"))
-        else {
+        let Ok(WsMessage::Trades { trades, .. }) = parse_ws(&fixture("synthetic_btcusd/ws_trade_update.json")) else {
             panic!("not trades");
         };
         assert_eq!(trades[0].trade.size.to_string(), "0.00009443");
@@ -748,38 +708,23 @@ mod tests {
             ("deep nesting", deep.as_str()),
             ("neither method nor channel", r#"{"foo":1}"#),
             ("channel not a string", r#"{"channel":5}"#),
-            (
-                "success not a bool",
-                r#"{"method":"subscribe","success":"yes"}"#,
-            ),
+            ("success not a bool", r#"{"method":"subscribe","success":"yes"}"#),
             (
                 "ack result a list",
                 r#"{"method":"subscribe","result":[],"success":true}"#,
             ),
-            (
-                "status without data",
-                r#"{"channel":"status","type":"update"}"#,
-            ),
-            (
-                "status empty",
-                r#"{"channel":"status","type":"update","data":[]}"#,
-            ),
+            ("status without data", r#"{"channel":"status","type":"update"}"#),
+            ("status empty", r#"{"channel":"status","type":"update","data":[]}"#),
             (
                 "ticker without type",
                 r#"{"channel":"ticker","data":[{"symbol":"A","bid":1,"bid_qty":1,"ask":1,"ask_qty":1,"last":1}]}"#,
             ),
-            (
-                "ticker without data",
-                r#"{"channel":"ticker","type":"update"}"#,
-            ),
+            ("ticker without data", r#"{"channel":"ticker","type":"update"}"#),
             (
                 "ticker data not a list",
                 r#"{"channel":"ticker","type":"update","data":{}}"#,
             ),
-            (
-                "ticker empty",
-                r#"{"channel":"ticker","type":"update","data":[]}"#,
-            ),
+            ("ticker empty", r#"{"channel":"ticker","type":"update","data":[]}"#),
             (
                 "ticker price as string",
                 r#"{"channel":"ticker","type":"update","data":[{"symbol":"A","bid":"1","bid_qty":1,"ask":1,"ask_qty":1,"last":1}]}"#,
@@ -829,10 +774,7 @@ mod tests {
         ];
         for (name, text) in cases {
             let got = parse_ws(text);
-            assert!(
-                matches!(got, Err(KrakenError::Malformed(_))),
-                "{name}: {got:?}"
-            );
+            assert!(matches!(got, Err(KrakenError::Malformed(_))), "{name}: {got:?}");
         }
     }
 
@@ -841,23 +783,14 @@ mod tests {
         let ticker = r#"{"channel":"ticker","type":"snapshot","new_top":{"a":[1,2]},
             "data":[{"symbol":"BTC/USD","bid":1.5,"bid_qty":2,"ask":1.6,"ask_qty":3,
             "last":1.55,"brand_new":"x","nested":{"deep":[null]}}]}"#;
-        let Ok(WsMessage::Ticker {
-            last, ts, snapshot, ..
-        }) = parse_ws(ticker)
-        else {
+        let Ok(WsMessage::Ticker { last, ts, snapshot, .. }) = parse_ws(ticker) else {
             panic!("ticker with extra fields refused");
         };
         assert_eq!((last, ts, snapshot), (d("1.55"), None, true));
         for (text, channel) in [
-            (
-                r#"{"channel":"instrument","type":"snapshot","data":{}}"#,
-                "instrument",
-            ),
+            (r#"{"channel":"instrument","type":"snapshot","data":{}}"#, "instrument"),
             (r#"{"channel":"level3"}"#, "level3"),
-            (
-                r#"{"method":"add_order","success":true,"result":{}}"#,
-                "add_order",
-            ),
+            (r#"{"method":"add_order","success":true,"result":{}}"#, "add_order"),
         ] {
             assert_eq!(
                 parse_ws(text),
@@ -872,9 +805,6 @@ mod tests {
         else {
             panic!("error response not surfaced");
         };
-        assert_eq!(
-            (success, error.as_deref()),
-            (false, Some("Malformed request"))
-        );
+        assert_eq!((success, error.as_deref()), (false, Some("Malformed request")));
     }
 }

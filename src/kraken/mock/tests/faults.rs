@@ -24,10 +24,7 @@ async fn drop_after_ends_connections_without_a_close_frame() {
     let end = tokio::time::timeout(WAIT, client.stream.next())
         .await
         .expect("dropped in time");
-    assert!(
-        matches!(end, None | Some(Err(_))),
-        "no close frame: {end:?}"
-    );
+    assert!(matches!(end, None | Some(Err(_))), "no close frame: {end:?}");
     assert!(begin.elapsed() >= Duration::from_millis(500));
     assert_eq!(mock.counters().faults.dropped_connections, 1);
 }
@@ -55,10 +52,7 @@ async fn stalls_go_silent_on_an_open_connection() {
         }
     }
     let gaps: Vec<Duration> = arrivals.windows(2).map(|w| w[1] - w[0]).collect();
-    let silences = gaps
-        .iter()
-        .filter(|g| **g >= Duration::from_millis(300))
-        .count();
+    let silences = gaps.iter().filter(|g| **g >= Duration::from_millis(300)).count();
     assert!(silences >= 2, "gaps {gaps:?}");
     assert!(
         arrivals.last().unwrap() > &Duration::from_millis(1600),
@@ -98,10 +92,7 @@ async fn every_nth_frame_is_cut_short() {
     assert!(serde_json::from_str::<Value>(&cut).is_err());
     client.send(ping()).await;
     let whole = client.text().await;
-    assert_eq!(
-        serde_json::from_str::<Value>(&whole).unwrap()["method"],
-        "pong"
-    );
+    assert_eq!(serde_json::from_str::<Value>(&whole).unwrap()["method"], "pong");
     assert!(
         whole.starts_with(&cut) && cut.len() == whole.len() / 2,
         "{cut} / {whole}"
@@ -157,10 +148,7 @@ async fn every_nth_rest_request_is_rate_limited_or_fails() {
     }
     let counters = mock.counters();
     assert_eq!(counters.rest.time, 6);
-    assert_eq!(
-        (counters.faults.rate_limited, counters.faults.server_errors),
-        (2, 2)
-    );
+    assert_eq!((counters.faults.rate_limited, counters.faults.server_errors), (2, 2));
 }
 
 #[tokio::test]
@@ -195,11 +183,5 @@ async fn rejected_subscriptions_look_like_an_unknown_symbol() {
     // Nothing subscribed: the socket stays silent, without even heartbeats.
     assert!(client.frame(Duration::from_millis(1300)).await.is_none());
     let counters = mock.counters();
-    assert_eq!(
-        (
-            counters.faults.rejected_subscriptions,
-            counters.subscriptions
-        ),
-        (1, 0)
-    );
+    assert_eq!((counters.faults.rejected_subscriptions, counters.subscriptions), (1, 0));
 }

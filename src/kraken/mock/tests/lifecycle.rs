@@ -12,10 +12,7 @@ use crate::market::{Bar, Timestamp};
 fn grouped_bars(trades: &[Trade], until: Timestamp) -> Vec<Bar> {
     let mut minutes: BTreeMap<i64, Vec<&Trade>> = BTreeMap::new();
     for trade in trades.iter().filter(|t| t.ts <= until) {
-        minutes
-            .entry(trade.ts.secs() / 60 * 60)
-            .or_default()
-            .push(trade);
+        minutes.entry(trade.ts.secs() / 60 * 60).or_default().push(trade);
     }
     minutes
         .into_iter()
@@ -87,9 +84,7 @@ async fn shutdown_closes_websockets_and_stops_listening() {
     let mut client = WsClient::greeted(&mock).await;
     let url = format!("{}/0/public/Time", mock.rest_url());
     mock.shutdown().await;
-    let frame = tokio::time::timeout(WAIT, client.stream.next())
-        .await
-        .unwrap();
+    let frame = tokio::time::timeout(WAIT, client.stream.next()).await.unwrap();
     assert!(matches!(frame, Some(Ok(Message::Close(_)))), "{frame:?}");
     let _ = rustls::crypto::ring::default_provider().install_default();
     assert!(reqwest::get(url).await.is_err());
@@ -100,9 +95,7 @@ async fn dropping_the_mock_stops_it() {
     let mock = start(FROZEN, Faults::default()).await;
     let mut client = WsClient::greeted(&mock).await;
     drop(mock);
-    let frame = tokio::time::timeout(WAIT, client.stream.next())
-        .await
-        .unwrap();
+    let frame = tokio::time::timeout(WAIT, client.stream.next()).await.unwrap();
     assert!(matches!(frame, Some(Ok(Message::Close(_)))), "{frame:?}");
 }
 
@@ -113,14 +106,8 @@ async fn start_refuses_what_it_cannot_serve() {
     let error = MockKraken::start(config).await.err().unwrap();
     assert_eq!(error.kind(), ErrorKind::InvalidInput);
 
-    let bars = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/btcusd_1m_20171217.csv"
-    );
-    let error = MockKraken::start(MockConfig::new(bars))
-        .await
-        .err()
-        .unwrap();
+    let bars = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/btcusd_1m_20171217.csv");
+    let error = MockKraken::start(MockConfig::new(bars)).await.err().unwrap();
     assert_eq!(error.kind(), ErrorKind::InvalidData);
     assert!(error.to_string().contains("not bars"), "{error}");
 

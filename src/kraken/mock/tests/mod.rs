@@ -89,10 +89,7 @@ impl WsClient {
     }
 
     async fn send(&mut self, request: Value) {
-        self.stream
-            .send(Message::text(request.to_string()))
-            .await
-            .unwrap();
+        self.stream.send(Message::text(request.to_string())).await.unwrap();
     }
 
     /// The next frame within `wait`: `None` on timeout.

@@ -46,23 +46,10 @@ async fn asset_pairs_are_kraken_fixtures_found_by_any_name() {
         let pair = &result(&one)["XXBTZUSD"];
         assert_eq!(result(&one).as_object().unwrap().len(), 1, "{name}");
         assert_eq!(
-            (
-                &pair["altname"],
-                &pair["wsname"],
-                &pair["base"],
-                &pair["quote"]
-            ),
-            (
-                &json!("XBTUSD"),
-                &json!("XBT/USD"),
-                &json!("XXBT"),
-                &json!("ZUSD")
-            )
+            (&pair["altname"], &pair["wsname"], &pair["base"], &pair["quote"]),
+            (&json!("XBTUSD"), &json!("XBT/USD"), &json!("XXBT"), &json!("ZUSD"))
         );
-        assert_eq!(
-            (&pair["pair_decimals"], &pair["tick_size"]),
-            (&json!(1), &json!("0.1"))
-        );
+        assert_eq!((&pair["pair_decimals"], &pair["tick_size"]), (&json!(1), &json!("0.1")));
     }
     let both = get_json(&mock, "/0/public/AssetPairs?pair=XBTUSD,BTC/USDT").await;
     assert_eq!(result(&both).as_object().unwrap().len(), 2);
@@ -160,11 +147,7 @@ async fn ohlc_rows_are_contiguous_with_the_forming_candle_last() {
         let bar = bars.next().expect("a bar per traded row");
         assert_eq!(bar.ts.secs(), time(row));
         let values: Vec<Decimal> = [1, 2, 3, 4, 6].iter().map(|&i| dec(&row[i])).collect();
-        assert_eq!(
-            values,
-            [bar.open, bar.high, bar.low, bar.close, bar.volume],
-            "{row}"
-        );
+        assert_eq!(values, [bar.open, bar.high, bar.low, bar.close, bar.volume], "{row}");
         assert_eq!(count, u64::from(bar.trades));
         let vwap = dec(&row[5]);
         assert!(bar.low <= vwap && vwap <= bar.high, "{row}");
@@ -187,10 +170,7 @@ async fn ohlc_keeps_720_committed_rows_and_fills_after_the_data_ends() {
     let rows = result(&body)["XXBTZUSD"].as_array().unwrap();
     assert_eq!(rows.len(), 721);
     for pair in rows.windows(2) {
-        assert_eq!(
-            pair[1][0].as_i64().unwrap() - pair[0][0].as_i64().unwrap(),
-            60
-        );
+        assert_eq!(pair[1][0].as_i64().unwrap() - pair[0][0].as_i64().unwrap(), 60);
     }
     // The data ended hours ago: every row is flat at its last price, with no volume.
     let final_price = format!("{:.1}", data_trades().last().unwrap().price);
@@ -204,11 +184,7 @@ async fn ohlc_keeps_720_committed_rows_and_fills_after_the_data_ends() {
         0
     ]);
     for row in rows {
-        assert_eq!(
-            row.as_array().unwrap()[1..],
-            flat.as_array().unwrap()[..],
-            "{row}"
-        );
+        assert_eq!(row.as_array().unwrap()[1..], flat.as_array().unwrap()[..], "{row}");
     }
     let last = result(&body)["last"].as_i64().unwrap();
     assert_eq!(last, rows[719][0].as_i64().unwrap());
@@ -227,33 +203,16 @@ async fn trades_page_forward_with_the_nanosecond_cursor() {
         assert_eq!(dec(&row[1]), trade.size);
         let secs = row[2].as_f64().unwrap();
         assert!((secs - trade.ts.nanos() as f64 / 1e9).abs() < 1e-6, "{row}");
-        let side = if trade.side == Some(Side::Sell) {
-            "s"
-        } else {
-            "b"
-        };
-        assert_eq!(
-            (&row[3], &row[4], &row[5]),
-            (&json!(side), &json!("m"), &json!(""))
-        );
+        let side = if trade.side == Some(Side::Sell) { "s" } else { "b" };
+        assert_eq!((&row[3], &row[4], &row[5]), (&json!(side), &json!("m"), &json!("")));
         assert_eq!(row[6], i + 1, "trade_id");
-        assert_eq!(
-            row[0].as_str().unwrap().split('.').nth(1).map(str::len),
-            Some(5)
-        );
-        assert_eq!(
-            row[1].as_str().unwrap().split('.').nth(1).map(str::len),
-            Some(8)
-        );
+        assert_eq!(row[0].as_str().unwrap().split('.').nth(1).map(str::len), Some(5));
+        assert_eq!(row[1].as_str().unwrap().split('.').nth(1).map(str::len), Some(8));
     }
     let last = result(&page)["last"].as_str().unwrap();
     assert_eq!(last, data[99].ts.nanos().to_string());
 
-    let next = get_json(
-        &mock,
-        &format!("/0/public/Trades?pair=XBTUSD&since={last}&count=100"),
-    )
-    .await;
+    let next = get_json(&mock, &format!("/0/public/Trades?pair=XBTUSD&since={last}&count=100")).await;
     let rows = result(&next)["XXBTZUSD"].as_array().unwrap();
     assert_eq!(rows[0][6], 101);
     assert_eq!(rows.len(), 100);
@@ -263,18 +222,11 @@ async fn trades_page_forward_with_the_nanosecond_cursor() {
     let rows = result(&newest)["XXBTZUSD"].as_array().unwrap();
     let top = rows.last().unwrap()[6].as_u64().unwrap();
     assert_eq!(rows.len() as u64, top.min(1000));
-    assert_eq!(
-        result(&newest)["last"],
-        data[top as usize - 1].ts.nanos().to_string()
-    );
+    assert_eq!(result(&newest)["last"], data[top as usize - 1].ts.nanos().to_string());
 
     // Nothing after the cursor: no rows, and the cursor comes back unchanged.
     let future = "4102444800000000000";
-    let empty = get_json(
-        &mock,
-        &format!("/0/public/Trades?pair=XBTUSD&since={future}"),
-    )
-    .await;
+    let empty = get_json(&mock, &format!("/0/public/Trades?pair=XBTUSD&since={future}")).await;
     assert_eq!(result(&empty), &json!({ "XXBTZUSD": [], "last": future }));
 }
 
@@ -290,10 +242,7 @@ async fn bad_rest_input_gets_kraken_errors() {
             "/0/public/OHLC?pair=XBTUSD&since=abc",
             "EGeneral:Invalid arguments:since",
         ),
-        (
-            "/0/public/OHLC?interval=1",
-            "EGeneral:Invalid arguments:pair",
-        ),
+        ("/0/public/OHLC?interval=1", "EGeneral:Invalid arguments:pair"),
         ("/0/public/OHLC?pair=ETHUSD", "EQuery:Unknown asset pair"),
         (
             "/0/public/Trades?pair=XBTUSD&count=0",
@@ -311,10 +260,7 @@ async fn bad_rest_input_gets_kraken_errors() {
             "/0/public/Trades?pair=XBTUSD&since=1e999",
             "EGeneral:Invalid arguments:since",
         ),
-        (
-            "/0/public/Trades?pair=XBT%2FUSDT",
-            "EQuery:Unknown asset pair",
-        ),
+        ("/0/public/Trades?pair=XBT%2FUSDT", "EQuery:Unknown asset pair"),
         ("/0/public/Depth?pair=XBTUSD", "EGeneral:Unknown method"),
         ("/0/private/Balance", "EGeneral:Unknown method"),
     ] {

@@ -21,12 +21,7 @@ fn subscribe(channel: &str, req_id: u64) -> Value {
 }
 
 fn keys(message: &Value) -> Vec<&str> {
-    message
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect()
+    message.as_object().unwrap().keys().map(String::as_str).collect()
 }
 
 #[tokio::test]
@@ -45,15 +40,10 @@ async fn greets_with_status_and_answers_ping() {
     );
     assert!(data["connection_id"].is_u64());
 
-    client
-        .send(json!({ "method": "ping", "req_id": 101 }))
-        .await;
+    client.send(json!({ "method": "ping", "req_id": 101 })).await;
     let pong = client.json().await;
     assert_eq!(keys(&pong), ["method", "req_id", "time_in", "time_out"]);
-    assert_eq!(
-        (&pong["method"], &pong["req_id"]),
-        (&json!("pong"), &json!(101))
-    );
+    assert_eq!((&pong["method"], &pong["req_id"]), (&json!("pong"), &json!(101)));
     assert_eq!(pong["time_in"], "2019-07-01T00:00:03.172000Z");
 
     // Nothing subscribed: no heartbeats.
@@ -90,18 +80,12 @@ fn assert_candle(candle: &Value, bar: &Bar) {
         begin.format("%Y-%m-%dT%H:%M:%S.000000000Z").to_string()
     );
     let end = chrono::DateTime::from_timestamp(bar.ts.secs() + 60, 0).unwrap();
-    assert_eq!(
-        candle["timestamp"],
-        end.format("%Y-%m-%dT%H:%M:%S.000000Z").to_string()
-    );
+    assert_eq!(candle["timestamp"], end.format("%Y-%m-%dT%H:%M:%S.000000Z").to_string());
     let numbers = ["open", "high", "low", "close", "volume"].map(|k| candle[k].as_f64().unwrap());
     let expected = [bar.open, bar.high, bar.low, bar.close, bar.volume].map(f64_of);
     assert_eq!(numbers, expected, "{candle}");
     assert_eq!(candle["trades"], bar.trades);
-    assert_eq!(
-        (&candle["symbol"], &candle["interval"]),
-        (&json!("BTC/USD"), &json!(1))
-    );
+    assert_eq!((&candle["symbol"], &candle["interval"]), (&json!("BTC/USD"), &json!(1)));
 }
 
 #[tokio::test]
@@ -142,15 +126,7 @@ async fn subscriptions_are_acked_then_snapshotted_then_updated() {
                     assert_eq!(trade["side"], source.side.unwrap().as_str());
                     assert_eq!(
                         keys(trade),
-                        [
-                            "ord_type",
-                            "price",
-                            "qty",
-                            "side",
-                            "symbol",
-                            "timestamp",
-                            "trade_id"
-                        ]
+                        ["ord_type", "price", "qty", "side", "symbol", "timestamp", "trade_id"]
                     );
                 }
             }
@@ -187,17 +163,12 @@ async fn subscriptions_are_acked_then_snapshotted_then_updated() {
         ]
     );
     for (ack, req_id) in acks.iter().zip(1..) {
-        assert_eq!(
-            (&ack["success"], &ack["req_id"]),
-            (&json!(true), &json!(req_id))
-        );
+        assert_eq!((&ack["success"], &ack["req_id"]), (&json!(true), &json!(req_id)));
     }
 
     // Every minute before the newest one ended at exactly the bar the trades make.
     let (newest, _) = candles.pop_last().unwrap();
-    let until = chrono::DateTime::parse_from_rfc3339(&newest)
-        .unwrap()
-        .timestamp();
+    let until = chrono::DateTime::parse_from_rfc3339(&newest).unwrap().timestamp();
     let bars = mock.expected_bars(Timestamp::from_secs(until));
     assert_eq!(candles.len(), bars.len());
     for (candle, bar) in candles.values().zip(&bars) {
@@ -210,10 +181,7 @@ async fn subscriptions_are_acked_then_snapshotted_then_updated() {
         .send(json!({ "method": "unsubscribe", "params": { "channel": "trade", "symbol": ["BTC/USD"] } }))
         .await;
     let ack = client.until(|m| m["method"] == "unsubscribe").await;
-    assert_eq!(
-        ack["result"],
-        json!({ "channel": "trade", "symbol": "BTC/USD" })
-    );
+    assert_eq!(ack["result"], json!({ "channel": "trade", "symbol": "BTC/USD" }));
     let begin = Instant::now();
     while begin.elapsed() < Duration::from_millis(300) {
         assert_ne!(channel(&client.json().await), "trade");
@@ -224,15 +192,14 @@ async fn subscriptions_are_acked_then_snapshotted_then_updated() {
 async fn unknown_symbols_are_refused_as_kraken_does() {
     let mock = start(FROZEN, Faults::default()).await;
     let mut client = WsClient::greeted(&mock).await;
-    let request = json!({ "method": "subscribe", "params": { "channel": "ticker", "symbol": ["XBT/USD"] }, "req_id": 2 });
+    let request =
+        json!({ "method": "subscribe", "params": { "channel": "ticker", "symbol": ["XBT/USD"] }, "req_id": 2 });
     client.send(request).await;
     let refusal = client.json().await;
     // The keys of the reference fixture ws_subscribe_error.json.
     assert_eq!(
         keys(&refusal),
-        [
-            "error", "method", "req_id", "success", "symbol", "time_in", "time_out"
-        ]
+        ["error", "method", "req_id", "success", "symbol", "time_in", "time_out"]
     );
     assert_eq!(refusal["error"], "Currency pair not supported XBT/USD");
     assert_eq!(
@@ -254,13 +221,11 @@ async fn unknown_symbols_are_refused_as_kraken_does() {
     client.send(subscribe("ticker", 4)).await;
     assert_eq!(client.json().await["error"], "Already subscribed");
 
-    let unsubscribe = json!({ "method": "unsubscribe", "params": { "channel": "ticker", "symbol": ["BTC/USD"] }, "req_id": 5 });
+    let unsubscribe =
+        json!({ "method": "unsubscribe", "params": { "channel": "ticker", "symbol": ["BTC/USD"] }, "req_id": 5 });
     client.send(unsubscribe.clone()).await;
     let ack = client.json().await;
-    assert_eq!(
-        (&ack["method"], &ack["success"]),
-        (&json!("unsubscribe"), &json!(true))
-    );
+    assert_eq!((&ack["method"], &ack["success"]), (&json!("unsubscribe"), &json!(true)));
     client.send(unsubscribe).await;
     let refusal = client.json().await;
     assert_eq!(
@@ -274,18 +239,13 @@ async fn unknown_symbols_are_refused_as_kraken_does() {
 async fn bad_requests_are_refused_and_the_session_goes_on() {
     let mock = start(FROZEN, Faults::default()).await;
     let mut client = WsClient::greeted(&mock).await;
-    let ohlc_5 =
-        r#"{"method":"subscribe","params":{"channel":"ohlc","symbol":["BTC/USD"],"interval":5}}"#;
+    let ohlc_5 = r#"{"method":"subscribe","params":{"channel":"ohlc","symbol":["BTC/USD"],"interval":5}}"#;
     for (request, method, error) in [
         ("not json", "error", MALFORMED),
         ("[1,2]", "error", MALFORMED),
         (r#"{"req_id":1}"#, "error", MALFORMED),
         (r#"{"method":42}"#, "error", MALFORMED),
-        (
-            r#"{"method":"add_order","params":{}}"#,
-            "add_order",
-            MALFORMED,
-        ),
+        (r#"{"method":"add_order","params":{}}"#, "add_order", MALFORMED),
         (r#"{"method":"subscribe"}"#, "subscribe", MALFORMED),
         (
             r#"{"method":"subscribe","params":{"channel":"book","symbol":["BTC/USD"]}}"#,
@@ -336,11 +296,7 @@ async fn bad_requests_are_refused_and_the_session_goes_on() {
         .send(Message::binary(vec![0, 159, 146, 150]))
         .await
         .unwrap();
-    client
-        .stream
-        .send(Message::Ping(vec![1].into()))
-        .await
-        .unwrap();
+    client.stream.send(Message::Ping(vec![1].into())).await.unwrap();
     client.send(json!({ "method": "ping", "req_id": 9 })).await;
     assert_eq!(client.until(|m| m["method"] == "pong").await["req_id"], 9);
     assert_eq!(mock.counters().subscriptions, 0);
