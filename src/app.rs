@@ -325,15 +325,19 @@ async fn open_source(
             let pair = resolve_pair(&client, &cfg.pair).await?;
             AnySource::KrakenRest(RestPollSource::start(client, pair, *poll_every))
         }
-        SourceSpec::Kraken { rest_url, ws_url } => {
+        SourceSpec::Kraken {
+            rest_url,
+            ws_url,
+            feed_timeout,
+        } => {
             let client =
                 RestClient::new(rest_url, PUBLIC_REST_MIN_INTERVAL).map_err(|e| AppError::runtime(e.to_string()))?;
             let pair = resolve_pair(&client, &cfg.pair).await?;
-            AnySource::Kraken(KrakenWsSource::start(
-                WsFeedConfig::new(ws_url, cfg.interval, start_at),
-                client,
-                pair,
-            ))
+            let feed = WsFeedConfig {
+                silence_timeout: *feed_timeout,
+                ..WsFeedConfig::new(ws_url, cfg.interval, start_at)
+            };
+            AnySource::Kraken(KrakenWsSource::start(feed, client, pair))
         }
     })
 }

@@ -242,6 +242,11 @@ pub struct RunArgs {
     #[arg(long, env = "NANOTRADER_KRAKEN_WS_URL", help_heading = "Kraken", value_name = "URL")]
     pub kraken_ws_url: Option<String>,
 
+    /// Seconds without any message (Kraken sends a heartbeat every second) after which the
+    /// WebSocket is treated as dead and reconnected [default: 15].
+    #[arg(long, env = "NANOTRADER_FEED_TIMEOUT_SECS", help_heading = "Kraken")]
+    pub feed_timeout_secs: Option<f64>,
+
     /// Seconds between two Ticker polls of --source kraken-rest; never below Kraken's public
     /// limit of one request per second [default: 1].
     #[arg(long, env = "NANOTRADER_POLL_SECS", help_heading = "Kraken")]

@@ -53,6 +53,7 @@ pub enum SourceSpec {
     Kraken {
         rest_url: String,
         ws_url: String,
+        feed_timeout: Duration,
     },
 }
 
@@ -119,7 +120,7 @@ pub fn merge(cli: RunArgs, file: RunArgs) -> RunArgs {
     merge_options!(cli, file;
         source, data, speed, looping, preset, pair, interval, strategy, short, long, fast, slow,
         rsi_period, oversold, overbought, cash, fee_rate, sizing, decide_from_bar, window_bars,
-        skip_bad_rows, status_secs, kraken_rest_url, kraken_ws_url, poll_secs, sim_seed, sim_price, sim_drift, sim_volatility, sim_tick_secs,
+        skip_bad_rows, status_secs, kraken_rest_url, kraken_ws_url, feed_timeout_secs, poll_secs, sim_seed, sim_price, sim_drift, sim_volatility, sim_tick_secs,
         sim_duration)
 }
 
@@ -257,6 +258,11 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
                     &["ws", "wss"],
                     "kraken-ws-url",
                 )?,
+                feed_timeout: positive_secs(
+                    args.feed_timeout_secs,
+                    crate::kraken::consts::FEED_SILENCE_TIMEOUT,
+                    "feed-timeout-secs",
+                )?,
             }
         }
     };
@@ -271,6 +277,17 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
         engine,
         fresh: args.fresh,
     })
+}
+
+/// A positive number of seconds, or the default.
+fn positive_secs(given: Option<f64>, default: Duration, flag: &str) -> Result<Duration, ConfigError> {
+    match given {
+        None => Ok(default),
+        Some(secs) if secs.is_finite() && secs > 0.0 => Ok(Duration::from_secs_f64(secs)),
+        Some(secs) => Err(ConfigError(format!(
+            "{flag} must be a positive number of seconds, got {secs}"
+        ))),
+    }
 }
 
 /// A base URL with one of the allowed schemes, without a trailing slash.

@@ -41,7 +41,7 @@ pub async fn log_events(mut events: broadcast::Receiver<EngineEvent>, pair: Stri
                 FeedStatus::Stale { silent_for_ms } => {
                     tracing::warn!("feed silent for {} s", silent_for_ms / 1000)
                 }
-                FeedStatus::Backfilled { bars } => tracing::info!("feed backfilled {bars} bars"),
+                FeedStatus::Backfilled { .. } => {} // the feed logs its own back-fills, once each
             },
             Ok(EngineEvent::Finished { .. }) => break,
             Ok(_) => {}

@@ -26,6 +26,8 @@ pub const PATH_TRADES: &str = "/0/public/Trades";
 /// See <https://docs.kraken.com/api/docs/guides/spot-rest-ratelimits>.
 pub const PUBLIC_REST_MIN_INTERVAL: Duration = Duration::from_secs(1);
 
+/// REST Trades answers at most this many trades per call; a shorter page is the end of the tape.
+pub const TRADES_PAGE_MAX: usize = 1000;
 /// REST OHLC keeps at most 720 committed candles whatever `since` asks (plus the running one).
 pub const OHLC_MAX_ROWS: usize = 720;
 /// Candle lengths Kraken accepts, in minutes (REST `interval` and WS `ohlc` `interval`).

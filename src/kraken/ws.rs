@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use super::budget::Backoff;
 use super::consts::{
     FEED_SILENCE_TIMEOUT, MAX_RETRIES, PUBLIC_REST_MIN_INTERVAL, RECONNECT_INITIAL, RECONNECT_JITTER, RECONNECT_MAX,
-    REQUEST_TIMEOUT,
+    REQUEST_TIMEOUT, TRADES_PAGE_MAX,
 };
 use super::parse::{WsMessage, parse_ws, subscribe_request};
 use super::rest::{RestClient, Retries};
@@ -29,6 +29,9 @@ const QUEUE: usize = 4096;
 /// A quiet minute is closed this long after it ends by the local clock, leaving room for a trade
 /// stamped just before the minute's end that is still on its way.
 const CLOCK_GRACE: Duration = Duration::from_secs(2);
+/// The channels subscribed, each with the `req_id` that names it in Kraken's answer (an error
+/// answer carries no channel).
+const SUBSCRIPTIONS: [(u64, &str); 2] = [(1, "trade"), (2, "ticker")];
 /// Only the first few malformed messages are logged one by one; then every power of ten.
 const MALFORMED_LOGGED: u64 = 3;
 
@@ -79,6 +82,7 @@ impl KrakenWsSource {
             clock: None,
             malformed: 0,
             reconnects: 0,
+            backfills: 0,
         };
         Self {
             info,
@@ -123,27 +127,32 @@ struct Tape {
 
 impl Tape {
     fn new(start_at: Option<Timestamp>, interval: Interval) -> Self {
-        Self { forward_from: start_at, interval, last_id: None, last_ts: None }
+        Self {
+            forward_from: start_at,
+            interval,
+            last_id: None,
+            last_ts: None,
+        }
     }
 
-    /// Whether a trade is new: after the start, and after the last forwarded one by id (or by
-    /// time, for a trade without id).
-    fn accepts(&mut self, ts: Timestamp, id: Option<u64>) -> bool {
-        let start = *self.forward_from.get_or_insert_with(|| ts.floor_to(self.interval).plus(self.interval));
-        if ts < start {
-            return false;
-        }
-        match (id, self.last_id) {
+    /// Accounts for a trade and says what to do with it. Trades before the start are accounted
+    /// for too (not forwarded), so a trade missed right after them is still noticed as a gap.
+    fn take(&mut self, ts: Timestamp, id: Option<u64>) -> Take {
+        let start = *self
+            .forward_from
+            .get_or_insert_with(|| ts.floor_to(self.interval).plus(self.interval));
+        let new = match (id, self.last_id) {
             (Some(id), Some(last)) => id > last,
             _ => self.last_ts.is_none_or(|last| ts >= last),
+        };
+        if !new {
+            return Take::Duplicate;
         }
-    }
-
-    fn record(&mut self, ts: Timestamp, id: Option<u64>) {
         self.last_ts = Some(ts);
         if id.is_some() {
             self.last_id = id;
         }
+        if ts < start { Take::BeforeStart } else { Take::Forward }
     }
 
     /// REST Trades `since` for the next fetch: just before the last trade (ids remove the overlap).
@@ -151,6 +160,16 @@ impl Tape {
         let from = self.last_ts.or(self.forward_from)?;
         Some((from.nanos() - 1).to_string())
     }
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Take {
+    /// New and ours: hand it to the engine.
+    Forward,
+    /// Already handed on (a snapshot or back-fill overlap).
+    Duplicate,
+    /// New, but in a bar that started before this run was watching.
+    BeforeStart,
 }
 
 /// The exchange's clock as last seen (a trade's time) moved on by our monotonic clock: quiet
@@ -187,6 +206,7 @@ struct Feed {
     clock: Option<ExchangeClock>,
     malformed: u64,
     reconnects: u64,
+    backfills: u64,
 }
 
 impl Feed {
@@ -239,7 +259,7 @@ impl Feed {
             Err(_) => return End::Disconnected("connect timed out".into()),
         };
         let (mut sink, mut stream) = socket.split();
-        for (req_id, channel) in [(1, "trade"), (2, "ticker")] {
+        for (req_id, channel) in SUBSCRIPTIONS {
             let request = subscribe_request(channel, &[self.pair.ws.as_str()], req_id, None);
             if let Err(e) = sink.send(Message::text(request)).await {
                 return End::Disconnected(format!("subscribe failed: {e}"));
@@ -279,11 +299,16 @@ impl Feed {
                     success: false,
                     error,
                     channel,
+                    req_id,
                     ..
                 } => {
+                    let by_req = SUBSCRIPTIONS
+                        .iter()
+                        .find(|(id, _)| Some(*id) == req_id)
+                        .map(|(_, c)| *c);
                     return End::Fatal(SourceError::Input(format!(
                         "Kraken refused the {} subscription for {}: {}",
-                        channel.as_deref().unwrap_or("?"),
+                        channel.as_deref().or(by_req).unwrap_or("market data"),
                         self.pair.ws,
                         error.as_deref().unwrap_or("no reason given")
                     )));
@@ -292,19 +317,22 @@ impl Feed {
                     self.send(MarketEvent::Status(FeedStatus::Connected)).await
                 }
                 WsMessage::Trades { trades, .. } => {
+                    // Trade ids count up by one per pair: a jump means trades were missed (a
+                    // reconnect, a frame that could not be read). Fetch them from REST first.
+                    let missed = match (trades.first(), self.tape.last_id) {
+                        (Some(first), Some(last)) => first.trade_id > last + 1,
+                        _ => false,
+                    };
+                    if (!caught_up || missed) && !self.backfill(!caught_up).await {
+                        return End::EngineGone;
+                    }
                     if !caught_up {
-                        // The first trades of a session show how far live data goes back: fetch
-                        // what lies between the tape and them.
-                        let first_live = trades.first().map(|t| t.trade_id);
-                        if !self.backfill(first_live).await {
-                            return End::EngineGone;
-                        }
                         caught_up = true;
                         backoff.reset();
                     }
                     let mut ok = true;
                     for t in trades {
-                        ok &= self.forward(t.trade, Some(t.trade_id)).await;
+                        ok &= self.forward(t.trade, Some(t.trade_id)).await.is_some();
                     }
                     ok
                 }
@@ -328,9 +356,11 @@ impl Feed {
         }
     }
 
-    /// Fetches from REST Trades everything after the tape up to the first live trade id (or,
-    /// without one, up to now). False when the engine is gone.
-    async fn backfill(&mut self, first_live: Option<u64>) -> bool {
+    /// Fetches from REST Trades everything after the tape, up to the exchange's latest trade:
+    /// one fetch covers every gap seen so far, and the live trades it overlaps are de-duplicated
+    /// by id. `after_reconnect` says whether this is the catch-up of a new connection (logged) or
+    /// a gap inside one (counted). False when the engine is gone.
+    async fn backfill(&mut self, after_reconnect: bool) -> bool {
         let mut fetched = 0u64;
         // A new run has nothing before its first bar to catch up on (no cursor yet).
         while let Some(cursor) = self.tape.cursor() {
@@ -346,29 +376,38 @@ impl Feed {
                 }
             };
             let before = self.tape.last_id;
-            let mut reached_live = page.trades.is_empty();
+            let full_page = page.trades.len() >= TRADES_PAGE_MAX;
             for t in page.trades {
-                if first_live.is_some_and(|live| t.id.is_some_and(|id| id >= live)) {
-                    reached_live = true;
-                    break;
-                }
-                if self.tape.accepts(t.trade.ts, t.id) {
-                    fetched += 1;
-                }
-                if !self.forward(t.trade, t.id).await {
-                    return false;
+                match self.forward(t.trade, t.id).await {
+                    None => return false,
+                    Some(Take::Forward) => fetched += 1,
+                    Some(_) => {}
                 }
             }
-            // Stop at live data, or when a page brought nothing new (the end of the tape).
-            if reached_live || first_live.is_none() || self.tape.last_id == before {
+            // A page short of the maximum reached the end of the tape; one with nothing new too.
+            if !full_page || self.tape.last_id == before {
                 break;
             }
         }
-        if fetched > 0 {
-            tracing::info!(trades = fetched, "back-filled {fetched} trades from REST after the gap");
-            return self.send(MarketEvent::Status(FeedStatus::Backfilled { bars: 0 })).await;
+        if fetched == 0 {
+            return true;
         }
-        true
+        self.backfills += 1;
+        if after_reconnect {
+            tracing::info!(
+                trades = fetched,
+                backfills = self.backfills,
+                "back-filled {fetched} trades from REST after reconnecting"
+            );
+        } else {
+            tracing::debug!(
+                trades = fetched,
+                backfills = self.backfills,
+                "back-filled {fetched} missed trades from REST"
+            );
+        }
+        self.send(MarketEvent::Status(FeedStatus::Backfilled { trades: fetched }))
+            .await
     }
 
     /// While the socket is down: REST Trades, one request per budget slot, until `until`.
@@ -382,7 +421,7 @@ impl Feed {
                 {
                     Ok(page) => {
                         for t in page.trades {
-                            if !self.forward(t.trade, t.id).await {
+                            if self.forward(t.trade, t.id).await.is_none() {
                                 return false;
                             }
                         }
@@ -395,16 +434,19 @@ impl Feed {
         true
     }
 
-    async fn forward(&mut self, trade: Trade, id: Option<u64>) -> bool {
-        if !self.tape.accepts(trade.ts, id) {
-            return true;
+    /// Hands a new trade to the engine; `None` when the engine is gone.
+    async fn forward(&mut self, trade: Trade, id: Option<u64>) -> Option<Take> {
+        let take = self.tape.take(trade.ts, id);
+        if take == Take::Forward {
+            self.clock = Some(ExchangeClock {
+                seen: trade.ts,
+                at: Instant::now(),
+            });
+            if !self.send(MarketEvent::Trade(trade)).await {
+                return None;
+            }
         }
-        self.tape.record(trade.ts, id);
-        self.clock = Some(ExchangeClock {
-            seen: trade.ts,
-            at: Instant::now(),
-        });
-        self.send(MarketEvent::Trade(trade)).await
+        Some(take)
     }
 
     async fn send(&self, event: MarketEvent) -> bool {
@@ -420,13 +462,12 @@ mod tests {
     fn the_tape_takes_each_trade_once_and_nothing_before_its_start() {
         let at = |s| Timestamp::from_secs(s);
         let mut tape = Tape::new(Some(at(1_020)), Interval::ONE_MINUTE);
-        assert!(!tape.accepts(at(1_019), Some(1)), "before the start");
-        assert!(tape.accepts(at(1_020), Some(5)));
-        tape.record(at(1_020), Some(5));
-        assert!(!tape.accepts(at(1_021), Some(5)), "same id again");
-        assert!(!tape.accepts(at(1_021), Some(4)), "older id");
-        assert!(tape.accepts(at(1_021), Some(6)));
-        assert_eq!(tape.cursor(), Some((at(1_020).nanos() - 1).to_string()));
+        assert_eq!(tape.take(at(1_019), Some(4)), Take::BeforeStart);
+        assert_eq!(tape.take(at(1_020), Some(5)), Take::Forward);
+        assert_eq!(tape.take(at(1_021), Some(5)), Take::Duplicate, "same id again");
+        assert_eq!(tape.take(at(1_021), Some(4)), Take::Duplicate, "older id");
+        assert_eq!(tape.take(at(1_021), Some(6)), Take::Forward);
+        assert_eq!(tape.cursor(), Some((at(1_021).nanos() - 1).to_string()));
     }
 
     #[test]
@@ -434,10 +475,16 @@ mod tests {
         let at = |s| Timestamp::from_secs(s);
         let mut tape = Tape::new(None, Interval::ONE_MINUTE);
         assert_eq!(tape.cursor(), None, "nothing to back-fill before the first trade");
-        assert!(
-            !tape.accepts(at(1_030), Some(1)),
-            "the bar it falls in started before we watched"
+        assert_eq!(
+            tape.take(at(1_030), Some(1)),
+            Take::BeforeStart,
+            "its bar started before we watched"
         );
-        assert!(tape.accepts(at(1_080), Some(2)));
+        assert_eq!(
+            tape.last_id,
+            Some(1),
+            "but it is accounted for, so a missed next trade shows"
+        );
+        assert_eq!(tape.take(at(1_080), Some(2)), Take::Forward);
     }
 }

@@ -221,7 +221,7 @@ pub enum FeedStatus {
     Connected,
     Disconnected { reason: String },
     Stale { silent_for_ms: i64 },
-    Backfilled { bars: u64 },
+    Backfilled { trades: u64 },
 }
 
 /// What a source yields, in time order.
