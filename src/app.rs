@@ -9,7 +9,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
 use crate::broker::{Account, PaperBroker};
-use crate::cli::{BarsArgs, Cli, Command, FillsArgs, RunArgs};
+use crate::cli::{BarsArgs, Cli, Command, FillsArgs, HistoryArgs, RunArgs};
 use crate::config::{self, ConfigError, Mode, ReplayData, RunConfig, SimSpec, SourceSpec};
 use crate::engine::{self, Bus, Engine, EngineOutputs, Metrics, ResumeState, STORE_QUEUE_BATCHES};
 use crate::kraken::consts::PUBLIC_REST_MIN_INTERVAL;
@@ -85,6 +85,7 @@ pub async fn execute(cli: Cli) -> Result<(), AppError> {
         Command::Run(args) => run(config::resolve(config::merge(args, file_run), data_dir, Mode::Run)?).await,
         Command::Fills(args) => export_fills(&data_dir, &args),
         Command::Bars(args) => export_bars(&data_dir, &args),
+        Command::History(args) => history(&data_dir, &args).await,
         Command::Runs => list_runs(&data_dir),
     }
 }
@@ -507,6 +508,45 @@ fn export_bars(data_dir: &std::path::Path, args: &BarsArgs) -> Result<(), AppErr
         report::write_bars_summary(&mut out, &store, &run)
     };
     written.and_then(|_| out.flush()).or_else(ignore_broken_pipe)
+}
+
+async fn history(data_dir: &std::path::Path, args: &HistoryArgs) -> Result<(), AppError> {
+    use crate::kraken::history::{BarSink, CsvSink, HistoryRequest, StoreSink, download};
+    if args.until.is_some_and(|until| until <= args.since) {
+        return Err(AppError::input("--until must be after --since"));
+    }
+    let url = args
+        .kraken_rest_url
+        .as_deref()
+        .unwrap_or(crate::kraken::consts::REST_BASE_URL);
+    let client = RestClient::new(url, PUBLIC_REST_MIN_INTERVAL).map_err(|e| AppError::runtime(e.to_string()))?;
+    let pair = resolve_pair(&client, &args.pair).await?;
+    let mut sink: Box<dyn BarSink> = match &args.out {
+        Some(path) => {
+            Box::new(CsvSink::open(path).map_err(|e| AppError::input(format!("cannot write {}: {e}", path.display())))?)
+        }
+        None => Box::new(StoreSink::open(Store::open(data_dir)?, &pair, args.interval).map_err(AppError::runtime)?),
+    };
+    let request = HistoryRequest {
+        interval: args.interval,
+        since: args.since,
+        until: args.until,
+    };
+    let report = download(&client, &pair, &request, sink.as_mut())
+        .await
+        .map_err(AppError::runtime)?;
+    let target = args.out.as_ref().map_or_else(
+        || format!("the store in {}", data_dir.display()),
+        |p| p.display().to_string(),
+    );
+    let resumed = report
+        .resumed_after
+        .map_or_else(String::new, |t| format!(", continuing after {t}"));
+    println!(
+        "history: {} {} bars of {} into {target} from Kraken {} ({} requests, {} gaps{resumed})",
+        report.bars, args.interval, pair.user, report.endpoint, report.requests, report.gaps
+    );
+    Ok(())
 }
 
 fn list_runs(data_dir: &std::path::Path) -> Result<(), AppError> {

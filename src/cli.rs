@@ -58,8 +58,61 @@ pub enum Command {
     Fills(FillsArgs),
     /// Export the stored bars of a run's series (the latest run, or the latest with --pair).
     Bars(BarsArgs),
+    /// Download Kraken bars for a past range into a CSV file (--out) or the store (--store):
+    /// OHLC for recent ranges, the Trades endpoint for older ones. Resumable and idempotent.
+    History(HistoryArgs),
     /// List the stored runs.
     Runs,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Pair, as users write it.
+    #[arg(long, default_value = "BTC/USD")]
+    pub pair: String,
+    /// Bar interval (1m, 5m, 1h, ...).
+    #[arg(long, default_value = "1m")]
+    pub interval: Interval,
+    /// Start of the range (UTC): a date (2024-01-01), an RFC 3339 time or unix seconds.
+    #[arg(long, value_parser = parse_time_arg)]
+    pub since: crate::market::Timestamp,
+    /// End of the range, exclusive [default: the last closed bar].
+    #[arg(long, value_parser = parse_time_arg)]
+    pub until: Option<crate::market::Timestamp>,
+    /// CSV file to write (ts,open,high,low,close,volume,trades); an existing one is continued.
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "store",
+        conflicts_with = "store"
+    )]
+    pub out: Option<PathBuf>,
+    /// Write into the store's Kraken bar series instead (under --data-dir).
+    #[arg(long)]
+    pub store: bool,
+    /// Kraken REST base URL [default: https://api.kraken.com].
+    #[arg(long, env = "NANOTRADER_KRAKEN_REST_URL", value_name = "URL")]
+    pub kraken_rest_url: Option<String>,
+}
+
+/// `2024-01-01`, `2024-01-01T12:30:00Z` or unix seconds, as UTC.
+pub fn parse_time_arg(text: &str) -> Result<crate::market::Timestamp, String> {
+    use crate::market::Timestamp;
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<i64>() {
+        return Ok(Timestamp::from_secs(secs));
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return t
+            .timestamp_nanos_opt()
+            .map(Timestamp::from_nanos)
+            .ok_or_else(|| format!("'{text}' is out of range"));
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| Timestamp::from_secs(t.and_utc().timestamp()))
+        .ok_or_else(|| format!("'{text}' is not a date (2024-01-01), an RFC 3339 time or unix seconds"))
 }
 
 #[derive(Debug, Args)]

@@ -272,3 +272,142 @@ async fn the_rest_poller_stays_within_its_request_budget() {
     );
     assert_eq!(rest.trades + rest.ohlc, 0, "the poller asks for nothing else");
 }
+
+fn history(dir: &Path, mock: &MockKraken, args: &[&str]) -> Output {
+    bin()
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["history", "--kraken-rest-url", &mock.rest_url()])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn csv_rows(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("ts,open,high,low,close,volume,trades"));
+    lines
+        .map(|l| l.split(',').take(6).map(plain_number).collect::<Vec<_>>().join(","))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_downloads_are_exact_resumable_and_idempotent() {
+    let mock = start_mock(Faults::default()).await;
+    // Let the whole hour of trades become history (6 s at 600x).
+    tokio::time::sleep(Duration::from_millis(6500)).await;
+    let all = mock.expected_bars(mock.market_time());
+    let (since, until) = (all[0].ts.secs(), all[all.len() - 1].ts.secs() + 60);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bars.csv");
+    let (since_arg, until_arg) = (since.to_string(), until.to_string());
+
+    // Recent enough for OHLC: one call, Kraken's flat zero-volume minutes left out as gaps.
+    let half = (since + (until - since) / 2).to_string();
+    let out = history(
+        dir.path(),
+        &mock,
+        &["--since", &since_arg, "--until", &half, "--out", file.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Kraken OHLC"), "{}", stdout(&out));
+    // Interrupted mid-line: the cut line is dropped and fetched again.
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, &text[..text.len() - 7]).unwrap();
+    let out = history(
+        dir.path(),
+        &mock,
+        &[
+            "--since",
+            &since_arg,
+            "--until",
+            &until_arg,
+            "--out",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("continuing after"), "{}", stdout(&out));
+    assert_eq!(
+        csv_rows(&file),
+        as_rows(&all),
+        "OHLC history equals the exchange's bars"
+    );
+    let before = std::fs::read(&file).unwrap();
+    let out = history(
+        dir.path(),
+        &mock,
+        &[
+            "--since",
+            &since_arg,
+            "--until",
+            &until_arg,
+            "--out",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success() && stdout(&out).contains(" 0 1m bars"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        before,
+        "running it again changes nothing"
+    );
+
+    // An interval OHLC does not serve is rebuilt from the Trades endpoint with its cursor.
+    let file2 = dir.path().join("bars2m.csv");
+    let out = history(
+        dir.path(),
+        &mock,
+        &[
+            "--since",
+            &since_arg,
+            "--until",
+            &until_arg,
+            "--interval",
+            "2m",
+            "--out",
+            file2.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Kraken Trades"), "{}", stdout(&out));
+    let mut two_minute = Vec::new();
+    let mut agg =
+        nanotrader::market::BarAggregator::new("2m".parse().unwrap(), Some(nanotrader::market::Interval::ONE_MINUTE));
+    for bar in &all {
+        agg.on_event(&nanotrader::market::MarketEvent::Bar(*bar), &mut |e| {
+            if let nanotrader::market::BarEvent::Closed(b) = e {
+                two_minute.push(b)
+            }
+        });
+    }
+    agg.finish(&mut |e| {
+        if let nanotrader::market::BarEvent::Closed(b) = e {
+            two_minute.push(b)
+        }
+    });
+    // Only bars that end inside the range are complete.
+    two_minute.retain(|b| b.ts.secs() + 120 <= until);
+    assert_eq!(
+        csv_rows(&file2),
+        as_rows(&two_minute),
+        "Trades history equals the exchange's trades in 2m bars"
+    );
+
+    // Straight into the store: idempotent too.
+    for _ in 0..2 {
+        let out = history(
+            dir.path(),
+            &mock,
+            &["--since", &since_arg, "--until", &until_arg, "--store"],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let summary = stdout(&nanotrader(dir.path(), &["runs"]));
+    assert!(!summary.contains("running"), "history is not a run: {summary}");
+}

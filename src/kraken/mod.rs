@@ -5,6 +5,7 @@
 pub mod budget;
 pub mod consts;
 pub mod error;
+pub mod history;
 pub mod mock;
 pub mod parse;
 pub mod poller;

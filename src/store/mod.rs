@@ -315,6 +315,18 @@ impl Store {
         .collect()
     }
 
+    /// Adds bars to a series outside any run (history downloads); bars already there are kept.
+    pub fn insert_bars(&mut self, series_id: i64, bars: &[Bar]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut inserter = writer::BarInserter::new(series_id);
+        for bar in bars {
+            inserter.push(&tx, bar)?;
+        }
+        inserter.flush(&tx)?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Calls `f` with each stored bar of the series in `[from, to]`, oldest first, streaming.
     pub fn for_each_bar(
         &self,

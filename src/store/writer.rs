@@ -316,20 +316,20 @@ fn write_steps<'a>(
 }
 
 /// Collects bars and inserts them `BARS_PER_INSERT` rows per statement.
-struct BarInserter {
+pub(crate) struct BarInserter {
     series_id: i64,
     pending: Vec<Bar>,
 }
 
 impl BarInserter {
-    fn new(series_id: i64) -> Self {
+    pub(crate) fn new(series_id: i64) -> Self {
         Self {
             series_id,
             pending: Vec::with_capacity(BARS_PER_INSERT),
         }
     }
 
-    fn push(&mut self, tx: &Transaction, bar: &Bar) -> Result<(), StoreError> {
+    pub(crate) fn push(&mut self, tx: &Transaction, bar: &Bar) -> Result<(), StoreError> {
         self.pending.push(*bar);
         if self.pending.len() == BARS_PER_INSERT {
             self.flush(tx)?;
@@ -337,7 +337,7 @@ impl BarInserter {
         Ok(())
     }
 
-    fn flush(&mut self, tx: &Transaction) -> Result<(), StoreError> {
+    pub(crate) fn flush(&mut self, tx: &Transaction) -> Result<(), StoreError> {
         if self.pending.is_empty() {
             return Ok(());
         }
