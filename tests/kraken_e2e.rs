@@ -110,7 +110,12 @@ async fn fault_case(case: &str, faults: Faults, min_bars: usize) -> (MockKraken,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clean_feed_stores_the_exchange_bars() {
     let (mock, out) = fault_case("no fault", Faults::default(), 25).await;
-    assert!(mock.counters().subscriptions >= 2);
+    assert!(mock.counters().subscriptions >= 3, "trade, ticker and ohlc");
+    assert!(
+        !stderr(&out).contains("differs from Kraken's candle"),
+        "{}",
+        stderr(&out)
+    );
     assert!(
         stderr(&out).contains("status:"),
         "periodic status lines: {}",

@@ -7,6 +7,7 @@ pub mod consts;
 pub mod error;
 pub mod history;
 pub mod mock;
+pub mod ohlc_check;
 pub mod parse;
 pub mod poller;
 pub mod rest;

@@ -16,9 +16,10 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::budget::Backoff;
 use super::consts::{
-    FEED_SILENCE_TIMEOUT, MAX_RETRIES, PUBLIC_REST_MIN_INTERVAL, RECONNECT_INITIAL, RECONNECT_JITTER, RECONNECT_MAX,
-    REQUEST_TIMEOUT, TRADES_PAGE_MAX,
+    FEED_SILENCE_TIMEOUT, MAX_RETRIES, OHLC_INTERVALS_MINUTES, PUBLIC_REST_MIN_INTERVAL, RECONNECT_INITIAL,
+    RECONNECT_JITTER, RECONNECT_MAX, REQUEST_TIMEOUT, TRADES_PAGE_MAX,
 };
+use super::ohlc_check::OhlcCheck;
 use super::parse::{WsMessage, parse_ws, subscribe_request};
 use super::rest::{RestClient, Retries};
 use super::symbols::PairNames;
@@ -31,7 +32,9 @@ const QUEUE: usize = 4096;
 const CLOCK_GRACE: Duration = Duration::from_secs(2);
 /// The channels subscribed, each with the `req_id` that names it in Kraken's answer (an error
 /// answer carries no channel).
-const SUBSCRIPTIONS: [(u64, &str); 2] = [(1, "trade"), (2, "ticker")];
+const SUBSCRIPTIONS: [(u64, &str); 3] = [(1, "trade"), (2, "ticker"), (OHLC_REQ, "ohlc")];
+/// The `ohlc` subscription only feeds a cross-check: its refusal is not fatal.
+const OHLC_REQ: u64 = 3;
 /// Only the first few malformed messages are logged one by one; then every power of ten.
 const MALFORMED_LOGGED: u64 = 3;
 
@@ -73,6 +76,9 @@ impl KrakenWsSource {
             bar_interval: None,
         };
         let tape = Tape::new(config.start_at, config.interval);
+        let minutes = config.interval.secs() / 60;
+        let check = (config.interval.secs() % 60 == 0 && OHLC_INTERVALS_MINUTES.contains(&(minutes as u32)))
+            .then(|| OhlcCheck::new(config.interval));
         let feed = Feed {
             config,
             rest,
@@ -80,6 +86,7 @@ impl KrakenWsSource {
             tx,
             tape,
             clock: None,
+            check,
             malformed: 0,
             reconnects: 0,
             backfills: 0,
@@ -204,6 +211,8 @@ struct Feed {
     tx: mpsc::Sender<Result<MarketEvent, SourceError>>,
     tape: Tape,
     clock: Option<ExchangeClock>,
+    /// Kraken's candles against our bars, when Kraken has candles of our interval.
+    check: Option<OhlcCheck>,
     malformed: u64,
     reconnects: u64,
     backfills: u64,
@@ -260,7 +269,12 @@ impl Feed {
         };
         let (mut sink, mut stream) = socket.split();
         for (req_id, channel) in SUBSCRIPTIONS {
-            let request = subscribe_request(channel, &[self.pair.ws.as_str()], req_id, None);
+            let interval = match channel {
+                "ohlc" if self.check.is_some() => Some(self.config.interval.secs() as u32 / 60),
+                "ohlc" => continue,
+                _ => None,
+            };
+            let request = subscribe_request(channel, &[self.pair.ws.as_str()], req_id, interval);
             if let Err(e) = sink.send(Message::text(request)).await {
                 return End::Disconnected(format!("subscribe failed: {e}"));
             }
@@ -295,6 +309,19 @@ impl Feed {
                 }
             };
             let ok = match message {
+                WsMessage::SubscribeResult {
+                    success: false,
+                    req_id: Some(OHLC_REQ),
+                    error,
+                    ..
+                } => {
+                    tracing::warn!(
+                        "Kraken refused the ohlc subscription ({}): bars are not cross-checked",
+                        error.as_deref().unwrap_or("no reason given")
+                    );
+                    self.check = None;
+                    true
+                }
                 WsMessage::SubscribeResult {
                     success: false,
                     error,
@@ -344,6 +371,12 @@ impl Feed {
                     Some(clock) => self.send(MarketEvent::Clock(clock.now())).await,
                     None => true,
                 },
+                WsMessage::Ohlc { bars, .. } => {
+                    if let Some(check) = &mut self.check {
+                        bars.iter().for_each(|c| check.on_candle(&c.bar));
+                    }
+                    true
+                }
                 WsMessage::Status { system, .. } if system != "online" => {
                     tracing::warn!("Kraken reports its system as '{system}'");
                     true
@@ -438,6 +471,9 @@ impl Feed {
     async fn forward(&mut self, trade: Trade, id: Option<u64>) -> Option<Take> {
         let take = self.tape.take(trade.ts, id);
         if take == Take::Forward {
+            if let Some(check) = &mut self.check {
+                check.on_trade(&trade);
+            }
             self.clock = Some(ExchangeClock {
                 seen: trade.ts,
                 at: Instant::now(),
