@@ -81,13 +81,56 @@ pub async fn execute(cli: Cli) -> Result<(), AppError> {
         .or(file_dir)
         .unwrap_or_else(|| PathBuf::from(config::DEFAULT_DATA_DIR));
     match cli.command {
-        Command::Demo(args) => run(config::resolve(config::merge(args, file_run), data_dir, Mode::Demo)?).await,
-        Command::Run(args) => run(config::resolve(config::merge(args, file_run), data_dir, Mode::Run)?).await,
+        Command::Demo(args) => {
+            run(
+                config::resolve(config::merge(args, file_run), data_dir, Mode::Demo)?,
+                None,
+            )
+            .await
+        }
+        Command::Run(args) => run_pairs(config::resolve(config::merge(args, file_run), data_dir, Mode::Run)?).await,
         Command::Fills(args) => export_fills(&data_dir, &args),
         Command::Bars(args) => export_bars(&data_dir, &args),
         Command::History(args) => history(&data_dir, &args).await,
         Command::Runs => list_runs(&data_dir),
     }
+}
+
+/// `--pair BTC/USD,ETH/USD`: one engine, run and store writer per pair, side by side in this
+/// process; each resumes on its own. The first failure is reported (after every pair stopped).
+async fn run_pairs(cfg: RunConfig) -> Result<(), AppError> {
+    let pairs: Vec<String> = cfg
+        .pair
+        .split(',')
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty())
+        .collect();
+    if pairs.len() <= 1 {
+        return run(cfg, None).await;
+    }
+    if matches!(cfg.source, SourceSpec::Replay { .. }) {
+        return Err(AppError::input(
+            "several pairs need a live source (kraken, kraken-rest or sim); a replay file holds one",
+        ));
+    }
+    // One REST client, so every pair's calls share one request budget.
+    let rest = match &cfg.source {
+        SourceSpec::Kraken { rest_url, .. } | SourceSpec::KrakenRest { rest_url, .. } => {
+            Some(RestClient::new(rest_url, PUBLIC_REST_MIN_INTERVAL).map_err(|e| AppError::runtime(e.to_string()))?)
+        }
+        _ => None,
+    };
+    if let Some(client) = &rest {
+        // Every pair is checked before any starts: a typo must not leave the others running alone.
+        for pair in &pairs {
+            resolve_pair(client, pair).await?;
+        }
+    }
+    let runs = pairs
+        .into_iter()
+        .map(|pair| run(RunConfig { pair, ..cfg.clone() }, rest.clone()));
+    // A failing pair stops the others; they resume on the next start like after any stop.
+    futures_util::future::try_join_all(runs).await.map(|_| ())
 }
 
 /// The settings a restart must match to continue a run (speed and looping may change).
@@ -107,7 +150,7 @@ fn run_key(cfg: &RunConfig, source: &SourceInfo) -> String {
 /// the engine's own thread: start-up reads from SQLite and the replay source's buffered file reads
 /// happen there, never on the runtime's worker threads, where the observers (and the dashboard)
 /// run. Store writes have their own thread.
-async fn run(cfg: RunConfig) -> Result<(), AppError> {
+async fn run(cfg: RunConfig, rest: Option<RestClient>) -> Result<(), AppError> {
     let store = Store::open(&cfg.data_dir)?;
     // The sim's start is fixed when its run is created, so a restart regenerates the same market.
     let info = probe_info(&cfg)?;
@@ -148,7 +191,7 @@ async fn run(cfg: RunConfig) -> Result<(), AppError> {
     let stored_start = serde_json::from_str::<serde_json::Value>(&run.source_params)
         .ok()
         .and_then(|v| v["start_secs"].as_i64());
-    let mut source = open_source(&cfg, start_at, stored_start).await?;
+    let mut source = open_source(&cfg, start_at, stored_start, rest).await?;
     let info = source.info().clone();
 
     let mut strategy = cfg.strategy.build().map_err(AppError::input)?;
@@ -316,13 +359,17 @@ async fn open_source(
     cfg: &RunConfig,
     start_at: Option<Timestamp>,
     start_secs: Option<i64>,
+    rest: Option<RestClient>,
 ) -> Result<AnySource, AppError> {
+    let client = |url: &str| match &rest {
+        Some(shared) => Ok(shared.clone()),
+        None => RestClient::new(url, PUBLIC_REST_MIN_INTERVAL).map_err(|e| AppError::runtime(e.to_string())),
+    };
     Ok(match &cfg.source {
         SourceSpec::Replay { .. } => AnySource::Replay(open_replay(cfg, start_at)?),
         SourceSpec::Sim(sim) => AnySource::Sim(SimSource::new(sim_config(sim, start_at, start_secs))?),
         SourceSpec::KrakenRest { rest_url, poll_every } => {
-            let client =
-                RestClient::new(rest_url, PUBLIC_REST_MIN_INTERVAL).map_err(|e| AppError::runtime(e.to_string()))?;
+            let client = client(rest_url)?;
             let pair = resolve_pair(&client, &cfg.pair).await?;
             AnySource::KrakenRest(RestPollSource::start(client, pair, *poll_every))
         }
@@ -331,8 +378,7 @@ async fn open_source(
             ws_url,
             feed_timeout,
         } => {
-            let client =
-                RestClient::new(rest_url, PUBLIC_REST_MIN_INTERVAL).map_err(|e| AppError::runtime(e.to_string()))?;
+            let client = client(rest_url)?;
             let pair = resolve_pair(&client, &cfg.pair).await?;
             let feed = WsFeedConfig {
                 silence_timeout: *feed_timeout,

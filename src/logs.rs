@@ -24,7 +24,8 @@ pub async fn log_events(mut events: broadcast::Receiver<EngineEvent>, pair: Stri
                 tracing::info!("gap: {missing} interval(s) with no trades from {from} to {to} (marked, not filled)")
             }
             Ok(EngineEvent::Status(s)) => tracing::info!(
-                "status: {:.0} events/s, {} bars, {} fills, equity {}, position {}, feed lag {}, store lag {} bars",
+                "status {}: {:.0} events/s, {} bars, {} fills, equity {}, position {}, feed lag {}, store lag {} bars",
+                pair,
                 s.events_per_sec,
                 s.bars,
                 s.fills,

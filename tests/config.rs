@@ -55,3 +55,43 @@ fn flags_beat_environment_beat_config_file() {
         stdout(&out)
     );
 }
+
+#[test]
+fn several_pairs_run_side_by_side_each_in_its_own_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = nanotrader(
+        dir.path(),
+        &[
+            "run",
+            "--source",
+            "sim",
+            "--pair",
+            "BTC/USD, ETH/USD",
+            "--sim-duration",
+            "3h",
+            "--sim-tick-secs",
+            "5",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary = stdout(&out);
+    for expected in [
+        "nanotrader run 1 completed",
+        "nanotrader run 2 completed",
+        "(BTC/USD bars 1m)",
+        "(ETH/USD bars 1m)",
+    ] {
+        assert!(summary.contains(expected), "{expected} missing from {summary}");
+    }
+    for pair in ["BTC/USD", "ETH/USD"] {
+        let bars = stdout(&nanotrader(dir.path(), &["bars", "--pair", pair]));
+        assert!(bars.contains("180 stored"), "{pair}: {bars}");
+    }
+    let replay = nanotrader(dir.path(), &["run", "--pair", "BTC/USD,ETH/USD", "--data", "x.csv"]);
+    assert_eq!(replay.status.code(), Some(2));
+    assert!(
+        stderr(&replay).contains("several pairs need a live source"),
+        "{}",
+        stderr(&replay)
+    );
+}

@@ -416,3 +416,16 @@ async fn history_downloads_are_exact_resumable_and_idempotent() {
     let summary = stdout(&nanotrader(dir.path(), &["runs"]));
     assert!(!summary.contains("running"), "history is not a run: {summary}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_pair_is_checked_before_any_starts() {
+    let mock = start_mock(Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let child = spawn_kraken_run(dir.path(), &mock, &["--pair", "BTC/USD,ETH/XYZ"]);
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("unknown pair 'ETH/XYZ'"), "{}", stderr(&out));
+    assert_eq!(mock.counters().ws_connections, 0, "no pair started");
+}
