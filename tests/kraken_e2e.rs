@@ -117,7 +117,7 @@ async fn a_clean_feed_stores_the_exchange_bars() {
         stderr(&out)
     );
     assert!(
-        stderr(&out).contains("status:"),
+        stderr(&out).contains("status BTC/USD:"),
         "periodic status lines: {}",
         stderr(&out)
     );
