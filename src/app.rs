@@ -20,6 +20,7 @@ use crate::kraken::ws::{KrakenWsSource, WsFeedConfig};
 use crate::market::bars::BarAggregator;
 use crate::market::replay::{ReplayConfig, ReplaySource};
 use crate::market::sim::{SimConfig, SimSource};
+use crate::market::task_source::TaskSource;
 use crate::market::{Bar, Source, SourceError, SourceInfo, Timestamp};
 use crate::report::{self, RunSummary};
 use crate::store::{NewRun, RunRecord, Store, StoreError, StoreWriter};
@@ -371,7 +372,7 @@ async fn open_source(
         SourceSpec::KrakenRest { rest_url, poll_every } => {
             let client = client(rest_url)?;
             let pair = resolve_pair(&client, &cfg.pair).await?;
-            AnySource::KrakenRest(RestPollSource::start(client, pair, *poll_every))
+            AnySource::Feed(RestPollSource::start(client, pair, *poll_every))
         }
         SourceSpec::Kraken {
             rest_url,
@@ -384,7 +385,7 @@ async fn open_source(
                 silence_timeout: *feed_timeout,
                 ..WsFeedConfig::new(ws_url, cfg.interval, start_at)
             };
-            AnySource::Kraken(KrakenWsSource::start(feed, client, pair))
+            AnySource::Feed(KrakenWsSource::start(feed, client, pair))
         }
     })
 }
@@ -420,8 +421,8 @@ fn sim_config(sim: &SimSpec, start_at: Option<Timestamp>, start_secs: Option<i64
 enum AnySource {
     Replay(ReplaySource),
     Sim(SimSource),
-    KrakenRest(RestPollSource),
-    Kraken(KrakenWsSource),
+    /// A network feed (Kraken WebSocket or REST poller) running on a task of its own.
+    Feed(TaskSource),
 }
 
 impl Source for AnySource {
@@ -429,8 +430,7 @@ impl Source for AnySource {
         match self {
             AnySource::Replay(s) => s.info(),
             AnySource::Sim(s) => s.info(),
-            AnySource::KrakenRest(s) => s.info(),
-            AnySource::Kraken(s) => s.info(),
+            AnySource::Feed(s) => s.info(),
         }
     }
 
@@ -438,8 +438,7 @@ impl Source for AnySource {
         match self {
             AnySource::Replay(s) => s.next_event().await,
             AnySource::Sim(s) => s.next_event().await,
-            AnySource::KrakenRest(s) => s.next_event().await,
-            AnySource::Kraken(s) => s.next_event().await,
+            AnySource::Feed(s) => s.next_event().await,
         }
     }
 }

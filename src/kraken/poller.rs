@@ -3,27 +3,21 @@
 
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-
 use super::error::KrakenError;
 use super::rest::{RestClient, Retries};
 use super::symbols::PairNames;
-use crate::market::{FeedStatus, MarketEvent, Quote, Source, SourceError, SourceInfo, Timestamp, Trade};
+use crate::market::task_source::{EventSender, TaskSource};
+use crate::market::{FeedStatus, MarketEvent, Quote, SourceError, SourceInfo, Timestamp, Trade};
 
 /// Events buffered between the poller and the engine; a poller is slow, so this never fills.
 const QUEUE: usize = 256;
 
-pub struct RestPollSource {
-    info: SourceInfo,
-    events: mpsc::Receiver<Result<MarketEvent, SourceError>>,
-    poller: JoinHandle<()>,
-}
+/// `--source kraken-rest`, fed by its poller task.
+pub struct RestPollSource;
 
 impl RestPollSource {
     /// Starts polling `pair`'s ticker every `every` (the caller keeps it within Kraken's budget).
-    pub fn start(client: RestClient, pair: PairNames, every: Duration) -> Self {
-        let (tx, events) = mpsc::channel(QUEUE);
+    pub fn start(client: RestClient, pair: PairNames, every: Duration) -> TaskSource {
         let info = SourceInfo {
             kind: "kraken-rest",
             identity: format!("kraken-rest:{}", pair.user),
@@ -31,38 +25,11 @@ impl RestPollSource {
             finite: false,
             bar_interval: None,
         };
-        let poller = tokio::spawn(poll(client, pair, every, tx));
-        Self { info, events, poller }
+        TaskSource::spawn(info, QUEUE, |tx| poll(client, pair, every, tx))
     }
 }
 
-impl Drop for RestPollSource {
-    fn drop(&mut self) {
-        self.poller.abort();
-    }
-}
-
-impl Source for RestPollSource {
-    fn info(&self) -> &SourceInfo {
-        &self.info
-    }
-
-    /// Cancel-safe: a channel receive.
-    async fn next_event(&mut self) -> Result<Option<MarketEvent>, SourceError> {
-        match self.events.recv().await {
-            Some(Ok(event)) => Ok(Some(event)),
-            Some(Err(e)) => Err(e),
-            None => Err(SourceError::Fatal("the Kraken REST poller stopped".into())),
-        }
-    }
-}
-
-async fn poll(
-    client: RestClient,
-    pair: PairNames,
-    every: Duration,
-    tx: mpsc::Sender<Result<MarketEvent, SourceError>>,
-) {
+async fn poll(client: RestClient, pair: PairNames, every: Duration, tx: EventSender) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing_since: Option<(Timestamp, u64)> = None;

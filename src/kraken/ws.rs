@@ -8,8 +8,6 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -23,7 +21,8 @@ use super::ohlc_check::OhlcCheck;
 use super::parse::{WsMessage, parse_ws, subscribe_request};
 use super::rest::{RestClient, Retries};
 use super::symbols::PairNames;
-use crate::market::{FeedStatus, Interval, MarketEvent, Source, SourceError, SourceInfo, Timestamp, Trade};
+use crate::market::task_source::{EventSender, TaskSource};
+use crate::market::{FeedStatus, Interval, MarketEvent, SourceError, SourceInfo, Timestamp, Trade};
 
 /// Events buffered between the feed task and the engine.
 const QUEUE: usize = 4096;
@@ -59,15 +58,11 @@ impl WsFeedConfig {
     }
 }
 
-pub struct KrakenWsSource {
-    info: SourceInfo,
-    events: mpsc::Receiver<Result<MarketEvent, SourceError>>,
-    task: JoinHandle<()>,
-}
+/// `--source kraken`, fed by its WebSocket task.
+pub struct KrakenWsSource;
 
 impl KrakenWsSource {
-    pub fn start(config: WsFeedConfig, rest: RestClient, pair: PairNames) -> Self {
-        let (tx, events) = mpsc::channel(QUEUE);
+    pub fn start(config: WsFeedConfig, rest: RestClient, pair: PairNames) -> TaskSource {
         let info = SourceInfo {
             kind: "kraken",
             identity: format!("kraken:{}", pair.user),
@@ -79,44 +74,21 @@ impl KrakenWsSource {
         let minutes = config.interval.secs() / 60;
         let check = (config.interval.secs() % 60 == 0 && OHLC_INTERVALS_MINUTES.contains(&(minutes as u32)))
             .then(|| OhlcCheck::new(config.interval));
-        let feed = Feed {
-            config,
-            rest,
-            pair,
-            tx,
-            tape,
-            clock: None,
-            check,
-            malformed: 0,
-            reconnects: 0,
-            backfills: 0,
-        };
-        Self {
-            info,
-            events,
-            task: tokio::spawn(feed.run()),
-        }
-    }
-}
-
-impl Drop for KrakenWsSource {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl Source for KrakenWsSource {
-    fn info(&self) -> &SourceInfo {
-        &self.info
-    }
-
-    /// Cancel-safe: a channel receive.
-    async fn next_event(&mut self) -> Result<Option<MarketEvent>, SourceError> {
-        match self.events.recv().await {
-            Some(Ok(event)) => Ok(Some(event)),
-            Some(Err(e)) => Err(e),
-            None => Err(SourceError::Fatal("the Kraken feed stopped".into())),
-        }
+        TaskSource::spawn(info, QUEUE, |tx| {
+            let feed = Feed {
+                config,
+                rest,
+                pair,
+                tx,
+                tape,
+                clock: None,
+                check,
+                malformed: 0,
+                reconnects: 0,
+                backfills: 0,
+            };
+            feed.run()
+        })
     }
 }
 
@@ -208,7 +180,7 @@ struct Feed {
     config: WsFeedConfig,
     rest: RestClient,
     pair: PairNames,
-    tx: mpsc::Sender<Result<MarketEvent, SourceError>>,
+    tx: EventSender,
     tape: Tape,
     clock: Option<ExchangeClock>,
     /// Kraken's candles against our bars, when Kraken has candles of our interval.

@@ -7,6 +7,7 @@ pub(crate) mod parse;
 pub mod replay;
 pub mod sim;
 pub mod source;
+pub mod task_source;
 pub mod types;
 
 pub use self::csv::{CsvKind, CsvReader};
