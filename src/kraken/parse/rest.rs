@@ -83,7 +83,7 @@ pub struct SystemStatus {
 
 /// Reads the envelope and hands back the raw `result`. Kraken errors win over any `result`
 /// (which may be absent or `{}` on failure); warnings alone are not failures.
-fn result<'a>(body: &'a [u8], what: &str) -> Result<&'a RawValue, KrakenError> {
+pub(super) fn result<'a>(body: &'a [u8], what: &str) -> Result<&'a RawValue, KrakenError> {
     #[derive(Deserialize)]
     struct Envelope<'a> {
         #[serde(default)]
