@@ -58,6 +58,15 @@ async fn run_for(child: Child, wall: Duration) -> Output {
         .unwrap()
 }
 
+/// Waits for a run that must stop by itself with a usage error (exit code 2).
+async fn refused(child: Child) -> Output {
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    out
+}
+
 fn stored_bars(dir: &Path) -> Vec<String> {
     let out = nanotrader(dir, &["bars", "--csv"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -212,10 +221,7 @@ async fn a_refused_subscription_stops_the_run_with_a_clear_error() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let child = spawn_kraken_run(dir.path(), &mock, &[]);
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = refused(child).await;
     assert!(
         stderr(&out).contains("refused the trade subscription"),
         "{}",
@@ -228,10 +234,7 @@ async fn an_unknown_pair_is_refused_before_connecting() {
     let mock = start_mock(Faults::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let child = spawn_kraken_run(dir.path(), &mock, &["--pair", "ETH/XYZ"]);
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = refused(child).await;
     assert!(stderr(&out).contains("unknown pair 'ETH/XYZ'"), "{}", stderr(&out));
     assert_eq!(mock.counters().ws_connections, 0);
 }
@@ -422,10 +425,7 @@ async fn every_pair_is_checked_before_any_starts() {
     let mock = start_mock(Faults::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let child = spawn_kraken_run(dir.path(), &mock, &["--pair", "BTC/USD,ETH/XYZ"]);
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = refused(child).await;
     assert!(stderr(&out).contains("unknown pair 'ETH/XYZ'"), "{}", stderr(&out));
     assert_eq!(mock.counters().ws_connections, 0, "no pair started");
 }
