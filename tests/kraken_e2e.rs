@@ -320,21 +320,24 @@ async fn history_downloads_are_exact_resumable_and_idempotent() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("Kraken OHLC"), "{}", stdout(&out));
+    let whole_range_to_file = || {
+        history(
+            dir.path(),
+            &mock,
+            &[
+                "--since",
+                &since_arg,
+                "--until",
+                &until_arg,
+                "--out",
+                file.to_str().unwrap(),
+            ],
+        )
+    };
     // Interrupted mid-line: the cut line is dropped and fetched again.
     let text = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, &text[..text.len() - 7]).unwrap();
-    let out = history(
-        dir.path(),
-        &mock,
-        &[
-            "--since",
-            &since_arg,
-            "--until",
-            &until_arg,
-            "--out",
-            file.to_str().unwrap(),
-        ],
-    );
+    let out = whole_range_to_file();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("continuing after"), "{}", stdout(&out));
     assert_eq!(
@@ -343,18 +346,7 @@ async fn history_downloads_are_exact_resumable_and_idempotent() {
         "OHLC history equals the exchange's bars"
     );
     let before = std::fs::read(&file).unwrap();
-    let out = history(
-        dir.path(),
-        &mock,
-        &[
-            "--since",
-            &since_arg,
-            "--until",
-            &until_arg,
-            "--out",
-            file.to_str().unwrap(),
-        ],
-    );
+    let out = whole_range_to_file();
     assert!(
         out.status.success() && stdout(&out).contains(" 0 1m bars"),
         "{}",
