@@ -25,6 +25,7 @@ use crate::market::{Bar, Source, SourceError, SourceInfo, Timestamp};
 use crate::report::{self, RunSummary};
 use crate::store::{NewRun, RunRecord, Store, StoreError, StoreWriter};
 use crate::strategy::{Signal, Strategy};
+use crate::web::board::{Board, BoardMeta, BoardSeed, BoardStore};
 
 /// A failed command: its one-line message and exit code.
 #[derive(Debug)]
@@ -83,13 +84,9 @@ pub async fn execute(cli: Cli) -> Result<(), AppError> {
         .unwrap_or_else(|| PathBuf::from(config::DEFAULT_DATA_DIR));
     match cli.command {
         Command::Demo(args) => {
-            run(
-                config::resolve(config::merge(args, file_run), data_dir, Mode::Demo)?,
-                None,
-            )
-            .await
+            serve_and_run(config::resolve(config::merge(args, file_run), data_dir, Mode::Demo)?).await
         }
-        Command::Run(args) => run_pairs(config::resolve(config::merge(args, file_run), data_dir, Mode::Run)?).await,
+        Command::Run(args) => serve_and_run(config::resolve(config::merge(args, file_run), data_dir, Mode::Run)?).await,
         Command::Fills(args) => export_fills(&data_dir, &args),
         Command::Bars(args) => export_bars(&data_dir, &args),
         Command::History(args) => history(&data_dir, &args).await,
@@ -97,9 +94,42 @@ pub async fn execute(cli: Cli) -> Result<(), AppError> {
     }
 }
 
+/// Starts the dashboard (unless --no-web), runs, and with --stay keeps the dashboard up after a
+/// finite run until Ctrl-C.
+async fn serve_and_run(cfg: RunConfig) -> Result<(), AppError> {
+    let web = match &cfg.web {
+        Some(web) => Some(crate::web::start(web).await.map_err(AppError::runtime)?),
+        None => None,
+    };
+    if let Some(handle) = &web {
+        let note = if handle.addr.ip().is_unspecified() {
+            " (listening on every interface; use this machine's address)"
+        } else {
+            ""
+        };
+        println!("dashboard: {}{note}", handle.url());
+        let _ = std::io::stdout().flush();
+    }
+    let server = web.as_ref().map(|h| h.server.clone());
+    let result = run_pairs(cfg.clone(), server).await;
+    if let Some(handle) = web {
+        if result.is_ok() && cfg.web.as_ref().is_some_and(|w| w.stay) {
+            println!(
+                "the run has ended; the dashboard stays up at {} (Ctrl-C to stop)",
+                handle.url()
+            );
+            let _ = std::io::stdout().flush();
+            wait_for_stop_signal().await;
+        }
+        // Open pages are not waited for long: they reconnect to the next start.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), handle.stop()).await;
+    }
+    result
+}
+
 /// `--pair BTC/USD,ETH/USD`: one engine, run and store writer per pair, side by side in this
 /// process; each resumes on its own. The first failure is reported (after every pair stopped).
-async fn run_pairs(cfg: RunConfig) -> Result<(), AppError> {
+async fn run_pairs(cfg: RunConfig, web: Option<Arc<crate::web::Server>>) -> Result<(), AppError> {
     let pairs: Vec<String> = cfg
         .pair
         .split(',')
@@ -107,7 +137,7 @@ async fn run_pairs(cfg: RunConfig) -> Result<(), AppError> {
         .filter(|p| !p.is_empty())
         .collect();
     if pairs.len() <= 1 {
-        return run(cfg, None).await;
+        return run(cfg, None, web).await;
     }
     if matches!(cfg.source, SourceSpec::Replay { .. }) {
         return Err(AppError::input(
@@ -129,7 +159,7 @@ async fn run_pairs(cfg: RunConfig) -> Result<(), AppError> {
     }
     let runs = pairs
         .into_iter()
-        .map(|pair| run(RunConfig { pair, ..cfg.clone() }, rest.clone()));
+        .map(|pair| run(RunConfig { pair, ..cfg.clone() }, rest.clone(), web.clone()));
     // A failing pair stops the others; they resume on the next start like after any stop.
     futures_util::future::try_join_all(runs).await.map(|_| ())
 }
@@ -151,7 +181,7 @@ fn run_key(cfg: &RunConfig, source: &SourceInfo) -> String {
 /// the engine's own thread: start-up reads from SQLite and the replay source's buffered file reads
 /// happen there, never on the runtime's worker threads, where the observers (and the dashboard)
 /// run. Store writes have their own thread.
-async fn run(cfg: RunConfig, rest: Option<RestClient>) -> Result<(), AppError> {
+async fn run(cfg: RunConfig, rest: Option<RestClient>, web: Option<Arc<crate::web::Server>>) -> Result<(), AppError> {
     let store = Store::open(&cfg.data_dir)?;
     // The sim's start is fixed when its run is created, so a restart regenerates the same market.
     let info = probe_info(&cfg)?;
@@ -198,7 +228,18 @@ async fn run(cfg: RunConfig, rest: Option<RestClient>) -> Result<(), AppError> {
     let mut strategy = cfg.strategy.build().map_err(AppError::input)?;
     let fills = store.fills(run.id)?;
     let account = Account::rebuild(run.initial_cash, &fills);
-    let resume = warm_up(&store, &run, strategy.as_mut())?;
+    let meta = board_meta(&cfg, &info, &run, strategy.as_ref());
+    let mut seed = match &web {
+        Some(_) => Some(BoardSeed::new(
+            &meta,
+            cfg.interval,
+            &fills,
+            store.order_reasons(run.id)?,
+            is_network_feed(&cfg.source),
+        )),
+        None => None,
+    };
+    let resume = warm_up(&store, &run, strategy.as_mut(), seed.as_mut())?;
     if let Some(last) = fills.last()
         && (last.cash_after != account.cash() || last.position_after != account.position())
     {
@@ -266,6 +307,25 @@ async fn run(cfg: RunConfig, rest: Option<RestClient>) -> Result<(), AppError> {
         metrics: metrics.clone(),
     };
     let mut engine = Engine::new(cfg.engine.clone(), aggregator, strategy, broker, resume, outputs);
+    if let (Some(server), Some(seed)) = (&web, seed) {
+        let (controls, requests) = mpsc::channel(8);
+        engine = engine.with_controls(requests);
+        let board = Arc::new(Board::new(
+            meta,
+            seed,
+            metrics.clone(),
+            controls,
+            server.clients.clone(),
+            server.queue_frames,
+            BoardStore {
+                data_dir: cfg.data_dir.clone(),
+                series_id: run.series_id,
+                config: serde_json::from_str(&config_json(&cfg, &info)).unwrap_or_default(),
+            },
+        ));
+        server.add_board(board.clone());
+        tokio::spawn(crate::web::hub::hub(board, &bus));
+    }
     let started = Instant::now();
     let bars_before = run.bars_seen;
     let result = engine.run(&mut source, shutdown_rx).await;
@@ -443,8 +503,14 @@ impl Source for AnySource {
     }
 }
 
-/// Feeds the run's stored bars through a fresh strategy so its state is exactly what it was.
-fn warm_up(store: &Store, run: &RunRecord, strategy: &mut dyn Strategy) -> Result<ResumeState, AppError> {
+/// Feeds the run's stored bars through a fresh strategy so its state is exactly what it was, and
+/// through the dashboard's seed so a restarted dashboard shows the run's history.
+fn warm_up(
+    store: &Store,
+    run: &RunRecord,
+    strategy: &mut dyn Strategy,
+    mut board: Option<&mut BoardSeed>,
+) -> Result<ResumeState, AppError> {
     let (Some(first), Some(last)) = (run.first_bar_ts, run.last_bar_ts) else {
         return Ok(ResumeState::default());
     };
@@ -452,6 +518,9 @@ fn warm_up(store: &Store, run: &RunRecord, strategy: &mut dyn Strategy) -> Resul
     let mut last_bar: Option<Bar> = None;
     let count = store.for_each_bar(run.series_id, first, last, |bar| {
         signal = strategy.on_bar(&bar);
+        if let Some(board) = board.as_deref_mut() {
+            board.bar(&bar, strategy.line_values());
+        }
         last_bar = Some(bar);
     })?;
     if count != run.bars_seen || signal.as_i8() != run.signal {
@@ -468,6 +537,27 @@ fn warm_up(store: &Store, run: &RunRecord, strategy: &mut dyn Strategy) -> Resul
         signal,
         last_bar,
     })
+}
+
+/// Network feeds report their own connection state; the others are connected from the start.
+fn is_network_feed(source: &SourceSpec) -> bool {
+    matches!(source, SourceSpec::Kraken { .. } | SourceSpec::KrakenRest { .. })
+}
+
+fn board_meta(cfg: &RunConfig, info: &SourceInfo, run: &RunRecord, strategy: &dyn Strategy) -> BoardMeta {
+    BoardMeta {
+        pair: cfg.pair.clone(),
+        interval_secs: cfg.interval.secs(),
+        source: info.kind.to_owned(),
+        data: info.identity.clone(),
+        run_id: run.id,
+        strategy: cfg.strategy.describe(),
+        lines: strategy.line_names(),
+        paper: true,
+        initial_cash: run.initial_cash,
+        fee_rate: cfg.broker.fee_rate,
+        sizing: cfg.broker.sizing.to_string(),
+    }
 }
 
 fn last_close(store: &Store, run: &RunRecord) -> Result<Option<rust_decimal::Decimal>, AppError> {

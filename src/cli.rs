@@ -282,6 +282,36 @@ pub struct RunArgs {
     #[arg(long, env = "NANOTRADER_STATUS_SECS")]
     pub status_secs: Option<f64>,
 
+    /// Address of the dashboard: the page, its live stream, the JSON API and /metrics;
+    /// `127.0.0.1:0` takes a free port. Anything but loopback needs --web-token
+    /// [default: 127.0.0.1:8080].
+    #[arg(long, env = "NANOTRADER_LISTEN", help_heading = "Dashboard", value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+
+    /// Run without the dashboard.
+    #[arg(long, env = "NANOTRADER_NO_WEB", help_heading = "Dashboard", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub no_web: Option<bool>,
+
+    /// Keep the dashboard up after a finite run ends, until Ctrl-C.
+    #[arg(long, env = "NANOTRADER_STAY", help_heading = "Dashboard", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub stay: Option<bool>,
+
+    /// Access token for the dashboard (at least 16 of A-Z a-z 0-9 - . _ ~): required to listen
+    /// beyond loopback, and then asked of every API, stream and control request. Prefer the
+    /// environment variable to the flag (a flag shows in the process list).
+    #[arg(
+        long,
+        env = "NANOTRADER_WEB_TOKEN",
+        hide_env_values = true,
+        help_heading = "Dashboard",
+        value_name = "TOKEN"
+    )]
+    pub web_token: Option<String>,
+
+    /// Frames queued per page before it counts as behind and is sent a snapshot (tuning, tests).
+    #[arg(long, env = "NANOTRADER_WEB_QUEUE_FRAMES", hide = true)]
+    pub web_queue_frames: Option<usize>,
+
     /// Kraken REST base URL (any Kraken-compatible endpoint) [default: https://api.kraken.com].
     #[arg(
         long,

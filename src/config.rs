@@ -35,6 +35,8 @@ pub struct RunConfig {
     pub broker: BrokerConfig,
     pub engine: EngineConfig,
     pub fresh: bool,
+    /// The dashboard, unless --no-web.
+    pub web: Option<crate::web::WebConfig>,
 }
 
 #[derive(Clone, Debug)]
@@ -121,7 +123,7 @@ pub fn merge(cli: RunArgs, file: RunArgs) -> RunArgs {
         source, data, speed, looping, preset, pair, interval, strategy, short, long, fast, slow,
         rsi_period, oversold, overbought, cash, fee_rate, sizing, decide_from_bar, window_bars,
         skip_bad_rows, status_secs, kraken_rest_url, kraken_ws_url, feed_timeout_secs, poll_secs, sim_seed, sim_price, sim_drift, sim_volatility, sim_tick_secs,
-        sim_duration)
+        sim_duration, listen, no_web, stay, web_token, web_queue_frames)
 }
 
 /// Turns merged options into checked settings.
@@ -267,9 +269,36 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
         }
     };
 
+    let web = if args.no_web.unwrap_or(false) {
+        None
+    } else {
+        let token = args
+            .web_token
+            .as_deref()
+            .filter(|t| !t.trim().is_empty())
+            .map(crate::web::AccessToken::parse)
+            .transpose()
+            .map_err(ConfigError)?;
+        let listen = match args.listen {
+            Some(addr) => addr,
+            None => crate::web::DEFAULT_LISTEN.parse().expect("the default address parses"),
+        };
+        crate::web::security::check_bind(&listen, token.as_ref()).map_err(ConfigError)?;
+        Some(crate::web::WebConfig {
+            listen,
+            token,
+            stay: args.stay.unwrap_or(false),
+            queue_frames: args
+                .web_queue_frames
+                .unwrap_or(crate::web::board::CLIENT_QUEUE_FRAMES)
+                .clamp(1, 65_536),
+        })
+    };
+
     Ok(RunConfig {
         data_dir,
         source,
+        web,
         pair: args.pair.unwrap_or_else(|| DEFAULT_PAIR.to_owned()),
         interval,
         strategy,

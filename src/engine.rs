@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rust_decimal::Decimal;
@@ -20,6 +20,11 @@ use crate::strategy::{LineValues, Signal, Strategy};
 /// Capacity of the observer bus: a subscriber further behind than this is told it lagged and
 /// must resync, rather than slowing the engine.
 pub const BUS_CAPACITY: usize = 4096;
+/// Market events (bars, signals, quotes) are published in batches of at most this many, so an
+/// observer costs one channel message per batch at full replay speed...
+pub const MARKET_BATCH_MAX: usize = 256;
+/// ...and at most this long after the last batch, so a live feed's events go out at once.
+pub const MARKET_BATCH_GAP: Duration = Duration::from_millis(2);
 /// Batches of steps queued for the store writer before the engine waits (backpressure).
 pub const STORE_QUEUE_BATCHES: usize = 32;
 
@@ -61,6 +66,28 @@ pub struct ResumeState {
     pub last_bar: Option<Bar>,
 }
 
+/// A request from the dashboard (or any other controller) to the engine.
+#[derive(Debug)]
+pub enum Control {
+    /// Stop acting on signals (the strategy keeps running, so resuming picks up its state).
+    Pause,
+    Resume,
+    /// Sell the whole position now at the last price.
+    Flatten,
+}
+
+/// The engine's answer to a [`Control`].
+#[derive(Clone, Debug, Serialize)]
+pub struct ControlReply {
+    pub paused: bool,
+    /// The flattening order, when there was a position to sell; its fill is announced (like
+    /// every fill) once stored.
+    pub order_id: Option<u64>,
+    pub message: String,
+}
+
+pub type ControlRequest = (Control, oneshot::Sender<ControlReply>);
+
 /// What observers (logs, dashboard, metrics) are told. Fills are published only once stored.
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -72,6 +99,8 @@ pub enum EngineEvent {
         closed: bool,
         lines: LineValues,
         equity: Decimal,
+        /// The position held after the bar (and after any trade it caused).
+        position: Decimal,
     },
     Quote(Quote),
     Gap {
@@ -91,6 +120,10 @@ pub enum EngineEvent {
         account: AccountSnapshot,
     },
     Feed(FeedStatus),
+    /// Trading was paused or resumed.
+    Trading {
+        paused: bool,
+    },
     Status(StatusReport),
     Finished {
         status: &'static str,
@@ -119,6 +152,11 @@ pub struct Metrics {
     pub fills_stored: AtomicU64,
     pub steps_produced: AtomicU64,
     pub steps_stored: AtomicU64,
+    /// Store transactions committed and the time they took, in total.
+    pub store_commits: AtomicU64,
+    pub store_write_nanos: AtomicU64,
+    /// Market time of the last event, in unix nanoseconds (0 before any): the feed lag.
+    pub last_event_ns: AtomicI64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -147,12 +185,15 @@ impl Outcome {
     }
 }
 
+/// Market events published together.
+pub type MarketBatch = Arc<[EngineEvent]>;
+
 /// The observer bus, in two topics so that observers of trading events (the logs) are not woken
 /// for every bar, and bars cost nothing to publish when nobody watches them.
 #[derive(Clone, Debug)]
 pub struct Bus {
-    /// `Bar`, `Quote` and `Signal`: up to several per market event.
-    pub market: broadcast::Sender<EngineEvent>,
+    /// `Bar`, `Quote` and `Signal`, in batches (see `MARKET_BATCH_MAX`), in order.
+    pub market: broadcast::Sender<MarketBatch>,
     /// Everything else: durable fills, gaps, feed and engine status.
     pub events: broadcast::Sender<EngineEvent>,
 }
@@ -197,6 +238,10 @@ pub struct Engine {
     store: mpsc::Sender<StoreCmd>,
     metrics: Arc<Metrics>,
     status_clock: StatusClock,
+    controls: Option<mpsc::Receiver<ControlRequest>>,
+    paused: bool,
+    market_batch: Vec<EngineEvent>,
+    last_market_publish: Instant,
 }
 
 impl Engine {
@@ -229,8 +274,22 @@ impl Engine {
             store,
             metrics,
             status_clock: StatusClock::new(),
+            controls: None,
+            paused: false,
+            market_batch: Vec::new(),
+            last_market_publish: Instant::now(),
             config,
         }
+    }
+
+    /// Lets a controller pause, resume and flatten while the engine runs.
+    pub fn with_controls(mut self, controls: mpsc::Receiver<ControlRequest>) -> Self {
+        self.controls = Some(controls);
+        self
+    }
+
+    pub fn paused(&self) -> bool {
+        self.paused
     }
 
     pub fn broker(&self) -> &PaperBroker {
@@ -265,7 +324,12 @@ impl Engine {
                         break Outcome::Completed;
                     }
                 },
+                Some((control, reply)) = next_control(&mut self.controls) => {
+                    let answer = self.on_control(control).await?;
+                    let _ = reply.send(answer);
+                }
                 _ = ticker.tick() => {
+                    self.publish_market_batch();
                     if !self.pending_steps.is_empty() {
                         self.flush().await?;
                     }
@@ -287,19 +351,23 @@ impl Engine {
             }
             MarketEvent::Quote(quote) => {
                 self.last_event_ts = Some(quote.ts);
-                if self.bus.market.receiver_count() > 0 {
-                    let _ = self.bus.market.send(EngineEvent::Quote(*quote));
-                }
+                self.metrics.last_event_ns.store(quote.ts.nanos(), Ordering::Relaxed);
+                self.emit_market(EngineEvent::Quote(*quote));
+                self.maybe_publish_market_batch();
                 return Ok(());
             }
             MarketEvent::Trade(_) | MarketEvent::Bar(_) | MarketEvent::Clock(_) => {}
         }
         self.last_event_ts = event.ts();
+        if let Some(ts) = self.last_event_ts {
+            self.metrics.last_event_ns.store(ts.nanos(), Ordering::Relaxed);
+        }
         let mut bar_events = std::mem::take(&mut self.bar_events);
         self.aggregator.on_event(&event, &mut |e| bar_events.push(e));
         let result = self.handle_bar_events(&mut bar_events).await;
         self.bar_events = bar_events;
         result?;
+        self.maybe_publish_market_batch();
         if self.status_clock.events.is_multiple_of(4096) {
             self.maybe_publish_status();
             if self.last_flush.elapsed() >= self.config.flush_every && !self.pending_steps.is_empty() {
@@ -353,7 +421,7 @@ impl Engine {
         self.signal = signal;
 
         let mut trade = None;
-        if change != 0 && self.bars_seen >= self.config.decide_from_bar {
+        if change != 0 && !self.paused && self.bars_seen >= self.config.decide_from_bar {
             trade = if change > 0 {
                 self.broker.enter(bar.ts, bar.close)
             } else {
@@ -379,10 +447,8 @@ impl Engine {
         });
 
         self.publish_bar(bar, true);
-        if let Some(s) = signal_change
-            && self.bus.market.receiver_count() > 0
-        {
-            let _ = self.bus.market.send(EngineEvent::Signal {
+        if let Some(s) = signal_change {
+            self.emit_market(EngineEvent::Signal {
                 ts: s.ts,
                 signal: s.signal,
                 change: s.change,
@@ -410,16 +476,97 @@ impl Engine {
         self.metrics.steps_produced.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn publish_bar(&self, bar: Bar, closed: bool) {
+    async fn on_control(&mut self, control: Control) -> Result<ControlReply, EngineError> {
+        let mut order_id = None;
+        let message = match control {
+            Control::Pause | Control::Resume => {
+                let pause = matches!(control, Control::Pause);
+                if self.paused != pause {
+                    self.paused = pause;
+                    let _ = self.bus.events.send(EngineEvent::Trading { paused: pause });
+                    tracing::info!("trading {} on request", if pause { "paused" } else { "resumed" });
+                }
+                if pause {
+                    "trading paused: signals are followed but no orders are placed".to_owned()
+                } else {
+                    "trading active".to_owned()
+                }
+            }
+            Control::Flatten => match self.flatten() {
+                Some(id) => {
+                    order_id = Some(id);
+                    // Stored now, so the fill is durable and announced promptly.
+                    self.flush().await?;
+                    format!("order {id} sells the whole position at the last price")
+                }
+                None => "no position to flatten".to_owned(),
+            },
+        };
+        Ok(ControlReply {
+            paused: self.paused,
+            order_id,
+            message,
+        })
+    }
+
+    /// Sells the whole position at the last price, as a step of its own (no bar).
+    fn flatten(&mut self) -> Option<u64> {
+        let price = self.broker.account().last_price()?;
+        let ts = self.last_event_ts.or(self.last_bar_ts)?;
+        let (order, fill) = self.broker.exit(ts, price, OrderReason::Flatten)?;
+        let id = order.id;
+        let account = self.broker.account().snapshot(ts);
+        self.pending_steps.push(Step {
+            bar: None,
+            gap: None,
+            signal: None,
+            trade: Some(Box::new(Trade { order, fill, account })),
+            snapshot: None,
+            progress: Progress {
+                last_bar_ts: self.last_bar_ts,
+                bars_seen: self.bars_seen,
+                signal: self.signal.as_i8(),
+                next_order_id: self.broker.next_order_id(),
+            },
+        });
+        self.metrics.steps_produced.fetch_add(1, Ordering::Relaxed);
+        Some(id)
+    }
+
+    fn publish_bar(&mut self, bar: Bar, closed: bool) {
         if self.bus.market.receiver_count() > 0 {
-            let lines = self.strategy.line_values();
-            let equity = self.broker.account().equity();
-            let _ = self.bus.market.send(EngineEvent::Bar {
+            let account = self.broker.account();
+            let event = EngineEvent::Bar {
                 bar,
                 closed,
-                lines,
-                equity,
-            });
+                lines: self.strategy.line_values(),
+                equity: account.equity(),
+                position: account.position(),
+            };
+            self.market_batch.push(event);
+        }
+    }
+
+    /// Queues a market event for observers; nothing is kept when nobody observes.
+    fn emit_market(&mut self, event: EngineEvent) {
+        if self.bus.market.receiver_count() > 0 {
+            self.market_batch.push(event);
+        }
+    }
+
+    fn maybe_publish_market_batch(&mut self) {
+        if !self.market_batch.is_empty()
+            && (self.market_batch.len() >= MARKET_BATCH_MAX || self.last_market_publish.elapsed() >= MARKET_BATCH_GAP)
+        {
+            self.publish_market_batch();
+        }
+    }
+
+    fn publish_market_batch(&mut self) {
+        self.last_market_publish = Instant::now();
+        if !self.market_batch.is_empty() {
+            let batch: MarketBatch = std::mem::take(&mut self.market_batch).into();
+            let _ = self.bus.market.send(batch);
         }
     }
 
@@ -436,6 +583,7 @@ impl Engine {
     }
 
     async fn finish(&mut self, status: RunStatus) -> Result<(), EngineError> {
+        self.publish_market_batch();
         self.flush().await?;
         let (done, stored) = oneshot::channel();
         self.store
@@ -479,6 +627,20 @@ impl Engine {
     }
 }
 
+/// The next control request, or never when there is no controller (or it went away).
+async fn next_control(controls: &mut Option<mpsc::Receiver<ControlRequest>>) -> Option<ControlRequest> {
+    match controls {
+        Some(rx) => match rx.recv().await {
+            Some(request) => Some(request),
+            None => {
+                *controls = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
 struct StatusClock {
     since: Instant,
     events: u64,
@@ -498,9 +660,14 @@ pub fn announce_committed(
     events: broadcast::Sender<EngineEvent>,
     metrics: Arc<Metrics>,
 ) -> crate::store::writer::OnCommit {
-    Box::new(move |steps: &[Step]| {
-        metrics.steps_stored.fetch_add(steps.len() as u64, Ordering::Relaxed);
-        for step in steps {
+    Box::new(move |batches: &[Vec<Step>], took: Duration| {
+        metrics.store_commits.fetch_add(1, Ordering::Relaxed);
+        metrics
+            .store_write_nanos
+            .fetch_add(took.as_nanos().min(u64::MAX as u128) as u64, Ordering::Relaxed);
+        let steps: usize = batches.iter().map(Vec::len).sum();
+        metrics.steps_stored.fetch_add(steps as u64, Ordering::Relaxed);
+        for step in batches.iter().flatten() {
             if let Some(trade) = &step.trade {
                 metrics.fills_stored.fetch_add(1, Ordering::Relaxed);
                 let Trade { order, fill, account } = trade.as_ref().clone();

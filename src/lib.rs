@@ -11,6 +11,8 @@ pub mod engine;
 pub mod kraken;
 pub mod logs;
 pub mod market;
+pub mod perf;
 pub mod report;
 pub mod store;
 pub mod strategy;
+pub mod web;

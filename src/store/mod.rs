@@ -14,7 +14,7 @@ use std::str::FromStr;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use rust_decimal::Decimal;
 
-use crate::broker::Fill;
+use crate::broker::{Fill, OrderReason};
 use crate::market::{Bar, Interval, Timestamp};
 use codec::{dec, fixed_from_sql, side, ts};
 
@@ -315,6 +315,26 @@ impl Store {
         .collect()
     }
 
+    /// Why each of the run's orders was placed, by order id.
+    pub fn order_reasons(&self, run_id: i64) -> Result<std::collections::HashMap<u64, OrderReason>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, reason FROM orders WHERE run_id = ?1")?;
+        let rows = stmt.query_map([run_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+        let mut reasons = std::collections::HashMap::new();
+        for row in rows {
+            let (id, reason) = row?;
+            let reason = match reason.as_str() {
+                "entry" => OrderReason::Entry,
+                "exit" => OrderReason::Exit,
+                "flatten" => OrderReason::Flatten,
+                _ => continue,
+            };
+            reasons.insert(id as u64, reason);
+        }
+        Ok(reasons)
+    }
+
     /// Adds bars to a series outside any run (history downloads); bars already there are kept.
     pub fn insert_bars(&mut self, series_id: i64, bars: &[Bar]) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
@@ -325,6 +345,35 @@ impl Store {
         inserter.flush(&tx)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// At most `limit` stored bars of the series in `[from, to]`, oldest first: the first ones
+    /// from `from`, or with `latest` the last ones up to `to`.
+    pub fn bars_page(
+        &self,
+        series_id: i64,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+        latest: bool,
+    ) -> Result<Vec<Bar>, StoreError> {
+        let sql = if latest {
+            "SELECT ts, open, high, low, close, volume, trades FROM bars
+             WHERE series_id = ?1 AND ts BETWEEN ?2 AND ?3 ORDER BY ts DESC LIMIT ?4"
+        } else {
+            "SELECT ts, open, high, low, close, volume, trades FROM bars
+             WHERE series_id = ?1 AND ts BETWEEN ?2 AND ?3 ORDER BY ts LIMIT ?4"
+        };
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let mut rows = stmt.query(params![series_id, from.millis(), to.millis(), limit as i64])?;
+        let mut bars = Vec::with_capacity(limit.min(4096));
+        while let Some(r) = rows.next()? {
+            bars.push(bar_from_row(r)?);
+        }
+        if latest {
+            bars.reverse();
+        }
+        Ok(bars)
     }
 
     /// Calls `f` with each stored bar of the series in `[from, to]`, oldest first, streaming.
@@ -342,20 +391,25 @@ impl Store {
         let mut rows = stmt.query(params![series_id, from.millis(), to.millis()])?;
         let mut n = 0;
         while let Some(r) = rows.next()? {
-            let value = |i| fixed_from_sql(r.get_ref(i)?);
-            f(Bar {
-                ts: ts(r.get(0)?),
-                open: value(1)?,
-                high: value(2)?,
-                low: value(3)?,
-                close: value(4)?,
-                volume: value(5)?,
-                trades: r.get(6)?,
-            });
+            f(bar_from_row(r)?);
             n += 1;
         }
         Ok(n)
     }
+}
+
+/// A row of `SELECT ts, open, high, low, close, volume, trades FROM bars`.
+fn bar_from_row(r: &rusqlite::Row) -> Result<Bar, StoreError> {
+    let value = |i| fixed_from_sql(r.get_ref(i)?);
+    Ok(Bar {
+        ts: ts(r.get(0)?),
+        open: value(1)?,
+        high: value(2)?,
+        low: value(3)?,
+        close: value(4)?,
+        volume: value(5)?,
+        trades: r.get(6)?,
+    })
 }
 
 const RUN_COLUMNS: &str = "SELECT id, run_key, series_id, status, created_at, config, source_params, initial_cash,

@@ -77,8 +77,9 @@ pub enum StoreCmd {
     },
 }
 
-/// Called on the writer thread with the steps of each committed transaction.
-pub type OnCommit = Box<dyn FnMut(&[Step]) + Send>;
+/// Called on the writer thread after each committed transaction, with its batches of steps and
+/// the time the transaction took.
+pub type OnCommit = Box<dyn FnMut(&[Vec<Step>], Duration) + Send>;
 
 pub struct StoreWriter {
     thread: JoinHandle<Result<WriterStats, StoreError>>,
@@ -207,8 +208,9 @@ impl Writer {
                 }
             }
             if queued > 0 {
+                let started = std::time::Instant::now();
                 self.write_with_retry(&batches)?;
-                batches.iter().for_each(|batch| on_commit(batch));
+                on_commit(&batches, started.elapsed());
             }
             batches.clear();
             if let Some((status, done)) = finish {

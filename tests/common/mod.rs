@@ -12,6 +12,8 @@ pub fn bin() -> Command {
             cmd.env_remove(key);
         }
     }
+    // Tests run side by side: each dashboard takes a free port instead of 8080.
+    cmd.env("NANOTRADER_LISTEN", "127.0.0.1:0");
     cmd
 }
 

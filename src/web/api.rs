@@ -1,0 +1,296 @@
+//! The JSON API beside the page (described by openapi.json) and /metrics.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::Server;
+use super::board::Board;
+use super::view::FillView;
+use crate::engine::Control;
+use crate::market::Timestamp;
+use crate::store::Store;
+
+const OPENAPI: &str = include_str!("openapi.json");
+pub const DEFAULT_BARS: usize = 1_000;
+pub const MAX_BARS: usize = 10_000;
+
+/// An API failure: its status and a one-line message, as `{"error": "..."}`.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+type Params = Query<HashMap<String, String>>;
+
+/// The board named by `?pair=`, or the first one.
+pub fn board(server: &Server, params: &HashMap<String, String>) -> Result<Arc<Board>, ApiError> {
+    let boards = server.boards();
+    let found = match params.get("pair") {
+        Some(pair) => boards.iter().find(|b| b.meta.pair.eq_ignore_ascii_case(pair.trim())),
+        None => boards.first(),
+    };
+    found.cloned().ok_or_else(|| match params.get("pair") {
+        Some(pair) => ApiError(StatusCode::NOT_FOUND, format!("no run trades {pair} in this process")),
+        None => ApiError(StatusCode::SERVICE_UNAVAILABLE, "no run has started yet".into()),
+    })
+}
+
+pub async fn status(State(server): State<Arc<Server>>, Query(params): Params) -> Result<Response, ApiError> {
+    let board = board(&server, &params)?;
+    Ok(Json(json!({ "pair": board.meta.pair, "run_id": board.meta.run_id, "status": board.status() })).into_response())
+}
+
+pub async fn account(State(server): State<Arc<Server>>, Query(params): Params) -> Result<Response, ApiError> {
+    Ok(Json(board(&server, &params)?.account()).into_response())
+}
+
+pub async fn performance(State(server): State<Arc<Server>>, Query(params): Params) -> Result<Response, ApiError> {
+    Ok(Json(board(&server, &params)?.performance()).into_response())
+}
+
+pub async fn config(State(server): State<Arc<Server>>, Query(params): Params) -> Result<Response, ApiError> {
+    let board = board(&server, &params)?;
+    Ok(Json(json!({ "meta": board.meta, "run": board.config })).into_response())
+}
+
+pub async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+/// Every fill of the run, from the store (the page's snapshot holds only the recent ones).
+pub async fn fills(State(server): State<Arc<Server>>, Query(params): Params) -> Result<Response, ApiError> {
+    let board = board(&server, &params)?;
+    let limit = parse_limit(&params, usize::MAX, usize::MAX)?;
+    let run_id = board.meta.run_id;
+    let (fills, reasons) = read_store(&board, move |store| {
+        Ok((store.fills(run_id)?, store.order_reasons(run_id)?))
+    })
+    .await?;
+    let skip = fills.len().saturating_sub(limit);
+    let views: Vec<FillView> = fills[skip..]
+        .iter()
+        .map(|f| FillView::new(f, reasons.get(&f.order_id).copied()))
+        .collect();
+    Ok(Json(json!({ "run_id": run_id, "fills": views })).into_response())
+}
+
+/// Stored bars in `[from, to]` (unix seconds or RFC 3339): the first `limit` from `from`, or
+/// without `from` the last `limit` up to `to`.
+pub async fn bars(State(server): State<Arc<Server>>, Query(params): Params) -> Result<Response, ApiError> {
+    let board = board(&server, &params)?;
+    let limit = parse_limit(&params, DEFAULT_BARS, MAX_BARS)?;
+    let from = parse_time(&params, "from")?;
+    let to = parse_time(&params, "to")?;
+    if let (Some(from), Some(to)) = (from, to)
+        && to < from
+    {
+        return Err(bad_request("'to' is before 'from'"));
+    }
+    let series = board.series_id;
+    let latest = from.is_none();
+    let (from, to) = (
+        from.unwrap_or(Timestamp::from_secs(0)),
+        to.unwrap_or(Timestamp::from_secs(i64::MAX / 1_000_000_000)),
+    );
+    let bars = read_store(&board, move |store| store.bars_page(series, from, to, limit, latest)).await?;
+    let bars: Vec<_> = bars
+        .iter()
+        .map(|b| {
+            let d = |v: rust_decimal::Decimal| v.normalize();
+            json!({ "t": b.ts.secs(), "o": d(b.open), "h": d(b.high), "l": d(b.low), "c": d(b.close), "v": d(b.volume), "trades": b.trades })
+        })
+        .collect();
+    Ok(
+        Json(json!({ "pair": board.meta.pair, "interval_secs": board.meta.interval_secs, "bars": bars }))
+            .into_response(),
+    )
+}
+
+/// Pause, resume or flatten, answered by the engine itself.
+pub async fn control(
+    State(server): State<Arc<Server>>,
+    Path(action): Path<String>,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    let board = board(&server, &params)?;
+    let control = match action.as_str() {
+        "pause" => Control::Pause,
+        "resume" => Control::Resume,
+        "flatten" => Control::Flatten,
+        other => return Err(ApiError(StatusCode::NOT_FOUND, format!("no control named '{other}'"))),
+    };
+    let (reply_tx, reply) = tokio::sync::oneshot::channel();
+    let gone = || ApiError(StatusCode::CONFLICT, "the run has ended: nothing to control".into());
+    board.controls.send((control, reply_tx)).await.map_err(|_| gone())?;
+    let answer = reply.await.map_err(|_| gone())?;
+    Ok(Json(answer).into_response())
+}
+
+/// Prometheus text exposition of every board's counters and the server's own.
+pub async fn metrics(State(server): State<Arc<Server>>) -> Response {
+    let mut out = String::with_capacity(4096);
+    let boards = server.boards();
+    let mut family = |name: &str, kind: &str, help: &str, value: &dyn Fn(&Board) -> f64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for board in boards.iter() {
+            let _ = writeln!(out, "{name}{{pair=\"{}\"}} {}", label(&board.meta.pair), value(board));
+        }
+    };
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed) as f64;
+    family(
+        "nanotrader_events_total",
+        "counter",
+        "Market events processed by the engine.",
+        &|b| load(&b.metrics.events),
+    );
+    family(
+        "nanotrader_bars_closed_total",
+        "counter",
+        "Bars closed and fed to the strategy.",
+        &|b| load(&b.metrics.bars_closed),
+    );
+    family(
+        "nanotrader_fills_total",
+        "counter",
+        "Fills stored (a fill counts once it is durable).",
+        &|b| load(&b.metrics.fills_stored),
+    );
+    family(
+        "nanotrader_gaps_total",
+        "counter",
+        "Gaps (intervals without data) detected.",
+        &|b| load(&b.metrics.gaps),
+    );
+    family(
+        "nanotrader_feed_lag_seconds",
+        "gauge",
+        "Wall clock minus the market time of the last event.",
+        &|b| b.status().feed_lag_ms.map_or(f64::NAN, |ms| ms as f64 / 1e3),
+    );
+    family(
+        "nanotrader_feed_reconnects_total",
+        "counter",
+        "Times the market feed disconnected.",
+        &|b| b.status().reconnects as f64,
+    );
+    family(
+        "nanotrader_feed_backfilled_trades_total",
+        "counter",
+        "Trades fetched over REST to fill feed gaps.",
+        &|b| b.status().backfilled_trades as f64,
+    );
+    family(
+        "nanotrader_store_lag_steps",
+        "gauge",
+        "Engine steps not yet committed to the store.",
+        &|b| {
+            b.metrics
+                .steps_produced
+                .load(Ordering::Relaxed)
+                .saturating_sub(b.metrics.steps_stored.load(Ordering::Relaxed)) as f64
+        },
+    );
+    family(
+        "nanotrader_store_commits_total",
+        "counter",
+        "Store transactions committed.",
+        &|b| load(&b.metrics.store_commits),
+    );
+    family(
+        "nanotrader_store_write_seconds_total",
+        "counter",
+        "Time spent writing store transactions.",
+        &|b| load(&b.metrics.store_write_nanos) / 1e9,
+    );
+    family(
+        "nanotrader_trading_paused",
+        "gauge",
+        "1 while trading is paused from the dashboard.",
+        &|b| f64::from(u8::from(b.paused())),
+    );
+    family(
+        "nanotrader_dashboard_frames_total",
+        "counter",
+        "Delta frames sent to pages.",
+        &|b| load(&b.counters.frames),
+    );
+    family(
+        "nanotrader_dashboard_resyncs_total",
+        "counter",
+        "Snapshots sent to pages that fell behind.",
+        &|b| load(&b.counters.resyncs),
+    );
+    family(
+        "nanotrader_dashboard_skipped_events_total",
+        "counter",
+        "Engine events the dashboard fell too far behind to show.",
+        &|b| load(&b.counters.skipped_events),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP nanotrader_dashboard_clients Pages connected to the live stream.\n# TYPE nanotrader_dashboard_clients gauge\nnanotrader_dashboard_clients {}",
+        server.clients.load(Ordering::Relaxed)
+    );
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        out,
+    )
+        .into_response()
+}
+
+fn label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, message.into())
+}
+
+fn parse_limit(params: &HashMap<String, String>, default: usize, max: usize) -> Result<usize, ApiError> {
+    match params.get("limit") {
+        None => Ok(default),
+        Some(text) => match text.trim().parse::<usize>() {
+            Ok(n) if n >= 1 && n <= max => Ok(n),
+            _ if max == usize::MAX => Err(bad_request(format!("limit '{text}' is not a positive whole number"))),
+            _ => Err(bad_request(format!(
+                "limit '{text}' must be a whole number from 1 to {max}"
+            ))),
+        },
+    }
+}
+
+fn parse_time(params: &HashMap<String, String>, name: &str) -> Result<Option<Timestamp>, ApiError> {
+    params
+        .get(name)
+        .map(|text| crate::cli::parse_time_arg(text).map_err(|e| bad_request(format!("{name}: {e}"))))
+        .transpose()
+}
+
+/// Runs a read on the board's own store connection, off the async threads.
+async fn read_store<T: Send + 'static>(
+    board: &Arc<Board>,
+    read: impl FnOnce(&Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let board = board.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut reader = board.reader.lock().unwrap_or_else(|e| e.into_inner());
+        if reader.is_none() {
+            *reader = Some(Store::open_existing(&board.data_dir)?);
+        }
+        read(reader.as_ref().expect("opened above"))
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("store read: {e}")))?
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("store read: {e}")))
+}

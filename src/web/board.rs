@@ -1,0 +1,549 @@
+//! One pair's dashboard: the state a page needs, updated from the engine's bus by the hub, and the
+//! frames sent to every page. State changes only when a delta frame is made, under one lock, so a
+//! snapshot always equals "every delta up to its `seq`".
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::extract::ws::Utf8Bytes;
+use rust_decimal::Decimal;
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc};
+
+use super::view::{AccountView, BarPoint, FillView, Lines, StatusView, num};
+use crate::broker::{Account, Fill, OrderReason};
+use crate::engine::{ControlRequest, Metrics};
+use crate::market::{Bar, FeedStatus, Timestamp};
+use crate::perf::{PerfTracker, Performance};
+use crate::strategy::LineValues;
+
+/// Closed bars a page gets in its snapshot (and the hub keeps in memory).
+pub const SNAPSHOT_BARS: usize = 2_000;
+/// Fills a page gets in its snapshot; /api/fills reads them all from the store.
+pub const SNAPSHOT_FILLS: usize = 1_000;
+/// Frames queued per page before it counts as fallen behind and gets a fresh snapshot instead.
+pub const CLIENT_QUEUE_FRAMES: usize = 64;
+/// A frame that would carry more closed bars than this (the engine is replaying at full speed)
+/// is sent as a snapshot instead: smaller, and what the page would end up showing anyway.
+pub const FRAME_MAX_BARS: usize = 500;
+
+/// What a page is told once, in its snapshot: the run it watches.
+#[derive(Clone, Debug, Serialize)]
+pub struct BoardMeta {
+    pub pair: String,
+    pub interval_secs: i64,
+    pub source: String,
+    pub data: String,
+    pub run_id: i64,
+    pub strategy: String,
+    pub lines: Vec<String>,
+    pub paper: bool,
+    pub initial_cash: Decimal,
+    pub fee_rate: Decimal,
+    pub sizing: String,
+}
+
+/// One change, as it appears in a delta frame.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "k", rename_all = "snake_case")]
+pub enum Delta {
+    Bar { closed: bool, bar: BarPoint },
+    Signal { t: i64, signal: i8, change: i8 },
+    Fill { fill: FillView },
+    Account { account: AccountView, perf: Performance },
+    Status { status: StatusView },
+    Gap { from: i64, to: i64, missing: u64 },
+}
+
+/// What the hub hands over for the next frame.
+#[derive(Clone, Debug)]
+pub enum Change {
+    /// A bar from the engine, with its equity and exposure after the bar's own trade (the fill
+    /// itself arrives once stored, possibly a few bars later at full speed).
+    Bar {
+        bar: Bar,
+        closed: bool,
+        lines: LineValues,
+        equity: Decimal,
+        exposed: bool,
+    },
+    Signal {
+        ts: Timestamp,
+        signal: i8,
+        change: i8,
+    },
+    Fill {
+        fill: Fill,
+        reason: Option<OrderReason>,
+    },
+    Gap {
+        from: Timestamp,
+        to: Timestamp,
+        missing: u64,
+    },
+    Feed(FeedStatus),
+    Trading {
+        paused: bool,
+    },
+    Finished {
+        status: &'static str,
+    },
+}
+
+/// Live counters that do not go through the state lock.
+#[derive(Debug, Default)]
+pub struct BoardCounters {
+    pub frames: AtomicU64,
+    pub snapshots: AtomicU64,
+    pub resyncs: AtomicU64,
+    pub skipped_events: AtomicU64,
+}
+
+/// Where a board's run lives in the store.
+pub struct BoardStore {
+    pub data_dir: std::path::PathBuf,
+    pub series_id: i64,
+    pub config: serde_json::Value,
+}
+
+pub struct Board {
+    pub meta: BoardMeta,
+    pub metrics: Arc<Metrics>,
+    pub counters: BoardCounters,
+    pub controls: mpsc::Sender<ControlRequest>,
+    /// Every delta frame, to every page; a page further behind than the channel holds is told
+    /// it lagged and gets a snapshot.
+    frames: broadcast::Sender<Utf8Bytes>,
+    state: Mutex<BoardState>,
+    /// Shared page count of the whole server (for the status).
+    clients: Arc<AtomicU64>,
+    /// The run's settings as stored (no secrets), for /api/config.
+    pub config: serde_json::Value,
+    /// The store this board's run is in, read by the API's history queries on a connection of
+    /// their own (opened on first use).
+    pub data_dir: std::path::PathBuf,
+    pub series_id: i64,
+    pub reader: Mutex<Option<crate::store::Store>>,
+}
+
+struct BoardState {
+    seq: u64,
+    bars: VecDeque<BarPoint>,
+    forming: Option<BarPoint>,
+    fills: VecDeque<FillView>,
+    fills_total: u64,
+    account: Account,
+    account_ts: Timestamp,
+    perf: PerfTracker,
+    run: &'static str,
+    feed: &'static str,
+    feed_reason: Option<String>,
+    paused: bool,
+    reconnects: u64,
+    backfilled_trades: u64,
+    gaps: u64,
+    events_per_sec: f64,
+    line_count: usize,
+    /// A network feed, whose lag behind the wall clock means something (a replay's does not).
+    live_feed: bool,
+    cached_snapshot: Option<(u64, Utf8Bytes)>,
+}
+
+/// The state of a run as stored, handed to a new board: the account from the fills, then the
+/// stored bars with the indicator lines a warm-up computes.
+pub struct BoardSeed {
+    state: BoardState,
+    pending_fills: VecDeque<Fill>,
+    reasons: std::collections::HashMap<u64, OrderReason>,
+}
+
+impl BoardSeed {
+    pub fn new(
+        meta: &BoardMeta,
+        interval: crate::market::Interval,
+        fills: &[Fill],
+        reasons: std::collections::HashMap<u64, OrderReason>,
+        live_feed: bool,
+    ) -> Self {
+        let initial = meta.initial_cash;
+        let state = BoardState {
+            seq: 0,
+            bars: VecDeque::with_capacity(SNAPSHOT_BARS),
+            forming: None,
+            fills: VecDeque::with_capacity(SNAPSHOT_FILLS.min(fills.len() + 16)),
+            fills_total: 0,
+            account: Account::new(initial),
+            account_ts: Timestamp::default(),
+            perf: PerfTracker::new(num(initial), interval),
+            run: "running",
+            // A replay or a simulator is "connected" from the start; a network feed says so itself.
+            feed: if live_feed { "connecting" } else { "connected" },
+            feed_reason: None,
+            paused: false,
+            reconnects: 0,
+            backfilled_trades: 0,
+            gaps: 0,
+            events_per_sec: 0.0,
+            line_count: meta.lines.len(),
+            live_feed,
+            cached_snapshot: None,
+        };
+        Self {
+            state,
+            pending_fills: fills.iter().cloned().collect(),
+            reasons,
+        }
+    }
+
+    /// A stored closed bar with the lines after it; fills up to the bar's time are booked first,
+    /// as the engine did.
+    pub fn bar(&mut self, bar: &Bar, lines: LineValues) {
+        while self.pending_fills.front().is_some_and(|f| f.ts <= bar.ts) {
+            let fill = self.pending_fills.pop_front().expect("checked above");
+            self.state.book_fill(&fill, self.reasons.get(&fill.order_id).copied());
+        }
+        self.state.close_bar(bar, lines, None);
+    }
+
+    fn finish(mut self) -> BoardState {
+        while let Some(fill) = self.pending_fills.pop_front() {
+            self.state.book_fill(&fill, self.reasons.get(&fill.order_id).copied());
+        }
+        self.state
+    }
+}
+
+impl BoardState {
+    fn book_fill(&mut self, fill: &Fill, reason: Option<OrderReason>) -> FillView {
+        self.account.apply(fill);
+        self.account_ts = self.account_ts.max(fill.ts);
+        self.fills_total += 1;
+        let view = FillView::new(fill, reason);
+        if self.fills.len() == SNAPSHOT_FILLS {
+            self.fills.pop_front();
+        }
+        self.fills.push_back(view.clone());
+        view
+    }
+
+    /// A closed bar; `engine` holds the engine's equity and exposure after it, else (a stored
+    /// bar) they come from the books, which already hold the bar's fills.
+    fn close_bar(&mut self, bar: &Bar, lines: LineValues, engine: Option<(Decimal, bool)>) -> BarPoint {
+        self.account.mark(bar.close);
+        self.account_ts = bar.ts;
+        let (equity, exposed) =
+            engine.unwrap_or_else(|| (self.account.equity(), self.account.position() > Decimal::ZERO));
+        self.perf.on_bar(num(equity), exposed);
+        let point = BarPoint::new(bar, Lines::new(lines, self.line_count), equity);
+        if self.bars.len() == SNAPSHOT_BARS {
+            self.bars.pop_front();
+        }
+        self.bars.push_back(point.clone());
+        if self.forming.as_ref().is_some_and(|f| f.t <= point.t) {
+            self.forming = None;
+        }
+        point
+    }
+
+    fn account_view(&self) -> AccountView {
+        AccountView::new(&self.account, self.account_ts)
+    }
+
+    fn performance(&self) -> Performance {
+        self.perf.report(&self.account, self.fills_total)
+    }
+
+    fn status_view(&self, metrics: &Metrics, clients: u64, skipped: u64) -> StatusView {
+        let produced = metrics.steps_produced.load(Ordering::Relaxed);
+        let stored = metrics.steps_stored.load(Ordering::Relaxed);
+        let last_event = metrics.last_event_ns.load(Ordering::Relaxed);
+        let last_price = self
+            .forming
+            .as_ref()
+            .map(|f| f.c)
+            .or_else(|| self.bars.back().map(|b| b.c));
+        StatusView {
+            run: self.run,
+            feed: self.feed,
+            feed_reason: self.feed_reason.clone(),
+            trading: if self.paused { "paused" } else { "active" },
+            events_per_sec: self.events_per_sec,
+            bars: metrics.bars_closed.load(Ordering::Relaxed),
+            fills: self.fills_total,
+            feed_lag_ms: (self.live_feed && last_event != 0)
+                .then(|| (Timestamp::now().nanos() - last_event) / 1_000_000),
+            store_lag_steps: produced.saturating_sub(stored),
+            reconnects: self.reconnects,
+            backfilled_trades: self.backfilled_trades,
+            gaps: self.gaps,
+            clients,
+            last_price: self.account.last_price().map(|p| p.normalize()),
+            change_pct: last_price.and_then(|last| self.change_pct(last)),
+            skipped_events: skipped,
+        }
+    }
+
+    /// The last price against the close a day of market time earlier (or the oldest bar held).
+    fn change_pct(&self, last: f64) -> Option<f64> {
+        let newest = self.forming.as_ref().or(self.bars.back())?;
+        let day_ago = newest.t - 86_400;
+        let i = self.bars.partition_point(|b| b.t < day_ago);
+        let base = self.bars.get(i)?.c;
+        (base > 0.0).then(|| (last / base - 1.0) * 100.0)
+    }
+}
+
+impl Board {
+    pub fn new(
+        meta: BoardMeta,
+        seed: BoardSeed,
+        metrics: Arc<Metrics>,
+        controls: mpsc::Sender<ControlRequest>,
+        clients: Arc<AtomicU64>,
+        queue_frames: usize,
+        store: BoardStore,
+    ) -> Self {
+        Self {
+            meta,
+            metrics,
+            counters: BoardCounters::default(),
+            controls,
+            frames: broadcast::channel(queue_frames.max(1)).0,
+            state: Mutex::new(seed.finish()),
+            clients,
+            config: store.config,
+            data_dir: store.data_dir,
+            series_id: store.series_id,
+            reader: Mutex::new(None),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, BoardState> {
+        // A panic while holding the lock leaves plain data behind; showing it beats failing.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Utf8Bytes> {
+        self.frames.subscribe()
+    }
+
+    pub fn clients(&self) -> u64 {
+        self.clients.load(Ordering::Relaxed)
+    }
+
+    /// Applies the changes gathered since the last frame and sends them as one delta frame (or
+    /// as a snapshot when there are too many bars; then returns true). `status` adds a status
+    /// event (the hub's once-a-second tick) even without changes.
+    pub fn publish(&self, changes: &mut Vec<Change>, status: bool, events_per_sec: Option<f64>, sent_ms: f64) -> bool {
+        if changes.is_empty() && !status {
+            return false;
+        }
+        let closed_bars = changes
+            .iter()
+            .filter(|c| matches!(c, Change::Bar { closed: true, .. }))
+            .count();
+        let mut events = Vec::with_capacity(changes.len() + 2);
+        let mut forming = None;
+        let mut account_changed = false;
+        let mut status_changed = status;
+        let mut state = self.state();
+        if let Some(rate) = events_per_sec {
+            state.events_per_sec = rate;
+        }
+        for change in changes.drain(..) {
+            match change {
+                Change::Bar {
+                    bar,
+                    closed: false,
+                    lines,
+                    equity,
+                    ..
+                } => {
+                    state.account.mark(bar.close);
+                    let point = BarPoint::new(&bar, Lines::new(lines, state.line_count), equity);
+                    state.forming = Some(point.clone());
+                    forming = Some(point);
+                    account_changed = true;
+                }
+                Change::Bar {
+                    bar,
+                    lines,
+                    equity,
+                    exposed,
+                    ..
+                } => {
+                    let point = state.close_bar(&bar, lines, Some((equity, exposed)));
+                    if forming.as_ref().is_some_and(|f: &BarPoint| f.t <= point.t) {
+                        forming = None;
+                    }
+                    events.push(Delta::Bar {
+                        closed: true,
+                        bar: point,
+                    });
+                    account_changed = true;
+                }
+                Change::Signal { ts, signal, change } => events.push(Delta::Signal {
+                    t: ts.secs(),
+                    signal,
+                    change,
+                }),
+                Change::Fill { fill, reason } => {
+                    let view = state.book_fill(&fill, reason);
+                    events.push(Delta::Fill { fill: view });
+                    account_changed = true;
+                }
+                Change::Gap { from, to, missing } => {
+                    state.gaps += 1;
+                    events.push(Delta::Gap {
+                        from: from.secs(),
+                        to: to.secs(),
+                        missing,
+                    });
+                }
+                Change::Feed(feed) => {
+                    match feed {
+                        FeedStatus::Connected => {
+                            state.feed = "connected";
+                            state.feed_reason = None;
+                        }
+                        FeedStatus::Disconnected { reason } => {
+                            state.feed = "disconnected";
+                            state.reconnects += 1;
+                            state.feed_reason = Some(reason);
+                        }
+                        FeedStatus::Stale { silent_for_ms } => {
+                            state.feed = "stale";
+                            state.feed_reason = Some(format!("no message for {} s", silent_for_ms / 1000));
+                        }
+                        FeedStatus::Backfilled { trades } => state.backfilled_trades += trades,
+                    }
+                    status_changed = true;
+                }
+                Change::Trading { paused } => {
+                    state.paused = paused;
+                    status_changed = true;
+                }
+                Change::Finished { status } => {
+                    state.run = status;
+                    state.feed = "ended";
+                    status_changed = true;
+                }
+            }
+        }
+        if let Some(point) = forming {
+            events.push(Delta::Bar {
+                closed: false,
+                bar: point,
+            });
+        }
+        if account_changed {
+            events.push(Delta::Account {
+                account: state.account_view(),
+                perf: state.performance(),
+            });
+        }
+        if status_changed {
+            let skipped = self.counters.skipped_events.load(Ordering::Relaxed);
+            events.push(Delta::Status {
+                status: state.status_view(&self.metrics, self.clients(), skipped),
+            });
+        }
+        state.seq += 1;
+        if closed_bars > FRAME_MAX_BARS {
+            drop(state);
+            let (_, snapshot) = self.snapshot();
+            self.counters.frames.fetch_add(1, Ordering::Relaxed);
+            let _ = self.frames.send(snapshot);
+            return true;
+        }
+        let frame = DeltaFrame {
+            kind: "delta",
+            seq: state.seq,
+            sent_ms,
+            events: &events,
+        };
+        let text = serde_json::to_string(&frame).expect("dashboard frames serialize");
+        self.counters.frames.fetch_add(1, Ordering::Relaxed);
+        // Sent under the lock, so a page that subscribed before taking a snapshot sees every
+        // frame after it, in order.
+        let _ = self.frames.send(Utf8Bytes::from(text));
+        false
+    }
+
+    /// The whole picture as of the last frame, serialized once per frame however many pages ask.
+    pub fn snapshot(&self) -> (u64, Utf8Bytes) {
+        let mut state = self.state();
+        if let Some((seq, text)) = &state.cached_snapshot
+            && *seq == state.seq
+        {
+            return (*seq, text.clone());
+        }
+        self.counters.snapshots.fetch_add(1, Ordering::Relaxed);
+        let skipped = self.counters.skipped_events.load(Ordering::Relaxed);
+        let snapshot = Snapshot {
+            kind: "snapshot",
+            seq: state.seq,
+            meta: &self.meta,
+            bars: &state.bars,
+            forming: state.forming.as_ref(),
+            fills: &state.fills,
+            account: state.account_view(),
+            perf: state.performance(),
+            status: state.status_view(&self.metrics, self.clients(), skipped),
+        };
+        let text = Utf8Bytes::from(serde_json::to_string(&snapshot).expect("dashboard snapshots serialize"));
+        let seq = state.seq;
+        state.cached_snapshot = Some((seq, text.clone()));
+        (seq, text)
+    }
+
+    pub fn account(&self) -> AccountView {
+        self.state().account_view()
+    }
+
+    pub fn performance(&self) -> Performance {
+        self.state().performance()
+    }
+
+    pub fn status(&self) -> StatusView {
+        let skipped = self.counters.skipped_events.load(Ordering::Relaxed);
+        self.state().status_view(&self.metrics, self.clients(), skipped)
+    }
+
+    pub fn paused(&self) -> bool {
+        self.state().paused
+    }
+
+    pub fn fills_total(&self) -> u64 {
+        self.state().fills_total
+    }
+}
+
+#[derive(Serialize)]
+struct DeltaFrame<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    seq: u64,
+    sent_ms: f64,
+    events: &'a [Delta],
+}
+
+#[derive(Serialize)]
+struct Snapshot<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    seq: u64,
+    meta: &'a BoardMeta,
+    bars: &'a VecDeque<BarPoint>,
+    forming: Option<&'a BarPoint>,
+    fills: &'a VecDeque<FillView>,
+    account: AccountView,
+    perf: Performance,
+    status: StatusView,
+}
+
+/// Wall-clock milliseconds since the epoch, for `sent_ms` (delivery latency on the page side).
+pub fn wall_ms() -> f64 {
+    Timestamp::now().nanos() as f64 / 1e6
+}

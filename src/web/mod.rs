@@ -1,0 +1,171 @@
+//! The dashboard server: the page, its live stream, a JSON API and /metrics, in the same process
+//! as the engine (see docs/dashboard.md). Loopback by default; anything else needs a token.
+
+pub mod api;
+pub mod assets;
+pub mod board;
+pub mod hub;
+pub mod security;
+pub mod stream;
+pub mod view;
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, RwLock};
+
+use axum::Router;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::sync::watch;
+
+pub use board::Board;
+pub use security::AccessToken;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// How the dashboard is served.
+#[derive(Clone, Debug)]
+pub struct WebConfig {
+    pub listen: SocketAddr,
+    pub token: Option<AccessToken>,
+    /// Keep serving after a finite run ended, until Ctrl-C.
+    pub stay: bool,
+    /// Frames queued per page before it is treated as fallen behind.
+    pub queue_frames: usize,
+}
+
+/// What every request handler shares.
+pub struct Server {
+    boards: RwLock<Vec<Arc<Board>>>,
+    /// Told when a board is added, so a page opened during start-up waits for the run.
+    board_added: watch::Sender<usize>,
+    pub token: Option<AccessToken>,
+    /// Bound to a loopback address: only loopback Host names are answered.
+    pub loopback_only: bool,
+    /// Pages connected to a live stream, over all boards.
+    pub clients: Arc<AtomicU64>,
+    pub queue_frames: usize,
+}
+
+impl Server {
+    pub fn boards(&self) -> Vec<Arc<Board>> {
+        self.boards.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Shows a run (one per pair); a board for the same pair replaces the old one.
+    pub fn add_board(&self, board: Arc<Board>) {
+        let mut boards = self.boards.write().unwrap_or_else(|e| e.into_inner());
+        boards.retain(|b| b.meta.pair != board.meta.pair);
+        boards.push(board);
+        self.board_added.send_replace(boards.len());
+    }
+
+    /// Waits (a little) for the first run to start: the server is up before the run is.
+    pub async fn wait_for_a_board(&self, patience: std::time::Duration) {
+        let mut added = self.board_added.subscribe();
+        let _ = tokio::time::timeout(patience, added.wait_for(|n| *n > 0)).await;
+    }
+}
+
+/// A running server; dropping it (or `stop`) shuts it down.
+pub struct WebHandle {
+    pub server: Arc<Server>,
+    pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WebHandle {
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// Stops accepting and closes the open connections.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Binds and starts serving. Errors are one line for the user (a taken port, a missing token).
+pub async fn start(config: &WebConfig) -> Result<WebHandle, String> {
+    security::check_bind(&config.listen, config.token.as_ref())?;
+    let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+            " (is another nanotrader running? use --listen 127.0.0.1:0 for a free port, or --no-web)"
+        } else {
+            ""
+        };
+        format!("cannot serve the dashboard on {}: {e}{hint}", config.listen)
+    })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the dashboard's address: {e}"))?;
+    let server = Arc::new(Server {
+        boards: RwLock::new(Vec::new()),
+        board_added: watch::channel(0).0,
+        token: config.token.clone(),
+        loopback_only: addr.ip().is_loopback(),
+        clients: Arc::new(AtomicU64::new(0)),
+        queue_frames: config.queue_frames,
+    });
+    let app = router(server.clone());
+    let (stop, mut stopped) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            tracing::error!("the dashboard server stopped: {e}");
+        }
+    });
+    Ok(WebHandle {
+        server,
+        addr,
+        stop,
+        task,
+    })
+}
+
+pub fn router(server: Arc<Server>) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .route("/index.html", get(page))
+        .route("/assets/{*file}", get(page))
+        .route("/ws", get(live))
+        .route("/api/status", get(api::status))
+        .route("/api/account", get(api::account))
+        .route("/api/performance", get(api::performance))
+        .route("/api/fills", get(api::fills))
+        .route("/api/bars", get(api::bars))
+        .route("/api/config", get(api::config))
+        .route("/api/openapi.json", get(api::openapi))
+        .route("/api/control/{action}", post(api::control))
+        .route("/metrics", get(api::metrics))
+        .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "not found") })
+        .layer(axum::middleware::from_fn_with_state(server.clone(), security::guard))
+        .with_state(server)
+}
+
+async fn page(uri: axum::http::Uri) -> Response {
+    assets::asset(uri.path())
+}
+
+async fn live(
+    State(server): State<Arc<Server>>,
+    Query(params): Query<std::collections::HashMap<String, String>>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    server.wait_for_a_board(std::time::Duration::from_secs(10)).await;
+    match api::board(&server, &params) {
+        Ok(board) => {
+            let clients = server.clients.clone();
+            upgrade
+                .protocols([stream::SUBPROTOCOL])
+                .on_upgrade(move |socket| stream::serve_page(socket, board, clients))
+        }
+        Err(e) => e.into_response(),
+    }
+}

@@ -1,0 +1,204 @@
+//! Who may see and steer the dashboard. Loopback binds need nothing; any other bind needs a token,
+//! which every route but the page itself then requires. Control requests must also prove they come
+//! from our page (a custom header a cross-site form cannot send, and no cross-site origin), and
+//! the Host header must name this server (no DNS rebinding onto a loopback dashboard).
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::Server;
+
+/// Header a control request must carry (forces a CORS preflight cross-site, which we never grant).
+pub const CONTROL_HEADER: &str = "x-nanotrader-control";
+const MIN_TOKEN_LEN: usize = 16;
+
+/// No inline script at all; inline style only the chart library's own, by hash (build.rs).
+pub const CONTENT_SECURITY_POLICY: &str = concat!(
+    "default-src 'none'; script-src 'self'; style-src 'self' ",
+    include_str!(concat!(env!("OUT_DIR"), "/csp_style_hashes.txt")),
+    "; img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; \
+     frame-ancestors 'none'"
+);
+
+/// The access token. Never printed: `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessToken(String);
+
+impl AccessToken {
+    /// A token must be long enough to resist guessing and fit in a WebSocket subprotocol.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.len() < MIN_TOKEN_LEN {
+            return Err(format!("the web token must be at least {MIN_TOKEN_LEN} characters"));
+        }
+        if !text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)) {
+            return Err("the web token may hold only letters, digits and - . _ ~".into());
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    /// Constant-time comparison, so the time taken does not tell how much of a guess was right.
+    pub fn matches(&self, candidate: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), candidate.as_bytes());
+        let mut diff = a.len() ^ b.len();
+        for (i, x) in a.iter().enumerate() {
+            diff |= usize::from(x ^ b.get(i).copied().unwrap_or(0));
+        }
+        diff == 0
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AccessToken(<hidden>)")
+    }
+}
+
+/// Refuses to expose the dashboard beyond this machine without a token.
+pub fn check_bind(addr: &SocketAddr, token: Option<&AccessToken>) -> Result<(), String> {
+    if addr.ip().is_loopback() || token.is_some() {
+        Ok(())
+    } else {
+        Err(format!(
+            "refusing to serve the dashboard on {addr} without an access token: anyone who can reach \
+             it could watch and control trading. Set --web-token (or NANOTRADER_WEB_TOKEN), or listen \
+             on 127.0.0.1"
+        ))
+    }
+}
+
+/// The token a request presents: `Authorization: Bearer T`, or for a WebSocket (where browsers
+/// cannot set headers) the subprotocol `bearer.T`.
+fn presented_token(headers: &HeaderMap) -> Option<&str> {
+    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+        && let Some(token) = value.strip_prefix("Bearer ")
+    {
+        return Some(token.trim());
+    }
+    headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|list| list.split(',').find_map(|p| p.trim().strip_prefix("bearer.")))
+}
+
+fn is_public(path: &str) -> bool {
+    path == "/" || path == "/index.html" || path.starts_with("/assets/") || path == "/favicon.svg"
+}
+
+/// Host names a loopback-bound dashboard answers to.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    name == "localhost" || name == "[::1]" || name.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn refuse(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+/// Access rules for every request, then security headers on every response.
+pub async fn guard(State(server): State<std::sync::Arc<Server>>, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let path = request.uri().path();
+    if server.loopback_only {
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if !is_loopback_host(host) {
+            return refuse(StatusCode::MISDIRECTED_REQUEST, "unknown host");
+        }
+    }
+    if let Some(token) = &server.token
+        && !is_public(path)
+        && !presented_token(headers).is_some_and(|t| token.matches(t))
+    {
+        return refuse(StatusCode::UNAUTHORIZED, "missing or wrong access token");
+    }
+    if request.method() == Method::POST
+        && let Err(message) = same_site_control(headers)
+    {
+        return refuse(StatusCode::FORBIDDEN, message);
+    }
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
+    h.insert("cross-origin-resource-policy", HeaderValue::from_static("same-origin"));
+    response
+}
+
+/// A control request must come from our own page: it carries our header and JSON, and whatever
+/// the browser says of its origin is this server.
+fn same_site_control(headers: &HeaderMap) -> Result<(), &'static str> {
+    if headers.get(CONTROL_HEADER).is_none_or(|v| v != "1") {
+        return Err("control requests need the X-Nanotrader-Control: 1 header");
+    }
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json {
+        return Err("control requests must be application/json");
+    }
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v != "same-origin" && v != "none")
+    {
+        return Err("cross-site control requests are refused");
+    }
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let origin_host = origin.split_once("://").map_or("", |(_, rest)| rest);
+        if origin_host != host {
+            return Err("cross-site control requests are refused");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_exactly() {
+        let token = AccessToken::parse("s3cret-token-0123456789").unwrap();
+        assert!(token.matches("s3cret-token-0123456789"));
+        assert!(!token.matches("s3cret-token-012345678"));
+        assert!(!token.matches("s3cret-token-01234567890"));
+        assert!(!token.matches(""));
+        assert!(AccessToken::parse("short").is_err());
+        assert!(AccessToken::parse("has spaces in it, too long").is_err());
+        assert_eq!(format!("{token:?}"), "AccessToken(<hidden>)");
+    }
+
+    #[test]
+    fn non_loopback_binds_need_a_token() {
+        let token = AccessToken::parse("s3cret-token-0123456789").unwrap();
+        assert!(check_bind(&"127.0.0.1:0".parse().unwrap(), None).is_ok());
+        assert!(check_bind(&"[::1]:8080".parse().unwrap(), None).is_ok());
+        assert!(check_bind(&"0.0.0.0:8080".parse().unwrap(), None).is_err());
+        assert!(check_bind(&"0.0.0.0:8080".parse().unwrap(), Some(&token)).is_ok());
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for host in ["localhost:8080", "127.0.0.1:1234", "[::1]:80", "localhost"] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in ["evil.example:8080", "evil.example", "127.0.0.1.evil.example:80", ""] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+}

@@ -1,0 +1,325 @@
+// Drives the dashboard of a running `nanotrader demo` in headless Chromium and checks what a
+// user sees against the JSON API: the chart draws, the account equals GET /api/account, a new
+// fill gets its marker and its Trades row, the controls answer, and the page runs under the
+// server's CSP without a single console error. Saves a desktop and a phone screenshot.
+//
+//   node tests/browser/dashboard.mjs URL SCREENSHOT_PATH
+//
+// URL is the `dashboard:` line nanotrader printed (with `#token=...` when it has one).
+// Exits 0 on success, 1 on a failed check (with the reason on stderr), 2 on a usage error.
+// Env: CHROMIUM_PATH (default /usr/bin/chromium), DASHBOARD_TEST_TIMEOUT_MS (default 120000).
+
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const OVERALL_TIMEOUT_MS = Number(process.env.DASHBOARD_TEST_TIMEOUT_MS || 120_000);
+const STEP_TIMEOUT_MS = 30_000;
+const DESKTOP = { width: 1440, height: 900 };
+const PHONE = { width: 390, height: 844 };
+// The flags design.md found to work for headless screenshots of a loopback page.
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+class CheckFailed extends Error {}
+const fail = (message) => {
+  throw new CheckFailed(message);
+};
+const log = (message) => console.log(`dashboard test: ${message}`);
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const [url, screenshotPath] = process.argv.slice(2);
+if (!url || !screenshotPath) {
+  console.error('usage: node tests/browser/dashboard.mjs URL SCREENSHOT_PATH');
+  process.exit(2);
+}
+const pageUrl = new URL(url);
+const token = new URLSearchParams(pageUrl.hash.slice(1)).get('token');
+const pair = pageUrl.searchParams.get('pair');
+
+let browser = null;
+// One deadline for the whole run: a hung page or server must not hang CI.
+const deadline = setTimeout(async () => {
+  console.error(`dashboard test FAILED: no result within ${OVERALL_TIMEOUT_MS} ms`);
+  if (browser) await browser.close().catch(() => {});
+  process.exit(1);
+}, OVERALL_TIMEOUT_MS);
+
+// The server answers before the run starts; the page is opened once the run shows.
+async function waitForRun() {
+  const until = Date.now() + STEP_TIMEOUT_MS;
+  let last = 'no answer';
+  while (Date.now() < until) {
+    try {
+      await api('/api/status');
+      return;
+    } catch (e) {
+      last = e.message;
+    }
+    await sleep(100);
+  }
+  fail(`the run never showed on the dashboard: ${last}`);
+}
+
+async function api(route) {
+  const target = new URL(route, pageUrl);
+  target.hash = '';
+  if (pair) target.searchParams.set('pair', pair);
+  const res = await fetch(target, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
+  const text = await res.text();
+  if (!res.ok) fail(`GET ${target.pathname} answered ${res.status}: ${text.slice(0, 200)}`);
+  return JSON.parse(text);
+}
+
+// Everything that would show in a developer's console: errors, uncaught exceptions, CSP
+// violations, failed requests, HTTP errors.
+function watch(page, label, problems) {
+  page.on('console', (msg) => {
+    const text = msg.text();
+    if (msg.type() === 'error' || /Content Security Policy/i.test(text)) problems.push(`${label} console ${msg.type()}: ${text}`);
+  });
+  page.on('pageerror', (err) => problems.push(`${label} uncaught exception: ${err.message}`));
+  page.on('requestfailed', (req) => {
+    const reason = req.failure() ? req.failure().errorText : 'failed';
+    // Closing the page aborts its open requests: not a page problem.
+    if (!page.isClosed() && reason !== 'net::ERR_ABORTED') problems.push(`${label} request ${req.url()} ${reason}`);
+  });
+  page.on('response', (res) => {
+    if (res.status() >= 400) problems.push(`${label} ${res.request().method()} ${res.url()} answered ${res.status()}`);
+  });
+}
+
+async function cspViolations(page) {
+  return page.evaluate(() => window.__cspViolations || []);
+}
+
+async function openDashboard(context, viewport, label, problems) {
+  const page = await context.newPage();
+  await page.setViewportSize(viewport);
+  watch(page, label, problems);
+  // Registered by the test harness (not an inline script, so the page's CSP does not apply).
+  await page.addInitScript(() => {
+    window.__cspViolations = [];
+    document.addEventListener('securitypolicyviolation', (e) => {
+      window.__cspViolations.push(`${e.violatedDirective} blocked ${e.blockedURI || 'inline'} (${e.sourceFile || ''}:${e.lineNumber || ''})`);
+    });
+  });
+  const res = await page.goto(pageUrl.href, { waitUntil: 'load', timeout: STEP_TIMEOUT_MS });
+  if (!res || !res.ok()) fail(`${label}: GET ${pageUrl.origin}/ answered ${res ? res.status() : 'nothing'}`);
+  const csp = res.headers()['content-security-policy'] || '';
+  if (!/script-src 'self'/.test(csp) || /unsafe-inline|unsafe-eval/.test(csp)) fail(`${label}: the page's CSP is missing or weak: "${csp}"`);
+  await page
+    .waitForFunction(() => document.body.dataset.state === 'live', null, { timeout: STEP_TIMEOUT_MS })
+    .catch(() => fail(`${label}: the page never received its first snapshot (body[data-state] is not "live")`));
+  // The chart draws into canvases once it has bars.
+  await page
+    .waitForFunction(
+      () => window.__nt && window.__nt.barCount > 0 && document.querySelectorAll('#price-chart canvas').length > 0,
+      null,
+      { timeout: STEP_TIMEOUT_MS },
+    )
+    .catch(() => fail(`${label}: the price chart did not draw (no canvas or no bars)`));
+  return page;
+}
+
+// The page's account, recorded at every render: values move every bar, so the page is compared
+// with the API for one account timestamp, whenever the page shows that timestamp.
+async function recordAccount(page) {
+  await page.evaluate(() => {
+    const account = document.getElementById('account');
+    const seen = new Map();
+    window.__seenAccounts = seen;
+    const record = () => {
+      const ts = account.dataset.ts;
+      if (ts === undefined) return;
+      const values = {};
+      for (const el of account.querySelectorAll('[data-field]')) values[el.dataset.field] = el.getAttribute('data-raw');
+      if (!seen.has(ts)) seen.set(ts, []);
+      const list = seen.get(ts);
+      const text = JSON.stringify(values);
+      if (!list.includes(text)) list.push(text);
+      if (seen.size > 5000) seen.delete(seen.keys().next().value);
+    };
+    record();
+    new MutationObserver(record).observe(account, { attributes: true, subtree: true, attributeFilter: ['data-raw', 'data-ts'] });
+  });
+}
+
+async function checkAccount(page) {
+  await page
+    .waitForFunction(() => document.querySelector('#account [data-field="cash"][data-raw]') && document.getElementById('account').dataset.ts, null, {
+      timeout: STEP_TIMEOUT_MS,
+    })
+    .catch(() => fail('the account never filled in (no data-raw on [data-field="cash"] or no data-ts)'));
+  const fields = await page.evaluate(() => Array.from(document.querySelectorAll('#account [data-field]'), (el) => el.dataset.field));
+  await recordAccount(page);
+  let lastMismatch = 'the page never showed the timestamp the API answered';
+  for (let attempt = 1; attempt <= 40; attempt++) {
+    const account = await api('/api/account');
+    const expected = {};
+    for (const [key, value] of Object.entries(account)) {
+      if (key === 'ts') continue;
+      if (!fields.includes(key)) fail(`the page shows no [data-field="${key}"] for the API's account field "${key}"`);
+      expected[key] = value === null ? null : String(value);
+    }
+    const ts = String(account.ts);
+    // The page follows the API within a frame or two.
+    const shown = await page
+      .waitForFunction((want) => Number(document.getElementById('account').dataset.ts) >= want, Number(ts), { timeout: 5000 })
+      .then(() => true)
+      .catch(() => false);
+    if (!shown) {
+      lastMismatch = `the page's account stayed before ts ${ts}`;
+      continue;
+    }
+    const versions = await page.evaluate((t) => (window.__seenAccounts.get(t) || []).map((v) => JSON.parse(v)), ts);
+    for (const values of versions) {
+      const diff = Object.keys(expected).filter((k) => values[k] !== expected[k]);
+      if (diff.length === 0) {
+        log(`account matches GET /api/account at ts ${ts} (attempt ${attempt}): ${Object.keys(expected).length} fields, equity ${expected.equity}`);
+        return;
+      }
+      lastMismatch = `at ts ${ts}: ${diff.map((k) => `${k} page=${values[k]} api=${expected[k]}`).join(', ')}`;
+    }
+    await sleep(100);
+  }
+  fail(`the page's account never equalled GET /api/account for the same ts; last difference ${lastMismatch}`);
+}
+
+async function tradeRows(page) {
+  return page.evaluate(() => Array.from(document.querySelectorAll('#trades-body tr'), (tr) => ({
+    id: Number(tr.dataset.orderId),
+    side: tr.cells[1].textContent.trim().toLowerCase(),
+  })));
+}
+
+async function checkNewFill(page) {
+  const before = await page.evaluate(() => ({ markers: window.__nt.markerCount, rows: document.querySelectorAll('#trades-body tr').length }));
+  const rowsBefore = await tradeRows(page);
+  const newestBefore = rowsBefore.length ? rowsBefore[0].id : 0;
+  log(`waiting for a fill (${before.markers} markers, ${before.rows} rows so far)`);
+  await page
+    .waitForFunction(
+      (b) => window.__nt.markerCount > b.markers && Number((document.querySelector('#trades-body tr') || { dataset: {} }).dataset.orderId || 0) > b.newest,
+      { markers: before.markers, newest: newestBefore },
+      { timeout: STEP_TIMEOUT_MS },
+    )
+    .catch(() => fail(`no new fill marker and Trades row within ${STEP_TIMEOUT_MS} ms (markers ${before.markers}, newest order ${newestBefore})`));
+  const rows = await tradeRows(page);
+  const newest = rows[0];
+  if (rows.length <= before.rows && rows.length < 1000) fail(`the Trades table did not grow (${before.rows} -> ${rows.length} rows)`);
+  for (let i = 1; i < rows.length; i++) {
+    if (rows[i].id >= rows[i - 1].id) fail(`the Trades table is not newest first: order ${rows[i - 1].id} before ${rows[i].id}`);
+  }
+  const { fills } = await api('/api/fills?limit=50');
+  const stored = fills.find((f) => f.order_id === newest.id);
+  if (!stored) fail(`the page shows order ${newest.id}, which GET /api/fills does not have`);
+  if (stored.side !== newest.side) fail(`order ${newest.id}: the page says ${newest.side}, the API ${stored.side}`);
+  const markers = await page.evaluate(() => window.__nt.markerCount);
+  log(`fill ${newest.id} (${newest.side}) shown: markers ${before.markers} -> ${markers}, rows ${before.rows} -> ${rows.length}`);
+}
+
+// Pause then resume through the buttons: the request carries the control header and token, the
+// answer is shown, and the trading badge follows the status.
+async function checkControls(page) {
+  const paused = await page.evaluate(() => document.getElementById('trading-badge').textContent.includes('paused'));
+  const steps = paused ? ['resume', 'pause'] : ['pause', 'resume'];
+  for (const action of steps) {
+    await page.click(`#btn-${action}`);
+    await page
+      .waitForFunction(() => /\bok\b|\berror\b/.test(document.getElementById('control-result').className), null, { timeout: STEP_TIMEOUT_MS })
+      .catch(() => fail(`${action}: no answer shown after clicking the button`));
+    const result = await page.evaluate(() => ({
+      kind: document.getElementById('control-result').className,
+      text: document.getElementById('control-result').textContent,
+    }));
+    if (!/\bok\b/.test(result.kind)) fail(`${action} was refused: "${result.text}"`);
+    const want = action === 'pause' ? 'paused' : 'active';
+    await page
+      .waitForFunction((w) => document.getElementById('trading-badge').textContent.includes(w), want, { timeout: STEP_TIMEOUT_MS })
+      .catch(() => fail(`after ${action}, the trading badge does not say "${want}"`));
+    log(`${action}: "${result.text}"`);
+  }
+}
+
+async function checkTabs(page) {
+  for (const tab of ['account', 'trades', 'performance', 'health', 'summary']) {
+    await page.click(`.tab[data-tab="${tab}"]`);
+    const visible = await page.isVisible(`#tab-${tab}`);
+    if (!visible) fail(`the ${tab} tab does not show its panel`);
+  }
+  // The equity chart sizes itself when its tab is first shown.
+  await page.click('.tab[data-tab="account"]');
+  await page
+    .waitForFunction(() => Array.from(document.querySelectorAll('#equity-chart canvas')).some((c) => c.width > 50 && c.height > 50), null, { timeout: 5000 })
+    .catch(() => fail('the equity chart did not draw on the Account tab'));
+  const health = await page.evaluate(() => ({ frames: document.getElementById('h-frames').textContent, bars: document.getElementById('h-bars').textContent }));
+  if (health.frames === '—' || health.bars === '—') fail(`the Health tab is empty (frames ${health.frames}, bars ${health.bars})`);
+  await page.click('.tab[data-tab="summary"]');
+}
+
+async function main() {
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: STEP_TIMEOUT_MS }).catch((e) =>
+    fail(`cannot start Chromium at ${CHROMIUM}: ${e.message.split('\n')[0]}`),
+  );
+  await waitForRun();
+  const problems = [];
+  const context = await browser.newContext({ viewport: DESKTOP, deviceScaleFactor: 1 });
+  const page = await openDashboard(context, DESKTOP, 'desktop', problems);
+  const nt = await page.evaluate(() => window.__nt);
+  log(`live: ${nt.barCount} bars, ${nt.markerCount} fill markers, seq ${nt.lastSeq}`);
+
+  await checkAccount(page);
+  await checkNewFill(page);
+  await checkControls(page);
+  await checkTabs(page);
+
+  const nt2 = await page.evaluate(() => window.__nt);
+  if (nt2.frames < 2 || nt2.lastSeq <= nt.lastSeq) fail(`the stream did not move: frames ${nt2.frames}, seq ${nt.lastSeq} -> ${nt2.lastSeq}`);
+  await sleep(1000); // a settled frame for the picture
+  mkdirSync(path.dirname(path.resolve(screenshotPath)), { recursive: true });
+  await page.screenshot({ path: screenshotPath });
+  log(`screenshot ${screenshotPath}`);
+
+  const phone = await openDashboard(context, PHONE, 'phone', problems);
+  const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  if (overflow > 1) fail(`on a ${PHONE.width} px wide phone the page scrolls sideways by ${overflow} px`);
+  await sleep(1000);
+  const phonePath = screenshotPath.replace(/(\.png)?$/i, '-phone.png');
+  await phone.screenshot({ path: phonePath, fullPage: true });
+  log(`screenshot ${phonePath}`);
+
+  for (const [label, p] of [['desktop', page], ['phone', phone]]) {
+    for (const v of await cspViolations(p)) problems.push(`${label} CSP violation: ${v}`);
+  }
+  await phone.close();
+  await page.close();
+  if (problems.length) {
+    const counts = new Map();
+    for (const p of problems) counts.set(p, (counts.get(p) || 0) + 1);
+    const lines = Array.from(counts, ([p, n]) => (n > 1 ? `${p} (x${n})` : p));
+    fail(`the browser reported ${problems.length} problem(s):\n  ${lines.slice(0, 20).join('\n  ')}`);
+  }
+  log('all checks passed');
+}
+
+try {
+  await main();
+  clearTimeout(deadline);
+  await browser.close();
+  process.exit(0);
+} catch (e) {
+  clearTimeout(deadline);
+  console.error(`dashboard test FAILED: ${e instanceof CheckFailed ? e.message : e.stack || e}`);
+  if (browser) await browser.close().catch(() => {});
+  process.exit(1);
+}

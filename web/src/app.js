@@ -1,0 +1,838 @@
+// nanotrader dashboard: one WebSocket (snapshot, then deltas; see docs/dashboard.md), a few
+// charts and tables. Plain JS, no build step. The server sends a strict CSP: every value is set
+// with textContent, nothing is parsed as HTML, nothing is evaluated.
+'use strict';
+
+(() => {
+  const LC = window.LightweightCharts;
+  const $ = (id) => document.getElementById(id);
+
+  const COLORS = {
+    up: '#26a69a',
+    down: '#ef5350',
+    upVolume: 'rgba(38, 166, 154, 0.45)',
+    downVolume: 'rgba(239, 83, 80, 0.45)',
+    lines: ['#f0b90b', '#2962ff', '#e040fb', '#00bcd4'],
+    grid: '#1c2030',
+    border: '#2a2e39',
+    text: '#b2b5be',
+    bg: '#131722',
+  };
+  const RECENT_FILLS = 8;
+  const TABLE_ROWS = 1000;
+  const BACKOFF_MIN_MS = 500;
+  const BACKOFF_MAX_MS = 15000;
+  // The server sends a status event at least once a second while a run is live.
+  const SILENT_WARN_MS = 5000;
+  const SILENT_RECONNECT_MS = 15000;
+  const INITIAL_VISIBLE_BARS = 180;
+  // The chart grows by one bar per interval; past this a fresh snapshot trims it (flat memory
+  // over a run of weeks).
+  const MAX_CHART_BARS = 20000;
+
+  // ---- Token: taken from the URL fragment (never sent to the server), kept for this tab only.
+  const TOKEN_KEY = 'nanotrader.token';
+  let token = null;
+  function takeTokenFromFragment() {
+    const fragment = new URLSearchParams(location.hash.slice(1));
+    if (!fragment.has('token')) return false;
+    token = fragment.get('token').trim() || null;
+    try {
+      if (token) sessionStorage.setItem(TOKEN_KEY, token);
+    } catch (_) {
+      // sessionStorage can be disabled: the token then lasts until a reload.
+    }
+    // Off the address bar, so it is not shared with a screenshot or a copied link.
+    history.replaceState(null, '', location.pathname + location.search);
+    return true;
+  }
+  if (!takeTokenFromFragment()) {
+    try {
+      token = sessionStorage.getItem(TOKEN_KEY);
+    } catch (_) {
+      token = null;
+    }
+  }
+  const pair = new URLSearchParams(location.search).get('pair');
+  const pairQuery = pair ? `?pair=${encodeURIComponent(pair)}` : '';
+
+  // ---- Counters the browser test reads.
+  const nt = { snapshots: 0, frames: 0, lastSeq: null, barCount: 0, markerCount: 0 };
+  window.__nt = nt;
+
+  // ---- Formatting. Money arrives as exact decimal strings: format the digits themselves rather
+  // than going through a float, so what is shown is the received value rounded, nothing else.
+  function fmtDec(text, minDp, maxDp) {
+    if (text === null || text === undefined || text === '') return '—';
+    const m = /^([+-]?)(\d*)(?:\.(\d*))?$/.exec(String(text).trim());
+    if (!m || (m[2] === '' && !m[3])) {
+      const n = Number(text); // an exponent spelling: rare, a float is good enough to show it
+      if (!Number.isFinite(n)) return String(text);
+      return n.toLocaleString('en-US', { minimumFractionDigits: minDp, maximumFractionDigits: maxDp });
+    }
+    const sign = m[1];
+    let int = m[2] || '0';
+    let frac = m[3] || '';
+    if (frac.length > maxDp) {
+      const roundUp = frac.charCodeAt(maxDp) >= 53; // '5' or more: half away from zero
+      frac = frac.slice(0, maxDp);
+      if (roundUp) {
+        const digits = (int + frac).split('');
+        let i = digits.length - 1;
+        for (; i >= 0 && digits[i] === '9'; i--) digits[i] = '0';
+        if (i < 0) digits.unshift('1');
+        else digits[i] = String(Number(digits[i]) + 1);
+        const all = digits.join('');
+        int = all.slice(0, all.length - frac.length);
+        frac = all.slice(all.length - frac.length);
+      }
+    }
+    frac = frac.replace(/0+$/, '');
+    while (frac.length < minDp) frac += '0';
+    int = int.replace(/^0+(?=\d)/, '');
+    const zero = /^0*$/.test(int + frac);
+    const grouped = int.replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+    return (sign === '-' && !zero ? '-' : '') + grouped + (frac ? `.${frac}` : '');
+  }
+  const usd = (s) => fmtDec(s, 2, 2);
+  const btc = (s) => fmtDec(s, 0, 8);
+  // Sign as shown at 2 decimals: a value that rounds to 0.00 is neither gain nor loss.
+  const shownSign = (s) => {
+    const text = fmtDec(s, 2, 2);
+    if (text === '—' || /^[0.,]*$/.test(text)) return 0;
+    return text.startsWith('-') ? -1 : 1;
+  };
+  const isPos = (s) => s !== null && s !== undefined && shownSign(s) > 0;
+  const signed = (s, f) => (isPos(s) ? '+' : '') + f(s);
+  const pctNum = (n, dp = 2) => (n === null || n === undefined || !Number.isFinite(n) ? '—' : `${n.toFixed(dp)}%`);
+  const signedPctNum = (n) => (n === null || n === undefined || !Number.isFinite(n) ? '—' : `${n > 0 ? '+' : ''}${n.toFixed(2)}%`);
+  const int = (n) => (n === null || n === undefined ? '—' : Number(n).toLocaleString('en-US'));
+  const utc = (t) => new Date(t * 1000).toISOString().replace('T', ' ').slice(0, 19);
+  function ms(n) {
+    if (n === null || n === undefined || !Number.isFinite(n)) return '—';
+    if (n < 1000) return `${Math.round(n)} ms`;
+    if (n < 120000) return `${(n / 1000).toFixed(1)} s`;
+    return `${Math.round(n / 60000)} min`;
+  }
+  function intervalName(secs) {
+    if (secs % 86400 === 0) return `${secs / 86400}d`;
+    if (secs % 3600 === 0) return `${secs / 3600}h`;
+    if (secs % 60 === 0) return `${secs / 60}m`;
+    return `${secs}s`;
+  }
+  // A fraction string ("0.004") as a percentage ("0.4%"), exactly.
+  function fractionPct(s) {
+    const n = Number(s);
+    return Number.isFinite(n) ? `${parseFloat((n * 100).toPrecision(10))}%` : String(s);
+  }
+
+  // kind: 'pos' (green), 'neg' (red), '' (neither), or absent to leave the colour alone.
+  function setText(el, text, kind) {
+    el.textContent = text;
+    if (kind !== undefined) {
+      el.classList.toggle('pos', kind === 'pos');
+      el.classList.toggle('neg', kind === 'neg');
+    }
+  }
+  const tone = (s) => ({ 1: 'pos', '-1': 'neg' })[shownSign(s)] || '';
+  const toneNum = (n) => (n > 0 ? 'pos' : n < 0 ? 'neg' : '');
+
+  // ---- Tabs.
+  const tabs = Array.from(document.querySelectorAll('.tab'));
+  let followLatest = true; // was the price chart showing the newest bar when its tab was left?
+  let catchUp = false; // scroll to the newest bar once the chart has its size back
+  function showTab(name) {
+    const leaving = document.querySelector('.tab.active');
+    if (leaving && leaving.dataset.tab === 'summary' && name !== 'summary' && nt.barCount > 0) {
+      const range = priceChart.timeScale().getVisibleLogicalRange();
+      followLatest = catchUp || !range || range.to >= nt.barCount - 1; // catchUp: not yet redrawn
+    }
+    for (const tab of tabs) {
+      const on = tab.dataset.tab === name;
+      tab.classList.toggle('active', on);
+      tab.setAttribute('aria-selected', String(on));
+      $(`tab-${tab.dataset.tab}`).classList.toggle('active', on);
+    }
+    // A chart in a hidden tab has no width: once shown (and resized), fit its whole history.
+    // The price chart, hidden, cannot follow new bars: back in view, it catches up if it was.
+    const overview = { account: () => equityChart, performance: () => drawdownChart }[name];
+    if (overview) requestAnimationFrame(() => requestAnimationFrame(() => overview().timeScale().fitContent()));
+    if (name === 'summary' && followLatest) {
+      catchUp = true;
+      requestAnimationFrame(() => requestAnimationFrame(() => priceChart.timeScale().scrollToRealTime()));
+    }
+    try {
+      sessionStorage.setItem('nanotrader.tab', name);
+    } catch (_) {
+      /* not kept: fine */
+    }
+  }
+  for (const tab of tabs) tab.addEventListener('click', () => showTab(tab.dataset.tab));
+  try {
+    const saved = sessionStorage.getItem('nanotrader.tab');
+    if (saved && $(`tab-${saved}`)) showTab(saved);
+  } catch (_) {
+    /* default tab */
+  }
+
+  // ---- Charts. autoSize follows the container, also when a hidden tab is shown.
+  const chartBase = {
+    autoSize: true,
+    layout: {
+      background: { type: 'solid', color: COLORS.bg },
+      textColor: COLORS.text,
+      fontSize: 11,
+      fontFamily: '-apple-system, BlinkMacSystemFont, "Segoe UI", Roboto, Ubuntu, sans-serif',
+      attributionLogo: true, // required by the library's licence
+      panes: { separatorColor: COLORS.border, separatorHoverColor: 'rgba(41, 98, 255, 0.3)' },
+    },
+    grid: { vertLines: { color: COLORS.grid }, horzLines: { color: COLORS.grid } },
+    rightPriceScale: { borderColor: COLORS.border },
+    timeScale: { borderColor: COLORS.border, timeVisible: true, secondsVisible: false, rightOffset: 4 },
+    crosshair: { mode: LC.CrosshairMode.Normal },
+  };
+
+  const priceChart = LC.createChart($('price-chart'), chartBase);
+  const candles = priceChart.addSeries(LC.CandlestickSeries, {
+    upColor: COLORS.up,
+    downColor: COLORS.down,
+    borderUpColor: COLORS.up,
+    borderDownColor: COLORS.down,
+    wickUpColor: COLORS.up,
+    wickDownColor: COLORS.down,
+  });
+  // Volume in its own pane, below the price.
+  const volume = priceChart.addSeries(
+    LC.HistogramSeries,
+    { priceFormat: { type: 'volume' }, priceLineVisible: false, lastValueVisible: false },
+    1,
+  );
+  priceChart.panes()[0].setStretchFactor(4);
+  priceChart.panes()[1].setStretchFactor(1);
+  const markers = LC.createSeriesMarkers(candles, []);
+  priceChart.timeScale().subscribeSizeChange((width) => {
+    if (width > 0 && catchUp) {
+      catchUp = false;
+      priceChart.timeScale().scrollToRealTime();
+    }
+  });
+  let lineSeries = [];
+
+  const equityChart = LC.createChart($('equity-chart'), chartBase);
+  let equitySeries = null;
+
+  const drawdownChart = LC.createChart($('drawdown-chart'), chartBase);
+  const drawdown = drawdownChart.addSeries(LC.BaselineSeries, {
+    baseValue: { type: 'price', price: 0 },
+    topLineColor: COLORS.down,
+    bottomLineColor: COLORS.down,
+    topFillColor1: 'rgba(0, 0, 0, 0)',
+    topFillColor2: 'rgba(0, 0, 0, 0)',
+    bottomFillColor1: 'rgba(239, 83, 80, 0.08)',
+    bottomFillColor2: 'rgba(239, 83, 80, 0.35)',
+    lineWidth: 2,
+    priceLineVisible: false,
+    priceFormat: { type: 'custom', minMove: 0.01, formatter: (v) => `${v.toFixed(2)}%` },
+  });
+  let equityPeak = null;
+
+  // ---- State of the page (the chart holds the bars themselves).
+  let meta = null;
+  let status = null;
+  let lastBarTime = null; // the newest time on the chart (closed or forming)
+  let markerList = [];
+  const fillsByBar = new Map(); // bar time -> fills on it, for the legend
+  let lastClosed = null; // the newest closed bar, for the legend when the cursor is away
+  let forming = null;
+  let latencyMs = null; // wall clock now minus the frame's sent_ms
+  let lastGapText = '';
+
+  const barTime = (t) => (meta ? Math.floor(t / meta.interval_secs) * meta.interval_secs : t);
+  const candle = (b) => ({ time: b.t, open: b.o, high: b.h, low: b.l, close: b.c });
+  const vol = (b) => ({ time: b.t, value: b.v, color: b.c >= b.o ? COLORS.upVolume : COLORS.downVolume });
+  const linePoint = (b, i) => (b.lines[i] === null || b.lines[i] === undefined ? { time: b.t } : { time: b.t, value: b.lines[i] });
+  const eqPoint = (b) => ({ time: b.t, value: b.eq });
+  // Drawdown against the highest equity seen so far (a forming bar can raise the peak: fine).
+  function ddPoint(b) {
+    equityPeak = equityPeak === null ? b.eq : Math.max(equityPeak, b.eq);
+    return { time: b.t, value: equityPeak > 0 ? (b.eq / equityPeak - 1) * 100 : 0 };
+  }
+
+  function setupLines(names) {
+    for (const s of lineSeries) priceChart.removeSeries(s);
+    lineSeries = names.map((name, i) =>
+      priceChart.addSeries(LC.LineSeries, {
+        color: COLORS.lines[i % COLORS.lines.length],
+        lineWidth: 2,
+        title: name,
+        priceLineVisible: false,
+        lastValueVisible: false,
+        crosshairMarkerVisible: false,
+      }),
+    );
+    const legend = $('lines-legend');
+    legend.replaceChildren();
+    names.forEach((name, i) => {
+      const item = document.createElement('span');
+      item.className = `legend-item line-${i % COLORS.lines.length}`;
+      const label = document.createElement('span');
+      label.textContent = `${name} `;
+      const value = document.createElement('b');
+      value.id = `lg-line-${i}`;
+      value.textContent = '—';
+      item.append(label, value);
+      legend.append(item);
+    });
+  }
+
+  function setupEquity(initialCash) {
+    if (equitySeries) equityChart.removeSeries(equitySeries);
+    // Green above the starting cash, red below: the run's result at a glance.
+    equitySeries = equityChart.addSeries(LC.BaselineSeries, {
+      baseValue: { type: 'price', price: Number(initialCash) || 0 },
+      topLineColor: COLORS.up,
+      topFillColor1: 'rgba(38, 166, 154, 0.28)',
+      topFillColor2: 'rgba(38, 166, 154, 0.04)',
+      bottomLineColor: COLORS.down,
+      bottomFillColor1: 'rgba(239, 83, 80, 0.04)',
+      bottomFillColor2: 'rgba(239, 83, 80, 0.28)',
+      lineWidth: 2,
+      priceLineVisible: false,
+    });
+  }
+
+  // Fill markers sit on the bar holding the fill's time.
+  function fillMarker(f) {
+    const buy = f.side === 'buy';
+    return {
+      time: barTime(f.t),
+      position: buy ? 'belowBar' : 'aboveBar',
+      shape: buy ? 'arrowUp' : 'arrowDown',
+      color: buy ? COLORS.up : COLORS.down,
+      id: String(f.order_id),
+    };
+  }
+
+  function showLegend(bar) {
+    const price = (v) => (v === null || v === undefined ? '—' : v.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 }));
+    $('lg-o').textContent = bar ? price(bar.o) : '—';
+    $('lg-h').textContent = bar ? price(bar.h) : '—';
+    $('lg-l').textContent = bar ? price(bar.l) : '—';
+    $('lg-c').textContent = bar ? price(bar.c) : '—';
+    $('lg-v').textContent = bar ? bar.v.toLocaleString('en-US', { maximumFractionDigits: 4 }) : '—';
+    lineSeries.forEach((_, i) => {
+      const el = $(`lg-line-${i}`);
+      if (el) el.textContent = bar ? price(bar.lines ? bar.lines[i] : null) : '—';
+    });
+    $('lg-c').classList.toggle('pos', !!bar && bar.c >= bar.o);
+    $('lg-c').classList.toggle('neg', !!bar && bar.c < bar.o);
+  }
+
+  // Crosshair legend: the hovered bar's OHLCV and lines, and its fills if any.
+  let hovering = false;
+  priceChart.subscribeCrosshairMove((param) => {
+    hovering = !!(param && param.time !== undefined);
+    if (!hovering || !param.seriesData) {
+      showLegend(forming || lastClosed);
+      $('fill-legend').textContent = '';
+      return;
+    }
+    const c = param.seriesData.get(candles);
+    const v = param.seriesData.get(volume);
+    const lines = lineSeries.map((s) => {
+      const p = param.seriesData.get(s);
+      return p && p.value !== undefined ? p.value : null;
+    });
+    showLegend(c ? { o: c.open, h: c.high, l: c.low, c: c.close, v: v ? v.value : 0, lines } : null);
+    const fills = fillsByBar.get(param.time) || [];
+    $('fill-legend').textContent = fills.map((f) => `${f.side === 'buy' ? 'Buy' : 'Sell'} ${btc(f.qty)} @ ${usd(f.price)}`).join(' · ');
+  });
+
+  // ---- Applying what the server sends.
+  function applyMeta(m) {
+    const linesChanged = !meta || JSON.stringify(meta.lines) !== JSON.stringify(m.lines);
+    const cashChanged = !meta || meta.initial_cash !== m.initial_cash;
+    meta = m;
+    if (linesChanged) setupLines(m.lines || []);
+    if (cashChanged) setupEquity(m.initial_cash);
+    $('pair').textContent = m.pair;
+    $('source-badge').textContent = m.source;
+    $('source-badge').title = `Market data: ${m.data || m.source}`;
+    $('paper-badge').hidden = !m.paper;
+    $('chart-title').textContent = `${m.pair} · ${intervalName(m.interval_secs)} · UTC · ${m.strategy}`;
+    const assumptions = `${m.paper ? 'Paper trading' : 'Live trading'} · fee ${fractionPct(m.fee_rate)} per fill · sizing ${m.sizing} · start ${usd(m.initial_cash)} USD`;
+    $('s-assumptions').textContent = assumptions;
+    $('account-note').textContent = `${assumptions}. P&L figures are net of fees.`;
+    $('perf-note').textContent = `${m.strategy} on ${m.pair} ${intervalName(m.interval_secs)} bars. ${assumptions}. Sharpe is annualised for a 24/7 market at the bar interval.`;
+    $('run-info').textContent = `run ${m.run_id} · ${m.strategy} · ${m.data || m.source}`;
+  }
+
+  function applySnapshot(s) {
+    applyMeta(s.meta);
+    const bars = s.bars.slice();
+    if (s.forming && (bars.length === 0 || s.forming.t > bars[bars.length - 1].t)) bars.push(s.forming);
+    candles.setData(bars.map(candle));
+    volume.setData(bars.map(vol));
+    lineSeries.forEach((series, i) => series.setData(bars.map((b) => linePoint(b, i))));
+    equitySeries.setData(bars.map(eqPoint));
+    equityPeak = null;
+    drawdown.setData(bars.map(ddPoint));
+    lastBarTime = bars.length ? bars[bars.length - 1].t : null;
+    lastClosed = s.bars.length ? s.bars[s.bars.length - 1] : null;
+    forming = s.forming && bars[bars.length - 1] === s.forming ? s.forming : null;
+    $('forming-tag').hidden = !forming;
+    nt.barCount = bars.length;
+
+    // Fills: the table, the recent list and the markers are rebuilt from the snapshot.
+    $('trades-body').replaceChildren();
+    $('recent-fills').replaceChildren();
+    fillsByBar.clear();
+    markerList = [];
+    for (const f of s.fills) addFill(f, false);
+    markers.setMarkers(markerList);
+    nt.markerCount = markerList.length;
+    updateFillsEmpty();
+
+    applyAccount(s.account, s.perf);
+    applyStatus(s.status);
+    // Signals come only as changes: until one does, the position tells the side the bot is on.
+    const holding = /[1-9]/.test(String(s.account.position)) && !String(s.account.position).startsWith('-');
+    setText($('signal'), holding ? 'long' : 'flat', holding ? 'pos' : '');
+    showLegend(forming || lastClosed);
+
+    nt.lastSeq = s.seq;
+    nt.snapshots += 1;
+    if (nt.snapshots === 1 && bars.length > 0) {
+      // Recent bars at a readable width rather than the whole history squeezed in.
+      const shown = Math.max(60, Math.min(bars.length, INITIAL_VISIBLE_BARS));
+      priceChart.timeScale().setVisibleLogicalRange({ from: bars.length - shown, to: bars.length + 4 });
+      equityChart.timeScale().fitContent();
+      drawdownChart.timeScale().fitContent();
+    }
+    document.body.dataset.state = 'live';
+  }
+
+  // Appends (or replaces the same time): the only way the chart changes between snapshots.
+  function applyBar(bar, closed) {
+    if (lastBarTime !== null && bar.t < lastBarTime) return; // older than the chart: nothing to draw
+    const appended = lastBarTime === null || bar.t > lastBarTime;
+    candles.update(candle(bar));
+    volume.update(vol(bar));
+    lineSeries.forEach((series, i) => series.update(linePoint(bar, i)));
+    equitySeries.update(eqPoint(bar));
+    drawdown.update(ddPoint(bar));
+    lastBarTime = bar.t;
+    if (appended) nt.barCount += 1;
+    if (closed) {
+      lastClosed = bar;
+      forming = null;
+    } else {
+      forming = bar;
+    }
+    $('forming-tag').hidden = !forming;
+  }
+
+  function addFill(f, live) {
+    const row = document.createElement('tr');
+    row.dataset.orderId = String(f.order_id);
+    row.className = f.side === 'buy' ? 'buy' : 'sell';
+    const cells = [
+      ['', 'time'],
+      [f.side === 'buy' ? 'Buy' : 'Sell', 'side'],
+      [btc(f.qty), 'num'],
+      [usd(f.price), 'num'],
+      [usd(f.fee), 'num'],
+      [usd(f.cash_after), 'num'],
+      [btc(f.position_after), 'num'],
+      [f.reason || '—', 'muted'],
+    ];
+    for (const [text, cls] of cells) {
+      const td = document.createElement('td');
+      td.textContent = text;
+      if (cls) td.className = cls;
+      row.append(td);
+    }
+    // Date and clock apart, so a phone can stack them.
+    const [day, clock] = utc(f.t).split(' ');
+    const daySpan = document.createElement('span');
+    daySpan.className = 'day';
+    daySpan.textContent = `${day} `;
+    const clockSpan = document.createElement('span');
+    clockSpan.textContent = clock;
+    row.cells[0].replaceChildren(daySpan, clockSpan);
+    row.cells[4].title = `${f.fee} USD`;
+    const body = $('trades-body');
+    body.prepend(row); // newest first
+    while (body.rows.length > TABLE_ROWS) body.deleteRow(-1);
+
+    const li = document.createElement('li');
+    li.className = f.side === 'buy' ? 'buy' : 'sell';
+    const side = document.createElement('span');
+    side.className = 'side';
+    side.textContent = f.side === 'buy' ? 'BUY' : 'SELL';
+    const what = document.createElement('span');
+    what.className = 'what';
+    what.textContent = `${btc(f.qty)} @ ${usd(f.price)}`;
+    const when = document.createElement('span');
+    when.className = 'when';
+    when.textContent = utc(f.t).slice(11, 16);
+    li.title = `${utc(f.t)} UTC · ${f.side} ${f.qty} BTC at ${f.price} USD · fee ${f.fee} USD`;
+    li.append(side, what, when);
+    const recent = $('recent-fills');
+    recent.prepend(li);
+    while (recent.children.length > RECENT_FILLS) recent.lastElementChild.remove();
+
+    const t = barTime(f.t);
+    if (!fillsByBar.has(t)) fillsByBar.set(t, []);
+    fillsByBar.get(t).push(f);
+    markerList.push(fillMarker(f));
+    if (live) {
+      markers.setMarkers(markerList);
+      nt.markerCount = markerList.length;
+      updateFillsEmpty();
+      row.classList.add('fresh');
+      li.classList.add('fresh');
+    }
+  }
+
+  function updateFillsEmpty() {
+    const n = $('trades-body').rows.length;
+    $('trades-empty').hidden = n > 0;
+    $('recent-empty').hidden = n > 0;
+    $('trades-note').textContent =
+      n >= TABLE_ROWS ? `Showing the latest ${TABLE_ROWS} fills; every fill of the run is at /api/fills.` : '';
+  }
+
+  const ACCOUNT_FORMAT = {
+    cash: (s) => [`${usd(s)} USD`, ''],
+    position: (s) => [`${btc(s)} BTC`, ''],
+    avg_entry: (s) => [s === null ? '—' : usd(s), ''],
+    last_price: (s) => [s === null ? '—' : usd(s), ''],
+    equity: (s) => [`${usd(s)} USD`, ''],
+    realized_pnl: (s) => [signed(s, usd), tone(s)],
+    unrealized_pnl: (s) => [signed(s, usd), tone(s)],
+    fees_paid: (s) => [usd(s), ''],
+    return_pct: (s) => [`${signed(s, (x) => fmtDec(x, 2, 2))}%`, tone(s)],
+  };
+  const accountFields = Array.from(document.querySelectorAll('#account [data-field]'));
+
+  function applyAccount(a, perf) {
+    for (const el of accountFields) {
+      const name = el.dataset.field;
+      const raw = a[name];
+      const [text, t] = ACCOUNT_FORMAT[name](raw === undefined ? null : raw);
+      setText(el, text, t);
+      // The exact string received, for checks against /api/account (absent for null).
+      if (raw === null || raw === undefined) el.removeAttribute('data-raw');
+      else el.setAttribute('data-raw', String(raw));
+    }
+    $('account').dataset.ts = String(a.ts);
+    showPrice(a.last_price);
+
+    setText($('s-equity'), `${usd(a.equity)}`);
+    setText($('s-return'), `${signed(a.return_pct, (x) => fmtDec(x, 2, 2))}%`, tone(a.return_pct));
+    setText($('s-position'), `${btc(a.position)} BTC`);
+    setText($('s-avg'), a.avg_entry === null ? '—' : usd(a.avg_entry));
+    setText($('s-upnl'), signed(a.unrealized_pnl, usd), tone(a.unrealized_pnl));
+    setText($('s-rpnl'), signed(a.realized_pnl, usd), tone(a.realized_pnl));
+    setText($('s-cash'), usd(a.cash));
+    if (perf) applyPerf(perf);
+  }
+
+  function applyPerf(p) {
+    setText($('p-return'), signedPctNum(p.return_pct), toneNum(p.return_pct));
+    setText($('p-dd'), p.max_drawdown_pct ? `-${pctNum(p.max_drawdown_pct)}` : pctNum(p.max_drawdown_pct), p.max_drawdown_pct > 0 ? 'neg' : '');
+    setText($('p-win'), pctNum(p.win_rate_pct, 1));
+    setText($('p-trades'), int(p.trades));
+    setText($('p-rt'), int(p.round_trips));
+    setText($('p-exposure'), pctNum(p.exposure_pct, 1));
+    setText($('p-sharpe'), p.sharpe === null || p.sharpe === undefined ? '—' : p.sharpe.toFixed(2), toneNum(p.sharpe || 0));
+  }
+
+  // The account moves with every bar, the status once a second: the header shows the newer.
+  function showPrice(last) {
+    if (last === null || last === undefined) return;
+    const price = usd(last);
+    $('price').textContent = price;
+    document.title = meta ? `${price} ${meta.pair} · nanotrader` : 'nanotrader';
+  }
+
+  function badge(el, text, kind) {
+    el.textContent = text;
+    el.className = `badge${kind ? ` badge-${kind}` : ''}`;
+  }
+
+  function applyStatus(s) {
+    status = s;
+    showPrice(s.last_price);
+    setText($('change'), signedPctNum(s.change_pct), toneNum(s.change_pct || 0));
+
+    const feedKind = { connected: 'ok', disconnected: 'bad', stale: 'warn', ended: 'muted' }[s.feed] || 'warn';
+    badge($('feed-badge'), `feed ${s.feed}`, feedKind);
+    $('feed-badge').title = s.feed_reason ? `Market data feed: ${s.feed_reason}` : 'Market data feed';
+    badge($('lag-badge'), `lag ${ms(s.feed_lag_ms)}`, s.feed_lag_ms > 5000 ? 'warn' : '');
+    const paused = s.trading === 'paused';
+    badge($('trading-badge'), paused ? 'trading paused' : 'trading active', paused ? 'warn' : 'ok');
+    setText($('control-state'), paused ? 'paused' : s.trading);
+    $('control-state').classList.toggle('paused', paused);
+
+    const live = s.run === 'running';
+    $('btn-pause').disabled = !live || paused;
+    $('btn-resume').disabled = !live || !paused;
+    $('btn-flatten').disabled = !live;
+
+    setText($('h-feed'), s.feed, { connected: 'pos', disconnected: 'neg', stale: 'neg' }[s.feed] || '');
+    setText($('h-run'), s.run, s.run === 'failed' ? 'neg' : '');
+    setText($('h-eps'), s.events_per_sec === null ? '—' : s.events_per_sec.toLocaleString('en-US', { maximumFractionDigits: 1 }));
+    setText($('h-bars'), int(s.bars));
+    setText($('h-fills'), int(s.fills));
+    setText($('h-reconnects'), int(s.reconnects), s.reconnects > 0 ? 'neg' : '');
+    setText($('h-gaps'), int(s.gaps), s.gaps > 0 ? 'neg' : '');
+    setText($('h-backfilled'), int(s.backfilled_trades));
+    setText($('h-store-lag'), int(s.store_lag_steps), s.store_lag_steps > 100 ? 'neg' : '');
+    setText($('h-feed-lag'), ms(s.feed_lag_ms));
+    setText($('h-clients'), int(s.clients));
+    setText($('h-skipped'), int(s.skipped_events || 0), s.skipped_events > 0 ? 'neg' : '');
+    $('health-note').textContent = [s.feed_reason ? `Feed: ${s.feed_reason}.` : `Feed ${s.feed}; run ${s.run}.`, lastGapText].join(' ');
+    updateBanner();
+  }
+
+  function applyDelta(d) {
+    for (const e of d.events) {
+      switch (e.k) {
+        case 'bar':
+          applyBar(e.bar, e.closed);
+          break;
+        case 'fill':
+          addFill(e.fill, true);
+          break;
+        case 'account':
+          applyAccount(e.account, e.perf);
+          break;
+        case 'status':
+          applyStatus(e.status);
+          break;
+        case 'signal':
+          setText($('signal'), e.signal === 1 ? 'long' : 'flat', e.signal === 1 ? 'pos' : '');
+          break;
+        case 'gap':
+          lastGapText = `Last gap: ${e.missing} bars missing from ${utc(e.from)} to ${utc(e.to)} UTC (left empty, not drawn as flat bars).`;
+          break;
+        default:
+          break; // newer servers may add events: ignore what we do not know
+      }
+    }
+    if (typeof d.sent_ms === 'number') latencyMs = Date.now() - d.sent_ms;
+    if (!hovering) showLegend(forming || lastClosed);
+    if (nt.barCount > MAX_CHART_BARS) resync();
+  }
+
+  // ---- The WebSocket: reconnect with back-off; every (re)connection starts with a snapshot.
+  const conn = { sock: null, state: 'connecting', attempt: 0, retryAt: 0, timer: null, lastMessage: 0, authProblem: false, everOpen: false };
+
+  function wsUrl() {
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    return `${scheme}//${location.host}/ws${pairQuery}`;
+  }
+
+  function connect() {
+    clearTimeout(conn.timer);
+    conn.state = conn.everOpen ? 'reconnecting' : 'connecting';
+    updateConnection();
+    let sock;
+    try {
+      sock = new WebSocket(wsUrl(), token ? ['nanotrader.v1', `bearer.${token}`] : ['nanotrader.v1']);
+    } catch (_) {
+      scheduleReconnect();
+      return;
+    }
+    conn.sock = sock;
+    sock.onopen = () => {
+      if (conn.sock !== sock) return;
+      conn.state = 'open';
+      conn.everOpen = true;
+      conn.lastMessage = Date.now();
+      conn.authProblem = false;
+      updateConnection();
+    };
+    sock.onmessage = (ev) => {
+      if (conn.sock !== sock) return;
+      conn.lastMessage = Date.now();
+      nt.frames += 1;
+      let frame;
+      try {
+        frame = JSON.parse(ev.data);
+      } catch (_) {
+        return; // not ours
+      }
+      if (frame.type === 'snapshot') {
+        applySnapshot(frame);
+        conn.attempt = 0;
+      } else if (frame.type === 'delta') {
+        if (nt.lastSeq === null) return; // before the snapshot: cannot happen, but be safe
+        if (frame.seq <= nt.lastSeq) return; // already in the snapshot
+        if (frame.seq !== nt.lastSeq + 1) {
+          resync(); // a frame went missing: only a fresh snapshot puts the page right
+          return;
+        }
+        nt.lastSeq = frame.seq;
+        applyDelta(frame);
+      }
+      updateConnection();
+    };
+    sock.onclose = () => {
+      if (conn.sock !== sock) return;
+      conn.sock = null;
+      scheduleReconnect();
+    };
+  }
+
+  function scheduleReconnect() {
+    const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** conn.attempt) * (0.8 + Math.random() * 0.4);
+    conn.attempt += 1;
+    conn.state = 'reconnecting';
+    conn.retryAt = Date.now() + delay;
+    updateConnection();
+    clearTimeout(conn.timer);
+    conn.timer = setTimeout(connect, delay);
+    // A refused WebSocket tells the page nothing: ask the API whether the token is the reason.
+    if (conn.attempt >= 2) checkAuth();
+  }
+
+  function resync() {
+    const sock = conn.sock;
+    conn.sock = null;
+    if (sock) sock.close(4000, 'resync');
+    connect();
+  }
+
+  async function checkAuth() {
+    try {
+      const res = await fetch(`/api/status${pairQuery}`, { headers: authHeaders(), cache: 'no-store' });
+      conn.authProblem = res.status === 401;
+    } catch (_) {
+      conn.authProblem = false; // the server is down, not refusing
+    }
+    updateBanner();
+  }
+
+  function authHeaders(extra) {
+    const h = Object.assign({}, extra);
+    if (token) h.Authorization = `Bearer ${token}`;
+    return h;
+  }
+
+  function updateConnection() {
+    const kinds = { open: 'ok', connecting: 'muted', reconnecting: 'bad' };
+    badge($('ws-badge'), conn.state === 'open' ? 'live' : conn.state, kinds[conn.state]);
+    updateBanner();
+  }
+
+  function updateBanner() {
+    const banner = $('banner');
+    let text = '';
+    let kind = 'bad';
+    const now = Date.now();
+    if (conn.authProblem) {
+      text = 'Access refused: this dashboard needs its access token (--web-token). Add #token=YOUR_TOKEN to the address and press Enter.';
+    } else if (conn.state !== 'open' && conn.everOpen) {
+      const secs = Math.max(0, Math.ceil((conn.retryAt - now) / 1000));
+      const ended = status && status.run !== 'running' ? ' (the run had ended; the server may have stopped)' : '';
+      text = `Disconnected from nanotrader${ended}. Reconnecting${secs > 0 ? ` in ${secs} s` : '…'} (attempt ${conn.attempt}); the figures below are frozen.`;
+    } else if (conn.state !== 'open' && conn.attempt > 0) {
+      const secs = Math.max(0, Math.ceil((conn.retryAt - now) / 1000));
+      text = `Cannot reach nanotrader. Retrying${secs > 0 ? ` in ${secs} s` : '…'} (attempt ${conn.attempt}).`;
+    } else if (status && status.feed === 'disconnected') {
+      text = `Market feed disconnected${status.feed_reason ? `: ${status.feed_reason}` : ''}. nanotrader is reconnecting; prices may be stale.`;
+    } else if (status && status.feed === 'stale') {
+      kind = 'warn';
+      text = `Market feed stale${status.feed_reason ? `: ${status.feed_reason}` : ''}. Prices may be out of date.`;
+    } else if (status && status.run === 'failed') {
+      text = `The run failed${status.feed_reason ? `: ${status.feed_reason}` : ''}. Showing its last state.`;
+    } else if (status && status.run !== 'running') {
+      kind = 'info';
+      text = `The run is ${status.run}: no more market data. Showing its final state.`;
+    } else if (conn.state === 'open' && nt.snapshots > 0 && now - conn.lastMessage > SILENT_WARN_MS) {
+      kind = 'warn';
+      text = `No update from nanotrader for ${Math.round((now - conn.lastMessage) / 1000)} s.`;
+    }
+    banner.hidden = !text;
+    banner.className = `banner banner-${kind}`;
+    if (banner.firstElementChild.textContent !== text) banner.firstElementChild.textContent = text;
+    document.body.classList.toggle('offline', conn.state !== 'open' && conn.everOpen);
+  }
+
+  // Ages and countdowns move on their own; a silent open socket is replaced.
+  setInterval(() => {
+    const age = conn.lastMessage ? Date.now() - conn.lastMessage : null;
+    $('h-age').textContent = age === null ? '—' : `${ms(age)} ago`;
+    $('h-frames').textContent = int(nt.frames);
+    $('h-resyncs').textContent = int(Math.max(0, nt.snapshots - 1));
+    $('h-latency').textContent = ms(latencyMs);
+    if (conn.state === 'open' && status && status.run === 'running' && age > SILENT_RECONNECT_MS) resync();
+    updateBanner();
+  }, 500);
+
+  // ---- Controls.
+  function setResult(kind, text) {
+    const el = $('control-result');
+    el.textContent = text;
+    el.className = `control-result ${kind}`;
+  }
+
+  async function control(action) {
+    setResult('pending', `${action}…`);
+    try {
+      const res = await fetch(`/api/control/${action}${pairQuery}`, {
+        method: 'POST',
+        headers: authHeaders({ 'X-Nanotrader-Control': '1', 'Content-Type': 'application/json' }),
+        body: '{}',
+        cache: 'no-store',
+      });
+      const text = await res.text();
+      let body = null;
+      try {
+        body = JSON.parse(text);
+      } catch (_) {
+        /* plain text answer */
+      }
+      if (!res.ok) throw new Error((body && body.error) || text || `HTTP ${res.status}`);
+      setResult('ok', (body && body.message) || `${action}: done`);
+    } catch (e) {
+      setResult('error', `${action} failed: ${e.message}`);
+    }
+  }
+
+  $('btn-pause').addEventListener('click', () => control('pause'));
+  $('btn-resume').addEventListener('click', () => control('resume'));
+  // Flatten sells everything: a second click within a few seconds confirms it.
+  let flattenArmed = null;
+  $('btn-flatten').addEventListener('click', () => {
+    const btn = $('btn-flatten');
+    if (flattenArmed) {
+      clearTimeout(flattenArmed);
+      flattenArmed = null;
+      btn.textContent = 'Flatten';
+      btn.classList.remove('armed');
+      control('flatten');
+      return;
+    }
+    btn.textContent = 'Confirm flatten';
+    btn.classList.add('armed');
+    flattenArmed = setTimeout(() => {
+      flattenArmed = null;
+      btn.textContent = 'Flatten';
+      btn.classList.remove('armed');
+    }, 4000);
+  });
+
+  // A token pasted into the address bar later (a fragment change does not reload the page).
+  window.addEventListener('hashchange', () => {
+    if (!takeTokenFromFragment()) return;
+    conn.authProblem = false;
+    conn.attempt = 0;
+    resync();
+  });
+
+  connect();
+})();
