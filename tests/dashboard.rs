@@ -55,6 +55,14 @@ impl Running {
         running
     }
 
+    /// `run` replaying the built-in data set at `speed`, plus `extra` options.
+    fn replay(dir: &std::path::Path, speed: &str, extra: &[&str]) -> Self {
+        let data = repo_file(DATA);
+        let mut args = vec!["run", "--data", data.to_str().unwrap(), "--speed", speed];
+        args.extend_from_slice(extra);
+        Self::start(dir, &args)
+    }
+
     /// The server is up before the run is: waits for the run to show.
     fn wait_until_serving(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -146,11 +154,7 @@ fn dec(v: &Value) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_gets_a_snapshot_then_every_delta_in_order() {
     let dir = tempfile::tempdir().unwrap();
-    let data = repo_file(DATA);
-    let app = Running::start(
-        dir.path(),
-        &["run", "--data", data.to_str().unwrap(), "--speed", "3000", "--stay"],
-    );
+    let app = Running::replay(dir.path(), "3000", &["--stay"]);
     let mut ws = connect(&app.ws_url(), "nanotrader.v1").await.unwrap();
     let snapshot = next_frame(&mut ws).await;
     assert_eq!(snapshot["type"], "snapshot");
@@ -211,10 +215,8 @@ async fn a_page_gets_a_snapshot_then_every_delta_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_dashboard_shows_the_stored_history() {
     let dir = tempfile::tempdir().unwrap();
-    let data = repo_file(DATA);
-    let data = data.to_str().unwrap();
     {
-        let first = Running::start(dir.path(), &["run", "--data", data, "--speed", "6000"]);
+        let first = Running::replay(dir.path(), "6000", &[]);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let status = get_json(&format!("{}/api/status", first.url)).await;
@@ -230,7 +232,7 @@ async fn a_restarted_dashboard_shows_the_stored_history() {
     let out = nanotrader(dir.path(), &["bars", "--csv"]);
     let stored_before = stdout(&out).lines().count() - 1;
     assert!(stored_before > 300, "{stored_before} bars stored");
-    let second = Running::start(dir.path(), &["run", "--data", data, "--speed", "1"]);
+    let second = Running::replay(dir.path(), "1", &[]);
     let stored = get_json(&format!("{}/api/bars?limit=10000", second.url)).await;
     let stored = stored["bars"].as_array().unwrap()[..stored_before].to_vec();
     let mut ws = connect(&second.ws_url(), "nanotrader.v1").await.unwrap();
@@ -350,11 +352,7 @@ fn metric(text: &str, name: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_answers_and_describes_itself() {
     let dir = tempfile::tempdir().unwrap();
-    let data = repo_file(DATA);
-    let app = Running::start(
-        dir.path(),
-        &["run", "--data", data.to_str().unwrap(), "--speed", "max", "--stay"],
-    );
+    let app = Running::replay(dir.path(), "max", &["--stay"]);
     app.wait_for_line("the dashboard stays up");
     let base = &app.url;
     let openapi = get_json(&format!("{base}/api/openapi.json")).await;
@@ -448,8 +446,7 @@ async fn control(base: &str, action: &str, token: Option<&str>, extra: &[(&str, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_resume_and_flatten_reach_the_engine() {
     let dir = tempfile::tempdir().unwrap();
-    let data = repo_file(DATA);
-    let app = Running::start(dir.path(), &["run", "--data", data.to_str().unwrap(), "--speed", "600"]);
+    let app = Running::replay(dir.path(), "600", &[]);
     let base = &app.url;
     // Wait for a position, then flatten it.
     let deadline = Instant::now() + Duration::from_secs(60);
