@@ -288,10 +288,6 @@ impl Engine {
         self
     }
 
-    pub fn paused(&self) -> bool {
-        self.paused
-    }
-
     pub fn broker(&self) -> &PaperBroker {
         &self.broker
     }

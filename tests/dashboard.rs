@@ -341,6 +341,16 @@ async fn a_page_that_stops_reading_is_resynced_and_the_engine_goes_on() {
     );
 }
 
+/// The bar open times of an /api/bars answer.
+fn bar_times(answer: &Value) -> Vec<i64> {
+    answer["bars"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["t"].as_i64().unwrap())
+        .collect()
+}
+
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .find(|l| l.starts_with(name) && !l.starts_with('#'))
@@ -370,20 +380,10 @@ async fn the_api_answers_and_describes_itself() {
         assert!(openapi["paths"].get(path).is_some(), "{path} is documented");
     }
     let bars = get_json(&format!("{base}/api/bars?from=2017-09-03T01:00:00Z&limit=3")).await;
-    let t: Vec<i64> = bars["bars"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["t"].as_i64().unwrap())
-        .collect();
+    let t = bar_times(&bars);
     assert_eq!(t, [1504400400, 1504400460, 1504400520]);
     let last = get_json(&format!("{base}/api/bars?limit=2")).await;
-    let last: Vec<i64> = last["bars"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["t"].as_i64().unwrap())
-        .collect();
+    let last = bar_times(&last);
     assert_eq!(last.len(), 2);
     assert!(last[0] < last[1]);
     for bad in [

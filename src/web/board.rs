@@ -95,7 +95,6 @@ pub enum Change {
 #[derive(Debug, Default)]
 pub struct BoardCounters {
     pub frames: AtomicU64,
-    pub snapshots: AtomicU64,
     pub resyncs: AtomicU64,
     pub skipped_events: AtomicU64,
 }
@@ -479,7 +478,6 @@ impl Board {
         {
             return (*seq, text.clone());
         }
-        self.counters.snapshots.fetch_add(1, Ordering::Relaxed);
         let skipped = self.counters.skipped_events.load(Ordering::Relaxed);
         let snapshot = Snapshot {
             kind: "snapshot",
@@ -513,10 +511,6 @@ impl Board {
 
     pub fn paused(&self) -> bool {
         self.state().paused
-    }
-
-    pub fn fills_total(&self) -> u64 {
-        self.state().fills_total
     }
 }
 
