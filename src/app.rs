@@ -82,6 +82,7 @@ pub async fn execute(cli: Cli) -> Result<(), AppError> {
         .data_dir
         .or(file_dir)
         .unwrap_or_else(|| PathBuf::from(config::DEFAULT_DATA_DIR));
+    let quiet = cli.quiet;
     match cli.command {
         Command::Demo(args) => {
             serve_and_run(config::resolve(config::merge(args, file_run), data_dir, Mode::Demo)?).await
@@ -91,6 +92,7 @@ pub async fn execute(cli: Cli) -> Result<(), AppError> {
         Command::Bars(args) => export_bars(&data_dir, &args),
         Command::History(args) => history(&data_dir, &args).await,
         Command::Runs => list_runs(&data_dir),
+        Command::Backtest(args) => crate::backtest::command::execute(args, &data_dir, quiet),
     }
 }
 
@@ -694,7 +696,7 @@ fn list_runs(data_dir: &std::path::Path) -> Result<(), AppError> {
 }
 
 /// `nanotrader fills --csv | head` is fine: a closed pipe is not an error.
-fn ignore_broken_pipe(e: std::io::Error) -> Result<(), AppError> {
+pub(crate) fn ignore_broken_pipe(e: std::io::Error) -> Result<(), AppError> {
     if e.kind() == std::io::ErrorKind::BrokenPipe {
         Ok(())
     } else {

@@ -63,6 +63,118 @@ pub enum Command {
     History(HistoryArgs),
     /// List the stored runs.
     Runs,
+    /// Run the strategy and paper broker over history as fast as the hardware allows, or a grid
+    /// of SMA windows in parallel (`--short 5..50 --long 10..200`), and report the results.
+    Backtest(BacktestArgs),
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CacheArg {
+    /// Read FILE.ntbars when it matches the CSV, write it when missing or stale.
+    Auto,
+    /// Parse the CSV and leave the cache alone.
+    Off,
+    /// Parse the CSV and rewrite the cache.
+    Refresh,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Fills happen at the close of the bar whose signal changed, as in `run`. \
+                        Metrics are annualised for a market open around the clock (365 days)."
+)]
+pub struct BacktestArgs {
+    /// Bars or trades CSV (plain or .gz), in the formats `run --data` reads.
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "from_store",
+        conflicts_with = "from_store"
+    )]
+    pub data: Option<PathBuf>,
+    /// Backtest stored bars instead (history downloads and run series under --data-dir).
+    #[arg(long)]
+    pub from_store: bool,
+    /// Pair of the stored series (with --from-store).
+    #[arg(long, default_value = "BTC/USD", requires = "from_store")]
+    pub pair: String,
+    /// First bar, inclusive: a date (2024-01-01), an RFC 3339 time or unix seconds.
+    #[arg(long, value_parser = parse_time_arg)]
+    pub since: Option<crate::market::Timestamp>,
+    /// Last bar, exclusive.
+    #[arg(long, value_parser = parse_time_arg)]
+    pub until: Option<crate::market::Timestamp>,
+    /// Bar interval (1m, 5m, 1h, ...) [default: the data's own; 1m for trades].
+    #[arg(long)]
+    pub interval: Option<Interval>,
+
+    /// A named set of defaults; `seed` reproduces the original program exactly.
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
+    /// Strategy [default: sma-cross].
+    #[arg(long, value_enum)]
+    pub strategy: Option<StrategyKind>,
+    /// Short SMA window: 10, a list 5,10,20 or a range 5..50 (inclusive, :STEP optional)
+    /// [default: 10].
+    #[arg(long)]
+    pub short: Option<crate::backtest::sweep::Axis>,
+    /// Long SMA window, as --short [default: 20].
+    #[arg(long)]
+    pub long: Option<crate::backtest::sweep::Axis>,
+    /// Step of ranges written without one [default: 1].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub step: Option<u64>,
+    /// Fast EMA period for ema-cross [default: 12].
+    #[arg(long)]
+    pub fast: Option<usize>,
+    /// Slow EMA period for ema-cross [default: 26].
+    #[arg(long)]
+    pub slow: Option<usize>,
+    /// RSI period for rsi-threshold [default: 14].
+    #[arg(long)]
+    pub rsi_period: Option<usize>,
+    /// RSI level below which rsi-threshold buys [default: 30].
+    #[arg(long)]
+    pub oversold: Option<Decimal>,
+    /// RSI level above which rsi-threshold sells [default: 70].
+    #[arg(long)]
+    pub overbought: Option<Decimal>,
+
+    /// Starting cash in USD [default: 100000].
+    #[arg(long)]
+    pub cash: Option<Decimal>,
+    /// Fee per fill as a fraction of its value [default: 0.004; seed: 0].
+    #[arg(long)]
+    pub fee_rate: Option<Decimal>,
+    /// Order size: fraction:F of equity, fixed:Q or seed [default: fraction:1].
+    #[arg(long)]
+    pub sizing: Option<Sizing>,
+    /// First bar (1-based) on which the strategy may trade [default: 1; seed: 22].
+    #[arg(long)]
+    pub decide_from_bar: Option<u64>,
+
+    /// Print the results as JSON instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the fills as CSV (ts,side,qty,price,fee,cash_after,position_after); for a sweep,
+    /// the best combination's.
+    #[arg(long, value_name = "FILE")]
+    pub trades: Option<PathBuf>,
+    /// Write a self-contained HTML report (charts, equity, drawdown; a heatmap for sweeps).
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
+    /// What a sweep ranks by.
+    #[arg(long, value_enum, default_value = "sharpe")]
+    pub metric: crate::backtest::sweep::Metric,
+    /// Sweep results listed.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    /// The binary cache next to the CSV (FILE.ntbars).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub cache: CacheArg,
+    /// Worker threads for sweeps [default: one per core].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub threads: Option<u64>,
 }
 
 #[derive(Debug, Args)]

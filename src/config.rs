@@ -128,44 +128,13 @@ pub fn merge(cli: RunArgs, file: RunArgs) -> RunArgs {
 
 /// Turns merged options into checked settings.
 pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig, ConfigError> {
-    let seed = args.preset == Some(Preset::Seed);
     let err = |m: String| Err(ConfigError(m));
-
-    let strategy = match args.strategy.unwrap_or(StrategyKind::SmaCross) {
-        StrategyKind::SmaCross => StrategyConfig::SmaCross {
-            short: args.short.unwrap_or(10),
-            long: args.long.unwrap_or(20),
-        },
-        StrategyKind::EmaCross => StrategyConfig::EmaCross {
-            fast: args.fast.unwrap_or(12),
-            slow: args.slow.unwrap_or(26),
-        },
-        StrategyKind::RsiThreshold => StrategyConfig::RsiThreshold {
-            period: args.rsi_period.unwrap_or(14),
-            oversold: args.oversold.unwrap_or(Decimal::from(30)),
-            overbought: args.overbought.unwrap_or(Decimal::from(70)),
-        },
-    };
-    strategy.validate().map_err(ConfigError)?;
-
-    let base = if seed {
-        BrokerConfig::seed()
-    } else {
-        BrokerConfig::default()
-    };
-    let broker = BrokerConfig {
-        initial_cash: args.cash.unwrap_or(base.initial_cash),
-        fee_rate: args.fee_rate.unwrap_or(base.fee_rate),
-        sizing: args.sizing.unwrap_or(base.sizing),
-        qty_step: base.qty_step,
-    };
-    broker.validate().map_err(ConfigError)?;
-
+    let Trading {
+        strategy,
+        broker,
+        decide_from_bar,
+    } = resolve_trading(&args)?;
     let interval = args.interval.unwrap_or_default();
-    let decide_from_bar = args.decide_from_bar.unwrap_or(if seed { 22 } else { 1 });
-    if decide_from_bar == 0 {
-        return err("decide-from-bar counts bars from 1; 0 is not a bar".into());
-    }
     let status_secs = args.status_secs.unwrap_or(5.0);
     if !(status_secs.is_finite() && status_secs > 0.0) {
         return err(format!(
@@ -305,6 +274,59 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
         broker,
         engine,
         fresh: args.fresh,
+    })
+}
+
+/// What trades and how: shared by `run`, `demo` and `backtest`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trading {
+    pub strategy: StrategyConfig,
+    pub broker: BrokerConfig,
+    /// Decisions are taken from this bar on (1-based).
+    pub decide_from_bar: u64,
+}
+
+/// The strategy, the broker and the first deciding bar from the options, a preset and the defaults.
+pub fn resolve_trading(args: &RunArgs) -> Result<Trading, ConfigError> {
+    let seed = args.preset == Some(Preset::Seed);
+    let strategy = match args.strategy.unwrap_or(StrategyKind::SmaCross) {
+        StrategyKind::SmaCross => StrategyConfig::SmaCross {
+            short: args.short.unwrap_or(10),
+            long: args.long.unwrap_or(20),
+        },
+        StrategyKind::EmaCross => StrategyConfig::EmaCross {
+            fast: args.fast.unwrap_or(12),
+            slow: args.slow.unwrap_or(26),
+        },
+        StrategyKind::RsiThreshold => StrategyConfig::RsiThreshold {
+            period: args.rsi_period.unwrap_or(14),
+            oversold: args.oversold.unwrap_or(Decimal::from(30)),
+            overbought: args.overbought.unwrap_or(Decimal::from(70)),
+        },
+    };
+    strategy.validate().map_err(ConfigError)?;
+
+    let base = if seed {
+        BrokerConfig::seed()
+    } else {
+        BrokerConfig::default()
+    };
+    let broker = BrokerConfig {
+        initial_cash: args.cash.unwrap_or(base.initial_cash),
+        fee_rate: args.fee_rate.unwrap_or(base.fee_rate),
+        sizing: args.sizing.unwrap_or(base.sizing),
+        qty_step: base.qty_step,
+    };
+    broker.validate().map_err(ConfigError)?;
+
+    let decide_from_bar = args.decide_from_bar.unwrap_or(if seed { 22 } else { 1 });
+    if decide_from_bar == 0 {
+        return Err(ConfigError("decide-from-bar counts bars from 1; 0 is not a bar".into()));
+    }
+    Ok(Trading {
+        strategy,
+        broker,
+        decide_from_bar,
     })
 }
 

@@ -418,11 +418,7 @@ impl Engine {
 
         let mut trade = None;
         if change != 0 && !self.paused && self.bars_seen >= self.config.decide_from_bar {
-            trade = if change > 0 {
-                self.broker.enter(bar.ts, bar.close)
-            } else {
-                self.broker.exit(bar.ts, bar.close, OrderReason::Exit)
-            };
+            trade = self.broker.follow(change, bar.ts, bar.close);
         }
         let account = self.broker.account();
         let trade = trade.map(|(order, fill)| {

@@ -4,6 +4,7 @@
 //! bus -> `store` writer, `logs` (and, next, the dashboard).
 
 pub mod app;
+pub mod backtest;
 pub mod broker;
 pub mod cli;
 pub mod config;

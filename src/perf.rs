@@ -24,6 +24,9 @@ pub struct Performance {
     /// Mean over standard deviation of the per-bar equity returns, annualised for a market open
     /// around the clock; `None` until there are two returns and they vary.
     pub sharpe: Option<f64>,
+    /// Mean over downside deviation (root mean square of the negative returns, target 0),
+    /// annualised the same way; `None` until there is a negative return.
+    pub sortino: Option<f64>,
 }
 
 #[derive(Clone, Debug)]
@@ -32,13 +35,18 @@ pub struct PerfTracker {
     bars_per_year: f64,
     peak: f64,
     max_drawdown: f64,
-    last_equity: Option<f64>,
+    /// The equity below which the drawdown is a new maximum, `peak * (1 - max_drawdown)`: most
+    /// bars are then a comparison, with no division.
+    drawdown_floor: f64,
+    last_equity: f64,
     bars: u64,
     exposed_bars: u64,
-    // Welford's running mean and variance of the per-bar returns.
+    // Sums of the per-bar returns and of their squares (per-bar returns are small and centred
+    // near 0, so the textbook variance formula loses nothing that shows in a ratio).
     returns: u64,
-    mean: f64,
-    m2: f64,
+    sum: f64,
+    sum_squares: f64,
+    downside_squares: f64,
 }
 
 impl PerfTracker {
@@ -48,42 +56,71 @@ impl PerfTracker {
             bars_per_year: SECS_PER_YEAR / interval.secs().max(1) as f64,
             peak: initial_equity,
             max_drawdown: 0.0,
-            last_equity: None,
+            drawdown_floor: initial_equity,
+            last_equity: initial_equity,
             bars: 0,
             exposed_bars: 0,
             returns: 0,
-            mean: 0.0,
-            m2: 0.0,
+            sum: 0.0,
+            sum_squares: 0.0,
+            downside_squares: 0.0,
         }
     }
 
     /// One closed bar: the equity at its close and whether a position was held after it.
+    #[inline]
     pub fn on_bar(&mut self, equity: f64, exposed: bool) {
         self.bars += 1;
         self.exposed_bars += u64::from(exposed);
         if equity > self.peak {
             self.peak = equity;
-        } else if self.peak > 0.0 {
-            self.max_drawdown = self.max_drawdown.max((self.peak - equity) / self.peak);
+            self.drawdown_floor = equity * (1.0 - self.max_drawdown);
+        } else if equity < self.drawdown_floor && self.peak > 0.0 {
+            self.max_drawdown = (self.peak - equity) / self.peak;
+            self.drawdown_floor = equity;
         }
-        let previous = self.last_equity.unwrap_or(self.initial_equity);
+        let previous = self.last_equity;
         if previous > 0.0 {
             let r = equity / previous - 1.0;
             self.returns += 1;
-            let delta = r - self.mean;
-            self.mean += delta / self.returns as f64;
-            self.m2 += delta * (r - self.mean);
+            self.sum += r;
+            self.sum_squares += r * r;
+            if r < 0.0 {
+                self.downside_squares += r * r;
+            }
         }
-        self.last_equity = Some(equity);
+        self.last_equity = equity;
+    }
+
+    /// `bars` closed bars without a position and with the equity unchanged at `equity`: the same
+    /// as that many `on_bar(equity, false)` calls, in O(1) (a backtest is flat much of the time).
+    pub fn on_flat_bars(&mut self, bars: u64, equity: f64) {
+        if bars == 0 {
+            return;
+        }
+        let mut zeros = bars;
+        if equity != self.last_equity || self.last_equity <= 0.0 {
+            self.on_bar(equity, false);
+            zeros -= 1;
+        }
+        self.bars += zeros;
+        if equity > 0.0 {
+            // Returns of exactly 0 add to the count only.
+            self.returns += zeros;
+        }
     }
 
     pub fn report(&self, account: &Account, trades: u64) -> Performance {
         let equity = account.equity().to_f64().unwrap_or(0.0);
         let trips = account.round_trips();
+        let n = self.returns as f64;
+        let mean = if self.returns > 0 { self.sum / n } else { 0.0 };
         let sharpe = (self.returns >= 2)
-            .then(|| (self.m2 / (self.returns - 1) as f64).sqrt())
+            .then(|| ((self.sum_squares - self.sum * mean) / (n - 1.0)).max(0.0).sqrt())
             .filter(|sd| *sd > 0.0)
-            .map(|sd| self.mean / sd * self.bars_per_year.sqrt());
+            .map(|sd| mean / sd * self.bars_per_year.sqrt());
+        let sortino = (self.returns >= 2 && self.downside_squares > 0.0)
+            .then(|| mean / (self.downside_squares / n).sqrt() * self.bars_per_year.sqrt());
         Performance {
             return_pct: percent(equity - self.initial_equity, self.initial_equity),
             max_drawdown_pct: self.max_drawdown * 100.0,
@@ -92,6 +129,7 @@ impl PerfTracker {
             round_trips: trips,
             exposure_pct: percent(self.exposed_bars as f64, self.bars as f64),
             sharpe,
+            sortino,
         }
     }
 }
@@ -122,5 +160,36 @@ mod tests {
             "{report:?} vs {expected}"
         );
         assert_eq!(report.win_rate_pct, None);
+        let downside = (0.01f64 / 4.0).sqrt();
+        let sortino = mean / downside * (525_600.0f64).sqrt();
+        assert!(
+            (report.sortino.unwrap() - sortino).abs() < 1e-6,
+            "{report:?} vs {sortino}"
+        );
+    }
+
+    #[test]
+    fn flat_stretches_in_one_step_equal_bar_by_bar() {
+        let path = [(100.0, false), (101.0, true), (99.5, true), (99.5, false)];
+        let mut one_by_one = PerfTracker::new(100.0, Interval::ONE_MINUTE);
+        let mut batched = one_by_one.clone();
+        for (equity, exposed) in path {
+            one_by_one.on_bar(equity, exposed);
+            batched.on_bar(equity, exposed);
+        }
+        for _ in 0..1000 {
+            one_by_one.on_bar(99.5, false);
+        }
+        one_by_one.on_bar(98.0, false);
+        batched.on_flat_bars(1000, 99.5);
+        batched.on_flat_bars(1, 98.0);
+        let account = Account::new(rust_decimal::Decimal::ONE_HUNDRED);
+        let (a, b) = (one_by_one.report(&account, 0), batched.report(&account, 0));
+        assert_eq!(
+            (a.exposure_pct, a.max_drawdown_pct),
+            (b.exposure_pct, b.max_drawdown_pct)
+        );
+        assert!((a.sharpe.unwrap() - b.sharpe.unwrap()).abs() < 1e-9, "{a:?} {b:?}");
+        assert!((a.sortino.unwrap() - b.sortino.unwrap()).abs() < 1e-9, "{a:?} {b:?}");
     }
 }

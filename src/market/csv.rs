@@ -74,6 +74,7 @@ pub struct CsvReader {
     bar_interval: Option<Interval>,
     skip_bad_rows: bool,
     skipped: u64,
+    last_row_line: u64,
 }
 
 impl CsvReader {
@@ -126,6 +127,7 @@ impl CsvReader {
             bar_interval: None,
             skip_bad_rows,
             skipped: 0,
+            last_row_line: 0,
         };
         if !has_header && let Some(ev) = reader.take_record()? {
             reader.lookahead.push_back(ev);
@@ -145,6 +147,11 @@ impl CsvReader {
     /// The bar interval inferred from the first rows; `None` for trade files.
     pub fn bar_interval(&self) -> Option<Interval> {
         self.bar_interval
+    }
+
+    /// The line of the last good row read so far (1-based), for messages about the end of the data.
+    pub fn last_row_line(&self) -> u64 {
+        self.last_row_line
     }
 
     /// Bad rows skipped so far (only with `skip_bad_rows`).
@@ -201,11 +208,14 @@ impl CsvReader {
 
     /// The current record as an event; `Ok(None)` when it was bad and is skipped.
     fn take_record(&mut self) -> Result<Option<MarketEvent>, SourceError> {
+        let line = self.record.position().map_or(0, |p| p.line());
         let msg = match self.parse_record() {
-            Ok(ev) => return Ok(Some(ev)),
+            Ok(ev) => {
+                self.last_row_line = line;
+                return Ok(Some(ev));
+            }
             Err(msg) => msg,
         };
-        let line = self.record.position().map_or(0, |p| p.line());
         if !self.skip_bad_rows {
             return Err(SourceError::Input(format!("{} line {line}: {msg}", self.name)));
         }

@@ -263,6 +263,20 @@ impl Store {
         })
     }
 
+    /// The series of a pair, each with its id and summary, the one with most bars first.
+    pub fn series_of_pair(&self, pair: &str) -> Result<Vec<(i64, SeriesSummary)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT id FROM series WHERE pair = ?1")?;
+        let ids = stmt
+            .query_map([pair], |r| r.get::<_, i64>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut series = ids
+            .into_iter()
+            .map(|id| Ok((id, self.series_summary(id)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        series.sort_by(|a, b| b.1.bars.cmp(&a.1.bars).then(a.0.cmp(&b.0)));
+        Ok(series)
+    }
+
     pub fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
         let mut stmt = self.conn.prepare_cached(&format!("{RUN_COLUMNS} ORDER BY id"))?;
         let rows = stmt.query_map([], raw_run)?.collect::<Result<Vec<_>, _>>()?;

@@ -1,0 +1,161 @@
+//! Criterion benchmarks of batch mode: the SMA crossover backtest over 10 million in-memory
+//! bars on one core, loading 1 million bars from CSV and from the binary cache, and a
+//! 1,000-combination sweep over 1 million bars on all cores.
+//!
+//! `cargo bench --bench backtest`; figures in BENCHMARKS.md (with `bench/backtest_compare.sh`).
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use indicatif::ProgressBar;
+use nanotrader::backtest::cache::{self, CacheKey};
+use nanotrader::backtest::columns::BarColumns;
+use nanotrader::backtest::load::{self, CacheMode, LoadOptions};
+use nanotrader::backtest::simulate::{self, Keep, Settings};
+use nanotrader::backtest::sweep;
+use nanotrader::broker::BrokerConfig;
+use nanotrader::market::Interval;
+use nanotrader::strategy::StrategyConfig;
+
+/// Real bars: the built-in demo data's rows, repeated with timestamps moved on.
+fn real_rows() -> Vec<String> {
+    let text = std::str::from_utf8(nanotrader::market::replay::DEMO_DATA).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| l.split_once(',').unwrap().1.to_owned())
+        .collect()
+}
+
+fn write_csv(path: &Path, n: usize) {
+    let rows = real_rows();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    writeln!(out, "ts,open,high,low,close,volume").unwrap();
+    for i in 0..n {
+        writeln!(out, "{},{}", 1_500_000_000 + 60 * i as i64, rows[i % rows.len()]).unwrap();
+    }
+}
+
+fn columns(n: usize) -> BarColumns {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bars.csv");
+    write_csv(&path, n.min(100_000));
+    let opts = LoadOptions {
+        interval: None,
+        cache: CacheMode::Off,
+        detail: false,
+    };
+    let base = load::load(&path, &opts, &ProgressBar::hidden()).unwrap().bars;
+    let mut bars = BarColumns::new(Interval::ONE_MINUTE, false);
+    bars.ts = (0..n as i64).map(|i| 1_500_000_000 + 60 * i).collect();
+    bars.close = (0..n).map(|i| base.close[i % base.len()]).collect();
+    bars
+}
+
+fn seed_settings() -> Settings {
+    Settings {
+        broker: BrokerConfig::seed(),
+        decide_from_bar: 22,
+    }
+}
+
+fn backtest_10m(c: &mut Criterion) {
+    let bars = columns(10_000_000);
+    let strategy = StrategyConfig::SmaCross { short: 10, long: 20 };
+    let mut group = c.benchmark_group("backtest");
+    group.sample_size(10).measurement_time(Duration::from_secs(10));
+    group.throughput(Throughput::Elements(bars.len() as u64));
+    for (name, settings) in [
+        ("sma_cross_10m_bars_seed", seed_settings()),
+        (
+            "sma_cross_10m_bars_fees",
+            Settings {
+                broker: BrokerConfig::default(),
+                decide_from_bar: 1,
+            },
+        ),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| simulate::run(&bars, &strategy, &settings, Keep::default()).unwrap())
+        });
+    }
+    group.finish();
+}
+
+fn loading_1m(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bars_1m.csv");
+    write_csv(&path, 1_000_000);
+    let hidden = ProgressBar::hidden();
+    let csv_only = LoadOptions {
+        interval: None,
+        cache: CacheMode::Off,
+        detail: true,
+    };
+    let with_cache = LoadOptions {
+        cache: CacheMode::Auto,
+        detail: false,
+        ..csv_only.clone()
+    };
+    let strategy = StrategyConfig::SmaCross { short: 10, long: 20 };
+    let mut group = c.benchmark_group("load");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements(1_000_000));
+    group.bench_function("csv_to_trades_1m_bars", |b| {
+        b.iter(|| {
+            let bars = load::load(&path, &csv_only, &hidden).unwrap().bars;
+            simulate::run(
+                &bars,
+                &strategy,
+                &seed_settings(),
+                Keep {
+                    fills: true,
+                    ..Keep::default()
+                },
+            )
+            .unwrap()
+        })
+    });
+    load::load(&path, &with_cache, &hidden).unwrap();
+    let key = CacheKey::of(&path, None).unwrap();
+    assert!(cache::read(&cache::path_for(&path), key, false).unwrap().is_some());
+    group.bench_function("cache_to_trades_1m_bars", |b| {
+        b.iter(|| {
+            let loaded = load::load(&path, &with_cache, &hidden).unwrap();
+            assert_eq!(loaded.path, load::LoadPath::Cache);
+            simulate::run(
+                &loaded.bars,
+                &strategy,
+                &seed_settings(),
+                Keep {
+                    fills: true,
+                    ..Keep::default()
+                },
+            )
+            .unwrap()
+        })
+    });
+    group.finish();
+}
+
+fn sweep_1000(c: &mut Criterion) {
+    let bars = columns(1_000_000);
+    let shorts: Vec<usize> = (5..=50).step_by(5).collect();
+    let longs: Vec<usize> = (10..=200).step_by(2).collect();
+    let combos = sweep::combinations(&shorts, &longs);
+    let settings = Settings {
+        broker: BrokerConfig::default(),
+        decide_from_bar: 1,
+    };
+    let mut group = c.benchmark_group("sweep");
+    group.sample_size(10).measurement_time(Duration::from_secs(30));
+    group.throughput(Throughput::Elements((combos.len() * bars.len()) as u64));
+    group.bench_function(format!("sma_grid_{}_combos_1m_bars", combos.len()), |b| {
+        b.iter(|| sweep::run(&bars, &combos, &settings, &ProgressBar::hidden()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, backtest_10m, loading_1m, sweep_1000);
+criterion_main!(benches);

@@ -1,0 +1,242 @@
+//! A compact binary copy of loaded bars next to the source file (`FILE.ntbars`), so the second
+//! backtest of a file skips text parsing: a 64-byte header, then each column as little-endian
+//! integers, read straight into the column vectors. It is used only while the source file has the
+//! same size and modification time and the same interval is asked for; anything else rebuilds it.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use super::columns::{BarColumns, BarDetail};
+use crate::market::Interval;
+
+const MAGIC: &[u8; 8] = b"NTBARS\x00\x01";
+const HEADER_BYTES: usize = 64;
+const HAS_DETAIL: u64 = 1;
+
+/// What the cache must match to stand for the source file.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct CacheKey {
+    pub source_len: u64,
+    pub source_mtime_ns: i64,
+    /// The interval asked for, 0 for the file's own.
+    pub requested_secs: i64,
+}
+
+impl CacheKey {
+    pub fn of(source: &Path, requested: Option<Interval>) -> io::Result<Self> {
+        let meta = fs::metadata(source)?;
+        let mtime = meta.modified()?;
+        let source_mtime_ns = match mtime.duration_since(UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+            Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
+        };
+        Ok(Self {
+            source_len: meta.len(),
+            source_mtime_ns,
+            requested_secs: requested.map_or(0, Interval::secs),
+        })
+    }
+}
+
+/// `FILE.ntbars` beside `FILE`.
+pub fn path_for(source: &Path) -> PathBuf {
+    let mut name = source.as_os_str().to_owned();
+    name.push(".ntbars");
+    PathBuf::from(name)
+}
+
+struct Header {
+    key: CacheKey,
+    interval_secs: i64,
+    rows: usize,
+    flags: u64,
+}
+
+impl Header {
+    fn encode(&self) -> [u8; HEADER_BYTES] {
+        let mut out = [0u8; HEADER_BYTES];
+        out[..8].copy_from_slice(MAGIC);
+        let fields = [
+            self.key.source_len as i64,
+            self.key.source_mtime_ns,
+            self.key.requested_secs,
+            self.interval_secs,
+            self.rows as i64,
+            self.flags as i64,
+        ];
+        for (i, value) in fields.iter().enumerate() {
+            out[8 + i * 8..16 + i * 8].copy_from_slice(&value.to_le_bytes());
+        }
+        out
+    }
+
+    fn decode(bytes: &[u8; HEADER_BYTES]) -> Option<Self> {
+        if &bytes[..8] != MAGIC {
+            return None;
+        }
+        let field = |i: usize| i64::from_le_bytes(bytes[8 + i * 8..16 + i * 8].try_into().expect("8 bytes"));
+        Some(Self {
+            key: CacheKey {
+                source_len: field(0) as u64,
+                source_mtime_ns: field(1),
+                requested_secs: field(2),
+            },
+            interval_secs: field(3),
+            rows: usize::try_from(field(4)).ok()?,
+            flags: field(5) as u64,
+        })
+    }
+}
+
+/// The cached bars if the cache matches `key`; `Ok(None)` when there is none or it is stale.
+/// Without `detail`, only times and closes are read.
+pub fn read(cache: &Path, key: CacheKey, detail: bool) -> io::Result<Option<BarColumns>> {
+    if !cfg!(target_endian = "little") {
+        return Ok(None);
+    }
+    let mut file = match File::open(cache) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut raw = [0u8; HEADER_BYTES];
+    if file.read_exact(&mut raw).is_err() {
+        return Ok(None);
+    }
+    let Some(header) = Header::decode(&raw) else {
+        return Ok(None);
+    };
+    let Some(interval) = Interval::from_secs(header.interval_secs) else {
+        return Ok(None);
+    };
+    let n = header.rows;
+    let expected_len = HEADER_BYTES as u64 + n as u64 * (6 * 8 + 4);
+    if header.key != key || file.metadata()?.len() != expected_len || (detail && header.flags & HAS_DETAIL == 0) {
+        return Ok(None);
+    }
+    let column = |file: &mut File| -> io::Result<Vec<i64>> {
+        let mut v = vec![0i64; n];
+        file.read_exact(bytemuck::cast_slice_mut(&mut v))?;
+        Ok(v)
+    };
+    let ts = column(&mut file)?;
+    let close = column(&mut file)?;
+    let detail = if detail {
+        let open = column(&mut file)?;
+        let high = column(&mut file)?;
+        let low = column(&mut file)?;
+        let volume = column(&mut file)?;
+        let mut trades = vec![0u32; n];
+        file.read_exact(bytemuck::cast_slice_mut(&mut trades))?;
+        Some(BarDetail {
+            open,
+            high,
+            low,
+            volume,
+            trades,
+        })
+    } else {
+        file.seek(SeekFrom::End(0))?;
+        None
+    };
+    Ok(Some(BarColumns {
+        interval,
+        ts,
+        close,
+        detail,
+    }))
+}
+
+/// Writes the cache atomically (a temporary file renamed over the old one).
+pub fn write(cache: &Path, key: CacheKey, bars: &BarColumns) -> io::Result<()> {
+    let Some(detail) = bars.detail.as_ref().filter(|_| cfg!(target_endian = "little")) else {
+        return Ok(());
+    };
+    let header = Header {
+        key,
+        interval_secs: bars.interval.secs(),
+        rows: bars.len(),
+        flags: HAS_DETAIL,
+    };
+    let mut tmp_name = cache.as_os_str().to_owned();
+    tmp_name.push(format!(".tmp{}", std::process::id()));
+    let tmp = PathBuf::from(tmp_name);
+    let written = (|| {
+        let mut out = io::BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+        out.write_all(&header.encode())?;
+        for column in [
+            &bars.ts,
+            &bars.close,
+            &detail.open,
+            &detail.high,
+            &detail.low,
+            &detail.volume,
+        ] {
+            out.write_all(bytemuck::cast_slice(column))?;
+        }
+        out.write_all(bytemuck::cast_slice(&detail.trades))?;
+        // No fsync: a cache lost in a crash is stale by its length and is rebuilt.
+        out.into_inner().map_err(|e| e.into_error())?.flush()
+    })();
+    match written.and_then(|()| fs::rename(&tmp, cache)) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bars() -> BarColumns {
+        BarColumns {
+            interval: Interval::ONE_MINUTE,
+            ts: vec![60, 120, 180],
+            close: vec![5, 6, 7],
+            detail: Some(BarDetail {
+                open: vec![4, 5, 6],
+                high: vec![8, 9, 10],
+                low: vec![1, 2, 3],
+                volume: vec![0, 1, 2],
+                trades: vec![3, 2, 1],
+            }),
+        }
+    }
+
+    #[test]
+    fn round_trips_and_refuses_a_stale_or_damaged_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("bars.csv");
+        fs::write(&source, "whatever").unwrap();
+        let cache = path_for(&source);
+        assert_eq!(cache, dir.path().join("bars.csv.ntbars"));
+        let key = CacheKey::of(&source, None).unwrap();
+        assert!(read(&cache, key, true).unwrap().is_none());
+        write(&cache, key, &bars()).unwrap();
+        assert_eq!(read(&cache, key, true).unwrap(), Some(bars()));
+        let light = read(&cache, key, false).unwrap().unwrap();
+        assert_eq!(
+            (light.ts, light.close, light.detail),
+            (vec![60, 120, 180], vec![5, 6, 7], None)
+        );
+
+        let other_interval = CacheKey {
+            requested_secs: 300,
+            ..key
+        };
+        assert!(read(&cache, other_interval, true).unwrap().is_none());
+        let grown = CacheKey {
+            source_len: key.source_len + 1,
+            ..key
+        };
+        assert!(read(&cache, grown, true).unwrap().is_none());
+        let bytes = fs::read(&cache).unwrap();
+        fs::write(&cache, &bytes[..bytes.len() - 1]).unwrap();
+        assert!(read(&cache, key, true).unwrap().is_none());
+    }
+}

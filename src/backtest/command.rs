@@ -1,0 +1,376 @@
+//! `nanotrader backtest`: options -> bars -> one backtest or a sweep -> summary, JSON, fills CSV
+//! and HTML report.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::columns::BarColumns;
+use super::load::{self, CacheMode, LoadOptions};
+use super::simulate::{self, Keep, Outcome, Settings};
+use super::summary::{self, DataInfo, Timings};
+use super::sweep::{self, Axis, ComboResult};
+use crate::app::AppError;
+use crate::cli::{BacktestArgs, CacheArg, RunArgs, StrategyKind};
+use crate::config::{Trading, resolve_trading};
+use crate::market::{SourceError, Timestamp};
+use crate::store::Store;
+use crate::strategy::StrategyConfig;
+
+/// What was asked: one backtest, or a grid of SMA windows.
+enum Plan {
+    Single(StrategyConfig),
+    Sweep { shorts: Vec<usize>, longs: Vec<usize> },
+}
+
+pub fn execute(args: BacktestArgs, data_dir: &Path, quiet: bool) -> Result<(), AppError> {
+    let started = Instant::now();
+    let (plan, trading) = plan(&args)?;
+    let settings = Settings {
+        broker: trading.broker.clone(),
+        decide_from_bar: trading.decide_from_bar,
+    };
+    let detail = args.report.is_some() || !matches!(trading.strategy, StrategyConfig::SmaCross { .. });
+
+    let load_started = Instant::now();
+    let (mut bars, mut info) = match &args.data {
+        Some(path) => load_file(path, &args, detail, quiet)?,
+        None => load_store(data_dir, &args)?,
+    };
+    if args.since.is_some() || args.until.is_some() {
+        let from = args.since.map_or(i64::MIN, Timestamp::secs);
+        // `--until` is exclusive.
+        let to = args
+            .until
+            .map_or(i64::MAX, |t| t.secs() - i64::from(t.nanos() % 1_000_000_000 == 0));
+        bars.retain_range(from, to);
+        if bars.is_empty() {
+            return Err(AppError::input(format!(
+                "{}: no bars in the --since/--until range",
+                info.source
+            )));
+        }
+    }
+    info.fill_from(&bars);
+    let load_secs = load_started.elapsed().as_secs_f64();
+
+    let compute_started = Instant::now();
+    let result = match plan {
+        Plan::Single(strategy) => {
+            check_length(&bars, &strategy, &info)?;
+            let outcome = simulate::run(&bars, &strategy, &settings, keep(&args)).map_err(AppError::input)?;
+            Ran {
+                strategy,
+                outcome,
+                sweep: None,
+            }
+        }
+        Plan::Sweep { shorts, longs } => run_sweep(&bars, &info, shorts, longs, &settings, &args, quiet)?,
+    };
+    let compute_secs = compute_started.elapsed().as_secs_f64();
+    let timings = Timings {
+        load_secs,
+        compute_secs,
+        total_secs: started.elapsed().as_secs_f64(),
+    };
+
+    let Ran {
+        strategy,
+        outcome,
+        sweep,
+    } = &result;
+    // Computed once for every output: the backtest, or a sweep's best combination.
+    let single = summary::single(&info, strategy, &trading, outcome, &bars, &timings);
+    if let Some(path) = &args.trades {
+        write_file(path, |out| crate::report::write_fills_csv(out, &outcome.fills))?;
+    }
+    if let Some(path) = &args.report {
+        let heatmap = sweep
+            .as_ref()
+            .map(|s| super::report::sweep_data(&s.results, &s.shorts, &s.longs, args.metric, args.top));
+        let data = super::report::build(&bars, strategy, outcome, &single, heatmap);
+        let html = super::html::render(&data);
+        write_file(path, |out| out.write_all(html.as_bytes()))?;
+    }
+
+    let mut stdout = std::io::stdout().lock();
+    let printed = match sweep {
+        None if args.json => summary::print_json(&mut stdout, &single),
+        None => summary::print_single(&mut stdout, &single),
+        Some(s) => {
+            let sweep = summary::sweep(&s.results, &s.shorts, &s.longs, args.metric, args.top, single, &timings);
+            if args.json {
+                summary::print_json(&mut stdout, &sweep)
+            } else {
+                summary::print_sweep(&mut stdout, &sweep)
+            }
+        }
+    };
+    printed
+        .and_then(|()| stdout.flush())
+        .or_else(crate::app::ignore_broken_pipe)?;
+    for (what, path) in [("fills", &args.trades), ("report", &args.report)] {
+        if let Some(path) = path {
+            tracing::info!("{what} written to {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// The backtest shown in full: the one asked for, or a sweep's best combination.
+struct Ran {
+    strategy: StrategyConfig,
+    outcome: Outcome,
+    sweep: Option<SweepRan>,
+}
+
+struct SweepRan {
+    /// Best first.
+    results: Vec<ComboResult>,
+    shorts: Vec<usize>,
+    longs: Vec<usize>,
+}
+
+/// Every fill is made and counted; the list is kept only for the outputs that show it.
+fn keep(args: &BacktestArgs) -> Keep {
+    Keep {
+        fills: args.trades.is_some() || args.report.is_some(),
+        equity_curve: args.report.is_some(),
+    }
+}
+
+/// The strategy (or grid) and the broker from the options, with the same rules as `run`.
+fn plan(args: &BacktestArgs) -> Result<(Plan, Trading), AppError> {
+    let step = args.step.map_or(1, |s| s as usize);
+    let shorts = args.short.as_ref().map(|a| a.values(step));
+    let longs = args.long.as_ref().map(|a| a.values(step));
+    let is_grid = |axis: &Option<Axis>| axis.as_ref().is_some_and(|a| a.single().is_none());
+    let sweep = is_grid(&args.short) || is_grid(&args.long);
+    let kind = args.strategy.unwrap_or(StrategyKind::SmaCross);
+    if sweep && kind != StrategyKind::SmaCross {
+        return Err(AppError::input(
+            "sweeps are over the SMA windows (--short, --long) of --strategy sma-cross",
+        ));
+    }
+    let run_args = RunArgs {
+        preset: args.preset,
+        strategy: args.strategy,
+        // A grid's validation happens per combination; these only need to be valid.
+        short: if sweep { Some(1) } else { shorts.as_ref().map(|v| v[0]) },
+        long: if sweep { Some(2) } else { longs.as_ref().map(|v| v[0]) },
+        fast: args.fast,
+        slow: args.slow,
+        rsi_period: args.rsi_period,
+        oversold: args.oversold,
+        overbought: args.overbought,
+        cash: args.cash,
+        fee_rate: args.fee_rate,
+        sizing: args.sizing,
+        decide_from_bar: args.decide_from_bar,
+        ..RunArgs::default()
+    };
+    let trading = resolve_trading(&run_args)?;
+    if !sweep {
+        return Ok((Plan::Single(trading.strategy.clone()), trading));
+    }
+    let shorts = shorts.unwrap_or_else(|| vec![10]);
+    let longs = longs.unwrap_or_else(|| vec![20]);
+    Ok((Plan::Sweep { shorts, longs }, trading))
+}
+
+fn progress_bar(quiet: bool, len: u64, template: &str) -> ProgressBar {
+    let target = if quiet {
+        ProgressDrawTarget::hidden()
+    } else {
+        // Drawn only when stderr is a terminal.
+        ProgressDrawTarget::stderr()
+    };
+    let bar = ProgressBar::with_draw_target(Some(len), target);
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+fn load_file(path: &Path, args: &BacktestArgs, detail: bool, quiet: bool) -> Result<(BarColumns, DataInfo), AppError> {
+    let opts = LoadOptions {
+        interval: args.interval,
+        cache: match args.cache {
+            CacheArg::Auto => CacheMode::Auto,
+            CacheArg::Off => CacheMode::Off,
+            CacheArg::Refresh => CacheMode::Refresh,
+        },
+        detail,
+    };
+    let progress = progress_bar(
+        quiet,
+        0,
+        "loading {bar:30} {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
+    );
+    let loaded = load::load(path, &opts, &progress).map_err(|e| match e {
+        SourceError::Input(m) => AppError::input(m),
+        SourceError::Fatal(m) => AppError::runtime(m),
+    })?;
+    progress.finish_and_clear();
+    if let Some(Err(why)) = &loaded.cache_written {
+        tracing::warn!("no binary cache: {why}");
+    }
+    let mut info = DataInfo::new(path.display().to_string(), loaded.path.as_str());
+    info.last_line = loaded.last_line;
+    Ok((loaded.bars, info))
+}
+
+/// The stored series of `--pair` (at `--interval`, or the one with most bars).
+fn load_store(data_dir: &Path, args: &BacktestArgs) -> Result<(BarColumns, DataInfo), AppError> {
+    let store = Store::open_existing(data_dir)?;
+    let series = store.series_of_pair(&args.pair)?;
+    let chosen = series
+        .iter()
+        .find(|(_, s)| args.interval.is_none_or(|i| i.secs() == s.interval_secs) && s.bars > 0);
+    let Some((id, summary)) = chosen else {
+        let stored: Vec<String> = series
+            .iter()
+            .map(|(_, s)| format!("{} bars of {}s", s.bars, s.interval_secs))
+            .collect();
+        return Err(AppError::input(format!(
+            "the store in {} has no {} bars{}{}",
+            data_dir.display(),
+            args.pair,
+            args.interval.map_or(String::new(), |i| format!(" at {i}")),
+            if stored.is_empty() {
+                " (download some with `nanotrader history --store`)".to_owned()
+            } else {
+                format!(" (it has {})", stored.join(", "))
+            }
+        )));
+    };
+    let interval = crate::market::Interval::from_secs(summary.interval_secs).unwrap_or_default();
+    let mut bars = BarColumns::new(interval, true);
+    let mut unfit = None;
+    let from = args.since.unwrap_or(Timestamp::from_nanos(i64::MIN));
+    let to = args.until.map_or(Timestamp::from_nanos(i64::MAX), |t| {
+        Timestamp::from_nanos(t.nanos() - 1)
+    });
+    store.for_each_bar(*id, from, to, |bar| {
+        if let Err(field) = bars.push(&bar)
+            && unfit.is_none()
+        {
+            unfit = Some(format!(
+                "the stored bar at {} has a {field} with more than 8 decimals",
+                bar.ts
+            ));
+        }
+    })?;
+    if let Some(m) = unfit {
+        return Err(AppError::input(m));
+    }
+    if bars.is_empty() {
+        return Err(AppError::input(format!(
+            "the store's {} series {} has no bars in the --since/--until range",
+            args.pair, summary.identity
+        )));
+    }
+    let info = DataInfo::new(format!("store {} ({})", args.pair, summary.identity), "SQLite store");
+    Ok((bars, info))
+}
+
+/// Bars a strategy needs before it can signal at all.
+fn warm_up_bars(strategy: &StrategyConfig) -> (usize, &'static str) {
+    match *strategy {
+        StrategyConfig::SmaCross { long, .. } => (long, "long window"),
+        StrategyConfig::EmaCross { slow, .. } => (slow, "slow EMA period"),
+        StrategyConfig::RsiThreshold { period, .. } => (period + 1, "RSI period (plus one bar)"),
+    }
+}
+
+fn too_short(info: &DataInfo, bars: usize, needed: usize, what: &str) -> AppError {
+    AppError::input(format!(
+        "{}: {bars} bars{}, fewer than the {what} of {needed} bars: no signal could ever form",
+        info.source,
+        info.end_note()
+    ))
+}
+
+fn check_length(bars: &BarColumns, strategy: &StrategyConfig, info: &DataInfo) -> Result<(), AppError> {
+    let (needed, what) = warm_up_bars(strategy);
+    if bars.len() < needed {
+        return Err(too_short(info, bars.len(), needed, what));
+    }
+    Ok(())
+}
+
+fn run_sweep(
+    bars: &BarColumns,
+    info: &DataInfo,
+    shorts: Vec<usize>,
+    longs: Vec<usize>,
+    settings: &Settings,
+    args: &BacktestArgs,
+    quiet: bool,
+) -> Result<Ran, AppError> {
+    let all = sweep::combinations(&shorts, &longs);
+    if all.is_empty() {
+        return Err(AppError::input(format!(
+            "no combination of --short {} and --long {} has short < long",
+            args.short.as_ref().map_or("10".into(), ToString::to_string),
+            args.long.as_ref().map_or("20".into(), ToString::to_string),
+        )));
+    }
+    if all.len() > sweep::MAX_COMBINATIONS {
+        return Err(AppError::input(format!(
+            "{} combinations are more than the {} a sweep may run: use a --step",
+            all.len(),
+            sweep::MAX_COMBINATIONS
+        )));
+    }
+    let combos: Vec<(usize, usize)> = all.iter().copied().filter(|&(_, long)| long <= bars.len()).collect();
+    if combos.is_empty() {
+        let shortest = all.iter().map(|c| c.1).min().unwrap_or(0);
+        return Err(too_short(info, bars.len(), shortest, "shortest long window"));
+    }
+    if combos.len() < all.len() {
+        tracing::warn!(
+            "{} combinations skipped: their long window is longer than the {} bars of data",
+            all.len() - combos.len(),
+            bars.len()
+        );
+    }
+    let progress = progress_bar(
+        quiet,
+        combos.len() as u64,
+        "sweep   {bar:30} {pos}/{len} combinations ({per_sec}, {eta} left)",
+    );
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads.map_or(0, |t| t as usize))
+        .build()
+        .map_err(|e| AppError::runtime(format!("cannot start the sweep's threads: {e}")))?;
+    let mut results = pool.install(|| sweep::run(bars, &combos, settings, &progress));
+    progress.finish_and_clear();
+    sweep::rank(&mut results, args.metric);
+    let top = &results[0];
+    let strategy = StrategyConfig::SmaCross {
+        short: top.short,
+        long: top.long,
+    };
+    let outcome = simulate::run(bars, &strategy, settings, keep(args)).map_err(AppError::input)?;
+    Ok(Ran {
+        strategy,
+        outcome,
+        sweep: Some(SweepRan { results, shorts, longs }),
+    })
+}
+
+fn write_file(
+    path: &PathBuf,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<(), AppError> {
+    use std::io::Write;
+    let fail = |e: std::io::Error| AppError::input(format!("cannot write {}: {e}", path.display()));
+    let file = std::fs::File::create(path).map_err(fail)?;
+    let mut out = std::io::BufWriter::new(file);
+    write(&mut out).map_err(fail)?;
+    out.flush().map_err(fail)
+}
+
+use std::io::Write as _;

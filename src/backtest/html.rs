@@ -1,0 +1,492 @@
+//! The self-contained HTML report of a backtest: one file holding its style, the chart library,
+//! the data (as JSON) and the script that draws it. It opens from `file://` without a network:
+//! nothing is fetched, and a CSP in the page forbids fetching anything.
+//!
+//! The data travels in `<script type="application/json" id="report-data">` with every `<`, `>`
+//! and `&` written as a JSON escape, so no string in it can end the element; web/report/report.js
+//! reads it and sets every value with `textContent`.
+
+use serde::Serialize;
+
+const REPORT_CSS: &str = include_str!("../../web/report/report.css");
+const REPORT_JS: &str = include_str!("../../web/report/report.js");
+const CHARTS_JS: &str = include_str!(concat!(env!("OUT_DIR"), "/lightweight-charts.js"));
+
+/// Everything the report shows. Figures meant to be read exactly come preformatted as text.
+#[derive(Serialize, Clone, Debug, Default, PartialEq)]
+pub struct ReportData {
+    /// E.g. "sma-cross 10/20 on btcusd_1m_20171217.csv".
+    pub title: String,
+    /// E.g. "nanotrader 0.1.0 backtest".
+    pub generated_by: String,
+    /// Preformatted figures, shown as a table.
+    pub summary: Vec<SummaryRow>,
+    /// Fee, sizing, fills at close, etc., shown as a list.
+    pub assumptions: Vec<String>,
+    pub price: PriceSeries,
+    /// Account equity (USD) over time.
+    pub equity: Vec<Point>,
+    /// What holding from the first bar would have been worth.
+    pub buy_hold_equity: Vec<Point>,
+    /// 0 or negative percent below the running peak.
+    pub drawdown_pct: Vec<Point>,
+    /// The fills shown (markers and table), possibly fewer than the run's.
+    pub fills: Vec<FillRow>,
+    /// All fills of the run.
+    pub fills_total: u64,
+    /// Present for parameter sweeps.
+    pub sweep: Option<SweepData>,
+}
+
+#[derive(Serialize, Clone, Debug, Default, PartialEq)]
+pub struct SummaryRow {
+    pub label: String,
+    pub value: String,
+    pub note: String,
+}
+
+#[derive(Serialize, Clone, Debug, Default, PartialEq)]
+pub struct PriceSeries {
+    pub candles: Vec<Candle>,
+    /// Indicator lines, e.g. "SMA 10", "SMA 20".
+    pub lines: Vec<LineSeries>,
+    /// Seconds per candle as shown (after downsampling).
+    pub bar_seconds: i64,
+    /// Bars in the data before downsampling.
+    pub source_bars: u64,
+}
+
+/// One candle; `time` in unix seconds.
+#[derive(Serialize, Clone, Copy, Debug, Default, PartialEq)]
+pub struct Candle {
+    pub time: i64,
+    pub open: f64,
+    pub high: f64,
+    pub low: f64,
+    pub close: f64,
+}
+
+#[derive(Serialize, Clone, Debug, Default, PartialEq)]
+pub struct LineSeries {
+    pub name: String,
+    pub points: Vec<Point>,
+}
+
+/// A value at a time (unix seconds).
+#[derive(Serialize, Clone, Copy, Debug, Default, PartialEq)]
+pub struct Point {
+    pub time: i64,
+    pub value: f64,
+}
+
+/// One fill; money and quantities as exact decimal strings.
+#[derive(Serialize, Clone, Debug, Default, PartialEq)]
+pub struct FillRow {
+    pub time: i64,
+    /// "buy" or "sell".
+    pub side: String,
+    pub qty: String,
+    pub price: String,
+    pub fee: String,
+    pub cash_after: String,
+    pub position_after: String,
+}
+
+#[derive(Serialize, Clone, Debug, Default, PartialEq)]
+pub struct SweepData {
+    /// E.g. "sharpe", "return_pct".
+    pub metric: String,
+    /// E.g. "Sharpe (annualised)".
+    pub metric_label: String,
+    /// Heatmap rows.
+    pub shorts: Vec<usize>,
+    /// Heatmap columns.
+    pub longs: Vec<usize>,
+    /// `values[i][j]` for `(shorts[i], longs[j])`; `None` for an invalid combination or an
+    /// undefined value.
+    pub values: Vec<Vec<Option<f64>>>,
+    /// Best first.
+    pub top: Vec<SweepRow>,
+}
+
+#[derive(Serialize, Clone, Debug, Default, PartialEq)]
+pub struct SweepRow {
+    pub short: usize,
+    pub long: usize,
+    pub return_pct: f64,
+    pub sharpe: Option<f64>,
+    pub sortino: Option<f64>,
+    pub max_drawdown_pct: f64,
+    pub trades: u64,
+    pub win_rate_pct: Option<f64>,
+}
+
+/// Nothing leaves the page: no fetch, no font, no image but inline ones. Inline code is allowed
+/// (the page is all inline); the data is never executed and never parsed as HTML.
+const CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+                   img-src data:; base-uri 'none'; form-action 'none'";
+
+/// The whole page as one HTML string: works offline from file://, no network requests at all.
+pub fn render(data: &ReportData) -> String {
+    let json = script_safe_json(data);
+    let title = escape_html(&data.title);
+    let generated_by = escape_html(&data.generated_by);
+    let mut page = String::with_capacity(json.len() + CHARTS_JS.len() + REPORT_JS.len() + REPORT_CSS.len() + 8192);
+    page.push_str("<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+    page.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
+    page.push_str("<meta name=\"color-scheme\" content=\"dark\">\n");
+    page.push_str("<meta http-equiv=\"Content-Security-Policy\" content=\"");
+    page.push_str(CSP);
+    page.push_str(
+        "\">\n<meta name=\"referrer\" content=\"no-referrer\">\n<link rel=\"icon\" href=\"data:,\">\n<title>",
+    );
+    page.push_str(&title);
+    page.push_str(" · nanotrader backtest</title>\n<style>\n");
+    page.push_str(&script_safe(REPORT_CSS, "</style"));
+    page.push_str("</style>\n</head>\n<body data-state=\"loading\">\n");
+    page.push_str(
+        &BODY
+            .replace("{{TITLE}}", &title)
+            .replace("{{GENERATED_BY}}", &generated_by),
+    );
+    page.push_str("<script type=\"application/json\" id=\"report-data\">");
+    page.push_str(&json);
+    page.push_str("</script>\n<script>\n");
+    page.push_str(&script_safe(CHARTS_JS, "</script"));
+    page.push_str("\n</script>\n<script>\n");
+    page.push_str(&script_safe(REPORT_JS, "</script"));
+    page.push_str("\n</script>\n</body>\n</html>\n");
+    page
+}
+
+/// The data as JSON that cannot end its `<script>` element or open a comment: `<`, `>` and `&`
+/// (and the JavaScript line terminators) become `\uXXXX` escapes, which are only valid inside
+/// JSON strings, where they mean the same character.
+fn script_safe_json(data: &ReportData) -> String {
+    let json = serde_json::to_string(data).expect("the report data serializes");
+    let mut out = String::with_capacity(json.len() + json.len() / 64);
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Our own code and the library never contain the end tag of their element (tested); should a
+/// new version of the library do so, `<\/` keeps it inside (same meaning in strings, regexes and
+/// comments).
+fn script_safe<'a>(code: &'a str, end_tag: &str) -> std::borrow::Cow<'a, str> {
+    if code.to_ascii_lowercase().contains(end_tag) {
+        let mut out = String::with_capacity(code.len() + 16);
+        let lower = code.to_ascii_lowercase();
+        let mut last = 0;
+        for (at, _) in lower.match_indices(end_tag) {
+            out.push_str(&code[last..at]);
+            out.push_str("<\\/");
+            last = at + 2;
+        }
+        out.push_str(&code[last..]);
+        out.into()
+    } else {
+        code.into()
+    }
+}
+
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The page's skeleton; report.js fills it from the data.
+const BODY: &str = r##"<header class="topbar">
+  <div class="brand">nano<span class="brand-accent">trader</span></div>
+  <span class="badge badge-paper">backtest</span>
+  <h1 class="report-title" id="title">{{TITLE}}</h1>
+  <span class="generated" id="generated-by">{{GENERATED_BY}}</span>
+</header>
+<main class="report">
+  <noscript><p class="card">This report draws its charts and tables with JavaScript: allow scripts for this file.</p></noscript>
+  <p class="card load-error" id="load-error" hidden></p>
+  <section class="overview">
+    <div class="card summary-card">
+      <h2>Summary</h2>
+      <table class="summary-table" id="summary-table"><tbody id="summary-body"></tbody></table>
+      <p class="empty" id="summary-empty" hidden>No figures.</p>
+    </div>
+    <div class="card assumptions-card">
+      <h2>Assumptions</h2>
+      <ul class="assumptions" id="assumptions"></ul>
+      <p class="empty" id="assumptions-empty" hidden>None stated.</p>
+    </div>
+  </section>
+  <section class="chart-card" id="price-card">
+    <div class="chart-head">
+      <span class="chart-title">Price</span>
+      <span class="legend" id="price-legend">
+        <span class="legend-item" id="lg-time"></span>
+        <span class="legend-item">O <b id="lg-o">—</b></span>
+        <span class="legend-item">H <b id="lg-h">—</b></span>
+        <span class="legend-item">L <b id="lg-l">—</b></span>
+        <span class="legend-item">C <b id="lg-c">—</b></span>
+      </span>
+      <span class="legend lines-legend" id="lines-legend"></span>
+      <span class="fill-key"><span class="buy">▲ buy</span> <span class="sell">▼ sell</span></span>
+      <span class="fill-legend" id="fill-legend"></span>
+      <span class="chart-info" id="price-info"></span>
+    </div>
+    <div class="chart chart-price" id="price-chart"></div>
+    <p class="empty chart-empty" id="price-empty" hidden>No candles in this report.</p>
+  </section>
+  <section class="chart-card" id="equity-card">
+    <div class="chart-head">
+      <span class="chart-title">Equity</span>
+      <span class="legend">
+        <span class="legend-item key-equity">Strategy <b id="lg-equity">—</b></span>
+        <span class="legend-item key-hold">Buy and hold <b id="lg-hold">—</b></span>
+      </span>
+      <span class="chart-info">USD</span>
+    </div>
+    <div class="chart chart-equity" id="equity-chart"></div>
+    <p class="empty chart-empty" id="equity-empty" hidden>No equity curve in this report.</p>
+  </section>
+  <section class="chart-card" id="drawdown-card">
+    <div class="chart-head">
+      <span class="chart-title">Drawdown</span>
+      <span class="legend"><span class="legend-item key-dd">Below peak <b id="lg-dd">—</b></span></span>
+      <span class="chart-info" id="dd-info"></span>
+    </div>
+    <div class="chart chart-drawdown" id="drawdown-chart"></div>
+    <p class="empty chart-empty" id="drawdown-empty" hidden>No drawdown series in this report.</p>
+  </section>
+  <section class="sweep" id="sweep" hidden>
+    <div class="card heatmap-card">
+      <h2>Parameter sweep <span class="h2-note" id="sweep-metric"></span></h2>
+      <p class="heatmap-readout" id="heatmap-readout">Hover a cell: short × long → value.</p>
+      <div class="heatmap-wrap">
+        <div class="heatmap" id="heatmap" role="grid"></div>
+      </div>
+      <div class="heatmap-legend" id="heatmap-legend">
+        <span class="hl-min" id="hl-min"></span>
+        <span class="hl-bar" id="hl-bar"></span>
+        <span class="hl-max" id="hl-max"></span>
+        <span class="hl-none"><span class="swatch-none"></span> no value (short ≥ long or undefined)</span>
+      </div>
+      <p class="empty" id="heatmap-empty" hidden>The sweep has no combinations.</p>
+    </div>
+    <div class="card top-card">
+      <h2>Top results</h2>
+      <div class="table-wrap">
+        <table class="trades" id="top-table">
+          <thead><tr>
+            <th class="num">#</th><th class="num">Short</th><th class="num">Long</th><th class="num" data-metric="return_pct">Return %</th>
+            <th class="num" data-metric="sharpe">Sharpe</th><th class="num" data-metric="sortino">Sortino</th>
+            <th class="num" data-metric="max_drawdown_pct">Max DD %</th><th class="num">Trades</th><th class="num" data-metric="win_rate_pct">Win rate %</th>
+          </tr></thead>
+          <tbody id="top-body"></tbody>
+        </table>
+        <p class="empty" id="top-empty" hidden>No results.</p>
+      </div>
+    </div>
+  </section>
+  <section class="card fills-card" id="fills-card">
+    <h2>Fills <span class="h2-note" id="fills-count"></span></h2>
+    <div class="table-wrap fills-wrap">
+      <table class="trades" id="fills-table">
+        <thead><tr>
+          <th>Time (UTC)</th><th>Side</th><th class="num">Qty</th><th class="num">Price</th><th class="num">Fee</th>
+          <th class="num">Cash after</th><th class="num">Position after</th>
+        </tr></thead>
+        <tbody id="fills-body"></tbody>
+      </table>
+      <p class="empty" id="fills-empty" hidden>No fills: the strategy never traded.</p>
+    </div>
+  </section>
+</main>
+<footer class="footer">
+  <span id="footer-generated">{{GENERATED_BY}}</span>
+  <span>Times in UTC · charts: TradingView Lightweight Charts™ (embedded, offline)</span>
+</footer>
+"##;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> ReportData {
+        ReportData {
+            title: "sma-cross 10/20 on btcusd.csv".into(),
+            generated_by: "nanotrader test".into(),
+            summary: vec![SummaryRow {
+                label: "Total return".into(),
+                value: "+1.23%".into(),
+                note: String::new(),
+            }],
+            assumptions: vec!["Fee 0.26% of each fill's value.".into()],
+            price: PriceSeries {
+                candles: vec![Candle {
+                    time: 1_500_000_000,
+                    open: 1.0,
+                    high: 2.0,
+                    low: 0.5,
+                    close: 1.5,
+                }],
+                lines: vec![LineSeries {
+                    name: "SMA 10".into(),
+                    points: vec![Point {
+                        time: 1_500_000_000,
+                        value: 1.25,
+                    }],
+                }],
+                bar_seconds: 60,
+                source_bars: 1,
+            },
+            fills: vec![FillRow {
+                time: 1_500_000_000,
+                side: "buy".into(),
+                qty: "0.12345678".into(),
+                price: "19000.5".into(),
+                ..FillRow::default()
+            }],
+            fills_total: 1,
+            ..ReportData::default()
+        }
+    }
+
+    /// The text of the `<script type="application/json">` element, as a browser delimits it.
+    fn data_element(page: &str) -> &str {
+        let open = "<script type=\"application/json\" id=\"report-data\">";
+        let start = page.find(open).expect("the data element") + open.len();
+        let len = page[start..].find("</script").expect("its end tag");
+        &page[start..start + len]
+    }
+
+    #[test]
+    fn the_page_loads_nothing_from_the_network() {
+        let mut data = sample();
+        data.sweep = Some(SweepData {
+            metric: "sharpe".into(),
+            ..SweepData::default()
+        });
+        let page = render(&data);
+        let lower = page.to_ascii_lowercase();
+        for attr in ["src=", "href=", "src =", "href =", "url(", "@import"] {
+            for (at, _) in lower.match_indices(attr) {
+                let rest = lower[at + attr.len()..].trim_start_matches(['"', '\'', ' ']);
+                assert!(
+                    !rest.starts_with("http:") && !rest.starts_with("https:") && !rest.starts_with("//"),
+                    "a network source at byte {at}: {}",
+                    &page[at..(at + 80).min(page.len())]
+                );
+            }
+        }
+        assert!(!lower.contains("<script src"), "every script is inline");
+        assert!(!lower.contains("<link rel=\"stylesheet\""), "the style is inline");
+        assert!(page.contains("default-src 'none'"), "the CSP forbids fetching");
+    }
+
+    #[test]
+    fn the_data_is_embedded_as_json() {
+        let data = sample();
+        let page = render(&data);
+        let embedded: serde_json::Value = serde_json::from_str(data_element(&page)).expect("valid JSON");
+        assert_eq!(embedded, serde_json::to_value(&data).unwrap());
+        assert_eq!(embedded["price"]["candles"][0]["close"], 1.5);
+        assert_eq!(embedded["fills"][0]["qty"], "0.12345678");
+        assert_eq!(embedded["sweep"], serde_json::Value::Null);
+        assert!(page.contains("LightweightCharts"), "the chart library is inline");
+        assert!(page.contains("report-data"), "report.js is inline");
+        assert!(page.contains("<title>sma-cross 10/20 on btcusd.csv · nanotrader backtest</title>"));
+    }
+
+    #[test]
+    fn a_closing_script_tag_in_the_data_stays_inert() {
+        let evil = "</script><script>alert(1)</script><!-- & \u{2028}";
+        let mut data = sample();
+        data.title = evil.into();
+        data.summary[0].note = evil.into();
+        data.fills[0].side = "</SCRIPT>".into();
+        let page = render(&data);
+        assert!(!page.contains("alert(1)</script>"), "the title broke out");
+        assert!(!page.contains("<script>alert"), "the title broke out");
+        let element = data_element(&page);
+        assert!(!element.contains('<') && !element.contains('>'));
+        let embedded: serde_json::Value = serde_json::from_str(element).expect("valid JSON");
+        assert_eq!(embedded["title"], evil, "the escapes mean the same text");
+        assert_eq!(embedded["fills"][0]["side"], "</SCRIPT>");
+        assert!(
+            page.contains("&lt;/script&gt;&lt;script&gt;alert(1)"),
+            "escaped in the HTML"
+        );
+        // Exactly our three script elements open and close.
+        let lower = page.to_ascii_lowercase();
+        assert_eq!(lower.matches("<script").count(), 3);
+        assert_eq!(lower.matches("</script").count(), 3);
+    }
+
+    #[test]
+    fn embedded_code_cannot_end_its_element() {
+        for code in [CHARTS_JS, REPORT_JS] {
+            assert!(!code.to_ascii_lowercase().contains("</script"));
+        }
+        assert!(!REPORT_CSS.to_ascii_lowercase().contains("</style"));
+        assert_eq!(script_safe("a</Script>b", "</script"), "a<\\/Script>b");
+    }
+
+    #[test]
+    fn non_finite_values_and_empty_parts_render() {
+        let mut data = ReportData::default();
+        data.equity.push(Point {
+            time: 1,
+            value: f64::NAN,
+        });
+        data.sweep = Some(SweepData {
+            values: vec![vec![None, Some(f64::INFINITY)]],
+            shorts: vec![5],
+            longs: vec![10, 20],
+            ..SweepData::default()
+        });
+        let page = render(&data);
+        let embedded: serde_json::Value = serde_json::from_str(data_element(&page)).expect("valid JSON");
+        assert_eq!(embedded["equity"][0]["value"], serde_json::Value::Null);
+        assert_eq!(embedded["sweep"]["values"][0][1], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn twenty_thousand_candles_render_quickly() {
+        let mut data = sample();
+        data.price.candles = (0..20_000)
+            .map(|i| Candle {
+                time: 1_500_000_000 + i * 60,
+                open: 100.0 + i as f64 * 0.01,
+                high: 101.0,
+                low: 99.0,
+                close: 100.5,
+            })
+            .collect();
+        data.fills = vec![data.fills[0].clone(); 5_000];
+        let started = std::time::Instant::now();
+        let page = render(&data);
+        assert!(page.len() > 1_000_000);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+}

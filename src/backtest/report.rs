@@ -1,0 +1,313 @@
+//! The data of the HTML report: the backtest's series brought down to what a page can draw
+//! (at most `MAX_CANDLES` candles, each summing whole bars), with the summary as text.
+
+use std::collections::HashMap;
+
+use rust_decimal::prelude::ToPrimitive;
+
+use super::columns::{BarColumns, to_f64};
+use super::html::{Candle, FillRow, LineSeries, Point, PriceSeries, ReportData, SummaryRow, SweepData, SweepRow};
+use super::simulate::Outcome;
+use super::summary::SingleSummary;
+use super::sweep::{ComboResult, Metric};
+use crate::report::plain;
+use crate::strategy::{MAX_LINES, StrategyConfig};
+
+/// Candles drawn at most; longer data is shown in coarser candles.
+pub const MAX_CANDLES: usize = 20_000;
+/// Fills listed and marked at most (the latest ones).
+pub const MAX_FILLS: usize = 5_000;
+
+pub fn build(
+    bars: &BarColumns,
+    strategy: &StrategyConfig,
+    outcome: &Outcome,
+    summary: &SingleSummary,
+    sweep: Option<SweepData>,
+) -> ReportData {
+    let n = bars.len();
+    let per_candle = n.div_ceil(MAX_CANDLES).max(1);
+    let groups: Vec<(usize, usize)> = (0..n)
+        .step_by(per_candle)
+        .map(|start| (start, (start + per_candle).min(n)))
+        .collect();
+    let time = |i: usize| bars.ts[i];
+
+    let candles = groups
+        .iter()
+        .map(|&(a, b)| {
+            let (open, high, low) = match &bars.detail {
+                Some(d) => (
+                    d.open[a],
+                    *d.high[a..b].iter().max().expect("non-empty group"),
+                    *d.low[a..b].iter().min().expect("non-empty group"),
+                ),
+                None => (
+                    bars.close[a],
+                    *bars.close[a..b].iter().max().expect("non-empty group"),
+                    *bars.close[a..b].iter().min().expect("non-empty group"),
+                ),
+            };
+            Candle {
+                time: time(a),
+                open: to_f64(open),
+                high: to_f64(high),
+                low: to_f64(low),
+                close: to_f64(bars.close[b - 1]),
+            }
+        })
+        .collect();
+
+    let lines = indicator_lines(bars, strategy, &groups);
+
+    let curve = &outcome.equity_curve;
+    let initial = summary.start_equity.to_f64().unwrap_or(0.0);
+    let equity = if curve.len() == n {
+        groups
+            .iter()
+            .map(|&(a, b)| Point {
+                time: time(a),
+                value: curve[b - 1],
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut drawdown_pct = Vec::with_capacity(groups.len());
+    if curve.len() == n {
+        let mut peak = initial;
+        for &(a, b) in &groups {
+            let mut worst: f64 = 0.0;
+            for &e in &curve[a..b] {
+                peak = peak.max(e);
+                if peak > 0.0 {
+                    worst = worst.min((e / peak - 1.0) * 100.0);
+                }
+            }
+            drawdown_pct.push(Point {
+                time: time(a),
+                value: worst,
+            });
+        }
+    }
+    let kept = 1.0 - summary.assumptions.broker.fee_rate.to_f64().unwrap_or(0.0);
+    let first_close = bars.close.first().map_or(1.0, |&c| to_f64(c));
+    let buy_hold_equity = groups
+        .iter()
+        .map(|&(a, b)| Point {
+            time: time(a),
+            value: initial * kept * to_f64(bars.close[b - 1]) / first_close,
+        })
+        .collect();
+
+    let skip = outcome.fills.len().saturating_sub(MAX_FILLS);
+    let fills = outcome.fills[skip..]
+        .iter()
+        .map(|f| {
+            // Markers sit on a drawn candle: the one holding the fill's bar.
+            let ts = f.ts.secs();
+            let i = bars.ts.partition_point(|&t| t <= ts).saturating_sub(1);
+            FillRow {
+                time: time(i - i % per_candle),
+                side: f.side.to_string(),
+                qty: plain(f.qty),
+                price: plain(f.price),
+                fee: plain(f.fee),
+                cash_after: plain(f.cash_after),
+                position_after: plain(f.position_after),
+            }
+        })
+        .collect();
+
+    ReportData {
+        title: format!("{} on {}", summary.strategy_name, file_name(&summary.data.source)),
+        generated_by: format!("nanotrader {} backtest", env!("CARGO_PKG_VERSION")),
+        summary: summary_rows(summary),
+        assumptions: vec![
+            format!(
+                "Fee {}% of each fill's value; sizing {}; starting cash {}.",
+                plain(summary.assumptions.broker.fee_rate * rust_decimal::Decimal::ONE_HUNDRED),
+                summary.assumptions.broker.sizing,
+                plain(summary.assumptions.broker.initial_cash)
+            ),
+            format!(
+                "Fills {}; decisions from bar {}.",
+                summary.assumptions.fills, summary.assumptions.decide_from_bar
+            ),
+            format!("Sharpe and Sortino: {}.", summary.assumptions.annualisation),
+            format!("Buy and hold: {}.", summary.assumptions.buy_and_hold),
+            if per_candle > 1 {
+                format!(
+                    "Charts show {} candles of {} bars each; fill markers sit on the candle holding the fill.",
+                    groups.len(),
+                    per_candle
+                )
+            } else {
+                "Charts show every bar.".to_owned()
+            },
+        ],
+        price: PriceSeries {
+            candles,
+            lines,
+            bar_seconds: bars.interval.secs() * per_candle as i64,
+            source_bars: n as u64,
+        },
+        equity,
+        buy_hold_equity,
+        drawdown_pct,
+        fills,
+        fills_total: outcome.fill_count,
+        sweep,
+    }
+}
+
+fn file_name(source: &str) -> &str {
+    std::path::Path::new(source)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(source)
+}
+
+/// The strategy's lines at the end of each candle: straight from the fixed-point closes for the
+/// SMA crossover, through the strategy itself otherwise.
+fn indicator_lines(bars: &BarColumns, strategy: &StrategyConfig, groups: &[(usize, usize)]) -> Vec<LineSeries> {
+    let Ok(mut built) = strategy.build() else {
+        return Vec::new();
+    };
+    let names = built.line_names();
+    let mut points: Vec<Vec<Point>> = vec![Vec::with_capacity(groups.len()); names.len().min(MAX_LINES)];
+    if let StrategyConfig::SmaCross { short, long } = *strategy {
+        let prefix: Vec<i128> = std::iter::once(0)
+            .chain(bars.close.iter().scan(0i128, |sum, &c| {
+                *sum += i128::from(c);
+                Some(*sum)
+            }))
+            .collect();
+        for &(a, b) in groups {
+            let end = b; // bars [.., end)
+            for (line, window) in [short, long].into_iter().enumerate() {
+                if end >= window {
+                    let sum = prefix[end] - prefix[end - window];
+                    points[line].push(Point {
+                        time: bars.ts[a],
+                        value: sum as f64 / window as f64 / super::columns::UNIT as f64,
+                    });
+                }
+            }
+        }
+    } else {
+        let mut next_group = groups.iter().peekable();
+        for i in 0..bars.len() {
+            built.on_bar(&bars.bar(i));
+            if let Some(&&(a, b)) = next_group.peek()
+                && i + 1 == b
+            {
+                next_group.next();
+                for (line, value) in built.line_values().into_iter().enumerate().take(points.len()) {
+                    if let Some(value) = value {
+                        points[line].push(Point {
+                            time: bars.ts[a],
+                            value,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    names
+        .into_iter()
+        .zip(points)
+        .map(|(name, points)| LineSeries { name, points })
+        .collect()
+}
+
+fn summary_rows(s: &SingleSummary) -> Vec<SummaryRow> {
+    let row = |label: &str, value: String, note: &str| SummaryRow {
+        label: label.to_owned(),
+        value,
+        note: note.to_owned(),
+    };
+    let opt = |v: Option<f64>, suffix: &str| v.map_or("-".to_owned(), |v| format!("{v:.2}{suffix}"));
+    vec![
+        row(
+            "Data",
+            format!("{} bars of {}", s.bars, s.data.interval),
+            &format!(
+                "{} .. {}",
+                s.data.first_bar.as_deref().unwrap_or("-"),
+                s.data.last_bar.as_deref().unwrap_or("-")
+            ),
+        ),
+        row("Start equity", plain(s.start_equity), "USD"),
+        row(
+            "End equity",
+            plain(s.end_equity.round_dp(2)),
+            "USD, marked at the last close",
+        ),
+        row("Total return", format!("{:+.2}%", s.return_pct), ""),
+        row(
+            "Buy and hold",
+            opt(s.buy_and_hold_return_pct, "%"),
+            s.assumptions.buy_and_hold,
+        ),
+        row(
+            "Max drawdown",
+            format!("{:.2}%", s.max_drawdown_pct),
+            "from a peak of equity at a bar close",
+        ),
+        row("Sharpe", opt(s.sharpe, ""), "annualised, 24/7"),
+        row("Sortino", opt(s.sortino, ""), "annualised, 24/7"),
+        row(
+            "Trades",
+            format!("{} fills, {} round trips", s.fills, s.round_trips),
+            "",
+        ),
+        row("Win rate", opt(s.win_rate_pct, "%"), "round trips closed at a profit"),
+        row(
+            "Average trade",
+            s.avg_trade_pnl.map_or("-".to_owned(), |d| plain(d.round_dp(2))),
+            "USD realized per round trip, after fees",
+        ),
+        row("Exposure", format!("{:.2}%", s.exposure_pct), "bars holding a position"),
+        row("Fees paid", plain(s.fees_paid.round_dp(2)), "USD"),
+    ]
+}
+
+/// The heatmap and the top results of a sweep.
+pub fn sweep_data(results: &[ComboResult], shorts: &[usize], longs: &[usize], metric: Metric, top: usize) -> SweepData {
+    let mut rows: Vec<usize> = shorts.to_vec();
+    let mut cols: Vec<usize> = longs.to_vec();
+    for axis in [&mut rows, &mut cols] {
+        axis.sort_unstable();
+        axis.dedup();
+    }
+    let by_combo: HashMap<(usize, usize), Option<f64>> = results
+        .iter()
+        .map(|r| ((r.short, r.long), metric.value(&r.performance)))
+        .collect();
+    let values = rows
+        .iter()
+        .map(|&s| cols.iter().map(|&l| by_combo.get(&(s, l)).copied().flatten()).collect())
+        .collect();
+    SweepData {
+        metric: metric.key().to_owned(),
+        metric_label: metric.label().to_owned(),
+        shorts: rows,
+        longs: cols,
+        values,
+        top: results
+            .iter()
+            .take(top.max(1))
+            .map(|r| SweepRow {
+                short: r.short,
+                long: r.long,
+                return_pct: r.performance.return_pct,
+                sharpe: r.performance.sharpe,
+                sortino: r.performance.sortino,
+                max_drawdown_pct: r.performance.max_drawdown_pct,
+                trades: r.performance.trades,
+                win_rate_pct: r.performance.win_rate_pct,
+            })
+            .collect(),
+    }
+}
