@@ -85,9 +85,9 @@ impl PerfTracker {
             self.returns += 1;
             self.sum += r;
             self.sum_squares += r * r;
-            if r < 0.0 {
-                self.downside_squares += r * r;
-            }
+            // Branch-free: the sign of a return is a coin toss the branch predictor loses.
+            let loss = r.min(0.0);
+            self.downside_squares += loss * loss;
         }
         self.last_equity = equity;
     }

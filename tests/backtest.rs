@@ -387,11 +387,7 @@ fn bad_input_names_the_file_and_line_and_exits_2() {
     };
     let cases: Vec<(&str, String, &str)> = vec![
         ("unsorted.csv", with(9, "1600000000,1,1,1,1,1"), "line 11"),
-        (
-            "duplicate.csv",
-            with(9, lines[8]),
-            "line 11: duplicate timestamp",
-        ),
+        ("duplicate.csv", with(9, lines[8]), "line 11: duplicate timestamp"),
         (
             "text.csv",
             with(4, "1600000300,1,1,1,abc,1"),

@@ -112,8 +112,10 @@ pub fn read(cache: &Path, key: CacheKey, detail: bool) -> io::Result<Option<BarC
         return Ok(None);
     };
     let n = header.rows;
-    let expected_len = HEADER_BYTES as u64 + n as u64 * (6 * 8 + 4);
-    if header.key != key || file.metadata()?.len() != expected_len || (detail && header.flags & HAS_DETAIL == 0) {
+    let has_detail = header.flags & HAS_DETAIL != 0;
+    let row_bytes = if has_detail { 6 * 8 + 4 } else { 2 * 8 };
+    let expected_len = HEADER_BYTES as u64 + n as u64 * row_bytes;
+    if header.key != key || file.metadata()?.len() != expected_len || (detail && !has_detail) {
         return Ok(None);
     }
     let column = |file: &mut File| -> io::Result<Vec<i64>> {
@@ -149,16 +151,17 @@ pub fn read(cache: &Path, key: CacheKey, detail: bool) -> io::Result<Option<BarC
     }))
 }
 
-/// Writes the cache atomically (a temporary file renamed over the old one).
+/// Writes the cache atomically (a temporary file renamed over the old one): times and closes,
+/// and the other columns when the bars have them.
 pub fn write(cache: &Path, key: CacheKey, bars: &BarColumns) -> io::Result<()> {
-    let Some(detail) = bars.detail.as_ref().filter(|_| cfg!(target_endian = "little")) else {
+    if !cfg!(target_endian = "little") {
         return Ok(());
-    };
+    }
     let header = Header {
         key,
         interval_secs: bars.interval.secs(),
         rows: bars.len(),
-        flags: HAS_DETAIL,
+        flags: if bars.detail.is_some() { HAS_DETAIL } else { 0 },
     };
     let mut tmp_name = cache.as_os_str().to_owned();
     tmp_name.push(format!(".tmp{}", std::process::id()));
@@ -166,17 +169,14 @@ pub fn write(cache: &Path, key: CacheKey, bars: &BarColumns) -> io::Result<()> {
     let written = (|| {
         let mut out = io::BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
         out.write_all(&header.encode())?;
-        for column in [
-            &bars.ts,
-            &bars.close,
-            &detail.open,
-            &detail.high,
-            &detail.low,
-            &detail.volume,
-        ] {
-            out.write_all(bytemuck::cast_slice(column))?;
+        out.write_all(bytemuck::cast_slice(&bars.ts))?;
+        out.write_all(bytemuck::cast_slice(&bars.close))?;
+        if let Some(detail) = &bars.detail {
+            for column in [&detail.open, &detail.high, &detail.low, &detail.volume] {
+                out.write_all(bytemuck::cast_slice(column))?;
+            }
+            out.write_all(bytemuck::cast_slice(&detail.trades))?;
         }
-        out.write_all(bytemuck::cast_slice(&detail.trades))?;
         // No fsync: a cache lost in a crash is stale by its length and is rebuilt.
         out.into_inner().map_err(|e| e.into_error())?.flush()
     })();
@@ -237,6 +237,13 @@ mod tests {
         assert!(read(&cache, grown, true).unwrap().is_none());
         let bytes = fs::read(&cache).unwrap();
         fs::write(&cache, &bytes[..bytes.len() - 1]).unwrap();
+        assert!(read(&cache, key, true).unwrap().is_none());
+
+        // Times and closes only: enough for a strategy, not for a report.
+        let mut light = bars();
+        light.detail = None;
+        write(&cache, key, &light).unwrap();
+        assert_eq!(read(&cache, key, false).unwrap(), Some(light));
         assert!(read(&cache, key, true).unwrap().is_none());
     }
 }

@@ -11,7 +11,9 @@ use std::path::Path;
 use super::columns::{BarColumns, BarDetail, MAX_WHOLE_DIGITS, SCALE, UNIT};
 use crate::market::Interval;
 
-const BLOCK_BYTES: usize = 8 << 20;
+/// Small enough that the two buffers stay in cache and few fresh pages are touched (page faults
+/// are dear, in a VM above all), big enough that a block is worth splitting across cores.
+const BLOCK_BYTES: usize = 1 << 20;
 /// Rows looked at to find the bar interval (as the general reader does).
 const INTERVAL_PROBE_ROWS: usize = 1_000;
 const HEADER: &[u8] = b"ts,open,high,low,close,volume";
@@ -20,11 +22,17 @@ const MAX_SECS: i64 = i64::MAX / 1_000_000_000;
 
 /// The file's bars at its own interval, or `None` when it is not a plain bar file, its bars do
 /// not sit on their interval's grid, or the interval asked for differs (resampling is the
-/// general reader's job). `on_bytes` is told how far reading has got.
-pub fn read(path: &Path, want: Option<Interval>, on_bytes: &mut dyn FnMut(u64)) -> std::io::Result<Option<BarColumns>> {
+/// general reader's job). Every field is checked; open, high, low, volume and trade counts are
+/// kept only with `detail`. `on_bytes` is told how far reading has got.
+pub fn read(
+    path: &Path,
+    want: Option<Interval>,
+    detail: bool,
+    on_bytes: &mut dyn FnMut(u64),
+) -> std::io::Result<Option<BarColumns>> {
     let mut file = File::open(path)?;
     let mut buf = vec![0u8; BLOCK_BYTES];
-    let mut filled = read_some(&mut file, &mut buf, 0)?;
+    let filled = read_some(&mut file, &mut buf, 0)?;
     let mut start = if buf[..filled].starts_with(b"\xEF\xBB\xBF") {
         3
     } else {
@@ -50,33 +58,29 @@ pub fn read(path: &Path, want: Option<Interval>, on_bytes: &mut dyn FnMut(u64)) 
     let sample_lines = memchr::memchr_iter(b'\n', sample).count().max(1);
     let file_len = file.metadata().map_or(filled as u64, |m| m.len());
     let estimate = (file_len as f64 / sample.len().max(1) as f64 * sample_lines as f64 * 1.02) as usize + 1024;
-    cols.reserve(estimate.min(1 << 31));
-    let mut total_read = filled as u64;
-    loop {
-        let at_eof = filled < buf.len();
-        // Complete lines only; the tail moves to the front of the next block.
-        let end = if at_eof {
-            filled
-        } else {
-            match memchr::memrchr(b'\n', &buf[start..filled]) {
-                Some(i) => start + i + 1,
-                None if start == 0 => return Ok(None), // a line longer than a block
-                None => start,
+    cols.reserve(estimate.min(1 << 31), detail);
+    // A reader thread fills the next block while this one is parsed on every core.
+    let carry = buf[start..filled].to_vec();
+    drop(buf);
+    let parsed = std::thread::scope(|scope| -> std::io::Result<bool> {
+        let (blocks_tx, blocks) = std::sync::mpsc::sync_channel(1);
+        let (spare_tx, spare) = std::sync::mpsc::channel();
+        scope.spawn(move || read_blocks(file, carry, filled as u64, blocks_tx, spare));
+        for block in &blocks {
+            let Some(block) = block? else {
+                return Ok(false); // a line longer than a block
+            };
+            if !parse_block(&block.bytes, with_trades, detail, &mut cols) {
+                return Ok(false);
             }
-        };
-        if !parse_block(&buf[start..end], with_trades, &mut cols) {
-            return Ok(None);
+            on_bytes(block.read_so_far);
+            let _ = spare_tx.send(block.bytes);
         }
-        on_bytes(total_read);
-        if at_eof {
-            break;
-        }
-        buf.copy_within(end..filled, 0);
-        filled -= end;
-        start = 0;
-        let got = read_some(&mut file, &mut buf, filled)?;
-        total_read += (got - filled) as u64;
-        filled = got;
+        Ok(true)
+        // `blocks` drops here, before the scope joins the reader, so an early return stops it.
+    })?;
+    if !parsed {
+        return Ok(None);
     }
     if cols.ts.is_empty() {
         return Ok(None);
@@ -93,7 +97,7 @@ pub fn read(path: &Path, want: Option<Interval>, on_bytes: &mut dyn FnMut(u64)) 
         interval,
         ts: cols.ts,
         close: cols.close,
-        detail: Some(BarDetail {
+        detail: detail.then_some(BarDetail {
             open: cols.open,
             high: cols.high,
             low: cols.low,
@@ -101,6 +105,60 @@ pub fn read(path: &Path, want: Option<Interval>, on_bytes: &mut dyn FnMut(u64)) 
             trades: cols.trades,
         }),
     }))
+}
+
+struct Block {
+    /// Whole lines only.
+    bytes: Vec<u8>,
+    read_so_far: u64,
+}
+
+/// Reads the file on in blocks of whole lines (the tail of each goes to the front of the next);
+/// `None` for a line longer than a block. Stops when the parser hangs up.
+fn read_blocks(
+    mut file: File,
+    mut carry: Vec<u8>,
+    mut read_so_far: u64,
+    blocks: std::sync::mpsc::SyncSender<std::io::Result<Option<Block>>>,
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
+) {
+    loop {
+        let mut buf = spare.try_recv().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(&carry);
+        let held = buf.len();
+        buf.resize(BLOCK_BYTES.max(held + 1), 0);
+        let filled = match read_some(&mut file, &mut buf, held) {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = blocks.send(Err(e));
+                return;
+            }
+        };
+        read_so_far += (filled - held) as u64;
+        let at_eof = filled < buf.len();
+        let end = if at_eof {
+            filled
+        } else {
+            match memchr::memrchr(b'\n', &buf[..filled]) {
+                Some(i) => i + 1,
+                None => {
+                    let _ = blocks.send(Ok(None));
+                    return;
+                }
+            }
+        };
+        carry.clear();
+        carry.extend_from_slice(&buf[end..filled]);
+        buf.truncate(end);
+        let block = Block {
+            bytes: buf,
+            read_so_far,
+        };
+        if blocks.send(Ok(Some(block))).is_err() || at_eof {
+            return;
+        }
+    }
 }
 
 /// Fills `buf[from..]` as far as the file allows; returns the bytes now held.
@@ -138,18 +196,15 @@ struct Columns {
 }
 
 impl Columns {
-    fn reserve(&mut self, rows: usize) {
-        for v in [
-            &mut self.ts,
-            &mut self.open,
-            &mut self.high,
-            &mut self.low,
-            &mut self.close,
-            &mut self.volume,
-        ] {
-            v.reserve_exact(rows);
+    fn reserve(&mut self, rows: usize, detail: bool) {
+        self.ts.reserve_exact(rows);
+        self.close.reserve_exact(rows);
+        if detail {
+            for v in [&mut self.open, &mut self.high, &mut self.low, &mut self.volume] {
+                v.reserve_exact(rows);
+            }
+            self.trades.reserve_exact(rows);
         }
-        self.trades.reserve_exact(rows);
     }
 }
 
@@ -165,14 +220,19 @@ struct Slices<'a> {
 }
 
 impl<'a> Slices<'a> {
+    /// Detail columns are empty when not kept, and stay empty on both sides.
     fn split_at(self, mid: usize) -> (Slices<'a>, Slices<'a>) {
+        fn split<T>(v: &mut [T], mid: usize) -> (&mut [T], &mut [T]) {
+            let mid = if v.is_empty() { 0 } else { mid };
+            v.split_at_mut(mid)
+        }
         let (ts0, ts1) = self.ts.split_at_mut(mid);
-        let (o0, o1) = self.open.split_at_mut(mid);
-        let (h0, h1) = self.high.split_at_mut(mid);
-        let (l0, l1) = self.low.split_at_mut(mid);
+        let (o0, o1) = split(self.open, mid);
+        let (h0, h1) = split(self.high, mid);
+        let (l0, l1) = split(self.low, mid);
         let (c0, c1) = self.close.split_at_mut(mid);
-        let (v0, v1) = self.volume.split_at_mut(mid);
-        let (n0, n1) = self.trades.split_at_mut(mid);
+        let (v0, v1) = split(self.volume, mid);
+        let (n0, n1) = split(self.trades, mid);
         (
             Slices {
                 ts: ts0,
@@ -196,85 +256,85 @@ impl<'a> Slices<'a> {
     }
 }
 
-/// Parses whole lines into the columns, in parallel halves; false at the first doubtful row.
-fn parse_block(block: &[u8], with_trades: bool, cols: &mut Columns) -> bool {
-    // A final line without its newline still counts.
-    let lines = memchr::memchr_iter(b'\n', block).count() + usize::from(!block.is_empty() && !block.ends_with(b"\n"));
+/// Parses whole lines into the columns, one piece per core; false at the first doubtful row.
+fn parse_block(block: &[u8], with_trades: bool, detail: bool, cols: &mut Columns) -> bool {
+    use rayon::prelude::*;
+    const MIN_PIECE_BYTES: usize = 1 << 18;
+    let wanted = rayon::current_num_threads().clamp(1, block.len() / MIN_PIECE_BYTES + 1);
+    let pieces = split_lines(block, wanted);
+    let counts: Vec<usize> = pieces.par_iter().map(|p| count_lines(p)).collect();
+    let lines: usize = counts.iter().sum();
     if lines == 0 {
         return true;
     }
     let base = cols.ts.len();
-    let grow = |v: &mut Vec<i64>| v.resize(base + lines, 0);
-    for v in [
-        &mut cols.ts,
-        &mut cols.open,
-        &mut cols.high,
-        &mut cols.low,
-        &mut cols.close,
-        &mut cols.volume,
-    ] {
-        grow(v);
+    cols.ts.resize(base + lines, 0);
+    cols.close.resize(base + lines, 0);
+    if detail {
+        for v in [&mut cols.open, &mut cols.high, &mut cols.low, &mut cols.volume] {
+            v.resize(base + lines, 0);
+        }
+        cols.trades.resize(base + lines, 0);
     }
-    cols.trades.resize(base + lines, 0);
-    let out = Slices {
+    let detail_base = if detail { base } else { 0 };
+    let mut rest = Slices {
         ts: &mut cols.ts[base..],
-        open: &mut cols.open[base..],
-        high: &mut cols.high[base..],
-        low: &mut cols.low[base..],
+        open: &mut cols.open[detail_base..],
+        high: &mut cols.high[detail_base..],
+        low: &mut cols.low[detail_base..],
         close: &mut cols.close[base..],
-        volume: &mut cols.volume[base..],
-        trades: &mut cols.trades[base..],
+        volume: &mut cols.volume[detail_base..],
+        trades: &mut cols.trades[detail_base..],
     };
-    if !parse_parallel(block, lines, with_trades, out) {
-        return false;
+    let mut outs = Vec::with_capacity(pieces.len());
+    for &count in &counts {
+        let (out, tail) = rest.split_at(count);
+        outs.push(out);
+        rest = tail;
     }
-    // Order across the block's start (inside each piece it is checked while parsing).
-    base == 0 || cols.ts[base] > cols.ts[base - 1]
+    let parsed = pieces
+        .into_par_iter()
+        .zip(outs)
+        .all(|(piece, out)| parse_lines(piece, with_trades, out));
+    // Order across the pieces' and the block's edges (inside a piece it is checked while parsing).
+    let mut edge = base;
+    for &count in &counts {
+        if edge > 0 && edge < cols.ts.len() && cols.ts[edge] <= cols.ts[edge - 1] {
+            return false;
+        }
+        edge += count;
+    }
+    parsed
 }
 
-/// Splits the lines in two at a line boundary while the pieces are big, parsing them in parallel.
-fn parse_parallel(block: &[u8], lines: usize, with_trades: bool, out: Slices) -> bool {
-    const MIN_PARALLEL_LINES: usize = 16_384;
-    if lines < MIN_PARALLEL_LINES {
-        return parse_lines(block, with_trades, out);
+/// Up to `n` pieces of about equal size, cut after newlines.
+fn split_lines(block: &[u8], n: usize) -> Vec<&[u8]> {
+    let mut pieces = Vec::with_capacity(n);
+    let mut rest = block;
+    for k in (1..n).rev() {
+        let target = rest.len() / (k + 1);
+        match memchr::memchr(b'\n', &rest[target..]) {
+            Some(i) => {
+                let (piece, tail) = rest.split_at(target + i + 1);
+                pieces.push(piece);
+                rest = tail;
+            }
+            None => break,
+        }
     }
-    let half = block.len() / 2;
-    let Some(cut) = memchr::memchr(b'\n', &block[half..]).map(|i| half + i + 1) else {
-        return parse_lines(block, with_trades, out);
-    };
-    let (first, second) = block.split_at(cut);
-    let first_lines = memchr::memchr_iter(b'\n', first).count();
-    let (out0, out1) = out.split_at(first_lines);
-    let second_lines = lines - first_lines;
-    let (a, b) = rayon::join(
-        || parse_parallel(first, first_lines, with_trades, out0),
-        || parse_parallel(second, second_lines, with_trades, out1),
-    );
-    // The second piece's first row must follow the first piece's last.
-    a && b && (second_lines == 0 || first_lines == 0 || out_ts_ordered(first, second))
+    pieces.push(rest);
+    pieces
 }
 
-/// Checks the order across a cut by re-reading the two timestamps around it.
-fn out_ts_ordered(first: &[u8], second: &[u8]) -> bool {
-    let last_line = {
-        let body = &first[..first.len() - 1];
-        let begin = memchr::memrchr(b'\n', body).map_or(0, |i| i + 1);
-        &body[begin..]
-    };
-    match (leading_uint(last_line), leading_uint(second)) {
-        (Some(a), Some(b)) => b > a,
-        _ => false,
-    }
-}
-
-fn leading_uint(line: &[u8]) -> Option<i64> {
-    let mut cursor = Cursor { text: line, pos: 0 };
-    cursor.uint(b',')
+/// Lines in a piece; a last line without its newline counts.
+fn count_lines(piece: &[u8]) -> usize {
+    memchr::memchr_iter(b'\n', piece).count() + usize::from(!piece.is_empty() && !piece.ends_with(b"\n"))
 }
 
 fn parse_lines(block: &[u8], with_trades: bool, out: Slices) -> bool {
     let mut cursor = Cursor { text: block, pos: 0 };
     let mut prev_ts = i64::MIN;
+    let detail = !out.open.is_empty();
     for k in 0..out.ts.len() {
         let Some(ts) = cursor.uint(b',') else { return false };
         let (Some(open), Some(high), Some(low), Some(close)) = (
@@ -311,12 +371,14 @@ fn parse_lines(block: &[u8], with_trades: bool, out: Slices) -> bool {
         }
         prev_ts = ts;
         out.ts[k] = ts;
-        out.open[k] = open;
-        out.high[k] = high;
-        out.low[k] = low;
         out.close[k] = close;
-        out.volume[k] = volume;
-        out.trades[k] = trades;
+        if detail {
+            out.open[k] = open;
+            out.high[k] = high;
+            out.low[k] = low;
+            out.volume[k] = volume;
+            out.trades[k] = trades;
+        }
     }
     cursor.pos >= block.len()
 }
@@ -345,20 +407,69 @@ impl Cursor<'_> {
         }
     }
 
+    /// Up to 8 digits from the cursor, as (value, count). Eight bytes at a time (SWAR): one
+    /// load finds where the digits stop and three multiplications add them up.
+    #[inline(always)]
+    fn digits8(&mut self) -> (i64, usize) {
+        let Some(bytes) = self.text.get(self.pos..self.pos + 8) else {
+            return self.digits8_slow();
+        };
+        let chunk = u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
+        let values = chunk.wrapping_sub(0x3030_3030_3030_3030);
+        // A byte's top bit is set unless it is an ASCII digit; a borrow or carry only reaches
+        // bytes after the first non-digit, which are not used.
+        let non_digits = (chunk.wrapping_add(0x4646_4646_4646_4646) | values) & 0x8080_8080_8080_8080;
+        let count = (non_digits.trailing_zeros() / 8) as usize;
+        if count == 0 {
+            return (0, 0);
+        }
+        // The digits move to the top bytes (the first is the most significant), zeros before.
+        let v = values << (8 * (8 - count));
+        let v = ((v & 0x0F0F_0F0F_0F0F_0F0F).wrapping_mul(2561)) >> 8;
+        let v = ((v & 0x00FF_00FF_00FF_00FF).wrapping_mul(6_553_601)) >> 16;
+        let v = ((v & 0x0000_FFFF_0000_FFFF).wrapping_mul(42_949_672_960_001)) >> 32;
+        self.pos += count;
+        (v as i64, count)
+    }
+
+    /// `digits8` near the end of the text.
+    fn digits8_slow(&mut self) -> (i64, usize) {
+        let (mut value, mut count) = (0i64, 0usize);
+        while count < 8 {
+            match self.text.get(self.pos) {
+                Some(&b) if b.is_ascii_digit() => {
+                    value = value * 10 + i64::from(b - b'0');
+                    count += 1;
+                    self.pos += 1;
+                }
+                _ => break,
+            }
+        }
+        (value, count)
+    }
+
+    /// A run of at most `max` digits (max <= 18), as (value, count); `None` when longer.
+    #[inline(always)]
+    fn digit_run(&mut self, max: usize) -> Option<(i64, usize)> {
+        let (mut value, mut count) = self.digits8();
+        let mut last = count;
+        while last == 8 {
+            let (more, n) = self.digits8();
+            if count + n > max {
+                return None;
+            }
+            value = value * POW10_I64[n] + more;
+            count += n;
+            last = n;
+        }
+        (count <= max).then_some((value, count))
+    }
+
     /// Plain digits (at most 18).
     #[inline(always)]
     fn uint(&mut self, end: u8) -> Option<i64> {
-        let begin = self.pos;
-        let mut value: i64 = 0;
-        while let Some(&b) = self.text.get(self.pos) {
-            if !b.is_ascii_digit() {
-                break;
-            }
-            value = value * 10 + i64::from(b - b'0');
-            self.pos += 1;
-        }
-        let digits = self.pos - begin;
-        ((1..=18).contains(&digits) && self.terminate(end)).then_some(value)
+        let (value, digits) = self.digit_run(18)?;
+        (digits > 0 && self.terminate(end)).then_some(value)
     }
 
     /// A price: `123`, `123.45` or `0.00000001`, at most 10 whole digits and 8 decimals, in
@@ -378,19 +489,7 @@ impl Cursor<'_> {
 
     #[inline(always)]
     fn number(&mut self, end: u8, round_extra_decimals: bool) -> Option<i64> {
-        let begin = self.pos;
-        let mut whole: i64 = 0;
-        while let Some(&b) = self.text.get(self.pos) {
-            if !b.is_ascii_digit() {
-                break;
-            }
-            whole = whole * 10 + i64::from(b - b'0');
-            self.pos += 1;
-        }
-        let whole_digits = self.pos - begin;
-        if whole_digits > MAX_WHOLE_DIGITS {
-            return None;
-        }
+        let (whole, whole_digits) = self.digit_run(MAX_WHOLE_DIGITS)?;
         let mut frac: i64 = 0;
         let mut frac_digits = 0usize;
         // The first dropped decimal, and whether any later one is not zero.
@@ -398,18 +497,21 @@ impl Cursor<'_> {
         if self.text.get(self.pos) == Some(&b'.') {
             self.pos += 1;
             let digits_from = self.pos;
-            while let Some(&b) = self.text.get(self.pos) {
-                if !b.is_ascii_digit() {
-                    break;
+            (frac, frac_digits) = self.digits8();
+            // Decimals past the eighth, one by one (rare: float noise in volumes).
+            while frac_digits >= 8 {
+                match self.text.get(self.pos) {
+                    Some(&b) if b.is_ascii_digit() => {
+                        if frac_digits == 8 {
+                            first_dropped = b - b'0';
+                        } else {
+                            sticky |= b != b'0';
+                        }
+                        frac_digits += 1;
+                        self.pos += 1;
+                    }
+                    _ => break,
                 }
-                let digit = b - b'0';
-                match frac_digits {
-                    0..8 => frac = frac * 10 + i64::from(digit),
-                    8 => first_dropped = digit,
-                    _ => sticky |= digit != 0,
-                }
-                frac_digits += 1;
-                self.pos += 1;
             }
             let too_long = self.pos - digits_from > MAX_DECIMALS;
             if frac_digits == 0 || too_long || (frac_digits > SCALE as usize && !round_extra_decimals) {
@@ -431,6 +533,8 @@ impl Cursor<'_> {
 /// Decimals read at most (rust_decimal holds 28 digits in all).
 const MAX_DECIMALS: usize = 20;
 
+const POW10_I64: [i64; 9] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
+
 const POW10: [i64; 9] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
 
 #[cfg(test)]
@@ -441,7 +545,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bars.csv");
         std::fs::write(&path, text).unwrap();
-        read(&path, None, &mut |_| {}).unwrap()
+        read(&path, None, true, &mut |_| {}).unwrap()
     }
 
     #[test]
@@ -456,6 +560,53 @@ mod tests {
         let cols = parse("ts,open,high,low,close,volume,trades\n3600,1,1,1,1,1,7\n7200,1,1,1,1,1,0").unwrap();
         assert_eq!(cols.interval.secs(), 3600);
         assert_eq!(cols.detail.unwrap().trades, [7, 0]);
+    }
+
+    /// The eight-at-a-time digit reader against a digit-by-digit one, on random fields.
+    #[test]
+    fn swar_digits_match_a_plain_reading() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        for _ in 0..20_000 {
+            let whole: String = (0..rng.random_range(0..13))
+                .map(|_| rng.random_range(b'0'..=b'9') as char)
+                .collect();
+            let frac: String = (0..rng.random_range(0..11))
+                .map(|_| rng.random_range(b'0'..=b'9') as char)
+                .collect();
+            let tail = [",", "\n", "\r\n", "", "x", ".5,"][rng.random_range(0..6)];
+            let field = if rng.random_bool(0.5) {
+                format!("{whole}.{frac}{tail}")
+            } else {
+                format!("{whole}{tail}")
+            };
+            let want_uint = (!whole.is_empty() && whole.len() <= 18 && matches!(tail, "," | "\n" | "\r\n" | ""))
+                .then(|| whole.parse::<i64>().unwrap());
+            let text = format!("{whole}{tail}");
+            let mut cursor = Cursor {
+                text: text.as_bytes(),
+                pos: 0,
+            };
+            let end = if tail == "," { b',' } else { b'\n' };
+            assert_eq!(cursor.uint(end), want_uint, "uint {text:?}");
+
+            let mut cursor = Cursor {
+                text: field.as_bytes(),
+                pos: 0,
+            };
+            let got = cursor.fixed(end);
+            let body = field.trim_end_matches(tail);
+            let plain = !whole.is_empty()
+                && whole.len() <= MAX_WHOLE_DIGITS
+                && !(field.contains('.') && body.ends_with('.'))
+                && body.split('.').nth(1).is_none_or(|f| !f.is_empty() && f.len() <= 8)
+                && matches!(tail, "," | "\n" | "\r\n" | "");
+            let want = plain.then(|| {
+                let d: rust_decimal::Decimal = body.parse().unwrap();
+                crate::backtest::columns::to_fixed(d).unwrap()
+            });
+            assert_eq!(got, want, "fixed {field:?}");
+        }
     }
 
     #[test]
