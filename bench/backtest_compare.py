@@ -521,7 +521,7 @@ def main():
     if nerr:
         for task, bars in (("CSV -> trades, whole process (--cache off)", 1_000_000),
                            ("bars from .ntbars cache, whole process", 1_000_000),
-                           ("sweep short 5..50:5 x long 10..200:2, whole process", 1_000_000),
+                           ("sweep short 5..50:5 x long 52..250:2, whole process", 1_000_000),
                            ("compute (in memory)", 10_000_000 if with_10m else None)):
             if bars:
                 na("nanotrader", task, bars, nerr)
@@ -531,7 +531,7 @@ def main():
         nt_rows(bars_1m, 1_000_000, "1m")
         log("  nanotrader sweep, 1M bars")
         try:
-            r = repeat([nbin, "backtest", "--data", bars_1m, "--short", "5..50:5", "--long", "10..200:2",
+            r = repeat([nbin, "backtest", "--data", bars_1m, "--short", "5..50:5", "--long", "52..250:2",
                         "--json", "--top", "5"], timeout=900)
             raw["nanotrader_1m_sweep"] = [{"wall_secs": w, "rss_mib": m, **d} for w, m, d in r]
             sw = med([w for w, _, _ in r])
@@ -539,7 +539,7 @@ def main():
             srss = max((m for _, m, _ in r if m is not None), default=None)
             if combos:
                 est_seed = s_load + combos * s_comp   # load once, compute per combination
-                row("nanotrader", f"sweep short 5..50:5 x long 10..200:2, whole process", 1_000_000 * combos,
+                row("nanotrader", f"sweep short 5..50:5 x long 52..250:2, whole process", 1_000_000 * combos,
                     sw, "wall", srss, est_seed / sw, checks="loaded from " + str(get(r[0][2], "data", "loaded_from")
                                                     or get(r[0][2], "best", "data", "loaded_from")),
                     note=f"{combos} combinations; bars = 1M x combinations; ratio vs seed pandas estimated "
@@ -547,7 +547,7 @@ def main():
             else:
                 row("nanotrader", "sweep (no \"combinations\" in JSON)", 1_000_000, sw, "wall", srss)
         except RunError as e:
-            na("nanotrader", "sweep 5..50:5 x 10..200:2", 1_000_000, e)
+            na("nanotrader", "sweep 5..50:5 x 52..250:2", 1_000_000, e)
         if with_10m:
             log("  nanotrader, 10M bars")
             nt_rows(bars_10m, 10_000_000, "10m")

@@ -37,7 +37,27 @@ fn write_csv(path: &Path, n: usize) {
     }
 }
 
+/// `n` in-memory bars: the first `n` of `NANOTRADER_BENCH_BARS` (a bars CSV, e.g. the
+/// comparison script's bench/out/bars_10m.csv) when set, else the built-in data repeated.
 fn columns(n: usize) -> BarColumns {
+    if let Some(path) = std::env::var_os("NANOTRADER_BENCH_BARS") {
+        let opts = LoadOptions {
+            interval: None,
+            cache: CacheMode::Off,
+            detail: false,
+        };
+        let mut bars = load::load(Path::new(&path), &opts, &ProgressBar::hidden())
+            .unwrap()
+            .bars;
+        assert!(
+            bars.len() >= n,
+            "{} holds fewer than {n} bars",
+            Path::new(&path).display()
+        );
+        bars.ts.truncate(n);
+        bars.close.truncate(n);
+        return bars;
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bars.csv");
     write_csv(&path, n.min(100_000));
@@ -141,8 +161,9 @@ fn loading_1m(c: &mut Criterion) {
 
 fn sweep_1000(c: &mut Criterion) {
     let bars = columns(1_000_000);
+    // The comparison script's grid: 10 x 100 = 1,000 combinations.
     let shorts: Vec<usize> = (5..=50).step_by(5).collect();
-    let longs: Vec<usize> = (10..=200).step_by(2).collect();
+    let longs: Vec<usize> = (52..=250).step_by(2).collect();
     let combos = sweep::combinations(&shorts, &longs);
     let settings = Settings {
         broker: BrokerConfig::default(),

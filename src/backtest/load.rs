@@ -225,6 +225,7 @@ mod tests {
         for file in [
             "btcusd_1m_20171217.csv",
             "btcusd_1m_20180404_20180406.csv",
+            "btcusd_1m_20161007_20161009.csv",
             "xbtusdt_1m_kraken_rest_20251110_20251111.csv",
         ] {
             let path = shared_data(file);

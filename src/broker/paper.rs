@@ -188,6 +188,9 @@ fn div_round_half_even(num: Decimal, den: Decimal) -> Option<Decimal> {
     if den <= Decimal::ZERO {
         return None;
     }
+    if let Some(quotient) = div_round_half_even_i128(num, den) {
+        return Some(quotient);
+    }
     let mut quotient = num.checked_div(den)?.trunc();
     let mut remainder = num.checked_sub(quotient.checked_mul(den)?)?;
     while remainder < Decimal::ZERO {
@@ -205,6 +208,24 @@ fn div_round_half_even(num: Decimal, den: Decimal) -> Option<Decimal> {
     } else {
         Some(quotient)
     }
+}
+
+/// `div_round_half_even` in integer arithmetic, when both mantissas scaled to a common exponent
+/// fit an `i128` (money always does): `num / den = (n * 10^ds) / (d * 10^ns)`, exact.
+fn div_round_half_even_i128(num: Decimal, den: Decimal) -> Option<Decimal> {
+    let n = num.mantissa().checked_mul(10i128.checked_pow(den.scale())?)?;
+    let d = den.mantissa().checked_mul(10i128.checked_pow(num.scale())?)?;
+    if d <= 0 {
+        return None;
+    }
+    let (quotient, remainder) = (n.div_euclid(d), n.rem_euclid(d));
+    let twice = remainder.checked_mul(2)?;
+    let rounded = if twice > d || (twice == d && quotient % 2 != 0) {
+        quotient.checked_add(1)?
+    } else {
+        quotient
+    };
+    Decimal::try_from_i128_with_scale(rounded, 0).ok()
 }
 
 #[cfg(test)]
@@ -458,5 +479,36 @@ mod tests {
         assert_eq!(div_round_half_even(Decimal::ONE, Decimal::ZERO), None);
         assert_eq!(div_round_half_even(Decimal::ONE, -Decimal::ONE), None);
         assert_eq!(div_round_half_even(Decimal::MAX, d("0.1")), None);
+    }
+
+    /// The integer path and the decimal path agree wherever both apply.
+    #[test]
+    fn integer_half_even_division_agrees_with_the_decimal_one() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for _ in 0..20_000 {
+            let num = Decimal::new(
+                rng.random_range(-10_000_000_000_000..10_000_000_000_000),
+                rng.random_range(0..10),
+            );
+            let den = Decimal::new(rng.random_range(1..10_000_000_000_000), rng.random_range(0..10));
+            // Exact halves are common with small dividers.
+            let den = if rng.random_bool(0.2) { Decimal::TWO } else { den };
+            let fast = div_round_half_even_i128(num, den).unwrap();
+            let mut slow = num.checked_div(den).unwrap().trunc();
+            let mut rest = num - slow * den;
+            while rest < Decimal::ZERO {
+                slow -= Decimal::ONE;
+                rest += den;
+            }
+            while rest >= den {
+                slow += Decimal::ONE;
+                rest -= den;
+            }
+            let twice = rest * Decimal::TWO;
+            if twice > den || (twice == den && slow % Decimal::TWO != Decimal::ZERO) {
+                slow += Decimal::ONE;
+            }
+            assert_eq!(fast, slow, "{num} / {den}");
+        }
     }
 }
