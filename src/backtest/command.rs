@@ -1,6 +1,7 @@
 //! `nanotrader backtest`: options -> bars -> one backtest or a sweep -> summary, JSON, fills CSV
 //! and HTML report.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -372,5 +373,3 @@ fn write_file(
     write(&mut out).map_err(fail)?;
     out.flush().map_err(fail)
 }
-
-use std::io::Write as _;

@@ -58,7 +58,7 @@ pub fn read(
     let sample_lines = memchr::memchr_iter(b'\n', sample).count().max(1);
     let file_len = file.metadata().map_or(filled as u64, |m| m.len());
     let estimate = (file_len as f64 / sample.len().max(1) as f64 * sample_lines as f64 * 1.02) as usize + 1024;
-    cols.reserve(estimate.min(1 << 31), detail);
+    cols.allocate(estimate.min(1 << 31), detail);
     // A reader thread fills the next block while this one is parsed on every core.
     let carry = buf[start..filled].to_vec();
     drop(buf);
@@ -82,6 +82,7 @@ pub fn read(
     if !parsed {
         return Ok(None);
     }
+    cols.truncate();
     if cols.ts.is_empty() {
         return Ok(None);
     }
@@ -186,6 +187,8 @@ fn smallest_step(ts: &[i64]) -> Interval {
 
 #[derive(Default)]
 struct Columns {
+    /// Rows parsed; the vectors are longer (zeroed room for the rows still to come).
+    rows: usize,
     ts: Vec<i64>,
     open: Vec<i64>,
     high: Vec<i64>,
@@ -196,15 +199,51 @@ struct Columns {
 }
 
 impl Columns {
-    fn reserve(&mut self, rows: usize, detail: bool) {
-        self.ts.reserve_exact(rows);
-        self.close.reserve_exact(rows);
+    /// Room for `rows` rows as zeroed memory fresh from the allocator: the pages are only
+    /// touched, and so faulted in, by the parsing threads' writes, in parallel, rather than by
+    /// a zero-fill on one thread first.
+    fn allocate(&mut self, rows: usize, detail: bool) {
+        self.ts = vec![0; rows];
+        self.close = vec![0; rows];
         if detail {
             for v in [&mut self.open, &mut self.high, &mut self.low, &mut self.volume] {
-                v.reserve_exact(rows);
+                *v = vec![0; rows];
             }
-            self.trades.reserve_exact(rows);
+            self.trades = vec![0; rows];
         }
+    }
+
+    /// Makes room for `more` rows after those parsed (only when the estimate fell short).
+    fn make_room(&mut self, more: usize, detail: bool) {
+        let need = self.rows + more;
+        if need <= self.ts.len() {
+            return;
+        }
+        let grown = need.max(self.ts.len() + self.ts.len() / 4);
+        self.ts.resize(grown, 0);
+        self.close.resize(grown, 0);
+        if detail {
+            for v in [&mut self.open, &mut self.high, &mut self.low, &mut self.volume] {
+                v.resize(grown, 0);
+            }
+            self.trades.resize(grown, 0);
+        }
+    }
+
+    /// Drops the room left over.
+    fn truncate(&mut self) {
+        let rows = self.rows;
+        for v in [
+            &mut self.ts,
+            &mut self.close,
+            &mut self.open,
+            &mut self.high,
+            &mut self.low,
+            &mut self.volume,
+        ] {
+            v.truncate(rows);
+        }
+        self.trades.truncate(rows);
     }
 }
 
@@ -259,32 +298,27 @@ impl<'a> Slices<'a> {
 /// Parses whole lines into the columns, one piece per core; false at the first doubtful row.
 fn parse_block(block: &[u8], with_trades: bool, detail: bool, cols: &mut Columns) -> bool {
     use rayon::prelude::*;
-    const MIN_PIECE_BYTES: usize = 1 << 18;
+    const MIN_PIECE_BYTES: usize = 1 << 17;
     let wanted = rayon::current_num_threads().clamp(1, block.len() / MIN_PIECE_BYTES + 1);
     let pieces = split_lines(block, wanted);
-    let counts: Vec<usize> = pieces.par_iter().map(|p| count_lines(p)).collect();
+    // Counted here: memchr is fast enough that waking the pool would cost more.
+    let counts: Vec<usize> = pieces.iter().map(|p| count_lines(p)).collect();
     let lines: usize = counts.iter().sum();
     if lines == 0 {
         return true;
     }
-    let base = cols.ts.len();
-    cols.ts.resize(base + lines, 0);
-    cols.close.resize(base + lines, 0);
-    if detail {
-        for v in [&mut cols.open, &mut cols.high, &mut cols.low, &mut cols.volume] {
-            v.resize(base + lines, 0);
-        }
-        cols.trades.resize(base + lines, 0);
-    }
-    let detail_base = if detail { base } else { 0 };
+    cols.make_room(lines, detail);
+    let base = cols.rows;
+    let end = base + lines;
+    let (detail_base, detail_end) = if detail { (base, end) } else { (0, 0) };
     let mut rest = Slices {
-        ts: &mut cols.ts[base..],
-        open: &mut cols.open[detail_base..],
-        high: &mut cols.high[detail_base..],
-        low: &mut cols.low[detail_base..],
-        close: &mut cols.close[base..],
-        volume: &mut cols.volume[detail_base..],
-        trades: &mut cols.trades[detail_base..],
+        ts: &mut cols.ts[base..end],
+        open: &mut cols.open[detail_base..detail_end],
+        high: &mut cols.high[detail_base..detail_end],
+        low: &mut cols.low[detail_base..detail_end],
+        close: &mut cols.close[base..end],
+        volume: &mut cols.volume[detail_base..detail_end],
+        trades: &mut cols.trades[detail_base..detail_end],
     };
     let mut outs = Vec::with_capacity(pieces.len());
     for &count in &counts {
@@ -296,10 +330,11 @@ fn parse_block(block: &[u8], with_trades: bool, detail: bool, cols: &mut Columns
         .into_par_iter()
         .zip(outs)
         .all(|(piece, out)| parse_lines(piece, with_trades, out));
+    cols.rows = end;
     // Order across the pieces' and the block's edges (inside a piece it is checked while parsing).
     let mut edge = base;
     for &count in &counts {
-        if edge > 0 && edge < cols.ts.len() && cols.ts[edge] <= cols.ts[edge - 1] {
+        if edge > 0 && edge < end && cols.ts[edge] <= cols.ts[edge - 1] {
             return false;
         }
         edge += count;
@@ -654,6 +689,27 @@ mod tests {
         ] {
             assert_eq!(parse(text), None, "{text:?}");
         }
+    }
+
+    /// Long lines first, short ones after: more rows than the first block suggested.
+    #[test]
+    fn columns_grow_past_the_first_estimate() {
+        let mut text = String::from("ts,open,high,low,close,volume\n");
+        for i in 0..200_000i64 {
+            let row = if i < 40_000 {
+                format!(
+                    "{},1000000.12345678,1000000.12345678,1000000.12345678,1000000.12345678,1234567.12345678\n",
+                    60 * (i + 1)
+                )
+            } else {
+                format!("{},1,1,1,1,0\n", 60 * (i + 1))
+            };
+            text.push_str(&row);
+        }
+        let cols = parse(&text).unwrap();
+        assert_eq!(cols.len(), 200_000);
+        assert_eq!(cols.close[39_999], 100_000_012_345_678);
+        assert_eq!((cols.ts[199_999], cols.close[199_999]), (12_000_000, UNIT));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::simulate::{self, Outcome};
 use super::sweep::{ComboResult, Metric};
 use crate::broker::BrokerConfig;
 use crate::config::Trading;
-use crate::market::{Interval, Timestamp};
+use crate::market::Timestamp;
 use crate::report::plain;
 use crate::strategy::StrategyConfig;
 
@@ -272,14 +272,14 @@ fn write_body(out: &mut impl Write, s: &SingleSummary) -> io::Result<()> {
     )?;
     writeln!(
         out,
-        "  average trade {}   (realized P&L per round trip, after fees)",
+        "  average trade {} USD   (realized P&L per round trip, after fees)",
         s.avg_trade_pnl.map_or("-".to_owned(), |d| plain(d.round_dp(4)))
     )?;
     writeln!(out, "  exposure      {:.2}% of bars holding a position", s.exposure_pct)?;
     writeln!(
         out,
         "  fees paid     {}   (fee rate {}%, sizing {}, {} starting cash)",
-        plain(s.fees_paid),
+        plain(s.fees_paid.round_dp(2)),
         plain(broker.fee_rate * Decimal::ONE_HUNDRED),
         broker.sizing,
         plain(broker.initial_cash)
@@ -334,9 +334,4 @@ pub fn print_sweep(out: &mut impl Write, s: &SweepSummary) -> io::Result<()> {
         rate(s.combinations * s.best.bars, s.timings.compute_secs).replace(" bars/s", ""),
         rayon::current_num_threads()
     )
-}
-
-/// Bars a year at `interval`, for annualising.
-pub fn bars_per_year(interval: Interval) -> f64 {
-    SECS_PER_YEAR / interval.secs().max(1) as f64
 }
