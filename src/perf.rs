@@ -10,6 +10,11 @@ use crate::market::Interval;
 
 const SECS_PER_YEAR: f64 = 365.0 * 24.0 * 3600.0;
 
+/// Bars in a year of a market open around the clock: what per-bar ratios are annualised by.
+pub fn bars_per_year(interval: Interval) -> f64 {
+    SECS_PER_YEAR / interval.secs().max(1) as f64
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Performance {
     pub return_pct: f64,
@@ -53,7 +58,7 @@ impl PerfTracker {
     pub fn new(initial_equity: f64, interval: Interval) -> Self {
         Self {
             initial_equity,
-            bars_per_year: SECS_PER_YEAR / interval.secs().max(1) as f64,
+            bars_per_year: bars_per_year(interval),
             peak: initial_equity,
             max_drawdown: 0.0,
             drawdown_floor: initial_equity,

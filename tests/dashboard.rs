@@ -547,6 +547,7 @@ async fn with_a_token_everything_but_the_page_needs_it() {
     for path in [
         "/",
         "/assets/app.js",
+        "/assets/theme.css",
         "/assets/style.css",
         "/assets/lightweight-charts.js",
     ] {

@@ -9,11 +9,10 @@ use common::*;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
 /// 50 one-minute bars a second: on the built-in data SMA(10) and SMA(20) cross every few dozen
 /// bars, so fills come well within a second while the page is watched.
 const SPEED: &str = "3000";
@@ -102,75 +101,19 @@ impl Drop for Demo {
     }
 }
 
-/// Why the browser test cannot run here, if it cannot.
-fn missing_tools() -> Option<String> {
-    if !Path::new(CHROMIUM).exists() {
-        return Some(format!(
-            "chromium not installed ({CHROMIUM} is missing; apt-get install -y --no-install-recommends chromium)"
-        ));
-    }
-    match Command::new("node").arg("--version").output() {
-        Ok(out) if out.status.success() => None,
-        _ => Some("Node.js not installed (`node` does not run)".into()),
-    }
-}
-
-/// playwright-core, pinned by tests/browser/package-lock.json, installed on first use.
-fn install_script_dependencies(dir: &Path) {
-    if dir.join("node_modules/playwright-core/package.json").is_file() {
-        return;
-    }
-    let npm = if cfg!(windows) { "npm.cmd" } else { "npm" };
-    let out = Command::new(npm)
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run `npm ci` in {}: {e}", dir.display()));
-    assert!(
-        out.status.success(),
-        "`npm ci` in {} failed:\n{}{}",
-        dir.display(),
-        stdout(&out),
-        stderr(&out)
-    );
-}
-
 #[test]
 fn the_dashboard_works_in_a_real_browser() {
-    if let Some(why) = missing_tools() {
-        if std::env::var("NANOTRADER_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
-            panic!("NANOTRADER_REQUIRE_BROWSER=1 but {why}");
-        }
-        eprintln!("\n**************************************************************");
-        eprintln!("*** dashboard_browser skipped: {why}");
-        eprintln!("**************************************************************\n");
+    let Some(scripts) = browser_scripts("dashboard_browser") else {
         return;
-    }
-    let scripts = repo_file("tests/browser");
-    install_script_dependencies(&scripts);
+    };
     let data_dir = tempfile::tempdir().expect("a temporary directory");
     let demo = Demo::start(data_dir.path());
     let screenshot = repo_file("target/dashboard.png");
 
-    let mut node = Command::new("node")
-        .arg(scripts.join("dashboard.mjs"))
-        .arg(&demo.url)
-        .arg(&screenshot)
-        .env("CHROMIUM_PATH", CHROMIUM)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node starts");
-    let started = Instant::now();
-    while node.try_wait().expect("node can be waited for").is_none() {
-        if started.elapsed() > SCRIPT_TIMEOUT {
-            let _ = node.kill();
-            panic!("dashboard.mjs did not finish within {SCRIPT_TIMEOUT:?}\n{}", demo.log());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let out = node.wait_with_output().expect("node's output");
-    print!("{}", stdout(&out));
+    let args = [demo.url.as_ref(), screenshot.as_os_str()];
+    let Some(out) = run_browser_script(&scripts.join("dashboard.mjs"), &args, SCRIPT_TIMEOUT) else {
+        panic!("dashboard.mjs did not finish within {SCRIPT_TIMEOUT:?}\n{}", demo.log());
+    };
     assert!(
         out.status.success(),
         "the browser test failed against {} (its progress is above):\n{}\n{}",

@@ -9,51 +9,15 @@
 mod common;
 use common::*;
 
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nanotrader::backtest::html::{
     Candle, FillRow, LineSeries, Point, PriceSeries, ReportData, SummaryRow, SweepData, SweepRow, render,
 };
 
-const CHROMIUM: &str = "/usr/bin/chromium";
 /// report.mjs stops itself after 90 s; this only catches a stuck `node`.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(150);
 const START: i64 = 1_513_468_800; // 2017-12-17 00:00 UTC
-
-/// Why the browser test cannot run here, if it cannot.
-fn missing_tools() -> Option<String> {
-    if !Path::new(CHROMIUM).exists() {
-        return Some(format!(
-            "chromium not installed ({CHROMIUM} is missing; apt-get install -y --no-install-recommends chromium)"
-        ));
-    }
-    match Command::new("node").arg("--version").output() {
-        Ok(out) if out.status.success() => None,
-        _ => Some("Node.js not installed (`node` does not run)".into()),
-    }
-}
-
-/// playwright-core, pinned by tests/browser/package-lock.json, installed on first use.
-fn install_script_dependencies(dir: &Path) {
-    if dir.join("node_modules/playwright-core/package.json").is_file() {
-        return;
-    }
-    let npm = if cfg!(windows) { "npm.cmd" } else { "npm" };
-    let out = Command::new(npm)
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run `npm ci` in {}: {e}", dir.display()));
-    assert!(
-        out.status.success(),
-        "`npm ci` in {} failed:\n{}{}",
-        dir.display(),
-        stdout(&out),
-        stderr(&out)
-    );
-}
 
 fn sma(closes: &[f64], window: usize, times: &[i64]) -> Vec<Point> {
     (window..=closes.len())
@@ -303,17 +267,9 @@ fn expectations(data: &ReportData, charts: bool) -> serde_json::Value {
 
 #[test]
 fn the_report_works_offline_in_a_real_browser() {
-    if let Some(why) = missing_tools() {
-        if std::env::var("NANOTRADER_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
-            panic!("NANOTRADER_REQUIRE_BROWSER=1 but {why}");
-        }
-        eprintln!("\n**************************************************************");
-        eprintln!("*** report_browser skipped: {why}");
-        eprintln!("**************************************************************\n");
+    let Some(scripts) = browser_scripts("report_browser") else {
         return;
-    }
-    let scripts = repo_file("tests/browser");
-    install_script_dependencies(&scripts);
+    };
     let dir = tempfile::tempdir().expect("a temporary directory");
 
     let full = full_report();
@@ -353,24 +309,9 @@ fn the_report_works_offline_in_a_real_browser() {
     let screenshot = repo_file("target/report.png");
     let _ = std::fs::remove_file(&screenshot);
 
-    let mut node = Command::new("node")
-        .arg(scripts.join("report.mjs"))
-        .arg(&spec_file)
-        .env("CHROMIUM_PATH", CHROMIUM)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node starts");
-    let started = Instant::now();
-    while node.try_wait().expect("node can be waited for").is_none() {
-        if started.elapsed() > SCRIPT_TIMEOUT {
-            let _ = node.kill();
-            panic!("report.mjs did not finish within {SCRIPT_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let out = node.wait_with_output().expect("node's output");
-    print!("{}", stdout(&out));
+    let Some(out) = run_browser_script(&scripts.join("report.mjs"), &[spec_file.as_os_str()], SCRIPT_TIMEOUT) else {
+        panic!("report.mjs did not finish within {SCRIPT_TIMEOUT:?}");
+    };
     assert!(
         out.status.success(),
         "the browser test failed (its progress is above):\n{}",

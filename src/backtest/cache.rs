@@ -26,7 +26,11 @@ pub struct CacheKey {
 
 impl CacheKey {
     pub fn of(source: &Path, requested: Option<Interval>) -> io::Result<Self> {
-        let meta = fs::metadata(source)?;
+        Self::from_metadata(&fs::metadata(source)?, requested)
+    }
+
+    /// The key for a source file already looked at.
+    pub fn from_metadata(meta: &fs::Metadata, requested: Option<Interval>) -> io::Result<Self> {
         let mtime = meta.modified()?;
         let source_mtime_ns = match mtime.duration_since(UNIX_EPOCH) {
             Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),

@@ -130,13 +130,7 @@ pub fn to_fixed(d: Decimal) -> Option<i64> {
 
 /// A fixed-point value as the shortest exact decimal (`465269000000` -> `4652.69`).
 pub fn to_decimal(units: i64) -> Decimal {
-    // Trailing zeros stripped in i64 arithmetic: much cheaper than `Decimal::normalize`.
-    let (mut mantissa, mut scale) = (units, SCALE);
-    while scale > 0 && mantissa % 10 == 0 {
-        mantissa /= 10;
-        scale -= 1;
-    }
-    Decimal::new(mantissa, scale)
+    crate::broker::paper::trim(Decimal::new(units, SCALE))
 }
 
 /// A decimal as the nearest f64, cheaply when its mantissa is below 2^53 and its scale at most

@@ -8,6 +8,8 @@
 
 use serde::Serialize;
 
+/// The dashboard's theme, then the report's own rules.
+const THEME_CSS: &str = include_str!("../../web/src/theme.css");
 const REPORT_CSS: &str = include_str!("../../web/report/report.css");
 const REPORT_JS: &str = include_str!("../../web/report/report.js");
 const CHARTS_JS: &str = include_str!(concat!(env!("OUT_DIR"), "/lightweight-charts.js"));
@@ -131,7 +133,9 @@ pub fn render(data: &ReportData) -> String {
     let json = script_safe_json(data);
     let title = escape_html(&data.title);
     let generated_by = escape_html(&data.generated_by);
-    let mut page = String::with_capacity(json.len() + CHARTS_JS.len() + REPORT_JS.len() + REPORT_CSS.len() + 8192);
+    let mut page = String::with_capacity(
+        json.len() + CHARTS_JS.len() + REPORT_JS.len() + THEME_CSS.len() + REPORT_CSS.len() + 8192,
+    );
     page.push_str("<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
     page.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
     page.push_str("<meta name=\"color-scheme\" content=\"dark\">\n");
@@ -142,6 +146,7 @@ pub fn render(data: &ReportData) -> String {
     );
     page.push_str(&title);
     page.push_str(" · nanotrader backtest</title>\n<style>\n");
+    page.push_str(&script_safe(THEME_CSS, "</style"));
     page.push_str(&script_safe(REPORT_CSS, "</style"));
     page.push_str("</style>\n</head>\n<body data-state=\"loading\">\n");
     page.push_str(
@@ -445,6 +450,7 @@ mod tests {
             assert!(!code.to_ascii_lowercase().contains("</script"));
         }
         assert!(!REPORT_CSS.to_ascii_lowercase().contains("</style"));
+        assert!(!THEME_CSS.to_ascii_lowercase().contains("</style"));
         assert_eq!(script_safe("a</Script>b", "</script"), "a<\\/Script>b");
     }
 

@@ -5,7 +5,6 @@
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use indicatif::ProgressBar;
 
@@ -60,18 +59,16 @@ pub struct Loaded {
     pub cache_written: Option<Result<PathBuf, String>>,
     /// The file's last line, when the CSV was read (not for the cache).
     pub last_line: Option<u64>,
-    pub secs: f64,
 }
 
 /// Loads `path` as bars; errors name the file (and the line, for bad rows).
 pub fn load(path: &Path, opts: &LoadOptions, progress: &ProgressBar) -> Result<Loaded, SourceError> {
-    let started = Instant::now();
     let name = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|e| cannot_read(&name, &e))?;
     if meta.is_dir() {
         return Err(SourceError::Input(format!("{name} is a directory, not a CSV file")));
     }
-    let key = CacheKey::of(path, opts.interval).map_err(|e| cannot_read(&name, &e))?;
+    let key = CacheKey::from_metadata(&meta, opts.interval).map_err(|e| cannot_read(&name, &e))?;
     let cache_path = cache::path_for(path);
     if opts.cache == CacheMode::Auto {
         match cache::read(&cache_path, key, opts.detail) {
@@ -81,7 +78,6 @@ pub fn load(path: &Path, opts: &LoadOptions, progress: &ProgressBar) -> Result<L
                     path: LoadPath::Cache,
                     cache_written: None,
                     last_line: None,
-                    secs: started.elapsed().as_secs_f64(),
                 });
             }
             Ok(None) => {}
@@ -125,7 +121,6 @@ pub fn load(path: &Path, opts: &LoadOptions, progress: &ProgressBar) -> Result<L
         path: load_path,
         cache_written,
         last_line: Some(last_line),
-        secs: started.elapsed().as_secs_f64(),
     })
 }
 

@@ -14,8 +14,6 @@ use crate::market::Timestamp;
 use crate::report::plain;
 use crate::strategy::StrategyConfig;
 
-const SECS_PER_YEAR: f64 = 365.0 * 24.0 * 3600.0;
-
 /// Where the bars came from and what they span.
 #[derive(Clone, Debug, Serialize)]
 pub struct DataInfo {
@@ -26,8 +24,6 @@ pub struct DataInfo {
     pub interval: String,
     pub first_bar: Option<String>,
     pub last_bar: Option<String>,
-    #[serde(skip)]
-    pub interval_secs: i64,
     /// The CSV's last line, when it was read.
     #[serde(skip)]
     pub last_line: Option<u64>,
@@ -42,7 +38,6 @@ impl DataInfo {
             interval: String::new(),
             first_bar: None,
             last_bar: None,
-            interval_secs: 60,
             last_line: None,
         }
     }
@@ -50,7 +45,6 @@ impl DataInfo {
     pub fn fill_from(&mut self, bars: &BarColumns) {
         self.bars = bars.len();
         self.interval = bars.interval.to_string();
-        self.interval_secs = bars.interval.secs();
         self.first_bar = bars.ts.first().map(|&t| Timestamp::from_secs(t).to_string());
         self.last_bar = bars.ts.last().map(|&t| Timestamp::from_secs(t).to_string());
     }
@@ -137,7 +131,7 @@ pub fn single(
             fills: "at the close of the bar whose signal changed, in full, no slippage",
             annualisation: format!(
                 "per-bar returns x sqrt({:.0} bars a year): a market open 24/7, 365 days",
-                SECS_PER_YEAR / info.interval_secs.max(1) as f64
+                crate::perf::bars_per_year(bars.interval)
             ),
             buy_and_hold: "all cash in at the first close, one fee, marked at the last close",
         },

@@ -169,7 +169,7 @@ impl PaperBroker {
 
 /// `d.normalize()`, in machine-word arithmetic when the mantissa fits 64 bits (it nearly always
 /// does for money): a fill trims five amounts, and a backtest makes hundreds of thousands of fills.
-fn trim(d: Decimal) -> Decimal {
+pub fn trim(d: Decimal) -> Decimal {
     let Ok(mut mantissa) = i64::try_from(d.mantissa()) else {
         return d.normalize();
     };

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 
 const INDEX_HTML: &str = include_str!("../../web/src/index.html");
 const APP_JS: &str = include_str!("../../web/src/app.js");
+const THEME_CSS: &str = include_str!("../../web/src/theme.css");
 const STYLE_CSS: &str = include_str!("../../web/src/style.css");
 const CHARTS_JS: &str = include_str!(concat!(env!("OUT_DIR"), "/lightweight-charts.js"));
 
@@ -14,6 +15,7 @@ pub fn asset(path: &str) -> Response {
     let (name, body, kind): (&str, &'static str, &str) = match path {
         "/" | "/index.html" => ("index.html", INDEX_HTML, "text/html; charset=utf-8"),
         "/assets/app.js" => ("app.js", APP_JS, "text/javascript; charset=utf-8"),
+        "/assets/theme.css" => ("theme.css", THEME_CSS, "text/css; charset=utf-8"),
         "/assets/style.css" => ("style.css", STYLE_CSS, "text/css; charset=utf-8"),
         "/assets/lightweight-charts.js" => ("", CHARTS_JS, "text/javascript; charset=utf-8"),
         _ => return (StatusCode::NOT_FOUND, "not found").into_response(),

@@ -11,31 +11,12 @@
 
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { DESKTOP, PHONE, fail, failOnProblems, runBrowserTest, sleep } from './harness.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const OVERALL_TIMEOUT_MS = Number(process.env.DASHBOARD_TEST_TIMEOUT_MS || 120_000);
 const STEP_TIMEOUT_MS = 30_000;
-const DESKTOP = { width: 1440, height: 900 };
-const PHONE = { width: 390, height: 844 };
-// The flags design.md found to work for headless screenshots of a loopback page.
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
-class CheckFailed extends Error {}
-const fail = (message) => {
-  throw new CheckFailed(message);
-};
 const log = (message) => console.log(`dashboard test: ${message}`);
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const [url, screenshotPath] = process.argv.slice(2);
 if (!url || !screenshotPath) {
@@ -45,14 +26,6 @@ if (!url || !screenshotPath) {
 const pageUrl = new URL(url);
 const token = new URLSearchParams(pageUrl.hash.slice(1)).get('token');
 const pair = pageUrl.searchParams.get('pair');
-
-let browser = null;
-// One deadline for the whole run: a hung page or server must not hang CI.
-const deadline = setTimeout(async () => {
-  console.error(`dashboard test FAILED: no result within ${OVERALL_TIMEOUT_MS} ms`);
-  if (browser) await browser.close().catch(() => {});
-  process.exit(1);
-}, OVERALL_TIMEOUT_MS);
 
 // The server answers before the run starts; the page is opened once the run shows.
 async function waitForRun() {
@@ -267,10 +240,7 @@ async function checkTabs(page) {
   await page.click('.tab[data-tab="summary"]');
 }
 
-async function main() {
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: STEP_TIMEOUT_MS }).catch((e) =>
-    fail(`cannot start Chromium at ${CHROMIUM}: ${e.message.split('\n')[0]}`),
-  );
+async function main(browser) {
   await waitForRun();
   const problems = [];
   const context = await browser.newContext({ viewport: DESKTOP, deviceScaleFactor: 1 });
@@ -303,23 +273,8 @@ async function main() {
   }
   await phone.close();
   await page.close();
-  if (problems.length) {
-    const counts = new Map();
-    for (const p of problems) counts.set(p, (counts.get(p) || 0) + 1);
-    const lines = Array.from(counts, ([p, n]) => (n > 1 ? `${p} (x${n})` : p));
-    fail(`the browser reported ${problems.length} problem(s):\n  ${lines.slice(0, 20).join('\n  ')}`);
-  }
+  failOnProblems(problems);
   log('all checks passed');
 }
 
-try {
-  await main();
-  clearTimeout(deadline);
-  await browser.close();
-  process.exit(0);
-} catch (e) {
-  clearTimeout(deadline);
-  console.error(`dashboard test FAILED: ${e instanceof CheckFailed ? e.message : e.stack || e}`);
-  if (browser) await browser.close().catch(() => {});
-  process.exit(1);
-}
+await runBrowserTest('dashboard test', OVERALL_TIMEOUT_MS, STEP_TIMEOUT_MS, main);

@@ -14,30 +14,12 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { chromium } from 'playwright-core';
+import { DESKTOP, PHONE, fail, failOnProblems, runBrowserTest, sleep } from './harness.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const OVERALL_TIMEOUT_MS = Number(process.env.REPORT_TEST_TIMEOUT_MS || 90_000);
 const STEP_TIMEOUT_MS = 20_000;
-const DESKTOP = { width: 1440, height: 900 };
-const PHONE = { width: 390, height: 844 };
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
-class CheckFailed extends Error {}
-const fail = (message) => {
-  throw new CheckFailed(message);
-};
 const log = (message) => console.log(`report test: ${message}`);
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const [specPath] = process.argv.slice(2);
 if (!specPath) {
@@ -45,13 +27,6 @@ if (!specPath) {
   process.exit(2);
 }
 const spec = JSON.parse(readFileSync(specPath, 'utf8'));
-
-let browser = null;
-const deadline = setTimeout(async () => {
-  console.error(`report test FAILED: no result within ${OVERALL_TIMEOUT_MS} ms`);
-  if (browser) await browser.close().catch(() => {});
-  process.exit(1);
-}, OVERALL_TIMEOUT_MS);
 
 // Console errors, uncaught exceptions, CSP violations and any request that is not the file.
 function watch(page, label, pageUrl, problems) {
@@ -211,10 +186,7 @@ async function checkCase(context, c, problems) {
   }
 }
 
-async function main() {
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: STEP_TIMEOUT_MS }).catch((e) =>
-    fail(`cannot start Chromium at ${CHROMIUM}: ${e.message.split('\n')[0]}`),
-  );
+async function main(browser) {
   // Offline, and anything but the report file itself is refused.
   const context = await browser.newContext({ viewport: DESKTOP, deviceScaleFactor: 1, offline: true });
   const blocked = [];
@@ -227,23 +199,8 @@ async function main() {
   const problems = [];
   for (const c of spec.cases) await checkCase(context, c, problems);
   for (const url of blocked) problems.push(`blocked a request to ${url}`);
-  if (problems.length) {
-    const counts = new Map();
-    for (const p of problems) counts.set(p, (counts.get(p) || 0) + 1);
-    const lines = Array.from(counts, ([p, n]) => (n > 1 ? `${p} (x${n})` : p));
-    fail(`the browser reported ${problems.length} problem(s):\n  ${lines.slice(0, 20).join('\n  ')}`);
-  }
+  failOnProblems(problems);
   log(`all checks passed (${spec.cases.length} reports)`);
 }
 
-try {
-  await main();
-  clearTimeout(deadline);
-  await browser.close();
-  process.exit(0);
-} catch (e) {
-  clearTimeout(deadline);
-  console.error(`report test FAILED: ${e instanceof CheckFailed ? e.message : e.stack || e}`);
-  if (browser) await browser.close().catch(() => {});
-  process.exit(1);
-}
+await runBrowserTest('report test', OVERALL_TIMEOUT_MS, STEP_TIMEOUT_MS, main);

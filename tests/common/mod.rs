@@ -84,3 +84,82 @@ pub fn plain_number(text: &str) -> String {
         d.normalize().to_string()
     }
 }
+
+/// Debian's Chromium, which the browser tests drive through playwright-core.
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// tests/browser with its pinned playwright-core installed, or `None` when `test` has to be
+/// skipped because Chromium or Node.js is missing (loudly; a failure under
+/// NANOTRADER_REQUIRE_BROWSER=1, as in CI).
+pub fn browser_scripts(test: &str) -> Option<PathBuf> {
+    if let Some(why) = missing_browser_tools() {
+        if std::env::var("NANOTRADER_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
+            panic!("NANOTRADER_REQUIRE_BROWSER=1 but {why}");
+        }
+        eprintln!("\n**************************************************************");
+        eprintln!("*** {test} skipped: {why}");
+        eprintln!("**************************************************************\n");
+        return None;
+    }
+    let dir = repo_file("tests/browser");
+    install_browser_script_dependencies(&dir);
+    Some(dir)
+}
+
+/// Why a browser test cannot run here, if it cannot.
+fn missing_browser_tools() -> Option<String> {
+    if !Path::new(CHROMIUM).exists() {
+        return Some(format!(
+            "chromium not installed ({CHROMIUM} is missing; apt-get install -y --no-install-recommends chromium)"
+        ));
+    }
+    match Command::new("node").arg("--version").output() {
+        Ok(out) if out.status.success() => None,
+        _ => Some("Node.js not installed (`node` does not run)".into()),
+    }
+}
+
+/// playwright-core, pinned by tests/browser/package-lock.json, installed on first use.
+fn install_browser_script_dependencies(dir: &Path) {
+    if dir.join("node_modules/playwright-core/package.json").is_file() {
+        return;
+    }
+    let npm = if cfg!(windows) { "npm.cmd" } else { "npm" };
+    let out = Command::new(npm)
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `npm ci` in {}: {e}", dir.display()));
+    assert!(
+        out.status.success(),
+        "`npm ci` in {} failed:\n{}{}",
+        dir.display(),
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+/// Runs `node SCRIPT ARGS...` against `CHROMIUM` and prints its progress; `None` when it did not
+/// finish within `timeout` (it is killed then).
+pub fn run_browser_script(script: &Path, args: &[&std::ffi::OsStr], timeout: std::time::Duration) -> Option<Output> {
+    let mut node = Command::new("node")
+        .arg(script)
+        .args(args)
+        .env("CHROMIUM_PATH", CHROMIUM)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("node starts");
+    let started = std::time::Instant::now();
+    while node.try_wait().expect("node can be waited for").is_none() {
+        if started.elapsed() > timeout {
+            let _ = node.kill();
+            let _ = node.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = node.wait_with_output().expect("node's output");
+    print!("{}", stdout(&out));
+    Some(out)
+}
