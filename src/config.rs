@@ -94,6 +94,11 @@ pub fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let name = path.display();
     let text =
         std::fs::read_to_string(path).map_err(|e| ConfigError(format!("cannot read config file {name}: {e}")))?;
+    parse_file_config(&text, &name.to_string())
+}
+
+/// The `--config` file's text; `name` is the file as shown in messages.
+pub fn parse_file_config(text: &str, name: &str) -> Result<FileConfig, ConfigError> {
     let mut table: toml::Table = text
         .parse()
         .map_err(|e: toml::de::Error| ConfigError(format!("config file {name}: {}", e.message())))?;
@@ -135,17 +140,12 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
         decide_from_bar,
     } = resolve_trading(&args)?;
     let interval = args.interval.unwrap_or_default();
-    let status_secs = args.status_secs.unwrap_or(5.0);
-    if !(status_secs.is_finite() && status_secs > 0.0) {
-        return err(format!(
-            "status-secs must be a positive number of seconds, got {status_secs}"
-        ));
-    }
+    let status_every = positive_secs(Some(args.status_secs.unwrap_or(5.0)), Duration::ZERO, "status-secs")?;
     let engine = EngineConfig {
         interval,
         decide_from_bar,
         window_bars: args.window_bars.unwrap_or(10_000),
-        status_every: Duration::from_secs_f64(status_secs),
+        status_every,
         ..EngineConfig::default()
     };
 
@@ -212,9 +212,12 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
                     "poll-secs {poll_secs} is faster than Kraken's public REST limit (one request per {min} s)"
                 ));
             }
+            let Ok(poll_every) = Duration::try_from_secs_f64(poll_secs) else {
+                return err(format!("poll-secs {poll_secs} is too long"));
+            };
             SourceSpec::KrakenRest {
                 rest_url: rest_url()?,
-                poll_every: Duration::from_secs_f64(poll_secs),
+                poll_every,
             }
         }
         SourceKind::Kraken => {
@@ -330,12 +333,17 @@ pub fn resolve_trading(args: &RunArgs) -> Result<Trading, ConfigError> {
     })
 }
 
-/// A positive number of seconds, or the default.
+/// A positive number of seconds, or the default. Refused too: what is too long for a `Duration`
+/// (which would panic) and what rounds to zero nanoseconds (a zero timer period panics later).
 fn positive_secs(given: Option<f64>, default: Duration, flag: &str) -> Result<Duration, ConfigError> {
-    match given {
-        None => Ok(default),
-        Some(secs) if secs.is_finite() && secs > 0.0 => Ok(Duration::from_secs_f64(secs)),
-        Some(secs) => Err(ConfigError(format!(
+    let Some(secs) = given else {
+        return Ok(default);
+    };
+    match Duration::try_from_secs_f64(secs) {
+        Ok(duration) if !duration.is_zero() => Ok(duration),
+        Ok(_) if secs > 0.0 => Err(ConfigError(format!("{flag} {secs} is shorter than a nanosecond"))),
+        Err(_) if secs.is_finite() && secs > 0.0 => Err(ConfigError(format!("{flag} {secs} is too long"))),
+        _ => Err(ConfigError(format!(
             "{flag} must be a positive number of seconds, got {secs}"
         ))),
     }

@@ -9,6 +9,8 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod kraken;
 pub mod logs;
 pub mod market;

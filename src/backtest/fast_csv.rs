@@ -62,15 +62,16 @@ pub fn read(
     // A reader thread fills the next block while this one is parsed on every core.
     let carry = buf[start..filled].to_vec();
     drop(buf);
+    let pieces = rayon::current_num_threads().max(1);
     let parsed = std::thread::scope(|scope| -> std::io::Result<bool> {
         let (blocks_tx, blocks) = std::sync::mpsc::sync_channel(1);
         let (spare_tx, spare) = std::sync::mpsc::channel();
-        scope.spawn(move || read_blocks(file, carry, filled as u64, blocks_tx, spare));
+        scope.spawn(move || read_blocks(file, carry, filled as u64, pieces, blocks_tx, spare));
         for block in &blocks {
             let Some(block) = block? else {
                 return Ok(false); // a line longer than a block
             };
-            if !parse_block(&block.bytes, with_trades, detail, &mut cols) {
+            if !parse_block(&block, with_trades, detail, &mut cols) {
                 return Ok(false);
             }
             on_bytes(block.read_so_far);
@@ -90,8 +91,7 @@ pub fn read(
     if want.is_some_and(|w| w != interval) {
         return Ok(None);
     }
-    let step = interval.secs();
-    if cols.ts.iter().any(|t| t % step != 0) {
+    if !on_grid(&cols.ts, interval.secs()) {
         return Ok(None);
     }
     Ok(Some(BarColumns {
@@ -109,9 +109,18 @@ pub fn read(
 }
 
 struct Block {
-    /// Whole lines only.
+    /// Whole lines up to the end of the last piece; the rest is room kept for the buffer's
+    /// next use.
     bytes: Vec<u8>,
+    /// The lines cut into pieces of about equal size, one per core, each with its line count,
+    /// found here on the reader thread while the previous block is being parsed.
+    pieces: Vec<Piece>,
     read_so_far: u64,
+}
+
+struct Piece {
+    range: std::ops::Range<usize>,
+    lines: usize,
 }
 
 /// Reads the file on in blocks of whole lines (the tail of each goes to the front of the next);
@@ -120,15 +129,18 @@ fn read_blocks(
     mut file: File,
     mut carry: Vec<u8>,
     mut read_so_far: u64,
+    pieces: usize,
     blocks: std::sync::mpsc::SyncSender<std::io::Result<Option<Block>>>,
     spare: std::sync::mpsc::Receiver<Vec<u8>>,
 ) {
     loop {
+        // A recycled buffer is already full length: only a fresh one is zeroed.
         let mut buf = spare.try_recv().unwrap_or_default();
-        buf.clear();
-        buf.extend_from_slice(&carry);
-        let held = buf.len();
-        buf.resize(BLOCK_BYTES.max(held + 1), 0);
+        let held = carry.len();
+        if buf.len() < BLOCK_BYTES.max(held + 1) {
+            buf.resize(BLOCK_BYTES.max(held + 1), 0);
+        }
+        buf[..held].copy_from_slice(&carry);
         let filled = match read_some(&mut file, &mut buf, held) {
             Ok(n) => n,
             Err(e) => {
@@ -151,8 +163,8 @@ fn read_blocks(
         };
         carry.clear();
         carry.extend_from_slice(&buf[end..filled]);
-        buf.truncate(end);
         let block = Block {
+            pieces: split_lines(&buf[..end], pieces),
             bytes: buf,
             read_so_far,
         };
@@ -173,6 +185,12 @@ fn read_some(file: &mut File, buf: &mut [u8], mut filled: usize) -> std::io::Res
         }
     }
     Ok(filled)
+}
+
+/// Whether every time is a multiple of `step`: the first is checked, then each gap, which is
+/// nearly always exactly one step (a division per bar would cost more than the parsing).
+fn on_grid(ts: &[i64], step: i64) -> bool {
+    ts.first().is_none_or(|t| t % step == 0) && ts.windows(2).all(|w| w[1] - w[0] == step || (w[1] - w[0]) % step == 0)
 }
 
 /// The smallest step between consecutive bars, as the general reader infers it.
@@ -295,14 +313,11 @@ impl<'a> Slices<'a> {
     }
 }
 
-/// Parses whole lines into the columns, one piece per core; false at the first doubtful row.
-fn parse_block(block: &[u8], with_trades: bool, detail: bool, cols: &mut Columns) -> bool {
+/// Parses a block's lines into the columns, its pieces on all cores; false at the first
+/// doubtful row.
+fn parse_block(block: &Block, with_trades: bool, detail: bool, cols: &mut Columns) -> bool {
     use rayon::prelude::*;
-    const MIN_PIECE_BYTES: usize = 1 << 17;
-    let wanted = rayon::current_num_threads().clamp(1, block.len() / MIN_PIECE_BYTES + 1);
-    let pieces = split_lines(block, wanted);
-    // Counted here: memchr is fast enough that waking the pool would cost more.
-    let counts: Vec<usize> = pieces.iter().map(|p| count_lines(p)).collect();
+    let counts: Vec<usize> = block.pieces.iter().map(|p| p.lines).collect();
     let lines: usize = counts.iter().sum();
     if lines == 0 {
         return true;
@@ -320,16 +335,17 @@ fn parse_block(block: &[u8], with_trades: bool, detail: bool, cols: &mut Columns
         volume: &mut cols.volume[detail_base..detail_end],
         trades: &mut cols.trades[detail_base..detail_end],
     };
-    let mut outs = Vec::with_capacity(pieces.len());
+    let mut outs = Vec::with_capacity(counts.len());
     for &count in &counts {
         let (out, tail) = rest.split_at(count);
         outs.push(out);
         rest = tail;
     }
-    let parsed = pieces
-        .into_par_iter()
+    let parsed = block
+        .pieces
+        .par_iter()
         .zip(outs)
-        .all(|(piece, out)| parse_lines(piece, with_trades, out));
+        .all(|(piece, out)| parse_lines(&block.bytes[piece.range.clone()], with_trades, out));
     cols.rows = end;
     // Order across the pieces' and the block's edges (inside a piece it is checked while parsing).
     let mut edge = base;
@@ -342,22 +358,30 @@ fn parse_block(block: &[u8], with_trades: bool, detail: bool, cols: &mut Columns
     parsed
 }
 
-/// Up to `n` pieces of about equal size, cut after newlines.
-fn split_lines(block: &[u8], n: usize) -> Vec<&[u8]> {
+/// Up to `n` pieces of about equal size (one when the block is small), cut after newlines.
+fn split_lines(block: &[u8], n: usize) -> Vec<Piece> {
+    const MIN_PIECE_BYTES: usize = 1 << 17;
+    let n = n.clamp(1, block.len() / MIN_PIECE_BYTES + 1);
     let mut pieces = Vec::with_capacity(n);
-    let mut rest = block;
+    let mut start = 0;
     for k in (1..n).rev() {
-        let target = rest.len() / (k + 1);
-        match memchr::memchr(b'\n', &rest[target..]) {
+        let target = start + (block.len() - start) / (k + 1);
+        match memchr::memchr(b'\n', &block[target..]) {
             Some(i) => {
-                let (piece, tail) = rest.split_at(target + i + 1);
-                pieces.push(piece);
-                rest = tail;
+                let end = target + i + 1;
+                pieces.push(Piece {
+                    lines: count_lines(&block[start..end]),
+                    range: start..end,
+                });
+                start = end;
             }
             None => break,
         }
     }
-    pieces.push(rest);
+    pieces.push(Piece {
+        lines: count_lines(&block[start..]),
+        range: start..block.len(),
+    });
     pieces
 }
 

@@ -139,7 +139,7 @@ fn is_gzip(path: &Path) -> std::io::Result<bool> {
 
 /// The engine's path: `CsvReader` (any layout, bars or trades, checked row by row) and the
 /// `BarAggregator` at the requested interval.
-fn read_with_engine_reader(
+pub(crate) fn read_with_engine_reader(
     path: &Path,
     name: &str,
     gzip: bool,

@@ -124,6 +124,10 @@ pub async fn guard(State(server): State<std::sync::Arc<Server>>, request: Reques
     {
         return refuse(StatusCode::FORBIDDEN, message);
     }
+    // Browsers let any site open a WebSocket to any host (no CORS): only our page may.
+    if is_websocket_upgrade(headers) && !same_origin(headers) {
+        return refuse(StatusCode::FORBIDDEN, "cross-site streams are refused");
+    }
     let mut response = next.run(request).await;
     let h = response.headers_mut();
     h.insert(
@@ -151,20 +155,36 @@ fn same_site_control(headers: &HeaderMap) -> Result<(), &'static str> {
     if !json {
         return Err("control requests must be application/json");
     }
+    if !same_origin(headers) {
+        return Err("cross-site control requests are refused");
+    }
+    Ok(())
+}
+
+/// Whether whatever the browser says of the request's origin is this server (a request that
+/// says nothing, like curl's, passes).
+fn same_origin(headers: &HeaderMap) -> bool {
     if headers
         .get("sec-fetch-site")
         .is_some_and(|v| v != "same-origin" && v != "none")
     {
-        return Err("cross-site control requests are refused");
+        return false;
     }
-    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let origin_host = origin.split_once("://").map_or("", |(_, rest)| rest);
-        if origin_host != host {
-            return Err("cross-site control requests are refused");
+    match headers.get(header::ORIGIN) {
+        None => true,
+        Some(origin) => {
+            let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let origin = origin.to_str().unwrap_or("");
+            !host.is_empty() && origin.split_once("://").is_some_and(|(_, rest)| rest == host)
         }
     }
-    Ok(())
+}
+
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"))
 }
 
 #[cfg(test)]
@@ -190,6 +210,34 @@ mod tests {
         assert!(check_bind(&"[::1]:8080".parse().unwrap(), None).is_ok());
         assert!(check_bind(&"0.0.0.0:8080".parse().unwrap(), None).is_err());
         assert!(check_bind(&"0.0.0.0:8080".parse().unwrap(), Some(&token)).is_ok());
+    }
+
+    #[test]
+    fn origins() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (name, value) in pairs {
+                h.insert(*name, HeaderValue::from_static(value));
+            }
+            h
+        };
+        let host = ("host", "127.0.0.1:8080");
+        assert!(same_origin(&headers(&[host])));
+        assert!(same_origin(&headers(&[host, ("origin", "http://127.0.0.1:8080")])));
+        assert!(same_origin(&headers(&[host, ("sec-fetch-site", "same-origin")])));
+        for bad in [
+            ("origin", "http://evil.example"),
+            ("origin", "null"),
+            ("origin", "http://127.0.0.1:8080.evil.example"),
+            ("sec-fetch-site", "cross-site"),
+            ("sec-fetch-site", "same-site"),
+        ] {
+            assert!(!same_origin(&headers(&[host, bad])), "{bad:?}");
+        }
+        let mut odd = headers(&[host]);
+        odd.insert(header::ORIGIN, HeaderValue::from_bytes(b"http://\xff").unwrap());
+        assert!(!same_origin(&odd), "an unreadable origin is not ours");
+        assert!(!same_origin(&headers(&[("origin", "http://")])), "no host, no match");
     }
 
     #[test]

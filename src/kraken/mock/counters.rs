@@ -15,6 +15,19 @@ pub struct MockCounters {
     pub faults: FaultCounts,
 }
 
+impl MockCounters {
+    /// Calls to Kraken's private (account and trading) API: what a paper run must never make.
+    pub fn private_requests(&self) -> u64 {
+        self.rest.private
+    }
+
+    /// Public REST requests served, whatever their answer.
+    pub fn public_requests(&self) -> u64 {
+        let r = &self.rest;
+        r.time + r.system_status + r.asset_pairs + r.ticker + r.ohlc + r.trades
+    }
+}
+
 /// REST requests received per endpoint, faulted ones included.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RestRequests {
@@ -24,8 +37,11 @@ pub struct RestRequests {
     pub ticker: u64,
     pub ohlc: u64,
     pub trades: u64,
-    /// Paths the mock does not serve.
+    /// Paths the mock does not serve, the private ones included.
     pub other: u64,
+    /// Requests to `/0/private/*` (any method), all refused: the mock holds no account, and
+    /// paper trading must never send one.
+    pub private: u64,
 }
 
 /// Faults injected, one per occurrence.

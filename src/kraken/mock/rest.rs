@@ -5,8 +5,9 @@ use std::collections::HashMap;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::{Json, Router};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
@@ -23,6 +24,8 @@ const ASSET_PAIRS: &str = "/0/public/AssetPairs";
 const TICKER: &str = "/0/public/Ticker";
 const OHLC: &str = "/0/public/OHLC";
 const TRADES: &str = "/0/public/Trades";
+/// Kraken's private (account and trading) API: every method under it.
+const PRIVATE_PREFIX: &str = "/0/private/";
 
 /// The result key of the one pair with market data.
 const PAIR_KEY: &str = "XXBTZUSD";
@@ -38,6 +41,8 @@ const NANOS_CURSOR_MIN: i64 = 1_000_000_000_000;
 
 pub(super) const UNKNOWN_PAIR: &str = "EQuery:Unknown asset pair";
 pub(super) const RATE_LIMITED: &str = "EAPI:Rate limit exceeded";
+/// Kraken's answer to a private call without a valid `API-Key` (the mock accepts none).
+pub(super) const INVALID_KEY: &str = "EAPI:Invalid key";
 
 type Params = HashMap<String, String>;
 type Answer = Result<Value, String>;
@@ -50,12 +55,16 @@ pub(super) fn routes() -> Router<App> {
         .route(TICKER, get(ticker))
         .route(OHLC, get(ohlc))
         .route(TRADES, get(trades))
+        .route("/0/private/{*method}", any(private))
         .fallback(unknown_method)
 }
 
-/// Counts a request against its endpoint.
+/// Counts a request against its endpoint (a private one also as `private`).
 pub(super) fn count(market: &Market, path: &str) {
     market.counters.bump(|c| {
+        if path.starts_with(PRIVATE_PREFIX) {
+            c.rest.private += 1;
+        }
         let counter = match path {
             TIME => &mut c.rest.time,
             SYSTEM_STATUS => &mut c.rest.system_status,
@@ -124,6 +133,18 @@ async fn trades(State(app): State<App>, query: QueryResult) -> Response {
 
 async fn unknown_method(State(app): State<App>) -> Response {
     reply(&app.market, Err("EGeneral:Unknown method".into()))
+}
+
+/// Refuses every private call (counted by the REST layer) as Kraken refuses one without a valid
+/// key: private methods are POSTs, so anything else is an unknown method.
+async fn private(State(app): State<App>, method: Method) -> Response {
+    let error = if method == Method::POST {
+        INVALID_KEY
+    } else {
+        "EGeneral:Unknown method"
+    };
+    tracing::debug!("mock kraken: refused a private {method} request");
+    reply(&app.market, Err(error.into()))
 }
 
 /// Every pair, or those `pair=` names (comma list) by key, altname or WS name.

@@ -25,6 +25,24 @@ fn malformed(reason: impl Into<String>) -> KrakenError {
     KrakenError::Malformed(reason.into())
 }
 
+/// Prices and trade sizes must be above zero: a message saying otherwise is broken, and a zero
+/// price would reach the strategy and the broker (which divide by it).
+fn positive(value: Decimal) -> bool {
+    value.is_sign_positive() && !value.is_zero()
+}
+
+/// Prices of a candle above zero and its volume not below; the message for refusing it otherwise.
+fn check_candle(bar: &crate::market::Bar) -> Result<(), String> {
+    let prices = [bar.open, bar.high, bar.low, bar.close];
+    if !prices.into_iter().all(positive) || !(bar.volume.is_sign_positive() || bar.volume.is_zero()) {
+        return Err(format!(
+            "candle at {} with a price not above zero or a negative volume",
+            bar.ts
+        ));
+    }
+    Ok(())
+}
+
 /// A decimal held in a JSON string (REST): `"30300.10000"`. A bare number is refused, so no
 /// value can sneak in through `f64`.
 struct DecStr(Decimal);

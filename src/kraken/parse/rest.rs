@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::{DecStr, Rfc3339, SecsNum, malformed, secs};
+use super::{DecStr, Rfc3339, SecsNum, check_candle, malformed, positive, secs};
 use crate::kraken::error::KrakenError;
 use crate::market::{Bar, Side, Timestamp, Trade};
 
@@ -194,7 +194,7 @@ pub fn parse_ticker(body: &[u8]) -> Result<Vec<RestTicker>, KrakenError> {
                     .map(|d| d.0)
                     .ok_or_else(|| malformed(format!("Ticker {key}: {name}[{i}] missing")))
             };
-            Ok(RestTicker {
+            let ticker = RestTicker {
                 last: at(&t.c, 0, "c")?,
                 last_size: at(&t.c, 1, "c")?,
                 bid: at(&t.b, 0, "b")?,
@@ -202,7 +202,11 @@ pub fn parse_ticker(body: &[u8]) -> Result<Vec<RestTicker>, KrakenError> {
                 bid_size: at(&t.b, 2, "b")?,
                 ask_size: at(&t.a, 2, "a")?,
                 key,
-            })
+            };
+            if ![ticker.last, ticker.bid, ticker.ask].into_iter().all(positive) {
+                return Err(malformed(format!("Ticker {}: a price is not above zero", ticker.key)));
+            }
+            Ok(ticker)
         })
         .collect()
 }
@@ -262,7 +266,7 @@ impl<'de> Deserialize<'de> for OhlcRow {
                 let trades: u32 = next(&mut seq, "count")?;
                 drain(&mut seq)?;
                 let ts = secs(time).ok_or_else(|| de::Error::custom("time out of range"))?;
-                Ok(OhlcRow(Bar {
+                let bar = Bar {
                     ts,
                     open: open.0,
                     high: high.0,
@@ -270,7 +274,9 @@ impl<'de> Deserialize<'de> for OhlcRow {
                     close: close.0,
                     volume: volume.0,
                     trades,
-                }))
+                };
+                check_candle(&bar).map_err(de::Error::custom)?;
+                Ok(OhlcRow(bar))
             }
         }
         d.deserialize_seq(V)
@@ -297,6 +303,9 @@ impl<'de> Deserialize<'de> for TradeRow {
                     "s" => Side::Sell,
                     other => return Err(de::Error::custom(format!("bad side '{other}'"))),
                 };
+                if !positive(price.0) || !positive(size.0) {
+                    return Err(de::Error::custom("price and volume must be above zero"));
+                }
                 let _ordertype: IgnoredAny = next(&mut seq, "ordertype")?;
                 let _misc: IgnoredAny = next(&mut seq, "misc")?;
                 // The old API stopped at `misc`.

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::json;
 use serde_json::value::RawValue;
 
-use super::{DecNum, Rfc3339, malformed};
+use super::{DecNum, Rfc3339, check_candle, malformed, positive};
 use crate::kraken::error::KrakenError;
 use crate::market::{Bar, Quote, Side, Timestamp, Trade};
 
@@ -231,6 +231,12 @@ fn ticker(frame: &Frame) -> Result<WsMessage, KrakenError> {
     let rows: Vec<Row> = data(frame, "ticker")?;
     let [row] = <[Row; 1]>::try_from(rows)
         .map_err(|rows| malformed(format!("WS ticker: {} entries, expected 1", rows.len())))?;
+    if ![row.last.0, row.bid.0, row.ask.0].into_iter().all(positive) {
+        return Err(malformed(format!(
+            "WS ticker {}: a price is not above zero",
+            row.symbol
+        )));
+    }
     Ok(WsMessage::Ticker {
         symbol: row.symbol.to_string(),
         last: row.last.0,
@@ -263,6 +269,12 @@ fn trades(frame: &Frame) -> Result<WsMessage, KrakenError> {
                 .side
                 .parse()
                 .map_err(|e: String| malformed(format!("WS trade: {e}")))?;
+            if !positive(r.price.0) || !positive(r.qty.0) {
+                return Err(malformed(format!(
+                    "WS trade {}: price and qty must be above zero",
+                    r.trade_id
+                )));
+            }
             Ok(WsTrade {
                 trade: Trade {
                     ts: r.timestamp.0,
@@ -299,8 +311,8 @@ fn ohlc(frame: &Frame) -> Result<WsMessage, KrakenError> {
     let symbol = one_symbol(rows.iter().map(|r| r.symbol), "ohlc")?;
     let bars = rows
         .into_iter()
-        .map(|r| WsOhlc {
-            bar: Bar {
+        .map(|r| {
+            let bar = Bar {
                 ts: r.interval_begin.0,
                 open: r.open.0,
                 high: r.high.0,
@@ -308,10 +320,14 @@ fn ohlc(frame: &Frame) -> Result<WsMessage, KrakenError> {
                 close: r.close.0,
                 volume: r.volume.0,
                 trades: r.trades,
-            },
-            interval_minutes: r.interval,
+            };
+            check_candle(&bar).map_err(|e| malformed(format!("WS ohlc: {e}")))?;
+            Ok(WsOhlc {
+                bar,
+                interval_minutes: r.interval,
+            })
         })
-        .collect();
+        .collect::<Result<_, KrakenError>>()?;
     Ok(WsMessage::Ohlc { symbol, bars, snapshot })
 }
 
