@@ -28,19 +28,8 @@ async fn start_mock(faults: Faults) -> MockKraken {
 }
 
 fn spawn_kraken_run(dir: &Path, mock: &MockKraken, extra: &[&str]) -> Child {
-    bin()
-        .arg("--data-dir")
-        .arg(dir)
-        .args([
-            "run",
-            "--source",
-            "kraken",
-            "--kraken-rest-url",
-            &mock.rest_url(),
-            "--kraken-ws-url",
-            &mock.ws_url(),
-        ])
-        .args(["--feed-timeout-secs", "1", "--status-secs", "1"])
+    kraken_run(dir, mock)
+        .args(["--status-secs", "1"])
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -730,25 +730,9 @@ fn start_mock_config() -> MockConfig {
 }
 
 /// `run --source kraken` against `mock`, trading a fast SMA cross (2/3) so it trades in seconds.
-fn kraken_run(dir: &Path, mock: &MockKraken) -> Command {
-    let mut cmd = bin();
-    cmd.arg("--data-dir").arg(dir).args([
-        "run",
-        "--source",
-        "kraken",
-        "--kraken-rest-url",
-        &mock.rest_url(),
-        "--kraken-ws-url",
-        &mock.ws_url(),
-        "--feed-timeout-secs",
-        "1",
-        "--status-secs",
-        "1",
-        "--short",
-        "2",
-        "--long",
-        "3",
-    ]);
+fn trading_kraken_run(dir: &Path, mock: &MockKraken) -> Command {
+    let mut cmd = kraken_run(dir, mock);
+    cmd.args(["--status-secs", "1", "--short", "2", "--long", "3"]);
     cmd
 }
 
@@ -768,7 +752,7 @@ fn with_secrets(mut cmd: Command) -> Command {
 async fn no_secret_reaches_a_log_a_response_the_page_or_the_store() {
     let mock = MockKraken::start(start_mock_config()).await.expect("the mock starts");
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = with_secrets(kraken_run(dir.path(), &mock));
+    let mut cmd = with_secrets(trading_kraken_run(dir.path(), &mock));
     // Trace logging for every crate, our own at -vv too.
     cmd.arg("-vv").env("NANOTRADER_LOG", "trace");
     let app = Running::start(cmd);
@@ -957,7 +941,7 @@ async fn paper_trading_never_calls_the_private_api() {
     let mock = MockKraken::start(start_mock_config()).await.expect("the mock starts");
     let dir = tempfile::tempdir().unwrap();
     // Even with credentials in the environment.
-    let mut cmd = with_secrets(kraken_run(dir.path(), &mock));
+    let mut cmd = with_secrets(trading_kraken_run(dir.path(), &mock));
     cmd.arg("--no-web");
     let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let stderr_pipe = child.stderr.take().unwrap();

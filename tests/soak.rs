@@ -96,19 +96,8 @@ fn rss_bytes(pid: u32) -> Option<u64> {
 
 fn spawn_run(dir: &Path, mock: &MockKraken) -> Child {
     let store = dir.join("store");
-    bin()
-        .arg("--data-dir")
-        .arg(&store)
-        .args([
-            "run",
-            "--source",
-            "kraken",
-            "--kraken-rest-url",
-            &mock.rest_url(),
-            "--kraken-ws-url",
-            &mock.ws_url(),
-        ])
-        .args(["--feed-timeout-secs", "1", "--status-secs", "5"])
+    kraken_run(&store, mock)
+        .args(["--status-secs", "5"])
         // To files, not pipes: a long run writes more than a pipe holds.
         .stdout(File::create(dir.join("stdout.log")).unwrap())
         .stderr(File::create(dir.join("stderr.log")).unwrap())

@@ -21,6 +21,24 @@ pub fn repo_file(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
+/// `run --source kraken` against the mock exchange with the store in `data_dir`, noticing a
+/// silent feed after 1 s; callers add their own arguments and output handling.
+pub fn kraken_run(data_dir: &Path, mock: &nanotrader::kraken::mock::MockKraken) -> Command {
+    let mut cmd = bin();
+    cmd.arg("--data-dir").arg(data_dir).args([
+        "run",
+        "--source",
+        "kraken",
+        "--kraken-rest-url",
+        &mock.rest_url(),
+        "--kraken-ws-url",
+        &mock.ws_url(),
+        "--feed-timeout-secs",
+        "1",
+    ]);
+    cmd
+}
+
 /// Runs the binary with `args` against the store in `data_dir`.
 pub fn nanotrader(data_dir: &Path, args: &[&str]) -> Output {
     bin()
