@@ -87,8 +87,8 @@ fn run_engine(rt: &tokio::runtime::Runtime, bars: Vec<Bar>, store_dir: Option<&s
                         initial_cash: Decimal::from(100_000),
                     })
                     .unwrap();
-                let on_commit = nanotrader::engine::announce_committed(bus.events.clone(), metrics.clone());
-                Some(StoreWriter::spawn(store.path(), run.id, series, rx, on_commit).unwrap())
+                let hooks = nanotrader::engine::writer_hooks(bus.events.clone(), metrics.clone());
+                Some(StoreWriter::spawn(store.path(), run.id, series, rx, hooks).unwrap())
             }
             None => {
                 // Drain the queue and answer Finish, doing nothing else: the engine alone.

@@ -185,6 +185,7 @@ fn run_key(cfg: &RunConfig, source: &SourceInfo) -> String {
 /// run. Store writes have their own thread.
 async fn run(cfg: RunConfig, rest: Option<RestClient>, web: Option<Arc<crate::web::Server>>) -> Result<(), AppError> {
     let store = Store::open(&cfg.data_dir)?;
+    store.check_intact()?;
     // The sim's start is fixed when its run is created, so a restart regenerates the same market.
     let info = probe_info(&cfg)?;
     if let Some(src) = info.bar_interval
@@ -286,7 +287,7 @@ async fn run(cfg: RunConfig, rest: Option<RestClient>, web: Option<Arc<crate::we
         run.id,
         run.series_id,
         store_rx,
-        engine::announce_committed(bus.events.clone(), metrics.clone()),
+        engine::writer_hooks(bus.events.clone(), metrics.clone()),
     )?;
     let logger = tokio::spawn(crate::logs::log_events(bus.events.subscribe(), cfg.pair.clone()));
 

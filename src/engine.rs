@@ -13,7 +13,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use crate::broker::{AccountSnapshot, Fill, Order, OrderReason, PaperBroker};
 use crate::market::bars::{BarAggregator, BarEvent};
 use crate::market::{Bar, FeedStatus, Interval, MarketEvent, Quote, Source, SourceError, Timestamp};
-use crate::store::writer::{Gap, Progress, SignalChange, Trade};
+use crate::store::writer::{Gap, Progress, SignalChange, Trade, WriterHooks};
 use crate::store::{RunStatus, Step, StoreCmd};
 use crate::strategy::{LineValues, Signal, Strategy};
 
@@ -157,6 +157,16 @@ pub struct Metrics {
     pub store_write_nanos: AtomicU64,
     /// Market time of the last event, in unix nanoseconds (0 before any): the feed lag.
     pub last_event_ns: AtomicI64,
+    /// Why store writes are failing right now (`None` while they work), and how many times
+    /// they started failing.
+    pub store_error: std::sync::Mutex<Option<String>>,
+    pub store_outages: AtomicU64,
+}
+
+impl Metrics {
+    pub fn store_error(&self) -> Option<String> {
+        self.store_error.lock().map(|e| e.clone()).unwrap_or(None)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -647,12 +657,19 @@ impl StatusClock {
     }
 }
 
-/// The store writer's commit hook: counts what is durable and only then announces fills.
-pub fn announce_committed(
-    events: broadcast::Sender<EngineEvent>,
-    metrics: Arc<Metrics>,
-) -> crate::store::writer::OnCommit {
-    Box::new(move |batches: &[Vec<Step>], took: Duration| {
+/// The store writer's hooks: count what is durable and only then announce fills; keep the
+/// store's health where the dashboard and /metrics read it.
+pub fn writer_hooks(events: broadcast::Sender<EngineEvent>, metrics: Arc<Metrics>) -> WriterHooks {
+    let health = metrics.clone();
+    let on_health = Box::new(move |error: Option<&str>| {
+        if error.is_some() && health.store_error().is_none() {
+            health.store_outages.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Ok(mut slot) = health.store_error.lock() {
+            *slot = error.map(str::to_owned);
+        }
+    });
+    let on_commit = Box::new(move |batches: &[Vec<Step>], took: Duration| {
         metrics.store_commits.fetch_add(1, Ordering::Relaxed);
         metrics
             .store_write_nanos
@@ -666,5 +683,6 @@ pub fn announce_committed(
                 let _ = events.send(EngineEvent::Fill { order, fill, account });
             }
         }
-    })
+    });
+    WriterHooks { on_commit, on_health }
 }

@@ -5,13 +5,12 @@
 //! (tests/dashboard.rs covers the basic token rules; these go further.)
 
 mod common;
+use common::running::{Running, drain};
 use common::*;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -32,117 +31,6 @@ const API_SECRET: &str = "FAKESECRET+Qk9HVVMtc2VjcmV0/dGhhdC1tdXN0LW5ldmVy==";
 /// The environment names a Kraken key could be given under.
 const KEY_VARS: [&str; 2] = ["KRAKEN_API_KEY", "NANOTRADER_KRAKEN_API_KEY"];
 const SECRET_VARS: [&str; 2] = ["KRAKEN_API_SECRET", "NANOTRADER_KRAKEN_API_SECRET"];
-
-// ---------------------------------------------------------------------------------------------
-// A running process with both pipes drained.
-
-/// A running `nanotrader` with its dashboard; killed when dropped.
-struct Running {
-    child: Child,
-    url: String,
-    stdout: Arc<Mutex<Vec<u8>>>,
-    stderr: Arc<Mutex<Vec<u8>>>,
-    drains: Vec<JoinHandle<()>>,
-}
-
-/// Everything a stopped process wrote.
-struct Stopped {
-    status: ExitStatus,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
-}
-
-fn drain(pipe: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut pipe = pipe;
-        let mut chunk = [0u8; 8192];
-        while let Ok(n) = pipe.read(&mut chunk) {
-            if n == 0 {
-                break;
-            }
-            into.lock().unwrap().extend_from_slice(&chunk[..n]);
-        }
-    })
-}
-
-impl Running {
-    /// Starts `cmd` and waits for its `dashboard: URL` line.
-    fn start(mut cmd: Command) -> Self {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("nanotrader starts");
-        let (stdout, stderr) = (Arc::default(), Arc::default());
-        let drains = vec![
-            drain(child.stdout.take().unwrap(), Arc::clone(&stdout)),
-            drain(child.stderr.take().unwrap(), Arc::clone(&stderr)),
-        ];
-        let mut running = Self {
-            child,
-            url: String::new(),
-            stdout,
-            stderr,
-            drains,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        running.url = loop {
-            let text = String::from_utf8_lossy(&running.stdout.lock().unwrap()).into_owned();
-            if let Some(rest) = text.lines().find_map(|l| l.strip_prefix("dashboard: ")) {
-                break rest.split_whitespace().next().unwrap().trim_end_matches('/').to_owned();
-            }
-            if let Ok(Some(status)) = running.child.try_wait() {
-                panic!(
-                    "nanotrader exited ({status}) before serving: {}",
-                    String::from_utf8_lossy(&running.stderr.lock().unwrap())
-                );
-            }
-            assert!(Instant::now() < deadline, "no dashboard line: {text}");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        running
-    }
-
-    fn host(&self) -> String {
-        self.url.trim_start_matches("http://").to_owned()
-    }
-
-    fn ws_url(&self) -> String {
-        self.url.replacen("http://", "ws://", 1) + "/ws"
-    }
-
-    /// Stops it as Ctrl-C would and collects what it wrote.
-    fn interrupt(mut self) -> Stopped {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-INT", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("nanotrader did not stop within 15 s of SIGINT");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        for drain in self.drains.drain(..) {
-            drain.join().unwrap();
-        }
-        Stopped {
-            status,
-            stdout: std::mem::take(&mut *self.stdout.lock().unwrap()),
-            stderr: std::mem::take(&mut *self.stderr.lock().unwrap()),
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// `run` replaying the built-in data at 60x (a bar a second: it runs for the whole test).
 fn replay(dir: &Path, token: Option<&str>) -> Command {

@@ -200,8 +200,9 @@ impl Bar {
         self.high = self.high.max(trade.price);
         self.low = self.low.min(trade.price);
         self.close = trade.price;
-        self.volume += trade.size;
-        self.trades += 1;
+        // Saturating: a hostile feed or file must not be able to panic the engine with huge sizes.
+        self.volume = self.volume.saturating_add(trade.size);
+        self.trades = self.trades.saturating_add(1);
     }
 
     /// Folds a later, finer bar into this one.
@@ -209,8 +210,8 @@ impl Bar {
         self.high = self.high.max(later.high);
         self.low = self.low.min(later.low);
         self.close = later.close;
-        self.volume += later.volume;
-        self.trades += later.trades;
+        self.volume = self.volume.saturating_add(later.volume);
+        self.trades = self.trades.saturating_add(later.trades);
     }
 }
 

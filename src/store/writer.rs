@@ -1,11 +1,13 @@
 //! The store writer: a dedicated thread that receives the engine's steps, writes them in batched
 //! transactions and only then reports them as committed (a fill is durable before it is announced).
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags, Transaction, params};
+use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, params};
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 
 use super::codec::fixed_to_sql;
@@ -17,9 +19,25 @@ use crate::market::{Bar, Timestamp};
 const MAX_STEPS_PER_TX: usize = 65_536;
 /// Bars inserted by one multi-row INSERT: far fewer statement executions per bar.
 const BARS_PER_INSERT: usize = 64;
-/// A failed transaction is retried this many times, with doubling back-off, before the writer gives up.
-const MAX_WRITE_ATTEMPTS: u32 = 6;
+/// A write that failed for a reason that can pass (a full disk, a lock held by another process, a
+/// read-only or failing file) is retried with doubling back-off up to this delay, for as long as
+/// the engine runs: the market stream and the strategy go on meanwhile.
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+/// A failure that will not pass by waiting (a constraint broken, a corrupt page) is tried this
+/// many times, then the run stops: retrying it for ever would only hide it.
+const MAX_PERMANENT_ATTEMPTS: u32 = 3;
+/// Steps held in memory while the store cannot be written (about four months of one-minute
+/// bars); past this the writer stops taking more and the engine waits for it.
+pub const MAX_BACKLOG_STEPS: usize = 200_000;
+/// Once the engine has finished (or stopped), how long the writer keeps retrying what is left
+/// before it gives up and says what was not stored.
+pub const FINISH_RETRY_FOR: Duration = Duration::from_secs(30);
+/// While the store fails, a reminder is logged this often.
+const STILL_FAILING_EVERY: Duration = Duration::from_secs(60);
+/// The writer waits on a lock held by another connection this long before it counts a failure
+/// (and keeps taking the engine's steps while it backs off).
+const WRITER_BUSY_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// A run of empty intervals in a bar series.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -81,6 +99,16 @@ pub enum StoreCmd {
 /// the time the transaction took.
 pub type OnCommit = Box<dyn FnMut(&[Vec<Step>], Duration) + Send>;
 
+/// Called on the writer thread when writes start failing (with the reason) and when they work
+/// again (with `None`).
+pub type OnHealth = Box<dyn FnMut(Option<&str>) + Send>;
+
+/// What the writer tells the rest of the process.
+pub struct WriterHooks {
+    pub on_commit: OnCommit,
+    pub on_health: OnHealth,
+}
+
 pub struct StoreWriter {
     thread: JoinHandle<Result<WriterStats, StoreError>>,
 }
@@ -89,6 +117,7 @@ pub struct StoreWriter {
 pub struct WriterStats {
     pub transactions: u64,
     pub steps: u64,
+    /// Failed write attempts that were retried.
     pub retries: u64,
 }
 
@@ -99,9 +128,10 @@ impl StoreWriter {
         run_id: i64,
         series_id: i64,
         commands: mpsc::Receiver<StoreCmd>,
-        on_commit: OnCommit,
+        hooks: WriterHooks,
     ) -> Result<Self, StoreError> {
         let conn = open_connection(db_path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        conn.busy_timeout(WRITER_BUSY_TIMEOUT)?;
         // Checkpoints (copying the WAL into the database) run on their own thread, so the writer
         // spends its time on new data; see `Checkpointer`.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
@@ -118,8 +148,15 @@ impl StoreWriter {
                     run_id,
                     series_id,
                     stats: WriterStats::default(),
+                    commands,
+                    hooks,
+                    backlog: VecDeque::new(),
+                    backlog_steps: 0,
+                    finish: None,
+                    engine_gone: false,
+                    outage: None,
                 };
-                let result = writer.run(commands, on_commit);
+                let result = writer.run();
                 checkpointer.stop();
                 result
             })
@@ -178,85 +215,268 @@ struct Writer {
     run_id: i64,
     series_id: i64,
     stats: WriterStats,
+    commands: mpsc::Receiver<StoreCmd>,
+    hooks: WriterHooks,
+    /// Batches received and not yet committed, oldest first, kept as the engine sent them.
+    backlog: VecDeque<Vec<Step>>,
+    backlog_steps: usize,
+    /// The engine's last command, answered once everything before it is stored.
+    finish: Option<(RunStatus, oneshot::Sender<()>)>,
+    /// The engine dropped its end of the queue (it stopped, with or without `Finish`).
+    engine_gone: bool,
+    outage: Option<Outage>,
+}
+
+/// The current run of failed writes.
+struct Outage {
+    since: Instant,
+    attempts: u64,
+    /// Consecutive failures that waiting will not cure.
+    permanent_attempts: u32,
+    delay: Duration,
+    reason: String,
+    reminded: Instant,
+    backlog_full_said: bool,
+    /// When the engine is done, the time after which the writer gives up.
+    give_up_at: Option<Instant>,
 }
 
 impl Writer {
-    fn run(
-        mut self,
-        mut commands: mpsc::Receiver<StoreCmd>,
-        mut on_commit: OnCommit,
-    ) -> Result<WriterStats, StoreError> {
-        // Batches are kept as the engine sent them (no copying into one big vector).
-        let mut batches: Vec<Vec<Step>> = Vec::new();
-        while let Some(cmd) = commands.blocking_recv() {
-            let mut finish = None;
-            let mut queued = 0;
-            let mut take = |cmd: StoreCmd, queued: &mut usize| match cmd {
-                StoreCmd::Steps(steps) => {
-                    *queued += steps.len();
-                    batches.push(steps);
-                    None
+    fn run(mut self) -> Result<WriterStats, StoreError> {
+        loop {
+            if self.backlog.is_empty() {
+                if let Some((status, done)) = self.finish.take() {
+                    self.conn.execute(
+                        "UPDATE runs SET status = ?2, updated_at = ?3 WHERE id = ?1",
+                        params![self.run_id, status.as_str(), Timestamp::now().millis()],
+                    )?;
+                    let _ = done.send(());
+                    return Ok(self.stats);
                 }
-                StoreCmd::Finish { status, done } => Some((status, done)),
-            };
-            finish = finish.or(take(cmd, &mut queued));
+                if self.engine_gone {
+                    return Ok(self.stats);
+                }
+                match self.commands.blocking_recv() {
+                    Some(cmd) => self.take(cmd),
+                    None => self.engine_gone = true,
+                }
+            }
             // Coalesce whatever else is already queued into the same transaction.
-            while finish.is_none() && queued < MAX_STEPS_PER_TX {
-                match commands.try_recv() {
-                    Ok(cmd) => finish = take(cmd, &mut queued),
-                    Err(_) => break,
+            while self.finish.is_none() && !self.engine_gone && self.backlog_steps < MAX_STEPS_PER_TX {
+                match self.commands.try_recv() {
+                    Ok(cmd) => self.take(cmd),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => self.engine_gone = true,
                 }
             }
-            if queued > 0 {
-                let started = std::time::Instant::now();
-                self.write_with_retry(&batches)?;
-                on_commit(&batches, started.elapsed());
+            if !self.backlog.is_empty() {
+                self.write_front()?;
             }
-            batches.clear();
-            if let Some((status, done)) = finish {
-                self.conn.execute(
-                    "UPDATE runs SET status = ?2, updated_at = ?3 WHERE id = ?1",
-                    params![self.run_id, status.as_str(), Timestamp::now().millis()],
-                )?;
-                let _ = done.send(());
+        }
+    }
+
+    fn take(&mut self, cmd: StoreCmd) {
+        match cmd {
+            StoreCmd::Steps(steps) => {
+                self.backlog_steps += steps.len();
+                self.backlog.push_back(steps);
+            }
+            StoreCmd::Finish { status, done } => self.finish = Some((status, done)),
+        }
+    }
+
+    /// Writes the oldest batches (up to `MAX_STEPS_PER_TX` steps) in one transaction; on failure
+    /// keeps them, waits out the back-off while still taking the engine's steps, and returns so
+    /// the caller tries again.
+    fn write_front(&mut self) -> Result<(), StoreError> {
+        let mut count = 0;
+        let mut steps = 0;
+        for batch in &self.backlog {
+            if count > 0 && steps + batch.len() > MAX_STEPS_PER_TX {
                 break;
             }
+            count += 1;
+            steps += batch.len();
         }
-        Ok(self.stats)
-    }
-
-    fn write_with_retry(&mut self, steps: &[Vec<Step>]) -> Result<(), StoreError> {
-        let mut delay = FIRST_RETRY_DELAY;
-        let mut attempt = 1;
-        loop {
-            match self.write(steps) {
-                Ok(()) => {
-                    if attempt > 1 {
-                        tracing::info!(attempts = attempt, "store write succeeded after retrying");
-                    }
-                    return Ok(());
+        let started = Instant::now();
+        let batches = self.backlog.make_contiguous();
+        match write(&mut self.conn, self.run_id, self.series_id, &batches[..count]) {
+            Ok(()) => {
+                self.stats.transactions += 1;
+                self.stats.steps += steps as u64;
+                (self.hooks.on_commit)(&batches[..count], started.elapsed());
+                self.backlog.drain(..count);
+                self.backlog_steps -= steps;
+                if let Some(outage) = self.outage.take() {
+                    tracing::info!(
+                        store = %self.path.display(),
+                        "store writes work again after {} failed attempts over {:.1} s; nothing was lost",
+                        outage.attempts,
+                        outage.since.elapsed().as_secs_f64()
+                    );
+                    (self.hooks.on_health)(None);
                 }
-                Err(e) if attempt < MAX_WRITE_ATTEMPTS => {
-                    if attempt == 1 {
-                        tracing::warn!(store = %self.path.display(), "store write failed, retrying with back-off: {e}");
-                    }
-                    self.stats.retries += 1;
-                    std::thread::sleep(delay);
-                    delay *= 2;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
+                Ok(())
+            }
+            Err(e) => {
+                self.stats.retries += 1;
+                self.on_failure(e)?;
+                self.back_off();
+                Ok(())
             }
         }
     }
 
-    fn write(&mut self, batches: &[Vec<Step>]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
-        write_steps(&tx, self.run_id, self.series_id, batches.iter().flatten())?;
-        tx.commit()?;
-        self.stats.transactions += 1;
-        self.stats.steps += batches.iter().map(Vec::len).sum::<usize>() as u64;
+    /// Records a failed write, tells people about it once (and then once a minute), and decides
+    /// whether it is worth retrying.
+    fn on_failure(&mut self, error: StoreError) -> Result<(), StoreError> {
+        let permanent = !is_transient(&error);
+        let reason = describe_failure(&error);
+        let outage = self.outage.get_or_insert_with(|| {
+            tracing::warn!(
+                store = %self.path.display(),
+                "store writes failing: {reason}. Retrying with back-off; the market data and the strategy keep \
+                 running, and fills are announced only once stored"
+            );
+            Outage {
+                since: Instant::now(),
+                attempts: 0,
+                permanent_attempts: 0,
+                delay: FIRST_RETRY_DELAY,
+                reason: String::new(),
+                reminded: Instant::now(),
+                backlog_full_said: false,
+                give_up_at: None,
+            }
+        });
+        if outage.attempts == 0 || outage.reason != reason {
+            (self.hooks.on_health)(Some(&reason));
+        }
+        outage.attempts += 1;
+        outage.permanent_attempts = if permanent { outage.permanent_attempts + 1 } else { 0 };
+        if outage.reason != reason && outage.attempts > 1 {
+            tracing::warn!(store = %self.path.display(), "store writes now failing with: {reason}");
+        }
+        outage.reason = reason;
+        if outage.reminded.elapsed() >= STILL_FAILING_EVERY {
+            outage.reminded = Instant::now();
+            tracing::warn!(
+                store = %self.path.display(),
+                "store writes still failing after {} attempts over {:.0} s: {}; {} steps wait in memory",
+                outage.attempts,
+                outage.since.elapsed().as_secs_f64(),
+                outage.reason,
+                self.backlog_steps
+            );
+        }
+        if outage.permanent_attempts >= MAX_PERMANENT_ATTEMPTS {
+            return Err(self.give_up(error));
+        }
+        if (self.finish.is_some() || self.engine_gone) && outage.give_up_at.is_none() {
+            outage.give_up_at = Some(Instant::now() + FINISH_RETRY_FOR);
+            tracing::warn!(
+                "the engine has stopped; retrying the last {} steps for up to {} s (Ctrl-C again to give up: \
+                 the run then resumes from its last stored bar)",
+                self.backlog_steps,
+                FINISH_RETRY_FOR.as_secs()
+            );
+        }
+        if outage.give_up_at.is_some_and(|at| Instant::now() >= at) {
+            return Err(self.give_up(error));
+        }
         Ok(())
+    }
+
+    /// The error that ends the run, saying what was not stored.
+    fn give_up(&self, error: StoreError) -> StoreError {
+        let fills = self.backlog.iter().flatten().filter(|s| s.trade.is_some()).count();
+        StoreError::Unusable(format!(
+            "cannot write to store {}: {}; {} steps ({} fills) were not stored and were never reported as done, \
+             the run resumes from its last stored bar",
+            self.path.display(),
+            describe_failure(&error),
+            self.backlog_steps,
+            fills
+        ))
+    }
+
+    /// Waits out the current back-off delay, meanwhile taking the engine's steps into the
+    /// backlog (so the market stream never waits on a failing disk) until it is full.
+    fn back_off(&mut self) {
+        let Some(outage) = self.outage.as_mut() else { return };
+        let until = Instant::now() + outage.delay;
+        outage.delay = (outage.delay * 2).min(MAX_RETRY_DELAY);
+        if let Some(give_up_at) = outage.give_up_at {
+            outage.delay = outage.delay.min(give_up_at.saturating_duration_since(Instant::now()));
+        }
+        loop {
+            let now = Instant::now();
+            if now >= until {
+                return;
+            }
+            if self.finish.is_some() || self.engine_gone || self.backlog_steps >= MAX_BACKLOG_STEPS {
+                let outage = self.outage.as_mut().expect("set above");
+                if self.backlog_steps >= MAX_BACKLOG_STEPS && !outage.backlog_full_said {
+                    outage.backlog_full_said = true;
+                    tracing::warn!(
+                        "{} steps wait for the store: the engine now waits for it too",
+                        self.backlog_steps
+                    );
+                }
+                std::thread::sleep(until - now);
+                return;
+            }
+            match self.commands.try_recv() {
+                Ok(cmd) => self.take(cmd),
+                Err(TryRecvError::Empty) => std::thread::sleep((until - now).min(Duration::from_millis(10))),
+                Err(TryRecvError::Disconnected) => self.engine_gone = true,
+            }
+        }
+    }
+}
+
+fn write(conn: &mut Connection, run_id: i64, series_id: i64, batches: &[Vec<Step>]) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    write_steps(&tx, run_id, series_id, batches.iter().flatten())?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Whether waiting can cure a failed write: space freed, a lock released, permissions restored.
+fn is_transient(error: &StoreError) -> bool {
+    match error {
+        StoreError::Sql(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+            e.code,
+            ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::DiskFull
+                | ErrorCode::ReadOnly
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::CannotOpen
+                | ErrorCode::PermissionDenied
+                | ErrorCode::OutOfMemory
+        ),
+        _ => false,
+    }
+}
+
+/// The failure in words a person can act on.
+fn describe_failure(error: &StoreError) -> String {
+    let hint = match error {
+        StoreError::Sql(rusqlite::Error::SqliteFailure(e, _)) => match e.code {
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => " (another process holds a lock on the database)",
+            ErrorCode::DiskFull => " (free some space on its disk)",
+            ErrorCode::ReadOnly | ErrorCode::PermissionDenied | ErrorCode::CannotOpen => {
+                " (make the data directory and its files writable)"
+            }
+            ErrorCode::SystemIoFailure => " (the disk or file system reported an error)",
+            _ => "",
+        },
+        _ => "",
+    };
+    match error {
+        StoreError::Sql(e) => format!("{e}{hint}"),
+        other => format!("{other}{hint}"),
     }
 }
 
@@ -419,4 +639,30 @@ fn write_snapshot(tx: &Transaction, run_id: i64, s: &AccountSnapshot) -> Result<
         s.fees_paid.to_string()
     ])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real SQLite failure, from a real file.
+    fn failure(open: OpenFlags, sql: &str) -> StoreError {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.sqlite");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1);")
+            .unwrap();
+        let conn = Connection::open_with_flags(&path, open).unwrap();
+        StoreError::Sql(conn.execute_batch(sql).unwrap_err())
+    }
+
+    #[test]
+    fn a_read_only_store_is_retried_and_a_broken_constraint_is_not() {
+        let read_only = failure(OpenFlags::SQLITE_OPEN_READ_ONLY, "INSERT INTO t VALUES (2)");
+        assert!(is_transient(&read_only), "{read_only}");
+        assert!(describe_failure(&read_only).contains("writable"), "{read_only}");
+        let duplicate = failure(OpenFlags::SQLITE_OPEN_READ_WRITE, "INSERT INTO t VALUES (1)");
+        assert!(!is_transient(&duplicate), "{duplicate}");
+    }
 }

@@ -202,6 +202,18 @@ pub async fn metrics(State(server): State<Arc<Server>>) -> Response {
         },
     );
     family(
+        "nanotrader_store_failing",
+        "gauge",
+        "1 while store writes fail (they are retried with back-off).",
+        &|b| f64::from(u8::from(b.metrics.store_error().is_some())),
+    );
+    family(
+        "nanotrader_store_outages_total",
+        "counter",
+        "Times store writes started failing.",
+        &|b| load(&b.metrics.store_outages),
+    );
+    family(
         "nanotrader_store_commits_total",
         "counter",
         "Store transactions committed.",

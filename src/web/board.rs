@@ -262,6 +262,7 @@ impl BoardState {
             .as_ref()
             .map(|f| f.c)
             .or_else(|| self.bars.back().map(|b| b.c));
+        let store_error = metrics.store_error();
         StatusView {
             run: self.run,
             feed: self.feed,
@@ -273,6 +274,8 @@ impl BoardState {
             feed_lag_ms: (self.live_feed && last_event != 0)
                 .then(|| (Timestamp::now().nanos() - last_event) / 1_000_000),
             store_lag_steps: produced.saturating_sub(stored),
+            store: if store_error.is_some() { "failing" } else { "ok" },
+            store_error,
             reconnects: self.reconnects,
             backfilled_trades: self.backfilled_trades,
             gaps: self.gaps,

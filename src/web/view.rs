@@ -134,6 +134,9 @@ pub struct StatusView {
     pub fills: u64,
     pub feed_lag_ms: Option<i64>,
     pub store_lag_steps: u64,
+    /// `ok`, or `failing` while store writes fail (they are retried; fills wait to be announced).
+    pub store: &'static str,
+    pub store_error: Option<String>,
     pub reconnects: u64,
     pub backfilled_trades: u64,
     pub gaps: u64,

@@ -1,6 +1,9 @@
 //! Helpers for tests that drive the real `nanotrader` binary against a real SQLite file.
 #![allow(dead_code)]
 
+pub mod running;
+pub mod store_check;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

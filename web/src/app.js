@@ -590,6 +590,8 @@
     setText($('h-gaps'), int(s.gaps), s.gaps > 0 ? 'neg' : '');
     setText($('h-backfilled'), int(s.backfilled_trades));
     setText($('h-store-lag'), int(s.store_lag_steps), s.store_lag_steps > 100 ? 'neg' : '');
+    setText($('h-store'), s.store || '—', s.store === 'failing' ? 'neg' : '');
+    $('h-store').title = s.store_error || '';
     setText($('h-feed-lag'), ms(s.feed_lag_ms));
     setText($('h-clients'), int(s.clients));
     setText($('h-skipped'), int(s.skipped_events || 0), s.skipped_events > 0 ? 'neg' : '');
@@ -742,6 +744,8 @@
     } else if (conn.state !== 'open' && conn.attempt > 0) {
       const secs = Math.max(0, Math.ceil((conn.retryAt - now) / 1000));
       text = `Cannot reach nanotrader. Retrying${secs > 0 ? ` in ${secs} s` : '…'} (attempt ${conn.attempt}).`;
+    } else if (status && status.store === 'failing') {
+      text = `Store writes failing: ${status.store_error || 'unknown reason'}. nanotrader keeps following the market and retries; new fills appear once stored.`;
     } else if (status && status.feed === 'disconnected') {
       text = `Market feed disconnected${status.feed_reason ? `: ${status.feed_reason}` : ''}. nanotrader is reconnecting; prices may be stale.`;
     } else if (status && status.feed === 'stale') {
