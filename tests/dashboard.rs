@@ -360,6 +360,57 @@ fn metric(text: &str, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {name} in /metrics"))
 }
 
+/// A run with many fills: /api/fills answers a page at a time, and the pages put together are
+/// every stored fill, once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fills_come_a_page_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = Running::replay(dir.path(), "max", &["--stay", "--short", "2", "--long", "3"]);
+    app.wait_for_line("the dashboard stays up");
+    let base = &app.url;
+    let stored: Vec<u64> = {
+        let db = rusqlite::Connection::open(dir.path().join("nanotrader.sqlite")).unwrap();
+        let mut stmt = db.prepare("SELECT order_id FROM fills ORDER BY order_id").unwrap();
+        stmt.query_map([], |r| r.get::<_, i64>(0))
+            .unwrap()
+            .map(|id| id.unwrap() as u64)
+            .collect()
+    };
+    assert!(stored.len() > 150, "{} fills", stored.len());
+    let latest = get_json(&format!("{base}/api/fills")).await;
+    let default_page = latest["fills"].as_array().unwrap();
+    assert_eq!(default_page.len(), stored.len().min(1000));
+    assert_eq!(default_page.last().unwrap()["order_id"], *stored.last().unwrap());
+
+    let mut pages = Vec::new();
+    let mut url = format!("{base}/api/fills?limit=60");
+    loop {
+        let page = get_json(&url).await;
+        let fills = page["fills"].as_array().unwrap();
+        assert!(fills.len() <= 60);
+        pages.push(
+            fills
+                .iter()
+                .map(|f| f["order_id"].as_u64().unwrap())
+                .collect::<Vec<_>>(),
+        );
+        match page["next_before"].as_u64() {
+            Some(before) => url = format!("{base}/api/fills?limit=60&before={before}"),
+            None => break,
+        }
+    }
+    let together: Vec<u64> = pages.into_iter().rev().flatten().collect();
+    assert_eq!(together, stored, "the pages are every stored fill, once, in order");
+    let response = http().get(format!("{base}/api/fills?before=x")).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    let response = http()
+        .get(format!("{base}/api/fills?limit=10001"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_answers_and_describes_itself() {
     let dir = tempfile::tempdir().unwrap();

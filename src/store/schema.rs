@@ -2,7 +2,9 @@
 //!
 //! Append new migrations; never edit one that has shipped. Money columns are TEXT holding exact
 //! decimals, except the bar values: an INTEGER count of 1e-8 when that is exact (compact and
-//! fast for millions of bars), else TEXT. Times are INTEGER milliseconds since the Unix epoch (UTC).
+//! fast for millions of bars), else a BLOB of the decimal's text (the `ANY` columns have NUMERIC
+//! affinity, which would turn TEXT into a rounded REAL; older stores may hold such REALs, see
+//! `codec::fixed_from_sql`). Times are INTEGER milliseconds since the Unix epoch (UTC).
 
 pub const MIGRATIONS: &[&str] = &[
     // 1: the first schema.

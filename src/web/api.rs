@@ -21,6 +21,9 @@ use crate::store::Store;
 const OPENAPI: &str = include_str!("openapi.json");
 pub const DEFAULT_BARS: usize = 1_000;
 pub const MAX_BARS: usize = 10_000;
+/// Fills per /api/fills page by default, and at most: a page is read from the store on its own.
+pub const DEFAULT_FILLS: usize = 1_000;
+pub const MAX_FILLS: usize = 10_000;
 
 /// An API failure: its status and a one-line message, as `{"error": "..."}`.
 pub struct ApiError(StatusCode, String);
@@ -71,18 +74,23 @@ pub async fn openapi() -> Response {
 /// Every fill of the run, from the store (the page's snapshot holds only the recent ones).
 pub async fn fills(State(server): State<Arc<Server>>, Query(params): Params) -> Result<Response, ApiError> {
     let board = board(&server, &params)?;
-    let limit = parse_limit(&params, usize::MAX, usize::MAX)?;
+    let limit = parse_limit(&params, DEFAULT_FILLS, MAX_FILLS)?;
+    let before = match params.get("before") {
+        None => None,
+        Some(text) => Some(
+            text.trim()
+                .parse::<u64>()
+                .map_err(|_| bad_request(format!("before '{text}' is not an order id")))?,
+        ),
+    };
     let run_id = board.meta.run_id;
-    let (fills, reasons) = read_store(&board, move |store| {
-        Ok((store.fills(run_id)?, store.order_reasons(run_id)?))
-    })
-    .await?;
-    let skip = fills.len().saturating_sub(limit);
-    let views: Vec<FillView> = fills[skip..]
-        .iter()
-        .map(|f| FillView::new(f, reasons.get(&f.order_id).copied()))
-        .collect();
-    Ok(Json(json!({ "run_id": run_id, "fills": views })).into_response())
+    let page = read_store(&board, move |store| store.fills_page(run_id, before, limit)).await?;
+    // A full page may have older fills before it: the client asks again with `before`.
+    let next_before = (page.len() == limit)
+        .then(|| page.first().map(|(f, _)| f.order_id))
+        .flatten();
+    let views: Vec<FillView> = page.iter().map(|(f, reason)| FillView::new(f, *reason)).collect();
+    Ok(Json(json!({ "run_id": run_id, "fills": views, "next_before": next_before })).into_response())
 }
 
 /// Stored bars in `[from, to]` (unix seconds or RFC 3339): the first `limit` from `from`, or

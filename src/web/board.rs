@@ -97,6 +97,14 @@ pub struct BoardCounters {
     pub frames: AtomicU64,
     pub resyncs: AtomicU64,
     pub skipped_events: AtomicU64,
+    /// `sent_ms` of the newest frame, as f64 bits: how far behind a page is, is measured from it.
+    pub newest_sent_ms: AtomicU64,
+}
+
+impl BoardCounters {
+    pub fn newest_sent_ms(&self) -> f64 {
+        f64::from_bits(self.newest_sent_ms.load(Ordering::Relaxed))
+    }
 }
 
 /// Where a board's run lives in the store.
@@ -452,6 +460,7 @@ impl Board {
             });
         }
         state.seq += 1;
+        self.counters.newest_sent_ms.store(sent_ms.to_bits(), Ordering::Relaxed);
         if closed_bars > FRAME_MAX_BARS {
             drop(state);
             let (_, snapshot) = self.snapshot();

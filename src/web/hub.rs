@@ -15,8 +15,13 @@ use crate::engine::{Bus, EngineEvent, MarketBatch};
 
 /// Shortest time between two frames of one board.
 pub const FRAME_GAP: Duration = Duration::from_millis(50);
-/// Shortest time between frames while the engine outruns the pages (frames are snapshots then).
+/// Shortest time between frames while the engine outruns the pages (frames are snapshots then)...
 pub const OVERLOAD_FRAME_GAP: Duration = Duration::from_millis(250);
+/// ...made longer with many pages, so that snapshots cost all pages together about this many
+/// bytes a second: a thousand pages must not take the engine's cores to copy snapshots that
+/// nobody can read that fast.
+pub const SNAPSHOT_BYTES_PER_SEC: f64 = 100e6;
+pub const MAX_OVERLOAD_FRAME_GAP: Duration = Duration::from_secs(2);
 /// How often the status (events/s, lags, clients) is refreshed on the pages.
 pub const STATUS_EVERY: Duration = Duration::from_secs(1);
 
@@ -77,10 +82,16 @@ async fn hub_loop(
                 rate,
                 first_change_ms.take().unwrap_or_else(wall_ms),
             );
-            gap = if overloaded { OVERLOAD_FRAME_GAP } else { FRAME_GAP };
+            gap = if overloaded { overload_gap(&board) } else { FRAME_GAP };
             last_frame = now;
         }
     }
+}
+
+fn overload_gap(board: &Board) -> Duration {
+    // The snapshot just sent is cached: this only reads its length.
+    let bytes = board.snapshot().1.len() as f64 * board.clients() as f64;
+    Duration::from_secs_f64(bytes / SNAPSHOT_BYTES_PER_SEC).clamp(OVERLOAD_FRAME_GAP, MAX_OVERLOAD_FRAME_GAP)
 }
 
 fn push(changes: &mut Vec<Change>, event: EngineEvent) {

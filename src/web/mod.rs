@@ -69,12 +69,27 @@ impl Server {
     }
 }
 
+/// Threads of the server's own runtime.
+const WEB_THREADS: usize = 1;
+
 /// A running server; dropping it (or `stop`) shuts it down.
 pub struct WebHandle {
     pub server: Arc<Server>,
     pub addr: SocketAddr,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    /// The server runs on threads of its own: a thousand pages' tasks never queue ahead of the
+    /// engine's, and at most `WEB_THREADS` cores go to serving while the engine runs at full speed.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for WebHandle {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which is not allowed inside the engine's async context.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl WebHandle {
@@ -83,16 +98,27 @@ impl WebHandle {
     }
 
     /// Stops accepting and closes the open connections.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         let _ = self.stop.send(true);
-        let _ = self.task.await;
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Kernel send buffer of each connection. Left to itself Linux lets it grow to megabytes, and a
+/// page that reads slowly then sits minutes behind on frames already sent, unseen by the stream's
+/// lag check; a small buffer makes its queue overflow soon, so it is resynced with a snapshot.
+const SEND_BUFFER_BYTES: usize = 16 * 1024;
+
+fn limit_send_buffer(stream: &mut tokio::net::TcpStream) {
+    if let Err(e) = socket2::SockRef::from(&*stream).set_send_buffer_size(SEND_BUFFER_BYTES) {
+        tracing::debug!("cannot set a connection's send buffer: {e}");
     }
 }
 
 /// Binds and starts serving. Errors are one line for the user (a taken port, a missing token).
 pub async fn start(config: &WebConfig) -> Result<WebHandle, String> {
     security::check_bind(&config.listen, config.token.as_ref())?;
-    let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| {
+    let listener = std::net::TcpListener::bind(config.listen).map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
             " (is another nanotrader running? use --listen 127.0.0.1:0 for a free port, or --no-web)"
         } else {
@@ -103,6 +129,19 @@ pub async fn start(config: &WebConfig) -> Result<WebHandle, String> {
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot read the dashboard's address: {e}"))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WEB_THREADS)
+        .thread_name("web")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the dashboard's threads: {e}"))?;
+    let listener = {
+        let _in_web_runtime = runtime.enter();
+        listener
+            .set_nonblocking(true)
+            .and_then(|()| tokio::net::TcpListener::from_std(listener))
+            .map_err(|e| format!("cannot serve the dashboard on {addr}: {e}"))?
+    };
     let server = Arc::new(Server {
         boards: RwLock::new(Vec::new()),
         board_added: watch::channel(0).0,
@@ -113,10 +152,11 @@ pub async fn start(config: &WebConfig) -> Result<WebHandle, String> {
     });
     let app = router(server.clone());
     let (stop, mut stopped) = watch::channel(false);
-    let task = tokio::spawn(async move {
+    let task = runtime.spawn(async move {
         let shutdown = async move {
             let _ = stopped.wait_for(|s| *s).await;
         };
+        let listener = axum::serve::ListenerExt::tap_io(listener, limit_send_buffer);
         if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
             tracing::error!("the dashboard server stopped: {e}");
         }
@@ -126,6 +166,7 @@ pub async fn start(config: &WebConfig) -> Result<WebHandle, String> {
         addr,
         stop,
         task,
+        runtime: Some(runtime),
     })
 }
 
@@ -164,6 +205,10 @@ async fn live(
             let clients = server.clients.clone();
             upgrade
                 .protocols([stream::SUBPROTOCOL])
+                // Pages send nothing but pings and the close: small buffers for a thousand of them.
+                .read_buffer_size(4096)
+                .max_message_size(64 * 1024)
+                .write_buffer_size(0)
                 .on_upgrade(move |socket| stream::serve_page(socket, board, clients))
         }
         Err(e) => e.into_response(),

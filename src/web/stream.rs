@@ -12,6 +12,10 @@ use super::board::Board;
 
 /// The subprotocol the page asks for; the server echoes it.
 pub const SUBPROTOCOL: &str = "nanotrader.v1";
+/// A delta this much older than the newest frame when its turn comes is not sent: the page is
+/// that far behind, and a snapshot brings it to now at once. (Measured against the newest frame,
+/// not the clock, so frames that the hub spaced out under load do not count as lateness.)
+const MAX_BEHIND_MS: f64 = 3_000.0;
 
 pub async fn serve_page(socket: WebSocket, board: Arc<Board>, clients: Arc<std::sync::atomic::AtomicU64>) {
     clients.fetch_add(1, Ordering::Relaxed);
@@ -24,17 +28,20 @@ pub async fn serve_page(socket: WebSocket, board: Arc<Board>, clients: Arc<std::
         tokio::select! {
             frame = frames.recv() => match frame {
                 Ok(text) => {
-                    if frame_seq(&text).is_some_and(|s| s <= seq) {
+                    let header = delta_header(&text);
+                    if header.is_some_and(|(s, _)| s <= seq) {
+                        continue;
+                    }
+                    if header.is_some_and(|(_, sent_ms)| board.counters.newest_sent_ms() - sent_ms > MAX_BEHIND_MS) {
+                        frames = frames.resubscribe();
+                        (seq, ok) = resync(&board, &mut sink).await;
                         continue;
                     }
                     ok = sink.send(Message::Text(text)).await.is_ok();
                 }
                 Err(RecvError::Lagged(_)) => {
-                    board.counters.resyncs.fetch_add(1, Ordering::Relaxed);
                     frames = frames.resubscribe();
-                    let (at, snapshot) = board.snapshot();
-                    seq = at;
-                    ok = sink.send(Message::Text(snapshot)).await.is_ok();
+                    (seq, ok) = resync(&board, &mut sink).await;
                 }
                 Err(RecvError::Closed) => break,
             },
@@ -48,11 +55,22 @@ pub async fn serve_page(socket: WebSocket, board: Arc<Board>, clients: Arc<std::
     clients.fetch_sub(1, Ordering::Relaxed);
 }
 
-/// The `seq` of a delta frame, read from its fixed prefix `{"type":"delta","seq":N,...`.
-fn frame_seq(text: &Utf8Bytes) -> Option<u64> {
+/// Sends a page that fell behind a fresh snapshot: the seq it is at, and whether the send worked.
+async fn resync(board: &Board, sink: &mut futures_util::stream::SplitSink<WebSocket, Message>) -> (u64, bool) {
+    board.counters.resyncs.fetch_add(1, Ordering::Relaxed);
+    let (at, snapshot) = board.snapshot();
+    (at, sink.send(Message::Text(snapshot)).await.is_ok())
+}
+
+/// The `seq` and `sent_ms` of a delta frame, read from its fixed prefix
+/// `{"type":"delta","seq":N,"sent_ms":T,...` (snapshots have neither).
+fn delta_header(text: &Utf8Bytes) -> Option<(u64, f64)> {
     let rest = text.as_str().strip_prefix(r#"{"type":"delta","seq":"#)?;
     let end = rest.find(|c: char| !c.is_ascii_digit())?;
-    rest[..end].parse().ok()
+    let seq = rest[..end].parse().ok()?;
+    let rest = rest[end..].strip_prefix(r#","sent_ms":"#)?;
+    let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == 'e'))?;
+    Some((seq, rest[..end].parse().ok()?))
 }
 
 #[cfg(test)]
@@ -60,13 +78,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_the_seq_of_a_delta_frame() {
+    fn reads_the_seq_and_time_of_a_delta_frame() {
         assert_eq!(
-            frame_seq(&Utf8Bytes::from_static(r#"{"type":"delta","seq":42,"sent_ms":1}"#)),
-            Some(42)
+            delta_header(&Utf8Bytes::from_static(
+                r#"{"type":"delta","seq":42,"sent_ms":1764012345678.25,"events":[]}"#
+            )),
+            Some((42, 1764012345678.25))
         );
         assert_eq!(
-            frame_seq(&Utf8Bytes::from_static(r#"{"type":"snapshot","seq":42}"#)),
+            delta_header(&Utf8Bytes::from_static(r#"{"type":"snapshot","seq":42}"#)),
             None
         );
     }

@@ -500,7 +500,7 @@
     $('trades-empty').hidden = n > 0;
     $('recent-empty').hidden = n > 0;
     $('trades-note').textContent =
-      n >= TABLE_ROWS ? `Showing the latest ${TABLE_ROWS} fills; every fill of the run is at /api/fills.` : '';
+      n >= TABLE_ROWS ? `Showing the latest ${TABLE_ROWS} fills; every fill of the run is at /api/fills, a page at a time.` : '';
   }
 
   const ACCOUNT_FORMAT = {
