@@ -71,6 +71,21 @@ impl Server {
 
 /// Threads of the server's own runtime.
 const WEB_THREADS: usize = 1;
+/// Nice value of the server's threads: when the engine and the dashboard both want a core, the
+/// engine gets it. Serving pages must not slow trading; with cores to spare it changes nothing.
+const WEB_NICE: libc::c_int = 10;
+
+fn yield_cores_to_the_engine() {
+    // On Linux a thread has its own nice value, and `who = 0` names the calling thread.
+    // SAFETY: setpriority only changes the calling thread's scheduling priority.
+    let done = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, WEB_NICE) };
+    if done != 0 {
+        tracing::debug!(
+            "cannot lower the dashboard threads' priority: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
 
 /// A running server; dropping it (or `stop`) shuts it down.
 pub struct WebHandle {
@@ -132,6 +147,7 @@ pub async fn start(config: &WebConfig) -> Result<WebHandle, String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WEB_THREADS)
         .thread_name("web")
+        .on_thread_start(yield_cores_to_the_engine)
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the dashboard's threads: {e}"))?;
