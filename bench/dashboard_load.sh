@@ -13,7 +13,8 @@
 # it stop and print; -d is only an upper bound). WRK_PATHS (space-separated) replaces the routes. The server's VmRSS is sampled from /proc every 0.5 s from start to stop; VmHWM at the end.
 # Usage: bench/dashboard_load.sh [BARS]   RUNS=3 CLIENTS=1000 SLOW=100 SLOW_MS=500 LIVE_BARS=30000
 #        WRK_CONNS=50 WRK_MAX_SECS=300 WRK_TIMEOUT=10s WRK_PATHS='/api/status /api/fills ...'
-#        CLIENTS=0 or WRK_CONNS=0 leaves that part of the load out; LIVE_BARS=0 skips (c).     (CARGO_TARGET_DIR is honoured)
+#        CLIENTS=0 or WRK_CONNS=0 leaves that part of the load out; LIVE_BARS=0 skips (c); LOADGEN_NICE=19
+#        runs the load generators at low priority. (CARGO_TARGET_DIR is honoured)
 # Needs wrk (Debian: apt-get install wrk; installed here if missing and apt-get can run) and curl.
 # Writes bench/out/dashboard_load.md (bench/out/$REPORT.md with REPORT=name).
 set -euo pipefail
@@ -29,6 +30,9 @@ slow_ms="${SLOW_MS:-500}"
 live_bars="${LIVE_BARS:-30000}"
 wrk_conns="${WRK_CONNS:-50}"
 wrk_max="${WRK_MAX_SECS:-300}"
+# The load generators share this machine's cores with the server. LOADGEN_NICE=19 has them yield to
+# it, approaching load from other machines (the generators then read more slowly).
+loadgen_nice="${LOADGEN_NICE:-0}"
 # wrk leaves a request slower than its timeout (default 2 s) out of the latency figures: be generous.
 wrk_timeout="${WRK_TIMEOUT:-10s}"
 read -r -a wrk_paths <<<"${WRK_PATHS:-}"
@@ -92,7 +96,7 @@ web_run() {
   done
   [ -n "$addr" ] || { echo "no dashboard line" >&2; cat "$work/stderr.$tag" >&2; exit 1; }
   if [ "$loaded" = 1 ] && [ "$clients" -gt 0 ]; then
-    "$load" --url "ws://$addr/ws" --clients "$clients" --slow "$slow" --slow-ms "$slow_ms" \
+    nice -n "$loadgen_nice" "$load" --url "ws://$addr/ws" --clients "$clients" --slow "$slow" --slow-ms "$slow_ms" \
       --until-finished --timeout 300 >"$work/clients.$tag" &
     client_pid=$!
   fi
@@ -103,7 +107,7 @@ web_run() {
   t0=$(date +%s.%N)
   sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$server_pid/status" >"$work/rss0.$tag"
   if [ "$loaded" = 1 ] && [ "$wrk_conns" -gt 0 ]; then
-    wrk -t1 -c"$wrk_conns" -d"${wrk_max}s" --timeout "$wrk_timeout" --latency -s "$here/dashboard_api.lua" \
+    nice -n "$loadgen_nice" wrk -t1 -c"$wrk_conns" -d"${wrk_max}s" --timeout "$wrk_timeout" --latency -s "$here/dashboard_api.lua" \
       "http://$addr" -- "${wrk_paths[@]}" >"$work/wrk.$tag" 2>&1 &
     wrk_pid=$!
   fi

@@ -327,7 +327,7 @@ async fn run(cfg: RunConfig, rest: Option<RestClient>, web: Option<Arc<crate::we
             },
         ));
         server.add_board(board.clone());
-        tokio::spawn(crate::web::hub::hub(board, &bus));
+        server.spawn_hub(board, &bus);
     }
     let started = Instant::now();
     let bars_before = run.bars_seen;

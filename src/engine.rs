@@ -20,6 +20,10 @@ use crate::strategy::{LineValues, Signal, Strategy};
 /// Capacity of the observer bus: a subscriber further behind than this is told it lagged and
 /// must resync, rather than slowing the engine.
 pub const BUS_CAPACITY: usize = 4096;
+/// The market topic holds batches of up to `MARKET_BATCH_MAX` bars: this many batches are a
+/// quarter of a second of a full-speed replay, and a bounded few MiB for an observer that lags
+/// (it is told, and resyncs) rather than hundreds.
+pub const MARKET_BUS_CAPACITY: usize = 1024;
 /// Market events (bars, signals, quotes) are published in batches of at most this many, so an
 /// observer costs one channel message per batch at full replay speed...
 pub const MARKET_BATCH_MAX: usize = 256;
@@ -211,7 +215,7 @@ pub struct Bus {
 impl Bus {
     pub fn new() -> Self {
         Self {
-            market: broadcast::channel(BUS_CAPACITY).0,
+            market: broadcast::channel(MARKET_BUS_CAPACITY).0,
             events: broadcast::channel(BUS_CAPACITY).0,
         }
     }

@@ -47,6 +47,8 @@ pub struct Server {
     /// Pages connected to a live stream, over all boards.
     pub clients: Arc<AtomicU64>,
     pub queue_frames: usize,
+    /// The server's own runtime (see `WebHandle`).
+    runtime: tokio::runtime::Handle,
 }
 
 impl Server {
@@ -60,6 +62,12 @@ impl Server {
         boards.retain(|b| b.meta.pair != board.meta.pair);
         boards.push(board);
         self.board_added.send_replace(boards.len());
+    }
+
+    /// Runs a board's hub on the server's threads: turning the engine's events into frames is
+    /// serving work too, and yields to the engine like the rest of it.
+    pub fn spawn_hub(&self, board: Arc<Board>, bus: &crate::engine::Bus) {
+        self.runtime.spawn(hub::hub(board, bus));
     }
 
     /// Waits (a little) for the first run to start: the server is up before the run is.
@@ -165,6 +173,7 @@ pub async fn start(config: &WebConfig) -> Result<WebHandle, String> {
         loopback_only: addr.ip().is_loopback(),
         clients: Arc::new(AtomicU64::new(0)),
         queue_frames: config.queue_frames,
+        runtime: runtime.handle().clone(),
     });
     let app = router(server.clone());
     let (stop, mut stopped) = watch::channel(false);
