@@ -45,6 +45,17 @@ fn start_run(dir: &Path) -> Running {
     Running::start(cmd)
 }
 
+/// The uninterrupted run's result, and the run under test once it has stored
+/// `BARS_BEFORE_FAULT` bars.
+fn start_with_bars_stored(dir: &Path) -> (Reference, Running) {
+    let reference = reference(&data());
+    let app = start_run(dir);
+    wait_until("bars are stored", Duration::from_secs(30), || {
+        bars_seen(dir) >= BARS_BEFORE_FAULT
+    });
+    (reference, app)
+}
+
 fn status(app: &Running) -> Value {
     let (code, body) = app.get_json("/api/status");
     assert_eq!(code, 200, "/api/status: {body}");
@@ -176,12 +187,8 @@ fn check_recovery(case: &str, app: Running, dir: &Path, during: DuringFault, err
 
 #[test]
 fn a_database_locked_by_another_process_is_waited_out() {
-    let reference = reference(&data());
     let dir = tempfile::tempdir().unwrap();
-    let app = start_run(dir.path());
-    wait_until("bars are stored", Duration::from_secs(30), || {
-        bars_seen(dir.path()) >= BARS_BEFORE_FAULT
-    });
+    let (reference, app) = start_with_bars_stored(dir.path());
 
     // Another process takes the write lock and keeps it (WAL readers still read).
     let mut other = rusqlite::Connection::open(dir.path().join("nanotrader.sqlite")).unwrap();
@@ -275,12 +282,8 @@ fn fill_up(dir: &Path) -> PathBuf {
 #[test]
 fn a_full_disk_is_waited_out() {
     let Some(disk) = Tmpfs::mount("48m") else { return };
-    let reference = reference(&data());
     let dir = disk.path().join("store");
-    let app = start_run(&dir);
-    wait_until("bars are stored", Duration::from_secs(30), || {
-        bars_seen(&dir) >= BARS_BEFORE_FAULT
-    });
+    let (reference, app) = start_with_bars_stored(&dir);
 
     let filler = fill_up(&disk.path());
     // The write-ahead log reuses its space for a while; the first failure comes once it must grow.
@@ -398,12 +401,8 @@ fn a_read_only_store_is_refused_and_left_as_it_was() {
 
 #[test]
 fn a_stop_during_a_store_outage_waits_for_the_store() {
-    let reference = reference(&data());
     let dir = tempfile::tempdir().unwrap();
-    let app = start_run(dir.path());
-    wait_until("bars are stored", Duration::from_secs(30), || {
-        bars_seen(dir.path()) >= BARS_BEFORE_FAULT
-    });
+    let (reference, app) = start_with_bars_stored(dir.path());
     let db = dir.path().join("nanotrader.sqlite");
     let (locked_tx, locked) = std::sync::mpsc::channel();
     let holder = std::thread::spawn(move || {
@@ -509,12 +508,8 @@ impl Drop for Ext4 {
 #[test]
 fn a_disk_turned_read_only_mid_run_loses_nothing() {
     let Some(disk) = Ext4::mount() else { return };
-    let reference = reference(&data());
     let dir = disk.path().join("store");
-    let app = start_run(&dir);
-    wait_until("bars are stored", Duration::from_secs(30), || {
-        bars_seen(&dir) >= BARS_BEFORE_FAULT
-    });
+    let (reference, app) = start_with_bars_stored(&dir);
     let reader = rusqlite::Connection::open_with_flags(
         dir.join("nanotrader.sqlite"),
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
