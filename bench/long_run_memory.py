@@ -11,7 +11,7 @@ at least that share of the run's bars. The process is stopped (SIGINT, then SIGK
 run has completed, and on any error or exit.
 
 Usage: long_run_memory.py --bin BIN --data-root DIR [--runs 3] [--scenarios day,month,sim]
-       [--sim-tick-secs 0.01] [--sample-ms 2] [--out FILE.md] [--json FILE.json]
+       [--sim-tick-secs 0.005] [--sample-ms 2] [--out FILE.md] [--json FILE.json]
 """
 import argparse
 import asyncio
@@ -268,7 +268,7 @@ def main():
     ap.add_argument("--data-root", required=True)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--scenarios", default="day,month,sim")
-    ap.add_argument("--sim-tick-secs", default="0.01")
+    ap.add_argument("--sim-tick-secs", default="0.005")
     ap.add_argument("--sample-ms", type=float, default=2.0)
     ap.add_argument("--poll-ms", type=float, default=2.0)
     ap.add_argument("--timeout", type=float, default=600)
