@@ -110,14 +110,6 @@ impl Drop for Running {
     }
 }
 
-fn http() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
-
 async fn get_json(url: &str) -> Value {
     let response = http().get(url).send().await.unwrap();
     assert!(response.status().is_success(), "{url}: {}", response.status());

@@ -45,14 +45,6 @@ fn replay(dir: &Path, token: Option<&str>) -> Command {
     cmd
 }
 
-fn http() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
-
 async fn get(url: &str, token: Option<&str>) -> reqwest::Response {
     let mut request = http().get(url);
     if let Some(token) = token {

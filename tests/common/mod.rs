@@ -42,6 +42,15 @@ pub fn kraken_run(data_dir: &Path, mock: &nanotrader::kraken::mock::MockKraken) 
     cmd
 }
 
+/// An HTTP client for the dashboard's API (rustls with the ring provider, as the binary uses).
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
 /// Runs the binary with `args` against the store in `data_dir`.
 pub fn nanotrader(data_dir: &Path, args: &[&str]) -> Output {
     bin()
