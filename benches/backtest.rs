@@ -54,8 +54,8 @@ fn columns(n: usize) -> BarColumns {
             "{} holds fewer than {n} bars",
             Path::new(&path).display()
         );
-        bars.ts.truncate(n);
-        bars.close.truncate(n);
+        bars.ts.to_mut().truncate(n);
+        bars.close.to_mut().truncate(n);
         return bars;
     }
     let dir = tempfile::tempdir().unwrap();

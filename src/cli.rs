@@ -172,7 +172,7 @@ pub struct BacktestArgs {
     /// The binary cache next to the CSV (FILE.ntbars).
     #[arg(long, value_enum, default_value = "auto")]
     pub cache: CacheArg,
-    /// Worker threads for sweeps [default: one per core].
+    /// Worker threads for sweeps, and at most two for a single backtest [default: one per core].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub threads: Option<u64>,
 }

@@ -4,11 +4,12 @@
 //! same size and modification time and the same interval is asked for; anything else rebuilds it.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use super::columns::{BarColumns, BarDetail};
+use super::columns::{BarColumns, BarDetail, Column};
+use super::mapped;
 use crate::market::Interval;
 
 const MAGIC: &[u8; 8] = b"NTBARS\x00\x01";
@@ -95,21 +96,24 @@ impl Header {
 }
 
 /// The cached bars if the cache matches `key`; `Ok(None)` when there is none or it is stale.
-/// Without `detail`, only times and closes are read.
+/// The columns are read in place from a memory map (see `mapped`); without `detail`, only times
+/// and closes are touched.
 pub fn read(cache: &Path, key: CacheKey, detail: bool) -> io::Result<Option<BarColumns>> {
     if !cfg!(target_endian = "little") {
         return Ok(None);
     }
-    let mut file = match File::open(cache) {
+    let file = match File::open(cache) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let mut raw = [0u8; HEADER_BYTES];
-    if file.read_exact(&mut raw).is_err() {
+    let Some(map) = mapped::map(&file, true)? else {
         return Ok(None);
-    }
-    let Some(header) = Header::decode(&raw) else {
+    };
+    let Some(header) = map
+        .get(..HEADER_BYTES)
+        .and_then(|raw| Header::decode(raw.try_into().ok()?))
+    else {
         return Ok(None);
     };
     let Some(interval) = Interval::from_secs(header.interval_secs) else {
@@ -119,40 +123,33 @@ pub fn read(cache: &Path, key: CacheKey, detail: bool) -> io::Result<Option<BarC
     let has_detail = header.flags & HAS_DETAIL != 0;
     let row_bytes = if has_detail { 6 * 8 + 4 } else { 2 * 8 };
     let expected_len = HEADER_BYTES as u64 + n as u64 * row_bytes;
-    if header.key != key || file.metadata()?.len() != expected_len || (detail && !has_detail) {
+    if header.key != key || map.len() as u64 != expected_len || (detail && !has_detail) {
         return Ok(None);
     }
-    let column = |file: &mut File| -> io::Result<Vec<i64>> {
-        let mut v = vec![0i64; n];
-        file.read_exact(bytemuck::cast_slice_mut(&mut v))?;
-        Ok(v)
-    };
-    let ts = column(&mut file)?;
-    let close = column(&mut file)?;
-    let detail = if detail {
-        let open = column(&mut file)?;
-        let high = column(&mut file)?;
-        let low = column(&mut file)?;
-        let volume = column(&mut file)?;
-        let mut trades = vec![0u32; n];
-        file.read_exact(bytemuck::cast_slice_mut(&mut trades))?;
-        Some(BarDetail {
-            open,
-            high,
-            low,
-            volume,
-            trades,
+    let column_bytes = n * 8;
+    let at = |k: usize| HEADER_BYTES + k * column_bytes;
+    let columns = (|| {
+        let ts = Column::mapped(&map, at(0), n)?;
+        let close = Column::mapped(&map, at(1), n)?;
+        let detail = if detail {
+            Some(BarDetail {
+                open: Column::mapped(&map, at(2), n)?,
+                high: Column::mapped(&map, at(3), n)?,
+                low: Column::mapped(&map, at(4), n)?,
+                volume: Column::mapped(&map, at(5), n)?,
+                trades: Column::mapped(&map, at(6), n)?,
+            })
+        } else {
+            None
+        };
+        Some(BarColumns {
+            interval,
+            ts,
+            close,
+            detail,
         })
-    } else {
-        file.seek(SeekFrom::End(0))?;
-        None
-    };
-    Ok(Some(BarColumns {
-        interval,
-        ts,
-        close,
-        detail,
-    }))
+    })();
+    Ok(columns)
 }
 
 /// Writes the cache atomically (a temporary file renamed over the old one): times and closes,
@@ -200,14 +197,14 @@ mod tests {
     fn bars() -> BarColumns {
         BarColumns {
             interval: Interval::ONE_MINUTE,
-            ts: vec![60, 120, 180],
-            close: vec![5, 6, 7],
+            ts: vec![60, 120, 180].into(),
+            close: vec![5, 6, 7].into(),
             detail: Some(BarDetail {
-                open: vec![4, 5, 6],
-                high: vec![8, 9, 10],
-                low: vec![1, 2, 3],
-                volume: vec![0, 1, 2],
-                trades: vec![3, 2, 1],
+                open: vec![4, 5, 6].into(),
+                high: vec![8, 9, 10].into(),
+                low: vec![1, 2, 3].into(),
+                volume: vec![0, 1, 2].into(),
+                trades: vec![3, 2, 1].into(),
             }),
         }
     }
@@ -225,7 +222,7 @@ mod tests {
         assert_eq!(read(&cache, key, true).unwrap(), Some(bars()));
         let light = read(&cache, key, false).unwrap().unwrap();
         assert_eq!(
-            (light.ts, light.close, light.detail),
+            (light.ts.to_vec(), light.close.to_vec(), light.detail),
             (vec![60, 120, 180], vec![5, 6, 7], None)
         );
 

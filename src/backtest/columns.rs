@@ -1,7 +1,13 @@
 //! Bars held column by column in fixed point, the layout the backtest kernels scan: a close is
 //! an `i64` count of 1e-8 units, so sums and comparisons are exact integer arithmetic.
 
+use std::ops::Deref;
+use std::sync::Arc;
+
+use bytemuck::Pod;
+use memmap2::Mmap;
 use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
 
 use crate::market::{Bar, Interval, Timestamp};
 
@@ -13,22 +19,115 @@ pub const UNIT: i64 = 100_000_000;
 /// 10^8 stays well inside an `i64`.
 pub const MAX_WHOLE_DIGITS: usize = 10;
 
+/// A column of fixed-width values: owned, or read in place from a memory-mapped cache file.
+#[derive(Clone)]
+pub struct Column<T: Pod>(Storage<T>);
+
+#[derive(Clone)]
+enum Storage<T> {
+    Owned(Vec<T>),
+    Mapped { file: Arc<Mmap>, start: usize, len: usize },
+}
+
+impl<T: Pod> Column<T> {
+    /// `len` values at byte `start` of a mapped file; `None` when they lie outside it or are
+    /// not aligned for `T`.
+    pub fn mapped(file: &Arc<Mmap>, start: usize, len: usize) -> Option<Self> {
+        let end = start.checked_add(len.checked_mul(std::mem::size_of::<T>())?)?;
+        bytemuck::try_cast_slice::<u8, T>(file.get(start..end)?).ok()?;
+        Some(Self(Storage::Mapped {
+            file: Arc::clone(file),
+            start,
+            len,
+        }))
+    }
+
+    /// The values to change; a mapped column is copied out first.
+    pub fn to_mut(&mut self) -> &mut Vec<T> {
+        if let Storage::Mapped { .. } = self.0 {
+            self.0 = Storage::Owned(self.to_vec());
+        }
+        match &mut self.0 {
+            Storage::Owned(values) => values,
+            Storage::Mapped { .. } => unreachable!("copied out above"),
+        }
+    }
+}
+
+impl<T: Pod> Deref for Column<T> {
+    type Target = [T];
+
+    #[inline]
+    fn deref(&self) -> &[T] {
+        match &self.0 {
+            Storage::Owned(values) => values,
+            Storage::Mapped { file, start, len } => {
+                bytemuck::cast_slice(&file[*start..*start + *len * std::mem::size_of::<T>()])
+            }
+        }
+    }
+}
+
+impl<T: Pod> Default for Column<T> {
+    fn default() -> Self {
+        Self(Storage::Owned(Vec::new()))
+    }
+}
+
+impl<T: Pod> From<Vec<T>> for Column<T> {
+    fn from(values: Vec<T>) -> Self {
+        Self(Storage::Owned(values))
+    }
+}
+
+impl<T: Pod> FromIterator<T> for Column<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        Self(Storage::Owned(iter.into_iter().collect()))
+    }
+}
+
+impl<T: Pod + PartialEq> PartialEq for Column<T> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl<T: Pod + Eq> Eq for Column<T> {}
+
+impl<T: Pod + PartialEq, const N: usize> PartialEq<[T; N]> for Column<T> {
+    fn eq(&self, other: &[T; N]) -> bool {
+        **self == *other
+    }
+}
+
+impl<T: Pod + PartialEq> PartialEq<Vec<T>> for Column<T> {
+    fn eq(&self, other: &Vec<T>) -> bool {
+        **self == **other
+    }
+}
+
+impl<T: Pod + std::fmt::Debug> std::fmt::Debug for Column<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
 /// The fields a strategy never reads; loaded only for reports and per-bar strategies.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BarDetail {
-    pub open: Vec<i64>,
-    pub high: Vec<i64>,
-    pub low: Vec<i64>,
-    pub volume: Vec<i64>,
-    pub trades: Vec<u32>,
+    pub open: Column<i64>,
+    pub high: Column<i64>,
+    pub low: Column<i64>,
+    pub volume: Column<i64>,
+    pub trades: Column<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BarColumns {
     pub interval: Interval,
     /// Bar open times, unix seconds, strictly ascending.
-    pub ts: Vec<i64>,
-    pub close: Vec<i64>,
+    pub ts: Column<i64>,
+    pub close: Column<i64>,
     pub detail: Option<BarDetail>,
 }
 
@@ -36,8 +135,8 @@ impl BarColumns {
     pub fn new(interval: Interval, detail: bool) -> Self {
         Self {
             interval,
-            ts: Vec::new(),
-            close: Vec::new(),
+            ts: Column::default(),
+            close: Column::default(),
             detail: detail.then(BarDetail::default),
         }
     }
@@ -60,14 +159,14 @@ impl BarColumns {
             let low = to_fixed(bar.low).ok_or("low")?;
             // Volume is for display only: rounding its 9th decimal loses nothing that matters.
             let volume = to_fixed(bar.volume.round_dp(SCALE)).ok_or("volume")?;
-            d.open.push(open);
-            d.high.push(high);
-            d.low.push(low);
-            d.volume.push(volume);
-            d.trades.push(bar.trades);
+            d.open.to_mut().push(open);
+            d.high.to_mut().push(high);
+            d.low.to_mut().push(low);
+            d.volume.to_mut().push(volume);
+            d.trades.to_mut().push(bar.trades);
         }
-        self.ts.push(bar.ts.secs());
-        self.close.push(close);
+        self.ts.to_mut().push(bar.ts.secs());
+        self.close.to_mut().push(close);
         Ok(())
     }
 
@@ -99,18 +198,18 @@ impl BarColumns {
     pub fn retain_range(&mut self, from: i64, to: i64) {
         let start = self.ts.partition_point(|&t| t < from);
         let end = self.ts.partition_point(|&t| t <= to);
-        let keep = |v: &mut Vec<i64>| {
-            v.truncate(end);
-            v.drain(..start);
-        };
-        keep(&mut self.ts);
-        keep(&mut self.close);
-        if let Some(d) = &mut self.detail {
-            for v in [&mut d.open, &mut d.high, &mut d.low, &mut d.volume] {
-                keep(v);
+        fn keep<T: Pod>(column: &mut Column<T>, range: std::ops::Range<usize>) {
+            if range.len() != column.len() {
+                *column = column[range].to_vec().into();
             }
-            d.trades.truncate(end);
-            d.trades.drain(..start);
+        }
+        keep(&mut self.ts, start..end);
+        keep(&mut self.close, start..end);
+        if let Some(d) = &mut self.detail {
+            for column in [&mut d.open, &mut d.high, &mut d.low, &mut d.volume] {
+                keep(column, start..end);
+            }
+            keep(&mut d.trades, start..end);
         }
     }
 }
@@ -134,20 +233,24 @@ pub fn to_decimal(units: i64) -> Decimal {
 }
 
 /// A decimal as the nearest f64, cheaply when its mantissa is below 2^53 and its scale at most
-/// 22 (one correctly rounded division of two exact f64s); for statistics only.
+/// 22 (one correctly rounded division of two exact f64s); for statistics only. The result
+/// depends on the value alone, not on trailing zeros: a value the cheap way cannot take is
+/// trimmed and tried again before the general conversion.
 pub fn decimal_to_f64(d: Decimal) -> f64 {
-    use rust_decimal::prelude::ToPrimitive;
+    exact_to_f64(d).unwrap_or_else(|| {
+        let trimmed = crate::broker::paper::trim(d);
+        exact_to_f64(trimmed).unwrap_or_else(|| trimmed.to_f64().unwrap_or(f64::NAN))
+    })
+}
+
+fn exact_to_f64(d: Decimal) -> Option<f64> {
     const POW10: [f64; 23] = [
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
         1e20, 1e21, 1e22,
     ];
     let mantissa = d.mantissa();
     let scale = d.scale() as usize;
-    if mantissa.unsigned_abs() < (1u128 << 53) && scale < POW10.len() {
-        (mantissa as i64) as f64 / POW10[scale]
-    } else {
-        d.to_f64().unwrap_or(f64::NAN)
-    }
+    (mantissa.unsigned_abs() < (1u128 << 53) && scale < POW10.len()).then(|| (mantissa as i64) as f64 / POW10[scale])
 }
 
 /// For statistics and charts only.

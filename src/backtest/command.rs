@@ -60,7 +60,8 @@ pub fn execute(args: BacktestArgs, data_dir: &Path, quiet: bool) -> Result<(), A
     let result = match plan {
         Plan::Single(strategy) => {
             check_length(&bars, &strategy, &info)?;
-            let outcome = simulate::run(&bars, &strategy, &settings, keep(&args)).map_err(AppError::input)?;
+            let outcome = simulate::run_on_cores(cores(&args), &bars, &strategy, &settings, keep(&args))
+                .map_err(AppError::input)?;
             Ran {
                 strategy,
                 outcome,
@@ -134,6 +135,13 @@ struct SweepRan {
 }
 
 /// Every fill is made and counted; the list is kept only for the outputs that show it.
+/// The cores a single backtest may use: `--threads`, else all of them.
+fn cores(args: &BacktestArgs) -> usize {
+    args.threads
+        .map(|t| t as usize)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 fn keep(args: &BacktestArgs) -> Keep {
     Keep {
         fills: args.trades.is_some() || args.report.is_some(),
@@ -354,7 +362,8 @@ fn run_sweep(
         short: top.short,
         long: top.long,
     };
-    let outcome = simulate::run(bars, &strategy, settings, keep(args)).map_err(AppError::input)?;
+    let outcome =
+        simulate::run_on_cores(cores(args), bars, &strategy, settings, keep(args)).map_err(AppError::input)?;
     Ok(Ran {
         strategy,
         outcome,

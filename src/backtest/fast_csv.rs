@@ -1,19 +1,23 @@
 //! The fast path for the common case, a plain bar file (`ts,open,high,low,close,volume[,trades]`):
-//! read in large blocks, each block's lines parsed on all cores straight into fixed-point columns,
-//! with no allocation per row. It accepts only rows the general reader would accept with the
-//! same values; at the first row it is not sure about it gives up (`Ok(None)`) and the general
-//! reader takes over, so every error message comes from one place.
+//! the file is read in place (memory-mapped), its lines counted and then parsed on all cores
+//! straight into fixed-point columns, with no copy and no allocation per row. It accepts only
+//! rows the general reader would accept with the same values; at the first row it is not sure
+//! about it gives up (`Ok(None)`) and the general reader takes over, so every error message
+//! comes from one place.
 
 use std::fs::File;
-use std::io::Read;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rayon::prelude::*;
 
 use super::columns::{BarColumns, BarDetail, MAX_WHOLE_DIGITS, SCALE, UNIT};
+use super::mapped;
 use crate::market::Interval;
 
-/// Small enough that the two buffers stay in cache and few fresh pages are touched (page faults
-/// are dear, in a VM above all), big enough that a block is worth splitting across cores.
-const BLOCK_BYTES: usize = 1 << 20;
+/// Big enough that a piece is worth a task, small enough that the cores share the work evenly
+/// and progress moves smoothly.
+const PIECE_BYTES: usize = 1 << 22;
 /// Rows looked at to find the bar interval (as the general reader does).
 const INTERVAL_PROBE_ROWS: usize = 1_000;
 const HEADER: &[u8] = b"ts,open,high,low,close,volume";
@@ -23,27 +27,25 @@ const MAX_SECS: i64 = i64::MAX / 1_000_000_000;
 /// The file's bars at its own interval, or `None` when it is not a plain bar file, its bars do
 /// not sit on their interval's grid, or the interval asked for differs (resampling is the
 /// general reader's job). Every field is checked; open, high, low, volume and trade counts are
-/// kept only with `detail`. `on_bytes` is told how far reading has got.
+/// kept only with `detail`. `on_bytes` is told how far parsing has got.
 pub fn read(
     path: &Path,
     want: Option<Interval>,
     detail: bool,
-    on_bytes: &mut dyn FnMut(u64),
+    on_bytes: &(dyn Fn(u64) + Sync),
 ) -> std::io::Result<Option<BarColumns>> {
-    let mut file = File::open(path)?;
-    let mut buf = vec![0u8; BLOCK_BYTES];
-    let filled = read_some(&mut file, &mut buf, 0)?;
-    let mut start = if buf[..filled].starts_with(b"\xEF\xBB\xBF") {
-        3
-    } else {
-        0
-    };
-    let Some(header_end) = memchr::memchr(b'\n', &buf[start..filled]).map(|i| start + i) else {
+    let file = File::open(path)?;
+    let Some(map) = mapped::map(&file, true)? else {
         return Ok(None);
     };
-    let header = buf[start..header_end]
+    let text: &[u8] = &map;
+    let mut start = if text.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
+    let Some(header_end) = memchr::memchr(b'\n', &text[start..]).map(|i| start + i) else {
+        return Ok(None);
+    };
+    let header = text[start..header_end]
         .strip_suffix(b"\r")
-        .unwrap_or(&buf[start..header_end]);
+        .unwrap_or(&text[start..header_end]);
     let with_trades = match header.strip_prefix(HEADER) {
         Some(b"") => false,
         Some(b",trades") => true,
@@ -51,41 +53,41 @@ pub fn read(
     };
     start = header_end + 1;
 
-    let mut cols = Columns::default();
-    // Room for every row from the start (estimated from the first block), so the columns are
-    // never copied while they grow.
-    let sample = &buf[start..filled];
-    let sample_lines = memchr::memchr_iter(b'\n', sample).count().max(1);
-    let file_len = file.metadata().map_or(filled as u64, |m| m.len());
-    let estimate = (file_len as f64 / sample.len().max(1) as f64 * sample_lines as f64 * 1.02) as usize + 1024;
-    cols.allocate(estimate.min(1 << 31), detail);
-    // A reader thread fills the next block while this one is parsed on every core.
-    let carry = buf[start..filled].to_vec();
-    drop(buf);
-    let pieces = rayon::current_num_threads().max(1);
-    let parsed = std::thread::scope(|scope| -> std::io::Result<bool> {
-        let (blocks_tx, blocks) = std::sync::mpsc::sync_channel(1);
-        let (spare_tx, spare) = std::sync::mpsc::channel();
-        scope.spawn(move || read_blocks(file, carry, filled as u64, pieces, blocks_tx, spare));
-        for block in &blocks {
-            let Some(block) = block? else {
-                return Ok(false); // a line longer than a block
-            };
-            if !parse_block(&block, with_trades, detail, &mut cols) {
-                return Ok(false);
-            }
-            on_bytes(block.read_so_far);
-            let _ = spare_tx.send(block.bytes);
-        }
-        Ok(true)
-        // `blocks` drops here, before the scope joins the reader, so an early return stops it.
-    })?;
-    if !parsed {
+    // Lines are counted first, so that each piece knows where its rows go and all of them are
+    // parsed at once into columns of the exact length.
+    let pieces = split_lines(&text[start..], PIECE_BYTES);
+    let counts: Vec<usize> = pieces
+        .par_iter()
+        .map(|piece| count_lines(&text[start..][piece.clone()]))
+        .collect();
+    let rows: usize = counts.iter().sum();
+    if rows == 0 {
         return Ok(None);
     }
-    cols.truncate();
-    if cols.ts.is_empty() {
+    let mut cols = Columns::zeroed(rows, detail);
+    let mut outs = Vec::with_capacity(pieces.len());
+    let mut rest = cols.slices();
+    for &count in &counts {
+        let (out, tail) = rest.split_at(count);
+        outs.push(out);
+        rest = tail;
+    }
+    let parsed = AtomicU64::new(start as u64);
+    let all_parsed = pieces.par_iter().zip(outs).all(|(piece, out)| {
+        let ok = parse_lines(&text[start..][piece.clone()], with_trades, out);
+        on_bytes(parsed.fetch_add(piece.len() as u64, Ordering::Relaxed) + piece.len() as u64);
+        ok
+    });
+    if !all_parsed {
         return Ok(None);
+    }
+    // Order across the pieces' edges (inside a piece it is checked while parsing).
+    let mut edge = 0;
+    for &count in &counts {
+        if edge > 0 && count > 0 && cols.ts[edge] <= cols.ts[edge - 1] {
+            return Ok(None);
+        }
+        edge += count;
     }
     let interval = smallest_step(&cols.ts[..cols.ts.len().min(INTERVAL_PROBE_ROWS)]);
     if want.is_some_and(|w| w != interval) {
@@ -96,95 +98,34 @@ pub fn read(
     }
     Ok(Some(BarColumns {
         interval,
-        ts: cols.ts,
-        close: cols.close,
+        ts: cols.ts.into(),
+        close: cols.close.into(),
         detail: detail.then_some(BarDetail {
-            open: cols.open,
-            high: cols.high,
-            low: cols.low,
-            volume: cols.volume,
-            trades: cols.trades,
+            open: cols.open.into(),
+            high: cols.high.into(),
+            low: cols.low.into(),
+            volume: cols.volume.into(),
+            trades: cols.trades.into(),
         }),
     }))
 }
 
-struct Block {
-    /// Whole lines up to the end of the last piece; the rest is room kept for the buffer's
-    /// next use.
-    bytes: Vec<u8>,
-    /// The lines cut into pieces of about equal size, one per core, each with its line count,
-    /// found here on the reader thread while the previous block is being parsed.
-    pieces: Vec<Piece>,
-    read_so_far: u64,
-}
-
-struct Piece {
-    range: std::ops::Range<usize>,
-    lines: usize,
-}
-
-/// Reads the file on in blocks of whole lines (the tail of each goes to the front of the next);
-/// `None` for a line longer than a block. Stops when the parser hangs up.
-fn read_blocks(
-    mut file: File,
-    mut carry: Vec<u8>,
-    mut read_so_far: u64,
-    pieces: usize,
-    blocks: std::sync::mpsc::SyncSender<std::io::Result<Option<Block>>>,
-    spare: std::sync::mpsc::Receiver<Vec<u8>>,
-) {
-    loop {
-        // A recycled buffer is already full length: only a fresh one is zeroed.
-        let mut buf = spare.try_recv().unwrap_or_default();
-        let held = carry.len();
-        if buf.len() < BLOCK_BYTES.max(held + 1) {
-            buf.resize(BLOCK_BYTES.max(held + 1), 0);
-        }
-        buf[..held].copy_from_slice(&carry);
-        let filled = match read_some(&mut file, &mut buf, held) {
-            Ok(n) => n,
-            Err(e) => {
-                let _ = blocks.send(Err(e));
-                return;
+/// The text cut after newlines into ranges of about `size` bytes (the last takes the rest).
+fn split_lines(text: &[u8], size: usize) -> Vec<std::ops::Range<usize>> {
+    let mut pieces = Vec::with_capacity(text.len() / size + 1);
+    let mut start = 0;
+    while text.len() - start > size {
+        match memchr::memchr(b'\n', &text[start + size..]) {
+            Some(i) => {
+                let end = start + size + i + 1;
+                pieces.push(start..end);
+                start = end;
             }
-        };
-        read_so_far += (filled - held) as u64;
-        let at_eof = filled < buf.len();
-        let end = if at_eof {
-            filled
-        } else {
-            match memchr::memrchr(b'\n', &buf[..filled]) {
-                Some(i) => i + 1,
-                None => {
-                    let _ = blocks.send(Ok(None));
-                    return;
-                }
-            }
-        };
-        carry.clear();
-        carry.extend_from_slice(&buf[end..filled]);
-        let block = Block {
-            pieces: split_lines(&buf[..end], pieces),
-            bytes: buf,
-            read_so_far,
-        };
-        if blocks.send(Ok(Some(block))).is_err() || at_eof {
-            return;
+            None => break,
         }
     }
-}
-
-/// Fills `buf[from..]` as far as the file allows; returns the bytes now held.
-fn read_some(file: &mut File, buf: &mut [u8], mut filled: usize) -> std::io::Result<usize> {
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
+    pieces.push(start..text.len());
+    pieces
 }
 
 /// Whether every time is a multiple of `step`: the first is checked, then each gap, which is
@@ -203,10 +144,8 @@ fn smallest_step(ts: &[i64]) -> Interval {
         .unwrap_or_default()
 }
 
-#[derive(Default)]
+/// The parsed columns; the detail ones stay empty without `detail`.
 struct Columns {
-    /// Rows parsed; the vectors are longer (zeroed room for the rows still to come).
-    rows: usize,
     ts: Vec<i64>,
     open: Vec<i64>,
     high: Vec<i64>,
@@ -220,48 +159,41 @@ impl Columns {
     /// Room for `rows` rows as zeroed memory fresh from the allocator: the pages are only
     /// touched, and so faulted in, by the parsing threads' writes, in parallel, rather than by
     /// a zero-fill on one thread first.
-    fn allocate(&mut self, rows: usize, detail: bool) {
-        self.ts = vec![0; rows];
-        self.close = vec![0; rows];
-        if detail {
-            for v in [&mut self.open, &mut self.high, &mut self.low, &mut self.volume] {
-                *v = vec![0; rows];
-            }
-            self.trades = vec![0; rows];
-        }
-    }
-
-    /// Makes room for `more` rows after those parsed (only when the estimate fell short).
-    fn make_room(&mut self, more: usize, detail: bool) {
-        let need = self.rows + more;
-        if need <= self.ts.len() {
-            return;
-        }
-        let grown = need.max(self.ts.len() + self.ts.len() / 4);
-        self.ts.resize(grown, 0);
-        self.close.resize(grown, 0);
-        if detail {
-            for v in [&mut self.open, &mut self.high, &mut self.low, &mut self.volume] {
-                v.resize(grown, 0);
-            }
-            self.trades.resize(grown, 0);
-        }
-    }
-
-    /// Drops the room left over.
-    fn truncate(&mut self) {
-        let rows = self.rows;
-        for v in [
-            &mut self.ts,
-            &mut self.close,
-            &mut self.open,
-            &mut self.high,
-            &mut self.low,
-            &mut self.volume,
+    fn zeroed(rows: usize, detail: bool) -> Self {
+        let room = if detail { rows } else { 0 };
+        let columns = Self {
+            ts: vec![0; rows],
+            open: vec![0; room],
+            high: vec![0; room],
+            low: vec![0; room],
+            close: vec![0; rows],
+            volume: vec![0; room],
+            trades: vec![0; room],
+        };
+        for column in [
+            &columns.ts,
+            &columns.open,
+            &columns.high,
+            &columns.low,
+            &columns.close,
+            &columns.volume,
         ] {
-            v.truncate(rows);
+            mapped::advise_huge_pages(column);
         }
-        self.trades.truncate(rows);
+        mapped::advise_huge_pages(&columns.trades);
+        columns
+    }
+
+    fn slices(&mut self) -> Slices<'_> {
+        Slices {
+            ts: &mut self.ts,
+            open: &mut self.open,
+            high: &mut self.high,
+            low: &mut self.low,
+            close: &mut self.close,
+            volume: &mut self.volume,
+            trades: &mut self.trades,
+        }
     }
 }
 
@@ -311,78 +243,6 @@ impl<'a> Slices<'a> {
             },
         )
     }
-}
-
-/// Parses a block's lines into the columns, its pieces on all cores; false at the first
-/// doubtful row.
-fn parse_block(block: &Block, with_trades: bool, detail: bool, cols: &mut Columns) -> bool {
-    use rayon::prelude::*;
-    let counts: Vec<usize> = block.pieces.iter().map(|p| p.lines).collect();
-    let lines: usize = counts.iter().sum();
-    if lines == 0 {
-        return true;
-    }
-    cols.make_room(lines, detail);
-    let base = cols.rows;
-    let end = base + lines;
-    let (detail_base, detail_end) = if detail { (base, end) } else { (0, 0) };
-    let mut rest = Slices {
-        ts: &mut cols.ts[base..end],
-        open: &mut cols.open[detail_base..detail_end],
-        high: &mut cols.high[detail_base..detail_end],
-        low: &mut cols.low[detail_base..detail_end],
-        close: &mut cols.close[base..end],
-        volume: &mut cols.volume[detail_base..detail_end],
-        trades: &mut cols.trades[detail_base..detail_end],
-    };
-    let mut outs = Vec::with_capacity(counts.len());
-    for &count in &counts {
-        let (out, tail) = rest.split_at(count);
-        outs.push(out);
-        rest = tail;
-    }
-    let parsed = block
-        .pieces
-        .par_iter()
-        .zip(outs)
-        .all(|(piece, out)| parse_lines(&block.bytes[piece.range.clone()], with_trades, out));
-    cols.rows = end;
-    // Order across the pieces' and the block's edges (inside a piece it is checked while parsing).
-    let mut edge = base;
-    for &count in &counts {
-        if edge > 0 && edge < end && cols.ts[edge] <= cols.ts[edge - 1] {
-            return false;
-        }
-        edge += count;
-    }
-    parsed
-}
-
-/// Up to `n` pieces of about equal size (one when the block is small), cut after newlines.
-fn split_lines(block: &[u8], n: usize) -> Vec<Piece> {
-    const MIN_PIECE_BYTES: usize = 1 << 17;
-    let n = n.clamp(1, block.len() / MIN_PIECE_BYTES + 1);
-    let mut pieces = Vec::with_capacity(n);
-    let mut start = 0;
-    for k in (1..n).rev() {
-        let target = start + (block.len() - start) / (k + 1);
-        match memchr::memchr(b'\n', &block[target..]) {
-            Some(i) => {
-                let end = target + i + 1;
-                pieces.push(Piece {
-                    lines: count_lines(&block[start..end]),
-                    range: start..end,
-                });
-                start = end;
-            }
-            None => break,
-        }
-    }
-    pieces.push(Piece {
-        lines: count_lines(&block[start..]),
-        range: start..block.len(),
-    });
-    pieces
 }
 
 /// Lines in a piece; a last line without its newline counts.
@@ -604,7 +464,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bars.csv");
         std::fs::write(&path, text).unwrap();
-        read(&path, None, true, &mut |_| {}).unwrap()
+        read(&path, None, true, &|_| {}).unwrap()
     }
 
     #[test]

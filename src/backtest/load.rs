@@ -89,10 +89,8 @@ pub fn load(path: &Path, opts: &LoadOptions, progress: &ProgressBar) -> Result<L
     let fast = if gzip {
         None
     } else {
-        fast_csv::read(path, opts.interval, opts.detail, &mut |bytes| {
-            progress.set_position(bytes)
-        })
-        .map_err(|e| cannot_read(&name, &e))?
+        fast_csv::read(path, opts.interval, opts.detail, &|bytes| progress.set_position(bytes))
+            .map_err(|e| cannot_read(&name, &e))?
     };
     let (bars, load_path, last_line) = match fast {
         // One header line, then one row per bar.
@@ -224,7 +222,7 @@ mod tests {
             "xbtusdt_1m_kraken_rest_20251110_20251111.csv",
         ] {
             let path = shared_data(file);
-            let fast = fast_csv::read(&path, None, true, &mut |_| {})
+            let fast = fast_csv::read(&path, None, true, &|_| {})
                 .unwrap()
                 .expect("plain bar file");
             let general = read_with_engine_reader(&path, file, false, None, &ProgressBar::hidden())
@@ -241,7 +239,7 @@ mod tests {
              180,5,5,5,5,0.000000025\n240,5,5,5,5,3.00000000500001\n",
         )
         .unwrap();
-        let fast = fast_csv::read(&path, None, true, &mut |_| {})
+        let fast = fast_csv::read(&path, None, true, &|_| {})
             .unwrap()
             .expect("plain bar file");
         let general = read_with_engine_reader(&path, "noisy.csv", false, None, &ProgressBar::hidden())

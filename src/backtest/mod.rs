@@ -7,6 +7,7 @@ pub mod command;
 pub mod fast_csv;
 pub mod html;
 pub mod load;
+pub mod mapped;
 pub mod report;
 pub mod simulate;
 pub mod summary;

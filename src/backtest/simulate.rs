@@ -39,18 +39,94 @@ pub struct Outcome {
     pub equity_curve: Vec<f64>,
 }
 
-/// Runs `strategy` over `bars`.
+/// Runs `strategy` over `bars` on this thread (a sweep runs many at once, one per core).
 pub fn run(bars: &BarColumns, strategy: &StrategyConfig, settings: &Settings, keep: Keep) -> Result<Outcome, String> {
     let changes = signal_changes(bars, strategy)?;
-    let mut sim = Simulator::new(settings, keep, bars);
-    let mut from = 0;
+    let mut books = Books::new(settings, keep);
+    let mut tracker = Tracker::new(settings, keep, bars);
     for change in &changes {
-        sim.steady(from..change.bar);
-        sim.on_signal_change(change);
-        from = change.bar + 1;
+        if let Some(holding) = books.on_change(change) {
+            tracker.hold(holding);
+        }
     }
-    sim.steady(from..bars.len());
-    Ok(sim.finish())
+    Ok(finish(books, tracker, bars))
+}
+
+/// `run` on up to two cores, with the same outcome: the SMA crossover's signal is computed in
+/// two halves at once, then the broker and the performance tracker run side by side, the
+/// tracker taking each new holding as the broker makes it.
+pub fn run_on_cores(
+    cores: usize,
+    bars: &BarColumns,
+    strategy: &StrategyConfig,
+    settings: &Settings,
+    keep: Keep,
+) -> Result<Outcome, String> {
+    // Below this the threads cost more than they save.
+    const MIN_BARS: usize = 100_000;
+    if cores < 2 || bars.len() < MIN_BARS {
+        return run(bars, strategy, settings, keep);
+    }
+    let changes = match *strategy {
+        StrategyConfig::SmaCross { short, long } => {
+            strategy.validate()?;
+            let mid = bars.len() / 2;
+            let (first, second) = std::thread::scope(|scope| {
+                let second = scope.spawn(|| {
+                    let mut changes = Vec::new();
+                    sma_cross(&bars.ts, &bars.close, short, long, mid..bars.len(), &mut changes);
+                    changes
+                });
+                let mut first = Vec::new();
+                sma_cross(&bars.ts, &bars.close, short, long, 0..mid, &mut first);
+                (first, second.join().expect("the signal thread does not panic"))
+            });
+            let mut changes = first;
+            changes.extend(second);
+            changes
+        }
+        _ => signal_changes(bars, strategy)?,
+    };
+    // Holdings go to the tracker in batches: one message per fill would cost more than the fill.
+    const BATCH: usize = 2_048;
+    let mut books = Books::new(settings, keep);
+    let tracker = std::thread::scope(|scope| {
+        let (batches_tx, batches) = std::sync::mpsc::channel::<Vec<Holding>>();
+        let tracking = scope.spawn(move || {
+            let mut tracker = Tracker::new(settings, keep, bars);
+            for batch in batches {
+                for holding in batch {
+                    tracker.hold(holding);
+                }
+            }
+            tracker
+        });
+        let mut batch = Vec::with_capacity(BATCH);
+        for change in &changes {
+            if let Some(holding) = books.on_change(change) {
+                batch.push(holding);
+                if batch.len() == BATCH {
+                    let _ = batches_tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
+                }
+            }
+        }
+        let _ = batches_tx.send(batch);
+        drop(batches_tx);
+        tracking.join().expect("the tracking thread does not panic")
+    });
+    Ok(finish(books, tracker, bars))
+}
+
+fn finish(books: Books, tracker: Tracker, bars: &BarColumns) -> Outcome {
+    let (account, fills, fill_count) = books.finish(bars.close.last().copied());
+    let (perf, equity_curve) = tracker.finish();
+    Outcome {
+        performance: perf.report(&account, fill_count),
+        fills,
+        fill_count,
+        account,
+        equity_curve,
+    }
 }
 
 /// A bar at which the strategy's signal changes (flat to long, long to flat, alternately; it
@@ -64,57 +140,73 @@ pub struct Change {
 
 pub fn signal_changes(bars: &BarColumns, strategy: &StrategyConfig) -> Result<Vec<Change>, String> {
     strategy.validate()?;
-    let mut changes = ChangeList {
-        signal: Signal::Flat,
-        at: Vec::new(),
-    };
+    let mut changes = Vec::new();
     match *strategy {
-        StrategyConfig::SmaCross { short, long } => sma_cross(&bars.ts, &bars.close, short, long, &mut changes),
+        StrategyConfig::SmaCross { short, long } => {
+            sma_cross(&bars.ts, &bars.close, short, long, 0..bars.len(), &mut changes)
+        }
         _ => {
             let mut strategy = strategy.build()?;
+            let mut held = Signal::Flat;
             for i in 0..bars.len() {
                 let signal = strategy.on_bar(&bars.bar(i));
-                changes.on_bar(i, bars.ts[i], bars.close[i], signal);
+                if signal != held {
+                    held = signal;
+                    changes.on_change(i, bars.ts[i], bars.close[i]);
+                }
             }
         }
     }
-    Ok(changes.at)
+    Ok(changes)
 }
 
-/// Whatever takes the signal after each bar.
-trait SignalSink {
-    fn on_bar(&mut self, i: usize, ts: i64, close: i64, signal: Signal);
+/// Whatever takes the bars at which the signal changes (it starts flat and alternates).
+trait ChangeSink {
+    fn on_change(&mut self, bar: usize, ts: i64, close: i64);
 }
 
-struct ChangeList {
-    signal: Signal,
-    at: Vec<Change>,
-}
-
-impl SignalSink for ChangeList {
-    #[inline(always)]
-    fn on_bar(&mut self, bar: usize, ts: i64, close: i64, signal: Signal) {
-        if signal != self.signal {
-            self.signal = signal;
-            self.at.push(Change { bar, ts, close });
-        }
+impl ChangeSink for Vec<Change> {
+    #[inline]
+    fn on_change(&mut self, bar: usize, ts: i64, close: i64) {
+        self.push(Change { bar, ts, close });
     }
 }
 
-/// The SMA crossover over the close column: rolling sums, compared cross-multiplied
-/// (`long * sum_short > short * sum_long`), in `i64` when the data cannot overflow it.
-fn sma_cross(ts: &[i64], closes: &[i64], short: usize, long: usize, sink: &mut impl SignalSink) {
-    let max_close = closes.iter().copied().max().unwrap_or(0).max(0) as i128;
-    let fits_i64 = max_close * (long as i128) * (long as i128) < i64::MAX as i128;
+/// The SMA crossover over the close column, at the bars of `range`: rolling sums, compared
+/// cross-multiplied (`long * sum_short > short * sum_long`), in `i64` when the data cannot
+/// overflow it. Changes are reported against the signal at the bar before `range`.
+fn sma_cross(
+    ts: &[i64],
+    closes: &[i64],
+    short: usize,
+    long: usize,
+    range: std::ops::Range<usize>,
+    sink: &mut impl ChangeSink,
+) {
+    // An upper bound of the largest close read (at most twice it) in one cheap vectorised pass;
+    // a negative close (never in real data) sets the sign bit and takes the wide path.
+    let read = range.start.saturating_sub(long)..range.end.min(closes.len());
+    let bound = closes
+        .get(read)
+        .unwrap_or_default()
+        .iter()
+        .fold(0i64, |acc, &c| acc | c);
+    let fits_i64 = bound >= 0 && (bound as i128) * (long as i128) * (long as i128) < i64::MAX as i128;
     if fits_i64 {
-        sma_cross_with::<i64>(ts, closes, short, long, sink);
+        sma_cross_with::<i64>(ts, closes, short, long, range, sink);
     } else {
-        sma_cross_with::<i128>(ts, closes, short, long, sink);
+        sma_cross_with::<i128>(ts, closes, short, long, range, sink);
     }
 }
 
-fn sma_cross_with<T>(ts: &[i64], closes: &[i64], short: usize, long: usize, sink: &mut impl SignalSink)
-where
+fn sma_cross_with<T>(
+    ts: &[i64],
+    closes: &[i64],
+    short: usize,
+    long: usize,
+    range: std::ops::Range<usize>,
+    sink: &mut impl ChangeSink,
+) where
     T: Copy
         + From<i64>
         + PartialOrd
@@ -122,75 +214,144 @@ where
         + std::ops::Sub<Output = T>
         + std::ops::Mul<Output = T>,
 {
-    let n = closes.len().min(ts.len());
-    let (short_n, long_n) = (T::from(short as i64), T::from(long as i64));
-    let (mut sum_short, mut sum_long) = (T::from(0), T::from(0));
-    // Warm-up: the long average is not defined yet, so the signal is flat.
-    let warm_up = (long - 1).min(n);
-    for (i, &close) in closes[..warm_up].iter().enumerate() {
-        sum_short = sum_short + T::from(close);
-        if i >= short {
-            sum_short = sum_short - T::from(closes[i - short]);
-        }
-        sum_long = sum_long + T::from(close);
-        sink.on_bar(i, ts[i], close, Signal::Flat);
-    }
-    if n < long {
+    let n = closes.len().min(ts.len()).min(range.end);
+    // Until the long average is defined (bar `long - 1`) the signal is flat, as it starts.
+    let first = range.start.max(long - 1);
+    if first >= n {
         return;
     }
-    let signal = |sum_short: T, sum_long: T| {
-        if long_n * sum_short > short_n * sum_long {
-            Signal::Long
-        } else {
-            Signal::Flat
-        }
+    let (short_n, long_n) = (T::from(short as i64), T::from(long as i64));
+    let sum = |window: &[i64]| window.iter().fold(T::from(0), |acc, &c| acc + T::from(c));
+    // The sums over the windows ending at `first`, and the signal held before it.
+    let (mut sum_short, mut sum_long) = (
+        sum(&closes[first + 1 - short..=first]),
+        sum(&closes[first + 1 - long..=first]),
+    );
+    let is_long = |sum_short: T, sum_long: T| long_n * sum_short > short_n * sum_long;
+    let mut held_long = first >= long && {
+        let leaving = T::from(closes[first]);
+        is_long(
+            sum_short - leaving + T::from(closes[first - short]),
+            sum_long - leaving + T::from(closes[first - long]),
+        )
     };
-    // The first bar with both averages: nothing leaves the long window yet.
-    let first = long - 1;
-    sum_short = sum_short + T::from(closes[first]) - T::from(closes[first - short]);
-    sum_long = sum_long + T::from(closes[first]);
-    sink.on_bar(first, ts[first], closes[first], signal(sum_short, sum_long));
-    // Then each bar adds its close and drops the one leaving each window (no bounds checks;
-    // times are read along, as a stream, for the rare change).
-    let entering = closes[long..n].iter().zip(&ts[long..n]);
-    let leaving = closes[long - short..n - short].iter().zip(&closes[..n - long]);
-    for (k, ((&close, &t), (&out_short, &out_long))) in entering.zip(leaving).enumerate() {
-        sum_short = sum_short + T::from(close) - T::from(out_short);
-        sum_long = sum_long + T::from(close) - T::from(out_long);
-        sink.on_bar(long + k, t, close, signal(sum_short, sum_long));
+    if is_long(sum_short, sum_long) != held_long {
+        held_long = !held_long;
+        sink.on_change(first, ts[first], closes[first]);
+    }
+    // Each bar adds its close and drops the one leaving each window; the signal lives in a
+    // register and the sink hears only of changes (about one bar in seventeen on real data).
+    let from = first + 1;
+    if from >= n {
+        return;
+    }
+    let entering = &closes[from..n];
+    let leaving = closes[from - short..n - short]
+        .iter()
+        .zip(&closes[from - long..n - long]);
+    for (k, (&close, (&out_short, &out_long))) in entering.iter().zip(leaving).enumerate() {
+        sum_short = sum_short + (T::from(close) - T::from(out_short));
+        sum_long = sum_long + (T::from(close) - T::from(out_long));
+        let now_long = is_long(sum_short, sum_long);
+        if now_long != held_long {
+            held_long = now_long;
+            let bar = from + k;
+            sink.on_change(bar, ts[bar], close);
+        }
     }
 }
 
-/// The broker and the performance tracker, driven over the bars: between signal changes the
-/// position is fixed, so a flat stretch is one step for the tracker and a long one a tight loop.
-struct Simulator<'a> {
-    bars: &'a BarColumns,
-    broker: PaperBroker,
-    perf: PerfTracker,
-    decide_from_bar: u64,
-    signal: Signal,
+/// The account from a bar on, after a fill: all the tracker needs of the broker.
+#[derive(Copy, Clone, Debug)]
+struct Holding {
+    from_bar: usize,
     cash: f64,
     position: f64,
-    keep: Keep,
+}
+
+/// The paper broker acting on each change of the signal, at the bar's close.
+struct Books {
+    broker: PaperBroker,
+    decide_from_bar: u64,
+    signal: Signal,
+    keep_fills: bool,
     fills: Vec<Fill>,
     fill_count: u64,
+}
+
+impl Books {
+    fn new(settings: &Settings, keep: Keep) -> Self {
+        Self {
+            broker: PaperBroker::new(settings.broker.clone()),
+            decide_from_bar: settings.decide_from_bar,
+            signal: Signal::Flat,
+            keep_fills: keep.fills,
+            fills: Vec::new(),
+            fill_count: 0,
+        }
+    }
+
+    /// The new holding when the change brings a fill.
+    fn on_change(&mut self, &Change { bar, ts, close }: &Change) -> Option<Holding> {
+        let signal = match self.signal {
+            Signal::Flat => Signal::Long,
+            Signal::Long => Signal::Flat,
+        };
+        let change = signal.as_i8() - self.signal.as_i8();
+        self.signal = signal;
+        if (bar as u64) + 1 < self.decide_from_bar {
+            return None;
+        }
+        let price = to_decimal(close);
+        self.broker.mark(price);
+        let ts = Timestamp::from_secs(ts);
+        if self.keep_fills {
+            let (_order, fill) = self.broker.follow(change, ts, price)?;
+            self.fills.push(fill);
+        } else if !self.broker.follow_quietly(change, ts, price) {
+            return None;
+        }
+        self.fill_count += 1;
+        // The fill's own figures are these, trimmed; the conversion gives the same f64 for both.
+        let account = self.broker.account();
+        Some(Holding {
+            from_bar: bar,
+            cash: decimal_to_f64(account.cash()),
+            position: decimal_to_f64(account.position()),
+        })
+    }
+
+    /// The books marked at the last close, the fills kept and their count.
+    fn finish(mut self, last_close: Option<i64>) -> (Account, Vec<Fill>, u64) {
+        if let Some(last) = last_close {
+            self.broker.mark(to_decimal(last));
+        }
+        (self.broker.account().clone(), self.fills, self.fill_count)
+    }
+}
+
+/// The performance tracker fed every bar's equity: between fills the holding is fixed, so a
+/// flat stretch is one step and a long one a tight loop.
+struct Tracker<'a> {
+    closes: &'a [i64],
+    perf: PerfTracker,
+    holding: Holding,
+    keep_curve: bool,
     equity_curve: Vec<f64>,
 }
 
-impl<'a> Simulator<'a> {
+impl<'a> Tracker<'a> {
     fn new(settings: &Settings, keep: Keep, bars: &'a BarColumns) -> Self {
         let cash = settings.broker.initial_cash.to_f64().unwrap_or(0.0);
         Self {
-            bars,
-            broker: PaperBroker::new(settings.broker.clone()),
+            closes: &bars.close,
             perf: PerfTracker::new(cash, bars.interval),
-            decide_from_bar: settings.decide_from_bar,
-            signal: Signal::Flat,
-            cash,
-            position: 0.0,
-            keep,
-            fills: Vec::new(),
-            fill_count: 0,
+            holding: Holding {
+                from_bar: 0,
+                cash,
+                position: 0.0,
+            },
+            keep_curve: keep.equity_curve,
             equity_curve: if keep.equity_curve {
                 Vec::with_capacity(bars.len())
             } else {
@@ -199,23 +360,36 @@ impl<'a> Simulator<'a> {
         }
     }
 
-    /// Bars without a signal change: no order, the equity follows the close.
-    fn steady(&mut self, range: std::ops::Range<usize>) {
+    /// Tracks the bars up to the new holding's first, then holds it.
+    fn hold(&mut self, holding: Holding) {
+        self.track_to(holding.from_bar);
+        self.holding = holding;
+    }
+
+    fn finish(mut self) -> (PerfTracker, Vec<f64>) {
+        self.track_to(self.closes.len());
+        (self.perf, self.equity_curve)
+    }
+
+    /// The bars from the holding's start to `end` (exclusive), valued with the holding.
+    fn track_to(&mut self, end: usize) {
+        let range = self.holding.from_bar..end;
         if range.is_empty() {
             return;
         }
-        if self.position == 0.0 {
-            self.perf.on_flat_bars(range.len() as u64, self.cash);
-            if self.keep.equity_curve {
-                self.equity_curve.extend(std::iter::repeat_n(self.cash, range.len()));
+        let Holding { cash, position, .. } = self.holding;
+        self.holding.from_bar = end;
+        if position == 0.0 {
+            self.perf.on_flat_bars(range.len() as u64, cash);
+            if self.keep_curve {
+                self.equity_curve.extend(std::iter::repeat_n(cash, range.len()));
             }
             return;
         }
         // A local copy of the tracker stays in registers through the loop.
         let mut perf = self.perf.clone();
-        let (cash, position) = (self.cash, self.position);
-        let closes = &self.bars.close[range];
-        if self.keep.equity_curve {
+        let closes = &self.closes[range];
+        if self.keep_curve {
             for &close in closes {
                 let equity = cash + position * to_f64(close);
                 perf.on_bar(equity, true);
@@ -227,47 +401,6 @@ impl<'a> Simulator<'a> {
             }
         }
         self.perf = perf;
-    }
-
-    /// The bar at which the signal changes: the broker acts on it at the bar's close.
-    fn on_signal_change(&mut self, &Change { bar: i, ts, close }: &Change) {
-        let signal = match self.signal {
-            Signal::Flat => Signal::Long,
-            Signal::Long => Signal::Flat,
-        };
-        let change = signal.as_i8() - self.signal.as_i8();
-        self.signal = signal;
-        if i as u64 + 1 >= self.decide_from_bar {
-            let price = to_decimal(close);
-            self.broker.mark(price);
-            if let Some((_order, fill)) = self.broker.follow(change, Timestamp::from_secs(ts), price) {
-                self.cash = decimal_to_f64(fill.cash_after);
-                self.position = decimal_to_f64(fill.position_after);
-                self.fill_count += 1;
-                if self.keep.fills {
-                    self.fills.push(fill);
-                }
-            }
-        }
-        let equity = self.cash + self.position * to_f64(close);
-        self.perf.on_bar(equity, self.position != 0.0);
-        if self.keep.equity_curve {
-            self.equity_curve.push(equity);
-        }
-    }
-
-    fn finish(mut self) -> Outcome {
-        if let Some(&last) = self.bars.close.last() {
-            self.broker.mark(to_decimal(last));
-        }
-        let account = self.broker.account().clone();
-        Outcome {
-            performance: self.perf.report(&account, self.fill_count),
-            fills: self.fills,
-            fill_count: self.fill_count,
-            account,
-            equity_curve: self.equity_curve,
-        }
     }
 }
 
@@ -291,7 +424,7 @@ mod tests {
         BarColumns {
             interval: Interval::ONE_MINUTE,
             ts: (1..=closes.len() as i64).map(|i| i * 60).collect(),
-            close: closes.to_vec(),
+            close: closes.to_vec().into(),
             detail: None,
         }
     }
@@ -318,21 +451,82 @@ mod tests {
                 };
                 want.push(strategy.on_bar(&bar));
             }
-            let mut got = Recorder(Vec::new());
+            let mut changes = Vec::new();
             if round % 2 == 0 {
-                sma_cross_with::<i64>(&bars.ts, &bars.close, short, long, &mut got);
+                sma_cross_with::<i64>(&bars.ts, &bars.close, short, long, 0..n, &mut changes);
             } else {
-                sma_cross_with::<i128>(&bars.ts, &bars.close, short, long, &mut got);
+                sma_cross_with::<i128>(&bars.ts, &bars.close, short, long, 0..n, &mut changes);
             }
-            assert_eq!(got.0, want, "round {round}: {short}/{long} over {closes:?}");
+            // Every bar's signal, rebuilt from the changes.
+            let mut got = Vec::with_capacity(n);
+            let (mut signal, mut next) = (Signal::Flat, changes.iter().peekable());
+            for i in 0..n {
+                if let Some(change) = next.next_if(|c| c.bar == i) {
+                    assert_eq!((change.ts, change.close), (bars.ts[i], bars.close[i]));
+                    signal = match signal {
+                        Signal::Flat => Signal::Long,
+                        Signal::Long => Signal::Flat,
+                    };
+                }
+                got.push(signal);
+            }
+            assert_eq!(got, want, "round {round}: {short}/{long} over {closes:?}");
+            // The entry point picks the width by itself and agrees.
+            let mut picked = Vec::new();
+            sma_cross(&bars.ts, &bars.close, short, long, 0..n, &mut picked);
+            assert_eq!(picked, changes);
+            // Cut anywhere, the two parts make the same changes as the whole.
+            let cut = rng.random_range(0..=n);
+            let mut parts = Vec::new();
+            sma_cross(&bars.ts, &bars.close, short, long, 0..cut, &mut parts);
+            sma_cross(&bars.ts, &bars.close, short, long, cut..n, &mut parts);
+            assert_eq!(parts, changes, "cut at {cut}");
         }
     }
 
-    struct Recorder(Vec<Signal>);
-
-    impl SignalSink for Recorder {
-        fn on_bar(&mut self, _: usize, _: i64, _: i64, signal: Signal) {
-            self.0.push(signal);
+    /// Two cores, one core, with or without fill records: the same books and figures, to the bit.
+    #[test]
+    fn every_way_of_running_gives_the_same_outcome() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        // A random walk long enough for the two-core path, with prices of up to 8 decimals.
+        let mut price: i64 = 4_000_000_000_000;
+        let closes: Vec<i64> = (0..150_001)
+            .map(|_| {
+                price = (price + rng.random_range(-2_000_000_000..2_000_000_001)).max(100_000_000);
+                price + rng.random_range(0..100)
+            })
+            .collect();
+        let bars = columns(&closes);
+        let fee_rates = [Decimal::ZERO, Decimal::new(26, 4)];
+        for (sizing, fee_rate) in [
+            (Sizing::Seed, fee_rates[0]),
+            (Sizing::Fraction(Decimal::ONE), fee_rates[1]),
+        ] {
+            let settings = Settings {
+                broker: BrokerConfig {
+                    sizing,
+                    fee_rate,
+                    ..BrokerConfig::default()
+                },
+                decide_from_bar: 22,
+            };
+            let config = StrategyConfig::SmaCross { short: 7, long: 30 };
+            let all = Keep {
+                fills: true,
+                equity_curve: true,
+            };
+            let one = run(&bars, &config, &settings, all).unwrap();
+            assert!(one.fill_count > 1_000, "{}", one.fill_count);
+            for (cores, keep) in [(2, all), (2, Keep::default()), (1, Keep::default())] {
+                let other = run_on_cores(cores, &bars, &config, &settings, keep).unwrap();
+                assert_eq!(other.fill_count, one.fill_count);
+                assert_eq!(other.account, one.account);
+                assert_eq!(other.performance, one.performance, "{cores} cores, {keep:?}");
+                if keep.fills {
+                    assert_eq!(other.fills, one.fills);
+                    assert_eq!(other.equity_curve, one.equity_curve);
+                }
+            }
         }
     }
 

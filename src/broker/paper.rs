@@ -53,9 +53,21 @@ impl PaperBroker {
     /// Acts on a change of the strategy's signal at a bar's close, for the engine and the
     /// backtester alike: a rise (flat to long) enters, a fall exits.
     pub fn follow(&mut self, change: i8, ts: Timestamp, price: Decimal) -> Option<(Order, Fill)> {
+        let realized_before = self.account.realized_pnl();
+        let (fill, reason) = self.act(change, ts, price)?;
+        Some(self.record(fill, reason, realized_before))
+    }
+
+    /// `follow` for a caller that keeps no record of the trade (a backtest that reports only its
+    /// figures): the same books, without the order and fill records. True when it traded.
+    pub fn follow_quietly(&mut self, change: i8, ts: Timestamp, price: Decimal) -> bool {
+        self.act(change, ts, price).is_some()
+    }
+
+    fn act(&mut self, change: i8, ts: Timestamp, price: Decimal) -> Option<(Fill, OrderReason)> {
         match change.cmp(&0) {
-            std::cmp::Ordering::Greater => self.enter(ts, price),
-            std::cmp::Ordering::Less => self.exit(ts, price, OrderReason::Exit),
+            std::cmp::Ordering::Greater => Some((self.book_entry(ts, price)?, OrderReason::Entry)),
+            std::cmp::Ordering::Less => Some((self.book_exit(ts, price)?, OrderReason::Exit)),
             std::cmp::Ordering::Equal => None,
         }
     }
@@ -63,22 +75,34 @@ impl PaperBroker {
     /// Buys per the sizing rule at `price` (and marks the account there). `None` when the
     /// price is not positive or the quantity comes to 0 or is unaffordable.
     pub fn enter(&mut self, ts: Timestamp, price: Decimal) -> Option<(Order, Fill)> {
-        if price <= Decimal::ZERO {
-            return None;
-        }
-        self.account.mark(price);
-        let qty = self.buy_qty(price)?;
-        self.execute(ts, Side::Buy, qty, price, OrderReason::Entry)
+        let realized_before = self.account.realized_pnl();
+        let fill = self.book_entry(ts, price)?;
+        Some(self.record(fill, OrderReason::Entry, realized_before))
     }
 
     /// Sells the whole position at `price`. `None` when there is nothing to sell (the seed's
     /// sell of an empty position is not a trade) or the price is not positive.
     pub fn exit(&mut self, ts: Timestamp, price: Decimal, reason: OrderReason) -> Option<(Order, Fill)> {
+        let realized_before = self.account.realized_pnl();
+        let fill = self.book_exit(ts, price)?;
+        Some(self.record(fill, reason, realized_before))
+    }
+
+    fn book_entry(&mut self, ts: Timestamp, price: Decimal) -> Option<Fill> {
+        if price <= Decimal::ZERO {
+            return None;
+        }
+        self.account.mark(price);
+        let qty = self.buy_qty(price)?;
+        self.book(ts, Side::Buy, qty, price)
+    }
+
+    fn book_exit(&mut self, ts: Timestamp, price: Decimal) -> Option<Fill> {
         let qty = self.account.position();
         if qty <= Decimal::ZERO || price <= Decimal::ZERO {
             return None;
         }
-        self.execute(ts, Side::Sell, qty, price, reason)
+        self.book(ts, Side::Sell, qty, price)
     }
 
     fn buy_qty(&self, price: Decimal) -> Option<Decimal> {
@@ -124,21 +148,19 @@ impl PaperBroker {
         qty.checked_div(step)?.floor().checked_mul(step)
     }
 
-    fn execute(
-        &mut self,
-        ts: Timestamp,
-        side: Side,
-        qty: Decimal,
-        price: Decimal,
-        reason: OrderReason,
-    ) -> Option<(Order, Fill)> {
+    /// Books a trade on the account and returns its fill, the `*_after` fields not yet set.
+    fn book(&mut self, ts: Timestamp, side: Side, qty: Decimal, price: Decimal) -> Option<Fill> {
         // Products carry the sum of their factors' scales: trailing zeros are dropped so that
         // records read like the reference (`99903.28`, not `99903.280`).
         let qty = trim(qty);
-        let fee = trim(qty.checked_mul(price)?.checked_mul(self.config.fee_rate)?);
+        let fee = if self.config.fee_rate.is_zero() {
+            Decimal::ZERO
+        } else {
+            trim(qty.checked_mul(price)?.checked_mul(self.config.fee_rate)?)
+        };
         let id = self.next_order_id;
         self.next_order_id = id.checked_add(1)?;
-        let mut fill = Fill {
+        let fill = Fill {
             order_id: id,
             ts,
             side,
@@ -151,19 +173,23 @@ impl PaperBroker {
         };
         // The account alone does the bookkeeping; the fill records its outcome, so replaying
         // fills on a restart rebuilds the same books.
-        let realized_before = self.account.realized_pnl();
         self.account.apply(&fill);
+        Some(fill)
+    }
+
+    /// The order and the fill with the books' state after it.
+    fn record(&self, mut fill: Fill, reason: OrderReason, realized_before: Decimal) -> (Order, Fill) {
         fill.cash_after = trim(self.account.cash());
         fill.position_after = trim(self.account.position());
         fill.realized_pnl = trim(self.account.realized_pnl() - realized_before);
         let order = Order {
-            id,
-            ts,
-            side,
-            qty,
+            id: fill.order_id,
+            ts: fill.ts,
+            side: fill.side,
+            qty: fill.qty,
             reason,
         };
-        Some((order, fill))
+        (order, fill)
     }
 }
 
@@ -173,7 +199,18 @@ pub fn trim(d: Decimal) -> Decimal {
     let Ok(mut mantissa) = i64::try_from(d.mantissa()) else {
         return d.normalize();
     };
+    if mantissa == 0 {
+        return Decimal::ZERO;
+    }
     let mut scale = d.scale();
+    // Zeros are stripped eight, four, two, then one at a time: a price such as 46377 held in
+    // units of 1e-8 has eight.
+    for (zeros, power) in [(8, 100_000_000), (4, 10_000), (2, 100)] {
+        while scale >= zeros && mantissa % power == 0 {
+            mantissa /= power;
+            scale -= zeros;
+        }
+    }
     while scale > 0 && mantissa % 10 == 0 {
         mantissa /= 10;
         scale -= 1;
@@ -217,6 +254,14 @@ fn div_round_half_even_i128(num: Decimal, den: Decimal) -> Option<Decimal> {
     let d = den.mantissa().checked_mul(10i128.checked_pow(num.scale())?)?;
     if d <= 0 {
         return None;
+    }
+    // One machine division when both fit 64 bits, as cash and prices do (an `i128` division
+    // and remainder are library calls several times dearer).
+    if let (Ok(n), Ok(d)) = (u64::try_from(n), u64::try_from(d)) {
+        let (quotient, remainder) = (n / d, n % d);
+        let rounded =
+            quotient + u64::from(remainder > d - remainder || (remainder == d - remainder && quotient % 2 != 0));
+        return Decimal::try_from_i128_with_scale(i128::from(rounded), 0).ok();
     }
     let (quotient, remainder) = (n.div_euclid(d), n.rem_euclid(d));
     let twice = remainder.checked_mul(2)?;
