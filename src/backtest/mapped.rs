@@ -13,11 +13,13 @@ use std::sync::Arc;
 
 use memmap2::{Mmap, MmapOptions};
 
-/// The whole file, mapped read-only; `None` for an empty file, which cannot be mapped. With
+/// The whole file, mapped read-only; `None` for an empty file, which cannot be mapped, and for
+/// anything but a regular file (a pipe, a device), which the caller reads as a stream. With
 /// `populate` its page-table entries are made at once (one system call rather than a fault per
 /// 64 KiB).
 pub fn map(file: &File, populate: bool) -> io::Result<Option<Arc<Mmap>>> {
-    if file.metadata()?.len() == 0 {
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.len() == 0 {
         return Ok(None);
     }
     let mut options = MmapOptions::new();
