@@ -107,7 +107,9 @@ pub fn read(cache: &Path, key: CacheKey, detail: bool) -> io::Result<Option<BarC
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let Some(map) = mapped::map(&file, true)? else {
+    // Pages are mapped as they are first read: a backtest that keeps no fills never reads the
+    // time column, and mapping it up front would cost more than the faults it saves.
+    let Some(map) = mapped::map(&file, false)? else {
         return Ok(None);
     };
     let Some(header) = map

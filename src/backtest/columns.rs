@@ -7,7 +7,6 @@ use std::sync::Arc;
 use bytemuck::Pod;
 use memmap2::Mmap;
 use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
 
 use crate::market::{Bar, Interval, Timestamp};
 
@@ -229,29 +228,15 @@ pub fn to_fixed(d: Decimal) -> Option<i64> {
 
 /// A fixed-point value as the shortest exact decimal (`465269000000` -> `4652.69`).
 pub fn to_decimal(units: i64) -> Decimal {
-    crate::broker::paper::trim(Decimal::new(units, SCALE))
+    to_amount(units)
 }
 
-/// A decimal as the nearest f64, cheaply when its mantissa is below 2^53 and its scale at most
-/// 22 (one correctly rounded division of two exact f64s); for statistics only. The result
-/// depends on the value alone, not on trailing zeros: a value the cheap way cannot take is
-/// trimmed and tried again before the general conversion.
-pub fn decimal_to_f64(d: Decimal) -> f64 {
-    exact_to_f64(d).unwrap_or_else(|| {
-        let trimmed = crate::broker::paper::trim(d);
-        exact_to_f64(trimmed).unwrap_or_else(|| trimmed.to_f64().unwrap_or(f64::NAN))
-    })
+/// `to_decimal` in any of the books' number types.
+pub fn to_amount<A: crate::broker::Amount>(units: i64) -> A {
+    A::new(units, SCALE).trim()
 }
 
-fn exact_to_f64(d: Decimal) -> Option<f64> {
-    const POW10: [f64; 23] = [
-        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
-        1e20, 1e21, 1e22,
-    ];
-    let mantissa = d.mantissa();
-    let scale = d.scale() as usize;
-    (mantissa.unsigned_abs() < (1u128 << 53) && scale < POW10.len()).then(|| (mantissa as i64) as f64 / POW10[scale])
-}
+pub use crate::broker::amount::decimal_to_f64;
 
 /// For statistics and charts only.
 #[inline]

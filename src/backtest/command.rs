@@ -96,7 +96,8 @@ pub fn execute(args: BacktestArgs, data_dir: &Path, quiet: bool) -> Result<(), A
         write_file(path, |out| out.write_all(html.as_bytes()))?;
     }
 
-    let mut stdout = std::io::stdout().lock();
+    // One write at the end, not one per line.
+    let mut stdout = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
     let printed = match sweep {
         None if args.json => summary::print_json(&mut stdout, &single),
         None => summary::print_single(&mut stdout, &single),

@@ -409,43 +409,45 @@ impl Cursor<'_> {
     #[inline(always)]
     fn number(&mut self, end: u8, round_extra_decimals: bool) -> Option<i64> {
         let (whole, whole_digits) = self.digit_run(MAX_WHOLE_DIGITS)?;
-        let mut frac: i64 = 0;
-        let mut frac_digits = 0usize;
-        // The first dropped decimal, and whether any later one is not zero.
-        let (mut first_dropped, mut sticky) = (0u8, false);
-        if self.text.get(self.pos) == Some(&b'.') {
-            self.pos += 1;
-            let digits_from = self.pos;
-            (frac, frac_digits) = self.digits8();
-            // Decimals past the eighth, one by one (rare: float noise in volumes).
-            while frac_digits >= 8 {
-                match self.text.get(self.pos) {
-                    Some(&b) if b.is_ascii_digit() => {
-                        if frac_digits == 8 {
-                            first_dropped = b - b'0';
-                        } else {
-                            sticky |= b != b'0';
-                        }
-                        frac_digits += 1;
-                        self.pos += 1;
-                    }
-                    _ => break,
-                }
-            }
-            let too_long = self.pos - digits_from > MAX_DECIMALS;
-            if frac_digits == 0 || too_long || (frac_digits > SCALE as usize && !round_extra_decimals) {
-                return None;
-            }
-        }
-        if whole_digits == 0 || !self.terminate(end) {
+        if whole_digits == 0 {
             return None;
         }
-        let kept = frac_digits.min(SCALE as usize);
-        let mut value = whole * UNIT + frac * POW10[SCALE as usize - kept];
-        if first_dropped > 5 || (first_dropped == 5 && (sticky || value % 2 == 1)) {
-            value += 1;
+        let mut value = whole * UNIT;
+        if self.text.get(self.pos) == Some(&b'.') {
+            self.pos += 1;
+            let (frac, frac_digits) = self.digits8();
+            value += match frac_digits {
+                0 => return None,
+                1..8 => frac * POW10[SCALE as usize - frac_digits],
+                _ => self.past_the_eighth_decimal(frac, round_extra_decimals)?,
+            };
         }
-        Some(value)
+        self.terminate(end).then_some(value)
+    }
+
+    /// Eight decimals read (`frac`, in 1e-8 units); any more are rounded half to even when
+    /// `round` allows them (float noise in volumes), else refused. Rare, so kept out of line.
+    #[cold]
+    #[inline(never)]
+    fn past_the_eighth_decimal(&mut self, frac: i64, round: bool) -> Option<i64> {
+        let digits_from = self.pos;
+        // The first dropped decimal, and whether any later one is not zero.
+        let (mut first_dropped, mut sticky) = (None, false);
+        while let Some(&b) = self.text.get(self.pos).filter(|b| b.is_ascii_digit()) {
+            match first_dropped {
+                None => first_dropped = Some(b - b'0'),
+                Some(_) => sticky |= b != b'0',
+            }
+            self.pos += 1;
+        }
+        let Some(first_dropped) = first_dropped else {
+            return Some(frac);
+        };
+        if !round || SCALE as usize + (self.pos - digits_from) > MAX_DECIMALS {
+            return None;
+        }
+        let up = first_dropped > 5 || (first_dropped == 5 && (sticky || frac % 2 == 1));
+        Some(frac + i64::from(up))
     }
 }
 

@@ -6,8 +6,8 @@
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
-use super::columns::{BarColumns, decimal_to_f64, to_decimal, to_f64};
-use crate::broker::{Account, BrokerConfig, Fill, PaperBroker};
+use super::columns::{BarColumns, to_amount, to_decimal, to_f64};
+use crate::broker::{Account, BrokerConfig, FastDecimal, Fill, PaperBroker};
 use crate::market::Timestamp;
 use crate::perf::{PerfTracker, Performance};
 use crate::strategy::{Signal, StrategyConfig};
@@ -42,7 +42,7 @@ pub struct Outcome {
 /// Runs `strategy` over `bars` on this thread (a sweep runs many at once, one per core).
 pub fn run(bars: &BarColumns, strategy: &StrategyConfig, settings: &Settings, keep: Keep) -> Result<Outcome, String> {
     let changes = signal_changes(bars, strategy)?;
-    let mut books = Books::new(settings, keep);
+    let mut books = Books::new(settings, keep, bars);
     let mut tracker = Tracker::new(settings, keep, bars);
     for change in &changes {
         if let Some(holding) = books.on_change(change) {
@@ -52,9 +52,9 @@ pub fn run(bars: &BarColumns, strategy: &StrategyConfig, settings: &Settings, ke
     Ok(finish(books, tracker, bars))
 }
 
-/// `run` on up to two cores, with the same outcome: the SMA crossover's signal is computed in
-/// two halves at once, then the broker and the performance tracker run side by side, the
-/// tracker taking each new holding as the broker makes it.
+/// `run` on up to two cores, with the same outcome. One helper thread computes the second half
+/// of the SMA crossover's signal while this thread computes the first, then becomes the
+/// performance tracker, taking holdings in batches as this thread's broker makes them.
 pub fn run_on_cores(
     cores: usize,
     bars: &BarColumns,
@@ -62,59 +62,89 @@ pub fn run_on_cores(
     settings: &Settings,
     keep: Keep,
 ) -> Result<Outcome, String> {
-    // Below this the threads cost more than they save.
+    // Below this the thread costs more than it saves.
     const MIN_BARS: usize = 100_000;
+    // One message per fill would cost more than the fill.
+    const BATCH: usize = 1_024;
     if cores < 2 || bars.len() < MIN_BARS {
         return run(bars, strategy, settings, keep);
     }
-    let changes = match *strategy {
+    let (sma, whole_signal) = match *strategy {
         StrategyConfig::SmaCross { short, long } => {
             strategy.validate()?;
-            let mid = bars.len() / 2;
-            let (first, second) = std::thread::scope(|scope| {
-                let second = scope.spawn(|| {
-                    let mut changes = Vec::new();
-                    sma_cross(&bars.ts, &bars.close, short, long, mid..bars.len(), &mut changes);
-                    changes
-                });
-                let mut first = Vec::new();
-                sma_cross(&bars.ts, &bars.close, short, long, 0..mid, &mut first);
-                (first, second.join().expect("the signal thread does not panic"))
-            });
-            let mut changes = first;
-            changes.extend(second);
-            changes
+            (Some((short, long)), Vec::new())
         }
-        _ => signal_changes(bars, strategy)?,
+        // Bar by bar through the trait: one pass, here.
+        _ => (None, signal_changes(bars, strategy)?),
     };
-    // Holdings go to the tracker in batches: one message per fill would cost more than the fill.
-    const BATCH: usize = 2_048;
-    let mut books = Books::new(settings, keep);
+    let split = if sma.is_some() { bars.len() / 2 } else { bars.len() };
+    let mut books = Books::new(settings, keep, bars);
     let tracker = std::thread::scope(|scope| {
-        let (batches_tx, batches) = std::sync::mpsc::channel::<Vec<Holding>>();
-        let tracking = scope.spawn(move || {
+        let (second_half_tx, second_half) = std::sync::mpsc::channel::<Vec<Change>>();
+        let (holdings_tx, holdings) = std::sync::mpsc::channel::<Vec<Holding>>();
+        let helper = scope.spawn(move || {
+            if let Some((short, long)) = sma {
+                let mut changes = Vec::new();
+                sma_cross(&bars.close, short, long, split..bars.len(), &mut changes);
+                let _ = second_half_tx.send(changes);
+            }
+            drop(second_half_tx);
             let mut tracker = Tracker::new(settings, keep, bars);
-            for batch in batches {
+            while let Some(batch) = spin_recv(&holdings) {
                 for holding in batch {
                     tracker.hold(holding);
                 }
             }
             tracker
         });
+        let first_half = match sma {
+            Some((short, long)) => {
+                let mut changes = Vec::new();
+                sma_cross(&bars.close, short, long, 0..split, &mut changes);
+                changes
+            }
+            None => whole_signal,
+        };
         let mut batch = Vec::with_capacity(BATCH);
-        for change in &changes {
-            if let Some(holding) = books.on_change(change) {
-                batch.push(holding);
-                if batch.len() == BATCH {
-                    let _ = batches_tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
+        let mut book = |changes: &[Change]| {
+            for change in changes {
+                if let Some(holding) = books.on_change(change) {
+                    batch.push(holding);
+                    if batch.len() == BATCH {
+                        let _ = holdings_tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
+                    }
                 }
             }
+        };
+        book(&first_half);
+        // The helper's half is usually there by the time the first is booked.
+        while let Some(changes) = spin_recv(&second_half) {
+            book(&changes);
         }
-        let _ = batches_tx.send(batch);
-        drop(batches_tx);
-        tracking.join().expect("the tracking thread does not panic")
+        let _ = holdings_tx.send(batch);
+        drop(holdings_tx);
+        helper.join().expect("the helper thread does not panic")
     });
     Ok(finish(books, tracker, bars))
+}
+
+/// The next message, or `None` once the sender is gone. It spins, then yields, rather than
+/// sleeps: the sender is busy on the other core, and waking a sleeping thread (in a VM, a
+/// sleeping virtual CPU) takes longer than a batch does.
+fn spin_recv<T>(from: &std::sync::mpsc::Receiver<T>) -> Option<T> {
+    use std::sync::mpsc::TryRecvError;
+    let mut spins = 0u32;
+    loop {
+        match from.try_recv() {
+            Ok(message) => return Some(message),
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) if spins < 1 << 12 => {
+                spins += 1;
+                std::hint::spin_loop();
+            }
+            Err(TryRecvError::Empty) => std::thread::yield_now(),
+        }
+    }
 }
 
 fn finish(books: Books, tracker: Tracker, bars: &BarColumns) -> Outcome {
@@ -130,11 +160,11 @@ fn finish(books: Books, tracker: Tracker, bars: &BarColumns) -> Outcome {
 }
 
 /// A bar at which the strategy's signal changes (flat to long, long to flat, alternately; it
-/// starts flat), with its time and close taken while the columns are being read anyway.
+/// starts flat), with its close taken while the column is being read anyway. Its time is read
+/// only for a fill's record: a backtest that keeps none never touches the time column.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Change {
     pub bar: usize,
-    pub ts: i64,
     pub close: i64,
 }
 
@@ -142,9 +172,7 @@ pub fn signal_changes(bars: &BarColumns, strategy: &StrategyConfig) -> Result<Ve
     strategy.validate()?;
     let mut changes = Vec::new();
     match *strategy {
-        StrategyConfig::SmaCross { short, long } => {
-            sma_cross(&bars.ts, &bars.close, short, long, 0..bars.len(), &mut changes)
-        }
+        StrategyConfig::SmaCross { short, long } => sma_cross(&bars.close, short, long, 0..bars.len(), &mut changes),
         _ => {
             let mut strategy = strategy.build()?;
             let mut held = Signal::Flat;
@@ -152,7 +180,7 @@ pub fn signal_changes(bars: &BarColumns, strategy: &StrategyConfig) -> Result<Ve
                 let signal = strategy.on_bar(&bars.bar(i));
                 if signal != held {
                     held = signal;
-                    changes.on_change(i, bars.ts[i], bars.close[i]);
+                    changes.on_change(i, bars.close[i]);
                 }
             }
         }
@@ -162,27 +190,20 @@ pub fn signal_changes(bars: &BarColumns, strategy: &StrategyConfig) -> Result<Ve
 
 /// Whatever takes the bars at which the signal changes (it starts flat and alternates).
 trait ChangeSink {
-    fn on_change(&mut self, bar: usize, ts: i64, close: i64);
+    fn on_change(&mut self, bar: usize, close: i64);
 }
 
 impl ChangeSink for Vec<Change> {
     #[inline]
-    fn on_change(&mut self, bar: usize, ts: i64, close: i64) {
-        self.push(Change { bar, ts, close });
+    fn on_change(&mut self, bar: usize, close: i64) {
+        self.push(Change { bar, close });
     }
 }
 
 /// The SMA crossover over the close column, at the bars of `range`: rolling sums, compared
 /// cross-multiplied (`long * sum_short > short * sum_long`), in `i64` when the data cannot
 /// overflow it. Changes are reported against the signal at the bar before `range`.
-fn sma_cross(
-    ts: &[i64],
-    closes: &[i64],
-    short: usize,
-    long: usize,
-    range: std::ops::Range<usize>,
-    sink: &mut impl ChangeSink,
-) {
+fn sma_cross(closes: &[i64], short: usize, long: usize, range: std::ops::Range<usize>, sink: &mut impl ChangeSink) {
     // An upper bound of the largest close read (at most twice it) in one cheap vectorised pass;
     // a negative close (never in real data) sets the sign bit and takes the wide path.
     let read = range.start.saturating_sub(long)..range.end.min(closes.len());
@@ -193,14 +214,13 @@ fn sma_cross(
         .fold(0i64, |acc, &c| acc | c);
     let fits_i64 = bound >= 0 && (bound as i128) * (long as i128) * (long as i128) < i64::MAX as i128;
     if fits_i64 {
-        sma_cross_with::<i64>(ts, closes, short, long, range, sink);
+        sma_cross_with::<i64>(closes, short, long, range, sink);
     } else {
-        sma_cross_with::<i128>(ts, closes, short, long, range, sink);
+        sma_cross_with::<i128>(closes, short, long, range, sink);
     }
 }
 
 fn sma_cross_with<T>(
-    ts: &[i64],
     closes: &[i64],
     short: usize,
     long: usize,
@@ -214,7 +234,7 @@ fn sma_cross_with<T>(
         + std::ops::Sub<Output = T>
         + std::ops::Mul<Output = T>,
 {
-    let n = closes.len().min(ts.len()).min(range.end);
+    let n = closes.len().min(range.end);
     // Until the long average is defined (bar `long - 1`) the signal is flat, as it starts.
     let first = range.start.max(long - 1);
     if first >= n {
@@ -237,27 +257,36 @@ fn sma_cross_with<T>(
     };
     if is_long(sum_short, sum_long) != held_long {
         held_long = !held_long;
-        sink.on_change(first, ts[first], closes[first]);
+        sink.on_change(first, closes[first]);
     }
     // Each bar adds its close and drops the one leaving each window; the signal lives in a
-    // register and the sink hears only of changes (about one bar in seventeen on real data).
-    let from = first + 1;
-    if from >= n {
-        return;
-    }
-    let entering = &closes[from..n];
-    let leaving = closes[from - short..n - short]
-        .iter()
-        .zip(&closes[from - long..n - long]);
-    for (k, (&close, (&out_short, &out_long))) in entering.iter().zip(leaving).enumerate() {
-        sum_short = sum_short + (T::from(close) - T::from(out_short));
-        sum_long = sum_long + (T::from(close) - T::from(out_long));
-        let now_long = is_long(sum_short, sum_long);
-        if now_long != held_long {
+    // register. A change (about one bar in seventeen on real data) would be a mispredicted
+    // branch, so every bar writes its offset into a block's buffer and only a change advances
+    // it; the sink then hears of the block's changes.
+    const BLOCK: usize = 4096;
+    let mut offsets = [0u16; BLOCK];
+    let mut start = first + 1;
+    while start < n {
+        let end = (start + BLOCK).min(n);
+        let entering = &closes[start..end];
+        let len = entering.len();
+        let (out_short, out_long) = (&closes[start - short..][..len], &closes[start - long..][..len]);
+        let mut changes = 0;
+        for k in 0..len {
+            let close = T::from(entering[k]);
+            sum_short = sum_short + (close - T::from(out_short[k]));
+            sum_long = sum_long + (close - T::from(out_long[k]));
+            let now_long = is_long(sum_short, sum_long);
+            // (Never wraps: there are at most as many changes as bars in a block.)
+            offsets[changes & (BLOCK - 1)] = k as u16;
+            changes += usize::from(now_long != held_long);
             held_long = now_long;
-            let bar = from + k;
-            sink.on_change(bar, ts[bar], close);
         }
+        for &k in &offsets[..changes] {
+            let bar = start + usize::from(k);
+            sink.on_change(bar, closes[bar]);
+        }
+        start = end;
     }
 }
 
@@ -270,29 +299,42 @@ struct Holding {
 }
 
 /// The paper broker acting on each change of the signal, at the bar's close.
-struct Books {
-    broker: PaperBroker,
+struct Books<'a> {
+    times: &'a [i64],
+    broker: Broker,
     decide_from_bar: u64,
     signal: Signal,
-    keep_fills: bool,
-    fills: Vec<Fill>,
     fill_count: u64,
 }
 
-impl Books {
-    fn new(settings: &Settings, keep: Keep) -> Self {
+enum Broker {
+    /// Every fill kept, in `Decimal` as every record is.
+    Recording { broker: PaperBroker, fills: Vec<Fill> },
+    /// Only the books, kept in `FastDecimal`: the same values, several times faster.
+    Quiet(PaperBroker<FastDecimal>),
+}
+
+impl<'a> Books<'a> {
+    fn new(settings: &Settings, keep: Keep, bars: &'a BarColumns) -> Self {
+        let config = settings.broker.clone();
         Self {
-            broker: PaperBroker::new(settings.broker.clone()),
+            times: &bars.ts,
+            broker: if keep.fills {
+                Broker::Recording {
+                    broker: PaperBroker::new(config),
+                    fills: Vec::new(),
+                }
+            } else {
+                Broker::Quiet(PaperBroker::new(config))
+            },
             decide_from_bar: settings.decide_from_bar,
             signal: Signal::Flat,
-            keep_fills: keep.fills,
-            fills: Vec::new(),
             fill_count: 0,
         }
     }
 
     /// The new holding when the change brings a fill.
-    fn on_change(&mut self, &Change { bar, ts, close }: &Change) -> Option<Holding> {
+    fn on_change(&mut self, &Change { bar, close }: &Change) -> Option<Holding> {
         let signal = match self.signal {
             Signal::Flat => Signal::Long,
             Signal::Long => Signal::Flat,
@@ -302,31 +344,50 @@ impl Books {
         if (bar as u64) + 1 < self.decide_from_bar {
             return None;
         }
-        let price = to_decimal(close);
-        self.broker.mark(price);
-        let ts = Timestamp::from_secs(ts);
-        if self.keep_fills {
-            let (_order, fill) = self.broker.follow(change, ts, price)?;
-            self.fills.push(fill);
-        } else if !self.broker.follow_quietly(change, ts, price) {
-            return None;
-        }
+        let holding = match &mut self.broker {
+            Broker::Recording { broker, fills } => {
+                let price = to_decimal(close);
+                broker.mark(price);
+                let ts = Timestamp::from_secs(self.times[bar]);
+                let (_order, fill) = broker.follow(change, ts, price)?;
+                fills.push(fill);
+                Holding::of(broker.account(), bar)
+            }
+            Broker::Quiet(broker) => {
+                let price = to_amount(close);
+                broker.mark(price);
+                if !broker.follow_quietly(change, price) {
+                    return None;
+                }
+                Holding::of(broker.account(), bar)
+            }
+        };
         self.fill_count += 1;
-        // The fill's own figures are these, trimmed; the conversion gives the same f64 for both.
-        let account = self.broker.account();
-        Some(Holding {
-            from_bar: bar,
-            cash: decimal_to_f64(account.cash()),
-            position: decimal_to_f64(account.position()),
-        })
+        Some(holding)
     }
 
     /// The books marked at the last close, the fills kept and their count.
-    fn finish(mut self, last_close: Option<i64>) -> (Account, Vec<Fill>, u64) {
+    fn finish(self, last_close: Option<i64>) -> (Account, Vec<Fill>, u64) {
+        let (mut account, fills) = match self.broker {
+            Broker::Recording { broker, fills } => (broker.account().clone(), fills),
+            Broker::Quiet(broker) => (broker.account().to_decimal(), Vec::new()),
+        };
         if let Some(last) = last_close {
-            self.broker.mark(to_decimal(last));
+            account.mark(to_decimal(last));
         }
-        (self.broker.account().clone(), self.fills, self.fill_count)
+        (account, fills, self.fill_count)
+    }
+}
+
+impl Holding {
+    /// The account from `bar` on. The fill's own figures are these, trimmed; the conversion
+    /// gives the same f64 for both.
+    fn of<A: crate::broker::Amount>(account: &Account<A>, bar: usize) -> Self {
+        Holding {
+            from_bar: bar,
+            cash: account.cash().to_f64(),
+            position: account.position().to_f64(),
+        }
     }
 }
 
@@ -453,16 +514,16 @@ mod tests {
             }
             let mut changes = Vec::new();
             if round % 2 == 0 {
-                sma_cross_with::<i64>(&bars.ts, &bars.close, short, long, 0..n, &mut changes);
+                sma_cross_with::<i64>(&bars.close, short, long, 0..n, &mut changes);
             } else {
-                sma_cross_with::<i128>(&bars.ts, &bars.close, short, long, 0..n, &mut changes);
+                sma_cross_with::<i128>(&bars.close, short, long, 0..n, &mut changes);
             }
             // Every bar's signal, rebuilt from the changes.
             let mut got = Vec::with_capacity(n);
             let (mut signal, mut next) = (Signal::Flat, changes.iter().peekable());
             for i in 0..n {
                 if let Some(change) = next.next_if(|c| c.bar == i) {
-                    assert_eq!((change.ts, change.close), (bars.ts[i], bars.close[i]));
+                    assert_eq!(change.close, bars.close[i]);
                     signal = match signal {
                         Signal::Flat => Signal::Long,
                         Signal::Long => Signal::Flat,
@@ -473,13 +534,13 @@ mod tests {
             assert_eq!(got, want, "round {round}: {short}/{long} over {closes:?}");
             // The entry point picks the width by itself and agrees.
             let mut picked = Vec::new();
-            sma_cross(&bars.ts, &bars.close, short, long, 0..n, &mut picked);
+            sma_cross(&bars.close, short, long, 0..n, &mut picked);
             assert_eq!(picked, changes);
             // Cut anywhere, the two parts make the same changes as the whole.
             let cut = rng.random_range(0..=n);
             let mut parts = Vec::new();
-            sma_cross(&bars.ts, &bars.close, short, long, 0..cut, &mut parts);
-            sma_cross(&bars.ts, &bars.close, short, long, cut..n, &mut parts);
+            sma_cross(&bars.close, short, long, 0..cut, &mut parts);
+            sma_cross(&bars.close, short, long, cut..n, &mut parts);
             assert_eq!(parts, changes, "cut at {cut}");
         }
     }
@@ -521,6 +582,8 @@ mod tests {
                 let other = run_on_cores(cores, &bars, &config, &settings, keep).unwrap();
                 assert_eq!(other.fill_count, one.fill_count);
                 assert_eq!(other.account, one.account);
+                // Scales too: the quiet books are kept in another number type.
+                assert_eq!(format!("{:?}", other.account), format!("{:?}", one.account));
                 assert_eq!(other.performance, one.performance, "{cores} cores, {keep:?}");
                 if keep.fills {
                     assert_eq!(other.fills, one.fills);

@@ -4,11 +4,13 @@
 //! realizes `proceeds - sell fee - basis of the part sold` and the identity
 //! `equity == initial_cash + realized_pnl + unrealized_pnl` holds exactly. Arithmetic
 //! saturates instead of panicking, so a corrupt stored fill cannot crash a restart; amounts
-//! of real money never come near `Decimal::MAX` (about 7.9e28).
+//! of real money never come near `Decimal::MAX` (about 7.9e28). The books are kept in any
+//! `Amount` (see `amount`): `Decimal` unless said otherwise.
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use super::amount::Amount;
 use super::order::Fill;
 use crate::market::{Side, Timestamp};
 
@@ -16,36 +18,21 @@ use crate::market::{Side, Timestamp};
 const BASIS_DP: u32 = 16;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Account {
-    initial_cash: Decimal,
-    cash: Decimal,
-    position: Decimal,
-    cost_basis: Decimal,
-    fees_paid: Decimal,
-    realized_pnl: Decimal,
-    last_price: Option<Decimal>,
+pub struct Account<A = Decimal> {
+    initial_cash: A,
+    cash: A,
+    position: A,
+    cost_basis: A,
+    fees_paid: A,
+    realized_pnl: A,
+    last_price: Option<A>,
     round_trips: u64,
     winning_round_trips: u64,
     /// P&L realized so far by the round trip still open (by partial sells).
-    open_trip_pnl: Decimal,
+    open_trip_pnl: A,
 }
 
 impl Account {
-    pub fn new(initial_cash: Decimal) -> Self {
-        Self {
-            initial_cash,
-            cash: initial_cash,
-            position: Decimal::ZERO,
-            cost_basis: Decimal::ZERO,
-            fees_paid: Decimal::ZERO,
-            realized_pnl: Decimal::ZERO,
-            last_price: None,
-            round_trips: 0,
-            winning_round_trips: 0,
-            open_trip_pnl: Decimal::ZERO,
-        }
-    }
-
     /// The books after replaying stored fills, as on a restart.
     pub fn rebuild<'a>(initial_cash: Decimal, fills: impl IntoIterator<Item = &'a Fill>) -> Self {
         let mut account = Self::new(initial_cash);
@@ -58,92 +45,7 @@ impl Account {
     /// Books a fill from its side, quantity, price and fee (its `*_after` fields are outputs of
     /// the broker, not inputs here). Marks the account at the fill price.
     pub fn apply(&mut self, fill: &Fill) {
-        let notional = fill.qty.saturating_mul(fill.price);
-        self.fees_paid = self.fees_paid.saturating_add(fill.fee);
-        self.last_price = Some(fill.price);
-        match fill.side {
-            Side::Buy => {
-                let cost = notional.saturating_add(fill.fee);
-                self.cash = self.cash.saturating_sub(cost);
-                self.position = self.position.saturating_add(fill.qty);
-                self.cost_basis = self.cost_basis.saturating_add(cost);
-            }
-            Side::Sell => {
-                let released = self.basis_of(fill.qty);
-                let proceeds = notional.saturating_sub(fill.fee);
-                let pnl = proceeds.saturating_sub(released);
-                self.cash = self.cash.saturating_add(proceeds);
-                self.position = self.position.saturating_sub(fill.qty);
-                self.cost_basis = self.cost_basis.saturating_sub(released);
-                self.realized_pnl = self.realized_pnl.saturating_add(pnl);
-                self.open_trip_pnl = self.open_trip_pnl.saturating_add(pnl);
-                if self.position <= Decimal::ZERO {
-                    self.close_round_trip();
-                }
-            }
-        }
-    }
-
-    /// Values the position at `price` from now on.
-    pub fn mark(&mut self, price: Decimal) {
-        self.last_price = Some(price);
-    }
-
-    pub fn initial_cash(&self) -> Decimal {
-        self.initial_cash
-    }
-    pub fn cash(&self) -> Decimal {
-        self.cash
-    }
-    pub fn position(&self) -> Decimal {
-        self.position
-    }
-    /// Cash spent on the open position, buy fees included.
-    pub fn cost_basis(&self) -> Decimal {
-        self.cost_basis
-    }
-    pub fn fees_paid(&self) -> Decimal {
-        self.fees_paid
-    }
-    pub fn realized_pnl(&self) -> Decimal {
-        self.realized_pnl
-    }
-    /// The last fill or mark price, `None` before either.
-    pub fn last_price(&self) -> Option<Decimal> {
-        self.last_price
-    }
-    /// Positions opened and fully closed.
-    pub fn round_trips(&self) -> u64 {
-        self.round_trips
-    }
-    /// Round trips whose sells realized more than they cost, fees included.
-    pub fn winning_round_trips(&self) -> u64 {
-        self.winning_round_trips
-    }
-
-    /// Average entry price including buy fees (the break-even price before the sell fee);
-    /// `None` when flat.
-    pub fn avg_entry(&self) -> Option<Decimal> {
-        if self.position <= Decimal::ZERO {
-            return None;
-        }
-        self.cost_basis.checked_div(self.position)
-    }
-
-    /// What the open position would realize at the last price, before the sell fee.
-    pub fn unrealized_pnl(&self) -> Decimal {
-        self.position_value().saturating_sub(self.cost_basis)
-    }
-
-    pub fn equity(&self) -> Decimal {
-        self.cash.saturating_add(self.position_value())
-    }
-
-    /// Gain on the starting cash, in percent.
-    pub fn return_pct(&self) -> Decimal {
-        let gain = self.equity().saturating_sub(self.initial_cash);
-        gain.checked_div(self.initial_cash)
-            .map_or(Decimal::ZERO, |r| r.saturating_mul(Decimal::ONE_HUNDRED))
+        self.book(fill.side, fill.qty, fill.price, fill.fee);
     }
 
     /// The figures with trailing zeros dropped (the values are unchanged).
@@ -160,28 +62,151 @@ impl Account {
             return_pct: self.return_pct().normalize(),
         }
     }
+}
 
-    fn position_value(&self) -> Decimal {
-        self.position.saturating_mul(self.last_price.unwrap_or(Decimal::ZERO))
+impl<A: Amount> Account<A> {
+    pub fn new(initial_cash: A) -> Self {
+        Self {
+            initial_cash,
+            cash: initial_cash,
+            position: A::ZERO,
+            cost_basis: A::ZERO,
+            fees_paid: A::ZERO,
+            realized_pnl: A::ZERO,
+            last_price: None,
+            round_trips: 0,
+            winning_round_trips: 0,
+            open_trip_pnl: A::ZERO,
+        }
+    }
+
+    /// The same books in `Decimal`.
+    pub fn to_decimal(&self) -> Account {
+        Account {
+            initial_cash: self.initial_cash.to_decimal(),
+            cash: self.cash.to_decimal(),
+            position: self.position.to_decimal(),
+            cost_basis: self.cost_basis.to_decimal(),
+            fees_paid: self.fees_paid.to_decimal(),
+            realized_pnl: self.realized_pnl.to_decimal(),
+            last_price: self.last_price.map(A::to_decimal),
+            round_trips: self.round_trips,
+            winning_round_trips: self.winning_round_trips,
+            open_trip_pnl: self.open_trip_pnl.to_decimal(),
+        }
+    }
+
+    /// Books a trade of `qty` at `price` paying `fee`, and marks the account at its price.
+    pub fn book(&mut self, side: Side, qty: A, price: A, fee: A) {
+        let notional = qty.saturating_mul(price);
+        self.fees_paid = self.fees_paid.saturating_add(fee);
+        self.last_price = Some(price);
+        match side {
+            Side::Buy => {
+                let cost = notional.saturating_add(fee);
+                self.cash = self.cash.saturating_sub(cost);
+                self.position = self.position.saturating_add(qty);
+                self.cost_basis = self.cost_basis.saturating_add(cost);
+            }
+            Side::Sell => {
+                let released = self.basis_of(qty);
+                let proceeds = notional.saturating_sub(fee);
+                let pnl = proceeds.saturating_sub(released);
+                self.cash = self.cash.saturating_add(proceeds);
+                self.position = self.position.saturating_sub(qty);
+                self.cost_basis = self.cost_basis.saturating_sub(released);
+                self.realized_pnl = self.realized_pnl.saturating_add(pnl);
+                self.open_trip_pnl = self.open_trip_pnl.saturating_add(pnl);
+                if self.position <= A::ZERO {
+                    self.close_round_trip();
+                }
+            }
+        }
+    }
+
+    /// Values the position at `price` from now on.
+    pub fn mark(&mut self, price: A) {
+        self.last_price = Some(price);
+    }
+
+    pub fn initial_cash(&self) -> A {
+        self.initial_cash
+    }
+    pub fn cash(&self) -> A {
+        self.cash
+    }
+    pub fn position(&self) -> A {
+        self.position
+    }
+    /// Cash spent on the open position, buy fees included.
+    pub fn cost_basis(&self) -> A {
+        self.cost_basis
+    }
+    pub fn fees_paid(&self) -> A {
+        self.fees_paid
+    }
+    pub fn realized_pnl(&self) -> A {
+        self.realized_pnl
+    }
+    /// The last fill or mark price, `None` before either.
+    pub fn last_price(&self) -> Option<A> {
+        self.last_price
+    }
+    /// Positions opened and fully closed.
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips
+    }
+    /// Round trips whose sells realized more than they cost, fees included.
+    pub fn winning_round_trips(&self) -> u64 {
+        self.winning_round_trips
+    }
+
+    /// Average entry price including buy fees (the break-even price before the sell fee);
+    /// `None` when flat.
+    pub fn avg_entry(&self) -> Option<A> {
+        if self.position <= A::ZERO {
+            return None;
+        }
+        self.cost_basis.checked_div(self.position)
+    }
+
+    /// What the open position would realize at the last price, before the sell fee.
+    pub fn unrealized_pnl(&self) -> A {
+        self.position_value().saturating_sub(self.cost_basis)
+    }
+
+    pub fn equity(&self) -> A {
+        self.cash.saturating_add(self.position_value())
+    }
+
+    /// Gain on the starting cash, in percent.
+    pub fn return_pct(&self) -> A {
+        let gain = self.equity().saturating_sub(self.initial_cash);
+        gain.checked_div(self.initial_cash)
+            .map_or(A::ZERO, |r| r.saturating_mul(A::new(100, 0)))
+    }
+
+    fn position_value(&self) -> A {
+        self.position.saturating_mul(self.last_price.unwrap_or(A::ZERO))
     }
 
     /// The part of the cost basis that selling `qty` releases: all of it when the sale closes
     /// the position (so the round trip's P&L is exact), else its pro-rata share.
-    fn basis_of(&self, qty: Decimal) -> Decimal {
+    fn basis_of(&self, qty: A) -> A {
         if qty >= self.position {
             return self.cost_basis;
         }
-        qty.checked_div(self.position).map_or(Decimal::ZERO, |share| {
+        qty.checked_div(self.position).map_or(A::ZERO, |share| {
             self.cost_basis.saturating_mul(share).round_dp(BASIS_DP)
         })
     }
 
     fn close_round_trip(&mut self) {
         self.round_trips += 1;
-        if self.open_trip_pnl > Decimal::ZERO {
+        if self.open_trip_pnl > A::ZERO {
             self.winning_round_trips += 1;
         }
-        self.open_trip_pnl = Decimal::ZERO;
+        self.open_trip_pnl = A::ZERO;
     }
 }
 

@@ -1,11 +1,13 @@
 //! Paper broker and account: exact money, explicit fees and sizing.
 
 pub mod account;
+pub mod amount;
 pub mod config;
 pub mod order;
 pub mod paper;
 
 pub use account::{Account, AccountSnapshot};
+pub use amount::{Amount, FastDecimal};
 pub use config::{BrokerConfig, Sizing};
 pub use order::{Fill, Order, OrderReason};
 pub use paper::PaperBroker;
