@@ -17,7 +17,7 @@ use crate::market::Interval;
 
 /// Big enough that a piece is worth a task, small enough that the cores share the work evenly
 /// and progress moves smoothly.
-const PIECE_BYTES: usize = 1 << 22;
+const PIECE_BYTES: usize = 1 << 20;
 /// Rows looked at to find the bar interval (as the general reader does).
 const INTERVAL_PROBE_ROWS: usize = 1_000;
 const HEADER: &[u8] = b"ts,open,high,low,close,volume";

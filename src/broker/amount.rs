@@ -396,6 +396,7 @@ impl Amount for FastDecimal {
 }
 
 impl PartialEq for FastDecimal {
+    #[inline(always)]
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == Ordering::Equal
     }
@@ -404,6 +405,7 @@ impl PartialEq for FastDecimal {
 impl Eq for FastDecimal {}
 
 impl PartialOrd for FastDecimal {
+    #[inline(always)]
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
@@ -411,38 +413,54 @@ impl PartialOrd for FastDecimal {
 
 impl Ord for FastDecimal {
     /// By value, as `Decimal` compares: `-0 == 0 == 0.00`.
-    #[inline]
+    #[inline(always)]
     fn cmp(&self, other: &Self) -> Ordering {
-        let sign = |d: &Self| match (d.magnitude(), d.negative()) {
-            (0, _) => 0,
-            (_, true) => -1,
-            _ => 1,
-        };
-        let (a, b) = (sign(self), sign(other));
+        let (a, b) = (self.signum(), other.signum());
         if a != b || a == 0 {
             return a.cmp(&b);
         }
         // Same sign, both non-zero: compare magnitudes at one scale.
-        let (sa, sb) = (self.scale_digits(), other.scale_digits());
-        let by_magnitude = match sa.cmp(&sb) {
-            Ordering::Equal => self.magnitude().cmp(&other.magnitude()),
-            Ordering::Less => rescaled_cmp(self.magnitude(), sb - sa, other.magnitude()),
-            Ordering::Greater => rescaled_cmp(other.magnitude(), sa - sb, self.magnitude()).reverse(),
+        let by_magnitude = if self.scale_digits() == other.scale_digits() {
+            self.magnitude().cmp(&other.magnitude())
+        } else {
+            self.cmp_rescaled_magnitudes(*other)
         };
         if a < 0 { by_magnitude.reverse() } else { by_magnitude }
     }
 }
 
-/// `magnitude * 10^digits` against `other`. A magnitude too big to rescale is the larger, the
-/// other being below 2^96.
-#[inline(always)]
-fn rescaled_cmp(magnitude: u128, digits: u32, other: u128) -> Ordering {
-    match u64::try_from(magnitude).ok().and_then(|m| widened(m, digits)) {
-        Some(up) => up.cmp(&other),
-        None => magnitude
-            .checked_mul(POW10[digits as usize])
-            .map_or(Ordering::Greater, |up| up.cmp(&other)),
+impl FastDecimal {
+    /// -1, 0 or 1, a zero of either sign being 0.
+    #[inline(always)]
+    fn signum(self) -> i8 {
+        let non_zero = i8::from(self.magnitude() != 0);
+        if self.negative() { -non_zero } else { non_zero }
     }
+
+    /// The magnitudes compared at the larger of the two (different) scales.
+    #[inline]
+    fn cmp_rescaled_magnitudes(self, other: Self) -> Ordering {
+        let (sa, sb) = (self.scale_digits(), other.scale_digits());
+        let (low, high, digits, flipped) = if sa < sb {
+            (self, other, sb - sa, false)
+        } else {
+            (other, self, sa - sb, true)
+        };
+        let by_magnitude = match low.small().and_then(|m| widened(m, digits)) {
+            Some(up) => up.cmp(&high.magnitude()),
+            None => rescaled_cmp_wide(low.magnitude(), digits, high.magnitude()),
+        };
+        if flipped { by_magnitude.reverse() } else { by_magnitude }
+    }
+}
+
+/// `magnitude * 10^digits` against `other` in full width. A magnitude too big to rescale is
+/// the larger, the other being below 2^96.
+#[cold]
+fn rescaled_cmp_wide(magnitude: u128, digits: u32, other: u128) -> Ordering {
+    magnitude
+        .checked_mul(POW10[digits as usize])
+        .map_or(Ordering::Greater, |up| up.cmp(&other))
 }
 
 #[cfg(test)]

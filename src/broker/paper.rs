@@ -255,18 +255,38 @@ fn div_round_half_even<A: Amount>(num: A, den: A) -> Option<A> {
 /// `div_round_half_even` in integer arithmetic, when both mantissas scaled to a common exponent
 /// fit an `i128` (money always does): `num / den = (n * 10^ds) / (d * 10^ns)`, exact.
 fn div_round_half_even_i128(num: i128, num_scale: u32, den: i128, den_scale: u32) -> Option<i128> {
+    // Cash and prices: both numbers scaled in 64-bit products, then one machine division (an
+    // `i128` division and remainder, or an overflow-checked `i128` product, is a library call
+    // several times dearer).
+    const POW10: [u64; 20] = {
+        let mut table = [1u64; 20];
+        let mut i = 1;
+        while i < table.len() {
+            table[i] = table[i - 1] * 10;
+            i += 1;
+        }
+        table
+    };
+    if let (Ok(n), Ok(d), Some(&up_n), Some(&up_d)) = (
+        u64::try_from(num),
+        u64::try_from(den),
+        POW10.get(den_scale as usize),
+        POW10.get(num_scale as usize),
+    ) {
+        let (n, d) = (u128::from(n) * u128::from(up_n), u128::from(d) * u128::from(up_d));
+        if let (Ok(n), Ok(d)) = (u64::try_from(n), u64::try_from(d))
+            && d > 0
+        {
+            return Some(i128::from(round_half_even_u64(n, d)));
+        }
+    }
     let n = num.checked_mul(10i128.checked_pow(den_scale)?)?;
     let d = den.checked_mul(10i128.checked_pow(num_scale)?)?;
     if d <= 0 {
         return None;
     }
-    // One machine division when both fit 64 bits, as cash and prices do (an `i128` division
-    // and remainder are library calls several times dearer).
     if let (Ok(n), Ok(d)) = (u64::try_from(n), u64::try_from(d)) {
-        let (quotient, remainder) = (n / d, n % d);
-        let rounded =
-            quotient + u64::from(remainder > d - remainder || (remainder == d - remainder && quotient % 2 != 0));
-        return Some(i128::from(rounded));
+        return Some(i128::from(round_half_even_u64(n, d)));
     }
     let (quotient, remainder) = (n.div_euclid(d), n.rem_euclid(d));
     let twice = remainder.checked_mul(2)?;
@@ -275,6 +295,13 @@ fn div_round_half_even_i128(num: i128, num_scale: u32, den: i128, den_scale: u32
     } else {
         Some(quotient)
     }
+}
+
+/// `n / d` rounded half to even; `d > 0`.
+#[inline]
+fn round_half_even_u64(n: u64, d: u64) -> u64 {
+    let (quotient, remainder) = (n / d, n % d);
+    quotient + u64::from(remainder > d - remainder || (remainder == d - remainder && quotient % 2 != 0))
 }
 
 #[cfg(test)]
