@@ -265,7 +265,12 @@ fn parse_lines(block: &[u8], with_trades: bool, out: Slices) -> bool {
             return false;
         };
         let volume_end = if with_trades { b',' } else { b'\n' };
-        let Some(volume) = cursor.volume(volume_end) else {
+        let volume = if detail {
+            cursor.volume::<true>(volume_end)
+        } else {
+            cursor.volume::<false>(volume_end)
+        };
+        let Some(volume) = volume else {
             return false;
         };
         let trades = if with_trades {
@@ -327,9 +332,10 @@ impl Cursor<'_> {
     }
 
     /// Up to 8 digits from the cursor, as (value, count). Eight bytes at a time (SWAR): one
-    /// load finds where the digits stop and three multiplications add them up.
+    /// load finds where the digits stop and three multiplications add them up (without
+    /// `VALUE`, for a field only checked, they are skipped and the value is 0).
     #[inline(always)]
-    fn digits8(&mut self) -> (i64, usize) {
+    fn digits8<const VALUE: bool>(&mut self) -> (i64, usize) {
         let Some(bytes) = self.text.get(self.pos..self.pos + 8) else {
             return self.digits8_slow();
         };
@@ -339,8 +345,9 @@ impl Cursor<'_> {
         // bytes after the first non-digit, which are not used.
         let non_digits = (chunk.wrapping_add(0x4646_4646_4646_4646) | values) & 0x8080_8080_8080_8080;
         let count = (non_digits.trailing_zeros() / 8) as usize;
-        if count == 0 {
-            return (0, 0);
+        if count == 0 || !VALUE {
+            self.pos += count;
+            return (0, count);
         }
         // The digits move to the top bytes (the first is the most significant), zeros before.
         let v = values << (8 * (8 - count));
@@ -369,11 +376,11 @@ impl Cursor<'_> {
 
     /// A run of at most `max` digits (max <= 18), as (value, count); `None` when longer.
     #[inline(always)]
-    fn digit_run(&mut self, max: usize) -> Option<(i64, usize)> {
-        let (mut value, mut count) = self.digits8();
+    fn digit_run<const VALUE: bool>(&mut self, max: usize) -> Option<(i64, usize)> {
+        let (mut value, mut count) = self.digits8::<VALUE>();
         let mut last = count;
         while last == 8 {
-            let (more, n) = self.digits8();
+            let (more, n) = self.digits8::<VALUE>();
             if count + n > max {
                 return None;
             }
@@ -387,7 +394,7 @@ impl Cursor<'_> {
     /// Plain digits (at most 18).
     #[inline(always)]
     fn uint(&mut self, end: u8) -> Option<i64> {
-        let (value, digits) = self.digit_run(18)?;
+        let (value, digits) = self.digit_run::<true>(18)?;
         (digits > 0 && self.terminate(end)).then_some(value)
     }
 
@@ -395,27 +402,28 @@ impl Cursor<'_> {
     /// 1e-8 units.
     #[inline(always)]
     fn fixed(&mut self, end: u8) -> Option<i64> {
-        self.number(end, false)
+        self.number::<true>(end, false)
     }
 
     /// A volume: as a price, but decimals past the 8th are rounded half to even (volume is only
     /// shown, and the general path rounds it the same way); float noise such as
-    /// `218102.59507500002` is common in exported data.
+    /// `218102.59507500002` is common in exported data. Without `VALUE` it is only checked
+    /// (and 0 is returned): a backtest without a report keeps no volumes.
     #[inline(always)]
-    fn volume(&mut self, end: u8) -> Option<i64> {
-        self.number(end, true)
+    fn volume<const VALUE: bool>(&mut self, end: u8) -> Option<i64> {
+        self.number::<VALUE>(end, true)
     }
 
     #[inline(always)]
-    fn number(&mut self, end: u8, round_extra_decimals: bool) -> Option<i64> {
-        let (whole, whole_digits) = self.digit_run(MAX_WHOLE_DIGITS)?;
+    fn number<const VALUE: bool>(&mut self, end: u8, round_extra_decimals: bool) -> Option<i64> {
+        let (whole, whole_digits) = self.digit_run::<VALUE>(MAX_WHOLE_DIGITS)?;
         if whole_digits == 0 {
             return None;
         }
         let mut value = whole * UNIT;
         if self.text.get(self.pos) == Some(&b'.') {
             self.pos += 1;
-            let (frac, frac_digits) = self.digits8();
+            let (frac, frac_digits) = self.digits8::<VALUE>();
             value += match frac_digits {
                 0 => return None,
                 1..8 => frac * POW10[SCALE as usize - frac_digits],
@@ -463,10 +471,14 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Option<BarColumns> {
+        parse_keeping(text, true)
+    }
+
+    fn parse_keeping(text: &str, detail: bool) -> Option<BarColumns> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bars.csv");
         std::fs::write(&path, text).unwrap();
-        read(&path, None, true, &|_| {}).unwrap()
+        read(&path, None, detail, &|_| {}).unwrap()
     }
 
     #[test]
@@ -572,9 +584,16 @@ mod tests {
             "ts,open,high,low,close,volume\n60,1.,1,1,1,1\n",
             "ts,open,high,low,close,volume\n60,-1,1,1,1,1\n",
             "ts,open,high,low,close,volume\n60,12345678901,12345678901,12345678901,12345678901,1\n",
+            "ts,open,high,low,close,volume\n60,1,1,1,1,1x\n",
+            "ts,open,high,low,close,volume\n60,1,1,1,1,.5\n",
+            "ts,open,high,low,close,volume\n60,1,1,1,1,1.000000001\n120,1,1,1,1,12345678901\n",
         ] {
             assert_eq!(parse(text), None, "{text:?}");
+            // Volumes only checked, not kept: the same verdicts.
+            assert_eq!(parse_keeping(text, false), None, "{text:?}");
         }
+        let light = parse_keeping("ts,open,high,low,close,volume\n60,1,2,1,2,0.123456789\n", false).unwrap();
+        assert_eq!((light.close.to_vec(), light.detail), (vec![200_000_000], None));
     }
 
     /// Long lines first, short ones after: more rows than the first block suggested.
