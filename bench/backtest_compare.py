@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from decimal import Decimal
 
@@ -33,6 +34,8 @@ SHARED = os.path.join(ROOT, "..", "shared")
 PY = sys.executable
 RUNS = int(os.environ.get("RUNS", "3"))
 BT_CAP = float(os.environ.get("BT_CAP_SECS", "120"))
+# Peak RSS: /usr/bin/time -v, in one extra run of each command (see `repeat`). The child's own
+# rusage is no good: Linux carries the forking harness's peak RSS over into it across exec.
 TIME_V = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
 
 
@@ -117,40 +120,41 @@ class RunError(Exception):
     pass
 
 
-def measure(cmd, timeout=600, cwd=ROOT, env=None):
-    """Runs cmd once in a fresh process: (wall secs incl. start-up, peak RSS MiB, parsed JSON)."""
+def measure(cmd, timeout=600, cwd=ROOT, env=None, rss=True):
+    """Runs cmd once in a fresh process: (wall secs incl. start-up, peak RSS MiB, parsed JSON).
+    With `rss`, under /usr/bin/time -v, which adds a process (about 1 ms) to the wall time."""
+    time_v = TIME_V if rss else None
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        full = [TIME_V, "-v"] + cmd if TIME_V else cmd
+        full = [time_v, "-v"] + cmd if time_v else cmd
         t0 = time.perf_counter()
         p = subprocess.Popen(full, stdout=out, stderr=err, cwd=cwd,
                              env=None if env is None else {**os.environ, **env})
-        try:
-            if TIME_V:
-                p.wait(timeout=timeout)
-                rss = None
-            else:                                # per-child rusage without /usr/bin/time
-                deadline = t0 + timeout
-                while True:
-                    pid, status, ru = os.wait4(p.pid, os.WNOHANG)
-                    if pid:
-                        p.returncode = os.waitstatus_to_exitcode(status)
-                        rss = ru.ru_maxrss / 1024
-                        break
-                    if time.perf_counter() > deadline:
-                        raise subprocess.TimeoutExpired(cmd, timeout)
-                    time.sleep(0.005)
-        except subprocess.TimeoutExpired:
+        # A blocking wait returns the moment the child exits. (Popen.wait(timeout=...) polls with
+        # sleeps that double from 0.5 ms to 50 ms, which rounded every time up to the next step:
+        # 16 ms, 64 ms, ... A timer kills the child instead.)
+        expired = threading.Event()
+
+        def expire():
+            expired.set()
             p.kill()
+
+        timer = threading.Timer(timeout, expire)
+        timer.start()
+        try:
             p.wait()
+            wall = time.perf_counter() - t0
+        finally:
+            timer.cancel()
+        if expired.is_set():
             raise RunError(f"timed out after {timeout:.0f} s")
-        wall = time.perf_counter() - t0
+        peak = None
         out.seek(0)
         err.seek(0)
         stdout = out.read().decode(errors="replace")
         stderr = err.read().decode(errors="replace")
-    if TIME_V:
+    if time_v:
         m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", stderr)
-        rss = int(m.group(1)) / 1024 if m else None
+        peak = int(m.group(1)) / 1024 if m else None
         stderr = stderr[:stderr.find("\tCommand being timed:")] if "\tCommand being timed:" in stderr else stderr
     if p.returncode != 0:
         msg = (stderr.strip() or stdout.strip() or f"exit {p.returncode}").splitlines()
@@ -169,13 +173,15 @@ def measure(cmd, timeout=600, cwd=ROOT, env=None):
             data = json.loads(stdout[stdout.find("{"):])
         except ValueError:
             raise RunError("no JSON on stdout: " + stdout.strip()[:200])
-    return wall, rss, data
+    return wall, peak, data
 
 
 def repeat(cmd, runs=RUNS, timeout=600):
-    res = []
-    for _ in range(runs):
-        res.append(measure(cmd, timeout))
+    """`runs` timed runs, then one more under /usr/bin/time -v for the peak RSS (given to each)."""
+    res = [measure(cmd, timeout, rss=False) for _ in range(runs)]
+    if TIME_V:
+        _, peak, _ = measure(cmd, timeout)
+        res = [(wall, peak, data) for wall, _, data in res]
     return res
 
 
@@ -564,7 +570,7 @@ def main():
     except OSError:
         pass
     info["runs_per_figure"] = RUNS
-    info["rss_source"] = "/usr/bin/time -v" if TIME_V else "wait4 rusage"
+    info["rss_source"] = "/usr/bin/time -v, in one extra run" if TIME_V else "not measured: no /usr/bin/time"
 
     # ---- report
     lines = [
@@ -576,8 +582,8 @@ def main():
         + (f"; {info['nanotrader_version']}" if info.get("nanotrader_version") else "")
         + f". {info['date']}, load average at start {' '.join(info.get('loadavg_at_start', []))}.",
         "",
-        f"Median of {RUNS} runs, each in a fresh process; peak RSS is the maximum over the runs "
-        f"({info['rss_source']}). Bars: real 1-minute bars (`bench/make_bars.py`). "
+        f"Median of {RUNS} runs, each in a fresh process (a blocking wait, so the times are not rounded); peak RSS "
+        f"from {info['rss_source']}. Bars: real 1-minute bars (`bench/make_bars.py`). "
         "`wall` = the whole process (start-up included), `compute` = in memory, load excluded. "
         "Ratio = bars/s against seed pandas for the same kind of figure (higher is faster).",
         "",

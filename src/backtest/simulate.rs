@@ -52,8 +52,8 @@ pub fn run(bars: &BarColumns, strategy: &StrategyConfig, settings: &Settings, ke
     Ok(finish(books, tracker, bars))
 }
 
-/// `run` on up to two cores, with the same outcome. One helper thread computes the second half
-/// of the SMA crossover's signal while this thread computes the first, then becomes the
+/// `run` on up to two cores, with the same outcome. A helper thread computes the later parts of
+/// the SMA crossover's signal while this thread computes and books the first, then becomes the
 /// performance tracker, taking holdings in batches as this thread's broker makes them.
 pub fn run_on_cores(
     cores: usize,
@@ -77,18 +77,30 @@ pub fn run_on_cores(
         // Bar by bar through the trait: one pass, here.
         _ => (None, signal_changes(bars, strategy)?),
     };
-    let split = if sma.is_some() { bars.len() / 2 } else { bars.len() };
+    // This thread computes the first quarter of the signal and starts booking it; the helper
+    // computes the rest in three parts, each handed over when done, so the broker rarely waits.
+    const PARTS: usize = 4;
+    let split = if sma.is_some() { bars.len() / PARTS } else { bars.len() };
     let mut books = Books::new(settings, keep, bars);
     let tracker = std::thread::scope(|scope| {
-        let (second_half_tx, second_half) = std::sync::mpsc::channel::<Vec<Change>>();
+        let (later_parts_tx, later_parts) = std::sync::mpsc::channel::<Vec<Change>>();
         let (holdings_tx, holdings) = std::sync::mpsc::channel::<Vec<Holding>>();
         let helper = scope.spawn(move || {
             if let Some((short, long)) = sma {
-                let mut changes = Vec::new();
-                sma_cross(&bars.close, short, long, split..bars.len(), &mut changes);
-                let _ = second_half_tx.send(changes);
+                let part = split.max(1);
+                for start in (split..bars.len()).step_by(part) {
+                    let mut changes = Vec::new();
+                    sma_cross(
+                        &bars.close,
+                        short,
+                        long,
+                        start..(start + part).min(bars.len()),
+                        &mut changes,
+                    );
+                    let _ = later_parts_tx.send(changes);
+                }
             }
-            drop(second_half_tx);
+            drop(later_parts_tx);
             let mut tracker = Tracker::new(settings, keep, bars);
             while let Some(batch) = spin_recv(&holdings) {
                 for holding in batch {
@@ -97,7 +109,7 @@ pub fn run_on_cores(
             }
             tracker
         });
-        let first_half = match sma {
+        let first_part = match sma {
             Some((short, long)) => {
                 let mut changes = Vec::new();
                 sma_cross(&bars.close, short, long, 0..split, &mut changes);
@@ -116,9 +128,8 @@ pub fn run_on_cores(
                 }
             }
         };
-        book(&first_half);
-        // The helper's half is usually there by the time the first is booked.
-        while let Some(changes) = spin_recv(&second_half) {
+        book(&first_part);
+        while let Some(changes) = spin_recv(&later_parts) {
             book(&changes);
         }
         let _ = holdings_tx.send(batch);
