@@ -539,6 +539,35 @@ mod tests {
                 crate::backtest::columns::to_fixed(d).unwrap()
             });
             assert_eq!(got, want, "fixed {field:?}");
+            // With more text after the field, as in a file: the same verdict, and the cursor
+            // just past the terminator. (A field ended by the end of the text would run on.)
+            if tail.is_empty() {
+                continue;
+            }
+            let padded = format!("{field}12.5,7\n9876543210,1.25\n");
+            let mut cursor = Cursor {
+                text: padded.as_bytes(),
+                pos: 0,
+            };
+            let got = cursor.fixed(end);
+            assert_eq!(got, want, "fixed {padded:?}");
+            if got.is_some() {
+                assert_eq!(cursor.pos, field.len(), "{padded:?}");
+            }
+            // A volume only checked (not kept) gets the same verdict as one converted.
+            let verdict = |convert: bool| {
+                let mut cursor = Cursor {
+                    text: padded.as_bytes(),
+                    pos: 0,
+                };
+                let ok = if convert {
+                    cursor.volume::<true>(end).is_some()
+                } else {
+                    cursor.volume::<false>(end).is_some()
+                };
+                (ok, cursor.pos)
+            };
+            assert_eq!(verdict(false), verdict(true), "volume {padded:?}");
         }
     }
 
