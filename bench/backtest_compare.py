@@ -205,11 +205,12 @@ def count_rows(path):
         return sum(buf.count(b"\n") for buf in iter(lambda: f.read(1 << 24), b"")) - 1
 
 
-def ensure_bars(n, name):
+def ensure_bars(n, name, source=None):
     path = os.path.join(OUT, name)
     if os.path.exists(path) and count_rows(path) == n:
         return path
-    subprocess.run([PY, os.path.join(HERE, "make_bars.py"), str(n), path], check=True)
+    extra = ["--source", source] if source else []
+    subprocess.run([PY, os.path.join(HERE, "make_bars.py"), str(n), path] + extra, check=True)
     for ext in (".ntbars",):                    # a stale nanotrader cache of an older file
         if os.path.exists(path + ext):
             os.remove(path + ext)
@@ -535,6 +536,32 @@ def main():
     else:
         log("  nanotrader, 1M bars")
         nt_rows(bars_1m, 1_000_000, "1m")
+        # The FTX month has whole-dollar prices; real exchange data mostly has cents, which cost
+        # a CSV parser a second number per price. The same comparison on such a file:
+        log("  prices with cents: seed pandas and nanotrader, 1M bars")
+        try:
+            cents = ensure_bars(1_000_000, "bars_1m_cents.csv",
+                                os.path.join(SHARED, "data", "btcusd_1m_20180404_20180406.csv"))
+            r = repeat([PY, seed_script, cents])
+            raw["seed_1m_cents"] = [{"wall_secs": w, "rss_mib": m, **d} for w, m, d in r]
+            c_wall = med([w for w, _, _ in r])
+            row("seed pandas", "CSV -> trades, whole process, prices with cents (`bars_1m_cents.csv`)", 1_000_000,
+                c_wall, "wall", max((m for _, m, _ in r if m is not None), default=None), 1.0,
+                checks=f"{r[0][2]['trades']} trades")
+            for args, label, task in (
+                (["--cache", "off"], "cache_off", "CSV -> trades, whole process (--cache off), prices with cents"),
+                ([], "cache", "bars from .ntbars cache, whole process, prices with cents"),
+            ):
+                cmd = [nbin, "backtest", "--data", cents, "--preset", "seed", "--json"] + args
+                if not args:
+                    measure(cmd)                 # writes the cache
+                r = repeat(cmd)
+                raw[f"nanotrader_1m_cents_{label}"] = [{"wall_secs": w, "rss_mib": m, **d} for w, m, d in r]
+                nw = med([w for w, _, _ in r])
+                row("nanotrader", task, 1_000_000, nw, "wall", max((m for _, m, _ in r if m is not None), default=None),
+                    c_wall / nw, checks=f"{get(r[0][2], 'fills')} fills")
+        except (RunError, subprocess.CalledProcessError, OSError) as e:
+            na("nanotrader", "prices with cents", 1_000_000, e)
         log("  nanotrader sweep, 1M bars")
         try:
             r = repeat([nbin, "backtest", "--data", bars_1m, "--short", "5..50:5", "--long", "52..250:2",
