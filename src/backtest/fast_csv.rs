@@ -384,7 +384,7 @@ impl Cursor<'_> {
             if count + n > max {
                 return None;
             }
-            value = value * POW10_I64[n] + more;
+            value = value * POW10[n] + more;
             count += n;
             last = n;
         }
@@ -461,8 +461,6 @@ impl Cursor<'_> {
 
 /// Decimals read at most (rust_decimal holds 28 digits in all).
 const MAX_DECIMALS: usize = 20;
-
-const POW10_I64: [i64; 9] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
 
 const POW10: [i64; 9] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
 

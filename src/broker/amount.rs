@@ -172,11 +172,12 @@ const POW10: [u128; 39] = {
     table
 };
 
-const POW10_U64: [u64; 20] = {
-    let mut table = [1u64; 20];
-    let mut i = 1;
+/// The powers of ten that fit 64 bits, for the paths that stay in machine words.
+pub(super) const POW10_U64: [u64; 20] = {
+    let mut table = [0u64; 20];
+    let mut i = 0;
     while i < table.len() {
-        table[i] = table[i - 1] * 10;
+        table[i] = POW10[i] as u64;
         i += 1;
     }
     table

@@ -4,7 +4,7 @@
 use rust_decimal::Decimal;
 
 use super::account::Account;
-use super::amount::Amount;
+use super::amount::{Amount, POW10_U64};
 use super::config::{BrokerConfig, Sizing};
 use super::order::{Fill, Order, OrderReason};
 use crate::market::{Side, Timestamp};
@@ -258,20 +258,11 @@ fn div_round_half_even_i128(num: i128, num_scale: u32, den: i128, den_scale: u32
     // Cash and prices: both numbers scaled in 64-bit products, then one machine division (an
     // `i128` division and remainder, or an overflow-checked `i128` product, is a library call
     // several times dearer).
-    const POW10: [u64; 20] = {
-        let mut table = [1u64; 20];
-        let mut i = 1;
-        while i < table.len() {
-            table[i] = table[i - 1] * 10;
-            i += 1;
-        }
-        table
-    };
     if let (Ok(n), Ok(d), Some(&up_n), Some(&up_d)) = (
         u64::try_from(num),
         u64::try_from(den),
-        POW10.get(den_scale as usize),
-        POW10.get(num_scale as usize),
+        POW10_U64.get(den_scale as usize),
+        POW10_U64.get(num_scale as usize),
     ) {
         let (n, d) = (u128::from(n) * u128::from(up_n), u128::from(d) * u128::from(up_d));
         if let (Ok(n), Ok(d)) = (u64::try_from(n), u64::try_from(d))
@@ -284,9 +275,6 @@ fn div_round_half_even_i128(num: i128, num_scale: u32, den: i128, den_scale: u32
     let d = den.checked_mul(10i128.checked_pow(num_scale)?)?;
     if d <= 0 {
         return None;
-    }
-    if let (Ok(n), Ok(d)) = (u64::try_from(n), u64::try_from(d)) {
-        return Some(i128::from(round_half_even_u64(n, d)));
     }
     let (quotient, remainder) = (n.div_euclid(d), n.rem_euclid(d));
     let twice = remainder.checked_mul(2)?;
