@@ -109,7 +109,7 @@ pub fn read(cache: &Path, key: CacheKey, detail: bool) -> io::Result<Option<BarC
     };
     // Pages are mapped as they are first read: a backtest that keeps no fills never reads the
     // time column, and mapping it up front would cost more than the faults it saves.
-    let Some(map) = mapped::map(&file, false)? else {
+    let Some(map) = mapped::map(&file)? else {
         return Ok(None);
     };
     let Some(header) = map

@@ -14,20 +14,16 @@ use std::sync::Arc;
 use memmap2::{Mmap, MmapOptions};
 
 /// The whole file, mapped read-only; `None` for an empty file, which cannot be mapped, and for
-/// anything but a regular file (a pipe, a device), which the caller reads as a stream. With
-/// `populate` its page-table entries are made at once (one system call rather than a fault per
-/// 64 KiB).
-pub fn map(file: &File, populate: bool) -> io::Result<Option<Arc<Mmap>>> {
+/// anything but a regular file (a pipe, a device), which the caller reads as a stream. Pages
+/// are mapped as they are first read (64 KiB at a time), by whichever thread reads them: asking
+/// for them all at once (`MAP_POPULATE`) does it on one core, which measured slower.
+pub fn map(file: &File) -> io::Result<Option<Arc<Mmap>>> {
     let meta = file.metadata()?;
     if !meta.is_file() || meta.len() == 0 {
         return Ok(None);
     }
-    let mut options = MmapOptions::new();
-    if populate {
-        options.populate();
-    }
     // SAFETY: see the module's note; the map is read-only and no file we map is changed by us.
-    let map = unsafe { options.map(file)? };
+    let map = unsafe { MmapOptions::new().map(file)? };
     Ok(Some(Arc::new(map)))
 }
 

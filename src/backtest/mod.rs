@@ -1,6 +1,7 @@
 //! Batch mode: the engine's strategy, broker and account code run over history as fast as the
 //! hardware allows, alone or as a parameter sweep, with a terminal summary, JSON and an HTML report.
 
+pub mod bar_line;
 pub mod cache;
 pub mod columns;
 pub mod command;
