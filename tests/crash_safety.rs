@@ -63,13 +63,18 @@ fn kill_and_restart(data: &str, pace: Pace, kills: usize, seed: u64) -> Vec<Chec
     for k in 0..kills {
         let mut child = spawn(dir.path(), &args);
         let started = Instant::now();
+        let before = seen.last().map_or(0, |c| c.bars as u64);
         let delay = match pace {
+            // Every other paced kill waits for the restarted run to store new bars first: on a
+            // loaded machine a start can outlast every random delay, and the kills would then all
+            // land in start-up. The other kills still land anywhere, start-up included.
+            Pace::Paced if k % 2 == 1 => {
+                wait_for_progress(dir.path(), before, &mut child);
+                started.elapsed() + rng.random_range(Duration::ZERO..MAX_KILL_DELAY / 4)
+            }
             Pace::Paced => rng.random_range(MIN_KILL_DELAY..MAX_KILL_DELAY),
             Pace::Max => {
-                let before = seen.last().map_or(0, |c| c.bars as u64);
-                while bars_seen(dir.path()) <= before && child.try_wait().unwrap().is_none() {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
+                wait_for_progress(dir.path(), before, &mut child);
                 started.elapsed() + rng.random_range(Duration::ZERO..Duration::from_millis(50))
             }
         };
@@ -122,6 +127,15 @@ fn kill_and_restart(data: &str, pace: Pace, kills: usize, seed: u64) -> Vec<Chec
         "{data}: the run must get on between kills: {seen:?}"
     );
     seen
+}
+
+/// Waits until the run in `dir` has stored more than `before` bars or has ended.
+fn wait_for_progress(dir: &Path, before: u64, child: &mut std::process::Child) {
+    let limit = Instant::now() + Duration::from_secs(60);
+    while bars_seen(dir) <= before && child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < limit, "a restarted run stored no new bar in 60 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// Writes a bar file of at least `bars` rows: copies of `source` one after another in time.
