@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rust_decimal::Decimal;
@@ -165,6 +165,9 @@ pub struct Metrics {
     /// they started failing.
     pub store_error: std::sync::Mutex<Option<String>>,
     pub store_outages: AtomicU64,
+    /// Whether trading is paused: set before a control is answered, so that a status read after
+    /// the answer shows it (the board's frames follow a moment later).
+    pub paused: AtomicBool,
 }
 
 impl Metrics {
@@ -489,6 +492,7 @@ impl Engine {
                 let pause = matches!(control, Control::Pause);
                 if self.paused != pause {
                     self.paused = pause;
+                    self.metrics.paused.store(pause, Ordering::Relaxed);
                     let _ = self.bus.events.send(EngineEvent::Trading { paused: pause });
                     tracing::info!("trading {} on request", if pause { "paused" } else { "resumed" });
                 }

@@ -83,9 +83,8 @@ pub enum Change {
         missing: u64,
     },
     Feed(FeedStatus),
-    Trading {
-        paused: bool,
-    },
+    /// Trading was paused or resumed: the state itself is in the engine's metrics.
+    Trading,
     Finished {
         status: &'static str,
     },
@@ -146,7 +145,6 @@ struct BoardState {
     run: &'static str,
     feed: &'static str,
     feed_reason: Option<String>,
-    paused: bool,
     reconnects: u64,
     backfilled_trades: u64,
     gaps: u64,
@@ -187,7 +185,6 @@ impl BoardSeed {
             // A replay or a simulator is "connected" from the start; a network feed says so itself.
             feed: if live_feed { "connecting" } else { "connected" },
             feed_reason: None,
-            paused: false,
             reconnects: 0,
             backfilled_trades: 0,
             gaps: 0,
@@ -275,7 +272,11 @@ impl BoardState {
             run: self.run,
             feed: self.feed,
             feed_reason: self.feed_reason.clone(),
-            trading: if self.paused { "paused" } else { "active" },
+            trading: if metrics.paused.load(Ordering::Relaxed) {
+                "paused"
+            } else {
+                "active"
+            },
             events_per_sec: self.events_per_sec,
             bars: metrics.bars_closed.load(Ordering::Relaxed),
             fills: self.fills_total,
@@ -430,10 +431,7 @@ impl Board {
                     }
                     status_changed = true;
                 }
-                Change::Trading { paused } => {
-                    state.paused = paused;
-                    status_changed = true;
-                }
+                Change::Trading => status_changed = true,
                 Change::Finished { status } => {
                     state.run = status;
                     state.feed = "ended";
@@ -522,7 +520,7 @@ impl Board {
     }
 
     pub fn paused(&self) -> bool {
-        self.state().paused
+        self.metrics.paused.load(Ordering::Relaxed)
     }
 }
 

@@ -116,7 +116,7 @@ fn push(changes: &mut Vec<Change>, event: EngineEvent) {
         },
         EngineEvent::Gap { from, to, missing } => Change::Gap { from, to, missing },
         EngineEvent::Feed(status) => Change::Feed(status),
-        EngineEvent::Trading { paused } => Change::Trading { paused },
+        EngineEvent::Trading { .. } => Change::Trading,
         EngineEvent::Finished { status } => Change::Finished { status },
         EngineEvent::Quote(_) | EngineEvent::Status(_) => return,
     };
