@@ -2,14 +2,17 @@
 """Backtest comparison: the seed's pandas logic, vectorbt, backtesting.py and `nanotrader backtest`.
 
 Run through bench/backtest_compare.sh (it makes the venv with the pinned packages). Every measured
-run is a fresh process, so peak RSS is per tool; each figure is the median of RUNS (default 3).
+run is a fresh process, so peak RSS is per tool; each figure is the median of RUNS (default 3), or
+of SHORT_RUNS (default 15) when a run takes under SHORT_SECS (0.1 s): a few milliseconds of noise
+from the VM would otherwise decide a ratio. The headline ratios are measured once more in ROUNDS
+(default 7) interleaved rounds, so that the VM's drifting speed is the same on both sides.
 
   backtest_compare.py                 # everything; writes bench/out/backtest_compare.{md,json}
   backtest_compare.py _vbt FILE       # worker: vectorbt SMA 10/20 crossover (used by the above)
   backtest_compare.py _bt FILE N      # worker: backtesting.py SmaCross 10/20 on the first N bars
 
 Environment: NANOTRADER_BIN (default target/release/nanotrader; built with `cargo build --release`
-if missing, unless NANOTRADER_BUILD=0), RUNS (3), BT_CAP_SECS (120: cap per backtesting.py run),
+if missing, unless NANOTRADER_BUILD=0), RUNS (3), SHORT_RUNS (15), ROUNDS (7), BT_CAP_SECS (120: cap per backtesting.py run),
 SKIP_10M=1 (leave out the 10M-bar rows).
 """
 import csv
@@ -33,6 +36,9 @@ OUT = os.path.join(HERE, "out")
 SHARED = os.path.join(ROOT, "..", "shared")
 PY = sys.executable
 RUNS = int(os.environ.get("RUNS", "3"))
+SHORT_RUNS = int(os.environ.get("SHORT_RUNS", "15"))
+SHORT_SECS = 0.1
+ROUNDS = int(os.environ.get("ROUNDS", "7"))
 BT_CAP = float(os.environ.get("BT_CAP_SECS", "120"))
 # Peak RSS: /usr/bin/time -v, in one extra run of each command (see `repeat`). The child's own
 # rusage is no good: Linux carries the forking harness's peak RSS over into it across exec.
@@ -177,8 +183,12 @@ def measure(cmd, timeout=600, cwd=ROOT, env=None, rss=True):
 
 
 def repeat(cmd, runs=RUNS, timeout=600):
-    """`runs` timed runs, then one more under /usr/bin/time -v for the peak RSS (given to each)."""
-    res = [measure(cmd, timeout, rss=False) for _ in range(runs)]
+    """`runs` timed runs (SHORT_RUNS if the first is short), then one more under /usr/bin/time -v
+    for the peak RSS (given to each)."""
+    res = [measure(cmd, timeout, rss=False)]
+    if res[0][0] < SHORT_SECS:
+        runs = max(runs, SHORT_RUNS)
+    res += [measure(cmd, timeout, rss=False) for _ in range(runs - 1)]
     if TIME_V:
         _, peak, _ = measure(cmd, timeout)
         res = [(wall, peak, data) for wall, _, data in res]
@@ -525,6 +535,32 @@ def main():
         except RunError as e:
             na("nanotrader", "bars from .ntbars cache", bars, e)
 
+    def interleaved_rows(path, what):
+        """The headline ratios again, each round timing seed pandas and then nanotrader from the CSV and
+        from the cache, so that the VM's speed, which drifts over minutes, is the same for both sides
+        of each ratio. The figure is the median of the rounds' ratios."""
+        seed_cmd = [PY, seed_script, path]
+        nt_cmd = [nbin, "backtest", "--data", path, "--preset", "seed", "--json"]
+        try:
+            measure(nt_cmd, rss=False)           # makes sure the cache exists
+            rounds = []
+            for _ in range(ROUNDS):
+                seed = measure(seed_cmd, rss=False)[0]
+                csv = med([measure(nt_cmd + ["--cache", "off"], rss=False)[0] for _ in range(5)])
+                cache = med([measure(nt_cmd, rss=False)[0] for _ in range(5)])
+                rounds.append({"seed_wall_secs": seed, "csv_wall_secs": csv, "cache_wall_secs": cache})
+            raw["interleaved" + what.replace(", prices with ", "_")] = rounds
+            for key, task in (("csv_wall_secs", "CSV -> trades, whole process (--cache off)"),
+                              ("cache_wall_secs", "bars from .ntbars cache, whole process")):
+                ratios = sorted(r["seed_wall_secs"] / r[key] for r in rounds)
+                row("nanotrader", f"{task}{what}, interleaved with seed pandas", 1_000_000,
+                    med([r[key] for r in rounds]), "wall", None, med(ratios),
+                    note=f"{ROUNDS} rounds (seed pandas once, nanotrader 5 times each); ratios per round "
+                         f"{ratios[0]:.0f}x..{ratios[-1]:.0f}x; seed pandas median "
+                         f"{med([r['seed_wall_secs'] for r in rounds]):.3f} s")
+        except RunError as e:
+            na("nanotrader", f"interleaved ratios{what}", 1_000_000, e)
+
     if nerr:
         for task, bars in (("CSV -> trades, whole process (--cache off)", 1_000_000),
                            ("bars from .ntbars cache, whole process", 1_000_000),
@@ -581,6 +617,10 @@ def main():
                 row("nanotrader", "sweep (no \"combinations\" in JSON)", 1_000_000, sw, "wall", srss)
         except RunError as e:
             na("nanotrader", "sweep 5..50:5 x 52..250:2", 1_000_000, e)
+        log("  headline ratios, interleaved with seed pandas")
+        interleaved_rows(bars_1m, "")
+        if os.path.exists(os.path.join(OUT, "bars_1m_cents.csv")):
+            interleaved_rows(os.path.join(OUT, "bars_1m_cents.csv"), ", prices with cents")
         if with_10m:
             log("  nanotrader, 10M bars")
             nt_rows(bars_10m, 10_000_000, "10m")
@@ -597,6 +637,7 @@ def main():
     except OSError:
         pass
     info["runs_per_figure"] = RUNS
+    info["runs_per_short_figure"] = SHORT_RUNS
     info["rss_source"] = "/usr/bin/time -v, in one extra run" if TIME_V else "not measured: no /usr/bin/time"
 
     # ---- report
@@ -609,7 +650,7 @@ def main():
         + (f"; {info['nanotrader_version']}" if info.get("nanotrader_version") else "")
         + f". {info['date']}, load average at start {' '.join(info.get('loadavg_at_start', []))}.",
         "",
-        f"Median of {RUNS} runs, each in a fresh process (a blocking wait, so the times are not rounded); peak RSS "
+        f"Median of {RUNS} runs ({SHORT_RUNS} when a run takes under {SHORT_SECS} s), each in a fresh process (a blocking wait, so the times are not rounded); peak RSS "
         f"from {info['rss_source']}. Bars: real 1-minute bars (`bench/make_bars.py`). "
         "`wall` = the whole process (start-up included), `compute` = in memory, load excluded. "
         "Ratio = bars/s against seed pandas for the same kind of figure (higher is faster).",

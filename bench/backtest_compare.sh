@@ -4,7 +4,7 @@
 # from requirements-backtest.txt), so the project's toolchain is untouched.
 # Output: bench/out/backtest_compare.md (table) and bench/out/backtest_compare.json (raw figures).
 # Env: NANOTRADER_BIN (default target/release/nanotrader; built if missing unless NANOTRADER_BUILD=0),
-#      RUNS (3), BT_CAP_SECS (120), SKIP_10M=1.
+#      RUNS (3), SHORT_RUNS (15), ROUNDS (7), BT_CAP_SECS (120), SKIP_10M=1.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
 if [ ! -x .venv-backtest/bin/python ]; then

@@ -135,7 +135,6 @@ struct SweepRan {
     longs: Vec<usize>,
 }
 
-/// Every fill is made and counted; the list is kept only for the outputs that show it.
 /// The cores a single backtest may use: `--threads`, else all of them.
 fn cores(args: &BacktestArgs) -> usize {
     args.threads
@@ -143,6 +142,7 @@ fn cores(args: &BacktestArgs) -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
+/// Every fill is made and counted; the list is kept only for the outputs that show it.
 fn keep(args: &BacktestArgs) -> Keep {
     Keep {
         fills: args.trades.is_some() || args.report.is_some(),
