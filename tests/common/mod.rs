@@ -193,3 +193,35 @@ pub fn run_browser_script(script: &Path, args: &[&std::ffi::OsStr], timeout: std
     print!("{}", stdout(&out));
     Some(out)
 }
+
+/// The pinned test venv's Python (tests/python/requirements.txt: pandas, schemathesis), made by
+/// `.ci/run` as target/test-venv, or `None` when `test` has to be skipped because it is missing
+/// (loudly; a failure under NANOTRADER_REQUIRE_PYTHON=1, as in CI). Make it by hand with
+/// `python3 -m venv target/test-venv && target/test-venv/bin/pip install -r tests/python/requirements.txt`.
+pub fn python(test: &str) -> Option<PathBuf> {
+    let python = repo_file("target/test-venv/bin/python");
+    if python.is_file() {
+        return Some(python);
+    }
+    let why = format!("the test venv is missing ({} does not exist)", python.display());
+    if std::env::var("NANOTRADER_REQUIRE_PYTHON").is_ok_and(|v| v == "1") {
+        panic!("NANOTRADER_REQUIRE_PYTHON=1 but {why}");
+    }
+    eprintln!("\n**************************************************************");
+    eprintln!("*** {test} skipped: {why}");
+    eprintln!("**************************************************************\n");
+    None
+}
+
+/// Runs `python -c SCRIPT ARGS...` and returns its output, failing the test with its stderr when
+/// it fails.
+pub fn run_python(python: &Path, script: &str, args: &[&std::ffi::OsStr]) -> Output {
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("the test venv's python runs");
+    assert!(out.status.success(), "python failed:\n{}{}", stdout(&out), stderr(&out));
+    out
+}
