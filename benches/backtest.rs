@@ -45,6 +45,7 @@ fn columns(n: usize) -> BarColumns {
             interval: None,
             cache: CacheMode::Off,
             detail: false,
+            ..LoadOptions::default()
         };
         let mut bars = load::load(Path::new(&path), &opts, &ProgressBar::hidden())
             .unwrap()
@@ -65,10 +66,11 @@ fn columns(n: usize) -> BarColumns {
         interval: None,
         cache: CacheMode::Off,
         detail: false,
+        ..LoadOptions::default()
     };
     let base = load::load(&path, &opts, &ProgressBar::hidden()).unwrap().bars;
     let mut bars = BarColumns::new(Interval::ONE_MINUTE, false);
-    bars.ts = (0..n as i64).map(|i| 1_500_000_000 + 60 * i).collect();
+    bars.ts = (0..n as i64).map(|i| (1_500_000_000 + 60 * i) * 1000).collect();
     bars.close = (0..n).map(|i| base.close[i % base.len()]).collect();
     bars
 }
@@ -112,7 +114,10 @@ fn loading_1m(c: &mut Criterion) {
     let csv_only = LoadOptions {
         interval: None,
         cache: CacheMode::Off,
+        cache_dir: Some(dir.path().join("cache")),
+        cache_max_bytes: load::DEFAULT_CACHE_MAX_BYTES,
         detail: false,
+        columns: None,
     };
     let with_cache = LoadOptions {
         cache: CacheMode::Auto,
@@ -138,8 +143,9 @@ fn loading_1m(c: &mut Criterion) {
         })
     });
     load::load(&path, &with_cache, &hidden).unwrap();
-    let key = CacheKey::of(&path, None).unwrap();
-    assert!(cache::read(&cache::path_for(&path), key, false).unwrap().is_some());
+    let key = CacheKey::of(&path, None, None).unwrap();
+    let cached = cache::path_for(&cache::dir_in(dir.path()), &key);
+    assert!(cache::read(&cached, key, false).unwrap().is_some());
     group.bench_function("cache_to_trades_1m_bars", |b| {
         b.iter(|| {
             let loaded = load::load(&path, &with_cache, &hidden).unwrap();

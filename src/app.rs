@@ -221,7 +221,16 @@ async fn run(cfg: RunConfig, rest: Option<RestClient>, web: Option<Arc<crate::we
             })?
         }
     };
-    let start_at = run.last_bar_ts.map(|ts| ts.add_secs(cfg.interval.secs()));
+    // Bars at their own interval keep their own times: the next one is whatever follows the
+    // last stored; anything bucketed resumes at the next bucket.
+    let passes_bars_through = info.bar_interval == Some(cfg.interval);
+    let start_at = run.last_bar_ts.map(|ts| {
+        if passes_bars_through {
+            Timestamp::from_nanos(ts.nanos() + 1)
+        } else {
+            ts.add_secs(cfg.interval.secs())
+        }
+    });
     let stored_start = serde_json::from_str::<serde_json::Value>(&run.source_params)
         .ok()
         .and_then(|v| v["start_secs"].as_i64());
@@ -401,7 +410,7 @@ fn open_replay(cfg: &RunConfig, start_at: Option<Timestamp>) -> Result<ReplaySou
         data,
         speed,
         looping,
-        skip_bad_rows,
+        csv,
     } = &cfg.source
     else {
         return Err(AppError::runtime("not a replay source"));
@@ -410,7 +419,7 @@ fn open_replay(cfg: &RunConfig, start_at: Option<Timestamp>) -> Result<ReplaySou
         speed: *speed,
         looping: *looping,
         start_at,
-        skip_bad_rows: *skip_bad_rows,
+        csv: csv.clone(),
     };
     Ok(match data {
         ReplayData::Builtin => ReplaySource::builtin(replay)?,

@@ -107,6 +107,9 @@ pub struct BacktestArgs {
     /// Bar interval (1m, 5m, 1h, ...) [default: the data's own; 1m for trades].
     #[arg(long)]
     pub interval: Option<Interval>,
+    /// Which columns of --data to read, as `run --columns` takes them.
+    #[arg(long, value_name = "COLUMNS", conflicts_with = "from_store")]
+    pub columns: Option<crate::market::ColumnSpec>,
 
     /// A named set of defaults; `seed` reproduces the original program exactly.
     #[arg(long, value_enum)]
@@ -169,9 +172,13 @@ pub struct BacktestArgs {
     /// Sweep results listed.
     #[arg(long, default_value_t = 10)]
     pub top: usize,
-    /// The binary cache next to the CSV (FILE.ntbars).
+    /// A binary copy of the loaded bars, kept under --data-dir (cache/), so the next backtest
+    /// of the same file skips parsing; used while the file's size and modification time match.
     #[arg(long, value_enum, default_value = "auto")]
     pub cache: CacheArg,
+    /// The most the cache folder may hold, in MiB; the least recently used caches go first.
+    #[arg(long, value_name = "MIB", default_value_t = 2048)]
+    pub cache_max_mb: u64,
     /// Worker threads for sweeps, and at most two for a single backtest [default: one per core].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub threads: Option<u64>,
@@ -385,6 +392,14 @@ pub struct RunArgs {
     /// Closed bars kept in memory; older history stays in the store [default: 10000].
     #[arg(long, env = "NANOTRADER_WINDOW_BARS")]
     pub window_bars: Option<usize>,
+
+    /// Which columns of --data hold the time, open, high, low, close and volume (and optionally
+    /// the trade count), or for trades the time, price and volume (and optionally the side): header
+    /// names or 1-based positions, e.g. `Date,Open,High,Low,Close,Volume` or `1,2,3,4,5,6`
+    /// [default: found from the header or the file's shape].
+    #[arg(long, env = "NANOTRADER_COLUMNS", value_name = "COLUMNS")]
+    #[serde(deserialize_with = "de_parse")]
+    pub columns: Option<crate::market::ColumnSpec>,
 
     /// Skip (and count) malformed CSV rows instead of stopping at the first one.
     #[arg(long, env = "NANOTRADER_SKIP_BAD_ROWS", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]

@@ -45,7 +45,7 @@ pub enum SourceSpec {
         data: ReplayData,
         speed: Speed,
         looping: bool,
-        skip_bad_rows: bool,
+        csv: crate::market::CsvOptions,
     },
     Sim(SimSpec),
     KrakenRest {
@@ -127,7 +127,7 @@ pub fn merge(cli: RunArgs, file: RunArgs) -> RunArgs {
     merge_options!(cli, file;
         source, data, speed, looping, preset, pair, interval, strategy, short, long, fast, slow,
         rsi_period, oversold, overbought, cash, fee_rate, sizing, decide_from_bar, window_bars,
-        skip_bad_rows, status_secs, kraken_rest_url, kraken_ws_url, feed_timeout_secs, poll_secs, sim_seed, sim_price, sim_drift, sim_volatility, sim_tick_secs,
+        skip_bad_rows, columns, status_secs, kraken_rest_url, kraken_ws_url, feed_timeout_secs, poll_secs, sim_seed, sim_price, sim_drift, sim_volatility, sim_tick_secs,
         sim_duration, listen, no_web, stay, web_token, web_queue_frames)
 }
 
@@ -172,7 +172,10 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
             data: args.data.map_or(ReplayData::Builtin, ReplayData::File),
             speed,
             looping: args.looping.unwrap_or(mode == Mode::Demo),
-            skip_bad_rows: args.skip_bad_rows.unwrap_or(false),
+            csv: crate::market::CsvOptions {
+                skip_bad_rows: args.skip_bad_rows.unwrap_or(false),
+                columns: args.columns,
+            },
         },
         SourceKind::Sim => {
             if args.data.is_some() {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use indicatif::ProgressBar;
 use rust_decimal::Decimal;
 
-use crate::backtest::load::{self, CacheMode, LoadOptions, LoadPath};
+use crate::backtest::load::{self, CacheMode, LoadOptions};
 use crate::cli::RunArgs;
 use crate::config::{self, Mode, SourceSpec};
 use crate::kraken::parse::{self, WsMessage};
@@ -56,8 +56,8 @@ pub fn kraken_rest(data: &[u8]) {
 }
 
 /// CSV market data: the engine's streaming reader (`run --data`, replay), in both bad-row
-/// modes, then the backtest loader (fast path, general reader, gzip) on the same bytes in a
-/// file. When the fast path takes a file, the general reader must give the very same bars.
+/// modes, then the backtest loader (parallel reader, gzip) on the same bytes in a file. The
+/// loader and the streaming reader must agree: the very same bars, or the very same error.
 pub fn csv_loader(data: &[u8]) {
     for skip_bad_rows in [false, true] {
         read_all_events(data, skip_bad_rows);
@@ -67,16 +67,29 @@ pub fn csv_loader(data: &[u8]) {
         interval: None,
         cache: CacheMode::Off,
         detail: true,
+        ..LoadOptions::default()
     };
     let hidden = ProgressBar::hidden();
-    if let Ok(loaded) = load::load(file.path(), &opts, &hidden) {
+    let loaded = load::load(file.path(), &opts, &hidden);
+    if let Ok(loaded) = &loaded {
         assert!(!loaded.bars.is_empty());
         assert!(loaded.bars.ts.windows(2).all(|w| w[0] < w[1]), "bars out of order");
-        if loaded.path == LoadPath::FastCsv {
-            let general = load::read_with_engine_reader(file.path(), "fuzz.csv", false, None, &hidden)
-                .unwrap_or_else(|e| panic!("the fast path took a file the general reader refuses: {e}"));
-            assert_eq!(loaded.bars, general.0, "the fast path and the general reader disagree");
-        }
+    }
+    let name = file.path().display().to_string();
+    let gzip = data.starts_with(&[0x1f, 0x8b]);
+    let general = load::read_with_engine_reader(
+        file.path(),
+        &name,
+        gzip,
+        None,
+        &crate::market::CsvOptions::default(),
+        &hidden,
+    );
+    match (loaded, general) {
+        (Ok(fast), Ok(general)) => assert_eq!(fast.bars, general.0, "the loader and the streaming reader disagree"),
+        (Err(fast), Err(general)) => assert_eq!(fast.to_string(), general.to_string(), "different errors"),
+        (Ok(_), Err(e)) => panic!("the loader took a file the streaming reader refuses: {e}"),
+        (Err(e), Ok(_)) => panic!("the loader refused a file the streaming reader takes: {e}"),
     }
 }
 

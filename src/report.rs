@@ -119,7 +119,7 @@ pub fn write_fills_csv(out: &mut impl Write, fills: &[Fill]) -> io::Result<()> {
         writeln!(
             out,
             "{},{},{},{},{},{},{}",
-            f.ts.secs(),
+            f.ts.unix_secs_text(),
             f.side,
             plain(f.qty),
             plain(f.price),
@@ -163,7 +163,7 @@ pub fn write_bars_csv(out: &mut impl Write, store: &Store, series_id: i64) -> io
                 result = writeln!(
                     out,
                     "{},{},{},{},{},{}",
-                    b.ts.secs(),
+                    b.ts.unix_secs_text(),
                     plain(b.open),
                     plain(b.high),
                     plain(b.low),

@@ -392,11 +392,15 @@ fn bad_input_names_the_file_and_line_and_exits_2() {
     };
     let cases: Vec<(&str, String, &str)> = vec![
         ("unsorted.csv", with(9, "1600000000,1,1,1,1,1"), "line 11"),
-        ("duplicate.csv", with(9, lines[8]), "line 11: duplicate timestamp"),
+        (
+            "duplicate.csv",
+            with(9, lines[8]),
+            "line 11, column 1 (ts): duplicate timestamp 2020-09-13T12:35:40.000Z",
+        ),
         (
             "text.csv",
             with(4, "1600000300,1,1,1,abc,1"),
-            "line 6: invalid close 'abc'",
+            "line 6, column 5 (close): found 'abc', expected a number like 4652.69",
         ),
         ("empty.csv", String::new(), "empty file"),
         ("header-only.csv", header.to_owned(), "empty file"),

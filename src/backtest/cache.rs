@@ -1,7 +1,9 @@
-//! A compact binary copy of loaded bars next to the source file (`FILE.ntbars`), so the second
-//! backtest of a file skips text parsing: a 64-byte header, then each column as little-endian
-//! integers, read straight into the column vectors. It is used only while the source file has the
-//! same size and modification time and the same interval is asked for; anything else rebuilds it.
+//! A compact binary copy of loaded bars, so the second backtest of a file skips text parsing: a
+//! 64-byte header, then each column as little-endian integers, read straight into the column
+//! vectors. Caches live under the data dir (`DATA_DIR/cache/`, never beside the user's file),
+//! one per source path, interval and `--columns`, named by a hash of those; one is used only
+//! while the source file has the same size and modification time; anything else rebuilds it.
+//! The folder is bounded in size: the least recently used caches are removed first.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -12,7 +14,8 @@ use super::columns::{BarColumns, BarDetail, Column};
 use super::mapped;
 use crate::market::Interval;
 
-const MAGIC: &[u8; 8] = b"NTBARS\x00\x01";
+// Version 2: bar times in milliseconds (version 1 held seconds).
+const MAGIC: &[u8; 8] = b"NTBARS\x00\x02";
 const HEADER_BYTES: usize = 64;
 const HAS_DETAIL: u64 = 1;
 
@@ -23,33 +26,94 @@ pub struct CacheKey {
     pub source_mtime_ns: i64,
     /// The interval asked for, 0 for the file's own.
     pub requested_secs: i64,
+    /// A hash of the source's full path and the `--columns` it is read with.
+    pub source_hash: u64,
 }
 
 impl CacheKey {
-    pub fn of(source: &Path, requested: Option<Interval>) -> io::Result<Self> {
-        Self::from_metadata(&fs::metadata(source)?, requested)
+    pub fn of(source: &Path, requested: Option<Interval>, columns: Option<&str>) -> io::Result<Self> {
+        Self::from_metadata(source, &fs::metadata(source)?, requested, columns)
     }
 
     /// The key for a source file already looked at.
-    pub fn from_metadata(meta: &fs::Metadata, requested: Option<Interval>) -> io::Result<Self> {
+    pub fn from_metadata(
+        source: &Path,
+        meta: &fs::Metadata,
+        requested: Option<Interval>,
+        columns: Option<&str>,
+    ) -> io::Result<Self> {
         let mtime = meta.modified()?;
         let source_mtime_ns = match mtime.duration_since(UNIX_EPOCH) {
             Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
             Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
         };
+        // The same file by any relative name; a path that cannot be resolved is used as given.
+        let full = fs::canonicalize(source).unwrap_or_else(|_| source.to_path_buf());
+        let mut hasher = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&full, &mut hasher);
+        std::hash::Hash::hash(&columns, &mut hasher);
         Ok(Self {
             source_len: meta.len(),
             source_mtime_ns,
             requested_secs: requested.map_or(0, Interval::secs),
+            source_hash: std::hash::Hasher::finish(&hasher),
         })
+    }
+
+    /// The cache file's name: one per source, interval and columns. (`DefaultHasher` may change
+    /// with the toolchain; a changed name only costs one rebuild, and the old file is evicted.)
+    fn file_name(&self) -> String {
+        format!("{:016x}-{}.ntbars", self.source_hash, self.requested_secs)
     }
 }
 
-/// `FILE.ntbars` beside `FILE`.
-pub fn path_for(source: &Path) -> PathBuf {
-    let mut name = source.as_os_str().to_owned();
-    name.push(".ntbars");
-    PathBuf::from(name)
+/// The caches' folder under the data dir.
+pub fn dir_in(data_dir: &Path) -> PathBuf {
+    data_dir.join("cache")
+}
+
+/// The cache file for `key` in `dir`.
+pub fn path_for(dir: &Path, key: &CacheKey) -> PathBuf {
+    dir.join(key.file_name())
+}
+
+/// Marks a cache as just used (its modification time), so eviction takes the least recently
+/// used first. A read-only data dir just keeps the old order.
+pub fn touch(cache: &Path) {
+    if let Ok(file) = File::options().append(true).open(cache) {
+        let _ = file.set_modified(std::time::SystemTime::now());
+    }
+}
+
+/// Removes the least recently used caches in `dir` until they take at most `max_bytes`, never
+/// `keep` (the one just written); returns how many were removed.
+pub fn evict(dir: &Path, max_bytes: u64, keep: &Path) -> io::Result<usize> {
+    let mut caches: Vec<(std::time::SystemTime, u64, PathBuf)> = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "ntbars") {
+            continue;
+        }
+        let meta = entry.metadata()?;
+        caches.push((meta.modified()?, meta.len(), path));
+    }
+    let mut total: u64 = caches.iter().map(|c| c.1).sum();
+    caches.sort();
+    let mut removed = 0;
+    for (_, len, path) in caches {
+        if total <= max_bytes {
+            break;
+        }
+        if path == keep {
+            continue;
+        }
+        if fs::remove_file(&path).is_ok() {
+            total -= len;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 struct Header {
@@ -70,6 +134,7 @@ impl Header {
             self.interval_secs,
             self.rows as i64,
             self.flags as i64,
+            self.key.source_hash as i64,
         ];
         for (i, value) in fields.iter().enumerate() {
             out[8 + i * 8..16 + i * 8].copy_from_slice(&value.to_le_bytes());
@@ -87,6 +152,7 @@ impl Header {
                 source_len: field(0) as u64,
                 source_mtime_ns: field(1),
                 requested_secs: field(2),
+                source_hash: field(6) as u64,
             },
             interval_secs: field(3),
             rows: usize::try_from(field(4)).ok()?,
@@ -166,6 +232,9 @@ pub fn write(cache: &Path, key: CacheKey, bars: &BarColumns) -> io::Result<()> {
         rows: bars.len(),
         flags: if bars.detail.is_some() { HAS_DETAIL } else { 0 },
     };
+    if let Some(dir) = cache.parent() {
+        fs::create_dir_all(dir)?;
+    }
     let mut tmp_name = cache.as_os_str().to_owned();
     tmp_name.push(format!(".tmp{}", std::process::id()));
     let tmp = PathBuf::from(tmp_name);
@@ -199,7 +268,7 @@ mod tests {
     fn bars() -> BarColumns {
         BarColumns {
             interval: Interval::ONE_MINUTE,
-            ts: vec![60, 120, 180].into(),
+            ts: vec![60_000, 120_000, 180_000].into(),
             close: vec![5, 6, 7].into(),
             detail: Some(BarDetail {
                 open: vec![4, 5, 6].into(),
@@ -216,16 +285,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let source = dir.path().join("bars.csv");
         fs::write(&source, "whatever").unwrap();
-        let cache = path_for(&source);
-        assert_eq!(cache, dir.path().join("bars.csv.ntbars"));
-        let key = CacheKey::of(&source, None).unwrap();
+        let key = CacheKey::of(&source, None, None).unwrap();
+        let cache = path_for(&dir.path().join("cache"), &key);
+        // Another path, or other columns, is another cache.
+        assert_ne!(CacheKey::of(&source, None, Some("1,2,3,4,5,6")).unwrap(), key);
+        fs::copy(&source, dir.path().join("same.csv")).unwrap();
+        assert_ne!(
+            CacheKey::of(&dir.path().join("same.csv"), None, None)
+                .unwrap()
+                .source_hash,
+            key.source_hash
+        );
+        assert_eq!(
+            CacheKey::of(&dir.path().join(".").join("bars.csv"), None, None).unwrap(),
+            key
+        );
         assert!(read(&cache, key, true).unwrap().is_none());
         write(&cache, key, &bars()).unwrap();
         assert_eq!(read(&cache, key, true).unwrap(), Some(bars()));
         let light = read(&cache, key, false).unwrap().unwrap();
         assert_eq!(
             (light.ts.to_vec(), light.close.to_vec(), light.detail),
-            (vec![60, 120, 180], vec![5, 6, 7], None)
+            (vec![60_000, 120_000, 180_000], vec![5, 6, 7], None)
         );
 
         let other_interval = CacheKey {
@@ -248,5 +329,31 @@ mod tests {
         write(&cache, key, &light).unwrap();
         assert_eq!(read(&cache, key, false).unwrap(), Some(light));
         assert!(read(&cache, key, true).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_least_recently_used_caches_go_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for (i, name) in ["a.ntbars", "b.ntbars", "c.ntbars"].iter().enumerate() {
+            let path = dir.path().join(name);
+            fs::write(&path, vec![0u8; 1000]).unwrap();
+            let file = File::options().append(true).open(&path).unwrap();
+            file.set_modified(old + std::time::Duration::from_secs(i as u64))
+                .unwrap();
+        }
+        fs::write(dir.path().join("notes.txt"), vec![0u8; 5000]).unwrap();
+        // `a` is the oldest, but was just used.
+        touch(&dir.path().join("a.ntbars"));
+        let keep = dir.path().join("c.ntbars");
+        assert_eq!(evict(dir.path(), 2000, &keep).unwrap(), 1);
+        let left: Vec<bool> = ["a.ntbars", "b.ntbars", "c.ntbars", "notes.txt"]
+            .iter()
+            .map(|n| dir.path().join(n).exists())
+            .collect();
+        assert_eq!(left, [true, false, true, true]);
+        // The one just written stays even when alone it is too big.
+        assert_eq!(evict(dir.path(), 10, &keep).unwrap(), 1);
+        assert!(keep.exists() && !dir.path().join("a.ntbars").exists());
     }
 }

@@ -124,7 +124,7 @@ pub struct BarDetail {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BarColumns {
     pub interval: Interval,
-    /// Bar open times, unix seconds, strictly ascending.
+    /// Bar times as the data wrote them (usually the open), unix milliseconds, strictly ascending.
     pub ts: Column<i64>,
     pub close: Column<i64>,
     pub detail: Option<BarDetail>,
@@ -164,7 +164,7 @@ impl BarColumns {
             d.volume.to_mut().push(volume);
             d.trades.to_mut().push(bar.trades);
         }
-        self.ts.to_mut().push(bar.ts.secs());
+        self.ts.to_mut().push(bar.ts.millis());
         self.close.to_mut().push(close);
         Ok(())
     }
@@ -183,7 +183,7 @@ impl BarColumns {
             None => (close, close, close, Decimal::ZERO, 0),
         };
         Bar {
-            ts: Timestamp::from_secs(self.ts[i]),
+            ts: Timestamp::from_millis(self.ts[i]),
             open,
             high,
             low,
@@ -193,7 +193,7 @@ impl BarColumns {
         }
     }
 
-    /// Keeps the bars with `from <= ts <= to` (unix seconds).
+    /// Keeps the bars with `from <= ts <= to` (unix milliseconds).
     pub fn retain_range(&mut self, from: i64, to: i64) {
         let start = self.ts.partition_point(|&t| t < from);
         let end = self.ts.partition_point(|&t| t <= to);

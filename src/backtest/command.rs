@@ -36,15 +36,17 @@ pub fn execute(args: BacktestArgs, data_dir: &Path, quiet: bool) -> Result<(), A
 
     let load_started = Instant::now();
     let (mut bars, mut info) = match &args.data {
-        Some(path) => load_file(path, &args, detail, quiet)?,
+        Some(path) => load_file(path, &args, data_dir, detail, quiet)?,
         None => load_store(data_dir, &args)?,
     };
     if args.since.is_some() || args.until.is_some() {
-        let from = args.since.map_or(i64::MIN, Timestamp::secs);
+        let from = args.since.map_or(i64::MIN, |t| {
+            t.millis() + i64::from(t.nanos().rem_euclid(1_000_000) != 0)
+        });
         // `--until` is exclusive.
-        let to = args
-            .until
-            .map_or(i64::MAX, |t| t.secs() - i64::from(t.nanos() % 1_000_000_000 == 0));
+        let to = args.until.map_or(i64::MAX, |t| {
+            t.millis() - i64::from(t.nanos().rem_euclid(1_000_000) == 0)
+        });
         bars.retain_range(from, to);
         if bars.is_empty() {
             return Err(AppError::input(format!(
@@ -203,7 +205,13 @@ fn progress_bar(quiet: bool, len: u64, template: &str) -> ProgressBar {
     bar
 }
 
-fn load_file(path: &Path, args: &BacktestArgs, detail: bool, quiet: bool) -> Result<(BarColumns, DataInfo), AppError> {
+fn load_file(
+    path: &Path,
+    args: &BacktestArgs,
+    data_dir: &Path,
+    detail: bool,
+    quiet: bool,
+) -> Result<(BarColumns, DataInfo), AppError> {
     let opts = LoadOptions {
         interval: args.interval,
         cache: match args.cache {
@@ -211,7 +219,10 @@ fn load_file(path: &Path, args: &BacktestArgs, detail: bool, quiet: bool) -> Res
             CacheArg::Off => CacheMode::Off,
             CacheArg::Refresh => CacheMode::Refresh,
         },
+        cache_dir: Some(super::cache::dir_in(data_dir)),
+        cache_max_bytes: args.cache_max_mb.saturating_mul(1 << 20),
         detail,
+        columns: args.columns.clone(),
     };
     let progress = progress_bar(
         quiet,

@@ -31,7 +31,8 @@ pub fn build(
         .step_by(per_candle)
         .map(|start| (start, (start + per_candle).min(n)))
         .collect();
-    let time = |i: usize| bars.ts[i];
+    // The chart counts time in seconds.
+    let time = |i: usize| bars.ts[i].div_euclid(1000);
 
     let candles = groups
         .iter()
@@ -105,7 +106,7 @@ pub fn build(
         .iter()
         .map(|f| {
             // Markers sit on a drawn candle: the one holding the fill's bar.
-            let ts = f.ts.secs();
+            let ts = f.ts.millis();
             let i = bars.ts.partition_point(|&t| t <= ts).saturating_sub(1);
             FillRow {
                 time: time(i - i % per_candle),
@@ -175,6 +176,7 @@ fn indicator_lines(bars: &BarColumns, strategy: &StrategyConfig, groups: &[(usiz
         return Vec::new();
     };
     let names = built.line_names();
+    let time = |i: usize| bars.ts[i].div_euclid(1000);
     let mut points: Vec<Vec<Point>> = vec![Vec::with_capacity(groups.len()); names.len().min(MAX_LINES)];
     if let StrategyConfig::SmaCross { short, long } = *strategy {
         let prefix: Vec<i128> = std::iter::once(0)
@@ -189,7 +191,7 @@ fn indicator_lines(bars: &BarColumns, strategy: &StrategyConfig, groups: &[(usiz
                 if end >= window {
                     let sum = prefix[end] - prefix[end - window];
                     points[line].push(Point {
-                        time: bars.ts[a],
+                        time: time(a),
                         value: sum as f64 / window as f64 / super::columns::UNIT as f64,
                     });
                 }
@@ -205,10 +207,7 @@ fn indicator_lines(bars: &BarColumns, strategy: &StrategyConfig, groups: &[(usiz
                 next_group.next();
                 for (line, value) in built.line_values().into_iter().enumerate().take(points.len()) {
                     if let Some(value) = value {
-                        points[line].push(Point {
-                            time: bars.ts[a],
-                            value,
-                        });
+                        points[line].push(Point { time: time(a), value });
                     }
                 }
             }

@@ -359,7 +359,7 @@ impl<'a> Books<'a> {
             Broker::Recording { broker, fills } => {
                 let price = to_decimal(close);
                 broker.mark(price);
-                let ts = Timestamp::from_secs(self.times[bar]);
+                let ts = Timestamp::from_millis(self.times[bar]);
                 let (_order, fill) = broker.follow(change, ts, price)?;
                 fills.push(fill);
                 Holding::of(broker.account(), bar)
@@ -518,7 +518,7 @@ mod tests {
             let mut want = Vec::new();
             for i in 0..n {
                 let bar = Bar {
-                    ts: Timestamp::from_secs(bars.ts[i]),
+                    ts: Timestamp::from_millis(bars.ts[i]),
                     ..bars.bar(i)
                 };
                 want.push(strategy.on_bar(&bar));

@@ -45,8 +45,8 @@ impl DataInfo {
     pub fn fill_from(&mut self, bars: &BarColumns) {
         self.bars = bars.len();
         self.interval = bars.interval.to_string();
-        self.first_bar = bars.ts.first().map(|&t| Timestamp::from_secs(t).to_string());
-        self.last_bar = bars.ts.last().map(|&t| Timestamp::from_secs(t).to_string());
+        self.first_bar = bars.ts.first().map(|&t| Timestamp::from_millis(t).to_string());
+        self.last_bar = bars.ts.last().map(|&t| Timestamp::from_millis(t).to_string());
     }
 
     /// Where the data ends, for messages: the CSV's last line when it was read.

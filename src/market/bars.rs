@@ -1,6 +1,10 @@
 //! Turns a source's trades or finer bars into bars of one interval: the forming bar after each
 //! update, each bar once closed, and a `Gap` for every hole in the series. Allocation-free, as
 //! the engine calls it on every event.
+//!
+//! Bars read at their own interval pass through with the time their source gave them (a file's
+//! bars stamped at 20 s past the minute, or at their close, stay so); trades, and bars merged
+//! into a coarser interval, are bucketed on that interval's boundaries.
 
 use super::types::{Bar, Interval, MarketEvent, Timestamp, Trade};
 
@@ -44,8 +48,21 @@ impl BarAggregator {
     /// Continues after a stored bar, so a hole across a restart is reported and older data is
     /// dropped as late.
     pub fn with_last_closed(mut self, ts: Timestamp) -> Self {
-        self.last_closed = Some(ts.floor_to(self.interval));
+        self.last_closed = Some(self.bucket(ts));
         self
+    }
+
+    /// Source bars at this very interval keep their own time; anything else is bucketed.
+    fn passes_bars_through(&self) -> bool {
+        self.source_interval == self.interval
+    }
+
+    fn bucket(&self, ts: Timestamp) -> Timestamp {
+        if self.passes_bars_through() {
+            ts
+        } else {
+            ts.floor_to(self.interval)
+        }
     }
 
     pub fn interval(&self) -> Interval {
@@ -99,7 +116,7 @@ impl BarAggregator {
 
     fn on_bar(&mut self, source: &Bar, emit: &mut impl FnMut(BarEvent)) {
         self.close_if_over(source.ts, emit);
-        let bucket = source.ts.floor_to(self.interval);
+        let bucket = self.bucket(source.ts);
         if self.is_late(bucket) {
             self.late += 1;
             return;
@@ -135,13 +152,15 @@ impl BarAggregator {
             return;
         };
         if let Some(prev) = self.last_closed {
-            let expected = prev.plus(self.interval);
-            if bar.ts > expected {
-                let step = self.interval.secs().saturating_mul(1_000_000_000);
+            // Whole intervals between the two bars; bars that keep their own time may come a
+            // little late (61 s after a 1-minute bar) without a bar missing between them.
+            let step = self.interval.secs().saturating_mul(1_000_000_000);
+            let missing = (bar.ts.0.saturating_sub(prev.0) / step).saturating_sub(1);
+            if missing > 0 {
                 emit(BarEvent::Gap {
-                    from: expected,
+                    from: prev.plus(self.interval),
                     to: bar.ts,
-                    missing: ((bar.ts.0 - expected.0) / step) as u64,
+                    missing: missing as u64,
                 });
             }
         }
@@ -364,6 +383,39 @@ mod tests {
         );
         let pos = out.iter().position(|e| e == gaps[1]).unwrap();
         assert!(matches!(out[pos + 1], BarEvent::Closed(b) if b.ts == Timestamp::from_secs(1_522_886_400)));
+    }
+
+    #[test]
+    fn bars_at_their_own_interval_keep_their_time() {
+        // Stamped 20 s past the minute, one minute missing, one bar a second late.
+        let events: Vec<MarketEvent> = [80, 140, 260, 321]
+            .iter()
+            .map(|&s| MarketEvent::Bar(bar(s, 1, 1, 1, 1, 1, 1)))
+            .collect();
+        let mut agg = BarAggregator::new(M, Some(M));
+        assert_eq!(
+            run(&mut agg, &events, false),
+            [
+                BarEvent::Closed(bar(80, 1, 1, 1, 1, 1, 1)),
+                BarEvent::Closed(bar(140, 1, 1, 1, 1, 1, 1)),
+                gap(200, 260, 1),
+                BarEvent::Closed(bar(260, 1, 1, 1, 1, 1, 1)),
+                BarEvent::Closed(bar(321, 1, 1, 1, 1, 1, 1)),
+            ]
+        );
+        // Resumed after the bar at :20, the same bar is late and the next one follows.
+        let mut agg = BarAggregator::new(M, Some(M)).with_last_closed(Timestamp::from_secs(140));
+        let out = run(&mut agg, &events[1..], false);
+        assert_eq!(
+            out[..2],
+            [gap(200, 260, 1), BarEvent::Closed(bar(260, 1, 1, 1, 1, 1, 1))]
+        );
+        assert_eq!(agg.late_trades(), 1);
+        // Into five minutes: on the five-minute boundaries, as ever.
+        let mut agg = BarAggregator::new(Interval::from_secs(300).unwrap(), Some(M));
+        let fives = closed(&run(&mut agg, &events, true));
+        assert_eq!(fives.iter().map(|b| b.ts.secs()).collect::<Vec<_>>(), [0, 300]);
+        assert_eq!(fives[0].volume, Decimal::from(3));
     }
 
     #[test]

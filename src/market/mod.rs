@@ -10,7 +10,7 @@ pub mod source;
 pub mod task_source;
 pub mod types;
 
-pub use self::csv::{CsvKind, CsvReader};
+pub use self::csv::{ColumnSpec, CsvKind, CsvOptions, CsvReader};
 pub use bars::{BarAggregator, BarEvent};
 pub use pacing::Speed;
 pub use replay::{DEMO_DATA, DEMO_DATA_NAME, ReplayConfig, ReplaySource};

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use super::csv::{CsvReader, cannot_read};
+use super::csv::{CsvOptions, CsvReader, cannot_read};
 use super::pacing::{Pacer, Speed};
 use super::source::{Source, SourceError, SourceInfo};
 use super::types::{Interval, MarketEvent, Timestamp};
@@ -23,8 +23,8 @@ pub struct ReplayConfig {
     pub looping: bool,
     /// Skip events before this market time (resuming after a restart).
     pub start_at: Option<Timestamp>,
-    /// Skip and count malformed rows instead of stopping at the first.
-    pub skip_bad_rows: bool,
+    /// How to read the file (bad rows, `--columns`).
+    pub csv: CsvOptions,
 }
 
 impl Default for ReplayConfig {
@@ -33,7 +33,7 @@ impl Default for ReplayConfig {
             speed: Speed::Max,
             looping: false,
             start_at: None,
-            skip_bad_rows: false,
+            csv: CsvOptions::default(),
         }
     }
 }
@@ -51,7 +51,7 @@ impl ReplaySource {
     pub fn open(path: impl AsRef<Path>, pair: Option<&str>, config: ReplayConfig) -> Result<Self, SourceError> {
         let path = path.as_ref();
         let origin = Origin::File(path.to_path_buf());
-        let reader = origin.open(config.skip_bad_rows)?;
+        let reader = origin.open(&config.csv)?;
         let name = path.display().to_string();
         let (size, hash) = File::open(path)
             .and_then(content_hash)
@@ -59,13 +59,17 @@ impl ReplaySource {
         let file_name = path
             .file_name()
             .map_or(name.clone(), |n| n.to_string_lossy().into_owned());
-        let identity = format!("replay:{file_name}:{size}:{hash:016x}");
+        let mut identity = format!("replay:{file_name}:{size}:{hash:016x}");
+        // Other columns make other bars from the same file.
+        if let Some(columns) = &config.csv.columns {
+            identity.push_str(&format!(":columns={columns}"));
+        }
         Self::new(origin, reader, identity, pair, config)
     }
 
     /// Replays the demo data built into the binary.
     pub fn builtin(config: ReplayConfig) -> Result<Self, SourceError> {
-        let reader = Origin::Builtin.open(config.skip_bad_rows)?;
+        let reader = Origin::Builtin.open(&config.csv)?;
         let identity = format!("builtin:{DEMO_DATA_NAME}");
         Self::new(Origin::Builtin, reader, identity, None, config)
     }
@@ -93,7 +97,7 @@ impl ReplaySource {
             feed: Feed {
                 origin,
                 reader,
-                skip_bad_rows: config.skip_bad_rows,
+                csv: config.csv.clone(),
                 looping: config.looping,
                 start_at: config.start_at,
                 step,
@@ -130,10 +134,10 @@ enum Origin {
 }
 
 impl Origin {
-    fn open(&self, skip_bad_rows: bool) -> Result<CsvReader, SourceError> {
+    fn open(&self, options: &CsvOptions) -> Result<CsvReader, SourceError> {
         match self {
-            Origin::File(path) => CsvReader::open(path, skip_bad_rows),
-            Origin::Builtin => CsvReader::from_reader(DEMO_DATA_NAME, DEMO_DATA, skip_bad_rows),
+            Origin::File(path) => CsvReader::open_with(path, options),
+            Origin::Builtin => CsvReader::from_reader_with(DEMO_DATA_NAME, DEMO_DATA, options),
         }
     }
 }
@@ -142,7 +146,7 @@ impl Origin {
 struct Feed {
     origin: Origin,
     reader: CsvReader,
-    skip_bad_rows: bool,
+    csv: CsvOptions,
     looping: bool,
     start_at: Option<Timestamp>,
     /// Loops are a whole number of these long.
@@ -198,7 +202,7 @@ impl Feed {
         self.shift = shift
             .filter(|s| self.last.0.checked_add(*s).is_some())
             .ok_or_else(|| SourceError::Fatal("replay looped past the last representable time".into()))?;
-        self.reader = self.origin.open(self.skip_bad_rows)?;
+        self.reader = self.origin.open(&self.csv)?;
         Ok(())
     }
 }

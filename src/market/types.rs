@@ -50,6 +50,19 @@ impl Timestamp {
         let step = interval.secs().saturating_mul(NANOS_PER_SEC);
         Self(self.0.div_euclid(step) * step)
     }
+    /// Unix seconds, exactly: `1504396820`, or `1504396859.999` when the time has a fraction
+    /// (a bar a file stamped at its last millisecond), as CSV exports write them.
+    pub fn unix_secs_text(self) -> String {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let magnitude = self.0.unsigned_abs();
+        let (whole, frac) = (magnitude / NANOS_PER_SEC as u64, magnitude % NANOS_PER_SEC as u64);
+        if frac == 0 {
+            return format!("{sign}{whole}");
+        }
+        let digits = format!("{frac:09}");
+        format!("{sign}{whole}.{}", digits.trim_end_matches('0'))
+    }
+
     /// RFC 3339 with milliseconds, e.g. `2017-09-03T00:00:00.000Z`.
     pub fn to_rfc3339(self) -> String {
         chrono::DateTime::from_timestamp_nanos(self.0).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -279,5 +292,9 @@ mod tests {
         assert_eq!(ts.floor_to(Interval::ONE_MINUTE), Timestamp::from_secs(1_504_396_860));
         assert_eq!(ts.to_rfc3339(), "2017-09-03T00:01:01.250Z");
         assert_eq!(Timestamp::from_millis(-1).secs(), -1);
+        assert_eq!(ts.unix_secs_text(), "1504396861.25");
+        assert_eq!(Timestamp::from_secs(1_504_396_860).unix_secs_text(), "1504396860");
+        assert_eq!(Timestamp::from_millis(-1).unix_secs_text(), "-0.001");
+        assert_eq!(Timestamp::from_secs(-60).unix_secs_text(), "-60");
     }
 }
