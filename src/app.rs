@@ -661,9 +661,9 @@ async fn history(data_dir: &std::path::Path, args: &HistoryArgs) -> Result<(), A
         return Err(AppError::input("--until must be after --since"));
     }
     // Into the store: as its one writer, refused before any request when another holds the dir.
-    let store = match &args.out {
+    let lock = match &args.out {
         Some(_) => None,
-        None => Some(Store::open(&DataDirLock::acquire(data_dir)?)?),
+        None => Some(DataDirLock::acquire(data_dir)?),
     };
     let url = args
         .kraken_rest_url
@@ -671,11 +671,14 @@ async fn history(data_dir: &std::path::Path, args: &HistoryArgs) -> Result<(), A
         .unwrap_or(crate::kraken::consts::REST_BASE_URL);
     let client = RestClient::new(url, PUBLIC_REST_MIN_INTERVAL).map_err(|e| AppError::runtime(e.to_string()))?;
     let pair = resolve_pair(&client, &args.pair).await?;
-    let mut sink: Box<dyn BarSink> = match (store, &args.out) {
-        (Some(store), _) => Box::new(StoreSink::open(store, &pair, args.interval).map_err(AppError::runtime)?),
+    let mut sink: Box<dyn BarSink> = match (&lock, &args.out) {
+        (Some(lock), _) => {
+            Box::new(StoreSink::open(Store::open(lock)?, &pair, args.interval).map_err(AppError::runtime)?)
+        }
         (None, Some(path)) => {
             Box::new(CsvSink::open(path).map_err(|e| AppError::input(format!("cannot write {}: {e}", path.display())))?)
         }
+        // clap requires one of --out and --store.
         (None, None) => return Err(AppError::runtime("history: neither --out nor the store to write to")),
     };
     let request = HistoryRequest {

@@ -679,3 +679,74 @@ fn io_reason(e: &std::io::Error) -> String {
     // Drop the " (os error 13)" tail: the words are what a person needs.
     text.split(" (os error").next().unwrap_or(&text).to_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store as the first schema version left it, with one series.
+    fn version_1_store(dir: &Path) -> PathBuf {
+        let path = dir.join(DB_FILE);
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.execute_batch(schema::MIGRATIONS[0]).unwrap();
+        conn.execute_batch("INSERT INTO series VALUES (1, 'data', 'BTC/USD', 60); PRAGMA user_version = 1;")
+            .unwrap();
+        path
+    }
+
+    fn version(path: &Path) -> i64 {
+        Connection::open(path)
+            .unwrap()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn an_older_store_is_read_as_it_is_and_gets_the_views_from_its_next_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = version_1_store(dir.path());
+        let reader = Store::open_read_only(dir.path()).unwrap();
+        assert_eq!(reader.series_of_pair("BTC/USD").unwrap().len(), 1);
+        assert!(reader.runs().unwrap().is_empty());
+        drop(reader);
+        assert_eq!(version(&path), 1, "a reader does not migrate");
+
+        let lock = DataDirLock::acquire(dir.path()).unwrap();
+        let writer = Store::open(&lock).unwrap();
+        assert_eq!(version(&path), schema::MIGRATIONS.len() as i64);
+        let views: i64 = writer
+            .conn
+            .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'view'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(views, 4);
+    }
+
+    #[test]
+    fn a_reader_refuses_a_newer_store_and_never_creates_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = version_1_store(dir.path());
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        let err = Store::open_read_only(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("schema version 99, newer"), "{err}");
+
+        let missing = dir.path().join("missing");
+        let err = Store::open_read_only(&missing).err().unwrap().to_string();
+        assert!(err.starts_with("no store at "), "{err}");
+        assert!(!missing.exists());
+    }
+
+    #[test]
+    fn a_reader_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        version_1_store(dir.path());
+        let reader = Store::open_read_only(dir.path()).unwrap();
+        let err = reader.series_id("other", "ETH/USD", Interval::ONE_MINUTE).unwrap_err();
+        assert!(err.to_string().contains("readonly"), "{err}");
+    }
+}
