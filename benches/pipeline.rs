@@ -11,7 +11,7 @@ use nanotrader::broker::{BrokerConfig, PaperBroker};
 use nanotrader::engine::{Bus, Engine, EngineConfig, EngineOutputs, Metrics, ResumeState, STORE_QUEUE_BATCHES};
 use nanotrader::market::bars::BarAggregator;
 use nanotrader::market::{Bar, Interval, MarketEvent, Source, SourceError, SourceInfo, Timestamp};
-use nanotrader::store::{NewRun, Store, StoreCmd, StoreWriter};
+use nanotrader::store::{DataDirLock, NewRun, Store, StoreCmd, StoreWriter};
 use nanotrader::strategy::StrategyConfig;
 use rust_decimal::Decimal;
 use tokio::sync::{mpsc, watch};
@@ -76,7 +76,7 @@ fn run_engine(rt: &tokio::runtime::Runtime, bars: Vec<Bar>, store_dir: Option<&s
         let bus = Bus::new();
         let writer = match store_dir {
             Some(dir) => {
-                let store = Store::open(dir).unwrap();
+                let store = Store::open(&DataDirLock::acquire(dir).unwrap()).unwrap();
                 let series = store.series_id("bench", "BTC/USD", Interval::ONE_MINUTE).unwrap();
                 let run = store
                     .create_run(&NewRun {

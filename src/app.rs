@@ -23,7 +23,7 @@ use crate::market::sim::{SimConfig, SimSource};
 use crate::market::task_source::TaskSource;
 use crate::market::{Bar, Source, SourceError, SourceInfo, Timestamp};
 use crate::report::{self, RunSummary};
-use crate::store::{NewRun, RunRecord, Store, StoreError, StoreWriter};
+use crate::store::{DataDirLock, NewRun, RunRecord, Store, StoreError, StoreWriter};
 use crate::strategy::{Signal, Strategy};
 use crate::web::board::{Board, BoardMeta, BoardSeed, BoardStore};
 
@@ -99,6 +99,8 @@ pub async fn execute(cli: Cli) -> Result<(), AppError> {
 /// Starts the dashboard (unless --no-web), runs, and with --stay keeps the dashboard up after a
 /// finite run until Ctrl-C.
 async fn serve_and_run(cfg: RunConfig) -> Result<(), AppError> {
+    // Before anything else: a second writer is refused before it serves or touches the store.
+    let lock = DataDirLock::acquire(&cfg.data_dir)?;
     let web = match &cfg.web {
         Some(web) => Some(crate::web::start(web).await.map_err(AppError::runtime)?),
         None => None,
@@ -113,7 +115,7 @@ async fn serve_and_run(cfg: RunConfig) -> Result<(), AppError> {
         let _ = std::io::stdout().flush();
     }
     let server = web.as_ref().map(|h| h.server.clone());
-    let result = run_pairs(cfg.clone(), server).await;
+    let result = run_pairs(cfg.clone(), &lock, server).await;
     if let Some(handle) = web {
         if result.is_ok() && cfg.web.as_ref().is_some_and(|w| w.stay) {
             println!(
@@ -131,7 +133,7 @@ async fn serve_and_run(cfg: RunConfig) -> Result<(), AppError> {
 
 /// `--pair BTC/USD,ETH/USD`: one engine, run and store writer per pair, side by side in this
 /// process; each resumes on its own. The first failure is reported (after every pair stopped).
-async fn run_pairs(cfg: RunConfig, web: Option<Arc<crate::web::Server>>) -> Result<(), AppError> {
+async fn run_pairs(cfg: RunConfig, lock: &DataDirLock, web: Option<Arc<crate::web::Server>>) -> Result<(), AppError> {
     let pairs: Vec<String> = cfg
         .pair
         .split(',')
@@ -139,7 +141,7 @@ async fn run_pairs(cfg: RunConfig, web: Option<Arc<crate::web::Server>>) -> Resu
         .filter(|p| !p.is_empty())
         .collect();
     if pairs.len() <= 1 {
-        return run(cfg, None, web).await;
+        return run(cfg, lock, None, web).await;
     }
     if matches!(cfg.source, SourceSpec::Replay { .. }) {
         return Err(AppError::input(
@@ -161,7 +163,7 @@ async fn run_pairs(cfg: RunConfig, web: Option<Arc<crate::web::Server>>) -> Resu
     }
     let runs = pairs
         .into_iter()
-        .map(|pair| run(RunConfig { pair, ..cfg.clone() }, rest.clone(), web.clone()));
+        .map(|pair| run(RunConfig { pair, ..cfg.clone() }, lock, rest.clone(), web.clone()));
     // A failing pair stops the others; they resume on the next start like after any stop.
     futures_util::future::try_join_all(runs).await.map(|_| ())
 }
@@ -183,8 +185,13 @@ fn run_key(cfg: &RunConfig, source: &SourceInfo) -> String {
 /// the engine's own thread: start-up reads from SQLite and the replay source's buffered file reads
 /// happen there, never on the runtime's worker threads, where the observers (and the dashboard)
 /// run. Store writes have their own thread.
-async fn run(cfg: RunConfig, rest: Option<RestClient>, web: Option<Arc<crate::web::Server>>) -> Result<(), AppError> {
-    let store = Store::open(&cfg.data_dir)?;
+async fn run(
+    cfg: RunConfig,
+    lock: &DataDirLock,
+    rest: Option<RestClient>,
+    web: Option<Arc<crate::web::Server>>,
+) -> Result<(), AppError> {
+    let store = Store::open(lock)?;
     store.check_intact()?;
     // The sim's start is fixed when its run is created, so a restart regenerates the same market.
     let info = probe_info(&cfg)?;
@@ -628,7 +635,7 @@ fn pick_run(store: &Store, id: Option<i64>) -> Result<RunRecord, AppError> {
 }
 
 fn export_fills(data_dir: &std::path::Path, args: &FillsArgs) -> Result<(), AppError> {
-    let store = Store::open_existing(data_dir)?;
+    let store = Store::open_read_only(data_dir)?;
     let run = pick_run(&store, args.run)?;
     let fills = store.fills(run.id)?;
     let mut out = std::io::stdout().lock();
@@ -641,7 +648,7 @@ fn export_fills(data_dir: &std::path::Path, args: &FillsArgs) -> Result<(), AppE
 }
 
 fn export_bars(data_dir: &std::path::Path, args: &BarsArgs) -> Result<(), AppError> {
-    let store = Store::open_existing(data_dir)?;
+    let store = Store::open_read_only(data_dir)?;
     let run = match &args.pair {
         Some(pair) => store
             .latest_run_with_pair(pair)?
@@ -662,17 +669,26 @@ async fn history(data_dir: &std::path::Path, args: &HistoryArgs) -> Result<(), A
     if args.until.is_some_and(|until| until <= args.since) {
         return Err(AppError::input("--until must be after --since"));
     }
+    // Into the store: as its one writer, refused before any request when another holds the dir.
+    let lock = match &args.out {
+        Some(_) => None,
+        None => Some(DataDirLock::acquire(data_dir)?),
+    };
     let url = args
         .kraken_rest_url
         .as_deref()
         .unwrap_or(crate::kraken::consts::REST_BASE_URL);
     let client = RestClient::new(url, PUBLIC_REST_MIN_INTERVAL).map_err(|e| AppError::runtime(e.to_string()))?;
     let pair = resolve_pair(&client, &args.pair).await?;
-    let mut sink: Box<dyn BarSink> = match &args.out {
-        Some(path) => {
+    let mut sink: Box<dyn BarSink> = match (&lock, &args.out) {
+        (Some(lock), _) => {
+            Box::new(StoreSink::open(Store::open(lock)?, &pair, args.interval).map_err(AppError::runtime)?)
+        }
+        (None, Some(path)) => {
             Box::new(CsvSink::open(path).map_err(|e| AppError::input(format!("cannot write {}: {e}", path.display())))?)
         }
-        None => Box::new(StoreSink::open(Store::open(data_dir)?, &pair, args.interval).map_err(AppError::runtime)?),
+        // clap requires one of --out and --store.
+        (None, None) => return Err(AppError::runtime("history: neither --out nor the store to write to")),
     };
     let request = HistoryRequest {
         interval: args.interval,
@@ -697,7 +713,7 @@ async fn history(data_dir: &std::path::Path, args: &HistoryArgs) -> Result<(), A
 }
 
 fn list_runs(data_dir: &std::path::Path) -> Result<(), AppError> {
-    let store = Store::open_existing(data_dir)?;
+    let store = Store::open_read_only(data_dir)?;
     let runs = store.runs()?;
     let mut out = std::io::stdout().lock();
     report::write_runs(&mut out, &store, &runs)

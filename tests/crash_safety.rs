@@ -89,8 +89,9 @@ fn kill_and_restart(data: &str, pace: Pace, kills: usize, seed: u64) -> Vec<Chec
         }
         child.kill().unwrap(); // SIGKILL: no clean-up of any kind
         child.wait().unwrap();
-        if !dir.path().join("nanotrader.sqlite").exists() {
-            seen.push(Checked { bars: 0, fills: 0 }); // killed before the store was created
+        if !run_created(dir.path()) {
+            // Killed in start-up, before the store or its run was created: an empty prefix.
+            seen.push(Checked { bars: 0, fills: 0 });
             continue;
         }
         seen.push(check_prefix(

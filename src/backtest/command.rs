@@ -244,7 +244,7 @@ fn load_file(
 
 /// The stored series of `--pair` (at `--interval`, or the one with most bars).
 fn load_store(data_dir: &Path, args: &BacktestArgs) -> Result<(BarColumns, DataInfo), AppError> {
-    let store = Store::open_existing(data_dir)?;
+    let store = Store::open_read_only(data_dir)?;
     let series = store.series_of_pair(&args.pair)?;
     let chosen = series
         .iter()

@@ -4,6 +4,7 @@
 //! through the [`writer`] thread, batched, so the engine never waits on the disk.
 
 mod codec;
+mod lock;
 mod schema;
 pub mod writer;
 
@@ -18,6 +19,7 @@ use crate::broker::{Fill, OrderReason};
 use crate::market::{Bar, Interval, Timestamp};
 use codec::{dec, fixed_from_sql, side, ts};
 
+pub use lock::{DataDirLock, LOCK_FILE};
 pub use writer::{Step, StoreCmd, StoreWriter};
 
 /// The database file inside the data directory.
@@ -123,26 +125,29 @@ pub struct NewRun<'a> {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// Held by a store opened for writing, so the data directory stays locked while it is open.
+    _writer_lock: Option<DataDirLock>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the store in `dir` and brings its schema up to date.
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            StoreError::Unusable(format!(
-                "cannot create data directory {}: {}",
-                dir.display(),
-                io_reason(&e)
-            ))
-        })?;
-        let path = dir.join(DB_FILE);
+    /// Opens (creating if needed) the store in the locked data directory for writing and brings
+    /// its schema up to date. Only the directory's one writer can: see [`DataDirLock`].
+    pub fn open(lock: &DataDirLock) -> Result<Self, StoreError> {
+        let path = lock.dir().join(DB_FILE);
         let conn = open_connection(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
         migrate(&conn, &path)?;
-        Ok(Self { conn, path })
+        Ok(Self {
+            conn,
+            path,
+            _writer_lock: Some(lock.clone()),
+        })
     }
 
-    /// Opens an existing store for reading only (exports must not create an empty store).
-    pub fn open_existing(dir: &Path) -> Result<Self, StoreError> {
+    /// Opens an existing store for reading only, without a lock: beside a running writer (WAL
+    /// lets readers read while it writes), on a read-only file system, and never creating the
+    /// data directory or the file. The schema is not migrated; every version up to this one is
+    /// readable.
+    pub fn open_read_only(dir: &Path) -> Result<Self, StoreError> {
         let path = dir.join(DB_FILE);
         if !path.is_file() {
             return Err(StoreError::Unusable(format!(
@@ -150,9 +155,17 @@ impl Store {
                 path.display()
             )));
         }
-        let conn = open_connection(&path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-        migrate(&conn, &path)?;
-        Ok(Self { conn, path })
+        let conn = match read_only_connection(&path) {
+            Ok(conn) => conn,
+            Err(e) if cannot_hold_wal_index(&path, &e) => immutable_connection(&path)?,
+            Err(e) => return Err(read_only_failure(&path, &e)),
+        };
+        check_version(&conn, &path)?;
+        Ok(Self {
+            conn,
+            path,
+            _writer_lock: None,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -577,7 +590,8 @@ fn damaged(path: &Path, detail: &str) -> StoreError {
     ))
 }
 
-fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+/// The store's schema version, refused when it is newer than this nanotrader knows.
+fn check_version(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .map_err(|e| StoreError::Unusable(format!("cannot read store {}: {}", path.display(), e)))?;
@@ -588,6 +602,11 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
             path.display()
         )));
     }
+    Ok(version)
+}
+
+fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let version = check_version(conn, path)?;
     for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
         let tx = conn.unchecked_transaction()?;
         tx.execute_batch(sql)?;
@@ -597,8 +616,137 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A connection that only reads `target` (a path, or a `file:` URI).
+fn read_only_connection(target: impl AsRef<Path>) -> Result<Connection, rusqlite::Error> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(target, flags)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // SQLite opens lazily: the first read meets a file it cannot open or a WAL index it cannot
+    // create.
+    conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))?;
+    Ok(conn)
+}
+
+/// The store file read as it is, with SQLite's `immutable` URI parameter: no WAL index (`-shm`),
+/// no locks, nothing created. Exact only when nothing writes the store and its write-ahead log
+/// holds nothing; see `cannot_hold_wal_index`.
+fn immutable_connection(path: &Path) -> Result<Connection, StoreError> {
+    let mut uri = std::path::absolute(path)
+        .ok()
+        .and_then(|abs| url::Url::from_file_path(abs).ok())
+        .ok_or_else(|| StoreError::Unusable(format!("cannot open store {}: not a usable path", path.display())))?;
+    uri.set_query(Some("immutable=1"));
+    read_only_connection(uri.as_str()).map_err(|e| read_only_failure(path, &e))
+}
+
+/// A file beside the store: its write-ahead log (`-wal`) or WAL index (`-shm`).
+fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Whether a read-only open failed because SQLite cannot create the WAL index (`-shm`) beside a
+/// store that has none: the directory or file system is read-only. Then nothing can be writing
+/// the store (a writer needs that index), and when no write-ahead log holds data the database file
+/// alone is the whole store, which an immutable read reads exactly. A store whose log does hold
+/// data is not read that way: the data would be missed.
+fn cannot_hold_wal_index(path: &Path, e: &rusqlite::Error) -> bool {
+    let wal_empty = std::fs::metadata(beside(path, "-wal")).map_or(true, |m| m.len() == 0);
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) && !beside(path, "-shm").exists() && wal_empty
+}
+
+/// A store that cannot be opened for reading, in words a person can act on.
+fn read_only_failure(path: &Path, e: &rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode;
+    let (wal, shm) = (beside(path, "-wal"), beside(path, "-shm"));
+    match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => damaged(path, &e.to_string()),
+        Some(ErrorCode::CannotOpen) if wal.is_file() && !shm.exists() => StoreError::Unusable(format!(
+            "cannot read store {}: its write-ahead log {} holds data that SQLite reads only with an index {} \
+             beside it, which this read-only directory cannot hold: read it once where it is writable",
+            path.display(),
+            wal.display(),
+            shm.display()
+        )),
+        _ => StoreError::Unusable(format!("cannot open store {} for reading: {e}", path.display())),
+    }
+}
+
 fn io_reason(e: &std::io::Error) -> String {
     let text = e.to_string();
     // Drop the " (os error 13)" tail: the words are what a person needs.
     text.split(" (os error").next().unwrap_or(&text).to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store as the first schema version left it, with one series.
+    fn version_1_store(dir: &Path) -> PathBuf {
+        let path = dir.join(DB_FILE);
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.execute_batch(schema::MIGRATIONS[0]).unwrap();
+        conn.execute_batch("INSERT INTO series VALUES (1, 'data', 'BTC/USD', 60); PRAGMA user_version = 1;")
+            .unwrap();
+        path
+    }
+
+    fn version(path: &Path) -> i64 {
+        Connection::open(path)
+            .unwrap()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn an_older_store_is_read_as_it_is_and_gets_the_views_from_its_next_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = version_1_store(dir.path());
+        let reader = Store::open_read_only(dir.path()).unwrap();
+        assert_eq!(reader.series_of_pair("BTC/USD").unwrap().len(), 1);
+        assert!(reader.runs().unwrap().is_empty());
+        drop(reader);
+        assert_eq!(version(&path), 1, "a reader does not migrate");
+
+        let lock = DataDirLock::acquire(dir.path()).unwrap();
+        let writer = Store::open(&lock).unwrap();
+        assert_eq!(version(&path), schema::MIGRATIONS.len() as i64);
+        let views: i64 = writer
+            .conn
+            .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'view'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(views, 4);
+    }
+
+    #[test]
+    fn a_reader_refuses_a_newer_store_and_never_creates_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = version_1_store(dir.path());
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        let err = Store::open_read_only(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("schema version 99, newer"), "{err}");
+
+        let missing = dir.path().join("missing");
+        let err = Store::open_read_only(&missing).err().unwrap().to_string();
+        assert!(err.starts_with("no store at "), "{err}");
+        assert!(!missing.exists());
+    }
+
+    #[test]
+    fn a_reader_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        version_1_store(dir.path());
+        let reader = Store::open_read_only(dir.path()).unwrap();
+        let err = reader.series_id("other", "ETH/USD", Interval::ONE_MINUTE).unwrap_err();
+        assert!(err.to_string().contains("readonly"), "{err}");
+    }
 }

@@ -5,6 +5,10 @@
 //! fast for millions of bars), else a BLOB of the decimal's text (the `ANY` columns have NUMERIC
 //! affinity, which would turn TEXT into a rounded REAL; older stores may hold such REALs, see
 //! `codec::fixed_from_sql`). Times are INTEGER milliseconds since the Unix epoch (UTC).
+//!
+//! Those exact forms are for nanotrader; people read the `*_v` views (README, "Reading the
+//! store"): ISO 8601 UTC times as TEXT, unix seconds and REAL numbers, which `sqlite3` and pandas
+//! take as they are.
 
 pub const MIGRATIONS: &[&str] = &[
     // 1: the first schema.
@@ -97,4 +101,241 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (run_id, ts)
     ) WITHOUT ROWID;
     ",
+    // 2: views for people (sqlite3, pandas, spreadsheets). The tables keep the exact values; the
+    // views show them as ISO 8601 UTC TEXT (a fraction of a second only when the time has one;
+    // the wall-clock created_at/updated_at always in milliseconds), unix seconds as REAL, and
+    // numbers as REAL (the nearest double: for reading and plotting, not for accounts). A bar value
+    // is an INTEGER of 1e-8 units (divided: one correctly rounded division), else a BLOB of its
+    // text, else (older stores) a REAL. Each is ordered by its table's key.
+    "
+    CREATE VIEW bars_v AS
+    SELECT b.series_id AS series_id,
+           s.pair AS pair,
+           s.interval_secs AS interval_secs,
+           CASE WHEN b.ts % 1000 = 0 THEN strftime('%Y-%m-%dT%H:%M:%SZ', b.ts / 1000, 'unixepoch')
+             ELSE strftime('%Y-%m-%dT%H:%M:%fZ', b.ts / 1000.0, 'unixepoch') END AS time,
+           b.ts / 1000.0 AS unix_time,
+           CASE typeof(b.open) WHEN 'integer' THEN b.open / 100000000.0
+             WHEN 'blob' THEN CAST(CAST(b.open AS TEXT) AS REAL) ELSE CAST(b.open AS REAL) END AS open,
+           CASE typeof(b.high) WHEN 'integer' THEN b.high / 100000000.0
+             WHEN 'blob' THEN CAST(CAST(b.high AS TEXT) AS REAL) ELSE CAST(b.high AS REAL) END AS high,
+           CASE typeof(b.low) WHEN 'integer' THEN b.low / 100000000.0
+             WHEN 'blob' THEN CAST(CAST(b.low AS TEXT) AS REAL) ELSE CAST(b.low AS REAL) END AS low,
+           CASE typeof(b.close) WHEN 'integer' THEN b.close / 100000000.0
+             WHEN 'blob' THEN CAST(CAST(b.close AS TEXT) AS REAL) ELSE CAST(b.close AS REAL) END AS close,
+           CASE typeof(b.volume) WHEN 'integer' THEN b.volume / 100000000.0
+             WHEN 'blob' THEN CAST(CAST(b.volume AS TEXT) AS REAL) ELSE CAST(b.volume AS REAL) END AS volume,
+           b.trades AS trades
+    FROM bars b JOIN series s ON s.id = b.series_id
+    ORDER BY b.series_id, b.ts;
+    CREATE VIEW fills_v AS
+    SELECT f.run_id AS run_id,
+           s.pair AS pair,
+           f.order_id AS order_id,
+           CASE WHEN f.ts % 1000 = 0 THEN strftime('%Y-%m-%dT%H:%M:%SZ', f.ts / 1000, 'unixepoch')
+             ELSE strftime('%Y-%m-%dT%H:%M:%fZ', f.ts / 1000.0, 'unixepoch') END AS time,
+           f.ts / 1000.0 AS unix_time,
+           f.side AS side,
+           o.reason AS reason,
+           CAST(f.qty AS REAL) AS qty,
+           CAST(f.price AS REAL) AS price,
+           CAST(f.fee AS REAL) AS fee,
+           CAST(f.cash_after AS REAL) AS cash_after,
+           CAST(f.position_after AS REAL) AS position_after,
+           CAST(f.realized_pnl AS REAL) AS realized_pnl
+    FROM fills f
+    JOIN runs r ON r.id = f.run_id
+    JOIN series s ON s.id = r.series_id
+    LEFT JOIN orders o ON o.run_id = f.run_id AND o.id = f.order_id
+    ORDER BY f.run_id, f.order_id;
+    CREATE VIEW account_snapshots_v AS
+    SELECT a.run_id AS run_id,
+           CASE WHEN a.ts % 1000 = 0 THEN strftime('%Y-%m-%dT%H:%M:%SZ', a.ts / 1000, 'unixepoch')
+             ELSE strftime('%Y-%m-%dT%H:%M:%fZ', a.ts / 1000.0, 'unixepoch') END AS time,
+           a.ts / 1000.0 AS unix_time,
+           CAST(a.cash AS REAL) AS cash,
+           CAST(a.position AS REAL) AS position,
+           CAST(a.avg_entry AS REAL) AS avg_entry,
+           CAST(a.realized_pnl AS REAL) AS realized_pnl,
+           CAST(a.unrealized_pnl AS REAL) AS unrealized_pnl,
+           CAST(a.equity AS REAL) AS equity,
+           CAST(a.fees_paid AS REAL) AS fees_paid
+    FROM account_snapshots a
+    ORDER BY a.run_id, a.ts;
+    CREATE VIEW runs_v AS
+    SELECT r.id AS run_id,
+           s.pair AS pair,
+           s.interval_secs AS interval_secs,
+           r.series_id AS series_id,
+           r.status AS status,
+           strftime('%Y-%m-%dT%H:%M:%fZ', r.created_at / 1000.0, 'unixepoch') AS created_at,
+           strftime('%Y-%m-%dT%H:%M:%fZ', r.updated_at / 1000.0, 'unixepoch') AS updated_at,
+           CASE WHEN r.first_bar_ts % 1000 = 0 THEN strftime('%Y-%m-%dT%H:%M:%SZ', r.first_bar_ts / 1000, 'unixepoch')
+             ELSE strftime('%Y-%m-%dT%H:%M:%fZ', r.first_bar_ts / 1000.0, 'unixepoch') END AS first_bar_time,
+           CASE WHEN r.last_bar_ts % 1000 = 0 THEN strftime('%Y-%m-%dT%H:%M:%SZ', r.last_bar_ts / 1000, 'unixepoch')
+             ELSE strftime('%Y-%m-%dT%H:%M:%fZ', r.last_bar_ts / 1000.0, 'unixepoch') END AS last_bar_time,
+           r.bars_seen AS bars_seen,
+           CAST(r.initial_cash AS REAL) AS initial_cash,
+           (SELECT COUNT(*) FROM fills f WHERE f.run_id = r.id) AS fills,
+           r.config AS config
+    FROM runs r JOIN series s ON s.id = r.series_id
+    ORDER BY r.id;
+    ",
 ];
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+    use rusqlite::types::Value::{self, Integer, Null, Real};
+
+    fn migrated() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        for sql in super::MIGRATIONS {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn
+    }
+
+    fn rows(conn: &Connection, sql: &str) -> Vec<Vec<Value>> {
+        let mut stmt = conn.prepare(sql).unwrap();
+        let width = stmt.column_count();
+        stmt.query_map([], |r| (0..width).map(|i| r.get(i)).collect())
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    fn text(s: &str) -> Value {
+        Value::Text(s.to_owned())
+    }
+
+    #[test]
+    fn bars_v_shows_every_stored_time_and_value_form() {
+        let conn = migrated();
+        conn.execute_batch(
+            "INSERT INTO series VALUES (1, 'data', 'BTC/USD', 60);
+             -- INTEGER units of 1e-8 on a whole second; a BLOB of the text (more than 8 decimals)
+             -- half a second later; an older store's REAL; a time before 1970.
+             INSERT INTO bars VALUES (1, 1504396820000, 465269000000, 1, 100000000, 0, 663487803, 7);
+             INSERT INTO bars VALUES (1, 1504396880500, CAST('0.123456789' AS BLOB), 1, 1, 1, 1, 0);
+             INSERT INTO bars VALUES (1, 1504396940001, 218102.59507500002, 1, 1, 1, 1, 0);
+             INSERT INTO bars VALUES (1, -1500, 1, 1, 1, 1, 1, 0);",
+        )
+        .unwrap();
+        let got = rows(
+            &conn,
+            "SELECT time, unix_time, open, high, low, volume, trades, pair, interval_secs FROM bars_v",
+        );
+        let bar = |time: &str, unix: f64, open: f64, high: f64, low: f64, volume: f64, trades: i64| {
+            vec![
+                text(time),
+                Real(unix),
+                Real(open),
+                Real(high),
+                Real(low),
+                Real(volume),
+                Integer(trades),
+                text("BTC/USD"),
+                Integer(60),
+            ]
+        };
+        assert_eq!(
+            got,
+            [
+                bar("1969-12-31T23:59:58.500Z", -1.5, 1e-8, 1e-8, 1e-8, 1e-8, 0),
+                bar("2017-09-03T00:00:20Z", 1504396820.0, 4652.69, 1e-8, 1.0, 6.63487803, 7),
+                bar(
+                    "2017-09-03T00:01:20.500Z",
+                    1504396880.5,
+                    0.123456789,
+                    1e-8,
+                    1e-8,
+                    1e-8,
+                    0
+                ),
+                bar(
+                    "2017-09-03T00:02:20.001Z",
+                    1504396940.001,
+                    218102.59507500002,
+                    1e-8,
+                    1e-8,
+                    1e-8,
+                    0
+                ),
+            ],
+            "ordered by time; a fraction of a second only when there is one; every value form as REAL"
+        );
+    }
+
+    #[test]
+    fn money_and_times_of_runs_fills_and_snapshots_read_as_real_and_iso() {
+        let conn = migrated();
+        conn.execute_batch(
+            "INSERT INTO series VALUES (1, 'data', 'ETH/USD', 300);
+             INSERT INTO runs (id, run_key, series_id, status, created_at, updated_at, config, source_params,
+                               initial_cash, first_bar_ts, last_bar_ts, bars_seen)
+                 VALUES (3, 'k', 1, 'completed', 1504396800123, 1504396860000, '{}', '{}', '100000', 1504396800000,
+                         NULL, 2);
+             INSERT INTO orders VALUES (3, 1, 1504396800000, 'buy', '0.5', 'entry', 'filled');
+             INSERT INTO fills VALUES (3, 1, 1504396800000, 'buy', '0.5', '4652.69', '0.0026', '97673.6524',
+                                       '0.5', '-0.0026');
+             INSERT INTO account_snapshots VALUES (3, 1504396800000, '97673.6524', '0.5', NULL, '0', '-1.25',
+                                                   '99999.99', '0.0026');",
+        )
+        .unwrap();
+        assert_eq!(
+            rows(
+                &conn,
+                "SELECT run_id, pair, interval_secs, created_at, updated_at, first_bar_time, last_bar_time,
+                        initial_cash, fills FROM runs_v"
+            ),
+            [vec![
+                Integer(3),
+                text("ETH/USD"),
+                Integer(300),
+                text("2017-09-03T00:00:00.123Z"),
+                text("2017-09-03T00:01:00.000Z"),
+                text("2017-09-03T00:00:00Z"),
+                Null,
+                Real(100000.0),
+                Integer(1),
+            ]],
+            "wall-clock times always in milliseconds"
+        );
+        assert_eq!(
+            rows(
+                &conn,
+                "SELECT time, side, reason, qty, price, fee, cash_after, position_after, realized_pnl FROM fills_v"
+            ),
+            [vec![
+                text("2017-09-03T00:00:00Z"),
+                text("buy"),
+                text("entry"),
+                Real(0.5),
+                Real(4652.69),
+                Real(0.0026),
+                Real(97673.6524),
+                Real(0.5),
+                Real(-0.0026),
+            ]]
+        );
+        assert_eq!(
+            rows(
+                &conn,
+                "SELECT time, cash, avg_entry, unrealized_pnl, equity FROM account_snapshots_v"
+            ),
+            [vec![
+                text("2017-09-03T00:00:00Z"),
+                Real(97673.6524),
+                Null,
+                Real(-1.25),
+                Real(99999.99),
+            ]]
+        );
+        // What the views are for: sums and date functions give the right answers.
+        assert_eq!(
+            rows(&conn, "SELECT sum(price), datetime(min(time)) FROM fills_v"),
+            [vec![Real(4652.69), text("2017-09-03 00:00:00")]]
+        );
+    }
+}

@@ -306,7 +306,7 @@ async fn read_store<T: Send + 'static>(
     tokio::task::spawn_blocking(move || {
         let mut reader = board.reader.lock().unwrap_or_else(|e| e.into_inner());
         if reader.is_none() {
-            *reader = Some(Store::open_existing(&board.data_dir)?);
+            *reader = Some(Store::open_read_only(&board.data_dir)?);
         }
         read(reader.as_ref().expect("opened above"))
     })

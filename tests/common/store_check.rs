@@ -55,7 +55,7 @@ pub fn spawn(dir: &Path, args: &[&str]) -> Child {
 }
 
 pub fn stored(dir: &Path) -> (Store, nanotrader::store::RunRecord, Vec<Bar>, Vec<Fill>) {
-    let store = Store::open_existing(dir).expect("the store opens after a kill");
+    let store = Store::open_read_only(dir).expect("the store opens after a kill");
     let runs = store.runs().unwrap();
     assert_eq!(runs.len(), 1, "a restart resumes the run instead of starting another");
     let run = runs.into_iter().next().unwrap();
@@ -160,6 +160,27 @@ pub fn last_snapshot(store: &Store, run_id: i64) -> Option<(Timestamp, Decimal, 
     )
     .ok()
     .map(|(ts, c, p)| (Timestamp::from_millis(ts), c.parse().unwrap(), p.parse().unwrap()))
+}
+
+/// Whether the store in `dir` holds a run yet (a kill in start-up can leave a store without one,
+/// or without its schema: migrations commit whole, so the `runs` table is there or not).
+pub fn run_created(dir: &Path) -> bool {
+    let path = dir.join("nanotrader.sqlite");
+    if !path.exists() {
+        return false;
+    }
+    let conn = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .expect("a killed run's store opens");
+    let tables: i64 = conn
+        .query_row("SELECT COUNT(*) FROM sqlite_master WHERE name = 'runs'", [], |r| {
+            r.get(0)
+        })
+        .expect("a killed run's store reads");
+    tables == 1
+        && conn
+            .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get::<_, i64>(0))
+            .expect("a killed run's runs read")
+            > 0
 }
 
 /// The run's processed bar count as stored, read while it runs (0 before there is a run).
