@@ -406,3 +406,28 @@ pub fn print_sweep(out: &mut impl Write, s: &SweepSummary) -> io::Result<()> {
         rayon::current_num_threads()
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::market::Interval;
+
+    fn closes(units: &[i64]) -> BarColumns {
+        BarColumns {
+            interval: Interval::ONE_MINUTE,
+            ts: (1..=units.len() as i64).map(|i| i * 60).collect::<Vec<_>>().into(),
+            close: units.to_vec().into(),
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn a_pair_without_a_known_tick_is_shown_at_the_decimals_its_closes_use() {
+        // 1.2345, 2, 0.5 (fixed point, 8 places).
+        let bars = closes(&[123_450_000, 200_000_000, 50_000_000]);
+        assert_eq!(pair_format("ETH/EUR", &bars).price_decimals(), 4);
+        assert_eq!(pair_format("BTC/USD", &bars).price_decimals(), 1, "Kraken's tick");
+        assert_eq!(pair_format("ETH/EUR", &closes(&[1, 100_000_000])).price_decimals(), 8);
+        assert_eq!(pair_format("ETH/EUR", &closes(&[])).price_decimals(), 0);
+    }
+}

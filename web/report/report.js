@@ -659,7 +659,7 @@
         [fixed(r.sortino, 2), ''],
         [fixed(r.max_drawdown_pct, 2), ''],
         [count(r.trades), ''],
-        [fixed(r.win_rate_pct, 1), ''],
+        [fixed(r.win_rate_pct, 2), ''],
       ];
       values.forEach(([text, cls], k) => {
         const td = el('td', 'num', text);

@@ -610,10 +610,10 @@
   function applyPerf(p) {
     setText($('p-return'), signedPctNum(p.return_pct), toneNum(p.return_pct));
     setText($('p-dd'), p.max_drawdown_pct ? `-${pctNum(p.max_drawdown_pct)}` : pctNum(p.max_drawdown_pct), p.max_drawdown_pct > 0 ? 'neg' : '');
-    setText($('p-win'), pctNum(p.win_rate_pct, 1));
+    setText($('p-win'), pctNum(p.win_rate_pct));
     setText($('p-trades'), int(p.trades));
     setText($('p-rt'), int(p.round_trips));
-    setText($('p-exposure'), pctNum(p.exposure_pct, 1));
+    setText($('p-exposure'), pctNum(p.exposure_pct));
     // Sharpe and Sortino only over a span that carries them (the server says, and why not).
     const meaningful = p.ratios_meaningful !== false;
     const ratio = (v) => (!meaningful || v === null || v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(2));
