@@ -419,7 +419,7 @@
     $('source-badge').title = `Market data: ${m.data || m.source}`;
     $('paper-badge').hidden = !m.paper;
     $('chart-title').textContent = `${m.pair} · ${intervalName(m.interval_secs)} · UTC · ${m.strategy}`;
-    const assumptions = `${m.paper ? 'Paper trading' : 'Live trading'} · fee ${fractionPct(m.fee_rate)} per fill · sizing ${m.sizing} · start ${usd(m.initial_cash)} USD`;
+    const assumptions = `${m.paper ? 'Paper trading' : 'Live trading'} · fee ${fractionPct(m.fee_rate)} per fill · sizing ${m.sizing} · start ${usd(m.initial_cash)} ${quoteCode}`;
     $('s-assumptions').textContent = assumptions;
     $('account-note').textContent = `${assumptions}. P&L figures are net of fees.`;
     $('perf-note').textContent =
