@@ -12,6 +12,7 @@ use crate::broker::{Account, PaperBroker};
 use crate::cli::{BarsArgs, Cli, Command, FillsArgs, HistoryArgs, RunArgs};
 use crate::config::{self, ConfigError, Mode, ReplayData, RunConfig, SimSpec, SourceSpec};
 use crate::engine::{self, Bus, Engine, EngineOutputs, Metrics, ResumeState, STORE_QUEUE_BATCHES};
+use crate::human_format::DataMode;
 use crate::kraken::consts::PUBLIC_REST_MIN_INTERVAL;
 use crate::kraken::poller::RestPollSource;
 use crate::kraken::rest::{RestClient, Retries};
@@ -254,7 +255,7 @@ async fn run(
             cfg.interval,
             &fills,
             store.order_reasons(run.id)?,
-            is_network_feed(&cfg.source),
+            data_mode(&cfg.source),
         )),
         None => None,
     };
@@ -305,7 +306,11 @@ async fn run(
         store_rx,
         engine::writer_hooks(bus.events.clone(), metrics.clone()),
     )?;
-    let logger = tokio::spawn(crate::logs::log_events(bus.events.subscribe(), cfg.pair.clone()));
+    let logger = tokio::spawn(crate::logs::log_events(
+        bus.events.subscribe(),
+        cfg.pair.clone(),
+        data_mode(&cfg.source),
+    ));
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -558,9 +563,14 @@ fn warm_up(
     })
 }
 
-/// Network feeds report their own connection state; the others are connected from the start.
-fn is_network_feed(source: &SourceSpec) -> bool {
-    matches!(source, SourceSpec::Kraken { .. } | SourceSpec::KrakenRest { .. })
+/// Only an exchange's feed is live (and reports its own connection state); a replay and a
+/// simulation are labelled as such, with their speed.
+fn data_mode(source: &SourceSpec) -> DataMode {
+    match source {
+        SourceSpec::Kraken { .. } | SourceSpec::KrakenRest { .. } => DataMode::Live,
+        SourceSpec::Replay { speed, .. } => DataMode::Replay(*speed),
+        SourceSpec::Sim(sim) => DataMode::Simulation(sim.speed),
+    }
 }
 
 fn board_meta(cfg: &RunConfig, info: &SourceInfo, run: &RunRecord, strategy: &dyn Strategy) -> BoardMeta {

@@ -143,6 +143,8 @@ pub struct StatusReport {
     pub position: Decimal,
     /// Wall clock minus the market time of the last event (meaningful for live feeds).
     pub feed_lag_ms: Option<i64>,
+    /// The market time of the last event: the data's own time (what a replay shows).
+    pub data_ts: Option<Timestamp>,
     /// Steps produced but not yet committed by the store writer.
     pub store_lag_steps: u64,
 }
@@ -630,6 +632,7 @@ impl Engine {
             feed_lag_ms: self
                 .last_event_ts
                 .map(|ts| (Timestamp::now().nanos() - ts.nanos()) / 1_000_000),
+            data_ts: self.last_event_ts,
             store_lag_steps: produced.saturating_sub(stored),
         };
         let _ = self.bus.events.send(EngineEvent::Status(report));

@@ -11,6 +11,7 @@ pub mod config;
 pub mod engine;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod human_format;
 pub mod kraken;
 pub mod logs;
 pub mod market;

@@ -9,6 +9,25 @@ use crate::broker::Account;
 use crate::market::Interval;
 
 const SECS_PER_YEAR: f64 = 365.0 * 24.0 * 3600.0;
+const SECS_PER_DAY: f64 = 86_400.0;
+
+/// Sharpe and Sortino are shown to people only over a span that can carry them: at least this
+/// many days of bars...
+pub const RATIO_MIN_DAYS: f64 = 30.0;
+/// ...or at least this many round trips. Below both, a ratio annualised from a few days or a
+/// handful of trades is mostly noise (and a large one at that): people see "—" and why, machines
+/// (JSON) still get the number with `ratios_meaningful: false` and the reason.
+pub const RATIO_MIN_ROUND_TRIPS: u64 = 30;
+
+/// Why Sharpe and Sortino are not shown for this span, or `None` when they are.
+pub fn ratios_reason(span_days: f64, round_trips: u64) -> Option<String> {
+    (span_days < RATIO_MIN_DAYS && round_trips < RATIO_MIN_ROUND_TRIPS).then(|| {
+        format!(
+            "needs {RATIO_MIN_DAYS:.0} days of bars or {RATIO_MIN_ROUND_TRIPS} round trips; this run has {} days and {round_trips}",
+            crate::human_format::fixed_f64(span_days, 1)
+        )
+    })
+}
 
 /// Bars in a year of a market open around the clock: what per-bar ratios are annualised by.
 pub fn bars_per_year(interval: Interval) -> f64 {
@@ -32,12 +51,44 @@ pub struct Performance {
     /// Mean over downside deviation (root mean square of the negative returns, target 0),
     /// annualised the same way; `None` until there is a negative return.
     pub sortino: Option<f64>,
+    /// Days of bars behind these figures: closed bars times the bar interval.
+    pub span_days: f64,
+    /// Whether the span carries Sharpe and Sortino (`RATIO_MIN_DAYS` days of bars or
+    /// `RATIO_MIN_ROUND_TRIPS` round trips). The numbers above are kept either way.
+    pub ratios_meaningful: bool,
+    /// Why not, when not: "needs 30 days of bars or 30 round trips; this run has 2.0 days and 4".
+    pub ratios_reason: Option<String>,
+}
+
+impl Performance {
+    /// Sharpe as people see it: `None` unless the span carries it.
+    pub fn shown_sharpe(&self) -> Option<f64> {
+        self.sharpe.filter(|_| self.ratios_meaningful)
+    }
+
+    /// Sortino as people see it: `None` unless the span carries it.
+    pub fn shown_sortino(&self) -> Option<f64> {
+        self.sortino.filter(|_| self.ratios_meaningful)
+    }
+
+    /// A ratio for people: `1.23`, or `—` (alone when the ratio is undefined).
+    pub fn ratio_text(&self, value: Option<f64>) -> String {
+        crate::human_format::ratio(value.filter(|_| self.ratios_meaningful))
+    }
+
+    /// `—`, and why, when the span does not carry Sharpe and Sortino.
+    pub fn ratios_note(&self) -> Option<String> {
+        self.ratios_reason
+            .as_ref()
+            .map(|why| format!("{} ({why})", crate::human_format::NONE))
+    }
 }
 
 #[derive(Clone, Debug)]
 pub struct PerfTracker {
     initial_equity: f64,
     bars_per_year: f64,
+    interval_secs: f64,
     peak: f64,
     max_drawdown: f64,
     /// The equity below which the drawdown is a new maximum, `peak * (1 - max_drawdown)`: most
@@ -59,6 +110,7 @@ impl PerfTracker {
         Self {
             initial_equity,
             bars_per_year: bars_per_year(interval),
+            interval_secs: interval.secs().max(1) as f64,
             peak: initial_equity,
             max_drawdown: 0.0,
             drawdown_floor: initial_equity,
@@ -126,6 +178,8 @@ impl PerfTracker {
             .map(|sd| mean / sd * self.bars_per_year.sqrt());
         let sortino = (self.returns >= 2 && self.downside_squares > 0.0)
             .then(|| mean / (self.downside_squares / n).sqrt() * self.bars_per_year.sqrt());
+        let span_days = self.bars as f64 * self.interval_secs / SECS_PER_DAY;
+        let ratios_reason = ratios_reason(span_days, trips);
         Performance {
             return_pct: percent(equity - self.initial_equity, self.initial_equity),
             max_drawdown_pct: self.max_drawdown * 100.0,
@@ -135,6 +189,9 @@ impl PerfTracker {
             exposure_pct: percent(self.exposed_bars as f64, self.bars as f64),
             sharpe,
             sortino,
+            span_days,
+            ratios_meaningful: ratios_reason.is_none(),
+            ratios_reason,
         }
     }
 }
@@ -171,6 +228,44 @@ mod tests {
             (report.sortino.unwrap() - sortino).abs() < 1e-6,
             "{report:?} vs {sortino}"
         );
+    }
+
+    #[test]
+    fn ratios_are_meaningful_from_30_days_or_30_round_trips() {
+        assert_eq!(
+            ratios_reason(2.0, 4).as_deref(),
+            Some("needs 30 days of bars or 30 round trips; this run has 2.0 days and 4")
+        );
+        assert!(ratios_reason(29.99, 29).is_some());
+        assert_eq!(ratios_reason(30.0, 0), None);
+        assert_eq!(ratios_reason(0.5, 30), None);
+
+        // 2 days of 1-minute bars, no trades: the numbers exist but are not shown.
+        let mut perf = PerfTracker::new(100.0, Interval::ONE_MINUTE);
+        for i in 0..2 * 1440 {
+            perf.on_bar(100.0 + (i % 7) as f64 - 3.0, true);
+        }
+        let report = perf.report(&Account::new(rust_decimal::Decimal::ONE_HUNDRED), 0);
+        assert!((report.span_days - 2.0).abs() < 1e-12, "{report:?}");
+        assert!(report.sharpe.is_some() && report.sortino.is_some());
+        assert!(!report.ratios_meaningful);
+        assert_eq!((report.shown_sharpe(), report.shown_sortino()), (None, None));
+        assert_eq!(report.ratio_text(report.sharpe), "—");
+        assert_eq!(
+            report.ratios_note().as_deref(),
+            Some("— (needs 30 days of bars or 30 round trips; this run has 2.0 days and 0)")
+        );
+
+        // 30 days of hourly bars carry them.
+        let mut perf = PerfTracker::new(100.0, Interval::from_secs(3600).unwrap());
+        for i in 0..30 * 24 {
+            perf.on_bar(100.0 + (i % 5) as f64 - 2.0, true);
+        }
+        let report = perf.report(&Account::new(rust_decimal::Decimal::ONE_HUNDRED), 0);
+        assert!(report.ratios_meaningful, "{report:?}");
+        assert_eq!(report.ratios_reason, None);
+        assert_eq!(report.shown_sharpe(), report.sharpe);
+        assert_eq!(report.ratio_text(Some(1.234)), "1.23");
     }
 
     #[test]

@@ -1,4 +1,5 @@
 //! What a person reads: the end-of-run summary, fills as a table or CSV, the list of runs.
+//! Tables and summaries are rounded for people (human_format); CSV exports are exact.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -9,6 +10,7 @@ use rust_decimal::Decimal;
 use crate::broker::{Account, Fill};
 use crate::config::RunConfig;
 use crate::engine::Outcome;
+use crate::human_format::{self, PairFormat};
 use crate::market::{SourceInfo, Timestamp};
 use crate::store::{RunRecord, Store};
 
@@ -35,11 +37,18 @@ pub fn plain(d: Decimal) -> String {
     }
 }
 
+/// The one-screen summary at the end of a run, for people: money to the cent, amounts to 8
+/// places, prices at the pair's tick (human_format). The exact cash and position close it, as
+/// stored, so a run can be checked digit for digit against its exports.
 pub fn write_summary(out: &mut impl Write, s: &RunSummary) -> io::Result<()> {
     let mut account = s.account.clone();
     if let Some(close) = s.last_close {
         account.mark(close);
     }
+    let format = PairFormat::with_prices(
+        &s.cfg.pair,
+        s.last_close.into_iter().chain(s.fills.iter().map(|f| f.price)),
+    );
     let equity = account.equity();
     let initial = s.run.initial_cash;
     let ret = if initial.is_zero() {
@@ -76,39 +85,50 @@ pub fn write_summary(out: &mut impl Write, s: &RunSummary) -> io::Result<()> {
         "  fills         {} ({round_trips} round trips, {won} won)",
         s.fills.len()
     )?;
-    writeln!(out, "  start equity  {}", plain(initial))?;
+    writeln!(out, "  start equity  {}", format.money_unit(initial))?;
     writeln!(
         out,
-        "  end equity    {}  ({}%)",
-        plain(equity.round_dp(8)),
-        ret.round_dp(4)
+        "  end equity    {}  ({})",
+        format.money_unit(equity),
+        human_format::signed_percent_decimal(ret)
     )?;
-    writeln!(out, "  cash          {}", plain(account.cash()))?;
     writeln!(
         out,
-        "  position      {} @ avg {}",
-        plain(account.position()),
-        account.avg_entry().map_or("-".into(), |p| plain(p.round_dp(2)))
+        "  holdings      {} and {} @ avg {}",
+        format.money_unit(account.cash()),
+        format.amount_unit(account.position()),
+        account
+            .avg_entry()
+            .map_or(human_format::NONE.into(), |p| format.price(p))
     )?;
     writeln!(
         out,
         "  realized P&L  {}   unrealized {}",
-        plain(account.realized_pnl()),
-        plain(account.unrealized_pnl().round_dp(8))
+        format.signed_money_unit(account.realized_pnl()),
+        format.signed_money_unit(account.unrealized_pnl())
     )?;
     writeln!(
         out,
         "  fees paid     {}   (fee rate {}%, sizing {})",
-        plain(account.fees_paid()),
+        format.money_unit(account.fees_paid()),
         plain(s.cfg.broker.fee_rate * Decimal::ONE_HUNDRED),
         s.cfg.broker.sizing
     )?;
     writeln!(
         out,
-        "  this session  {} bars in {:.3} s ({:.0} bars/s)",
-        s.bars_this_session, secs, rate
+        "  this session  {} bars in {:.3} s ({} bars/s)",
+        s.bars_this_session,
+        secs,
+        human_format::fixed_f64(rate, 0)
     )?;
     writeln!(out, "  store         {} (run {})", s.store_path.display(), s.run.id)?;
+    writeln!(
+        out,
+        "  exact, as stored (every fill: nanotrader fills --run {} --csv)",
+        s.run.id
+    )?;
+    writeln!(out, "  cash          {}", plain(account.cash()))?;
+    writeln!(out, "  position      {}", plain(account.position()))?;
     let _ = s.start_equity;
     Ok(())
 }
@@ -131,7 +151,17 @@ pub fn write_fills_csv(out: &mut impl Write, fills: &[Fill]) -> io::Result<()> {
     Ok(())
 }
 
+/// The pair a stored run traded, from its configuration (BTC/USD when it does not say).
+fn run_pair(run: &RunRecord) -> String {
+    serde_json::from_str::<serde_json::Value>(&run.config)
+        .ok()
+        .and_then(|c| c["pair"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "BTC/USD".to_owned())
+}
+
+/// A run's fills for people (`--csv` gives them exactly).
 pub fn write_fills_table(out: &mut impl Write, run: &RunRecord, fills: &[Fill]) -> io::Result<()> {
+    let format = PairFormat::with_prices(&run_pair(run), fills.iter().map(|f| f.price));
     writeln!(out, "run {}: {} fills", run.id, fills.len())?;
     writeln!(
         out,
@@ -144,11 +174,11 @@ pub fn write_fills_table(out: &mut impl Write, run: &RunRecord, fills: &[Fill]) 
             "{:<24} {:<4} {:>12} {:>12} {:>10} {:>16} {:>12}",
             f.ts.to_rfc3339(),
             f.side,
-            plain(f.qty),
-            plain(f.price),
-            plain(f.fee.round_dp(4)),
-            plain(f.cash_after.round_dp(4)),
-            plain(f.position_after)
+            format.amount(f.qty),
+            format.price(f.price),
+            format.money(f.fee),
+            format.money(f.cash_after),
+            format.amount(f.position_after)
         )?;
     }
     Ok(())

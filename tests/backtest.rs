@@ -263,6 +263,81 @@ fn metrics_match_an_independent_computation() {
     );
 }
 
+/// `d` to the cent, half away from zero, with thousands separators: worked out here apart from
+/// the program's own formatting.
+fn cents(d: rust_decimal::Decimal) -> String {
+    let rounded = d.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+    let text = format!("{rounded:.2}");
+    let (whole, fraction) = text.split_once('.').unwrap();
+    let (sign, digits) = whole.strip_prefix('-').map_or(("", whole), |d| ("-", d));
+    let mut grouped = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    format!("{sign}{grouped}.{fraction}")
+}
+
+/// People read the summary rounded: money to the cent, percentages to 2 places, and no Sharpe or
+/// Sortino over 2 days and 17 round trips (with the reason). The JSON and the fills CSV of the
+/// same backtest keep every digit.
+#[test]
+fn the_text_summary_shows_cents_and_the_json_stays_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = copy_in(dir.path(), "assets/btcusd_1m_20170903_20170904.csv");
+    let trades = dir.path().join("trades.csv");
+    let args = ["--data", data.to_str().unwrap(), "--short", "30", "--long", "120"];
+    let out = backtest(dir.path(), &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let mut json_args = args.to_vec();
+    json_args.extend(["--json", "--trades", trades.to_str().unwrap()]);
+    let exact = json(&backtest(dir.path(), &json_args));
+
+    let end: rust_decimal::Decimal = exact["end_equity"].as_str().unwrap().parse().unwrap();
+    let fees: rust_decimal::Decimal = exact["fees_paid"].as_str().unwrap().parse().unwrap();
+    assert!(end.normalize().scale() > 2, "the JSON keeps every digit: {end}");
+    assert!(fees.normalize().scale() > 2, "the JSON keeps every digit: {fees}");
+    let last_fill = csv_rows(&trades).pop().unwrap();
+    assert_eq!(
+        last_fill.split(',').nth(5).unwrap(),
+        exact["cash"].as_str().unwrap(),
+        "the fills CSV is exact too"
+    );
+    for line in [
+        "  start equity  100,000.00 USD\n".to_owned(),
+        format!("  end equity    {} USD  (-18.39%)\n", cents(end)),
+        format!("  fees paid     {} USD   (fee rate 0.4%", cents(fees)),
+        "  Sharpe        —   Sortino —   (needs 30 days of bars or 30 round trips; this run has 2.0 days and 17)\n"
+            .to_owned(),
+        "  trades        34 fills, 17 round trips, win rate 5.88%\n".to_owned(),
+    ] {
+        assert!(text.contains(&line), "{line:?} missing from:\n{text}");
+    }
+    assert_eq!(cents(end), "81,607.12");
+    assert!(!text.contains(exact["end_equity"].as_str().unwrap()), "{text}");
+    assert_eq!(exact["ratios_meaningful"], false);
+    assert!(exact["sharpe"].as_f64().is_some(), "machines still get the number");
+    assert_eq!(
+        exact["ratios_reason"],
+        "needs 30 days of bars or 30 round trips; this run has 2.0 days and 17"
+    );
+
+    // 75 round trips carry the ratios, even over 2 days: shown to 2 places.
+    let seed = ["--data", data.to_str().unwrap(), "--preset", "seed"];
+    let text = stdout(&backtest(dir.path(), &seed));
+    let mut json_args = seed.to_vec();
+    json_args.push("--json");
+    let exact = json(&backtest(dir.path(), &json_args));
+    assert_eq!(exact["ratios_meaningful"], true);
+    let sharpe = format!("{:.2}", exact["sharpe"].as_f64().unwrap());
+    assert!(text.contains(&format!("  Sharpe        {sharpe}   Sortino ")), "{text}");
+    assert!(text.contains("  end equity    99,997.35 USD  (0.00%)\n"), "{text}");
+    assert_eq!(exact["end_equity"], "99997.35129");
+}
+
 #[test]
 fn a_sweep_ranks_every_combination_and_agrees_with_single_runs() {
     let dir = tempfile::tempdir().unwrap();

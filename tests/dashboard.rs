@@ -153,6 +153,9 @@ async fn a_page_gets_a_snapshot_then_every_delta_in_order() {
     assert_eq!(snapshot["meta"]["pair"], "BTC/USD");
     assert_eq!(snapshot["meta"]["lines"], serde_json::json!(["SMA 10", "SMA 20"]));
     assert_eq!(snapshot["meta"]["paper"], true);
+    // A replay is labelled with its speed, never as live.
+    assert_eq!(snapshot["status"]["mode"], "replay");
+    assert_eq!(snapshot["status"]["speed"], "3000x");
     let mut seq = snapshot["seq"].as_u64().unwrap();
     let mut last_bar = snapshot["bars"]
         .as_array()
@@ -241,6 +244,9 @@ async fn a_restarted_dashboard_shows_the_stored_history() {
         assert_eq!(shown["t"], stored["t"]);
         assert_eq!(shown["c"].as_f64().unwrap(), dec(&stored["c"]));
     }
+    // Buy and hold starts again from the run's first close (all cash in, one 0.4 % fee).
+    let first_hold = bars[0]["bh"].as_f64().unwrap();
+    assert!((first_hold - 100_000.0 * 0.996).abs() < 1e-6, "{first_hold}");
     // The indicators were recomputed from the stored bars: SMA 20 exists from the 20th bar.
     assert!(bars[18]["lines"][1].is_null());
     assert!(bars[19]["lines"][1].is_number());
@@ -401,6 +407,76 @@ async fn fills_come_a_page_at_a_time() {
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
+}
+
+/// A replay's status says what it is (mode "replay", its speed, the data's own time) and gives no
+/// lag behind the wall clock; prices are shown at BTC/USD's tick. Every bar carries buy and hold
+/// as the backtest defines it (the same figure as `backtest --json` of the same file), while the
+/// account in the API stays exact to the last digit of the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_says_so_and_buy_and_hold_rides_beside_the_equity() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = Running::replay(dir.path(), "max", &["--stay"]);
+    app.wait_for_line("the dashboard stays up");
+    let base = &app.url;
+    let status = get_json(&format!("{base}/api/status")).await;
+    let s = &status["status"];
+    assert_eq!(
+        (&s["mode"], &s["speed"]),
+        (&Value::from("replay"), &Value::from("max speed"))
+    );
+    assert_eq!(
+        s["feed_lag_ms"],
+        Value::Null,
+        "a replay has no lag behind the wall clock"
+    );
+    assert_eq!(s["price_decimals"], 1, "BTC/USD's tick on Kraken (pair_decimals)");
+    let first = bar_times(&get_json(&format!("{base}/api/bars?from=0&limit=1")).await)[0];
+    let last = bar_times(&get_json(&format!("{base}/api/bars?limit=1")).await)[0];
+    let data_time = s["data_time"].as_i64().expect("the data's own time");
+    assert!(
+        (first..=last + 60).contains(&data_time),
+        "{data_time} within the data's {first}..{last}"
+    );
+
+    let mut ws = connect(&app.ws_url(), "nanotrader.v1").await.unwrap();
+    let snapshot = next_frame(&mut ws).await;
+    assert_eq!(snapshot["status"]["mode"], "replay");
+    let first_close = dec(&get_json(&format!("{base}/api/bars?from=0&limit=1")).await["bars"][0]["c"]);
+    let invested = dec(&snapshot["meta"]["initial_cash"]) * (1.0 - dec(&snapshot["meta"]["fee_rate"]));
+    let bars = snapshot["bars"].as_array().unwrap();
+    assert!(bars.len() > 1000);
+    for bar in bars {
+        let want = invested * bar["c"].as_f64().unwrap() / first_close;
+        let got = bar["bh"].as_f64().expect("a buy-and-hold value on every bar");
+        assert!((got - want).abs() <= 1e-9 * want, "bar {}: {got} vs {want}", bar["t"]);
+    }
+    let data = repo_file(DATA);
+    let out = nanotrader(
+        dir.path(),
+        &["backtest", "--data", data.to_str().unwrap(), "--json", "--cache", "off"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let backtest: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let shown = (bars.last().unwrap()["bh"].as_f64().unwrap() / dec(&snapshot["meta"]["initial_cash"]) - 1.0) * 100.0;
+    let reported = backtest["buy_and_hold_return_pct"].as_f64().unwrap();
+    assert!(
+        (shown - reported).abs() < 1e-9,
+        "dashboard {shown} %, backtest {reported} %"
+    );
+
+    // Exact for machines: the API's cash is the store's, every digit (not rounded to the cent).
+    let account = get_json(&format!("{base}/api/account")).await;
+    let stored = fills_csv(dir.path(), None);
+    let stored_cash = stored.last().unwrap().split(',').nth(5).unwrap().to_owned();
+    assert_eq!(plain_number(account["cash"].as_str().unwrap()), stored_cash);
+    assert!(
+        stored_cash.split('.').nth(1).is_some_and(|d| d.len() > 2),
+        "{stored_cash}"
+    );
+    let perf = get_json(&format!("{base}/api/performance")).await;
+    assert_eq!(perf["ratios_meaningful"], perf["round_trips"].as_u64().unwrap() >= 30);
+    assert!(perf["sharpe"].is_number(), "machines get the number either way: {perf}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

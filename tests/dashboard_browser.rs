@@ -1,6 +1,7 @@
 //! The dashboard in a real browser: tests/browser/dashboard.mjs drives headless Chromium
 //! (through playwright-core) against a real `nanotrader demo` and checks the chart, the account
-//! against the API, fill markers, the controls and the CSP. It needs /usr/bin/chromium and Node.js:
+//! against the API, fill markers, the controls, the replay's label ("replay 3000x", the data's
+//! time, never "live"), the buy-and-hold line and legend, and the CSP. It needs /usr/bin/chromium and Node.js:
 //! without them the test is skipped loudly, unless NANOTRADER_REQUIRE_BROWSER=1 (set in CI) makes
 //! that a failure. Screenshots land in target/dashboard.png and target/dashboard-phone.png.
 
@@ -110,7 +111,8 @@ fn the_dashboard_works_in_a_real_browser() {
     let demo = Demo::start(data_dir.path());
     let screenshot = repo_file("target/dashboard.png");
 
-    let args = [demo.url.as_ref(), screenshot.as_os_str()];
+    let label = format!("replay {SPEED}x");
+    let args = [demo.url.as_ref(), screenshot.as_os_str(), label.as_ref()];
     let Some(out) = run_browser_script(&scripts.join("dashboard.mjs"), &args, SCRIPT_TIMEOUT) else {
         panic!("dashboard.mjs did not finish within {SCRIPT_TIMEOUT:?}\n{}", demo.log());
     };

@@ -185,6 +185,7 @@ fn full_report() -> ReportData {
             candles,
             bar_seconds: 60,
             source_bars: BARS as u64,
+            price_decimals: Some(2),
         },
         equity,
         buy_hold_equity,
@@ -197,6 +198,7 @@ fn full_report() -> ReportData {
             shorts,
             longs,
             values,
+            note: Some("Sharpe and Sortino are shown only for combinations with 30 round trips or more.".into()),
             top,
         }),
     }
@@ -225,6 +227,8 @@ fn single_candle_report() -> ReportData {
             lines: Vec::new(),
             bar_seconds: 3600,
             source_bars: 1,
+            // No tick given: the page picks enough decimals for the smallest price.
+            price_decimals: None,
         },
         equity: p(10_000.0),
         buy_hold_equity: p(9_990.0),
@@ -262,6 +266,8 @@ fn expectations(data: &ReportData, charts: bool) -> serde_json::Value {
         "heatmapCells": sweep.map_or(0, |s| s.shorts.len() * s.longs.len()),
         "heatmapEmptyCells": sweep.map_or(0, |s| s.values.iter().flatten().filter(|v| v.is_none()).count()),
         "topRows": sweep.map_or(0, |s| s.top.len()),
+        "priceDecimals": data.price.price_decimals,
+        "sweepNote": sweep.and_then(|s| s.note.clone()),
     })
 }
 

@@ -85,7 +85,7 @@ pub fn execute(args: BacktestArgs, data_dir: &Path, quiet: bool) -> Result<(), A
         sweep,
     } = &result;
     // Computed once for every output: the backtest, or a sweep's best combination.
-    let single = summary::single(&info, strategy, &trading, outcome, &bars, &timings);
+    let single = summary::single(&info, strategy, &trading, outcome, &bars, &timings, &args.pair);
     if let Some(path) = &args.trades {
         write_file(path, |out| crate::report::write_fills_csv(out, &outcome.fills))?;
     }

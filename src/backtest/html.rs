@@ -56,6 +56,9 @@ pub struct PriceSeries {
     pub bar_seconds: i64,
     /// Bars in the data before downsampling.
     pub source_bars: u64,
+    /// Decimals of a price: the pair's tick (human_format::PairFormat); without it the page
+    /// picks enough decimals for the smallest price.
+    pub price_decimals: Option<u32>,
 }
 
 /// One candle; `time` in unix seconds.
@@ -81,7 +84,8 @@ pub struct Point {
     pub value: f64,
 }
 
-/// One fill; money and quantities as exact decimal strings.
+/// One fill, as people read it (human_format): money to the cent, amounts to 8 places, the
+/// price at the pair's tick. The exact fills are in the `--trades` CSV.
 #[derive(Serialize, Clone, Debug, Default, PartialEq)]
 pub struct FillRow {
     pub time: i64,
@@ -105,8 +109,10 @@ pub struct SweepData {
     /// Heatmap columns.
     pub longs: Vec<usize>,
     /// `values[i][j]` for `(shorts[i], longs[j])`; `None` for an invalid combination or an
-    /// undefined value.
+    /// undefined value (a Sharpe or Sortino over a span too short to carry it, too).
     pub values: Vec<Vec<Option<f64>>>,
+    /// Said under the heatmap, e.g. why some Sharpe ratios are not shown.
+    pub note: Option<String>,
     /// Best first.
     pub top: Vec<SweepRow>,
 }
@@ -116,6 +122,7 @@ pub struct SweepRow {
     pub short: usize,
     pub long: usize,
     pub return_pct: f64,
+    /// `None` when undefined or when the span does not carry it (see SweepData::note).
     pub sharpe: Option<f64>,
     pub sortino: Option<f64>,
     pub max_drawdown_pct: f64,
@@ -293,6 +300,7 @@ const BODY: &str = r##"<header class="topbar">
         <span class="hl-none"><span class="swatch-none"></span> no value (short ≥ long or undefined)</span>
       </div>
       <p class="empty" id="heatmap-empty" hidden>The sweep has no combinations.</p>
+      <p class="sweep-note" id="sweep-note" hidden></p>
     </div>
     <div class="card top-card">
       <h2>Top results</h2>
@@ -360,6 +368,7 @@ mod tests {
                 }],
                 bar_seconds: 60,
                 source_bars: 1,
+                price_decimals: Some(1),
             },
             fills: vec![FillRow {
                 time: 1_500_000_000,

@@ -10,6 +10,7 @@ use super::html::{Candle, FillRow, LineSeries, Point, PriceSeries, ReportData, S
 use super::simulate::Outcome;
 use super::summary::SingleSummary;
 use super::sweep::{ComboResult, Metric};
+use crate::human_format::{self, NONE};
 use crate::report::plain;
 use crate::strategy::{MAX_LINES, StrategyConfig};
 
@@ -101,6 +102,7 @@ pub fn build(
         })
         .collect();
 
+    let shown = &summary.display;
     let skip = outcome.fills.len().saturating_sub(MAX_FILLS);
     let fills = outcome.fills[skip..]
         .iter()
@@ -111,11 +113,11 @@ pub fn build(
             FillRow {
                 time: time(i - i % per_candle),
                 side: f.side.to_string(),
-                qty: plain(f.qty),
-                price: plain(f.price),
-                fee: plain(f.fee),
-                cash_after: plain(f.cash_after),
-                position_after: plain(f.position_after),
+                qty: shown.amount(f.qty),
+                price: shown.price(f.price),
+                fee: shown.money(f.fee),
+                cash_after: shown.money(f.cash_after),
+                position_after: shown.amount(f.position_after),
             }
         })
         .collect();
@@ -129,13 +131,29 @@ pub fn build(
                 "Fee {}% of each fill's value; sizing {}; starting cash {}.",
                 plain(summary.assumptions.broker.fee_rate * rust_decimal::Decimal::ONE_HUNDRED),
                 summary.assumptions.broker.sizing,
-                plain(summary.assumptions.broker.initial_cash)
+                shown.money_unit(summary.assumptions.broker.initial_cash)
             ),
             format!(
                 "Fills {}; decisions from bar {}.",
                 summary.assumptions.fills, summary.assumptions.decide_from_bar
             ),
-            format!("Sharpe and Sortino: {}.", summary.assumptions.annualisation),
+            format!(
+                "Sharpe and Sortino: {}; shown only over {:.0} days of bars or {} round trips.",
+                summary.assumptions.annualisation,
+                crate::perf::RATIO_MIN_DAYS,
+                crate::perf::RATIO_MIN_ROUND_TRIPS
+            ),
+            format!(
+                "Money in {} to the cent, amounts to {} places, prices at the pair's tick ({} decimals); \
+                 rounded half away from zero. The JSON (--json) and the fills CSV (--trades) are exact.",
+                if shown.quote.is_empty() {
+                    "the quote currency"
+                } else {
+                    &shown.quote
+                },
+                human_format::CRYPTO_DECIMALS,
+                shown.price_decimals()
+            ),
             format!("Buy and hold: {}.", summary.assumptions.buy_and_hold),
             if per_candle > 1 {
                 format!(
@@ -152,6 +170,7 @@ pub fn build(
             lines,
             bar_seconds: bars.interval.secs() * per_candle as i64,
             source_bars: n as u64,
+            price_decimals: Some(shown.price_decimals()),
         },
         equity,
         buy_hold_equity,
@@ -226,49 +245,66 @@ fn summary_rows(s: &SingleSummary) -> Vec<SummaryRow> {
         value,
         note: note.to_owned(),
     };
-    let opt = |v: Option<f64>, suffix: &str| v.map_or("-".to_owned(), |v| format!("{v:.2}{suffix}"));
+    let money = &s.display;
+    let perf = s.performance();
+    let ratio_note = s.ratios_reason.as_deref().unwrap_or("annualised, 24/7");
     vec![
         row(
             "Data",
             format!("{} bars of {}", s.bars, s.data.interval),
             &format!(
                 "{} .. {}",
-                s.data.first_bar.as_deref().unwrap_or("-"),
-                s.data.last_bar.as_deref().unwrap_or("-")
+                s.data.first_bar.as_deref().unwrap_or(NONE),
+                s.data.last_bar.as_deref().unwrap_or(NONE)
             ),
         ),
-        row("Start equity", plain(s.start_equity), "USD"),
+        row("Start equity", money.money(s.start_equity), &money.quote),
         row(
             "End equity",
-            plain(s.end_equity.round_dp(2)),
-            "USD, marked at the last close",
+            money.money(s.end_equity),
+            &format!("{}, marked at the last close", money.quote),
         ),
-        row("Total return", format!("{:+.2}%", s.return_pct), ""),
+        row("Total return", human_format::signed_percent(s.return_pct), ""),
         row(
             "Buy and hold",
-            opt(s.buy_and_hold_return_pct, "%"),
+            human_format::signed_percent(s.buy_and_hold_return_pct),
             s.assumptions.buy_and_hold,
         ),
         row(
             "Max drawdown",
-            format!("{:.2}%", s.max_drawdown_pct),
+            human_format::percent(s.max_drawdown_pct),
             "from a peak of equity at a bar close",
         ),
-        row("Sharpe", opt(s.sharpe, ""), "annualised, 24/7"),
-        row("Sortino", opt(s.sortino, ""), "annualised, 24/7"),
+        row("Sharpe", perf.ratio_text(s.sharpe), ratio_note),
+        row("Sortino", perf.ratio_text(s.sortino), ratio_note),
         row(
             "Trades",
             format!("{} fills, {} round trips", s.fills, s.round_trips),
             "",
         ),
-        row("Win rate", opt(s.win_rate_pct, "%"), "round trips closed at a profit"),
+        row(
+            "Win rate",
+            human_format::percent(s.win_rate_pct),
+            "round trips closed at a profit",
+        ),
         row(
             "Average trade",
-            s.avg_trade_pnl.map_or("-".to_owned(), |d| plain(d.round_dp(2))),
-            "USD realized per round trip, after fees",
+            s.avg_trade_pnl.map_or(NONE.to_owned(), |d| {
+                let text = money.money(d);
+                if d.is_sign_positive() && !text.trim_start_matches(['0', '.', ',']).is_empty() {
+                    format!("+{text}")
+                } else {
+                    text
+                }
+            }),
+            &format!("{} realized per round trip, after fees", money.quote),
         ),
-        row("Exposure", format!("{:.2}%", s.exposure_pct), "bars holding a position"),
-        row("Fees paid", plain(s.fees_paid.round_dp(2)), "USD"),
+        row(
+            "Exposure",
+            human_format::percent(s.exposure_pct),
+            "bars holding a position",
+        ),
+        row("Fees paid", money.money(s.fees_paid), &money.quote),
     ]
 }
 
@@ -280,10 +316,26 @@ pub fn sweep_data(results: &[ComboResult], shorts: &[usize], longs: &[usize], me
         axis.sort_unstable();
         axis.dedup();
     }
+    // A ratio the combination's span cannot carry is no value for people: an empty cell.
+    let ratio_metric = matches!(metric, Metric::Sharpe | Metric::Sortino);
     let by_combo: HashMap<(usize, usize), Option<f64>> = results
         .iter()
-        .map(|r| ((r.short, r.long), metric.value(&r.performance)))
+        .map(|r| {
+            let shown = !ratio_metric || r.performance.ratios_meaningful;
+            ((r.short, r.long), metric.value(&r.performance).filter(|_| shown))
+        })
         .collect();
+    let note = results.iter().any(|r| !r.performance.ratios_meaningful).then(|| {
+        format!(
+            "Sharpe and Sortino are shown only for combinations with {} round trips or more, or over {:.0} days of bars; \
+             these bars span {} days.",
+            crate::perf::RATIO_MIN_ROUND_TRIPS,
+            crate::perf::RATIO_MIN_DAYS,
+            results
+                .first()
+                .map_or(NONE.to_owned(), |r| human_format::fixed_f64(r.performance.span_days, 1))
+        )
+    });
     let values = rows
         .iter()
         .map(|&s| cols.iter().map(|&l| by_combo.get(&(s, l)).copied().flatten()).collect())
@@ -294,6 +346,7 @@ pub fn sweep_data(results: &[ComboResult], shorts: &[usize], longs: &[usize], me
         shorts: rows,
         longs: cols,
         values,
+        note,
         top: results
             .iter()
             .take(top.max(1))
@@ -301,8 +354,8 @@ pub fn sweep_data(results: &[ComboResult], shorts: &[usize], longs: &[usize], me
                 short: r.short,
                 long: r.long,
                 return_pct: r.performance.return_pct,
-                sharpe: r.performance.sharpe,
-                sortino: r.performance.sortino,
+                sharpe: r.performance.shown_sharpe(),
+                sortino: r.performance.shown_sortino(),
                 max_drawdown_pct: r.performance.max_drawdown_pct,
                 trades: r.performance.trades,
                 win_rate_pct: r.performance.win_rate_pct,

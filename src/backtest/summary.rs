@@ -10,6 +10,7 @@ use super::simulate::{self, Outcome};
 use super::sweep::{ComboResult, Metric};
 use crate::broker::BrokerConfig;
 use crate::config::Trading;
+use crate::human_format::{self, PairFormat};
 use crate::market::Timestamp;
 use crate::report::plain;
 use crate::strategy::StrategyConfig;
@@ -96,6 +97,13 @@ pub struct SingleSummary {
     pub max_drawdown_pct: f64,
     pub sharpe: Option<f64>,
     pub sortino: Option<f64>,
+    /// Days of bars behind the figures (bars times the interval).
+    pub span_days: f64,
+    /// Whether the span carries Sharpe and Sortino (30 days of bars or 30 round trips); the
+    /// numbers are given either way, people see them only when true.
+    pub ratios_meaningful: bool,
+    /// Why not, when not.
+    pub ratios_reason: Option<String>,
     pub round_trips: u64,
     pub win_rate_pct: Option<f64>,
     /// Realized P&L per closed round trip, after fees.
@@ -107,8 +115,54 @@ pub struct SingleSummary {
     #[serde(with = "rust_decimal::serde::str")]
     pub realized_pnl: Decimal,
     pub timings: Timings,
+    /// How figures are shown to people: the pair's codes and tick.
+    #[serde(skip)]
+    pub display: PairFormat,
 }
 
+impl SingleSummary {
+    /// The performance figures, for the helpers that decide what people see.
+    pub fn performance(&self) -> crate::perf::Performance {
+        crate::perf::Performance {
+            return_pct: self.return_pct,
+            max_drawdown_pct: self.max_drawdown_pct,
+            win_rate_pct: self.win_rate_pct,
+            trades: self.fills,
+            round_trips: self.round_trips,
+            exposure_pct: self.exposure_pct,
+            sharpe: self.sharpe,
+            sortino: self.sortino,
+            span_days: self.span_days,
+            ratios_meaningful: self.ratios_meaningful,
+            ratios_reason: self.ratios_reason.clone(),
+        }
+    }
+}
+
+/// How `pair`'s figures are shown; for a pair without a known tick, at the decimals its closes
+/// use (one pass in integer arithmetic over the fixed-point column).
+pub fn pair_format(pair: &str, bars: &BarColumns) -> PairFormat {
+    let mut format = PairFormat::new(pair);
+    if !format.tick_known() {
+        let mut used = 0u32;
+        for &close in bars.close.iter() {
+            let mut decimals = super::columns::SCALE;
+            let mut units = close;
+            while decimals > used && units % 10 == 0 {
+                units /= 10;
+                decimals -= 1;
+            }
+            used = used.max(decimals);
+            if used == super::columns::SCALE {
+                break;
+            }
+        }
+        format.observe_decimals(used);
+    }
+    format
+}
+
+#[allow(clippy::too_many_arguments)]
 pub fn single(
     info: &DataInfo,
     strategy: &StrategyConfig,
@@ -116,6 +170,7 @@ pub fn single(
     outcome: &Outcome,
     bars: &BarColumns,
     timings: &Timings,
+    pair: &str,
 ) -> SingleSummary {
     let account = &outcome.account;
     let perf = &outcome.performance;
@@ -146,6 +201,9 @@ pub fn single(
         max_drawdown_pct: perf.max_drawdown_pct,
         sharpe: perf.sharpe,
         sortino: perf.sortino,
+        span_days: perf.span_days,
+        ratios_meaningful: perf.ratios_meaningful,
+        ratios_reason: perf.ratios_reason.clone(),
         round_trips: trips,
         win_rate_pct: perf.win_rate_pct,
         avg_trade_pnl: (trips > 0).then(|| account.realized_pnl() / Decimal::from(trips)),
@@ -153,6 +211,7 @@ pub fn single(
         fees_paid: account.fees_paid(),
         realized_pnl: account.realized_pnl(),
         timings: timings.clone(),
+        display: pair_format(pair, bars),
     }
 }
 
@@ -195,14 +254,6 @@ pub fn print_json(out: &mut impl Write, value: &impl Serialize) -> io::Result<()
     writeln!(out)
 }
 
-fn pct(value: Option<f64>) -> String {
-    value.map_or("-".to_owned(), |v| format!("{v:.2}%"))
-}
-
-fn ratio(value: Option<f64>) -> String {
-    value.map_or("-".to_owned(), |v| format!("{v:.2}"))
-}
-
 fn rate(bars: usize, secs: f64) -> String {
     if secs <= 0.0 {
         return "-".to_owned();
@@ -234,49 +285,62 @@ fn write_body(out: &mut impl Write, s: &SingleSummary) -> io::Result<()> {
         _ => "no bars".to_owned(),
     };
     let broker = &s.assumptions.broker;
+    let money = &s.display;
+    let perf = s.performance();
     writeln!(out, "  data          {} bars of {} ({range})", s.bars, s.data.interval)?;
-    writeln!(out, "  start equity  {}", plain(s.start_equity))?;
+    writeln!(out, "  start equity  {}", money.money_unit(s.start_equity))?;
     writeln!(
         out,
-        "  end equity    {}  ({:+.4}%)",
-        plain(s.end_equity.round_dp(8)),
-        s.return_pct
+        "  end equity    {}  ({})",
+        money.money_unit(s.end_equity),
+        human_format::signed_percent(s.return_pct)
     )?;
     writeln!(
         out,
         "  buy and hold  {}  ({})",
-        s.buy_and_hold_return_pct
-            .map_or("-".to_owned(), |v| format!("{v:+.4}%")),
+        human_format::signed_percent(s.buy_and_hold_return_pct),
         s.assumptions.buy_and_hold
     )?;
-    writeln!(out, "  max drawdown  {:.4}%", s.max_drawdown_pct)?;
-    writeln!(
-        out,
-        "  Sharpe        {}   Sortino {}   ({})",
-        ratio(s.sharpe),
-        ratio(s.sortino),
-        s.assumptions.annualisation
-    )?;
+    writeln!(out, "  max drawdown  {}", human_format::percent(s.max_drawdown_pct))?;
+    match &s.ratios_reason {
+        Some(why) => writeln!(
+            out,
+            "  Sharpe        {none}   Sortino {none}   ({why})",
+            none = human_format::NONE
+        )?,
+        None => writeln!(
+            out,
+            "  Sharpe        {}   Sortino {}   ({})",
+            perf.ratio_text(s.sharpe),
+            perf.ratio_text(s.sortino),
+            s.assumptions.annualisation
+        )?,
+    }
     writeln!(
         out,
         "  trades        {} fills, {} round trips, win rate {}",
         s.fills,
         s.round_trips,
-        pct(s.win_rate_pct)
+        human_format::percent(s.win_rate_pct)
     )?;
     writeln!(
         out,
-        "  average trade {} USD   (realized P&L per round trip, after fees)",
-        s.avg_trade_pnl.map_or("-".to_owned(), |d| plain(d.round_dp(4)))
+        "  average trade {}   (realized P&L per round trip, after fees)",
+        s.avg_trade_pnl
+            .map_or(human_format::NONE.to_owned(), |d| money.signed_money_unit(d))
     )?;
-    writeln!(out, "  exposure      {:.2}% of bars holding a position", s.exposure_pct)?;
+    writeln!(
+        out,
+        "  exposure      {} of bars holding a position",
+        human_format::percent(s.exposure_pct)
+    )?;
     writeln!(
         out,
         "  fees paid     {}   (fee rate {}%, sizing {}, {} starting cash)",
-        plain(s.fees_paid.round_dp(2)),
+        money.money_unit(s.fees_paid),
         plain(broker.fee_rate * Decimal::ONE_HUNDRED),
         broker.sizing,
-        plain(broker.initial_cash)
+        money.money_unit(broker.initial_cash)
     )?;
     writeln!(
         out,
@@ -304,17 +368,30 @@ pub fn print_sweep(out: &mut impl Write, s: &SweepSummary) -> io::Result<()> {
         let p = &r.performance;
         writeln!(
             out,
-            "  {:>4}  {:>5}  {:>5}  {:>10.4}  {:>9.4}  {:>8}  {:>8}  {:>8}  {:>7}  {:>8}",
+            "  {:>4}  {:>5}  {:>5}  {:>10}  {:>9}  {:>8}  {:>8}  {:>8}  {:>7}  {:>8}",
             i + 1,
             r.short,
             r.long,
-            p.return_pct,
-            p.max_drawdown_pct,
-            ratio(p.sharpe),
-            ratio(p.sortino),
-            p.win_rate_pct.map_or("-".to_owned(), |v| format!("{v:.1}")),
+            human_format::fixed_f64(p.return_pct, 2),
+            human_format::fixed_f64(p.max_drawdown_pct, 2),
+            p.ratio_text(p.sharpe),
+            p.ratio_text(p.sortino),
+            p.win_rate_pct
+                .map_or(human_format::NONE.to_owned(), |v| human_format::fixed_f64(v, 2)),
             p.trades,
-            plain(r.fees_paid.round_dp(2)),
+            s.best.display.money(r.fees_paid),
+        )?;
+    }
+    if s.top.iter().any(|r| !r.performance.ratios_meaningful) {
+        writeln!(
+            out,
+            "  Sharpe and Sortino are {} for a combination with under {} round trips in these {} days of bars \
+             (they need {:.0} days of bars or {} round trips)",
+            human_format::NONE,
+            crate::perf::RATIO_MIN_ROUND_TRIPS,
+            human_format::fixed_f64(s.best.span_days, 1),
+            crate::perf::RATIO_MIN_DAYS,
+            crate::perf::RATIO_MIN_ROUND_TRIPS,
         )?;
     }
     writeln!(out, "best: {}", s.best.strategy_name)?;
@@ -328,4 +405,29 @@ pub fn print_sweep(out: &mut impl Write, s: &SweepSummary) -> io::Result<()> {
         rate(s.combinations * s.best.bars, s.timings.compute_secs).replace(" bars/s", ""),
         rayon::current_num_threads()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::market::Interval;
+
+    fn closes(units: &[i64]) -> BarColumns {
+        BarColumns {
+            interval: Interval::ONE_MINUTE,
+            ts: (1..=units.len() as i64).map(|i| i * 60).collect::<Vec<_>>().into(),
+            close: units.to_vec().into(),
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn a_pair_without_a_known_tick_is_shown_at_the_decimals_its_closes_use() {
+        // 1.2345, 2, 0.5 (fixed point, 8 places).
+        let bars = closes(&[123_450_000, 200_000_000, 50_000_000]);
+        assert_eq!(pair_format("ETH/EUR", &bars).price_decimals(), 4);
+        assert_eq!(pair_format("BTC/USD", &bars).price_decimals(), 1, "Kraken's tick");
+        assert_eq!(pair_format("ETH/EUR", &closes(&[1, 100_000_000])).price_decimals(), 8);
+        assert_eq!(pair_format("ETH/EUR", &closes(&[])).price_decimals(), 0);
+    }
 }

@@ -11,9 +11,10 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
-use super::view::{AccountView, BarPoint, FillView, Lines, StatusView, num};
+use super::view::{AccountView, BarPoint, BuyAndHold, FillView, Lines, StatusView, num};
 use crate::broker::{Account, Fill, OrderReason};
 use crate::engine::{ControlRequest, Metrics};
+use crate::human_format::{DataMode, PairFormat};
 use crate::market::{Bar, FeedStatus, Timestamp};
 use crate::perf::{PerfTracker, Performance};
 use crate::strategy::LineValues;
@@ -150,8 +151,12 @@ struct BoardState {
     gaps: u64,
     events_per_sec: f64,
     line_count: usize,
-    /// A network feed, whose lag behind the wall clock means something (a replay's does not).
-    live_feed: bool,
+    /// Live feed, replay or simulation: only a live feed's lag behind the wall clock means
+    /// something.
+    mode: DataMode,
+    buy_hold: BuyAndHold,
+    /// The pair's tick, for the page to show prices with.
+    prices: PairFormat,
     cached_snapshot: Option<(u64, Utf8Bytes)>,
 }
 
@@ -169,7 +174,7 @@ impl BoardSeed {
         interval: crate::market::Interval,
         fills: &[Fill],
         reasons: std::collections::HashMap<u64, OrderReason>,
-        live_feed: bool,
+        mode: DataMode,
     ) -> Self {
         let initial = meta.initial_cash;
         let state = BoardState {
@@ -182,15 +187,17 @@ impl BoardSeed {
             account_ts: Timestamp::default(),
             perf: PerfTracker::new(num(initial), interval),
             run: "running",
-            // A replay or a simulator is "connected" from the start; a network feed says so itself.
-            feed: if live_feed { "connecting" } else { "connected" },
+            // A replay or a simulator flows from the start; a network feed says when it connects.
+            feed: if mode.is_live() { "connecting" } else { "connected" },
             feed_reason: None,
             reconnects: 0,
             backfilled_trades: 0,
             gaps: 0,
             events_per_sec: 0.0,
             line_count: meta.lines.len(),
-            live_feed,
+            mode,
+            buy_hold: BuyAndHold::new(initial, meta.fee_rate),
+            prices: PairFormat::new(&meta.pair),
             cached_snapshot: None,
         };
         Self {
@@ -239,7 +246,9 @@ impl BoardState {
         let (equity, exposed) =
             engine.unwrap_or_else(|| (self.account.equity(), self.account.position() > Decimal::ZERO));
         self.perf.on_bar(num(equity), exposed);
-        let point = BarPoint::new(bar, Lines::new(lines, self.line_count), equity);
+        self.buy_hold.on_close(bar.close);
+        self.prices.observe_price(bar.close);
+        let point = BarPoint::new(bar, Lines::new(lines, self.line_count), equity, &self.buy_hold);
         if self.bars.len() == SNAPSHOT_BARS {
             self.bars.pop_front();
         }
@@ -270,6 +279,10 @@ impl BoardState {
         let store_error = metrics.store_error();
         StatusView {
             run: self.run,
+            mode: self.mode.key(),
+            speed: self.mode.speed(),
+            data_time: (last_event != 0).then(|| Timestamp(last_event).secs()),
+            price_decimals: self.prices.price_decimals(),
             feed: self.feed,
             feed_reason: self.feed_reason.clone(),
             trading: if metrics.paused.load(Ordering::Relaxed) {
@@ -280,8 +293,9 @@ impl BoardState {
             events_per_sec: self.events_per_sec,
             bars: metrics.bars_closed.load(Ordering::Relaxed),
             fills: self.fills_total,
-            feed_lag_ms: (self.live_feed && last_event != 0)
-                .then(|| (Timestamp::now().nanos() - last_event) / 1_000_000),
+            // An exchange's clock a little ahead of ours is no lag at all.
+            feed_lag_ms: (self.mode.is_live() && last_event != 0)
+                .then(|| ((Timestamp::now().nanos() - last_event) / 1_000_000).max(0)),
             store_lag_steps: produced.saturating_sub(stored),
             store: if store_error.is_some() { "failing" } else { "ok" },
             store_error,
@@ -372,7 +386,7 @@ impl Board {
                     ..
                 } => {
                     state.account.mark(bar.close);
-                    let point = BarPoint::new(&bar, Lines::new(lines, state.line_count), equity);
+                    let point = BarPoint::new(&bar, Lines::new(lines, state.line_count), equity, &state.buy_hold);
                     state.forming = Some(point.clone());
                     forming = Some(point);
                     account_changed = true;

@@ -9,7 +9,8 @@ use crate::broker::{Account, Fill, OrderReason};
 use crate::market::{Bar, Timestamp};
 use crate::strategy::LineValues;
 
-/// A bar on the chart with the indicator lines and the equity at its close.
+/// A bar on the chart with the indicator lines, the equity at its close and what buying and
+/// holding would be worth then.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct BarPoint {
     pub t: i64,
@@ -20,20 +21,54 @@ pub struct BarPoint {
     pub v: f64,
     pub lines: Lines,
     pub eq: f64,
+    /// Buy-and-hold equity at the close (null before the run's first closed bar).
+    pub bh: Option<f64>,
 }
 
 impl BarPoint {
-    pub fn new(bar: &Bar, lines: Lines, equity: Decimal) -> Self {
+    pub fn new(bar: &Bar, lines: Lines, equity: Decimal, buy_hold: &BuyAndHold) -> Self {
+        let c = num(bar.close);
         Self {
             t: bar.ts.secs(),
             o: num(bar.open),
             h: num(bar.high),
             l: num(bar.low),
-            c: num(bar.close),
+            c,
             v: num(bar.volume),
             lines,
             eq: num(equity),
+            bh: buy_hold.equity_at(c),
         }
+    }
+}
+
+/// Buy and hold, as the backtest report defines it (src/backtest/simulate.rs
+/// `buy_and_hold_pct`): all the starting cash in at the run's first close, paying the fee once,
+/// then marked at each close. A chart line, so f64 like the equity beside it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BuyAndHold {
+    /// Starting cash less the one fee.
+    invested: f64,
+    first_close: Option<f64>,
+}
+
+impl BuyAndHold {
+    pub fn new(initial_cash: Decimal, fee_rate: Decimal) -> Self {
+        Self {
+            invested: num(initial_cash) * (1.0 - num(fee_rate)),
+            first_close: None,
+        }
+    }
+
+    /// A closed bar of the run: the first one fixes the entry price.
+    pub fn on_close(&mut self, close: Decimal) {
+        if self.first_close.is_none() {
+            self.first_close = Some(num(close)).filter(|c| *c > 0.0);
+        }
+    }
+
+    pub fn equity_at(&self, close: f64) -> Option<f64> {
+        self.first_close.map(|first| self.invested * close / first)
     }
 }
 
@@ -126,12 +161,22 @@ impl AccountView {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StatusView {
     pub run: &'static str,
+    /// `live` (an exchange's feed), `replay` or `simulation`: only `live` is live.
+    pub mode: &'static str,
+    /// A replay's or simulation's pace: `60x`, `0.5x`, `max speed`; null for a live feed.
+    pub speed: Option<String>,
+    /// The data's own time: the market time of the last event, unix seconds (null before any).
+    pub data_time: Option<i64>,
+    /// Decimals prices are shown with: the pair's tick (see human_format::PairFormat).
+    pub price_decimals: u32,
     pub feed: &'static str,
     pub feed_reason: Option<String>,
     pub trading: &'static str,
     pub events_per_sec: f64,
     pub bars: u64,
     pub fills: u64,
+    /// Wall clock minus the market time of the last event, never negative; live feeds only
+    /// (null for a replay or a simulation, whose data time is `data_time`).
     pub feed_lag_ms: Option<i64>,
     pub store_lag_steps: u64,
     /// `ok`, or `failing` while store writes fail (they are retried; fills wait to be announced).

@@ -1,10 +1,13 @@
 // Drives the dashboard of a running `nanotrader demo` in headless Chromium and checks what a
 // user sees against the JSON API: the chart draws, the account equals GET /api/account, a new
-// fill gets its marker and its Trades row, the controls answer, and the page runs under the
-// server's CSP without a single console error. Saves a desktop and a phone screenshot.
+// fill gets its marker and its Trades row, the controls answer, a replay is labelled as one (with
+// its speed and the data's time, never "live"), the equity chart has its buy-and-hold line and
+// legend, and the page runs under the server's CSP without a single console error. Saves a
+// desktop and a phone screenshot.
 //
-//   node tests/browser/dashboard.mjs URL SCREENSHOT_PATH
+//   node tests/browser/dashboard.mjs URL SCREENSHOT_PATH [SOURCE_LABEL]
 //
+// SOURCE_LABEL, when given, is what the source badge must say (e.g. "replay 3000x").
 // URL is the `dashboard:` line nanotrader printed (with `#token=...` when it has one).
 // Exits 0 on success, 1 on a failed check (with the reason on stderr), 2 on a usage error.
 // Env: CHROMIUM_PATH (default /usr/bin/chromium), DASHBOARD_TEST_TIMEOUT_MS (default 120000).
@@ -18,7 +21,7 @@ const STEP_TIMEOUT_MS = 30_000;
 
 const log = (message) => console.log(`dashboard test: ${message}`);
 
-const [url, screenshotPath] = process.argv.slice(2);
+const [url, screenshotPath, sourceLabel] = process.argv.slice(2);
 if (!url || !screenshotPath) {
   console.error('usage: node tests/browser/dashboard.mjs URL SCREENSHOT_PATH');
   process.exit(2);
@@ -224,6 +227,55 @@ async function checkControls(page) {
   }
 }
 
+// A replay says so, with its speed, and shows the data's own time; nothing on the page calls it
+// live or its feed connected. The status API carries the same mode and speed.
+async function checkSourceLabels(page) {
+  const { status } = await api('/api/status');
+  if (status.mode === 'live') fail('the status API calls this run live');
+  if (typeof status.speed !== 'string' || !/^(\d+(\.\d+)?x|max speed)$/.test(status.speed)) fail(`the status API's speed is ${JSON.stringify(status.speed)}`);
+  const want = sourceLabel || `${status.mode} ${status.speed}`;
+  if (sourceLabel && `${status.mode} ${status.speed}` !== sourceLabel) fail(`the status API says "${status.mode} ${status.speed}", expected "${sourceLabel}"`);
+  await page
+    .waitForFunction((w) => document.getElementById('source-badge').textContent === w, want, { timeout: STEP_TIMEOUT_MS })
+    .catch(() => fail(`the source badge does not say "${want}"`));
+  const shown = await page.evaluate(() => ({
+    badges: document.querySelector('.badges').innerText,
+    lag: document.getElementById('lag-badge').textContent,
+    feedLag: document.getElementById('h-feed-lag').textContent,
+    dataTime: document.getElementById('h-data-time').textContent,
+  }));
+  if (/\blive\b|feed connected/i.test(shown.badges)) fail(`a replay's badges say live or feed connected: "${shown.badges.replace(/\s+/g, ' ')}"`);
+  if (!/^data \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/.test(shown.lag)) fail(`the lag badge of a replay shows "${shown.lag}", not the data's time`);
+  if (!/^\d{4}-\d\d-\d\d/.test(shown.dataTime)) fail(`the Health tab's data time is "${shown.dataTime}"`);
+  if (/^-|lag/.test(shown.feedLag)) fail(`the Health tab's feed lag of a replay is "${shown.feedLag}"`);
+  // The data's time is the replayed data's, years behind the wall clock: within its own days.
+  const dataSecs = Date.parse(`${shown.lag.slice(5, 24).replace(' ', 'T')}Z`) / 1000;
+  const first = (await api('/api/bars?limit=1&from=0')).bars[0];
+  if (!(dataSecs >= first.t && dataSecs < Date.now() / 1000 - 86400)) fail(`the data time ${shown.lag} is not the replayed data's own time`);
+  log(`source labelled "${want}", ${shown.lag}, feed lag "${shown.feedLag}"`);
+}
+
+// The equity chart has a buy-and-hold line beside the strategy, with a legend of both in USD.
+async function checkBuyAndHold(page) {
+  await page.click('.tab[data-tab="account"]');
+  await page
+    .waitForFunction(() => window.__nt.holdPoints > 0 && /^\d{1,3}(,\d{3})*\.\d\d$/.test(document.getElementById('lg-hold').textContent), null, {
+      timeout: STEP_TIMEOUT_MS,
+    })
+    .catch(() => fail('no buy-and-hold line or legend value on the equity chart'));
+  const legend = await page.evaluate(() => ({
+    text: document.getElementById('equity-legend').innerText.replace(/\s+/g, ' '),
+    points: window.__nt.holdPoints,
+    bars: window.__nt.barCount,
+    perf: document.getElementById('p-hold').textContent,
+  }));
+  if (!/Strategy [\d,]+\.\d\d/.test(legend.text) || !/Buy and hold [\d,]+\.\d\d/.test(legend.text)) fail(`the equity legend reads "${legend.text}"`);
+  if (legend.points < legend.bars - 1) fail(`the buy-and-hold line has ${legend.points} points for ${legend.bars} bars`);
+  if (!/^[+-]?\d[\d,]*\.\d\d%$/.test(legend.perf)) fail(`the Performance tab's buy and hold reads "${legend.perf}"`);
+  log(`equity legend "${legend.text}" (${legend.points} buy-and-hold points)`);
+  await page.click('.tab[data-tab="summary"]');
+}
+
 async function checkTabs(page) {
   for (const tab of ['account', 'trades', 'performance', 'health', 'summary']) {
     await page.click(`.tab[data-tab="${tab}"]`);
@@ -249,6 +301,8 @@ async function main(browser) {
   log(`live: ${nt.barCount} bars, ${nt.markerCount} fill markers, seq ${nt.lastSeq}`);
 
   await checkAccount(page);
+  await checkSourceLabels(page);
+  await checkBuyAndHold(page);
   await checkNewFill(page);
   await checkControls(page);
   await checkTabs(page);

@@ -7,7 +7,7 @@
 //
 // SPEC.json: { "cases": [ { "name", "file", "screenshot"?, "phone_screenshot"?, "title",
 //   "expect": { "charts", "candles", "lines", "markers", "fillRows", "fillsCount", "summaryRows",
-//   "summaryLabels", "assumptions", "heatmapCells", "heatmapEmptyCells", "topRows", "sweep" } } ] }
+//   "summaryLabels", "assumptions", "heatmapCells", "heatmapEmptyCells", "topRows", "sweep", "priceDecimals", "sweepNote" } } ] }
 // Exits 0 on success, 1 on a failed check (with the reason on stderr), 2 on a usage error.
 // Env: CHROMIUM_PATH (default /usr/bin/chromium), REPORT_TEST_TIMEOUT_MS (default 90000).
 
@@ -137,6 +137,16 @@ async function checkCase(context, c, problems) {
     if (dom.noneCells !== e.heatmapEmptyCells) fail(`${label}: ${dom.noneCells} greyed cells, expected ${e.heatmapEmptyCells}`);
     if (dom.top !== e.topRows) fail(`${label}: the top table has ${dom.top} rows, expected ${e.topRows}`);
   }
+  // Prices at the pair's tick, and the sweep's note (why some ratios are not shown) when given.
+  const shown = await page.evaluate(() => ({
+    close: document.getElementById('lg-c').textContent,
+    note: document.getElementById('sweep-note').hidden ? null : document.getElementById('sweep-note').textContent,
+  }));
+  if (e.charts && Number.isInteger(e.priceDecimals)) {
+    const decimals = (shown.close.split('.')[1] || '').length;
+    if (decimals !== e.priceDecimals) fail(`${label}: the close shows as "${shown.close}", expected ${e.priceDecimals} decimals (the tick)`);
+  }
+  if ((e.sweepNote || null) !== shown.note) fail(`${label}: the sweep note is ${JSON.stringify(shown.note)}, expected ${JSON.stringify(e.sweepNote)}`);
 
   if (e.sweep && e.heatmapCells > 0) {
     // Hovering a valued cell names its combination and value.

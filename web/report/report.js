@@ -91,8 +91,10 @@
     }
     return `${secs}s`;
   }
-  // Enough decimals for the smallest price shown.
+  // Prices at the pair's tick when the report gives it; else enough decimals for the smallest.
   function priceFormat(values) {
+    const tick = (data.price || {}).price_decimals;
+    if (Number.isInteger(tick) && tick >= 0 && tick <= 8) return { type: 'price', precision: tick, minMove: 10 ** -tick };
     let smallest = Infinity;
     for (const v of values) if (v > 0 && v < smallest) smallest = v;
     let precision = 2;
@@ -538,6 +540,8 @@
     const rows = sweep.values || [];
     const label = sweep.metric_label || sweep.metric || 'metric';
     $('sweep-metric').textContent = `${label} · ${shorts.length} short × ${longs.length} long`;
+    $('sweep-note').hidden = !sweep.note;
+    $('sweep-note').textContent = sweep.note || '';
     const finite = [];
     for (const row of rows) for (const v of row || []) if (isNum(v)) finite.push(v);
     const lowerIsBetter = /drawdown/i.test(sweep.metric || '');
@@ -655,7 +659,7 @@
         [fixed(r.sortino, 2), ''],
         [fixed(r.max_drawdown_pct, 2), ''],
         [count(r.trades), ''],
-        [fixed(r.win_rate_pct, 1), ''],
+        [fixed(r.win_rate_pct, 2), ''],
       ];
       values.forEach(([text, cls], k) => {
         const td = el('td', 'num', text);

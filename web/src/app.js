@@ -13,6 +13,7 @@
     upVolume: 'rgba(38, 166, 154, 0.45)',
     downVolume: 'rgba(239, 83, 80, 0.45)',
     lines: ['#f0b90b', '#2962ff', '#e040fb', '#00bcd4'],
+    hold: '#5b86ff',
     grid: '#1c2030',
     border: '#2a2e39',
     text: '#b2b5be',
@@ -57,7 +58,7 @@
   const pairQuery = pair ? `?pair=${encodeURIComponent(pair)}` : '';
 
   // ---- Counters the browser test reads.
-  const nt = { snapshots: 0, frames: 0, lastSeq: null, barCount: 0, markerCount: 0 };
+  const nt = { snapshots: 0, frames: 0, lastSeq: null, barCount: 0, markerCount: 0, holdPoints: 0 };
   window.__nt = nt;
 
   // ---- Formatting. Money arrives as exact decimal strings: format the digits themselves rather
@@ -94,8 +95,17 @@
     const grouped = int.replace(/\B(?=(\d{3})+(?!\d))/g, ',');
     return (sign === '-' && !zero ? '-' : '') + grouped + (frac ? `.${frac}` : '');
   }
+  // Money to the cent, amounts to 8 places, prices at the pair's tick (status.price_decimals),
+  // all rounded half away from zero as the server's text is (src/human_format.rs).
   const usd = (s) => fmtDec(s, 2, 2);
-  const btc = (s) => fmtDec(s, 0, 8);
+  const btc = (s) => fmtDec(s, 8, 8);
+  let priceDp = 2;
+  const price = (s) => fmtDec(s, priceDp, priceDp);
+  const priceNum = (n) =>
+    n === null || n === undefined || !Number.isFinite(n) ? '—' : n.toLocaleString('en-US', { minimumFractionDigits: priceDp, maximumFractionDigits: priceDp });
+  const money = (n) => (n === null || n === undefined || !Number.isFinite(n) ? '—' : n.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 }));
+  let baseCode = 'BTC';
+  let quoteCode = 'USD';
   // Sign as shown at 2 decimals: a value that rounds to 0.00 is neither gain nor loss.
   const shownSign = (s) => {
     const text = fmtDec(s, 2, 2);
@@ -108,11 +118,15 @@
   const signedPctNum = (n) => (n === null || n === undefined || !Number.isFinite(n) ? '—' : `${n > 0 ? '+' : ''}${n.toFixed(2)}%`);
   const int = (n) => (n === null || n === undefined ? '—' : Number(n).toLocaleString('en-US'));
   const utc = (t) => new Date(t * 1000).toISOString().replace('T', ' ').slice(0, 19);
+  // Lags and ages in human units, never negative (a clock a little ahead is no lag at all).
   function ms(n) {
     if (n === null || n === undefined || !Number.isFinite(n)) return '—';
-    if (n < 1000) return `${Math.round(n)} ms`;
-    if (n < 120000) return `${(n / 1000).toFixed(1)} s`;
-    return `${Math.round(n / 60000)} min`;
+    const v = Math.max(0, n);
+    if (v < 999.5) return `${Math.round(v)} ms`;
+    if (v < 59950) return `${(v / 1000).toFixed(1)} s`;
+    if (v < 3570000) return `${Math.round(v / 60000)} min`;
+    if (v < 86400000) return `${(v / 3600000).toFixed(1)} h`;
+    return `${(v / 86400000).toFixed(1)} days`;
   }
   function intervalName(secs) {
     if (secs % 86400 === 0) return `${secs / 86400}d`;
@@ -220,6 +234,7 @@
 
   const equityChart = LC.createChart($('equity-chart'), chartBase);
   let equitySeries = null;
+  let holdSeries = null; // buy and hold, beside the equity (as in the backtest report)
 
   const drawdownChart = LC.createChart($('drawdown-chart'), chartBase);
   const drawdown = drawdownChart.addSeries(LC.BaselineSeries, {
@@ -252,10 +267,18 @@
   const vol = (b) => ({ time: b.t, value: b.v, color: b.c >= b.o ? COLORS.upVolume : COLORS.downVolume });
   const linePoint = (b, i) => (b.lines[i] === null || b.lines[i] === undefined ? { time: b.t } : { time: b.t, value: b.lines[i] });
   const eqPoint = (b) => ({ time: b.t, value: b.eq });
+  // Null until the run's first close: a gap (whitespace) on the chart, not a zero.
+  const holdPoint = (b) => (typeof b.bh === 'number' && Number.isFinite(b.bh) ? { time: b.t, value: b.bh } : { time: b.t });
   // Drawdown against the highest equity seen so far (a forming bar can raise the peak: fine).
   function ddPoint(b) {
     equityPeak = equityPeak === null ? b.eq : Math.max(equityPeak, b.eq);
     return { time: b.t, value: equityPeak > 0 ? (b.eq / equityPeak - 1) * 100 : 0 };
+  }
+
+  const priceFormat = () => ({ type: 'price', precision: priceDp, minMove: 10 ** -priceDp });
+  function applyPriceFormat() {
+    candles.applyOptions({ priceFormat: priceFormat() });
+    for (const s of lineSeries) s.applyOptions({ priceFormat: priceFormat() });
   }
 
   function setupLines(names) {
@@ -268,6 +291,7 @@
         priceLineVisible: false,
         lastValueVisible: false,
         crosshairMarkerVisible: false,
+        priceFormat: priceFormat(),
       }),
     );
     const legend = $('lines-legend');
@@ -287,6 +311,14 @@
 
   function setupEquity(initialCash) {
     if (equitySeries) equityChart.removeSeries(equitySeries);
+    if (holdSeries) equityChart.removeSeries(holdSeries);
+    holdSeries = equityChart.addSeries(LC.LineSeries, {
+      color: COLORS.hold,
+      lineWidth: 1,
+      priceLineVisible: false,
+      lastValueVisible: true,
+      title: 'Buy and hold',
+    });
     // Green above the starting cash, red below: the run's result at a glance.
     equitySeries = equityChart.addSeries(LC.BaselineSeries, {
       baseValue: { type: 'price', price: Number(initialCash) || 0 },
@@ -314,15 +346,14 @@
   }
 
   function showLegend(bar) {
-    const price = (v) => (v === null || v === undefined ? '—' : v.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 }));
-    $('lg-o').textContent = bar ? price(bar.o) : '—';
-    $('lg-h').textContent = bar ? price(bar.h) : '—';
-    $('lg-l').textContent = bar ? price(bar.l) : '—';
-    $('lg-c').textContent = bar ? price(bar.c) : '—';
+    $('lg-o').textContent = bar ? priceNum(bar.o) : '—';
+    $('lg-h').textContent = bar ? priceNum(bar.h) : '—';
+    $('lg-l').textContent = bar ? priceNum(bar.l) : '—';
+    $('lg-c').textContent = bar ? priceNum(bar.c) : '—';
     $('lg-v').textContent = bar ? bar.v.toLocaleString('en-US', { maximumFractionDigits: 4 }) : '—';
     lineSeries.forEach((_, i) => {
       const el = $(`lg-line-${i}`);
-      if (el) el.textContent = bar ? price(bar.lines ? bar.lines[i] : null) : '—';
+      if (el) el.textContent = bar ? priceNum(bar.lines ? bar.lines[i] : null) : '—';
     });
     $('lg-c').classList.toggle('pos', !!bar && bar.c >= bar.o);
     $('lg-c').classList.toggle('neg', !!bar && bar.c < bar.o);
@@ -345,7 +376,32 @@
     });
     showLegend(c ? { o: c.open, h: c.high, l: c.low, c: c.close, v: v ? v.value : 0, lines } : null);
     const fills = fillsByBar.get(param.time) || [];
-    $('fill-legend').textContent = fills.map((f) => `${f.side === 'buy' ? 'Buy' : 'Sell'} ${btc(f.qty)} @ ${usd(f.price)}`).join(' · ');
+    $('fill-legend').textContent = fills.map((f) => `${f.side === 'buy' ? 'Buy' : 'Sell'} ${btc(f.qty)} @ ${price(f.price)}`).join(' · ');
+  });
+
+  // The equity legend: the strategy and buy and hold at the hovered bar, else the latest.
+  function showEquityLegend(eq, bh) {
+    const initial = meta ? Number(meta.initial_cash) : NaN;
+    setText($('lg-equity'), money(eq), Number.isFinite(eq) && Number.isFinite(initial) ? toneNum(eq - initial) : '');
+    setText($('lg-hold'), money(bh));
+  }
+  function showLatestEquity() {
+    const bar = forming || lastClosed;
+    showEquityLegend(bar ? bar.eq : null, bar && typeof bar.bh === 'number' ? bar.bh : null);
+    const initial = meta ? Number(meta.initial_cash) : NaN;
+    const hold = bar && typeof bar.bh === 'number' && initial > 0 ? (bar.bh / initial - 1) * 100 : null;
+    setText($('p-hold'), signedPctNum(hold), toneNum(hold || 0));
+  }
+  let hoveringEquity = false;
+  equityChart.subscribeCrosshairMove((param) => {
+    hoveringEquity = !!(param && param.time !== undefined && param.seriesData);
+    if (!hoveringEquity) {
+      showLatestEquity();
+      return;
+    }
+    const e = param.seriesData.get(equitySeries);
+    const h = param.seriesData.get(holdSeries);
+    showEquityLegend(e && e.value !== undefined ? e.value : null, h && h.value !== undefined ? h.value : null);
   });
 
   // ---- Applying what the server sends.
@@ -356,14 +412,19 @@
     if (linesChanged) setupLines(m.lines || []);
     if (cashChanged) setupEquity(m.initial_cash);
     $('pair').textContent = m.pair;
-    $('source-badge').textContent = m.source;
+    [baseCode, quoteCode] = String(m.pair || 'BTC/USD').split('/');
+    quoteCode = quoteCode || 'USD';
+    $('equity-title').textContent = `Equity (${quoteCode}, at each bar's close)`;
+    // What the source is (live, replay 60x, simulation) comes with the status.
     $('source-badge').title = `Market data: ${m.data || m.source}`;
     $('paper-badge').hidden = !m.paper;
     $('chart-title').textContent = `${m.pair} · ${intervalName(m.interval_secs)} · UTC · ${m.strategy}`;
-    const assumptions = `${m.paper ? 'Paper trading' : 'Live trading'} · fee ${fractionPct(m.fee_rate)} per fill · sizing ${m.sizing} · start ${usd(m.initial_cash)} USD`;
+    const assumptions = `${m.paper ? 'Paper trading' : 'Live trading'} · fee ${fractionPct(m.fee_rate)} per fill · sizing ${m.sizing} · start ${usd(m.initial_cash)} ${quoteCode}`;
     $('s-assumptions').textContent = assumptions;
     $('account-note').textContent = `${assumptions}. P&L figures are net of fees.`;
-    $('perf-note').textContent = `${m.strategy} on ${m.pair} ${intervalName(m.interval_secs)} bars. ${assumptions}. Sharpe is annualised for a 24/7 market at the bar interval.`;
+    $('perf-note').textContent =
+      `${m.strategy} on ${m.pair} ${intervalName(m.interval_secs)} bars. ${assumptions}. Sharpe and Sortino are annualised for a 24/7 market at the bar interval, ` +
+      'and shown only over 30 days of bars or 30 round trips. Buy and hold: all the starting cash in at the first close, one fee.';
     $('run-info').textContent = `run ${m.run_id} · ${m.strategy} · ${m.data || m.source}`;
   }
 
@@ -375,6 +436,9 @@
     volume.setData(bars.map(vol));
     lineSeries.forEach((series, i) => series.setData(bars.map((b) => linePoint(b, i))));
     equitySeries.setData(bars.map(eqPoint));
+    const hold = bars.map(holdPoint);
+    holdSeries.setData(hold);
+    nt.holdPoints = hold.filter((p) => p.value !== undefined).length;
     equityPeak = null;
     drawdown.setData(bars.map(ddPoint));
     lastBarTime = bars.length ? bars[bars.length - 1].t : null;
@@ -399,6 +463,7 @@
     const holding = /[1-9]/.test(String(s.account.position)) && !String(s.account.position).startsWith('-');
     setText($('signal'), holding ? 'long' : 'flat', holding ? 'pos' : '');
     showLegend(forming || lastClosed);
+    showLatestEquity();
 
     nt.lastSeq = s.seq;
     nt.snapshots += 1;
@@ -420,6 +485,9 @@
     volume.update(vol(bar));
     lineSeries.forEach((series, i) => series.update(linePoint(bar, i)));
     equitySeries.update(eqPoint(bar));
+    const hold = holdPoint(bar);
+    holdSeries.update(hold);
+    if (appended && hold.value !== undefined) nt.holdPoints += 1;
     drawdown.update(ddPoint(bar));
     lastBarTime = bar.t;
     if (appended) nt.barCount += 1;
@@ -440,7 +508,7 @@
       ['', 'time'],
       [f.side === 'buy' ? 'Buy' : 'Sell', 'side'],
       [btc(f.qty), 'num'],
-      [usd(f.price), 'num'],
+      [price(f.price), 'num'],
       [usd(f.fee), 'num'],
       [usd(f.cash_after), 'num'],
       [btc(f.position_after), 'num'],
@@ -460,7 +528,7 @@
     const clockSpan = document.createElement('span');
     clockSpan.textContent = clock;
     row.cells[0].replaceChildren(daySpan, clockSpan);
-    row.cells[4].title = `${f.fee} USD`;
+    row.cells[4].title = `${f.fee} ${quoteCode}`;
     const body = $('trades-body');
     body.prepend(row); // newest first
     while (body.rows.length > TABLE_ROWS) body.deleteRow(-1);
@@ -472,11 +540,11 @@
     side.textContent = f.side === 'buy' ? 'BUY' : 'SELL';
     const what = document.createElement('span');
     what.className = 'what';
-    what.textContent = `${btc(f.qty)} @ ${usd(f.price)}`;
+    what.textContent = `${btc(f.qty)} @ ${price(f.price)}`;
     const when = document.createElement('span');
     when.className = 'when';
     when.textContent = utc(f.t).slice(11, 16);
-    li.title = `${utc(f.t)} UTC · ${f.side} ${f.qty} BTC at ${f.price} USD · fee ${f.fee} USD`;
+    li.title = `${utc(f.t)} UTC · ${f.side} ${f.qty} ${baseCode} at ${f.price} ${quoteCode} · fee ${f.fee} ${quoteCode}`;
     li.append(side, what, when);
     const recent = $('recent-fills');
     recent.prepend(li);
@@ -504,11 +572,11 @@
   }
 
   const ACCOUNT_FORMAT = {
-    cash: (s) => [`${usd(s)} USD`, ''],
-    position: (s) => [`${btc(s)} BTC`, ''],
-    avg_entry: (s) => [s === null ? '—' : usd(s), ''],
-    last_price: (s) => [s === null ? '—' : usd(s), ''],
-    equity: (s) => [`${usd(s)} USD`, ''],
+    cash: (s) => [`${usd(s)} ${quoteCode}`, ''],
+    position: (s) => [`${btc(s)} ${baseCode}`, ''],
+    avg_entry: (s) => [s === null ? '—' : price(s), ''],
+    last_price: (s) => [s === null ? '—' : price(s), ''],
+    equity: (s) => [`${usd(s)} ${quoteCode}`, ''],
     realized_pnl: (s) => [signed(s, usd), tone(s)],
     unrealized_pnl: (s) => [signed(s, usd), tone(s)],
     fees_paid: (s) => [usd(s), ''],
@@ -531,8 +599,8 @@
 
     setText($('s-equity'), `${usd(a.equity)}`);
     setText($('s-return'), `${signed(a.return_pct, (x) => fmtDec(x, 2, 2))}%`, tone(a.return_pct));
-    setText($('s-position'), `${btc(a.position)} BTC`);
-    setText($('s-avg'), a.avg_entry === null ? '—' : usd(a.avg_entry));
+    setText($('s-position'), `${btc(a.position)} ${baseCode}`);
+    setText($('s-avg'), a.avg_entry === null ? '—' : price(a.avg_entry));
     setText($('s-upnl'), signed(a.unrealized_pnl, usd), tone(a.unrealized_pnl));
     setText($('s-rpnl'), signed(a.realized_pnl, usd), tone(a.realized_pnl));
     setText($('s-cash'), usd(a.cash));
@@ -542,19 +610,28 @@
   function applyPerf(p) {
     setText($('p-return'), signedPctNum(p.return_pct), toneNum(p.return_pct));
     setText($('p-dd'), p.max_drawdown_pct ? `-${pctNum(p.max_drawdown_pct)}` : pctNum(p.max_drawdown_pct), p.max_drawdown_pct > 0 ? 'neg' : '');
-    setText($('p-win'), pctNum(p.win_rate_pct, 1));
+    setText($('p-win'), pctNum(p.win_rate_pct));
     setText($('p-trades'), int(p.trades));
     setText($('p-rt'), int(p.round_trips));
-    setText($('p-exposure'), pctNum(p.exposure_pct, 1));
-    setText($('p-sharpe'), p.sharpe === null || p.sharpe === undefined ? '—' : p.sharpe.toFixed(2), toneNum(p.sharpe || 0));
+    setText($('p-exposure'), pctNum(p.exposure_pct));
+    // Sharpe and Sortino only over a span that carries them (the server says, and why not).
+    const meaningful = p.ratios_meaningful !== false;
+    const ratio = (v) => (!meaningful || v === null || v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(2));
+    setText($('p-sharpe'), ratio(p.sharpe), meaningful ? toneNum(p.sharpe || 0) : '');
+    setText($('p-sortino'), ratio(p.sortino), meaningful ? toneNum(p.sortino || 0) : '');
+    const why = meaningful ? '' : `— (${p.ratios_reason || 'the span is too short'})`;
+    $('p-sharpe').title = why;
+    $('p-sortino').title = why;
+    $('ratios-note').hidden = !why;
+    $('ratios-note').textContent = why ? `Sharpe and Sortino: ${why}.` : '';
   }
 
   // The account moves with every bar, the status once a second: the header shows the newer.
   function showPrice(last) {
     if (last === null || last === undefined) return;
-    const price = usd(last);
-    $('price').textContent = price;
-    document.title = meta ? `${price} ${meta.pair} · nanotrader` : 'nanotrader';
+    const text = price(last);
+    $('price').textContent = text;
+    document.title = meta ? `${text} ${meta.pair} · nanotrader` : 'nanotrader';
   }
 
   function badge(el, text, kind) {
@@ -564,13 +641,30 @@
 
   function applyStatus(s) {
     status = s;
+    if (Number.isInteger(s.price_decimals) && s.price_decimals !== priceDp) {
+      priceDp = s.price_decimals;
+      applyPriceFormat();
+    }
     showPrice(s.last_price);
     setText($('change'), signedPctNum(s.change_pct), toneNum(s.change_pct || 0));
 
+    // Only an exchange's feed is live; a replay or a simulation says so, with its speed, and
+    // shows the data's own time instead of a lag behind the wall clock.
+    const liveFeed = s.mode === undefined || s.mode === 'live';
+    const modeLabel = liveFeed ? `live · ${meta ? meta.source : 'feed'}` : [s.mode, s.speed].filter(Boolean).join(' ');
+    badge($('source-badge'), modeLabel, liveFeed ? 'ok' : 'replay');
     const feedKind = { connected: 'ok', disconnected: 'bad', stale: 'warn', ended: 'muted' }[s.feed] || 'warn';
+    $('feed-badge').hidden = !liveFeed;
     badge($('feed-badge'), `feed ${s.feed}`, feedKind);
     $('feed-badge').title = s.feed_reason ? `Market data feed: ${s.feed_reason}` : 'Market data feed';
-    badge($('lag-badge'), `lag ${ms(s.feed_lag_ms)}`, s.feed_lag_ms > 5000 ? 'warn' : '');
+    const dataTime = s.data_time === null || s.data_time === undefined ? '—' : utc(s.data_time);
+    if (liveFeed) {
+      badge($('lag-badge'), `lag ${ms(s.feed_lag_ms)}`, s.feed_lag_ms > 5000 ? 'warn' : '');
+      $('lag-badge').title = "Feed lag: time since the exchange's last message";
+    } else {
+      badge($('lag-badge'), `data ${dataTime} UTC`, '');
+      $('lag-badge').title = `The data's own time (its last bar): a ${s.mode} has no lag behind the wall clock`;
+    }
     const paused = s.trading === 'paused';
     badge($('trading-badge'), paused ? 'trading paused' : 'trading active', paused ? 'warn' : 'ok');
     setText($('control-state'), paused ? 'paused' : s.trading);
@@ -581,7 +675,8 @@
     $('btn-resume').disabled = !live || !paused;
     $('btn-flatten').disabled = !live;
 
-    setText($('h-feed'), s.feed, { connected: 'pos', disconnected: 'neg', stale: 'neg' }[s.feed] || '');
+    if (liveFeed) setText($('h-feed'), s.feed, { connected: 'pos', disconnected: 'neg', stale: 'neg' }[s.feed] || '');
+    else setText($('h-feed'), `${modeLabel}${s.feed === 'ended' ? ' · ended' : ''}`, '');
     setText($('h-run'), s.run, s.run === 'failed' ? 'neg' : '');
     setText($('h-eps'), s.events_per_sec === null ? '—' : s.events_per_sec.toLocaleString('en-US', { maximumFractionDigits: 1 }));
     setText($('h-bars'), int(s.bars));
@@ -592,10 +687,16 @@
     setText($('h-store-lag'), int(s.store_lag_steps), s.store_lag_steps > 100 ? 'neg' : '');
     setText($('h-store'), s.store || '—', s.store === 'failing' ? 'neg' : '');
     $('h-store').title = s.store_error || '';
-    setText($('h-feed-lag'), ms(s.feed_lag_ms));
+    setText($('h-feed-lag'), liveFeed ? ms(s.feed_lag_ms) : `— (${s.mode})`);
+    setText($('h-data-time'), dataTime);
     setText($('h-clients'), int(s.clients));
     setText($('h-skipped'), int(s.skipped_events || 0), s.skipped_events > 0 ? 'neg' : '');
-    $('health-note').textContent = [s.feed_reason ? `Feed: ${s.feed_reason}.` : `Feed ${s.feed}; run ${s.run}.`, lastGapText].join(' ');
+    const feedNote = liveFeed
+      ? s.feed_reason
+        ? `Feed: ${s.feed_reason}.`
+        : `Feed ${s.feed}; run ${s.run}.`
+      : `A ${modeLabel} of ${meta ? meta.data : 'recorded data'}, not a live feed: its data time is ${dataTime} UTC; run ${s.run}.`;
+    $('health-note').textContent = [feedNote, lastGapText].join(' ');
     updateBanner();
   }
 
@@ -626,6 +727,7 @@
     }
     if (typeof d.sent_ms === 'number') latencyMs = Date.now() - d.sent_ms;
     if (!hovering) showLegend(forming || lastClosed);
+    if (!hoveringEquity) showLatestEquity();
     if (nt.barCount > MAX_CHART_BARS) resync();
   }
 
@@ -726,7 +828,8 @@
 
   function updateConnection() {
     const kinds = { open: 'ok', connecting: 'muted', reconnecting: 'bad' };
-    badge($('ws-badge'), conn.state === 'open' ? 'live' : conn.state, kinds[conn.state]);
+    // The page's link to nanotrader, not the market: "live" is for an exchange feed only.
+    badge($('ws-badge'), conn.state === 'open' ? 'streaming' : conn.state, kinds[conn.state]);
     updateBanner();
   }
 
