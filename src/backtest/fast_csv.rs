@@ -21,6 +21,7 @@ use rayon::prelude::*;
 use super::bar_line::{self, POW10, Row, swar_value};
 use super::columns::{BarColumns, BarDetail, MAX_WHOLE_DIGITS, SCALE, UNIT, to_fixed};
 use crate::market::csv::format::{Columns as LayoutColumns, SideColumn};
+use crate::market::csv::time::TimeUnit;
 use crate::market::csv::{self, ColumnSpec, Layout, RowError, RowParser, Split, row, time};
 use crate::market::{Interval, MarketEvent, SourceError, Timestamp};
 
@@ -104,7 +105,7 @@ pub fn read(
         rest = tail;
     }
     let parsed = AtomicU64::new(data_start as u64);
-    let shape = Shape::of(&layout);
+    let shape = Shape::of(&layout, first_row(data));
     let results: Vec<Piece> = pieces
         .par_iter()
         .zip(outs)
@@ -459,6 +460,12 @@ impl<'a> Slices<'a> {
     }
 }
 
+/// The first line of `data` that is not blank.
+fn first_row(data: &[u8]) -> Option<&[u8]> {
+    data.split(|&b| b == b'\n')
+        .find(|line| line.iter().any(|b| !b.is_ascii_whitespace()))
+}
+
 /// Lines in a piece; a last line without its newline counts.
 fn count_lines(piece: &[u8]) -> usize {
     memchr::memchr_iter(b'\n', piece).count() + usize::from(!piece.is_empty() && !piece.ends_with(b"\n"))
@@ -485,19 +492,29 @@ enum Stop {
 /// What kind of lines a layout has, for the quickest readers.
 #[derive(Copy, Clone, PartialEq, Eq)]
 enum Shape {
-    /// `ts,open,high,low,close,volume[,trades]` in unix seconds: `bar_line` and the cursor.
+    /// `ts,open,high,low,close,volume[,trades]` with unix times: `bar_line` and the cursor.
     PlainBars {
         with_trades: bool,
+        unit: TimeUnit,
     },
     Bars,
     Trades,
 }
 
 impl Shape {
-    fn of(layout: &Layout) -> Self {
+    /// From the layout, and the first row for how it writes time.
+    fn of(layout: &Layout, first_row: Option<&[u8]>) -> Self {
+        let mut fields = Vec::new();
+        let unix_time = first_row.is_some_and(|row| {
+            row::split(row, &mut fields);
+            fields
+                .get(layout.ts)
+                .is_some_and(|&(a, b)| row[a as usize..b as usize].iter().all(u8::is_ascii_digit))
+        });
         match layout.columns {
-            LayoutColumns::Bars { trades, .. } if layout.is_plain_bars() => Shape::PlainBars {
+            LayoutColumns::Bars { trades, .. } if layout.is_plain_bars() && unix_time => Shape::PlainBars {
                 with_trades: trades.is_some(),
+                unit: layout.time_unit,
             },
             LayoutColumns::Bars { .. } => Shape::Bars,
             LayoutColumns::Trades { .. } => Shape::Trades,
@@ -552,6 +569,7 @@ fn parse_piece_with<M: bar_line::Marker>(
     };
     let mut careful: Option<RowParser> = None;
     let mut fields: Vec<(u32, u32)> = Vec::with_capacity(layout.width);
+    let mut last_date = time::LastDate::default();
     let mut pos = piece.start;
     let mut line = 0usize;
     let mut prev_ts = i64::MIN;
@@ -559,7 +577,7 @@ fn parse_piece_with<M: bar_line::Marker>(
     while pos < piece.end {
         // (No closures here: they would not be compiled for the CPU features above.)
         let mut taken = None;
-        if let Shape::PlainBars { with_trades } = shape {
+        if let Shape::PlainBars { with_trades, unit } = shape {
             let at_once = match text.get(pos..pos + bar_line::BYTES_NEEDED) {
                 Some(window) if keep_volume => {
                     bar_line::read::<M, true>(window.try_into().expect("window"), with_trades, marker)
@@ -567,17 +585,15 @@ fn parse_piece_with<M: bar_line::Marker>(
                 Some(window) => bar_line::read::<M, false>(window.try_into().expect("window"), with_trades, marker),
                 None => None,
             };
-            if let Some((row, len)) = at_once
+            if let Some((mut row, len)) = at_once
                 && pos + len <= piece.end
-                && row.ts <= MAX_SECS
+                && let Some(ms) = unix_millis(row.ts, unit)
             {
+                row.ts = ms;
                 taken = Some((row, pos + len));
             }
         }
-        // The quick plain-bar readers give seconds, the others milliseconds (bars) or ns.
-        let in_secs = taken.is_some() || matches!(shape, Shape::PlainBars { .. });
-        let mut in_secs_now = in_secs;
-        let (mut row, next) = match taken {
+        let (row, next) = match taken {
             Some(found) => found,
             None => {
                 let end = memchr::memchr(b'\n', &text[pos..piece.end]).map_or(piece.end, |i| pos + i);
@@ -588,29 +604,35 @@ fn parse_piece_with<M: bar_line::Marker>(
                     line += 1;
                     continue;
                 }
-                let quick = match shape {
-                    Shape::PlainBars { with_trades } => {
-                        let mut cursor = Cursor::new(careful_text, pos);
-                        let row = cursor.line(with_trades, keep_volume);
+                let mut quick = None;
+                if let Shape::PlainBars { with_trades, unit } = shape {
+                    let mut cursor = Cursor::new(careful_text, pos);
+                    if let Some(mut row) = cursor.line(with_trades, keep_volume)
+                        && cursor.pos == next
+                        && let Some(ms) = unix_millis(row.ts, unit)
+                    {
+                        row.ts = ms;
                         result.rounded |= cursor.rounded;
-                        row.filter(|r| cursor.pos == next && r.ts <= MAX_SECS)
+                        quick = Some(row);
                     }
-                    Shape::Bars | Shape::Trades => match any_row(this, layout, &mut fields) {
+                }
+                if quick.is_none() {
+                    // Any layout field by field (a plain header over ISO times, too).
+                    match any_row(this, layout, &mut fields, &mut last_date) {
                         AnyRow::Row(row, rounded) => {
                             result.rounded |= rounded;
-                            Some(row)
+                            quick = Some(row);
                         }
-                        AnyRow::Unsure => None,
+                        AnyRow::Unsure => {}
                         AnyRow::OpenQuote => {
                             result.stop = Some(Stop::General);
                             return result;
                         }
-                    },
-                };
+                    }
+                }
                 let row = match quick {
                     Some(row) => row,
                     None => {
-                        in_secs_now = false;
                         if memchr::memchr(b'"', this).is_some() && row::split(this, &mut fields) == Split::OpenQuote {
                             result.stop = Some(Stop::General);
                             return result;
@@ -637,9 +659,6 @@ fn parse_piece_with<M: bar_line::Marker>(
                 (row, next)
             }
         };
-        if in_secs && in_secs_now {
-            row.ts *= 1000;
-        }
         // One branch for all the checks (`&`, not `&&`): they nearly always hold.
         let sane = if bars {
             (row.ts > prev_ts)
@@ -683,6 +702,25 @@ fn parse_piece_with<M: bar_line::Marker>(
     result
 }
 
+/// A plain unix time in ms, its unit named or told by size as `time` tells it; `None` for a
+/// time finer than a millisecond (the careful reader words that) or out of range.
+#[inline(always)]
+fn unix_millis(value: i64, unit: TimeUnit) -> Option<i64> {
+    let per_milli = match unit {
+        TimeUnit::Secs => return (value <= MAX_SECS).then(|| value * 1000),
+        TimeUnit::Millis => 1,
+        TimeUnit::Micros => 1_000,
+        TimeUnit::Nanos => NANOS_PER_MILLI,
+        TimeUnit::BySize => match value {
+            ..100_000_000_000 => return (value <= MAX_SECS).then(|| value * 1000),
+            ..100_000_000_000_000 => 1,
+            ..100_000_000_000_000_000 => 1_000,
+            _ => NANOS_PER_MILLI,
+        },
+    };
+    (value % per_milli == 0).then(|| value / per_milli)
+}
+
 /// A row the quick field-by-field reader made, or why it did not.
 enum AnyRow {
     /// The row, and whether a volume was rounded past its 8th decimal.
@@ -696,7 +734,7 @@ enum AnyRow {
 /// A line of any layout read in fixed point, field by field: plain numbers and the times
 /// `time` reads. Bars get times in ms, trades in ns (price in `close`, size in `volume`).
 #[inline]
-fn any_row(line: &[u8], layout: &Layout, fields: &mut Vec<(u32, u32)>) -> AnyRow {
+fn any_row(line: &[u8], layout: &Layout, fields: &mut Vec<(u32, u32)>, last_date: &mut time::LastDate) -> AnyRow {
     if row::split(line, fields) == Split::OpenQuote {
         return AnyRow::OpenQuote;
     }
@@ -707,7 +745,7 @@ fn any_row(line: &[u8], layout: &Layout, fields: &mut Vec<(u32, u32)>) -> AnyRow
         let (a, b) = fields[i];
         &line[a as usize..b as usize]
     };
-    let Some(nanos) = time::parse(field(layout.ts), layout.time_unit) else {
+    let Some(nanos) = time::parse_cached(field(layout.ts), layout.time_unit, last_date) else {
         return AnyRow::Unsure;
     };
     let built = match layout.columns {
@@ -850,24 +888,24 @@ fn fixed_volume(field: &[u8]) -> Option<(i64, bool)> {
     Some((whole * UNIT + kept + i64::from(up), rounded))
 }
 
-/// The whole part's value and the decimals' digits of `123.45`; both parts must have digits
-/// (when there is a dot), the whole part at most `MAX_WHOLE_DIGITS`.
+/// The whole part's value and the decimals' bytes of `123.45` (checked as digits later); both
+/// parts must have digits when there is a dot, the whole part at most `MAX_WHOLE_DIGITS`.
 #[inline]
 fn split_number(field: &[u8]) -> Option<(i64, &[u8])> {
-    let (whole, frac) = match memchr::memchr(b'.', field) {
-        Some(dot) => {
-            let frac = &field[dot + 1..];
-            if frac.is_empty() {
+    let mut whole = 0i64;
+    for (i, &b) in field.iter().enumerate() {
+        let digit = b.wrapping_sub(b'0');
+        if digit <= 9 {
+            whole = whole * 10 + i64::from(digit);
+            if i >= MAX_WHOLE_DIGITS {
                 return None;
             }
-            (&field[..dot], frac)
+            continue;
         }
-        None => (field, &[][..]),
-    };
-    if whole.is_empty() || whole.len() > MAX_WHOLE_DIGITS {
-        return None;
+        let frac = &field[i + 1..];
+        return (b == b'.' && i > 0 && !frac.is_empty()).then_some((whole, frac));
     }
-    Some((digits_value(whole)?, frac))
+    (!field.is_empty()).then_some((whole, &[][..]))
 }
 
 /// ASCII digits (at most 18) as a number; `None` for anything else.

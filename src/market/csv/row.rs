@@ -48,18 +48,81 @@ pub enum Split {
 /// Cuts `line` (no newline; a trailing `\r` is dropped) into field ranges. Fields are trimmed
 /// of spaces; a quoted field is its text between the quotes (a doubled quote inside is left
 /// doubled: no number or time has one, so it only matters in ignored columns).
+///
+/// Commas are found 16 bytes at a time (SSE2, which every x86_64 has): a call to `memchr` per
+/// short field cost more than the rest of the row's parsing (measured: about 40 % of a
+/// row of pandas' ISO export went to `memchr`'s set-up). A quote anywhere sends the line to
+/// the quote-aware cut.
+#[inline]
 pub fn split(line: &[u8], fields: &mut Vec<(u32, u32)>) -> Split {
     fields.clear();
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    if memchr::memchr(b'"', line).is_none() {
-        let mut start = 0;
-        for comma in memchr::memchr_iter(b',', line) {
-            fields.push(trimmed(line, start, comma));
-            start = comma + 1;
+    let mut start = 0;
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut base = 0;
+        while base < line.len() {
+            // The last chunk overlaps the one before it (or is padded, for a short line): its
+            // bytes already seen are masked off.
+            let (chunk_at, seen) = if base + 16 <= line.len() {
+                (base, 0)
+            } else if line.len() >= 16 {
+                (line.len() - 16, base - (line.len() - 16))
+            } else {
+                (0, 0)
+            };
+            let (commas, quotes) = if line.len() >= 16 {
+                commas_and_quotes(line[chunk_at..chunk_at + 16].try_into().expect("16 bytes"))
+            } else {
+                let mut padded = [0u8; 16];
+                padded[..line.len()].copy_from_slice(line);
+                commas_and_quotes(&padded)
+            };
+            let unseen = !0u32 << seen;
+            if quotes & unseen != 0 {
+                return split_quoted(line, fields);
+            }
+            let mut rest = commas & unseen;
+            while rest != 0 {
+                let at = chunk_at + rest.trailing_zeros() as usize;
+                fields.push(trimmed(line, start, at));
+                start = at + 1;
+                rest &= rest - 1;
+            }
+            base = chunk_at + 16;
         }
-        fields.push(trimmed(line, start, line.len()));
-        return Split::Done;
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    for (at, &b) in line.iter().enumerate() {
+        if b == b',' {
+            fields.push(trimmed(line, start, at));
+            start = at + 1;
+        } else if b == b'"' {
+            return split_quoted(line, fields);
+        }
+    }
+    fields.push(trimmed(line, start, line.len()));
+    Split::Done
+}
+
+/// Bit i set where byte i is a comma, and where it is a quote.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn commas_and_quotes(chunk: &[u8; 16]) -> (u32, u32) {
+    use std::arch::x86_64::{__m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8};
+    // SAFETY: SSE2 is part of every x86_64 target; the chunk holds the 16 bytes loaded, and an
+    // unaligned load needs no alignment.
+    unsafe {
+        let bytes = _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>());
+        let commas = _mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(b',' as i8)));
+        let quotes = _mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'"' as i8)));
+        (commas as u32, quotes as u32)
+    }
+}
+
+/// `split` for a line with quotes.
+fn split_quoted(line: &[u8], fields: &mut Vec<(u32, u32)>) -> Split {
+    fields.clear();
     let mut start = 0;
     loop {
         let lead = line[start..].iter().take_while(|b| **b == b' ' || **b == b'\t').count();
@@ -93,8 +156,14 @@ pub fn split(line: &[u8], fields: &mut Vec<(u32, u32)>) -> Split {
     }
 }
 
+#[inline(always)]
 fn trimmed(line: &[u8], start: usize, end: usize) -> (u32, u32) {
     let field = &line[start..end];
+    // Nearly every field has no spaces: two byte checks.
+    let spaced = |b: Option<&u8>| b.is_some_and(u8::is_ascii_whitespace);
+    if !spaced(field.first()) && !spaced(field.last()) {
+        return (start as u32, end as u32);
+    }
     let lead = field.iter().take_while(|b| b.is_ascii_whitespace()).count();
     let trail = field[lead..]
         .iter()
@@ -108,6 +177,7 @@ fn trimmed(line: &[u8], start: usize, end: usize) -> (u32, u32) {
 pub struct RowParser {
     layout: Layout,
     fields: Vec<(u32, u32)>,
+    last_date: time::LastDate,
 }
 
 impl RowParser {
@@ -115,6 +185,7 @@ impl RowParser {
         Self {
             fields: Vec::with_capacity(layout.width),
             layout,
+            last_date: time::LastDate::default(),
         }
     }
 
@@ -131,7 +202,7 @@ impl RowParser {
     }
 
     /// The fields cut by the last `split` of `record`.
-    fn parse_split(&self, record: &[u8]) -> Result<MarketEvent, RowError> {
+    fn parse_split(&mut self, record: &[u8]) -> Result<MarketEvent, RowError> {
         let layout = &self.layout;
         if self.fields.len() != layout.width {
             return Err(RowError::row(format!(
@@ -145,7 +216,7 @@ impl RowParser {
             &record[a as usize..b as usize]
         };
         let ts_text = field(layout.ts);
-        let nanos = time::parse(ts_text, layout.time_unit).ok_or_else(|| RowError {
+        let nanos = time::parse_cached(ts_text, layout.time_unit, &mut self.last_date).ok_or_else(|| RowError {
             column: Some(layout.ts),
             message: format!(
                 "found '{}', expected a time (unix seconds, ms, µs or ns, or an ISO 8601 date or date-time)",
@@ -322,6 +393,45 @@ mod tests {
             fields("1,\"a\nb\",2"),
             (Split::Done, vec!["1".into(), "a\nb".into(), "2".into()])
         );
+    }
+
+    /// The vector cut against a plain byte-by-byte one, on lines of every length around the
+    /// 16-byte chunks, with and without spaces and quotes.
+    #[test]
+    fn the_vector_cut_matches_a_plain_one() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for _ in 0..20_000 {
+            let len = rng.random_range(0..70);
+            let line: String = (0..len)
+                .map(|_| match rng.random_range(0..20) {
+                    0..=2 => ',',
+                    3 => ' ',
+                    4 if rng.random_bool(0.2) => '"',
+                    _ => char::from(b'0' + rng.random_range(0..10)),
+                })
+                .collect();
+            let mut got = Vec::new();
+            let verdict = split(line.as_bytes(), &mut got);
+            if line.contains('"') {
+                let mut quoted = Vec::new();
+                assert_eq!(verdict, split_quoted(line.as_bytes(), &mut quoted), "{line:?}");
+                if verdict == Split::Done {
+                    assert_eq!(got, quoted, "{line:?}");
+                }
+                continue;
+            }
+            let mut want = Vec::new();
+            let mut start = 0;
+            for (at, b) in line.bytes().enumerate() {
+                if b == b',' {
+                    want.push(trimmed(line.as_bytes(), start, at));
+                    start = at + 1;
+                }
+            }
+            want.push(trimmed(line.as_bytes(), start, line.len()));
+            assert_eq!((verdict, got), (Split::Done, want), "{line:?}");
+        }
     }
 
     #[test]
