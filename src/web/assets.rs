@@ -1,7 +1,7 @@
 //! The page and its assets, embedded in the binary. `NANOTRADER_WEB_DIR` serves our own files
 //! (not the library) from disk instead, to work on the page without rebuilding.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 const INDEX_HTML: &str = include_str!("../../web/src/index.html");
@@ -18,7 +18,7 @@ pub fn asset(path: &str) -> Response {
         "/assets/theme.css" => ("theme.css", THEME_CSS, "text/css; charset=utf-8"),
         "/assets/style.css" => ("style.css", STYLE_CSS, "text/css; charset=utf-8"),
         "/assets/lightweight-charts.js" => ("", CHARTS_JS, "text/javascript; charset=utf-8"),
-        _ => return (StatusCode::NOT_FOUND, "not found").into_response(),
+        _ => return super::errors::ApiError::not_found("no such asset").into_response(),
     };
     let body = match std::env::var_os("NANOTRADER_WEB_DIR") {
         Some(dir) if !name.is_empty() => match std::fs::read_to_string(std::path::Path::new(&dir).join(name)) {
