@@ -19,10 +19,12 @@ use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::http::Uri;
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::{get, post};
 use tokio::sync::watch;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 
 pub use board::Board;
 pub use security::AccessToken;
@@ -199,7 +201,7 @@ pub async fn start(config: &WebConfig) -> Result<WebHandle, String> {
     })
 }
 
-/// The routes, then (innermost first): the access guard, the security headers.
+/// The routes, then (innermost first): the access guard, compression, the security headers.
 /// Every error on every route is `errors::ApiError`'s JSON, headers included.
 pub fn router(server: Arc<Server>) -> Router {
     let control = post(api::control).route_layer(axum::middleware::from_fn(security::control_from_our_page));
@@ -221,12 +223,19 @@ pub fn router(server: Arc<Server>) -> Router {
         // After the routes: it is set on each of them.
         .method_not_allowed_fallback(errors::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(server.clone(), security::guard))
+        .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(not_an_upgrade)))
         .layer(axum::middleware::from_fn(security::headers))
         .with_state(server)
 }
 
-async fn page(uri: Uri) -> Response {
-    assets::asset(uri.path())
+/// The page, its assets and the JSON are compressed (gzip or br, as the client accepts); a
+/// WebSocket upgrade is not an answer with a body to compress.
+fn not_an_upgrade(status: StatusCode, _: axum::http::Version, _: &HeaderMap, _: &axum::http::Extensions) -> bool {
+    status != StatusCode::SWITCHING_PROTOCOLS
+}
+
+async fn page(uri: Uri, headers: HeaderMap) -> Response {
+    assets::asset(uri.path(), &headers)
 }
 
 async fn live(
