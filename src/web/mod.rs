@@ -249,9 +249,11 @@ async fn live(
     let clients = server.clients.clone();
     Ok(upgrade
         .protocols([stream::SUBPROTOCOL])
-        // Pages send nothing but pings and the close: small buffers for a thousand of them.
-        .read_buffer_size(4096)
-        .max_message_size(64 * 1024)
+        // Pages send nothing but the close: small buffers for a thousand of them, and a message
+        // over the limit is refused from its frame header, never buffered.
+        .read_buffer_size(stream::MAX_CLIENT_MESSAGE)
+        .max_message_size(stream::MAX_CLIENT_MESSAGE)
+        .max_frame_size(stream::MAX_CLIENT_MESSAGE)
         .write_buffer_size(0)
         .on_upgrade(move |socket| stream::serve_page(socket, board, clients)))
 }
