@@ -513,6 +513,7 @@ async fn the_page_assets_and_json_are_compressed_and_a_reload_revalidates() {
         .await;
         assert_eq!(reload.status(), 304, "{path}: a reload revalidates");
         assert_eq!(reload.headers()["etag"].to_str().unwrap(), etag, "{path}");
+        assert_eq!(reload.headers()["vary"], "accept-encoding", "{path}");
         assert!(reload.headers().get("content-security-policy").is_some(), "{path}");
         assert!(reload.bytes().await.unwrap().is_empty(), "{path}: nothing refetched");
         // A validator of other content (an older binary's page) gets the content again.

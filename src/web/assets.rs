@@ -114,6 +114,9 @@ pub fn asset(path: &str, request: &HeaderMap) -> Response {
     headers.typed_insert(etag.into_owned());
     // Always revalidated: cheap with the ETag, and never stale after an upgrade.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // The compression layer says so on answers it may encode; a 304 must say it too (RFC 9110,
+    // 15.4.5), and the layer leaves bodiless answers alone.
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     response
 }
 
@@ -138,6 +141,7 @@ mod tests {
         let second = asset("/assets/lightweight-charts.js", &again);
         assert_eq!(second.status(), StatusCode::NOT_MODIFIED);
         assert_eq!(etag(&second), tag);
+        assert_eq!(second.headers()[header::VARY], "accept-encoding");
         assert!(second.headers().get(header::CONTENT_TYPE).is_none());
 
         // Another asset's tag, or a stale one, gets the content.
