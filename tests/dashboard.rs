@@ -511,13 +511,19 @@ async fn the_api_answers_and_describes_itself() {
         "limit=abc",
         "limit=20000",
         "from=yesterday",
-        "from=2020-01-02&to=2020-01-01",
+        "to=99999999999999999999",
     ] {
         let response = http().get(format!("{base}/api/bars?{bad}")).send().await.unwrap();
         assert_eq!(response.status(), 400, "{bad}");
         let body: Value = response.json().await.unwrap();
         assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{bad}: {body}");
     }
+    // A range that ends before it starts is well formed, and empty.
+    let empty = get_json(&format!("{base}/api/bars?from=2017-09-03T02:00:00Z&to=2017-09-03")).await;
+    assert_eq!(bar_times(&empty), Vec::<i64>::new());
+    // Times beyond what the store holds are its ends, not errors.
+    let all = get_json(&format!("{base}/api/bars?from=-99999&to=9999-12-31&limit=10000")).await;
+    assert!(bar_times(&all).len() > 2000);
     let missing = http()
         .get(format!("{base}/api/status?pair=ETH/USD"))
         .send()

@@ -1,18 +1,21 @@
 //! The JSON API beside the page (described by openapi.json) and /metrics.
 
-use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::Server;
 use super::board::Board;
+use super::errors::ApiError;
+use super::params::Params;
 use super::view::FillView;
 use crate::engine::Control;
 use crate::market::Timestamp;
@@ -25,44 +28,34 @@ pub const MAX_BARS: usize = 10_000;
 pub const DEFAULT_FILLS: usize = 1_000;
 pub const MAX_FILLS: usize = 10_000;
 
-/// An API failure: its status and a one-line message, as `{"error": "..."}`.
-pub struct ApiError(StatusCode, String);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
-    }
-}
-
-type Params = Query<HashMap<String, String>>;
-
-/// The board named by `?pair=`, or the first one.
-pub fn board(server: &Server, params: &HashMap<String, String>) -> Result<Arc<Board>, ApiError> {
+/// The board named by `?pair=` (any case), or the first one.
+pub fn board(server: &Server, params: &Params) -> Result<Arc<Board>, ApiError> {
+    let pair = params.pair()?;
     let boards = server.boards();
-    let found = match params.get("pair") {
-        Some(pair) => boards.iter().find(|b| b.meta.pair.eq_ignore_ascii_case(pair.trim())),
+    let found = match pair {
+        Some(pair) => boards.iter().find(|b| b.meta.pair.eq_ignore_ascii_case(pair)),
         None => boards.first(),
     };
-    found.cloned().ok_or_else(|| match params.get("pair") {
-        Some(pair) => ApiError(StatusCode::NOT_FOUND, format!("no run trades {pair} in this process")),
-        None => ApiError(StatusCode::SERVICE_UNAVAILABLE, "no run has started yet".into()),
+    found.cloned().ok_or_else(|| match pair {
+        Some(pair) => ApiError::not_found(format!("no run trades {pair} in this process")),
+        None => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no run has started yet"),
     })
 }
 
-pub async fn status(State(server): State<Arc<Server>>, Query(params): Params) -> Result<Response, ApiError> {
+pub async fn status(State(server): State<Arc<Server>>, params: Params) -> Result<Response, ApiError> {
     let board = board(&server, &params)?;
     Ok(Json(json!({ "pair": board.meta.pair, "run_id": board.meta.run_id, "status": board.status() })).into_response())
 }
 
-pub async fn account(State(server): State<Arc<Server>>, Query(params): Params) -> Result<Response, ApiError> {
+pub async fn account(State(server): State<Arc<Server>>, params: Params) -> Result<Response, ApiError> {
     Ok(Json(board(&server, &params)?.account()).into_response())
 }
 
-pub async fn performance(State(server): State<Arc<Server>>, Query(params): Params) -> Result<Response, ApiError> {
+pub async fn performance(State(server): State<Arc<Server>>, params: Params) -> Result<Response, ApiError> {
     Ok(Json(board(&server, &params)?.performance()).into_response())
 }
 
-pub async fn config(State(server): State<Arc<Server>>, Query(params): Params) -> Result<Response, ApiError> {
+pub async fn config(State(server): State<Arc<Server>>, params: Params) -> Result<Response, ApiError> {
     let board = board(&server, &params)?;
     Ok(Json(json!({ "meta": board.meta, "run": board.config })).into_response())
 }
@@ -72,17 +65,10 @@ pub async fn openapi() -> Response {
 }
 
 /// Every fill of the run, from the store (the page's snapshot holds only the recent ones).
-pub async fn fills(State(server): State<Arc<Server>>, Query(params): Params) -> Result<Response, ApiError> {
+pub async fn fills(State(server): State<Arc<Server>>, params: Params) -> Result<Response, ApiError> {
     let board = board(&server, &params)?;
-    let limit = parse_limit(&params, DEFAULT_FILLS, MAX_FILLS)?;
-    let before = match params.get("before") {
-        None => None,
-        Some(text) => Some(
-            text.trim()
-                .parse::<u64>()
-                .map_err(|_| bad_request(format!("before '{text}' is not an order id")))?,
-        ),
-    };
+    let limit = params.limit(DEFAULT_FILLS, MAX_FILLS)?;
+    let before = params.before()?;
     let run_id = board.meta.run_id;
     let page = read_store(&board, move |store| store.fills_page(run_id, before, limit)).await?;
     // A full page may have older fills before it: the client asks again with `before`.
@@ -93,25 +79,24 @@ pub async fn fills(State(server): State<Arc<Server>>, Query(params): Params) -> 
     Ok(Json(json!({ "run_id": run_id, "fills": views, "next_before": next_before })).into_response())
 }
 
-/// Stored bars in `[from, to]` (unix seconds or RFC 3339): the first `limit` from `from`, or
-/// without `from` the last `limit` up to `to`.
-pub async fn bars(State(server): State<Arc<Server>>, Query(params): Params) -> Result<Response, ApiError> {
+/// Stored bars in `[from, to]` (unix seconds, a date or RFC 3339): the first `limit` from `from`,
+/// or without `from` the last `limit` up to `to`. A range that ends before it starts is empty.
+pub async fn bars(State(server): State<Arc<Server>>, params: Params) -> Result<Response, ApiError> {
     let board = board(&server, &params)?;
-    let limit = parse_limit(&params, DEFAULT_BARS, MAX_BARS)?;
-    let from = parse_time(&params, "from")?;
-    let to = parse_time(&params, "to")?;
-    if let (Some(from), Some(to)) = (from, to)
-        && to < from
-    {
-        return Err(bad_request("'to' is before 'from'"));
-    }
+    let limit = params.limit(DEFAULT_BARS, MAX_BARS)?;
+    let from = params.time("from")?;
+    let to = params.time("to")?;
     let series = board.series_id;
     let latest = from.is_none();
     let (from, to) = (
         from.unwrap_or(Timestamp::from_secs(0)),
-        to.unwrap_or(Timestamp::from_secs(i64::MAX / 1_000_000_000)),
+        to.unwrap_or(Timestamp::from_nanos(i64::MAX)),
     );
-    let bars = read_store(&board, move |store| store.bars_page(series, from, to, limit, latest)).await?;
+    let bars = if to < from {
+        Vec::new()
+    } else {
+        read_store(&board, move |store| store.bars_page(series, from, to, limit, latest)).await?
+    };
     let bars: Vec<_> = bars
         .iter()
         .map(|b| {
@@ -125,24 +110,41 @@ pub async fn bars(State(server): State<Arc<Server>>, Query(params): Params) -> R
     )
 }
 
-/// Pause, resume or flatten, answered by the engine itself.
+/// Pause, resume or flatten, answered by the engine itself. The body is checked before anything
+/// is sent to the engine: a request refused here changes nothing.
 pub async fn control(
     State(server): State<Arc<Server>>,
-    Path(action): Path<String>,
-    Query(params): Params,
+    action: Result<Path<String>, PathRejection>,
+    params: Params,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let board = board(&server, &params)?;
+    let Path(action) = action?;
+    check_control_body(&body?)?;
     let control = match action.as_str() {
         "pause" => Control::Pause,
         "resume" => Control::Resume,
         "flatten" => Control::Flatten,
-        other => return Err(ApiError(StatusCode::NOT_FOUND, format!("no control named '{other}'"))),
+        other => return Err(ApiError::not_found(format!("no control named '{other}'"))),
     };
+    let board = board(&server, &params)?;
     let (reply_tx, reply) = tokio::sync::oneshot::channel();
-    let gone = || ApiError(StatusCode::CONFLICT, "the run has ended: nothing to control".into());
+    let gone = || ApiError::new(StatusCode::CONFLICT, "the run has ended: nothing to control");
     board.controls.send((control, reply_tx)).await.map_err(|_| gone())?;
     let answer = reply.await.map_err(|_| gone())?;
     Ok(Json(answer).into_response())
+}
+
+/// A control's body is an empty JSON object, `{}` (openapi.json: `ControlRequest`): controls take
+/// no options today, and a body that says more than nothing is refused rather than ignored.
+fn check_control_body(body: &[u8]) -> Result<(), ApiError> {
+    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the body must be the JSON object {{}}: {e}")))?;
+    match object.keys().next() {
+        None => Ok(()),
+        Some(field) => Err(ApiError::bad_request(format!(
+            "the body must be the JSON object {{}}: controls take no field like '{field}'"
+        ))),
+    }
 }
 
 /// Prometheus text exposition of every board's counters and the server's own.
@@ -273,30 +275,6 @@ fn label(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
-fn bad_request(message: impl Into<String>) -> ApiError {
-    ApiError(StatusCode::BAD_REQUEST, message.into())
-}
-
-fn parse_limit(params: &HashMap<String, String>, default: usize, max: usize) -> Result<usize, ApiError> {
-    match params.get("limit") {
-        None => Ok(default),
-        Some(text) => match text.trim().parse::<usize>() {
-            Ok(n) if n >= 1 && n <= max => Ok(n),
-            _ if max == usize::MAX => Err(bad_request(format!("limit '{text}' is not a positive whole number"))),
-            _ => Err(bad_request(format!(
-                "limit '{text}' must be a whole number from 1 to {max}"
-            ))),
-        },
-    }
-}
-
-fn parse_time(params: &HashMap<String, String>, name: &str) -> Result<Option<Timestamp>, ApiError> {
-    params
-        .get(name)
-        .map(|text| crate::cli::parse_time_arg(text).map_err(|e| bad_request(format!("{name}: {e}"))))
-        .transpose()
-}
-
 /// Runs a read on the board's own store connection, off the async threads.
 async fn read_store<T: Send + 'static>(
     board: &Arc<Board>,
@@ -311,6 +289,6 @@ async fn read_store<T: Send + 'static>(
         read(reader.as_ref().expect("opened above"))
     })
     .await
-    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("store read: {e}")))?
-    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("store read: {e}")))
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("store read: {e}")))?
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("store read: {e}")))
 }

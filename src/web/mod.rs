@@ -4,7 +4,9 @@
 pub mod api;
 pub mod assets;
 pub mod board;
+pub mod errors;
 pub mod hub;
+pub mod params;
 pub mod security;
 pub mod stream;
 pub mod view;
@@ -14,11 +16,15 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 
 use axum::Router;
+use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Query, State};
-use axum::response::{IntoResponse, Response};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
 use axum::routing::{get, post};
 use tokio::sync::watch;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 
 pub use board::Board;
 pub use security::AccessToken;
@@ -195,7 +201,10 @@ pub async fn start(config: &WebConfig) -> Result<WebHandle, String> {
     })
 }
 
+/// The routes, then (innermost first): the access guard, compression, the security headers.
+/// Every error on every route is `errors::ApiError`'s JSON, headers included.
 pub fn router(server: Arc<Server>) -> Router {
+    let control = post(api::control).route_layer(axum::middleware::from_fn(security::control_from_our_page));
     Router::new()
         .route("/", get(page))
         .route("/index.html", get(page))
@@ -208,34 +217,43 @@ pub fn router(server: Arc<Server>) -> Router {
         .route("/api/bars", get(api::bars))
         .route("/api/config", get(api::config))
         .route("/api/openapi.json", get(api::openapi))
-        .route("/api/control/{action}", post(api::control))
+        .route("/api/control/{action}", control)
         .route("/metrics", get(api::metrics))
-        .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "not found") })
+        .fallback(errors::no_route)
+        // After the routes: it is set on each of them.
+        .method_not_allowed_fallback(errors::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(server.clone(), security::guard))
+        .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(not_an_upgrade)))
+        .layer(axum::middleware::from_fn(security::headers))
         .with_state(server)
 }
 
-async fn page(uri: axum::http::Uri) -> Response {
-    assets::asset(uri.path())
+/// The page, its assets and the JSON are compressed (gzip or br, as the client accepts); a
+/// WebSocket upgrade is not an answer with a body to compress.
+fn not_an_upgrade(status: StatusCode, _: axum::http::Version, _: &HeaderMap, _: &axum::http::Extensions) -> bool {
+    status != StatusCode::SWITCHING_PROTOCOLS
+}
+
+async fn page(uri: Uri, headers: HeaderMap) -> Response {
+    assets::asset(uri.path(), &headers)
 }
 
 async fn live(
     State(server): State<Arc<Server>>,
-    Query(params): Query<std::collections::HashMap<String, String>>,
-    upgrade: WebSocketUpgrade,
-) -> Response {
+    params: params::Params,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, errors::ApiError> {
+    let upgrade = upgrade?;
     server.wait_for_a_board(std::time::Duration::from_secs(10)).await;
-    match api::board(&server, &params) {
-        Ok(board) => {
-            let clients = server.clients.clone();
-            upgrade
-                .protocols([stream::SUBPROTOCOL])
-                // Pages send nothing but pings and the close: small buffers for a thousand of them.
-                .read_buffer_size(4096)
-                .max_message_size(64 * 1024)
-                .write_buffer_size(0)
-                .on_upgrade(move |socket| stream::serve_page(socket, board, clients))
-        }
-        Err(e) => e.into_response(),
-    }
+    let board = api::board(&server, &params)?;
+    let clients = server.clients.clone();
+    Ok(upgrade
+        .protocols([stream::SUBPROTOCOL])
+        // Pages send nothing but the close: small buffers for a thousand of them, and a message
+        // over the limit is refused from its frame header, never buffered.
+        .read_buffer_size(stream::MAX_CLIENT_MESSAGE)
+        .max_message_size(stream::MAX_CLIENT_MESSAGE)
+        .max_frame_size(stream::MAX_CLIENT_MESSAGE)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| stream::serve_page(socket, board, clients)))
 }

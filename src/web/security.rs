@@ -7,11 +7,12 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::Server;
+use super::errors::ApiError;
 
 /// Header a control request must carry (forces a CORS preflight cross-site, which we never grant).
 pub const CONTROL_HEADER: &str = "x-nanotrader-control";
@@ -90,44 +91,54 @@ fn is_public(path: &str) -> bool {
     path == "/" || path == "/index.html" || path.starts_with("/assets/") || path == "/favicon.svg"
 }
 
-/// Host names a loopback-bound dashboard answers to.
+/// Host names a loopback-bound dashboard answers to: `localhost`, a loopback IPv4 address or
+/// `[::1]`, with or without a port; names are case-insensitive (RFC 9110, 4.2.3).
 fn is_loopback_host(host: &str) -> bool {
     let name = match host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => name,
         _ => host,
     };
-    name == "localhost" || name == "[::1]" || name.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+    if let Some(v6) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        return v6.parse::<std::net::Ipv6Addr>().is_ok_and(|ip| ip.is_loopback());
+    }
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-fn refuse(status: StatusCode, message: &str) -> Response {
-    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
-}
-
-/// Access rules for every request, then security headers on every response.
+/// Access rules for every request: the Host (DNS rebinding), the token, and streams only for
+/// our own page. Refusals are in the one error shape (see `errors`).
 pub async fn guard(State(server): State<std::sync::Arc<Server>>, request: Request, next: Next) -> Response {
     let headers = request.headers();
     let path = request.uri().path();
     if server.loopback_only {
         let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
         if !is_loopback_host(host) {
-            return refuse(StatusCode::MISDIRECTED_REQUEST, "unknown host");
+            return ApiError::new(StatusCode::MISDIRECTED_REQUEST, "unknown host").into_response();
         }
     }
     if let Some(token) = &server.token
         && !is_public(path)
         && !presented_token(headers).is_some_and(|t| token.matches(t))
     {
-        return refuse(StatusCode::UNAUTHORIZED, "missing or wrong access token");
-    }
-    if request.method() == Method::POST
-        && let Err(message) = same_site_control(headers)
-    {
-        return refuse(StatusCode::FORBIDDEN, message);
+        return ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong access token").into_response();
     }
     // Browsers let any site open a WebSocket to any host (no CORS): only our page may.
     if is_websocket_upgrade(headers) && !same_origin(headers) {
-        return refuse(StatusCode::FORBIDDEN, "cross-site streams are refused");
+        return ApiError::new(StatusCode::FORBIDDEN, "cross-site streams are refused").into_response();
     }
+    next.run(request).await
+}
+
+/// The control routes' own rule, run once the route and method matched (so a wrong method is a
+/// 405, not this 403): the request must come from our page.
+pub async fn control_from_our_page(request: Request, next: Next) -> Response {
+    match same_site_control(request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(message) => ApiError::new(StatusCode::FORBIDDEN, message).into_response(),
+    }
+}
+
+/// The same security headers on every answer: pages, assets, API, errors and refusals.
+pub async fn headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let h = response.headers_mut();
     h.insert(
@@ -175,7 +186,10 @@ fn same_origin(headers: &HeaderMap) -> bool {
         Some(origin) => {
             let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
             let origin = origin.to_str().unwrap_or("");
-            !host.is_empty() && origin.split_once("://").is_some_and(|(_, rest)| rest == host)
+            !host.is_empty()
+                && origin
+                    .split_once("://")
+                    .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host))
         }
     }
 }
@@ -225,6 +239,11 @@ mod tests {
         assert!(same_origin(&headers(&[host])));
         assert!(same_origin(&headers(&[host, ("origin", "http://127.0.0.1:8080")])));
         assert!(same_origin(&headers(&[host, ("sec-fetch-site", "same-origin")])));
+        // Host names are case-insensitive; browsers send the origin in lower case.
+        assert!(same_origin(&headers(&[
+            ("host", "LOCALHOST:8080"),
+            ("origin", "http://localhost:8080")
+        ])));
         for bad in [
             ("origin", "http://evil.example"),
             ("origin", "null"),
@@ -242,10 +261,28 @@ mod tests {
 
     #[test]
     fn loopback_hosts() {
-        for host in ["localhost:8080", "127.0.0.1:1234", "[::1]:80", "localhost"] {
+        for host in [
+            "localhost:8080",
+            "LOCALHOST:8080",
+            "LocalHost",
+            "127.0.0.1:1234",
+            "127.1.2.3",
+            "[::1]:80",
+            "[0:0:0:0:0:0:0:1]",
+            "localhost",
+        ] {
             assert!(is_loopback_host(host), "{host}");
         }
-        for host in ["evil.example:8080", "evil.example", "127.0.0.1.evil.example:80", ""] {
+        for host in [
+            "evil.example:8080",
+            "evil.example",
+            "127.0.0.1.evil.example:80",
+            "localhost.evil.example",
+            "[::2]:80",
+            "[::ffff:8.8.8.8]",
+            "::1",
+            "",
+        ] {
             assert!(!is_loopback_host(host), "{host}");
         }
     }

@@ -1,10 +1,12 @@
 //! The page's WebSocket: a snapshot first, then every delta frame. A page whose queue overflows
 //! (a slow network, a frozen tab) is not waited for: it gets a fresh snapshot and carries on.
+//! Pages send nothing but the close: a client's Close is answered with a Close echoing its code,
+//! and a message over `MAX_CLIENT_MESSAGE` closes the stream with 1009 (message too big).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -16,6 +18,11 @@ pub const SUBPROTOCOL: &str = "nanotrader.v1";
 /// that far behind, and a snapshot brings it to now at once. (Measured against the newest frame,
 /// not the clock, so frames that the hub spaced out under load do not count as lateness.)
 const MAX_BEHIND_MS: f64 = 3_000.0;
+/// Longest message (and frame) a page may send; longer ones are not read but refused with 1009.
+pub const MAX_CLIENT_MESSAGE: usize = 4096;
+/// How long a closing page may take to receive our Close: one that reads nothing more must not
+/// keep its task (and its place in the client count) forever.
+const CLOSE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub async fn serve_page(socket: WebSocket, board: Arc<Board>, clients: Arc<std::sync::atomic::AtomicU64>) {
     clients.fetch_add(1, Ordering::Relaxed);
@@ -46,8 +53,22 @@ pub async fn serve_page(socket: WebSocket, board: Arc<Board>, clients: Arc<std::
                 Err(RecvError::Closed) => break,
             },
             message = incoming.next() => match message {
-                // Pages send nothing but pings and the close; anything else is ignored.
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                // tungstenite has queued the reply to the client's Close (its code echoed);
+                // closing our side sends it, then ends the connection.
+                Some(Ok(Message::Close(_))) => {
+                    let _ = tokio::time::timeout(CLOSE_PATIENCE, sink.close()).await;
+                    break;
+                }
+                Some(Err(e)) if is_too_big(&e) => {
+                    let close = CloseFrame {
+                        code: close_code::SIZE,
+                        reason: Utf8Bytes::from_static("message too big"),
+                    };
+                    let _ = tokio::time::timeout(CLOSE_PATIENCE, sink.send(Message::Close(Some(close)))).await;
+                    break;
+                }
+                None | Some(Err(_)) => break,
+                // Anything else a page sends is ignored (pings are answered by tungstenite).
                 Some(Ok(_)) => {}
             },
         }
@@ -60,6 +81,14 @@ async fn resync(board: &Board, sink: &mut futures_util::stream::SplitSink<WebSoc
     board.counters.resyncs.fetch_add(1, Ordering::Relaxed);
     let (at, snapshot) = board.snapshot();
     (at, sink.send(Message::Text(snapshot)).await.is_ok())
+}
+
+/// Whether a read failed because the client's message or frame was over the limit.
+fn is_too_big(error: &axum::Error) -> bool {
+    use tokio_tungstenite::tungstenite::Error;
+    std::error::Error::source(error)
+        .and_then(|inner| inner.downcast_ref::<Error>())
+        .is_some_and(|e| matches!(e, Error::Capacity(_)))
 }
 
 /// The `seq` and `sent_ms` of a delta frame, read from its fixed prefix

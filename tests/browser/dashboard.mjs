@@ -2,7 +2,8 @@
 // user sees against the JSON API: the chart draws, the account equals GET /api/account, a new
 // fill gets its marker and its Trades row, the controls answer, a replay is labelled as one (with
 // its speed and the data's time, never "live"), the equity chart has its buy-and-hold line and
-// legend, and the page runs under the server's CSP without a single console error. Saves a
+// legend, the page runs under the server's CSP without a single console error, its assets come
+// compressed, and a reload revalidates them (304) instead of fetching them again. Saves a
 // desktop and a phone screenshot.
 //
 //   node tests/browser/dashboard.mjs URL SCREENSHOT_PATH [SOURCE_LABEL]
@@ -292,6 +293,48 @@ async function checkTabs(page) {
   await page.click('.tab[data-tab="summary"]');
 }
 
+// The first load's page and assets came compressed; a reload asks for each again with its ETag
+// and gets a 304 (the page itself shows as a revalidated cache entry: headers only).
+async function checkReload(page) {
+  const isPageFile = (url) => {
+    const { pathname } = new URL(url);
+    return pathname === '/' || pathname.startsWith('/assets/');
+  };
+  const first = await page.evaluate(() =>
+    performance.getEntriesByType('resource').map((e) => ({ name: e.name, encoded: e.encodedBodySize, decoded: e.decodedBodySize })),
+  );
+  const library = first.find((e) => e.name.endsWith('/assets/lightweight-charts.js'));
+  if (!library) fail('the chart library was not loaded');
+  if (!(library.encoded > 0 && library.encoded < library.decoded / 2)) {
+    fail(`the chart library came uncompressed: ${library.encoded} bytes for ${library.decoded}`);
+  }
+  const answers = [];
+  const record = async (res) => {
+    if (!isPageFile(res.url())) return;
+    const conditional = (await res.request().allHeaders())['if-none-match'] || '';
+    answers.push({ path: new URL(res.url()).pathname, status: res.status(), conditional });
+  };
+  page.on('response', record);
+  await page.reload({ waitUntil: 'load', timeout: STEP_TIMEOUT_MS });
+  await page
+    .waitForFunction(() => document.body.dataset.state === 'live', null, { timeout: STEP_TIMEOUT_MS })
+    .catch(() => fail('after a reload the page never received its snapshot'));
+  page.off('response', record);
+  const assets = answers.filter((a) => a.path.startsWith('/assets/'));
+  if (assets.length < 4) fail(`the reload asked for only ${assets.length} assets: ${JSON.stringify(answers)}`);
+  for (const a of answers) {
+    if (!a.conditional.startsWith('W/"')) fail(`the reload asked for ${a.path} without its ETag: ${JSON.stringify(a)}`);
+  }
+  const refetched = assets.filter((a) => a.status !== 304);
+  if (refetched.length) fail(`the reload fetched again: ${JSON.stringify(refetched)}`);
+  const doc = await page.evaluate(() => {
+    const e = performance.getEntriesByType('navigation')[0];
+    return { transfer: e.transferSize, encoded: e.encodedBodySize };
+  });
+  if (!(doc.transfer < doc.encoded)) fail(`the reload fetched the page again: ${JSON.stringify(doc)}`);
+  log(`reload: ${assets.length} assets answered 304, the page ${doc.transfer} bytes of headers; first load ${library.encoded} bytes for the ${library.decoded}-byte chart library`);
+}
+
 async function main(browser) {
   await waitForRun();
   const problems = [];
@@ -326,6 +369,8 @@ async function main(browser) {
     for (const v of await cspViolations(p)) problems.push(`${label} CSP violation: ${v}`);
   }
   await phone.close();
+  await checkReload(page);
+  for (const v of await cspViolations(page)) problems.push(`desktop after a reload, CSP violation: ${v}`);
   await page.close();
   failOnProblems(problems);
   log('all checks passed');
