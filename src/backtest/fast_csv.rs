@@ -711,12 +711,10 @@ fn unix_millis(value: i64, unit: TimeUnit) -> Option<i64> {
         TimeUnit::Millis => 1,
         TimeUnit::Micros => 1_000,
         TimeUnit::Nanos => NANOS_PER_MILLI,
-        TimeUnit::BySize => match value {
-            ..100_000_000_000 => return (value <= MAX_SECS).then(|| value * 1000),
-            ..100_000_000_000_000 => 1,
-            ..100_000_000_000_000_000 => 1_000,
-            _ => NANOS_PER_MILLI,
-        },
+        TimeUnit::BySize if value < 100_000_000_000 => return (value <= MAX_SECS).then(|| value * 1000),
+        TimeUnit::BySize if value < 100_000_000_000_000 => 1,
+        TimeUnit::BySize if value < 100_000_000_000_000_000 => 1_000,
+        TimeUnit::BySize => NANOS_PER_MILLI,
     };
     (value % per_milli == 0).then(|| value / per_milli)
 }
