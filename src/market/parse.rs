@@ -10,37 +10,45 @@ const FAST_DIGITS: u32 = 18;
 
 /// A plain decimal such as `61686`, `-12.5` or `0.00027625`, exactly as written (scale kept).
 /// No exponent, no thousands separators.
+#[inline]
 pub(crate) fn decimal(field: &[u8]) -> Option<Decimal> {
     let (negative, body) = match field {
         [b'-', rest @ ..] => (true, rest),
         [b'+', rest @ ..] => (false, rest),
         _ => (false, field),
     };
-    let mut mantissa: i64 = 0;
-    let mut digits = 0u32;
-    let mut scale = 0u32;
-    let mut seen_dot = false;
-    for &b in body {
-        match b {
-            b'0'..=b'9' => {
-                if digits < FAST_DIGITS {
-                    mantissa = mantissa * 10 + i64::from(b - b'0');
-                }
-                digits += 1;
-                scale += u32::from(seen_dot);
-            }
-            b'.' if !seen_dot => seen_dot = true,
-            _ => return None,
+    // Digits and one dot in one tight loop (measured: half the instructions of the byte-by-byte
+    // state machine this replaced; it runs for every price of every row).
+    let mut mantissa = 0u64;
+    let mut digits = 0usize;
+    let mut dot = None;
+    for (i, &b) in body.iter().enumerate() {
+        let digit = b.wrapping_sub(b'0');
+        if digit <= 9 {
+            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(digit));
+            digits += 1;
+        } else if b == b'.' && dot.is_none() {
+            dot = Some(i);
+        } else {
+            return None;
         }
     }
     if digits == 0 {
         return None;
     }
-    if digits > FAST_DIGITS {
+    if digits > FAST_DIGITS as usize {
         // Already checked to be plain digits and one dot; rust_decimal refuses what would round.
         return Decimal::from_str_exact(std::str::from_utf8(field).ok()?).ok();
     }
-    Decimal::try_new(if negative { -mantissa } else { mantissa }, scale).ok()
+    let scale = dot.map_or(0, |d| (body.len() - d - 1) as u32);
+    // At most 18 digits: the mantissa fits 64 bits, the scale rust_decimal's 28.
+    Some(Decimal::from_parts(
+        mantissa as u32,
+        (mantissa >> 32) as u32,
+        0,
+        negative && mantissa != 0,
+        scale,
+    ))
 }
 
 /// A non-negative integer made of ASCII digits only.

@@ -78,23 +78,27 @@ pub fn parse_cached(field: &[u8], unit: TimeUnit, last: &mut LastDate) -> Option
 }
 
 /// `1504396800`, `1504396800000`, `1381095255.6133`: digits, an optional fraction.
+#[inline]
 fn unix(field: &[u8], unit: TimeUnit) -> Option<i64> {
-    // (A short field: a loop beats memchr's set-up.)
-    let (whole, frac) = match field.iter().position(|&b| b == b'.') {
-        Some(dot) => (&field[..dot], &field[dot + 1..]),
-        None => (field, &[][..]),
-    };
-    if whole.is_empty() || whole.len() > 19 {
-        return None;
-    }
+    // Whole digits in one tight loop: at most 19 of them always fit a u64.
     let mut value: u64 = 0;
-    for &b in whole {
+    let mut len = 0;
+    for &b in field {
         let digit = b.wrapping_sub(b'0');
         if digit > 9 {
-            return None;
+            break;
         }
-        value = value.checked_mul(10)?.checked_add(u64::from(digit))?;
+        value = value.wrapping_mul(10).wrapping_add(u64::from(digit));
+        len += 1;
     }
+    if len == 0 || len > 19 {
+        return None;
+    }
+    let frac = match &field[len..] {
+        [] => &[][..],
+        [b'.', frac @ ..] => frac,
+        _ => return None,
+    };
     let per_unit = unit.nanos_per_unit(value);
     let mut nanos = i64::try_from(value).ok()?.checked_mul(per_unit)?;
     if !frac.is_empty() {
