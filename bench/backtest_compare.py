@@ -43,6 +43,18 @@ BT_CAP = float(os.environ.get("BT_CAP_SECS", "120"))
 # Peak RSS: /usr/bin/time -v, in one extra run of each command (see `repeat`). The child's own
 # rusage is no good: Linux carries the forking harness's peak RSS over into it across exec.
 TIME_V = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
+# nanotrader keeps its bar caches under its data dir (DATA_DIR/cache).
+DATA_DIR = os.path.join(OUT, "nanotrader-data")
+CACHE_DIR = os.path.join(DATA_DIR, "cache")
+
+
+def newest_cache():
+    """The cache file nanotrader wrote last, if any."""
+    try:
+        files = [os.path.join(CACHE_DIR, f) for f in os.listdir(CACHE_DIR) if f.endswith(".ntbars")]
+    except OSError:
+        return None
+    return max(files, key=os.path.getmtime, default=None)
 
 
 # ---------------------------------------------------------------- workers (run in fresh processes)
@@ -221,9 +233,7 @@ def ensure_bars(n, name, source=None):
         return path
     extra = ["--source", source] if source else []
     subprocess.run([PY, os.path.join(HERE, "make_bars.py"), str(n), path] + extra, check=True)
-    for ext in (".ntbars",):                    # a stale nanotrader cache of an older file
-        if os.path.exists(path + ext):
-            os.remove(path + ext)
+    shutil.rmtree(CACHE_DIR, ignore_errors=True)  # stale nanotrader caches of an older file
     return path
 
 
@@ -361,6 +371,7 @@ def fmt_int(x):
 
 def main():
     os.makedirs(OUT, exist_ok=True)
+    os.environ["NANOTRADER_DATA_DIR"] = DATA_DIR
     started = time.perf_counter()
     info = machine_info()
     print(f"machine: {info.get('nproc')} cpus, {info.get('cpu')}, python {info['python']}, "
@@ -492,11 +503,9 @@ def main():
     raw["nanotrader_bin"] = nbin
 
     def nt_rows(path, bars, label):
-        ntb = path + ".ntbars"
         # cache off: CSV -> trades
         try:
-            if os.path.exists(ntb):
-                os.remove(ntb)
+            shutil.rmtree(CACHE_DIR, ignore_errors=True)
             r = repeat([nbin, "backtest", "--data", path, "--preset", "seed", "--cache", "off", "--json"])
             raw[f"nanotrader_{label}_cache_off"] = [{"wall_secs": w, "rss_mib": m, **d} for w, m, d in r]
             nw = med([w for w, _, _ in r])
@@ -518,9 +527,10 @@ def main():
                     (bars / nc) / b if b else None)
         except RunError as e:
             na("nanotrader", "CSV -> trades (--cache off)", bars, e)
-        # binary cache: first run writes FILE.ntbars, the next ones read it
+        # binary cache: the first run writes it (under the data dir), the next ones read it
         try:
             w1, m1, d1 = measure([nbin, "backtest", "--data", path, "--preset", "seed", "--json"])
+            ntb = newest_cache() or ""
             r = repeat([nbin, "backtest", "--data", path, "--preset", "seed", "--json"])
             raw[f"nanotrader_{label}_cache"] = {"first_writes_cache": {"wall_secs": w1, "rss_mib": m1, **d1},
                                                 "runs": [{"wall_secs": w, "rss_mib": m, **d} for w, m, d in r]}
@@ -531,7 +541,7 @@ def main():
                 checks=f"{get(r[0][2], 'fills')} fills; loaded from {get(r[0][2], 'data', 'loaded_from')}",
                 note=f"first run (CSV + writing the cache) {w1:.2f} s; cache "
                      f"{os.path.getsize(ntb) / 2**20:.0f} MiB" if os.path.exists(ntb) else
-                     f"first run {w1:.2f} s; no {os.path.basename(ntb)} found")
+                     f"first run {w1:.2f} s; no cache file found")
         except RunError as e:
             na("nanotrader", "bars from .ntbars cache", bars, e)
 
