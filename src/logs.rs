@@ -1,14 +1,28 @@
-//! The log observer: one line per fill, per gap and per status period; nothing per bar.
+//! The log observer: one line per fill, per burst of gaps and per status period; nothing per bar.
+
+mod gaps;
 
 use tokio::sync::broadcast;
+use tokio::time::Instant;
 
 use crate::engine::EngineEvent;
 use crate::market::FeedStatus;
+use gaps::GapNotices;
 
 pub async fn log_events(mut events: broadcast::Receiver<EngineEvent>, pair: String) {
     let mut lagged_total = 0u64;
+    let mut gaps = GapNotices::default();
     loop {
-        match events.recv().await {
+        let event = tokio::select! {
+            event = events.recv() => event,
+            () = sleep_until(gaps.due()) => {
+                if let Some(line) = gaps.take_line(Instant::now()) {
+                    tracing::info!("{line}");
+                }
+                continue;
+            }
+        };
+        match event {
             Ok(EngineEvent::Fill { fill, .. }) => tracing::info!(
                 "{} {} {} {} @ {} fee {} cash {} position {}",
                 fill.ts,
@@ -21,7 +35,8 @@ pub async fn log_events(mut events: broadcast::Receiver<EngineEvent>, pair: Stri
                 fill.position_after.normalize(),
             ),
             Ok(EngineEvent::Gap { from, to, missing }) => {
-                tracing::info!("gap: {missing} interval(s) with no trades from {from} to {to} (marked, not filled)")
+                tracing::debug!("gap: {missing} interval(s) with no trades from {from} to {to}");
+                gaps.add(from, to, missing, Instant::now());
             }
             Ok(EngineEvent::Status(s)) => tracing::info!(
                 "status {}: {:.0} events/s, {} bars, {} fills, equity {}, position {}, feed lag {}, store lag {} bars",
@@ -49,10 +64,22 @@ pub async fn log_events(mut events: broadcast::Receiver<EngineEvent>, pair: Stri
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 // Logging must never slow the engine; say once in a while what was skipped.
                 lagged_total += n;
+                gaps.fell_behind();
                 tracing::debug!("log observer fell behind: {lagged_total} events skipped so far");
             }
             Err(broadcast::error::RecvError::Closed) => break,
         }
+    }
+    if let Some(line) = gaps.take_line(Instant::now()) {
+        tracing::info!("{line}");
+    }
+}
+
+/// Sleeps until `at`, or forever without one (a disabled `select!` branch).
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
