@@ -296,7 +296,7 @@ fn dense_trades(dir: &Path, minutes: i64) -> PathBuf {
     let start_ns: i64 = 1_561_939_200 * 1_000_000_000;
     let mut out = String::from("ts_ns,price,volume,side\n");
     for i in 0..minutes * 1_200 {
-        let price = 10_000_00 + (i * 7_919) % 2_000;
+        let price = 1_000_000 + (i * 7_919) % 2_000; // cents
         let side = if i % 3 == 0 { "sell" } else { "buy" };
         let _ = writeln!(
             out,

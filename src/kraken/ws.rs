@@ -489,10 +489,15 @@ impl Feed {
         }
         self.backfills += 1;
         if after_reconnect {
+            let when = match (self.reconnects, self.tape.new_run) {
+                (0, true) => "to complete the run's first bar",
+                (0, false) => "since the run's last stored bar",
+                _ => "after reconnecting",
+            };
             tracing::info!(
                 trades = fetched,
                 backfills = self.backfills,
-                "back-filled {fetched} trades from REST after reconnecting"
+                "back-filled {fetched} trades from REST {when}"
             );
         } else {
             tracing::debug!(
