@@ -33,6 +33,11 @@ enum Pace {
     Max,
 }
 
+/// Whether the store holds no run yet (the next start creates it).
+fn no_run_yet(dir: &Path) -> bool {
+    nanotrader::store::Store::open_existing(dir).is_ok_and(|store| store.runs().is_ok_and(|runs| runs.is_empty()))
+}
+
 /// Kills a replay of `data` `kills` times at random points, restarting it each time, then lets
 /// it finish. Returns the progress seen at each kill.
 fn kill_and_restart(data: &str, pace: Pace, kills: usize, seed: u64) -> Vec<Checked> {
@@ -89,8 +94,9 @@ fn kill_and_restart(data: &str, pace: Pace, kills: usize, seed: u64) -> Vec<Chec
         }
         child.kill().unwrap(); // SIGKILL: no clean-up of any kind
         child.wait().unwrap();
-        if !dir.path().join("nanotrader.sqlite").exists() {
-            seen.push(Checked { bars: 0, fills: 0 }); // killed before the store was created
+        if !dir.path().join("nanotrader.sqlite").exists() || no_run_yet(dir.path()) {
+            // Killed in start-up, before the store or the run in it was created.
+            seen.push(Checked { bars: 0, fills: 0 });
             continue;
         }
         seen.push(check_prefix(
