@@ -179,7 +179,8 @@ fn sweep_1000(c: &mut Criterion) {
     group.sample_size(10).measurement_time(Duration::from_secs(30));
     group.throughput(Throughput::Elements((combos.len() * bars.len()) as u64));
     group.bench_function(format!("sma_grid_{}_combos_1m_bars", combos.len()), |b| {
-        b.iter(|| sweep::run(&bars, &combos, &settings, &ProgressBar::hidden()))
+        let never = std::sync::atomic::AtomicBool::new(false);
+        b.iter(|| sweep::run(&bars, &combos, &settings, &ProgressBar::hidden(), &never))
     });
     group.finish();
 }

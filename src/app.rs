@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use serde_json::json;
@@ -15,6 +16,7 @@ use crate::engine::{self, Bus, Engine, EngineOutputs, Metrics, ResumeState, STOR
 use crate::human_format::DataMode;
 use crate::kraken::consts::PUBLIC_REST_MIN_INTERVAL;
 use crate::kraken::poller::RestPollSource;
+use crate::kraken::reach;
 use crate::kraken::rest::{RestClient, Retries};
 use crate::kraken::symbols::{PairMap, PairNames};
 use crate::kraken::ws::{KrakenWsSource, WsFeedConfig};
@@ -106,17 +108,16 @@ async fn serve_and_run(cfg: RunConfig) -> Result<(), AppError> {
         Some(web) => Some(crate::web::start(web).await.map_err(AppError::runtime)?),
         None => None,
     };
-    if let Some(handle) = &web {
+    let line = web.as_ref().map(|handle| {
         let note = if handle.addr.ip().is_unspecified() {
             " (listening on every interface; use this machine's address)"
         } else {
             ""
         };
-        println!("dashboard: {}{note}", handle.url());
-        let _ = std::io::stdout().flush();
-    }
+        format!("dashboard: {}{note}", handle.url())
+    });
     let server = web.as_ref().map(|h| h.server.clone());
-    let result = run_pairs(cfg.clone(), &lock, server).await;
+    let result = run_pairs(cfg.clone(), &lock, server, line).await;
     if let Some(handle) = web {
         if result.is_ok() && cfg.web.as_ref().is_some_and(|w| w.stay) {
             println!(
@@ -132,17 +133,44 @@ async fn serve_and_run(cfg: RunConfig) -> Result<(), AppError> {
     result
 }
 
+/// The `dashboard: URL` line, printed once every pair's run has really started (its source
+/// connected or opened, its run created or resumed), so it never comes before a start-up failure.
+struct DashboardLine {
+    line: Option<String>,
+    waiting: AtomicUsize,
+}
+
+impl DashboardLine {
+    fn started(&self) {
+        if self.waiting.fetch_sub(1, Ordering::AcqRel) == 1
+            && let Some(line) = &self.line
+        {
+            println!("{line}");
+            let _ = std::io::stdout().flush();
+        }
+    }
+}
+
 /// `--pair BTC/USD,ETH/USD`: one engine, run and store writer per pair, side by side in this
 /// process; each resumes on its own. The first failure is reported (after every pair stopped).
-async fn run_pairs(cfg: RunConfig, lock: &DataDirLock, web: Option<Arc<crate::web::Server>>) -> Result<(), AppError> {
+async fn run_pairs(
+    cfg: RunConfig,
+    lock: &DataDirLock,
+    web: Option<Arc<crate::web::Server>>,
+    line: Option<String>,
+) -> Result<(), AppError> {
     let pairs: Vec<String> = cfg
         .pair
         .split(',')
         .map(|p| p.trim().to_owned())
         .filter(|p| !p.is_empty())
         .collect();
+    let line = DashboardLine {
+        line,
+        waiting: AtomicUsize::new(pairs.len().max(1)),
+    };
     if pairs.len() <= 1 {
-        return run(cfg, lock, None, web).await;
+        return run(cfg, lock, None, web, &line).await;
     }
     if matches!(cfg.source, SourceSpec::Replay { .. }) {
         return Err(AppError::input(
@@ -159,12 +187,18 @@ async fn run_pairs(cfg: RunConfig, lock: &DataDirLock, web: Option<Arc<crate::we
     if let Some(client) = &rest {
         // Every pair is checked before any starts: a typo must not leave the others running alone.
         for pair in &pairs {
-            resolve_pair(client, pair).await?;
+            resolve_pair(client, pair, true).await?;
         }
     }
-    let runs = pairs
-        .into_iter()
-        .map(|pair| run(RunConfig { pair, ..cfg.clone() }, lock, rest.clone(), web.clone()));
+    let runs = pairs.into_iter().map(|pair| {
+        run(
+            RunConfig { pair, ..cfg.clone() },
+            lock,
+            rest.clone(),
+            web.clone(),
+            &line,
+        )
+    });
     // A failing pair stops the others; they resume on the next start like after any stop.
     futures_util::future::try_join_all(runs).await.map(|_| ())
 }
@@ -191,6 +225,7 @@ async fn run(
     lock: &DataDirLock,
     rest: Option<RestClient>,
     web: Option<Arc<crate::web::Server>>,
+    line: &DashboardLine,
 ) -> Result<(), AppError> {
     let store = Store::open(lock)?;
     store.check_intact()?;
@@ -350,6 +385,7 @@ async fn run(
         server.add_board(board.clone());
         server.spawn_hub(board, &bus);
     }
+    line.started();
     let started = Instant::now();
     let bars_before = run.bars_seen;
     let result = engine.run(&mut source, shutdown_rx).await;
@@ -455,7 +491,7 @@ async fn open_source(
         SourceSpec::Sim(sim) => AnySource::Sim(SimSource::new(sim_config(sim, start_at, start_secs))?),
         SourceSpec::KrakenRest { rest_url, poll_every } => {
             let client = client(rest_url)?;
-            let pair = resolve_pair(&client, &cfg.pair).await?;
+            let pair = resolve_pair(&client, &cfg.pair, true).await?;
             AnySource::Feed(RestPollSource::start(client, pair, *poll_every))
         }
         SourceSpec::Kraken {
@@ -464,25 +500,45 @@ async fn open_source(
             feed_timeout,
         } => {
             let client = client(rest_url)?;
-            let pair = resolve_pair(&client, &cfg.pair).await?;
+            let pair = resolve_pair(&client, &cfg.pair, true).await?;
             let feed = WsFeedConfig {
                 silence_timeout: *feed_timeout,
                 ..WsFeedConfig::new(ws_url, cfg.interval, start_at)
             };
-            AnySource::Feed(KrakenWsSource::start(feed, client, pair))
+            let source = KrakenWsSource::connect(feed, client, pair)
+                .await
+                .map_err(|cause| kraken_unreachable("WebSocket", ws_url, &cause, true))?;
+            AnySource::Feed(source)
         }
     })
 }
 
 /// Maps the user's pair to Kraken's names with AssetPairs; an unknown pair is the user's mistake.
-async fn resolve_pair(client: &RestClient, pair: &str) -> Result<PairNames, AppError> {
-    let pairs = client
-        .asset_pairs(Retries::UpTo(2))
-        .await
-        .map_err(|e| AppError::runtime(format!("cannot reach Kraken at {}: {e}", client.base_url())))?;
+/// `for_run`: a failure to reach Kraken suggests what works offline.
+async fn resolve_pair(client: &RestClient, pair: &str, for_run: bool) -> Result<PairNames, AppError> {
+    let pairs = match client.asset_pairs(Retries::UpTo(2)).await {
+        Ok(pairs) => pairs,
+        Err(e) => {
+            return Err(match reach::rest_cause(client.base_url(), &e).await {
+                Some(cause) => kraken_unreachable("REST API", client.base_url(), &cause, for_run),
+                None => AppError::runtime(format!("Kraken at {} failed: {e}", client.base_url())),
+            });
+        }
+    };
     PairMap::from_asset_pairs(&pairs)
         .resolve(pair)
         .map_err(|e| AppError::input(e.to_string()))
+}
+
+/// Kraken cannot be reached at start: one line with the cause, exit code 2 like every start-up
+/// refusal, and for a run what works without Kraken.
+fn kraken_unreachable(endpoint: &str, url: &str, cause: &reach::Cause, for_run: bool) -> AppError {
+    let hint = if for_run {
+        "; to run without Kraken, try `nanotrader demo` or `nanotrader run --source sim`"
+    } else {
+        ""
+    };
+    AppError::input(format!("cannot reach Kraken's {endpoint} at {url}: {cause}{hint}"))
 }
 
 fn sim_config(sim: &SimSpec, start_at: Option<Timestamp>, start_secs: Option<i64>) -> SimConfig {
@@ -689,7 +745,7 @@ async fn history(data_dir: &std::path::Path, args: &HistoryArgs) -> Result<(), A
         .as_deref()
         .unwrap_or(crate::kraken::consts::REST_BASE_URL);
     let client = RestClient::new(url, PUBLIC_REST_MIN_INTERVAL).map_err(|e| AppError::runtime(e.to_string()))?;
-    let pair = resolve_pair(&client, &args.pair).await?;
+    let pair = resolve_pair(&client, &args.pair, false).await?;
     let mut sink: Box<dyn BarSink> = match (&lock, &args.out) {
         (Some(lock), _) => {
             Box::new(StoreSink::open(Store::open(lock)?, &pair, args.interval).map_err(AppError::runtime)?)

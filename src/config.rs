@@ -2,6 +2,7 @@
 //! with one clear message per mistake.
 
 use std::fmt::Display;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -97,23 +98,88 @@ pub fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
     parse_file_config(&text, &name.to_string())
 }
 
-/// The `--config` file's text; `name` is the file as shown in messages.
+/// The `--config` file's text; `name` is the file as shown in messages. A mistake is named by
+/// its place (the TOML parser's span: line, column) and its key, e.g.
+/// `nanotrader.toml line 4, column 9, key 'speed': invalid speed 'fast': ...`.
 pub fn parse_file_config(text: &str, name: &str) -> Result<FileConfig, ConfigError> {
-    let mut table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| ConfigError(format!("config file {name}: {}", e.message())))?;
-    let data_dir = match table.remove("data-dir") {
-        Some(toml::Value::String(s)) => Some(PathBuf::from(s)),
-        Some(other) => {
-            return Err(ConfigError(format!(
-                "config file {name}: data-dir must be a string, got {other}"
-            )));
-        }
-        None => None,
+    let at = |span: Option<Range<usize>>, key: Option<&str>, message: &str| {
+        ConfigError(located(text, name, span, key, message))
     };
-    let run = RunArgs::deserialize(toml::Value::Table(table))
-        .map_err(|e| ConfigError(format!("config file {name}: {}", e.message().trim())))?;
-    Ok(FileConfig { data_dir, run })
+    let document = toml::de::DeTable::parse(text).map_err(|e| at(e.span(), None, e.message()))?;
+    // Each top-level key with the span from the key to the end of its value, so that an error
+    // pointing inside a value can name its key.
+    let entries: Vec<(String, Range<usize>)> = document
+        .get_ref()
+        .iter()
+        .map(|(key, value)| (key.get_ref().to_string(), key.span().start..value.span().end))
+        .collect();
+    let key_at = |span: &Option<Range<usize>>| {
+        let start = span.as_ref()?.start;
+        entries
+            .iter()
+            .find(|(_, range)| range.contains(&start))
+            .map(|(key, _)| key.as_str())
+    };
+    let document_span = document.span();
+    let mut table = document.into_inner();
+    let data_dir = match table.remove("data-dir") {
+        None => None,
+        Some(value) => match value.get_ref().as_str() {
+            Some(dir) => Some(PathBuf::from(dir)),
+            None => {
+                let written = text.get(value.span()).unwrap_or_default();
+                let message = format!("expected a directory as a string, got {written}");
+                return Err(at(Some(value.span()), Some("data-dir"), &message));
+            }
+        },
+    };
+    let document = toml::Spanned::new(document_span, table);
+    RunArgs::deserialize(toml::de::Deserializer::from(document)).map_or_else(
+        |e| {
+            let span = e.span();
+            let message = unknown_key_message(e.message()).unwrap_or_else(|| e.message().trim().to_owned());
+            Err(at(span.clone(), key_at(&span), &message))
+        },
+        |run| Ok(FileConfig { data_dir, run }),
+    )
+}
+
+/// `FILE line L, column C, key 'K': MESSAGE`, with what is known of the place.
+fn located(text: &str, name: &str, span: Option<Range<usize>>, key: Option<&str>, message: &str) -> String {
+    let mut place = name.to_owned();
+    if let Some(span) = span {
+        // The span is a byte range; lines and columns count from 1, columns in characters.
+        let before = &text[..span.start.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        place.push_str(&format!(" line {line}, column {column}"));
+    }
+    if let Some(key) = key {
+        place.push_str(&format!(", key '{key}'"));
+    }
+    format!("{place}: {}", message.trim().replace('\n', " "))
+}
+
+/// serde's "unknown field `sped`, expected one of `source`, ..." (every key: too long for one
+/// line) as "unknown key (did you mean 'speed'?)"; `None` for any other message.
+fn unknown_key_message(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (unknown, rest) = rest.split_once('`')?;
+    let known = rest
+        .split_once("expected one of ")
+        .map(|(_, list)| list)
+        .unwrap_or_default()
+        .split(", ")
+        .map(|k| k.trim_matches('`'))
+        .chain(std::iter::once("data-dir"));
+    let closest = known
+        .map(|k| (strsim::jaro_winkler(unknown, k), k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    Some(match closest {
+        Some((_, key)) => format!("unknown key (did you mean '{key}'?)"),
+        None => "unknown key: the keys are the long flag names (see `nanotrader help run`)".to_owned(),
+    })
 }
 
 macro_rules! merge_options {
@@ -413,11 +479,37 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_and_bad_values_are_named() {
-        let e = file("sped = 60\n").err().unwrap().0;
-        assert!(e.contains("unknown field `sped`"), "{e}");
-        let e = file("speed = \"fast\"\n").err().unwrap().0;
-        assert!(e.contains("speed"), "{e}");
+    fn unknown_keys_and_bad_values_are_named_with_their_place() {
+        let parse = |text: &str| parse_file_config(text, "nanotrader.toml").err().unwrap().0;
+        assert_eq!(
+            parse("short = 5\nsped = 60\n"),
+            "nanotrader.toml line 2, column 1, key 'sped': unknown key (did you mean 'speed'?)"
+        );
+        assert_eq!(
+            parse("short = 5\n\n# the speed\nspeed = \"fast\"\n"),
+            "nanotrader.toml line 4, column 9, key 'speed': invalid speed 'fast': must be 'max' or a positive number such as 60 or 0.5"
+        );
+        let e = parse("zzz = 1\n");
+        assert!(
+            e.starts_with("nanotrader.toml line 1, column 1, key 'zzz': unknown key: "),
+            "{e}"
+        );
+        assert_eq!(
+            parse("long = \"ten\"\n"),
+            "nanotrader.toml line 1, column 8, key 'long': invalid type: string \"ten\", expected usize"
+        );
+        assert_eq!(
+            parse("data-dir = 5\n"),
+            "nanotrader.toml line 1, column 12, key 'data-dir': expected a directory as a string, got 5"
+        );
+        let e = parse("short = 5\nlong == 6\n");
+        assert!(
+            e.starts_with("nanotrader.toml line 2, column "),
+            "a syntax error has its place: {e}"
+        );
+        for e in [parse("sped = 60\n"), parse("long = \"ten\"\n"), parse("a = [\n")] {
+            assert!(!e.contains('\n'), "one line: {e}");
+        }
     }
 
     #[test]

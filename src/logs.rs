@@ -1,18 +1,32 @@
-//! The log observer: one line per fill, per gap and per status period; nothing per bar.
+//! The log observer: one line per fill, per burst of gaps and per status period; nothing per bar.
 //! Figures are for people (human_format): money to the cent, amounts to 8 places, prices at the
 //! pair's tick. The exact values are in the store and its exports.
 
+mod gaps;
+
 use tokio::sync::broadcast;
+use tokio::time::Instant;
 
 use crate::engine::{EngineEvent, StatusReport};
 use crate::human_format::{self, DataMode, PairFormat};
 use crate::market::{FeedStatus, Timestamp};
+use gaps::GapNotices;
 
 pub async fn log_events(mut events: broadcast::Receiver<EngineEvent>, pair: String, mode: DataMode) {
     let mut lagged_total = 0u64;
     let mut format = PairFormat::new(&pair);
+    let mut gaps = GapNotices::default();
     loop {
-        match events.recv().await {
+        let event = tokio::select! {
+            event = events.recv() => event,
+            () = sleep_until(gaps.due()) => {
+                if let Some(line) = gaps.take_line(Instant::now()) {
+                    tracing::info!("{line}");
+                }
+                continue;
+            }
+        };
+        match event {
             Ok(EngineEvent::Bar { bar, closed: true, .. }) => format.observe_price(bar.close),
             Ok(EngineEvent::Fill { fill, .. }) => {
                 format.observe_price(fill.price);
@@ -29,7 +43,8 @@ pub async fn log_events(mut events: broadcast::Receiver<EngineEvent>, pair: Stri
                 )
             }
             Ok(EngineEvent::Gap { from, to, missing }) => {
-                tracing::info!("gap: {missing} interval(s) with no trades from {from} to {to} (marked, not filled)")
+                tracing::debug!("gap: {missing} interval(s) with no trades from {from} to {to}");
+                gaps.add(from, to, missing, Instant::now());
             }
             Ok(EngineEvent::Status(s)) => tracing::info!("{}", status_line(&pair, mode, &format, &s, Timestamp::now())),
             Ok(EngineEvent::Feed(status)) => match status {
@@ -49,10 +64,22 @@ pub async fn log_events(mut events: broadcast::Receiver<EngineEvent>, pair: Stri
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 // Logging must never slow the engine; say once in a while what was skipped.
                 lagged_total += n;
+                gaps.fell_behind();
                 tracing::debug!("log observer fell behind: {lagged_total} events skipped so far");
             }
             Err(broadcast::error::RecvError::Closed) => break,
         }
+    }
+    if let Some(line) = gaps.take_line(Instant::now()) {
+        tracing::info!("{line}");
+    }
+}
+
+/// Sleeps until `at`, or forever without one (a disabled `select!` branch).
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

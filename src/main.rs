@@ -55,6 +55,11 @@ fn main() -> ExitCode {
     // block_on drives the command on this thread (the engine's), not on the worker threads.
     match runtime.block_on(app::execute(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // 130: stopped by Ctrl-C, which is no error; the message says how far it got.
+        Err(e) if e.code == 130 => {
+            eprintln!("{}", e.message);
+            ExitCode::from(e.code)
+        }
         Err(e) => {
             eprintln!("error: {}", e.message);
             ExitCode::from(e.code)

@@ -515,3 +515,81 @@ fn bad_input_names_the_file_and_line_and_exits_2() {
         assert_eq!(stderr(&out).trim().lines().count(), 1, "{args:?}: {}", stderr(&out));
     }
 }
+
+#[test]
+fn ctrl_c_during_a_sweep_says_how_far_it_got_and_exits_130() {
+    use std::io::Read as _;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    // 20,000 bars: the grid's 7,925 combinations take many seconds, here and anywhere.
+    let mut text = String::from("ts,open,high,low,close,volume\n");
+    for i in 0..20_000i64 {
+        let cents = 400_000 + (i * 7_919) % 30_000 - (i / 50 % 7) * 1_000;
+        let price = |c: i64| format!("{}.{:02}", c / 100, c % 100);
+        text.push_str(&format!(
+            "{},{},{},{},{},1.5\n",
+            1_504_396_800 + i * 60,
+            price(cents),
+            price(cents + 100),
+            price(cents - 100),
+            price(cents)
+        ));
+    }
+    let data = dir.path().join("long.csv");
+    std::fs::write(&data, text).unwrap();
+    let mut child = bin()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args([
+            "backtest",
+            "--data",
+            data.to_str().unwrap(),
+            "--short",
+            "5..50",
+            "--long",
+            "10..200",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr_log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let drain = common::running::drain(child.stderr.take().unwrap(), stderr_log.clone());
+    let so_far = || String::from_utf8_lossy(&stderr_log.lock().unwrap()).into_owned();
+    // Once the sweep says it has started, Ctrl-C.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !so_far().contains("sweep: 7,925 combinations on ") {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ended before its sweep started: {}",
+            so_far()
+        );
+        assert!(Instant::now() < deadline, "no sweep line: {}", so_far());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "still running after Ctrl-C: {}", so_far());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drain.join().unwrap();
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let err = so_far();
+    assert_eq!(status.code(), Some(130), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    let done: usize = last
+        .strip_prefix("interrupted: ")
+        .and_then(|rest| rest.strip_suffix(" of 7,925 combinations done"))
+        .map(|n| n.replace(',', "").parse().unwrap())
+        .unwrap_or_else(|| panic!("one line saying how far it got: {err}"));
+    assert!(done < 7_925, "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.is_empty(), "no summary for a sweep that did not finish: {out}");
+}

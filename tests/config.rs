@@ -95,3 +95,45 @@ fn several_pairs_run_side_by_side_each_in_its_own_run() {
         stderr(&replay)
     );
 }
+
+#[test]
+fn config_file_mistakes_name_the_file_line_and_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("nanotrader.toml");
+    let data = repo_file("tests/data/btcusd_1m_20171217.csv");
+    let run_with = |text: &str| {
+        std::fs::write(&config, text).unwrap();
+        bin()
+            .arg("--data-dir")
+            .arg(tmp.path().join("store"))
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "run",
+                "--data",
+                data.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap()
+    };
+    let cases = [
+        (
+            "short = 5\nlong = 30\n\nspeed = \"fast\"\n",
+            "nanotrader.toml line 4, column 9, key 'speed': invalid speed 'fast'",
+        ),
+        (
+            "short = 5\nfee_rate = 0.001\n",
+            "nanotrader.toml line 2, column 1, key 'fee_rate': unknown key (did you mean 'fee-rate'?)",
+        ),
+        ("short = 5\nlong = \n", "nanotrader.toml line 2, column "),
+    ];
+    for (text, expected) in cases {
+        let out = run_with(text);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{text}: {err}");
+        let line = err.lines().find(|l| l.starts_with("error: ")).unwrap_or_default();
+        assert!(line.contains(expected), "{text}: '{expected}' missing from {err}");
+        assert!(line.contains(config.to_str().unwrap()), "the file is named: {err}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+    }
+}

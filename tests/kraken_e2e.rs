@@ -1,30 +1,71 @@
 //! The real binary against the mock Kraken exchange on loopback, with every fault the mock can
 //! inject: the run keeps going, reconnects, and the stored bars equal the exchange's bars, with
-//! no gap and no duplicate; the REST poller stays within its request budget.
+//! no gap and no duplicate; a run started mid-minute stores that whole minute; the REST poller
+//! stays within its request budget; a Kraken that cannot be reached is one line naming why.
+//!
+//! Every wait is for a condition (bars stored, faults injected, lines logged), checked a few
+//! times a second up to a generous ceiling, so a loaded machine only makes the tests slower.
 
 mod common;
+use common::running::{Running, Stopped};
 use common::*;
 
-use std::path::Path;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use nanotrader::kraken::mock::{Faults, MockConfig, MockKraken, Stall};
+use nanotrader::kraken::mock::{Faults, MockConfig, MockCounters, MockKraken, Stall};
 use nanotrader::market::{Bar, Timestamp};
+use serde_json::Value;
 
 const TRADES: &str = "tests/data/btcusd_trades_kraken_20190701.csv";
-/// 10 market minutes per wall second: the hour of trades plays in 6 s.
+/// 10 market minutes per wall second: an hour of trades plays in 6 s.
 const SPEED: f64 = 600.0;
+/// Hours of trades the fault cases replay (the hour above, repeated): 96 s of market at 600x,
+/// more than any wait below.
+const TAPE_HOURS: i64 = 16;
+/// The longest wait for a condition; met in a few seconds on an idle machine.
+const CEILING: Duration = Duration::from_secs(80);
 
-async fn start_mock(faults: Faults) -> MockKraken {
+/// The hour of real trades repeated `hours` times, each copy an hour later, in `dir`.
+fn repeated_trades(dir: &Path, hours: i64) -> PathBuf {
+    let text = std::fs::read_to_string(repo_file(TRADES)).expect("the trades file reads");
+    let mut lines = text.lines();
+    let header = lines.next().expect("a header");
+    let rows: Vec<(i64, &str)> = lines
+        .map(|l| {
+            let (ts, rest) = l.split_once(',').expect("a trade row");
+            (ts.parse().expect("ts_ns"), rest)
+        })
+        .collect();
+    let mut out = format!("{header}\n");
+    for hour in 0..hours {
+        for (ts, rest) in &rows {
+            let _ = writeln!(out, "{},{rest}", ts + hour * 3_600 * 1_000_000_000);
+        }
+    }
+    let path = dir.join("trades.csv");
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
+async fn start_mock_on(data: PathBuf, speed: f64, faults: Faults) -> MockKraken {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = MockConfig {
-        speed: SPEED,
+        speed,
         market_start: Some(Timestamp::now()),
         faults,
-        ..MockConfig::new(repo_file(TRADES))
+        ..MockConfig::new(data)
     };
     MockKraken::start(config).await.expect("the mock starts")
+}
+
+/// The mock replaying `TAPE_HOURS` of real trades at `SPEED`.
+async fn start_mock(faults: Faults) -> MockKraken {
+    let tmp = tempfile::tempdir().unwrap();
+    // The mock reads the whole file at start: the directory may go afterwards.
+    start_mock_on(repeated_trades(tmp.path(), TAPE_HOURS), SPEED, faults).await
 }
 
 fn spawn_kraken_run(dir: &Path, mock: &MockKraken, extra: &[&str]) -> Child {
@@ -37,14 +78,48 @@ fn spawn_kraken_run(dir: &Path, mock: &MockKraken, extra: &[&str]) -> Child {
         .expect("nanotrader starts")
 }
 
-/// Lets the run go for `wall`, then stops it with SIGINT and returns what it printed.
-async fn run_for(child: Child, wall: Duration) -> Output {
-    tokio::time::sleep(wall).await;
-    let pid = child.id().to_string();
-    let _ = std::process::Command::new("kill").args(["-INT", &pid]).status();
-    tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap()
+/// A run against the mock, once it prints its dashboard line. Started off the runtime's
+/// threads, which serve the mock.
+async fn start_run(dir: &Path, mock: &MockKraken, extra: &[&str]) -> Running {
+    let mut cmd = kraken_run(dir, mock);
+    cmd.args(["--status-secs", "1"]).args(extra);
+    tokio::task::spawn_blocking(move || Running::start(cmd)).await.unwrap()
+}
+
+/// Stops a run as Ctrl-C does and collects what it wrote.
+async fn interrupt(running: Running) -> Stopped {
+    tokio::task::spawn_blocking(move || running.interrupt()).await.unwrap()
+}
+
+/// The bars the run has stored, as its API serves them (oldest first, `t` = open time).
+async fn api_bars(running: &Running) -> Vec<Value> {
+    let url = format!("{}/api/bars?limit=10000", running.url);
+    let Ok(response) = http().get(url).send().await else {
+        return Vec::new();
+    };
+    let body: Value = response.json().await.unwrap_or_default();
+    body["bars"].as_array().cloned().unwrap_or_default()
+}
+
+/// Waits until `done(stored bars, stderr so far)` holds, up to `CEILING`; the run must not stop.
+async fn wait_until(what: &str, running: &mut Running, mut done: impl FnMut(&[Value], &str) -> bool) {
+    let deadline = Instant::now() + CEILING;
+    loop {
+        let bars = api_bars(running).await;
+        let log = running.stderr_so_far();
+        if done(&bars, &log) {
+            return;
+        }
+        if let Ok(Some(status)) = running.child.try_wait() {
+            panic!("{what}: the run stopped by itself ({status}):\n{log}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not reached within {CEILING:?} ({} bars stored):\n{log}",
+            bars.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Waits for a run that must stop by itself with a usage error (exit code 2).
@@ -95,30 +170,38 @@ fn assert_bars_match(dir: &Path, mock: &MockKraken, min_bars: usize, case: &str)
     assert_eq!(stored, expected, "{case}: stored bars differ from the exchange's");
 }
 
-async fn fault_case(case: &str, faults: Faults, min_bars: usize) -> (MockKraken, Output) {
+/// Runs against a mock with `faults` until `min_bars` are stored and `seen` holds (faults
+/// injected and noticed), then stops it with Ctrl-C; the stored bars must be the exchange's.
+async fn fault_case(
+    case: &str,
+    faults: Faults,
+    min_bars: usize,
+    seen: impl Fn(&MockCounters, &str) -> bool,
+) -> (MockKraken, String) {
     let mock = start_mock(faults).await;
     let dir = tempfile::tempdir().unwrap();
-    let out = run_for(spawn_kraken_run(dir.path(), &mock, &[]), Duration::from_secs(5)).await;
-    assert!(out.status.success(), "{case}: exit {:?}\n{}", out.status, stderr(&out));
-    assert!(!stderr(&out).contains("panicked"), "{case}: {}", stderr(&out));
+    let mut running = start_run(dir.path(), &mock, &[]).await;
+    wait_until(case, &mut running, |bars, log| {
+        bars.len() >= min_bars && seen(&mock.counters(), log)
+    })
+    .await;
+    let stopped = interrupt(running).await;
+    let log = String::from_utf8_lossy(&stopped.stderr).into_owned();
+    assert!(stopped.status.success(), "{case}: exit {:?}\n{log}", stopped.status);
+    assert!(!log.contains("panicked"), "{case}: {log}");
     assert_bars_match(dir.path(), &mock, min_bars, case);
-    (mock, out)
+    (mock, log)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clean_feed_stores_the_exchange_bars() {
-    let (mock, out) = fault_case("no fault", Faults::default(), 25).await;
+    let (mock, log) = fault_case("no fault", Faults::default(), 25, |_, log| {
+        log.contains("status BTC/USD:")
+    })
+    .await;
     assert!(mock.counters().subscriptions >= 3, "trade, ticker and ohlc");
-    assert!(
-        !stderr(&out).contains("differs from Kraken's candle"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(
-        stderr(&out).contains("status BTC/USD:"),
-        "periodic status lines: {}",
-        stderr(&out)
-    );
+    assert!(!log.contains("differs from Kraken's candle"), "{log}");
+    assert!(log.contains("status BTC/USD:"), "periodic status lines: {log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,16 +210,16 @@ async fn dropped_connections_are_reconnected_and_back_filled() {
         drop_after: Some(Duration::from_millis(1500)),
         ..Faults::default()
     };
-    let (mock, out) = fault_case("dropped connections", faults, 20).await;
+    let (mock, log) = fault_case("dropped connections", faults, 20, |c, log| {
+        c.faults.dropped_connections >= 1 && c.ws_connections >= 2 && log.contains("Kraken WebSocket down")
+    })
+    .await;
     let counters = mock.counters();
     assert!(
         counters.faults.dropped_connections >= 1 && counters.ws_connections >= 2,
         "{counters:?}"
     );
-    let reconnect_lines = stderr(&out)
-        .lines()
-        .filter(|l| l.contains("Kraken WebSocket down"))
-        .count();
+    let reconnect_lines = log.lines().filter(|l| l.contains("Kraken WebSocket down")).count();
     assert!(
         reconnect_lines >= 1 && reconnect_lines as u64 <= counters.ws_connections,
         "one line per disconnect"
@@ -152,9 +235,12 @@ async fn silent_stalls_are_detected_and_recovered() {
         }),
         ..Faults::default()
     };
-    let (mock, out) = fault_case("silent stalls", faults, 15).await;
+    let (mock, log) = fault_case("silent stalls", faults, 15, |c, log| {
+        c.faults.stalls >= 1 && log.contains("silent for")
+    })
+    .await;
     assert!(mock.counters().faults.stalls >= 1);
-    assert!(stderr(&out).contains("silent for"), "{}", stderr(&out));
+    assert!(log.contains("silent for"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,13 +250,13 @@ async fn garbage_and_truncated_frames_are_counted_and_skipped() {
         truncate_every: 7,
         ..Faults::default()
     };
-    let (mock, out) = fault_case("garbage and truncated frames", faults, 15).await;
+    let (mock, log) = fault_case("garbage and truncated frames", faults, 15, |c, log| {
+        c.faults.garbage_frames >= 1 && c.faults.truncated_frames >= 1 && log.contains("malformed Kraken message")
+    })
+    .await;
     let f = mock.counters().faults;
     assert!(f.garbage_frames >= 1 && f.truncated_frames >= 1, "{f:?}");
-    let logged = stderr(&out)
-        .lines()
-        .filter(|l| l.contains("malformed Kraken message"))
-        .count();
+    let logged = log.lines().filter(|l| l.contains("malformed Kraken message")).count();
     assert!(
         (1..=20).contains(&logged),
         "logged once in a while, not per frame: {logged}"
@@ -183,7 +269,7 @@ async fn unknown_fields_are_ignored() {
         extra_fields: true,
         ..Faults::default()
     };
-    fault_case("unknown fields", faults, 25).await;
+    fault_case("unknown fields", faults, 25, |c, _| c.faults.extra_fields >= 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,9 +282,94 @@ async fn rate_limits_server_errors_and_slow_answers_are_retried() {
         slow_rest: Some(Duration::from_millis(300)),
         ..Faults::default()
     };
-    let (mock, _) = fault_case("REST faults", faults, 15).await;
+    let (mock, _) = fault_case("REST faults", faults, 15, |c, _| {
+        c.faults.rate_limited >= 1 && c.faults.server_errors >= 1
+    })
+    .await;
     let f = mock.counters().faults;
     assert!(f.rate_limited >= 1 && f.server_errors >= 1, "{f:?}");
+}
+
+/// Trades every 50 ms of market time for `minutes`, from a minute's start, prices and sizes
+/// varying, so each minute holds 1,200 trades (more than a WebSocket snapshot's 50).
+fn dense_trades(dir: &Path, minutes: i64) -> PathBuf {
+    let start_ns: i64 = 1_561_939_200 * 1_000_000_000;
+    let mut out = String::from("ts_ns,price,volume,side\n");
+    for i in 0..minutes * 1_200 {
+        let price = 1_000_000 + (i * 7_919) % 2_000; // cents
+        let side = if i % 3 == 0 { "sell" } else { "buy" };
+        let _ = writeln!(
+            out,
+            "{},{}.{:02},0.{:04},{side}",
+            start_ns + i * 50_000_000,
+            price / 100,
+            price % 100,
+            1 + (i * 37) % 9_000
+        );
+    }
+    let path = dir.join("dense.csv");
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_started_mid_minute_stores_that_whole_minute() {
+    // 6x: a market minute lasts 10 s, so the run subscribes well inside the minute it starts in.
+    let tmp = tempfile::tempdir().unwrap();
+    let mock = start_mock_on(dense_trades(tmp.path(), 20), 6.0, Faults::default()).await;
+    let first_minute = mock.market_time().floor_to(nanotrader::market::Interval::ONE_MINUTE);
+    // Start once the first minute is under way.
+    let deadline = Instant::now() + CEILING;
+    while mock.market_time() < first_minute.add_secs(6) {
+        assert!(Instant::now() < deadline, "the mock's clock does not move");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut running = start_run(dir.path(), &mock, &[]).await;
+    wait_until("the first bar", &mut running, |bars, _| !bars.is_empty()).await;
+    let bars = api_bars(&running).await;
+    let stopped = interrupt(running).await;
+    let log = String::from_utf8_lossy(&stopped.stderr).into_owned();
+    assert!(stopped.status.success(), "{log}");
+
+    let counters = mock.counters();
+    let subscribed = counters.trade_subscribed_at.expect("the run subscribed to trades");
+    let minute = subscribed.floor_to(nanotrader::market::Interval::ONE_MINUTE);
+    let first = &bars[0];
+    assert_eq!(
+        first["t"].as_i64(),
+        Some(minute.secs()),
+        "the first bar is the minute the run subscribed in ({subscribed})"
+    );
+    let expected = mock
+        .expected_bars(mock.market_time())
+        .into_iter()
+        .find(|b| b.ts == minute)
+        .expect("the tape has that minute");
+    let number = |v: &Value| plain_number(v.as_str().unwrap_or_else(|| panic!("a decimal string: {v}")));
+    for (field, value) in [
+        ("o", expected.open),
+        ("h", expected.high),
+        ("l", expected.low),
+        ("c", expected.close),
+        ("v", expected.volume),
+    ] {
+        assert_eq!(
+            number(&first[field]),
+            plain_number(&value.to_string()),
+            "first bar's {field}: {first}"
+        );
+    }
+    assert_eq!(first["trades"].as_u64(), Some(u64::from(expected.trades)), "{first}");
+    // The minute's trades before the subscription were more than a snapshot holds: REST
+    // Trades filled them in.
+    let before = (subscribed.nanos() - minute.nanos()) / 50_000_000;
+    assert!(
+        before > 50,
+        "subscribed only {before} trades into the minute: too early to tell"
+    );
+    assert!(counters.rest.trades >= 1, "{counters:?}");
+    assert!(!log.contains("differs from Kraken's candle"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,17 +400,89 @@ async fn an_unknown_pair_is_refused_before_connecting() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kraken_that_cannot_be_reached_is_one_line_naming_why() {
+    let mock = start_mock(Faults::default()).await;
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let mock_port = mock.rest_url().rsplit(':').next().unwrap().to_owned();
+    let tls_rest = format!("https://127.0.0.1:{mock_port}");
+    let tls_ws = format!("wss://127.0.0.1:{mock_port}/v2");
+    let closed_rest = format!("http://127.0.0.1:{closed}");
+    let closed_ws = format!("ws://127.0.0.1:{closed}/v2");
+    let mock_rest = mock.rest_url();
+    let mock_ws = mock.ws_url();
+    let hint = "to run without Kraken, try `nanotrader demo` or `nanotrader run --source sim`";
+    let cases = [
+        (
+            "unresolvable host",
+            ["http://nonexistent.invalid", mock_ws.as_str()],
+            "cannot reach Kraken's REST API at http://nonexistent.invalid: DNS lookup failed for nonexistent.invalid; "
+                .to_owned(),
+        ),
+        (
+            "closed REST port",
+            [closed_rest.as_str(), mock_ws.as_str()],
+            format!("cannot reach Kraken's REST API at {closed_rest}: connection refused by 127.0.0.1:{closed}; "),
+        ),
+        (
+            "REST without TLS",
+            [tls_rest.as_str(), mock_ws.as_str()],
+            format!("cannot reach Kraken's REST API at {tls_rest}: TLS handshake with 127.0.0.1 failed: "),
+        ),
+        (
+            "closed WebSocket port",
+            [mock_rest.as_str(), closed_ws.as_str()],
+            format!("cannot reach Kraken's WebSocket at {closed_ws}: connection refused by 127.0.0.1:{closed}; "),
+        ),
+        (
+            "WebSocket without TLS",
+            [mock_rest.as_str(), tls_ws.as_str()],
+            format!("cannot reach Kraken's WebSocket at {tls_ws}: TLS handshake with 127.0.0.1 failed: "),
+        ),
+    ];
+    for (case, [rest, ws], expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let child = bin()
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["run", "--kraken-rest-url", rest, "--kraken-ws-url", ws])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = refused(child).await;
+        let err = stderr(&out);
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{case}: one line: {err}");
+        assert!(lines[0].starts_with("error: "), "{case}: {err}");
+        assert!(lines[0].contains(&expected), "{case}: '{expected}' missing from {err}");
+        assert!(lines[0].ends_with(hint), "{case}: the hint: {err}");
+        assert!(
+            !stdout(&out).contains("dashboard:"),
+            "{case}: no dashboard line before a start-up failure: {}",
+            stdout(&out)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_live_run_resumes_without_a_gap() {
     let mock = start_mock(Faults::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut child = spawn_kraken_run(dir.path(), &mock, &[]);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    child.kill().unwrap(); // SIGKILL
-    let _ = child.wait();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let out = run_for(spawn_kraken_run(dir.path(), &mock, &[]), Duration::from_millis(2500)).await;
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("resuming run 1"), "{}", stderr(&out));
+    let mut running = start_run(dir.path(), &mock, &[]).await;
+    wait_until("the first run", &mut running, |bars, _| bars.len() >= 5).await;
+    drop(running); // SIGKILL
+    let mut running = start_run(dir.path(), &mock, &[]).await;
+    wait_until("the resumed run", &mut running, |bars, log| {
+        log.contains("resuming run 1") && bars.len() >= 25
+    })
+    .await;
+    let stopped = interrupt(running).await;
+    let log = String::from_utf8_lossy(&stopped.stderr).into_owned();
+    assert!(stopped.status.success(), "{log}");
+    assert!(log.contains("resuming run 1"), "{log}");
     assert_bars_match(dir.path(), &mock, 25, "kill and restart");
 }
 
@@ -247,23 +490,25 @@ async fn a_killed_live_run_resumes_without_a_gap() {
 async fn the_rest_poller_stays_within_its_request_budget() {
     let mock = start_mock(Faults::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let child = bin()
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["run", "--source", "kraken-rest", "--kraken-rest-url", &mock.rest_url()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    let out = run_for(child, Duration::from_secs(4)).await;
+    let mut cmd = bin();
+    cmd.arg("--data-dir").arg(dir.path()).args([
+        "run",
+        "--source",
+        "kraken-rest",
+        "--kraken-rest-url",
+        &mock.rest_url(),
+    ]);
+    let started = Instant::now();
+    let mut running = tokio::task::spawn_blocking(move || Running::start(cmd)).await.unwrap();
+    wait_until("three polls", &mut running, |_, _| mock.counters().rest.ticker >= 3).await;
+    let stopped = interrupt(running).await;
     let elapsed = started.elapsed().as_secs_f64();
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stopped.status.success(), "{}", String::from_utf8_lossy(&stopped.stderr));
     let rest = mock.counters().rest;
     // One AssetPairs call, then at most one Ticker call per second.
     assert_eq!(rest.asset_pairs, 1);
     assert!(
-        rest.ticker >= 2 && rest.ticker as f64 <= elapsed + 1.0,
+        rest.ticker >= 3 && rest.ticker as f64 <= elapsed + 1.0,
         "{} ticker calls in {elapsed:.1} s",
         rest.ticker
     );
@@ -291,9 +536,12 @@ fn csv_rows(path: &Path) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_downloads_are_exact_resumable_and_idempotent() {
-    let mock = start_mock(Faults::default()).await;
-    // Let the whole hour of trades become history (6 s at 600x).
-    tokio::time::sleep(Duration::from_millis(6500)).await;
+    let mock = start_mock_on(repo_file(TRADES), SPEED, Faults::default()).await;
+    // Let the whole hour of trades become history (6.5 s at 600x).
+    let history_at = mock.market_time().add_secs(65 * 60);
+    while mock.market_time() < history_at {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let all = mock.expected_bars(mock.market_time());
     let (since, until) = (all[0].ts.secs(), all[all.len() - 1].ts.secs() + 60);
     let dir = tempfile::tempdir().unwrap();

@@ -1,11 +1,14 @@
 //! `nanotrader backtest`: options -> bars -> one backtest or a sweep -> summary, JSON, fills CSV
 //! and HTML report.
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use thousands::Separable as _;
 
 use super::columns::BarColumns;
 use super::load::{self, CacheMode, LoadOptions};
@@ -366,8 +369,26 @@ fn run_sweep(
         .num_threads(args.threads.map_or(0, |t| t as usize))
         .build()
         .map_err(|e| AppError::runtime(format!("cannot start the sweep's threads: {e}")))?;
-    let mut results = pool.install(|| sweep::run(bars, &combos, settings, &progress));
+    let stop = interrupt_flag()?;
+    if !std::io::stderr().is_terminal() {
+        // No progress bar off a terminal: one line says the sweep is under way.
+        tracing::info!(
+            "sweep: {} combinations on {} threads",
+            combos.len().separate_with_commas(),
+            pool.current_num_threads()
+        );
+    }
+    let swept = pool.install(|| sweep::run(bars, &combos, settings, &progress, &stop));
     progress.finish_and_clear();
+    let mut results = swept.map_err(|sweep::Interrupted { done }| AppError {
+        // 130 = 128 + SIGINT, as a shell reports a process stopped by Ctrl-C.
+        code: 130,
+        message: format!(
+            "interrupted: {} of {} combinations done",
+            done.separate_with_commas(),
+            combos.len().separate_with_commas()
+        ),
+    })?;
     sweep::rank(&mut results, args.metric);
     let top = &results[0];
     let strategy = StrategyConfig::SmaCross {
@@ -381,6 +402,33 @@ fn run_sweep(
         outcome,
         sweep: Some(SweepRan { results, shorts, longs }),
     })
+}
+
+/// Set by the first Ctrl-C (SIGINT), so the sweep stops starting combinations; a second one
+/// exits at once. Registered before this returns, so no Ctrl-C after it is missed.
+fn interrupt_flag() -> Result<Arc<AtomicBool>, AppError> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let set = Arc::clone(&flag);
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupts =
+            signal(SignalKind::interrupt()).map_err(|e| AppError::runtime(format!("cannot watch for Ctrl-C: {e}")))?;
+        tokio::spawn(async move {
+            interrupts.recv().await;
+            set.store(true, Ordering::Relaxed);
+            interrupts.recv().await;
+            std::process::exit(130);
+        });
+    }
+    #[cfg(not(unix))]
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        set.store(true, Ordering::Relaxed);
+        let _ = tokio::signal::ctrl_c().await;
+        std::process::exit(130);
+    });
+    Ok(flag)
 }
 
 fn write_file(

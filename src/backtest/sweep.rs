@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use indicatif::ProgressBar;
 use rayon::prelude::*;
@@ -169,29 +170,45 @@ pub fn combinations(shorts: &[usize], longs: &[usize]) -> Vec<(usize, usize)> {
     combos
 }
 
-/// Backtests every combination in parallel; results in the order of `combos`.
+/// A sweep stopped before its end (Ctrl-C): how many combinations were done.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Interrupted {
+    pub done: usize,
+}
+
+/// Backtests every combination in parallel; results in the order of `combos`. Once `stop` is
+/// set no combination starts, and those running finish.
 pub fn run(
     bars: &BarColumns,
     combos: &[(usize, usize)],
     settings: &Settings,
     progress: &ProgressBar,
-) -> Vec<ComboResult> {
-    combos
+    stop: &AtomicBool,
+) -> Result<Vec<ComboResult>, Interrupted> {
+    let results: Vec<Option<ComboResult>> = combos
         .par_iter()
         .map(|&(short, long)| {
+            if stop.load(Ordering::Relaxed) {
+                return None;
+            }
             let strategy = StrategyConfig::SmaCross { short, long };
             let outcome =
                 simulate::run(bars, &strategy, settings, Keep::default()).expect("combinations are validated windows");
             progress.inc(1);
-            ComboResult {
+            Some(ComboResult {
                 short,
                 long,
                 performance: outcome.performance,
                 end_equity: outcome.account.equity(),
                 fees_paid: outcome.account.fees_paid(),
-            }
+            })
         })
-        .collect()
+        .collect();
+    let done = results.iter().flatten().count();
+    if done < combos.len() {
+        return Err(Interrupted { done });
+    }
+    Ok(results.into_iter().flatten().collect())
 }
 
 /// Best first by `metric`; undefined values last; ties by return, then by the smaller windows.

@@ -46,6 +46,10 @@ pub enum KrakenError {
     Http { status: u16 },
     #[error("transport error talking to Kraken: {0}")]
     Transport(String),
+    /// The TLS handshake failed (rustls' reason): a certificate or protocol problem, which
+    /// retrying does not fix.
+    #[error("TLS handshake with Kraken failed: {0}")]
+    Tls(String),
     #[error("Kraken did not answer in time")]
     Timeout,
     /// Not the payload we expected (HTML error page, truncated JSON, missing or mistyped field).
@@ -73,6 +77,7 @@ impl KrakenError {
             | Self::InsufficientFunds
             | Self::OrderRejected(_)
             | Self::Other(_)
+            | Self::Tls(_)
             | Self::Malformed(_) => false,
         }
     }
@@ -261,6 +266,10 @@ mod tests {
             (KrakenError::Transport("connection reset".into()), true),
             (KrakenError::Timeout, true),
             (KrakenError::Malformed("not JSON".into()), false),
+            (
+                KrakenError::Tls("invalid peer certificate: UnknownIssuer".into()),
+                false,
+            ),
         ] {
             assert_eq!(err.is_retryable(), retryable, "{err}");
         }

@@ -10,6 +10,7 @@ pub mod mock;
 pub mod ohlc_check;
 pub mod parse;
 pub mod poller;
+pub mod reach;
 pub mod rest;
 pub mod symbols;
 pub mod ws;

@@ -177,9 +177,22 @@ impl RestClient {
 
 fn transport_error(e: reqwest::Error) -> KrakenError {
     if e.is_timeout() {
-        KrakenError::Timeout
-    } else {
-        // Without the URL's query: nothing secret is in public calls, but keep logs short.
-        KrakenError::Transport(e.without_url().to_string())
+        return KrakenError::Timeout;
     }
+    if let Some(reason) = super::reach::tls_failure(&e) {
+        return KrakenError::Tls(reason);
+    }
+    // Without the URL's query: nothing secret is in public calls, but keep logs short. reqwest's
+    // own message ("error sending request") says little: its causes follow it.
+    let e = e.without_url();
+    let mut message = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+        cause = c.source();
+    }
+    KrakenError::Transport(message)
 }

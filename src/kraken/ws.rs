@@ -3,14 +3,18 @@
 //! The trade tape is kept exact across everything that can go wrong: after a disconnect or a
 //! restart the missed trades are fetched from REST Trades (cursor = the last trade seen) before
 //! live trades flow again, and trades are de-duplicated by Kraken's per-pair trade id. While the
-//! socket is down, REST Trades is polled within the public budget, so bars keep coming.
+//! socket is down, REST Trades is polled within the public budget, so bars keep coming. A new
+//! run starting mid-minute gets that minute's earlier trades the same way, so its first bar is
+//! the whole minute.
 
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::budget::Backoff;
 use super::consts::{
@@ -19,6 +23,7 @@ use super::consts::{
 };
 use super::ohlc_check::OhlcCheck;
 use super::parse::{WsMessage, parse_ws, subscribe_request};
+use super::reach::{self, Cause};
 use super::rest::{RestClient, Retries};
 use super::symbols::PairNames;
 use crate::market::task_source::{EventSender, TaskSource};
@@ -34,6 +39,8 @@ const CLOCK_GRACE: Duration = Duration::from_secs(2);
 const SUBSCRIPTIONS: [(u64, &str); 3] = [(1, "trade"), (2, "ticker"), (OHLC_REQ, "ohlc")];
 /// The `ohlc` subscription only feeds a cross-check: its refusal is not fatal.
 const OHLC_REQ: u64 = 3;
+/// Tries of the first connection after the first, as for the start-up's AssetPairs call.
+const START_RETRIES: u32 = 2;
 /// Only the first few malformed messages are logged one by one; then every power of ten.
 const MALFORMED_LOGGED: u64 = 3;
 
@@ -43,7 +50,8 @@ pub struct WsFeedConfig {
     pub silence_timeout: Duration,
     pub interval: Interval,
     /// Continue the tape from here (a resumed run: the end of its last stored bar). A new run
-    /// starts at the next bar boundary, so its first bar is complete.
+    /// starts with the bar the exchange is in when the feed subscribes, its earlier trades
+    /// fetched from REST Trades, so its first bar is complete.
     pub start_at: Option<Timestamp>,
 }
 
@@ -62,7 +70,29 @@ impl WsFeedConfig {
 pub struct KrakenWsSource;
 
 impl KrakenWsSource {
-    pub fn start(config: WsFeedConfig, rest: RestClient, pair: PairNames) -> TaskSource {
+    /// Connects the WebSocket, then hands the connection to the feed task, which keeps it going.
+    /// A first connection that cannot be made (after `START_RETRIES` more tries) is the caller's
+    /// to report, with its cause; later disconnects are reconnected.
+    pub async fn connect(config: WsFeedConfig, rest: RestClient, pair: PairNames) -> Result<TaskSource, Cause> {
+        let mut backoff = Backoff::new(RECONNECT_INITIAL, RECONNECT_MAX, RECONNECT_JITTER);
+        let socket = loop {
+            let failure = match open(&config.ws_url).await {
+                Ok(socket) => break socket,
+                Err(failure) => failure,
+            };
+            if backoff.attempts() >= START_RETRIES {
+                return Err(match failure {
+                    OpenError::Failed(e) => reach::connect_cause(&config.ws_url, &e).await,
+                    OpenError::TimedOut => {
+                        let e = std::io::Error::new(std::io::ErrorKind::TimedOut, "the WebSocket handshake timed out");
+                        reach::connect_cause(&config.ws_url, &e).await
+                    }
+                });
+            }
+            let delay = backoff.next_delay();
+            tracing::debug!("Kraken WebSocket: {}; trying again in {delay:?}", failure.reason());
+            tokio::time::sleep(delay).await;
+        };
         let info = SourceInfo {
             kind: "kraken",
             identity: format!("kraken:{}", pair.user),
@@ -74,7 +104,7 @@ impl KrakenWsSource {
         let minutes = config.interval.secs() / 60;
         let check = (config.interval.secs() % 60 == 0 && OHLC_INTERVALS_MINUTES.contains(&(minutes as u32)))
             .then(|| OhlcCheck::new(config.interval));
-        TaskSource::spawn(info, QUEUE, |tx| {
+        Ok(TaskSource::spawn(info, QUEUE, |tx| {
             let feed = Feed {
                 config,
                 rest,
@@ -87,8 +117,34 @@ impl KrakenWsSource {
                 reconnects: 0,
                 backfills: 0,
             };
-            feed.run()
-        })
+            feed.run(socket)
+        }))
+    }
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Why a WebSocket could not be opened.
+enum OpenError {
+    Failed(tokio_tungstenite::tungstenite::Error),
+    TimedOut,
+}
+
+impl OpenError {
+    fn reason(&self) -> String {
+        match self {
+            OpenError::Failed(e) => format!("connect failed: {e}"),
+            OpenError::TimedOut => "connect timed out".into(),
+        }
+    }
+}
+
+/// Connects and upgrades to a WebSocket, within the request timeout.
+async fn open(url: &str) -> Result<Socket, OpenError> {
+    match timeout(REQUEST_TIMEOUT, tokio_tungstenite::connect_async(url)).await {
+        Ok(Ok((socket, _))) => Ok(socket),
+        Ok(Err(e)) => Err(OpenError::Failed(e)),
+        Err(_) => Err(OpenError::TimedOut),
     }
 }
 
@@ -96,9 +152,11 @@ impl KrakenWsSource {
 #[derive(Debug)]
 struct Tape {
     /// Trades before this time are not forwarded: they belong to bars already stored, or, for a
-    /// new run, to a bar that started before we were watching (set from the first trade seen, so
-    /// the exchange's clock decides, not ours).
+    /// new run, to bars before the one the exchange was in when we subscribed (set by
+    /// `start_with_bar_of` from the exchange's time, not ours).
     forward_from: Option<Timestamp>,
+    /// No bar of this run is stored yet: its start is ours to choose.
+    new_run: bool,
     interval: Interval,
     last_id: Option<u64>,
     last_ts: Option<Timestamp>,
@@ -107,6 +165,7 @@ struct Tape {
 impl Tape {
     fn new(start_at: Option<Timestamp>, interval: Interval) -> Self {
         Self {
+            new_run: start_at.is_none(),
             forward_from: start_at,
             interval,
             last_id: None,
@@ -114,12 +173,26 @@ impl Tape {
         }
     }
 
+    /// A new run starts with the bar holding `now` (exchange time); a resumed one keeps its start.
+    fn start_with_bar_of(&mut self, now: Timestamp) {
+        self.forward_from.get_or_insert(now.floor_to(self.interval));
+    }
+
+    /// A new run whose first bar could not be completed from REST starts with the next bar
+    /// instead, so it never stores a partial one.
+    fn start_with_next_bar(&mut self) {
+        if self.new_run
+            && self.last_ts.is_none()
+            && let Some(start) = &mut self.forward_from
+        {
+            *start = start.plus(self.interval);
+        }
+    }
+
     /// Accounts for a trade and says what to do with it. Trades before the start are accounted
     /// for too (not forwarded), so a trade missed right after them is still noticed as a gap.
     fn take(&mut self, ts: Timestamp, id: Option<u64>) -> Take {
-        let start = *self
-            .forward_from
-            .get_or_insert_with(|| ts.floor_to(self.interval).plus(self.interval));
+        let start = *self.forward_from.get_or_insert(ts.floor_to(self.interval));
         let new = match (id, self.last_id) {
             (Some(id), Some(last)) => id > last,
             _ => self.last_ts.is_none_or(|last| ts >= last),
@@ -147,7 +220,7 @@ enum Take {
     Forward,
     /// Already handed on (a snapshot or back-fill overlap).
     Duplicate,
-    /// New, but in a bar that started before this run was watching.
+    /// New, but in a bar before this run's first.
     BeforeStart,
 }
 
@@ -191,11 +264,13 @@ struct Feed {
 }
 
 impl Feed {
-    async fn run(mut self) {
+    /// Streams from `socket`, then from every reconnection, until the engine is gone.
+    async fn run(mut self, socket: Socket) {
         let mut backoff = Backoff::new(RECONNECT_INITIAL, RECONNECT_MAX, RECONNECT_JITTER);
+        let mut socket = Some(socket);
         loop {
             let connected_at = Instant::now();
-            match self.session(&mut backoff).await {
+            match self.session(&mut backoff, socket.take()).await {
                 End::EngineGone => return,
                 End::Fatal(e) => {
                     let _ = self.tx.send(Err(e)).await;
@@ -227,17 +302,15 @@ impl Feed {
         }
     }
 
-    /// One connection: connect, subscribe, catch up from REST, then stream until it ends.
-    async fn session(&mut self, backoff: &mut Backoff) -> End {
-        let connect = timeout(
-            REQUEST_TIMEOUT,
-            tokio_tungstenite::connect_async(self.config.ws_url.as_str()),
-        )
-        .await;
-        let socket = match connect {
-            Ok(Ok((socket, _))) => socket,
-            Ok(Err(e)) => return End::Disconnected(format!("connect failed: {e}")),
-            Err(_) => return End::Disconnected("connect timed out".into()),
+    /// One connection (`socket`, or a new one): subscribe, catch up from REST, then stream until
+    /// it ends.
+    async fn session(&mut self, backoff: &mut Backoff, socket: Option<Socket>) -> End {
+        let socket = match socket {
+            Some(socket) => socket,
+            None => match open(&self.config.ws_url).await {
+                Ok(socket) => socket,
+                Err(failure) => return End::Disconnected(failure.reason()),
+            },
         };
         let (mut sink, mut stream) = socket.split();
         for (req_id, channel) in SUBSCRIPTIONS {
@@ -312,12 +385,23 @@ impl Feed {
                         error.as_deref().unwrap_or("no reason given")
                     )));
                 }
-                WsMessage::SubscribeResult { channel, .. } if channel.as_deref() == Some("trade") => {
+                WsMessage::SubscribeResult { channel, time_out, .. } if channel.as_deref() == Some("trade") => {
+                    // The exchange's time of the answer: a new run starts with the bar it is in.
+                    if let Some(now) = time_out {
+                        self.tape.start_with_bar_of(now);
+                    }
                     self.send(MarketEvent::Status(FeedStatus::Connected)).await
                 }
-                WsMessage::Trades { trades, .. } => {
+                WsMessage::Trades { trades, snapshot, .. } => {
+                    // Without the answer's time, a new run starts with the bar of the latest
+                    // trade a snapshot holds (the first of an update).
+                    let latest = if snapshot { trades.last() } else { trades.first() };
+                    if let Some(t) = latest {
+                        self.tape.start_with_bar_of(t.trade.ts);
+                    }
                     // Trade ids count up by one per pair: a jump means trades were missed (a
-                    // reconnect, a frame that could not be read). Fetch them from REST first.
+                    // reconnect, a frame that could not be read). Fetch them from REST first;
+                    // a new run fetches its first bar's trades before this message.
                     let missed = match (trades.first(), self.tape.last_id) {
                         (Some(first), Some(last)) => first.trade_id > last + 1,
                         _ => false,
@@ -367,7 +451,6 @@ impl Feed {
     /// a gap inside one (counted). False when the engine is gone.
     async fn backfill(&mut self, after_reconnect: bool) -> bool {
         let mut fetched = 0u64;
-        // A new run has nothing before its first bar to catch up on (no cursor yet).
         while let Some(cursor) = self.tape.cursor() {
             let page = match self
                 .rest
@@ -375,6 +458,13 @@ impl Feed {
                 .await
             {
                 Ok(page) => page,
+                Err(e) if self.tape.new_run && self.tape.last_ts.is_none() => {
+                    self.tape.start_with_next_bar();
+                    tracing::warn!(
+                        "the first bar's earlier trades could not be fetched from REST Trades ({e}); starting with the next bar"
+                    );
+                    return true;
+                }
                 Err(e) => {
                     tracing::warn!("back-fill from REST Trades failed, bars may have a gap: {e}");
                     return true;
@@ -399,10 +489,15 @@ impl Feed {
         }
         self.backfills += 1;
         if after_reconnect {
+            let when = match (self.reconnects, self.tape.new_run) {
+                (0, true) => "to complete the run's first bar",
+                (0, false) => "since the run's last stored bar",
+                _ => "after reconnecting",
+            };
             tracing::info!(
                 trades = fetched,
                 backfills = self.backfills,
-                "back-filled {fetched} trades from REST after reconnecting"
+                "back-filled {fetched} trades from REST {when}"
             );
         } else {
             tracing::debug!(
@@ -479,20 +574,41 @@ mod tests {
     }
 
     #[test]
-    fn a_new_tape_starts_at_the_first_full_bar_after_the_first_trade() {
+    fn a_new_tape_starts_with_the_whole_bar_the_exchange_is_in() {
         let at = |s| Timestamp::from_secs(s);
         let mut tape = Tape::new(None, Interval::ONE_MINUTE);
-        assert_eq!(tape.cursor(), None, "nothing to back-fill before the first trade");
+        assert_eq!(tape.cursor(), None, "nothing to back-fill before the start is known");
+        tape.start_with_bar_of(at(1_030));
         assert_eq!(
-            tape.take(at(1_030), Some(1)),
+            tape.cursor(),
+            Some((at(1_020).nanos() - 1).to_string()),
+            "the bar's earlier trades are fetched from its start"
+        );
+        assert_eq!(
+            tape.take(at(1_019), Some(1)),
             Take::BeforeStart,
-            "its bar started before we watched"
+            "the bar before is not ours"
         );
         assert_eq!(
             tape.last_id,
             Some(1),
             "but it is accounted for, so a missed next trade shows"
         );
+        assert_eq!(tape.take(at(1_021), Some(2)), Take::Forward);
+        tape.start_with_bar_of(at(1_090));
+        assert_eq!(tape.forward_from, Some(at(1_020)), "the start is set once");
+    }
+
+    #[test]
+    fn a_first_bar_that_cannot_be_completed_is_skipped() {
+        let at = |s| Timestamp::from_secs(s);
+        let mut tape = Tape::new(None, Interval::ONE_MINUTE);
+        tape.start_with_bar_of(at(1_030));
+        tape.start_with_next_bar();
+        assert_eq!(tape.take(at(1_050), Some(1)), Take::BeforeStart);
         assert_eq!(tape.take(at(1_080), Some(2)), Take::Forward);
+        let mut resumed = Tape::new(Some(at(1_020)), Interval::ONE_MINUTE);
+        resumed.start_with_next_bar();
+        assert_eq!(resumed.forward_from, Some(at(1_020)), "a resumed run keeps its start");
     }
 }

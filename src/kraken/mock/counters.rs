@@ -2,6 +2,8 @@
 
 use std::sync::{Mutex, PoisonError};
 
+use crate::market::Timestamp;
+
 /// A snapshot of the mock's counters since it started.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MockCounters {
@@ -10,6 +12,9 @@ pub struct MockCounters {
     pub ws_connections: u64,
     /// Subscriptions acknowledged with `success: true`.
     pub subscriptions: u64,
+    /// Market time of the latest acknowledged `trade` subscription (its `time_out`): where a
+    /// client's live trades start.
+    pub trade_subscribed_at: Option<Timestamp>,
     /// WebSocket frames written, faulty ones included.
     pub ws_messages_sent: u64,
     pub faults: FaultCounts,

@@ -221,7 +221,12 @@ impl Session {
             self.update(now).await?;
             let ack = msg::subscribed(request.channel, request.snapshot, req_id, time_in, now);
             self.send(ack).await?;
-            self.market.counters.bump(|c| c.subscriptions += 1);
+            self.market.counters.bump(|c| {
+                c.subscriptions += 1;
+                if request.channel == Channel::Trade {
+                    c.trade_subscribed_at = Some(now);
+                }
+            });
             self.subscribed.push(request.channel);
             if request.snapshot
                 && let Some(snapshot) = self.snapshot(request.channel, now)

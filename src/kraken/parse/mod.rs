@@ -112,7 +112,7 @@ impl<'de> Deserialize<'de> for Rfc3339 {
     }
 }
 
-fn rfc3339(text: &str) -> Option<Timestamp> {
+pub(crate) fn rfc3339(text: &str) -> Option<Timestamp> {
     let nanos = chrono::DateTime::parse_from_rfc3339(text).ok()?.timestamp_nanos_opt()?;
     Some(Timestamp::from_nanos(nanos))
 }

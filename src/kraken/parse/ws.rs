@@ -32,6 +32,8 @@ pub enum WsMessage {
         success: bool,
         error: Option<String>,
         req_id: Option<u64>,
+        /// The exchange's time when it answered (`time_out`), if given and readable.
+        time_out: Option<Timestamp>,
     },
     Ticker {
         symbol: String,
@@ -118,6 +120,9 @@ struct Frame<'a> {
     error: Option<String>,
     req_id: Option<u64>,
     symbol: Option<String>,
+    /// Read leniently: an odd time must not cost a subscription's answer.
+    #[serde(borrow)]
+    time_out: Option<&'a RawValue>,
 }
 
 pub fn parse_ws(text: &str) -> Result<WsMessage, KrakenError> {
@@ -164,6 +169,10 @@ fn response(method: &str, frame: &Frame) -> Result<WsMessage, KrakenError> {
                 success: frame.success.unwrap_or(false),
                 error: frame.error.clone(),
                 req_id: frame.req_id,
+                time_out: frame
+                    .time_out
+                    .and_then(|raw| serde_json::from_str::<&str>(raw.get()).ok())
+                    .and_then(super::rfc3339),
             })
         }
         other => Ok(WsMessage::Other {
@@ -364,7 +373,7 @@ mod tests {
         Timestamp::from_nanos(n)
     }
 
-    fn ack(method: &str, channel: &str, symbol: &str, req_id: Option<u64>) -> WsMessage {
+    fn ack(method: &str, channel: &str, symbol: &str, req_id: Option<u64>, time_out: &str) -> WsMessage {
         WsMessage::SubscribeResult {
             method: method.into(),
             channel: Some(channel.into()),
@@ -372,6 +381,7 @@ mod tests {
             success: true,
             error: None,
             req_id,
+            time_out: crate::kraken::parse::rfc3339(time_out),
         }
     }
 
@@ -436,27 +446,33 @@ mod tests {
             },
             Case {
                 file: "ws_subscribe_ack_ticker.json",
-                expected: ack("subscribe", "ticker", "ALGO/USD", None),
+                expected: ack("subscribe", "ticker", "ALGO/USD", None, "2023-09-25T09:04:31.742648Z"),
             },
             Case {
                 file: "ws_subscribe_ack_ticker_btcusd.json",
-                expected: ack("subscribe", "ticker", "BTC/USD", Some(12_345_678)),
+                expected: ack(
+                    "subscribe",
+                    "ticker",
+                    "BTC/USD",
+                    Some(12_345_678),
+                    "2023-09-25T09:04:31.742648Z",
+                ),
             },
             Case {
                 file: "ws_subscribe_ack_trade.json",
-                expected: ack("subscribe", "trade", "MATIC/USD", None),
+                expected: ack("subscribe", "trade", "MATIC/USD", None, "2023-09-25T09:21:10.428375Z"),
             },
             Case {
                 file: "ws_subscribe_ack_ohlc.json",
-                expected: ack("subscribe", "ohlc", "ALGO/USD", None),
+                expected: ack("subscribe", "ohlc", "ALGO/USD", None, "2023-10-04T16:26:01.802791Z"),
             },
             Case {
                 file: "ws_subscribe_ack_book.json",
-                expected: ack("subscribe", "book", "MATIC/USD", None),
+                expected: ack("subscribe", "book", "MATIC/USD", None, "2023-10-06T17:35:55.219067Z"),
             },
             Case {
                 file: "ws_unsubscribe_ack_ticker.json",
-                expected: ack("unsubscribe", "ticker", "ALGO/USD", None),
+                expected: ack("unsubscribe", "ticker", "ALGO/USD", None, "2023-09-25T09:04:31.742648Z"),
             },
             Case {
                 file: "ws_subscribe_error.json",
@@ -467,6 +483,7 @@ mod tests {
                     success: false,
                     error: Some("Currency pair not supported XBT/USD".into()),
                     req_id: Some(2),
+                    time_out: crate::kraken::parse::rfc3339("2023-09-25T09:04:31.742648Z"),
                 },
             },
             Case {
@@ -479,6 +496,7 @@ mod tests {
                     success: false,
                     error: Some("Subscription Not Found".into()),
                     req_id: Some(123_456_789),
+                    time_out: crate::kraken::parse::rfc3339("2023-09-25T09:04:31.742648Z"),
                 },
             },
             Case {
@@ -564,11 +582,11 @@ mod tests {
             },
             Case {
                 file: "synthetic_btcusd/ws_subscribe_ack_ticker.json",
-                expected: ack("subscribe", "ticker", "BTC/USD", Some(1)),
+                expected: ack("subscribe", "ticker", "BTC/USD", Some(1), "2025-11-11T00:13:50.001060Z"),
             },
             Case {
                 file: "synthetic_btcusd/ws_subscribe_ack_ohlc_1m.json",
-                expected: ack("subscribe", "ohlc", "BTC/USD", Some(3)),
+                expected: ack("subscribe", "ohlc", "BTC/USD", Some(3), "2025-11-11T00:13:50.101060Z"),
             },
             Case {
                 file: "synthetic_btcusd/ws_ticker_snapshot.json",
