@@ -41,7 +41,12 @@ pub fn plain(d: Decimal) -> String {
 /// a third of the whole 2M-bar CSV -> trades run.
 pub fn write_plain(out: &mut impl Write, d: Decimal) -> io::Result<()> {
     let mut buffer = itoa::Buffer::new();
-    let digits = buffer.format(d.mantissa().unsigned_abs()).as_bytes();
+    let mantissa = d.mantissa().unsigned_abs();
+    // 64-bit digits are several times quicker to make than 128-bit ones.
+    let digits = match u64::try_from(mantissa) {
+        Ok(small) => buffer.format(small).as_bytes(),
+        Err(_) => buffer.format(mantissa).as_bytes(),
+    };
     let scale = d.scale() as usize;
     // Trailing zeros after the point go; "0" stays "0".
     let zeros = digits.iter().rev().take(scale).take_while(|&&b| b == b'0').count();
@@ -165,22 +170,39 @@ pub fn write_summary(out: &mut impl Write, s: &RunSummary) -> io::Result<()> {
 }
 
 pub fn write_fills_csv(out: &mut impl Write, fills: &[Fill]) -> io::Result<()> {
+    use rayon::prelude::*;
     writeln!(out, "ts,side,qty,price,fee,cash_after,position_after")?;
-    for f in fills {
-        if f.ts.nanos() % 1_000_000_000 == 0 {
-            out.write_all(itoa::Buffer::new().format(f.ts.secs()).as_bytes())?;
-        } else {
-            out.write_all(f.ts.unix_secs_text().as_bytes())?;
-        }
-        out.write_all(b",")?;
-        out.write_all(f.side.as_str().as_bytes())?;
-        for value in [f.qty, f.price, f.fee, f.cash_after, f.position_after] {
-            out.write_all(b",")?;
-            write_plain(out, value)?;
-        }
-        out.write_all(b"\n")?;
+    // Formatted in blocks on all cores (a backtest's 100,000 fills are 8 MB of text), written
+    // in order.
+    let blocks: Vec<io::Result<Vec<u8>>> = fills
+        .par_chunks(8192)
+        .map(|block| {
+            let mut text = Vec::with_capacity(block.len() * 80);
+            for f in block {
+                write_fill_row(&mut text, f)?;
+            }
+            Ok(text)
+        })
+        .collect();
+    for block in blocks {
+        out.write_all(&block?)?;
     }
     Ok(())
+}
+
+fn write_fill_row(out: &mut impl Write, f: &Fill) -> io::Result<()> {
+    if f.ts.nanos() % 1_000_000_000 == 0 {
+        out.write_all(itoa::Buffer::new().format(f.ts.secs()).as_bytes())?;
+    } else {
+        out.write_all(f.ts.unix_secs_text().as_bytes())?;
+    }
+    out.write_all(b",")?;
+    out.write_all(f.side.as_str().as_bytes())?;
+    for value in [f.qty, f.price, f.fee, f.cash_after, f.position_after] {
+        out.write_all(b",")?;
+        write_plain(out, value)?;
+    }
+    out.write_all(b"\n")
 }
 
 /// The pair a stored run traded, from its configuration (BTC/USD when it does not say).

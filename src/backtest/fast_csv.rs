@@ -575,8 +575,53 @@ fn parse_piece_with<M: bar_line::Marker>(
     let mut line = 0usize;
     let mut prev_ts = i64::MIN;
     let mut k = 0usize;
+    let detail = !out.open.is_empty();
     while pos < piece.end {
         // (No closures here: they would not be compiled for the CPU features above.)
+        if let Shape::PlainBars { with_trades, unit } = shape {
+            // The usual lines back to back, in the tightest loop; any other line leaves it for
+            // the steps below, and the loop takes up again after it.
+            while let Some(window) = text.get(pos..pos + bar_line::BYTES_NEEDED) {
+                let window: &[u8; bar_line::BYTES_NEEDED] = window.try_into().expect("window");
+                let at_once = if keep_volume {
+                    bar_line::read::<M, true>(window, with_trades, marker)
+                } else {
+                    bar_line::read::<M, false>(window, with_trades, marker)
+                };
+                let Some((row, len)) = at_once else { break };
+                let Some(ms) = unix_millis(row.ts, unit) else { break };
+                // One branch for all the checks (`&`, not `&&`): they nearly always hold.
+                let sane = (pos + len <= piece.end)
+                    & (ms > prev_ts)
+                    & (row.low > 0)
+                    & (row.low <= row.open)
+                    & (row.low <= row.close)
+                    & (row.open <= row.high)
+                    & (row.close <= row.high);
+                if !sane || k >= out.ts.len() {
+                    break;
+                }
+                if result.first_row.is_none() {
+                    result.first_row = Some((line, ms));
+                }
+                out.ts[k] = ms;
+                out.close[k] = row.close;
+                if detail {
+                    out.open[k] = row.open;
+                    out.high[k] = row.high;
+                    out.low[k] = row.low;
+                    out.volume[k] = row.volume;
+                    out.trades[k] = row.trades;
+                }
+                prev_ts = ms;
+                k += 1;
+                line += 1;
+                pos += len;
+            }
+            if pos >= piece.end {
+                break;
+            }
+        }
         let mut taken = None;
         if let Shape::PlainBars { with_trades, unit } = shape {
             let at_once = match text.get(pos..pos + bar_line::BYTES_NEEDED) {

@@ -319,8 +319,12 @@ struct Books<'a> {
 }
 
 enum Broker {
-    /// Every fill kept, in `Decimal` as every record is.
-    Recording { broker: PaperBroker, fills: Vec<Fill> },
+    /// Every fill kept: the books in `FastDecimal`, each fill's figures turned into `Decimal`
+    /// (the same values) as it is recorded.
+    Recording {
+        broker: PaperBroker<FastDecimal>,
+        fills: Vec<Fill>,
+    },
     /// Only the books, kept in `FastDecimal`: the same values, several times faster.
     Quiet(PaperBroker<FastDecimal>),
 }
@@ -357,11 +361,10 @@ impl<'a> Books<'a> {
         }
         let holding = match &mut self.broker {
             Broker::Recording { broker, fills } => {
-                let price = to_decimal(close);
+                let price = to_amount(close);
                 broker.mark(price);
                 let ts = Timestamp::from_millis(self.times[bar]);
-                let (_order, fill) = broker.follow(change, ts, price)?;
-                fills.push(fill);
+                fills.push(broker.follow_recorded(change, ts, price)?);
                 Holding::of(broker.account(), bar)
             }
             Broker::Quiet(broker) => {
@@ -380,7 +383,7 @@ impl<'a> Books<'a> {
     /// The books marked at the last close, the fills kept and their count.
     fn finish(self, last_close: Option<i64>) -> (Account, Vec<Fill>, u64) {
         let (mut account, fills) = match self.broker {
-            Broker::Recording { broker, fills } => (broker.account().clone(), fills),
+            Broker::Recording { broker, fills } => (broker.account().to_decimal(), fills),
             Broker::Quiet(broker) => (broker.account().to_decimal(), Vec::new()),
         };
         if let Some(last) = last_close {

@@ -118,6 +118,25 @@ impl<A: Amount> PaperBroker<A> {
         self.account.mark(price);
     }
 
+    /// `follow` with the books in any `Amount`: the records in `Decimal`, the same values (a
+    /// backtest keeping its fills takes its books in `FastDecimal` this way).
+    pub fn follow_recorded(&mut self, change: i8, ts: Timestamp, price: A) -> Option<Fill> {
+        let realized_before = self.account.realized_pnl();
+        let (trade, _reason) = self.act(change, price)?;
+        let realized = self.account.realized_pnl().saturating_sub(realized_before);
+        Some(Fill {
+            order_id: trade.order_id,
+            ts,
+            side: trade.side,
+            qty: trade.qty.to_decimal(),
+            price: trade.price.to_decimal(),
+            fee: trade.fee.to_decimal(),
+            cash_after: self.account.cash().trim().to_decimal(),
+            position_after: self.account.position().trim().to_decimal(),
+            realized_pnl: realized.trim().to_decimal(),
+        })
+    }
+
     /// `follow` for a caller that keeps no record of the trade (a backtest that reports only its
     /// figures): the same books, without the order and fill records. True when it traded.
     pub fn follow_quietly(&mut self, change: i8, price: A) -> bool {
