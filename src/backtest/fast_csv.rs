@@ -347,14 +347,7 @@ impl Columns {
         }
         for range in keep {
             let n = range.len();
-            for column in [
-                &mut self.ts,
-                &mut self.open,
-                &mut self.high,
-                &mut self.low,
-                &mut self.close,
-                &mut self.volume,
-            ] {
+            for column in self.value_columns() {
                 if !column.is_empty() {
                     column.copy_within(range.clone(), to);
                 }
@@ -364,14 +357,7 @@ impl Columns {
             }
             to += n;
         }
-        for column in [
-            &mut self.ts,
-            &mut self.open,
-            &mut self.high,
-            &mut self.low,
-            &mut self.close,
-            &mut self.volume,
-        ] {
+        for column in self.value_columns() {
             if !column.is_empty() {
                 column.truncate(to);
             }
@@ -379,6 +365,18 @@ impl Columns {
         if !self.trades.is_empty() {
             self.trades.truncate(to);
         }
+    }
+
+    /// Every `i64` column (the ones not kept are empty).
+    fn value_columns(&mut self) -> [&mut Vec<i64>; 6] {
+        [
+            &mut self.ts,
+            &mut self.open,
+            &mut self.high,
+            &mut self.low,
+            &mut self.close,
+            &mut self.volume,
+        ]
     }
 
     fn into_bars(self, interval: Interval, detail: bool) -> BarColumns {

@@ -76,28 +76,6 @@ impl Layout {
         self.ts == 0 && self.columns == plain && matches!(self.time_unit, TimeUnit::BySize | TimeUnit::Secs)
     }
 
-    /// The highest column index read; rows must reach it.
-    pub fn last_used(&self) -> usize {
-        let used = match self.columns {
-            Columns::Bars {
-                open,
-                high,
-                low,
-                close,
-                volume,
-                trades,
-            } => [open, high, low, close, volume, trades.unwrap_or(0)].into_iter().max(),
-            Columns::Trades { price, size, side } => {
-                let side = match side {
-                    Some(SideColumn::Words(i) | SideColumn::BuyerIsMaker(i)) => i,
-                    None => 0,
-                };
-                [price, size, side].into_iter().max()
-            }
-        };
-        used.unwrap_or(0).max(self.ts)
-    }
-
     /// `column 3 (high)`, 1-based as a spreadsheet shows it.
     pub fn column_name(&self, index: usize) -> String {
         match self.names.get(index).filter(|n| !n.is_empty()) {
