@@ -249,11 +249,13 @@ async fn live(
     let clients = server.clients.clone();
     Ok(upgrade
         .protocols([stream::SUBPROTOCOL])
-        // Pages send nothing but the close: small buffers for a thousand of them, and a message
-        // over the limit is refused from its frame header, never buffered.
+        // Pages send nothing but the close: small buffers for a thousand of them. A message over
+        // `MAX_CLIENT_MESSAGE` is read whole (up to `MAX_READ_MESSAGE`) and refused with 1009:
+        // refused from its header instead, its unread bytes would make our close a TCP reset,
+        // which can drop the Close frame before the client reads it.
         .read_buffer_size(stream::MAX_CLIENT_MESSAGE)
-        .max_message_size(stream::MAX_CLIENT_MESSAGE)
-        .max_frame_size(stream::MAX_CLIENT_MESSAGE)
+        .max_message_size(stream::MAX_READ_MESSAGE)
+        .max_frame_size(stream::MAX_READ_MESSAGE)
         .write_buffer_size(0)
         .on_upgrade(move |socket| stream::serve_page(socket, board, clients)))
 }

@@ -18,8 +18,11 @@ pub const SUBPROTOCOL: &str = "nanotrader.v1";
 /// that far behind, and a snapshot brings it to now at once. (Measured against the newest frame,
 /// not the clock, so frames that the hub spaced out under load do not count as lateness.)
 const MAX_BEHIND_MS: f64 = 3_000.0;
-/// Longest message (and frame) a page may send; longer ones are not read but refused with 1009.
+/// Longest message a page may send; a longer one is refused with 1009.
 pub const MAX_CLIENT_MESSAGE: usize = 4096;
+/// Longest message read at all (to refuse it cleanly); past this the read itself fails, and the
+/// 1009 goes out over a connection that may then be reset.
+pub const MAX_READ_MESSAGE: usize = 1 << 20;
 /// How long a closing page may take to receive our Close: one that reads nothing more must not
 /// keep its task (and its place in the client count) forever.
 const CLOSE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -59,12 +62,16 @@ pub async fn serve_page(socket: WebSocket, board: Arc<Board>, clients: Arc<std::
                     let _ = tokio::time::timeout(CLOSE_PATIENCE, sink.close()).await;
                     break;
                 }
+                Some(Ok(Message::Text(text))) if text.len() > MAX_CLIENT_MESSAGE => {
+                    close_too_big(&mut sink).await;
+                    break;
+                }
+                Some(Ok(Message::Binary(bytes))) if bytes.len() > MAX_CLIENT_MESSAGE => {
+                    close_too_big(&mut sink).await;
+                    break;
+                }
                 Some(Err(e)) if is_too_big(&e) => {
-                    let close = CloseFrame {
-                        code: close_code::SIZE,
-                        reason: Utf8Bytes::from_static("message too big"),
-                    };
-                    let _ = tokio::time::timeout(CLOSE_PATIENCE, sink.send(Message::Close(Some(close)))).await;
+                    close_too_big(&mut sink).await;
                     break;
                 }
                 None | Some(Err(_)) => break,
@@ -74,6 +81,15 @@ pub async fn serve_page(socket: WebSocket, board: Arc<Board>, clients: Arc<std::
         }
     }
     clients.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Closes the stream with 1009 (message too big).
+async fn close_too_big(sink: &mut futures_util::stream::SplitSink<WebSocket, Message>) {
+    let close = CloseFrame {
+        code: close_code::SIZE,
+        reason: Utf8Bytes::from_static("message too big"),
+    };
+    let _ = tokio::time::timeout(CLOSE_PATIENCE, sink.send(Message::Close(Some(close)))).await;
 }
 
 /// Sends a page that fell behind a fresh snapshot: the seq it is at, and whether the send worked.
