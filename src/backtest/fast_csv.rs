@@ -994,15 +994,7 @@ fn plain_uint(field: &[u8]) -> Option<i64> {
     if field.is_empty() || field.len() > 18 {
         return None;
     }
-    let mut value = 0i64;
-    for &b in field {
-        let digit = b.wrapping_sub(b'0');
-        if digit > 9 {
-            return None;
-        }
-        value = value * 10 + i64::from(digit);
-    }
-    Some(value)
+    digits_value(field)
 }
 
 /// A plain price (`123`, `123.45`, at most 10 whole digits and 8 decimals) in 1e-8 units.
