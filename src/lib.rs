@@ -5,18 +5,18 @@
 
 pub mod app;
 pub mod backtest;
-pub mod broker;
+pub use nanotrader_broker as broker;
 pub mod cli;
 pub mod config;
-pub mod engine;
+pub use nanotrader_engine as engine;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod human_format;
 pub mod kraken;
 pub mod logs;
-pub mod market;
+pub use nanotrader_market as market;
 pub mod perf;
 pub mod report;
-pub mod store;
-pub mod strategy;
+pub use nanotrader_store as store;
+pub use nanotrader_strategy as strategy;
 pub mod web;

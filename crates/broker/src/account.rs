@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::amount::Amount;
 use super::order::Fill;
-use crate::market::{Side, Timestamp};
+use nanotrader_market::{Side, Timestamp};
 
 /// Decimal places kept for the cost basis released by a partial sell (an inexact share).
 const BASIS_DP: u32 = 16;

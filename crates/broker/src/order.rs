@@ -5,7 +5,7 @@ use std::fmt;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::market::{Side, Timestamp};
+use nanotrader_market::{Side, Timestamp};
 
 /// An order, recorded as the broker accepted it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,4 +1,7 @@
 //! Strategies turn closed bars into a target signal; the engine trades the signal's changes.
+//!
+//! It owns the indicators and the signal rules. It knows the market's types and nothing else:
+//! not how orders are placed, nor where anything is stored.
 
 pub mod ema_cross;
 pub mod indicators;
@@ -9,8 +12,8 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
 
-use crate::market::Bar;
 pub use ema_cross::EmaCross;
+use nanotrader_market::Bar;
 pub use rsi_threshold::RsiThreshold;
 pub use sma_cross::SmaCross;
 
@@ -169,7 +172,7 @@ fn line_value(value: Option<Decimal>) -> Option<f64> {
 fn test_bar(close: &str) -> Bar {
     let close = close.parse().unwrap();
     Bar {
-        ts: crate::market::Timestamp::default(),
+        ts: nanotrader_market::Timestamp::default(),
         open: close,
         high: close,
         low: close,

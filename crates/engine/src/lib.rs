@@ -1,5 +1,9 @@
 //! The event loop: source -> bars -> strategy -> broker, with everything that happened published
 //! on the observer bus and handed, in order, to the store writer.
+//!
+//! It owns the order of events in a run. It knows the market, strategy, broker and store crates
+//! through their seams; it must not know the command line, the configuration file, the web
+//! dashboard or any exchange's protocol.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -10,12 +14,12 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use crate::broker::{AccountSnapshot, Fill, Order, OrderReason, PaperBroker};
-use crate::market::bars::{BarAggregator, BarEvent};
-use crate::market::{Bar, FeedStatus, Interval, MarketEvent, Quote, Source, SourceError, Timestamp};
-use crate::store::writer::{Gap, Progress, SignalChange, Trade, WriterHooks};
-use crate::store::{RunStatus, Step, StoreCmd};
-use crate::strategy::{LineValues, Signal, Strategy};
+use nanotrader_broker::{AccountSnapshot, Fill, Order, OrderReason, PaperBroker};
+use nanotrader_market::bars::{BarAggregator, BarEvent};
+use nanotrader_market::{Bar, FeedStatus, Interval, MarketEvent, Quote, Source, SourceError, Timestamp};
+use nanotrader_store::writer::{Gap, Progress, SignalChange, Trade, WriterHooks};
+use nanotrader_store::{RunStatus, Step, StoreCmd};
+use nanotrader_strategy::{LineValues, Signal, Strategy};
 
 /// Capacity of the observer bus: a subscriber further behind than this is told it lagged and
 /// must resync, rather than slowing the engine.

@@ -410,7 +410,7 @@ fn empty_file(name: &str) -> SourceError {
     SourceError::Input(format!("{name}: empty file (no header or no rows)"))
 }
 
-pub(crate) fn cannot_read(name: &str, e: &io::Error) -> SourceError {
+pub fn cannot_read(name: &str, e: &io::Error) -> SourceError {
     // "No such file or directory (os error 2)": the OS code means nothing to a user.
     let text = e.to_string();
     let reason = text.split(" (os error").next().unwrap_or(&text);

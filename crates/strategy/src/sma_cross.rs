@@ -4,7 +4,7 @@ use rust_decimal::Decimal;
 
 use super::indicators::Sma;
 use super::{LineValues, Signal, Strategy, line_value};
-use crate::market::Bar;
+use nanotrader_market::Bar;
 
 /// Long iff both averages are defined and `sma(short) > sma(long)` of the closes.
 #[derive(Clone, Debug)]
@@ -67,8 +67,8 @@ impl Strategy for SmaCross {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::market::{Side, Timestamp};
-    use crate::strategy::test_bar;
+    use crate::test_bar;
+    use nanotrader_market::{Side, Timestamp};
 
     fn signals(strategy: &mut impl Strategy, closes: &[&str]) -> Vec<i8> {
         closes.iter().map(|c| strategy.on_bar(&test_bar(c)).as_i8()).collect()
@@ -108,8 +108,8 @@ mod tests {
     /// sells of an empty position.
     #[test]
     fn reproduces_the_seed_trades_of_2017_12_17() {
-        let bars = include_str!("../../tests/data/btcusd_1m_20171217.csv");
-        let reference = include_str!("../../tests/data/seed_btcusd_1m_20171217_trades.csv");
+        let bars = include_str!("../../../tests/data/btcusd_1m_20171217.csv");
+        let reference = include_str!("../../../tests/data/seed_btcusd_1m_20171217_trades.csv");
         let want: Vec<(Timestamp, Side)> = reference
             .lines()
             .skip(1)

@@ -12,7 +12,7 @@ use super::types::{Interval, MarketEvent, Timestamp};
 
 /// Two real days of Coinbase BTC-USD 1-minute bars (see `assets/README.md`).
 pub const DEMO_DATA_NAME: &str = "btcusd_1m_20170903_20170904.csv";
-pub const DEMO_DATA: &[u8] = include_bytes!("../../assets/btcusd_1m_20170903_20170904.csv");
+pub const DEMO_DATA: &[u8] = include_bytes!("../../../assets/btcusd_1m_20170903_20170904.csv");
 
 const DEFAULT_PAIR: &str = "BTC/USD";
 

@@ -1,9 +1,15 @@
-//! Market data: event types, the `Source` seam and its implementations.
+//! Market data: the event types every other crate speaks (bars, trades, quotes, times,
+//! intervals), the `Source` seam and its implementations (CSV reading, replay, the simulator),
+//! and the bar aggregator.
+//!
+//! It owns how market data is read and what it means. It must not know about strategies,
+//! brokers, the store, the engine or any exchange: it is the bottom of the one-way flow, and
+//! depends on no other nanotrader crate.
 
 pub mod bars;
 pub mod csv;
 mod pacing;
-pub(crate) mod parse;
+pub mod parse;
 pub mod replay;
 pub mod sim;
 pub mod source;

@@ -1,5 +1,9 @@
 //! SQLite store: the source of truth for bars, signals, orders, fills, account snapshots and runs.
 //!
+//! It owns the schema, the one-writer lock and durability (a step is announced only once it is
+//! on disk). It knows the market's and the broker's types; it must not know the engine, the
+//! strategies or any way of showing data (web, reports).
+//!
 //! Reads happen here on the caller's thread (start-up, exports); all writes of a running engine go
 //! through the [`writer`] thread, batched, so the engine never waits on the disk.
 
@@ -15,9 +19,9 @@ use std::str::FromStr;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use rust_decimal::Decimal;
 
-use crate::broker::{Fill, OrderReason};
-use crate::market::{Bar, Interval, Timestamp};
 use codec::{dec, fixed_from_sql, side, ts};
+use nanotrader_broker::{Fill, OrderReason};
+use nanotrader_market::{Bar, Interval, Timestamp};
 
 pub use lock::{DataDirLock, LOCK_FILE};
 pub use writer::{Step, StoreCmd, StoreWriter};

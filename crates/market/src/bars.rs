@@ -174,8 +174,8 @@ mod tests {
     use rust_decimal::Decimal;
 
     use super::*;
-    use crate::market::csv::CsvReader;
-    use crate::market::types::Side;
+    use crate::csv::CsvReader;
+    use crate::types::Side;
 
     const M: Interval = Interval::ONE_MINUTE;
 
@@ -315,9 +315,11 @@ mod tests {
 
     #[test]
     fn kraken_trades_reproduce_kraken_bars() {
-        let trades = read(include_str!("../../tests/data/xbtusdt_trades_kraken_rest_20251110.csv"));
+        let trades = read(include_str!(
+            "../../../tests/data/xbtusdt_trades_kraken_rest_20251110.csv"
+        ));
         let kraken = read(include_str!(
-            "../../tests/data/xbtusdt_1m_kraken_rest_20251110_20251111.csv"
+            "../../../tests/data/xbtusdt_1m_kraken_rest_20251110_20251111.csv"
         ));
         let mut agg = BarAggregator::new(M, None);
         let ours = closed(&run(&mut agg, &trades, true));
@@ -333,7 +335,7 @@ mod tests {
 
     #[test]
     fn one_minute_bars_merge_into_five() {
-        let minutes = read(include_str!("../../assets/btcusd_1m_20170903_20170904.csv"));
+        let minutes = read(include_str!("../../../assets/btcusd_1m_20170903_20170904.csv"));
         let mut agg = BarAggregator::new(Interval::from_secs(300).unwrap(), Some(M));
         let mut out = Vec::new();
         for (i, ev) in minutes.iter().enumerate() {
@@ -367,7 +369,7 @@ mod tests {
 
     #[test]
     fn same_interval_bars_close_on_arrival_and_gaps_are_found() {
-        let minutes = read(include_str!("../../tests/data/btcusd_1m_20180404_20180406.csv"));
+        let minutes = read(include_str!("../../../tests/data/btcusd_1m_20180404_20180406.csv"));
         let mut agg = BarAggregator::new(M, Some(M));
         let out = run(&mut agg, &minutes, false);
         assert!(!out.iter().any(|e| matches!(e, BarEvent::Forming(_))));

@@ -2,7 +2,7 @@
 
 use super::indicators::Ema;
 use super::{LineValues, Signal, Strategy, line_value};
-use crate::market::Bar;
+use nanotrader_market::Bar;
 
 /// Long iff both EMAs are ready and `ema(fast) > ema(slow)` of the closes.
 #[derive(Clone, Debug)]
@@ -49,7 +49,7 @@ impl Strategy for EmaCross {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::strategy::test_bar;
+    use crate::test_bar;
 
     #[test]
     fn long_only_when_fast_is_strictly_above() {

@@ -12,8 +12,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::codec::fixed_to_sql;
 use super::{RunStatus, StoreError, open_connection};
-use crate::broker::{AccountSnapshot, Fill, Order};
-use crate::market::{Bar, Timestamp};
+use nanotrader_broker::{AccountSnapshot, Fill, Order};
+use nanotrader_market::{Bar, Timestamp};
 
 /// Most steps written in one transaction: bounds the time a commit takes and what a crash redoes.
 const MAX_STEPS_PER_TX: usize = 65_536;

@@ -9,8 +9,8 @@ use rust_decimal::Decimal;
 
 use super::format::{Columns, Layout, SideColumn};
 use super::time;
-use crate::market::parse;
-use crate::market::types::{Bar, MarketEvent, Side, Timestamp, Trade};
+use crate::parse;
+use crate::types::{Bar, MarketEvent, Side, Timestamp, Trade};
 
 /// Longest piece of a bad field quoted back in an error.
 const QUOTED_BYTES: usize = 40;

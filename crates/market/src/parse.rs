@@ -3,7 +3,7 @@
 
 use rust_decimal::Decimal;
 
-const NANOS_PER_SEC: i64 = 1_000_000_000;
+pub const NANOS_PER_SEC: i64 = 1_000_000_000;
 
 /// Most digits that always fit an `i64` mantissa; longer numbers take the slow exact path.
 const FAST_DIGITS: u32 = 18;
@@ -11,7 +11,7 @@ const FAST_DIGITS: u32 = 18;
 /// A plain decimal such as `61686`, `-12.5` or `0.00027625`, exactly as written (scale kept).
 /// No exponent, no thousands separators.
 #[inline]
-pub(crate) fn decimal(field: &[u8]) -> Option<Decimal> {
+pub fn decimal(field: &[u8]) -> Option<Decimal> {
     let (negative, body) = match field {
         [b'-', rest @ ..] => (true, rest),
         [b'+', rest @ ..] => (false, rest),
@@ -52,7 +52,7 @@ pub(crate) fn decimal(field: &[u8]) -> Option<Decimal> {
 }
 
 /// A non-negative integer made of ASCII digits only.
-pub(crate) fn uint(field: &[u8]) -> Option<i64> {
+pub fn uint(field: &[u8]) -> Option<i64> {
     if field.is_empty() {
         return None;
     }
@@ -64,7 +64,7 @@ pub(crate) fn uint(field: &[u8]) -> Option<i64> {
 
 /// Unix seconds with an optional fraction (`1381095255.6133`) as nanoseconds; digits past the
 /// ninth decimal are dropped (finer than a `Timestamp` can hold).
-pub(crate) fn secs_to_nanos(field: &[u8]) -> Option<i64> {
+pub fn secs_to_nanos(field: &[u8]) -> Option<i64> {
     let (whole, frac) = match field.iter().position(|&b| b == b'.') {
         Some(dot) => (&field[..dot], &field[dot + 1..]),
         None => (field, &[][..]),

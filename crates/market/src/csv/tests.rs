@@ -3,7 +3,7 @@
 use std::io::Cursor;
 
 use super::*;
-use crate::market::types::{Bar, Side, Trade};
+use crate::types::{Bar, Side, Trade};
 use rust_decimal::Decimal;
 
 fn reader(text: &str, skip: bool) -> Result<CsvReader, SourceError> {
@@ -319,7 +319,11 @@ fn bad_rows_can_be_skipped_and_counted() {
 
 #[test]
 fn real_files_read_whole() {
-    let (r, bars) = read_all(include_str!("../../../assets/btcusd_1m_20170903_20170904.csv"), false).unwrap();
+    let (r, bars) = read_all(
+        include_str!("../../../../assets/btcusd_1m_20170903_20170904.csv"),
+        false,
+    )
+    .unwrap();
     assert_eq!((bars.len(), r.bar_interval()), (2880, Some(Interval::ONE_MINUTE)));
     assert_eq!(
         bars[0],
@@ -335,7 +339,7 @@ fn real_files_read_whole() {
     );
 
     let (r, trades) = read_all(
-        include_str!("../../../tests/data/xbtusdt_trades_kraken_rest_20251110.csv"),
+        include_str!("../../../../tests/data/xbtusdt_trades_kraken_rest_20251110.csv"),
         false,
     )
     .unwrap();

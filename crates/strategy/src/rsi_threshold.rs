@@ -5,7 +5,7 @@ use rust_decimal::Decimal;
 
 use super::indicators::Rsi;
 use super::{LineValues, Signal, Strategy, line_value};
-use crate::market::Bar;
+use nanotrader_market::Bar;
 
 pub const DEFAULT_PERIOD: usize = 14;
 pub const DEFAULT_OVERSOLD: Decimal = Decimal::from_parts(30, 0, 0, false, 0);
@@ -72,7 +72,7 @@ impl Strategy for RsiThreshold {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::strategy::test_bar;
+    use crate::test_bar;
 
     #[test]
     fn enters_below_oversold_and_exits_above_overbought() {

@@ -7,7 +7,7 @@ use super::account::Account;
 use super::amount::{Amount, POW10_U64};
 use super::config::{BrokerConfig, Sizing};
 use super::order::{Fill, Order, OrderReason};
-use crate::market::{Side, Timestamp};
+use nanotrader_market::{Side, Timestamp};
 
 /// A paper broker keeping its books in `A` (see `amount`); records (orders and fills) are made
 /// only by the `Decimal` one.
@@ -317,7 +317,7 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     use super::*;
-    use crate::broker::FastDecimal;
+    use crate::FastDecimal;
 
     fn d(s: &str) -> Decimal {
         s.parse().unwrap()
@@ -372,7 +372,7 @@ mod tests {
 
     #[test]
     fn replays_the_seed_trades_of_2017_12_17() {
-        let reference = include_str!("../../tests/data/seed_btcusd_1m_20171217_trades.csv");
+        let reference = include_str!("../../../tests/data/seed_btcusd_1m_20171217_trades.csv");
         let mut broker = PaperBroker::new(BrokerConfig::seed());
         let mut fills = vec![];
         for (i, line) in reference.lines().skip(1).enumerate() {

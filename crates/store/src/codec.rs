@@ -40,7 +40,7 @@ pub fn fixed_from_sql(value: ValueRef) -> Result<Decimal, StoreError> {
         other => Err(StoreError::Corrupt(format!("bar value of type {}", other.data_type()))),
     }
 }
-use crate::market::{Side, Timestamp};
+use nanotrader_market::{Side, Timestamp};
 
 pub fn ts(ms: i64) -> Timestamp {
     Timestamp::from_millis(ms)
