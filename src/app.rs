@@ -731,7 +731,7 @@ fn export_bars(data_dir: &std::path::Path, args: &BarsArgs) -> Result<(), AppErr
 }
 
 async fn history(data_dir: &std::path::Path, args: &HistoryArgs) -> Result<(), AppError> {
-    use crate::kraken::history::{BarSink, CsvSink, HistoryRequest, StoreSink, download};
+    use crate::history::{BarSink, CsvSink, HistoryRequest, StoreSink, download};
     if args.until.is_some_and(|until| until <= args.since) {
         return Err(AppError::input("--until must be after --since"));
     }

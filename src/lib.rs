@@ -11,8 +11,9 @@ pub mod config;
 pub use nanotrader_engine as engine;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod history;
 pub mod human_format;
-pub mod kraken;
+pub use nanotrader_kraken as kraken;
 pub mod logs;
 pub use nanotrader_market as market;
 pub mod perf;

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use nanotrader::kraken::mock::{Faults, MockConfig, MockCounters, MockKraken, Stall};
 use nanotrader::market::{Bar, Timestamp};
+use nanotrader_kraken_mock::{Faults, MockConfig, MockCounters, MockKraken, Stall};
 use serde_json::Value;
 
 const TRADES: &str = "tests/data/btcusd_trades_kraken_20190701.csv";

@@ -26,7 +26,7 @@ pub fn repo_file(rel: &str) -> PathBuf {
 
 /// `run --source kraken` against the mock exchange with the store in `data_dir`, noticing a
 /// silent feed after 1 s; callers add their own arguments and output handling.
-pub fn kraken_run(data_dir: &Path, mock: &nanotrader::kraken::mock::MockKraken) -> Command {
+pub fn kraken_run(data_dir: &Path, mock: &nanotrader_kraken_mock::MockKraken) -> Command {
     let mut cmd = bin();
     cmd.arg("--data-dir").arg(data_dir).args([
         "run",
