@@ -659,3 +659,73 @@ async fn the_stream_answers_a_close_with_a_close_and_an_oversized_message_with_1
     let mut ws = open_stream(&app).await;
     assert!(next_text(&mut ws).await.is_some());
 }
+
+/// /metrics as a real Prometheus client reads it: Python's `prometheus_client` parser (pinned in
+/// the test venv) takes the whole text, and every figure is there with its pair: the engine's
+/// counters, the account's equity and position, the build and the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_parse_as_prometheus_text_with_each_pairs_account_and_the_process() {
+    let Some(python) = python("metrics_parse_as_prometheus_text_with_each_pairs_account_and_the_process") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let app = started(dir.path(), None).await;
+    let base = app.url.as_str();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (content_type, text) = loop {
+        let response = send(base, Method::GET, "/metrics", &[], None).await;
+        assert_eq!(response.status(), 200);
+        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+        let text = response.text().await.unwrap();
+        if text.contains("nanotrader_bars_closed_total{pair=\"BTC/USD\"} 3") {
+            break (content_type, text);
+        }
+        assert!(Instant::now() < deadline, "three bars never closed:\n{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
+    let file = dir.path().join("metrics.txt");
+    std::fs::write(&file, &text).unwrap();
+    let script = r#"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+for family in text_string_to_metric_families(open(sys.argv[1]).read()):
+    for sample in family.samples:
+        print(json.dumps([family.type, sample.name, sample.labels, str(sample.value)]))
+"#;
+    let out = run_python(&python, script, &[file.as_os_str()]);
+    // Values as text: a gauge with no value yet is NaN, which JSON cannot hold.
+    let samples: Vec<(String, String, Value, f64)> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let (kind, name, labels, value): (String, String, Value, String) = serde_json::from_str(line).unwrap();
+            (kind, name, labels, value.parse().unwrap())
+        })
+        .collect();
+    let find = |name: &str| {
+        samples
+            .iter()
+            .find(|(_, n, _, _)| n == name)
+            .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+    };
+    let btc = serde_json::json!({"pair": "BTC/USD"});
+    let (kind, _, labels, bars) = find("nanotrader_bars_closed_total");
+    assert_eq!((kind.as_str(), labels, *bars), ("counter", &btc, 3.0));
+    let (kind, _, labels, equity) = find("nanotrader_equity");
+    assert_eq!((kind.as_str(), labels), ("gauge", &btc));
+    // The replay starts with 100,000 USD and cannot lose it all in three bars.
+    assert!(*equity > 90_000.0 && *equity < 110_000.0, "equity {equity}");
+    let (kind, _, labels, position) = find("nanotrader_position");
+    assert_eq!((kind.as_str(), labels), ("gauge", &btc));
+    assert!(*position >= 0.0, "position {position}");
+    let (_, _, labels, one) = find("nanotrader_build_info");
+    assert_eq!(*one, 1.0);
+    assert_eq!(labels["version"], env!("CARGO_PKG_VERSION"));
+    let (_, _, _, resident) = find("process_resident_memory_bytes");
+    assert!(*resident > 1e6, "resident memory {resident}");
+    let (_, _, _, started_at) = find("process_start_time_seconds");
+    assert!(*started_at > 1.6e9, "start time {started_at}");
+    find("nanotrader_dashboard_clients");
+    find("nanotrader_store_write_seconds_total");
+}

@@ -6,6 +6,7 @@ pub mod assets;
 pub mod board;
 pub mod errors;
 pub mod hub;
+mod metrics;
 pub mod params;
 pub mod security;
 pub mod stream;
@@ -218,7 +219,7 @@ pub fn router(server: Arc<Server>) -> Router {
         .route("/api/config", get(api::config))
         .route("/api/openapi.json", get(api::openapi))
         .route("/api/control/{action}", control)
-        .route("/metrics", get(api::metrics))
+        .route("/metrics", get(metrics::metrics))
         .fallback(errors::no_route)
         // After the routes: it is set on each of them.
         .method_not_allowed_fallback(errors::method_not_allowed)
