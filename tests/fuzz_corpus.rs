@@ -1,6 +1,8 @@
 //! Replays the fuzzers' seed corpus and every crash they ever found (`fuzz/seeds/<target>/`,
 //! `fuzz/regressions/<target>/`) through the same functions the cargo-fuzz targets call, so a
 //! plain `cargo test` on stable catches a regression. Any panic fails the test, naming the file.
+//! The Kraken targets' seeds also include the recorded payloads in `tests/fixtures/kraken`
+//! (`ws_*.json`, `rest_*.json`), read from there rather than kept twice.
 
 use std::path::{Path, PathBuf};
 
@@ -16,9 +18,25 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// The recorded Kraken payloads whose names start with `prefix`.
+fn fixtures(prefix: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kraken");
+    let found: Vec<PathBuf> = files(&dir)
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(prefix)))
+        .collect();
+    assert!(!found.is_empty(), "no {prefix}*.json in {}", dir.display());
+    found
+}
+
 fn replay(target: &str, run: fn(&[u8])) {
+    replay_with(target, Vec::new(), run);
+}
+
+fn replay_with(target: &str, fixtures: Vec<PathBuf>, run: fn(&[u8])) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
-    let seeds = files(&root.join("seeds").join(target));
+    let mut seeds = files(&root.join("seeds").join(target));
+    seeds.extend(fixtures);
     assert!(!seeds.is_empty(), "no seed inputs in fuzz/seeds/{target}");
     let regressions = files(&root.join("regressions").join(target));
     for path in seeds.iter().chain(&regressions) {
@@ -35,12 +53,12 @@ fn replay(target: &str, run: fn(&[u8])) {
 
 #[test]
 fn kraken_ws_corpus() {
-    replay("kraken_ws", nanotrader::fuzzing::kraken_ws);
+    replay_with("kraken_ws", fixtures("ws_"), nanotrader::fuzzing::kraken_ws);
 }
 
 #[test]
 fn kraken_rest_corpus() {
-    replay("kraken_rest", nanotrader::fuzzing::kraken_rest);
+    replay_with("kraken_rest", fixtures("rest_"), nanotrader::fuzzing::kraken_rest);
 }
 
 #[test]
