@@ -12,11 +12,11 @@ pub use nanotrader_engine as engine;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod history;
-pub mod human_format;
+pub use nanotrader_format as human_format;
 pub use nanotrader_kraken as kraken;
 pub mod logs;
 pub use nanotrader_market as market;
-pub mod perf;
+pub use nanotrader_perf as perf;
 pub mod report;
 pub use nanotrader_store as store;
 pub use nanotrader_strategy as strategy;

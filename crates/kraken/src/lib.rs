@@ -3,16 +3,24 @@
 //! clients and the live source. The mock exchange that tests talk to is a crate of its own
 //! (`nanotrader-kraken-mock`), a dev-dependency only.
 //!
+//! Without the default `client` feature only Kraken's formats, errors and pair names are built
+//! (no network crates): what the people-facing number formats need for a pair's tick.
+//!
 //! It owns how Kraken is spoken to and what its messages mean, turned into the market crate's
 //! events. It must not know the engine, the store, the strategies or the command line.
 
+#[cfg(feature = "client")]
 pub mod budget;
 pub mod consts;
 pub mod error;
 pub mod ohlc_check;
 pub mod parse;
+#[cfg(feature = "client")]
 pub mod poller;
+#[cfg(feature = "client")]
 pub mod reach;
+#[cfg(feature = "client")]
 pub mod rest;
 pub mod symbols;
+#[cfg(feature = "client")]
 pub mod ws;

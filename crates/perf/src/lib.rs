@@ -1,12 +1,16 @@
 //! Performance figures of a run, kept up to date in O(1) per closed bar: return, drawdown,
 //! exposure and Sharpe from the equity at each bar's close, trade counts from the account.
 //! Statistics are f64 (they are ratios for people, not money).
+//!
+//! It owns the figures and when they mean something (enough round trips and days for the
+//! ratios). It knows the account (broker), the market's intervals and the number formats; it
+//! must not know whether a run is live or a backtest, nor where the figures are shown.
 
 use rust_decimal::prelude::ToPrimitive;
 use serde::Serialize;
 
-use crate::broker::Account;
-use crate::market::Interval;
+use nanotrader_broker::Account;
+use nanotrader_market::Interval;
 
 const SECS_PER_YEAR: f64 = 365.0 * 24.0 * 3600.0;
 const SECS_PER_DAY: f64 = 86_400.0;
@@ -24,7 +28,7 @@ pub fn ratios_reason(span_days: f64, round_trips: u64) -> Option<String> {
     (span_days < RATIO_MIN_DAYS && round_trips < RATIO_MIN_ROUND_TRIPS).then(|| {
         format!(
             "needs {RATIO_MIN_DAYS:.0} days of bars or {RATIO_MIN_ROUND_TRIPS} round trips; this run has {} days and {round_trips}",
-            crate::human_format::fixed_f64(span_days, 1)
+            nanotrader_format::fixed_f64(span_days, 1)
         )
     })
 }
@@ -73,14 +77,14 @@ impl Performance {
 
     /// A ratio for people: `1.23`, or `—` (alone when the ratio is undefined).
     pub fn ratio_text(&self, value: Option<f64>) -> String {
-        crate::human_format::ratio(value.filter(|_| self.ratios_meaningful))
+        nanotrader_format::ratio(value.filter(|_| self.ratios_meaningful))
     }
 
     /// `—`, and why, when the span does not carry Sharpe and Sortino.
     pub fn ratios_note(&self) -> Option<String> {
         self.ratios_reason
             .as_ref()
-            .map(|why| format!("{} ({why})", crate::human_format::NONE))
+            .map(|why| format!("{} ({why})", nanotrader_format::NONE))
     }
 }
 

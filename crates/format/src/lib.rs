@@ -5,13 +5,17 @@
 //! Rounding is half away from zero ("half-up": 0.125 -> 0.13, -0.125 -> -0.13), as the
 //! dashboard's page rounds the exact strings it receives. Only what is printed is rounded:
 //! the store, CSV exports and JSON keep every digit.
+//!
+//! It owns how a figure is written for a person. It knows the market's types and Kraken's pair
+//! table (for a pair's tick, without the Kraken clients); it must not know where the figures
+//! come from (engine, store, backtest) or where they are shown.
 
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use rust_decimal::{Decimal, RoundingStrategy};
 use thousands::Separable;
 
-use crate::kraken::symbols::PairMap;
-use crate::market::{Speed, Timestamp};
+use nanotrader_kraken::symbols::PairMap;
+use nanotrader_market::{Speed, Timestamp};
 
 /// How every figure shown to people is rounded.
 pub const ROUNDING: RoundingStrategy = RoundingStrategy::MidpointAwayFromZero;
