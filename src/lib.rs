@@ -20,4 +20,4 @@ pub use nanotrader_perf as perf;
 pub mod report;
 pub use nanotrader_store as store;
 pub use nanotrader_strategy as strategy;
-pub mod web;
+pub use nanotrader_web as web;

@@ -1,5 +1,5 @@
 //! Fetches the dashboard's chart library from the npm registry (pinned by web/package-lock.json,
-//! checked against the lock's integrity hashes by `npm ci`) into OUT_DIR, where the binary embeds
+//! checked against the lock's integrity hashes by `npm ci`) into OUT_DIR, where this crate embeds
 //! it. Nothing third-party is kept in the repository, and the source tree is left untouched.
 
 use std::path::{Path, PathBuf};
@@ -8,8 +8,8 @@ use std::process::Command;
 const LIBRARY_FILE: &str = "node_modules/lightweight-charts/dist/lightweight-charts.standalone.production.js";
 
 fn main() {
-    println!("cargo::rerun-if-changed=web/package.json");
-    println!("cargo::rerun-if-changed=web/package-lock.json");
+    println!("cargo::rerun-if-changed=../../web/package.json");
+    println!("cargo::rerun-if-changed=../../web/package-lock.json");
     println!("cargo::rerun-if-env-changed=NANOTRADER_CHARTS_JS");
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let target = out_dir.join("lightweight-charts.js");
@@ -68,7 +68,7 @@ fn inline_style_hashes(library: &str) -> String {
 
 /// `npm ci` into `dir` unless the lock there already equals ours (then it is installed).
 fn install(dir: &Path) -> Result<PathBuf, String> {
-    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it")).join("web");
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it")).join("../../web");
     let lock = read(&manifest.join("package-lock.json"))?;
     let library = dir.join(LIBRARY_FILE);
     if library.is_file() && read(&dir.join("package-lock.json")).is_ok_and(|installed| installed == lock) {

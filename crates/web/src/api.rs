@@ -15,9 +15,9 @@ use super::board::Board;
 use super::errors::ApiError;
 use super::params::Params;
 use super::view::FillView;
-use crate::engine::Control;
-use crate::market::Timestamp;
-use crate::store::Store;
+use nanotrader_engine::Control;
+use nanotrader_market::Timestamp;
+use nanotrader_store::Store;
 
 const OPENAPI: &str = include_str!("openapi.json");
 pub const DEFAULT_BARS: usize = 1_000;
@@ -148,7 +148,7 @@ fn check_control_body(body: &[u8]) -> Result<(), ApiError> {
 /// Runs a read on the board's own store connection, off the async threads.
 async fn read_store<T: Send + 'static>(
     board: &Arc<Board>,
-    read: impl FnOnce(&Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+    read: impl FnOnce(&Store) -> Result<T, nanotrader_store::StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let board = board.clone();
     tokio::task::spawn_blocking(move || {

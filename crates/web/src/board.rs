@@ -12,12 +12,12 @@ use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
 use super::view::{AccountView, BarPoint, BuyAndHold, FillView, Lines, StatusView, num};
-use crate::broker::{Account, Fill, OrderReason};
-use crate::engine::{ControlRequest, Metrics};
-use crate::human_format::{DataMode, PairFormat};
-use crate::market::{Bar, FeedStatus, Timestamp};
-use crate::perf::{PerfTracker, Performance};
-use crate::strategy::LineValues;
+use nanotrader_broker::{Account, Fill, OrderReason};
+use nanotrader_engine::{ControlRequest, Metrics};
+use nanotrader_format::{DataMode, PairFormat};
+use nanotrader_market::{Bar, FeedStatus, Timestamp};
+use nanotrader_perf::{PerfTracker, Performance};
+use nanotrader_strategy::LineValues;
 
 /// Closed bars a page gets in its snapshot (and the hub keeps in memory).
 pub const SNAPSHOT_BARS: usize = 2_000;
@@ -131,7 +131,7 @@ pub struct Board {
     /// their own (opened on first use).
     pub data_dir: std::path::PathBuf,
     pub series_id: i64,
-    pub reader: Mutex<Option<crate::store::Store>>,
+    pub reader: Mutex<Option<nanotrader_store::Store>>,
 }
 
 struct BoardState {
@@ -171,7 +171,7 @@ pub struct BoardSeed {
 impl BoardSeed {
     pub fn new(
         meta: &BoardMeta,
-        interval: crate::market::Interval,
+        interval: nanotrader_market::Interval,
         fills: &[Fill],
         reasons: std::collections::HashMap<u64, OrderReason>,
         mode: DataMode,

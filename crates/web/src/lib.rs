@@ -1,5 +1,9 @@
 //! The dashboard server: the page, its live stream, a JSON API and /metrics, in the same process
 //! as the engine (see docs/dashboard.md). Loopback by default; anything else needs a token.
+//!
+//! It owns what a browser or a scraper sees and the rules of HTTP and WebSocket. It reads the
+//! engine's bus and the store; it must not know the command line, config files, exchanges or
+//! the backtest, and it never writes to the store.
 
 pub mod api;
 pub mod assets;
@@ -73,7 +77,7 @@ impl Server {
 
     /// Runs a board's hub on the server's threads: turning the engine's events into frames is
     /// serving work too, and yields to the engine like the rest of it.
-    pub fn spawn_hub(&self, board: Arc<Board>, bus: &crate::engine::Bus) {
+    pub fn spawn_hub(&self, board: Arc<Board>, bus: &nanotrader_engine::Bus) {
         self.runtime.spawn(hub::hub(board, bus));
     }
 

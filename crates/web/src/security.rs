@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::LazyLock;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -18,13 +19,15 @@ use super::errors::ApiError;
 pub const CONTROL_HEADER: &str = "x-nanotrader-control";
 const MIN_TOKEN_LEN: usize = 16;
 
-/// No inline script at all; inline style only the chart library's own, by hash (build.rs).
-pub const CONTENT_SECURITY_POLICY: &str = concat!(
-    "default-src 'none'; script-src 'self'; style-src 'self' ",
-    include_str!(concat!(env!("OUT_DIR"), "/csp_style_hashes.txt")),
-    "; img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; \
-     frame-ancestors 'none'"
-);
+/// No inline script at all; inline style only the chart library's own, by hash.
+pub static CONTENT_SECURITY_POLICY: LazyLock<HeaderValue> = LazyLock::new(|| {
+    let policy = format!(
+        "default-src 'none'; script-src 'self'; style-src 'self' {}; img-src 'self' data:; connect-src 'self'; \
+         font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        nanotrader_charts::INLINE_STYLE_SOURCES
+    );
+    HeaderValue::from_str(&policy).expect("the content security policy is a valid header value")
+});
 
 /// The access token. Never printed: `Debug` hides it.
 #[derive(Clone, PartialEq, Eq)]
@@ -141,10 +144,7 @@ pub async fn control_from_our_page(request: Request, next: Next) -> Response {
 pub async fn headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
+    h.insert(header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY.clone());
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));

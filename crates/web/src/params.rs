@@ -8,7 +8,7 @@ use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 
 use super::errors::ApiError;
-use crate::market::Timestamp;
+use nanotrader_market::Timestamp;
 
 /// Longest code on either side of a pair's slash (openapi.json: `pattern`, and `maxLength` 33).
 const MAX_PAIR_CODE_LEN: usize = 16;

@@ -11,7 +11,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::board::{Board, Change, wall_ms};
-use crate::engine::{Bus, EngineEvent, MarketBatch};
+use nanotrader_engine::{Bus, EngineEvent, MarketBatch};
 
 /// Shortest time between two frames of one board.
 pub const FRAME_GAP: Duration = Duration::from_millis(50);

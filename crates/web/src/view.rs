@@ -5,9 +5,9 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use serde::{Serialize, Serializer};
 
-use crate::broker::{Account, Fill, OrderReason};
-use crate::market::{Bar, Timestamp};
-use crate::strategy::LineValues;
+use nanotrader_broker::{Account, Fill, OrderReason};
+use nanotrader_market::{Bar, Timestamp};
+use nanotrader_strategy::LineValues;
 
 /// A bar on the chart with the indicator lines, the equity at its close and what buying and
 /// holding would be worth then.

@@ -16,11 +16,11 @@ use sha2::{Digest, Sha256};
 
 use super::errors::ApiError;
 
-const INDEX_HTML: &str = include_str!("../../web/src/index.html");
-const APP_JS: &str = include_str!("../../web/src/app.js");
-const THEME_CSS: &str = include_str!("../../web/src/theme.css");
-const STYLE_CSS: &str = include_str!("../../web/src/style.css");
-const CHARTS_JS: &str = include_str!(concat!(env!("OUT_DIR"), "/lightweight-charts.js"));
+const INDEX_HTML: &str = include_str!("../../../web/src/index.html");
+const APP_JS: &str = include_str!("../../../web/src/app.js");
+const THEME_CSS: &str = include_str!("../../../web/src/theme.css");
+const STYLE_CSS: &str = include_str!("../../../web/src/style.css");
+const CHARTS_JS: &str = nanotrader_charts::LIGHTWEIGHT_CHARTS_JS;
 
 const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
