@@ -9,6 +9,8 @@
 
 mod codec;
 mod lock;
+#[cfg(test)]
+mod read_tests;
 mod schema;
 pub mod writer;
 
