@@ -505,3 +505,30 @@ fn a_missing_store_or_a_file_that_is_not_one_is_refused_with_the_stores_error() 
     }
     assert_eq!(std::fs::read(&path).unwrap(), foreign);
 }
+
+#[test]
+fn a_sqlite_file_without_the_stores_tables_is_refused_by_a_reader() {
+    // Another program's database, and an empty file, under the store's name.
+    let foreign = tempfile::tempdir().unwrap();
+    rusqlite::Connection::open(foreign.path().join(DB_FILE))
+        .unwrap()
+        .execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('not a store');")
+        .unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::write(empty.path().join(DB_FILE), b"").unwrap();
+    for dir in [foreign.path(), empty.path()] {
+        let path = dir.join(DB_FILE);
+        let before = std::fs::read(&path).unwrap();
+        match Store::open_read_only(dir) {
+            Err(StoreError::Unusable(e)) => {
+                assert!(
+                    e.starts_with(&format!("no nanotrader store in {}", path.display())),
+                    "{e}"
+                )
+            }
+            Err(other) => panic!("expected Unusable, got {other:?}"),
+            Ok(store) => panic!("opened {} as a store: runs() says {:?}", path.display(), store.runs()),
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), before, "the file is left as it was");
+    }
+}
