@@ -701,3 +701,6 @@ pub fn writer_hooks(events: broadcast::Sender<EngineEvent>, metrics: Arc<Metrics
     });
     WriterHooks { on_commit, on_health }
 }
+
+#[cfg(test)]
+mod tests;

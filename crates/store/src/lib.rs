@@ -9,6 +9,8 @@
 
 mod codec;
 mod lock;
+#[cfg(test)]
+mod read_tests;
 mod schema;
 pub mod writer;
 
@@ -164,7 +166,15 @@ impl Store {
             Err(e) if cannot_hold_wal_index(&path, &e) => immutable_connection(&path)?,
             Err(e) => return Err(read_only_failure(&path, &e)),
         };
-        check_version(&conn, &path)?;
+        // Version 0 is a SQLite file without the store's tables (an empty file, another program's
+        // database): refused here, rather than failing at the first read with "no such table".
+        if check_version(&conn, &path)? == 0 {
+            return Err(StoreError::Unusable(format!(
+                "no nanotrader store in {}: the file has none of its tables (an empty file, or another program's \
+                 database); move it aside, or pass --data-dir",
+                path.display()
+            )));
+        }
         Ok(Self {
             conn,
             path,

@@ -565,3 +565,340 @@ struct Snapshot<'a> {
 pub fn wall_ms() -> f64 {
     Timestamp::now().nanos() as f64 / 1e6
 }
+
+#[cfg(test)]
+mod tests {
+    //! The frames a page gets, read as `stream::serve_page` reads them: it subscribes before it
+    //! takes its snapshot, skips deltas the snapshot already holds, and takes a fresh snapshot
+    //! when its bounded queue overflowed.
+
+    use axum::extract::ws::Utf8Bytes;
+    use serde_json::{Value, json};
+    use tokio::sync::broadcast::error::TryRecvError;
+
+    use super::*;
+    use crate::market::{Interval, Side, Speed};
+
+    /// 2024-01-01 00:00:00 UTC.
+    const T0: i64 = 1_704_067_200;
+
+    fn d(text: &str) -> Decimal {
+        text.parse().unwrap()
+    }
+
+    fn at(minute: i64) -> Timestamp {
+        Timestamp::from_secs(T0 + minute * 60)
+    }
+
+    fn bar(minute: i64, close: &str) -> Bar {
+        let close = d(close);
+        Bar {
+            ts: at(minute),
+            open: close - Decimal::ONE,
+            high: close + Decimal::ONE,
+            low: close - Decimal::TWO,
+            close,
+            volume: d("1.5"),
+            trades: 3,
+        }
+    }
+
+    fn closed(minute: i64, close: &str, equity: &str) -> Change {
+        Change::Bar {
+            bar: bar(minute, close),
+            closed: true,
+            lines: [Some(100.5), None, None],
+            equity: d(equity),
+            exposed: false,
+        }
+    }
+
+    fn meta() -> BoardMeta {
+        BoardMeta {
+            pair: "BTC/USD".into(),
+            interval_secs: 60,
+            source: "replay".into(),
+            data: "test.csv".into(),
+            run_id: 7,
+            strategy: "sma-cross 2/3".into(),
+            lines: vec!["sma 2".into()],
+            paper: true,
+            initial_cash: d("10000"),
+            fee_rate: d("0.001"),
+            sizing: "fixed:2".into(),
+        }
+    }
+
+    /// A board whose stored history is one bar, closing at 100 (the buy-and-hold entry).
+    fn board(queue_frames: usize) -> Board {
+        let meta = meta();
+        let mut seed = BoardSeed::new(
+            &meta,
+            Interval::ONE_MINUTE,
+            &[],
+            Default::default(),
+            DataMode::Replay(Speed::Max),
+        );
+        seed.bar(&bar(0, "100"), [Some(99.5), None, None]);
+        let (controls, _) = mpsc::channel(1);
+        Board::new(
+            meta,
+            seed,
+            Arc::new(Metrics::default()),
+            controls,
+            Arc::new(AtomicU64::new(0)),
+            queue_frames,
+            BoardStore {
+                data_dir: std::path::PathBuf::from("unused"),
+                series_id: 1,
+                config: Value::Null,
+            },
+        )
+    }
+
+    fn publish(board: &Board, changes: impl IntoIterator<Item = Change>) -> bool {
+        board.publish(&mut changes.into_iter().collect(), false, None, 1_000.0)
+    }
+
+    fn parse(text: &Utf8Bytes) -> Value {
+        serde_json::from_str(text.as_str()).unwrap()
+    }
+
+    /// A page, reading its frames as `stream::serve_page` does.
+    struct Page {
+        frames: broadcast::Receiver<Utf8Bytes>,
+        seq: u64,
+        received: Vec<Value>,
+    }
+
+    impl Page {
+        fn open(board: &Board) -> Self {
+            let frames = board.subscribe();
+            let (seq, snapshot) = board.snapshot();
+            Self {
+                frames,
+                seq,
+                received: vec![parse(&snapshot)],
+            }
+        }
+
+        /// Takes every frame queued for the page now.
+        fn read(&mut self, board: &Board) {
+            loop {
+                match self.frames.try_recv() {
+                    Ok(text) => {
+                        let frame = parse(&text);
+                        if frame["type"] == "delta" && frame["seq"].as_u64().unwrap() <= self.seq {
+                            continue;
+                        }
+                        self.seq = frame["seq"].as_u64().unwrap();
+                        self.received.push(frame);
+                    }
+                    Err(TryRecvError::Lagged(_)) => {
+                        self.frames = self.frames.resubscribe();
+                        let (seq, snapshot) = board.snapshot();
+                        self.seq = seq;
+                        self.received.push(parse(&snapshot));
+                    }
+                    Err(TryRecvError::Empty | TryRecvError::Closed) => return,
+                }
+            }
+        }
+
+        /// What each frame received was, with its seq: `("snapshot", 0)`, `("delta", 1)`...
+        fn kinds(&self) -> Vec<(String, u64)> {
+            self.received
+                .iter()
+                .map(|f| (f["type"].as_str().unwrap().to_owned(), f["seq"].as_u64().unwrap()))
+                .collect()
+        }
+    }
+
+    fn kinds(list: &[(&str, u64)]) -> Vec<(String, u64)> {
+        list.iter().map(|(kind, seq)| (kind.to_string(), *seq)).collect()
+    }
+
+    #[test]
+    fn a_page_gets_a_snapshot_then_every_delta_in_sequence_with_exact_values() {
+        let board = board(CLIENT_QUEUE_FRAMES);
+        let mut page = Page::open(&board);
+        let buy = Fill {
+            order_id: 1,
+            ts: at(1),
+            side: Side::Buy,
+            qty: d("2"),
+            price: d("101"),
+            fee: d("0.202"),
+            cash_after: d("9797.798"),
+            position_after: d("2"),
+            realized_pnl: Decimal::ZERO,
+        };
+        publish(
+            &board,
+            [
+                closed(1, "101", "10000"),
+                Change::Signal {
+                    ts: at(1),
+                    signal: 1,
+                    change: 1,
+                },
+            ],
+        );
+        publish(
+            &board,
+            [Change::Fill {
+                fill: buy,
+                reason: Some(OrderReason::Entry),
+            }],
+        );
+        publish(
+            &board,
+            [Change::Bar {
+                bar: bar(2, "103"),
+                closed: false,
+                lines: [Some(102.0), None, None],
+                equity: d("10003.798"),
+                exposed: true,
+            }],
+        );
+        page.read(&board);
+        assert_eq!(
+            page.kinds(),
+            kinds(&[("snapshot", 0), ("delta", 1), ("delta", 2), ("delta", 3)])
+        );
+
+        let snapshot = &page.received[0];
+        assert_eq!(snapshot["meta"]["run_id"], 7);
+        assert_eq!(
+            snapshot["bars"],
+            json!([{"t": T0, "o": 99.0, "h": 101.0, "l": 98.0, "c": 100.0, "v": 1.5, "lines": [99.5],
+                    "eq": 10000.0, "bh": 9990.0}])
+        );
+        assert_eq!(snapshot["forming"], Value::Null);
+        assert_eq!(snapshot["fills"], json!([]));
+        assert_eq!(snapshot["account"]["cash"], "10000");
+        assert_eq!(snapshot["account"]["last_price"], "100");
+
+        let events = |i: usize| page.received[i]["events"].as_array().unwrap().clone();
+        let first = events(1);
+        assert_eq!(first.len(), 3, "{first:?}");
+        assert_eq!(
+            first[0],
+            json!({"k": "bar", "closed": true, "bar": {"t": T0 + 60, "o": 100.0, "h": 102.0, "l": 99.0,
+                   "c": 101.0, "v": 1.5, "lines": [100.5], "eq": 10000.0, "bh": 10089.9}})
+        );
+        assert_eq!(first[1], json!({"k": "signal", "t": T0 + 60, "signal": 1, "change": 1}));
+        assert_eq!(first[2]["k"], "account");
+        assert_eq!(first[2]["account"]["last_price"], "101");
+
+        let second = events(2);
+        assert_eq!(second.len(), 2, "{second:?}");
+        assert_eq!(
+            second[0],
+            json!({"k": "fill", "fill": {"order_id": 1, "t": T0 + 60, "side": "buy", "qty": "2",
+                   "price": "101", "fee": "0.202", "cash_after": "9797.798", "position_after": "2",
+                   "realized_pnl": "0", "reason": "entry"}})
+        );
+        assert_eq!(
+            second[1]["account"],
+            json!({"ts": T0 + 60, "cash": "9797.798", "position": "2", "avg_entry": "101.101",
+                   "realized_pnl": "0", "unrealized_pnl": "-0.202", "equity": "9999.798",
+                   "fees_paid": "0.202", "return_pct": "-0.00202", "last_price": "101"})
+        );
+        assert_eq!(second[1]["perf"]["trades"], 1);
+
+        let third = events(3);
+        assert_eq!(third.len(), 2, "{third:?}");
+        assert_eq!(
+            third[0],
+            json!({"k": "bar", "closed": false, "bar": {"t": T0 + 120, "o": 102.0, "h": 104.0, "l": 101.0,
+                   "c": 103.0, "v": 1.5, "lines": [102.0], "eq": 10003.798, "bh": 9990.0 * 103.0 / 100.0}})
+        );
+        assert_eq!(third[1]["account"]["equity"], "10003.798");
+        assert_eq!(third[1]["account"]["unrealized_pnl"], "3.798");
+
+        // A page opening now gets all of that in its snapshot, at the last delta's seq.
+        let late = Page::open(&board);
+        let snapshot = &late.received[0];
+        assert_eq!(snapshot["seq"], 3);
+        assert_eq!(snapshot["bars"][1], first[0]["bar"]);
+        assert_eq!(snapshot["forming"], third[0]["bar"]);
+        assert_eq!(snapshot["fills"], json!([second[0]["fill"]]));
+        assert_eq!(snapshot["account"], third[1]["account"]);
+    }
+
+    #[test]
+    fn a_delta_published_between_subscribing_and_the_snapshot_is_not_shown_twice() {
+        let board = board(CLIENT_QUEUE_FRAMES);
+        let frames = board.subscribe();
+        publish(&board, [closed(1, "101", "10000")]);
+        let (seq, snapshot) = board.snapshot();
+        assert_eq!(seq, 1, "the snapshot holds the delta");
+        assert_eq!(parse(&snapshot)["bars"].as_array().unwrap().len(), 2);
+        let mut page = Page {
+            frames,
+            seq,
+            received: vec![parse(&snapshot)],
+        };
+        publish(&board, [closed(2, "102", "10000")]);
+        page.read(&board);
+        assert_eq!(page.kinds(), kinds(&[("snapshot", 1), ("delta", 2)]));
+        assert_eq!(page.received[1]["events"][0]["bar"]["t"], T0 + 120);
+    }
+
+    #[test]
+    fn a_page_that_keeps_up_with_its_queue_gets_every_delta() {
+        let board = board(CLIENT_QUEUE_FRAMES);
+        let mut page = Page::open(&board);
+        for minute in 1..=CLIENT_QUEUE_FRAMES as i64 {
+            publish(&board, [closed(minute, "101", "10000")]);
+        }
+        page.read(&board);
+        let mut expected = vec![("snapshot", 0)];
+        expected.extend((1..=CLIENT_QUEUE_FRAMES as u64).map(|seq| ("delta", seq)));
+        assert_eq!(page.kinds(), kinds(&expected));
+    }
+
+    #[test]
+    fn a_page_that_falls_behind_its_queue_gets_a_fresh_snapshot_then_the_deltas_after_it() {
+        let board = board(CLIENT_QUEUE_FRAMES);
+        let mut page = Page::open(&board);
+        let mut queue = board.subscribe();
+        // One frame more than a page's queue holds, while the page reads nothing.
+        let behind = CLIENT_QUEUE_FRAMES as u64 + 1;
+        for minute in 1..=behind as i64 {
+            publish(&board, [closed(minute, &(100 + minute).to_string(), "10000")]);
+        }
+        // The queue kept the newest frames and says how many of the oldest it dropped.
+        assert!(matches!(queue.try_recv(), Err(TryRecvError::Lagged(1))));
+        assert_eq!(parse(&queue.try_recv().unwrap())["seq"], 2);
+
+        page.read(&board);
+        assert_eq!(page.kinds(), kinds(&[("snapshot", 0), ("snapshot", behind)]));
+        let bars = page.received[1]["bars"].as_array().unwrap();
+        assert_eq!(bars.len() as u64, behind + 1, "the stored bar and one per frame missed");
+        assert_eq!(bars.last().unwrap()["c"], (100 + behind) as f64);
+        assert_eq!(page.received[1]["account"]["last_price"], (100 + behind).to_string());
+
+        publish(&board, [closed(behind as i64 + 1, "200", "10000")]);
+        page.read(&board);
+        assert_eq!(
+            page.kinds(),
+            kinds(&[("snapshot", 0), ("snapshot", behind), ("delta", behind + 1)])
+        );
+    }
+
+    #[test]
+    fn a_frame_of_more_bars_than_a_delta_carries_goes_out_as_a_snapshot() {
+        let board = board(CLIENT_QUEUE_FRAMES);
+        let mut page = Page::open(&board);
+        let many = |from: i64, count: usize| (from..from + count as i64).map(|m| closed(m, "101", "10000"));
+        assert!(!publish(&board, many(1, FRAME_MAX_BARS)), "at the limit: a delta");
+        assert!(publish(&board, many(1 + FRAME_MAX_BARS as i64, FRAME_MAX_BARS + 1)));
+        page.read(&board);
+        assert_eq!(page.kinds(), kinds(&[("snapshot", 0), ("delta", 1), ("snapshot", 2)]));
+        let bars = page.received[2]["bars"].as_array().unwrap();
+        assert_eq!(bars.len(), SNAPSHOT_BARS.min(1 + 2 * FRAME_MAX_BARS + 1));
+        assert_eq!(bars.last().unwrap()["t"], at(2 * FRAME_MAX_BARS as i64 + 1).secs());
+    }
+}
