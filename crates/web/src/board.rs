@@ -577,7 +577,7 @@ mod tests {
     use tokio::sync::broadcast::error::TryRecvError;
 
     use super::*;
-    use crate::market::{Interval, Side, Speed};
+    use nanotrader_market::{Interval, Side, Speed};
 
     /// 2024-01-01 00:00:00 UTC.
     const T0: i64 = 1_704_067_200;
