@@ -389,10 +389,6 @@ pub struct RunArgs {
     #[arg(long, env = "NANOTRADER_DECIDE_FROM_BAR")]
     pub decide_from_bar: Option<u64>,
 
-    /// Closed bars kept in memory; older history stays in the store [default: 10000].
-    #[arg(long, env = "NANOTRADER_WINDOW_BARS")]
-    pub window_bars: Option<usize>,
-
     /// Which columns of --data hold the time, open, high, low, close and volume (and optionally
     /// the trade count), or for trades the time, price and volume (and optionally the side): header
     /// names or 1-based positions, e.g. `Date,Open,High,Low,Close,Volume` or `1,2,3,4,5,6`

@@ -192,7 +192,7 @@ macro_rules! merge_options {
 pub fn merge(cli: RunArgs, file: RunArgs) -> RunArgs {
     merge_options!(cli, file;
         source, data, speed, looping, preset, pair, interval, strategy, short, long, fast, slow,
-        rsi_period, oversold, overbought, cash, fee_rate, sizing, decide_from_bar, window_bars,
+        rsi_period, oversold, overbought, cash, fee_rate, sizing, decide_from_bar,
         skip_bad_rows, columns, status_secs, kraken_rest_url, kraken_ws_url, feed_timeout_secs, poll_secs, sim_seed, sim_price, sim_drift, sim_volatility, sim_tick_secs,
         sim_duration, listen, no_web, stay, web_token, web_queue_frames)
 }
@@ -210,7 +210,6 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
     let engine = EngineConfig {
         interval,
         decide_from_bar,
-        window_bars: args.window_bars.unwrap_or(10_000),
         status_every,
         ..EngineConfig::default()
     };

@@ -5,7 +5,6 @@
 //! through their seams; it must not know the command line, the configuration file, the web
 //! dashboard or any exchange's protocol.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -41,8 +40,6 @@ pub struct EngineConfig {
     pub interval: Interval,
     /// Decisions are taken from this bar on (1-based); the seed waited for 22 records.
     pub decide_from_bar: u64,
-    /// Closed bars kept in memory for the dashboard; older ones live in the store only.
-    pub window_bars: usize,
     /// An account snapshot is stored every this many bars (each fill row holds the account too).
     pub snapshot_every_bars: u64,
     /// How often a status line is published.
@@ -57,7 +54,6 @@ impl Default for EngineConfig {
         Self {
             interval: Interval::ONE_MINUTE,
             decide_from_bar: 1,
-            window_bars: 10_000,
             snapshot_every_bars: 60,
             status_every: Duration::from_secs(5),
             flush_every: Duration::from_millis(20),
@@ -251,7 +247,6 @@ pub struct Engine {
     signal: Signal,
     bars_seen: u64,
     last_bar_ts: Option<Timestamp>,
-    window: VecDeque<Bar>,
     bar_events: Vec<BarEvent>,
     pending_gap: Option<Gap>,
     pending_steps: Vec<Step>,
@@ -278,8 +273,6 @@ impl Engine {
         outputs: EngineOutputs,
     ) -> Self {
         let EngineOutputs { bus, store, metrics } = outputs;
-        let mut window = VecDeque::with_capacity(config.window_bars.min(65_536));
-        window.extend(resume.last_bar);
         Self {
             aggregator,
             strategy,
@@ -287,7 +280,6 @@ impl Engine {
             signal: resume.signal,
             bars_seen: resume.bars_seen,
             last_bar_ts: resume.last_bar.map(|b| b.ts),
-            window,
             bar_events: Vec::with_capacity(4),
             pending_gap: None,
             pending_steps: Vec::with_capacity(config.flush_steps),
@@ -313,11 +305,6 @@ impl Engine {
 
     pub fn broker(&self) -> &PaperBroker {
         &self.broker
-    }
-
-    /// The recent closed bars kept in memory (at most `window_bars`).
-    pub fn window(&self) -> &VecDeque<Bar> {
-        &self.window
     }
 
     /// Runs until the source ends or `shutdown` turns true, then flushes the store and marks the run.
@@ -468,12 +455,6 @@ impl Engine {
                 signal: s.signal,
                 change: s.change,
             });
-        }
-        if self.window.len() == self.config.window_bars {
-            self.window.pop_front();
-        }
-        if self.config.window_bars > 0 {
-            self.window.push_back(bar);
         }
         self.pending_steps.push(Step {
             bar: Some(bar),

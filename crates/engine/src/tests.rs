@@ -126,7 +126,6 @@ fn engine_config(decide_from_bar: u64) -> EngineConfig {
     EngineConfig {
         interval: Interval::ONE_MINUTE,
         decide_from_bar,
-        window_bars: 100,
         snapshot_every_bars: 1_000,
         // No status reports in the way of the events the tests wait for.
         status_every: Duration::from_secs(3_600),
