@@ -105,7 +105,11 @@ async fn serve_and_run(cfg: RunConfig) -> Result<(), AppError> {
     // Before anything else: a second writer is refused before it serves or touches the store.
     let lock = DataDirLock::acquire(&cfg.data_dir)?;
     let web = match &cfg.web {
-        Some(web) => Some(crate::web::start(web).await.map_err(AppError::runtime)?),
+        Some(web) => Some(
+            crate::web::start(web)
+                .await
+                .map_err(|e| AppError::runtime(e.to_string()))?,
+        ),
         None => None,
     };
     let line = web.as_ref().map(|handle| {

@@ -318,12 +318,12 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
             .filter(|t| !t.trim().is_empty())
             .map(crate::web::AccessToken::parse)
             .transpose()
-            .map_err(ConfigError)?;
+            .map_err(|e| ConfigError(e.to_string()))?;
         let listen = match args.listen {
             Some(addr) => addr,
             None => crate::web::DEFAULT_LISTEN.parse().expect("the default address parses"),
         };
-        crate::web::security::check_bind(&listen, token.as_ref()).map_err(ConfigError)?;
+        crate::web::security::check_bind(&listen, token.as_ref()).map_err(|e| ConfigError(e.to_string()))?;
         Some(crate::web::WebConfig {
             listen,
             token,

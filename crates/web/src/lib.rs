@@ -149,33 +149,46 @@ fn limit_send_buffer(stream: &mut tokio::net::TcpStream) {
     }
 }
 
+/// Why the dashboard could not start; each is one line for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Security(#[from] security::SecurityError),
+    #[error("cannot serve the dashboard on {addr}: {source}{}", bind_hint(source))]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot read the dashboard's address: {0}")]
+    Address(std::io::Error),
+    #[error("cannot start the dashboard's threads: {0}")]
+    Threads(std::io::Error),
+}
+
+fn bind_hint(e: &std::io::Error) -> &'static str {
+    if e.kind() == std::io::ErrorKind::AddrInUse {
+        " (is another nanotrader running? use --listen 127.0.0.1:0 for a free port, or --no-web)"
+    } else {
+        ""
+    }
+}
+
 /// Binds and starts serving. Errors are one line for the user (a taken port, a missing token).
-pub async fn start(config: &WebConfig) -> Result<WebHandle, String> {
+pub async fn start(config: &WebConfig) -> Result<WebHandle, StartError> {
     security::check_bind(&config.listen, config.token.as_ref())?;
-    let listener = std::net::TcpListener::bind(config.listen).map_err(|e| {
-        let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
-            " (is another nanotrader running? use --listen 127.0.0.1:0 for a free port, or --no-web)"
-        } else {
-            ""
-        };
-        format!("cannot serve the dashboard on {}: {e}{hint}", config.listen)
-    })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| format!("cannot read the dashboard's address: {e}"))?;
+    let cannot_serve = |addr: SocketAddr| move |source: std::io::Error| StartError::Bind { addr, source };
+    let listener = std::net::TcpListener::bind(config.listen).map_err(cannot_serve(config.listen))?;
+    let addr = listener.local_addr().map_err(StartError::Address)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WEB_THREADS)
         .thread_name("web")
         .on_thread_start(yield_cores_to_the_engine)
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the dashboard's threads: {e}"))?;
+        .map_err(StartError::Threads)?;
     let listener = {
         let _in_web_runtime = runtime.enter();
         listener
             .set_nonblocking(true)
             .and_then(|()| tokio::net::TcpListener::from_std(listener))
-            .map_err(|e| format!("cannot serve the dashboard on {addr}: {e}"))?
+            .map_err(cannot_serve(addr))?
     };
     let server = Arc::new(Server {
         boards: RwLock::new(Vec::new()),

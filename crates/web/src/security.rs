@@ -35,13 +35,13 @@ pub struct AccessToken(String);
 
 impl AccessToken {
     /// A token must be long enough to resist guessing and fit in a WebSocket subprotocol.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, SecurityError> {
         let text = text.trim();
         if text.len() < MIN_TOKEN_LEN {
-            return Err(format!("the web token must be at least {MIN_TOKEN_LEN} characters"));
+            return Err(SecurityError::TokenTooShort);
         }
         if !text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)) {
-            return Err("the web token may hold only letters, digits and - . _ ~".into());
+            return Err(SecurityError::TokenCharacters);
         }
         Ok(Self(text.to_owned()))
     }
@@ -64,16 +64,26 @@ impl fmt::Debug for AccessToken {
 }
 
 /// Refuses to expose the dashboard beyond this machine without a token.
-pub fn check_bind(addr: &SocketAddr, token: Option<&AccessToken>) -> Result<(), String> {
+pub fn check_bind(addr: &SocketAddr, token: Option<&AccessToken>) -> Result<(), SecurityError> {
     if addr.ip().is_loopback() || token.is_some() {
         Ok(())
     } else {
-        Err(format!(
-            "refusing to serve the dashboard on {addr} without an access token: anyone who can reach \
-             it could watch and control trading. Set --web-token (or NANOTRADER_WEB_TOKEN), or listen \
-             on 127.0.0.1"
-        ))
+        Err(SecurityError::ExposedWithoutToken(*addr))
     }
+}
+
+/// Why the dashboard's security settings were refused; each is one line for the user.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SecurityError {
+    #[error("the web token must be at least {MIN_TOKEN_LEN} characters")]
+    TokenTooShort,
+    #[error("the web token may hold only letters, digits and - . _ ~")]
+    TokenCharacters,
+    #[error(
+        "refusing to serve the dashboard on {0} without an access token: anyone who can reach it could \
+         watch and control trading. Set --web-token (or NANOTRADER_WEB_TOKEN), or listen on 127.0.0.1"
+    )]
+    ExposedWithoutToken(SocketAddr),
 }
 
 /// The token a request presents: `Authorization: Bearer T`, or for a WebSocket (where browsers
