@@ -9,10 +9,11 @@ use std::time::Instant;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
-use crate::broker::{Account, PaperBroker};
+use crate::broker::Account;
 use crate::cli::{BarsArgs, Cli, Command, FillsArgs, HistoryArgs, RunArgs};
 use crate::config::{self, ConfigError, Mode, ReplayData, RunConfig, SimSpec, SourceSpec};
-use crate::engine::{self, Bus, Engine, EngineOutputs, Metrics, ResumeState, STORE_QUEUE_BATCHES};
+use crate::engine::session::{self, Restored};
+use crate::engine::{self, Bus, Engine, EngineOutputs, Metrics, STORE_QUEUE_BATCHES};
 use crate::human_format::DataMode;
 use crate::kraken::consts::PUBLIC_REST_MIN_INTERVAL;
 use crate::kraken::poller::RestPollSource;
@@ -24,10 +25,10 @@ use crate::market::bars::BarAggregator;
 use crate::market::replay::{ReplayConfig, ReplaySource};
 use crate::market::sim::{SimConfig, SimSource};
 use crate::market::task_source::TaskSource;
-use crate::market::{Bar, Source, SourceError, SourceInfo, Timestamp};
+use crate::market::{Source, SourceError, SourceInfo, Timestamp};
 use crate::report::{self, RunSummary};
 use crate::store::{DataDirLock, NewRun, RunRecord, Store, StoreError, StoreWriter};
-use crate::strategy::{Signal, Strategy};
+use crate::strategy::Strategy;
 use crate::web::board::{Board, BoardMeta, BoardSeed, BoardStore};
 
 /// A failed command: its one-line message and exit code.
@@ -64,6 +65,15 @@ impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unusable(m) => AppError::input(m),
+            other => AppError::runtime(other.to_string()),
+        }
+    }
+}
+
+impl From<session::SessionError> for AppError {
+    fn from(e: session::SessionError) -> Self {
+        match e {
+            session::SessionError::Store(e) => e.into(),
             other => AppError::runtime(other.to_string()),
         }
     }
@@ -233,60 +243,11 @@ async fn run(
 ) -> Result<(), AppError> {
     let store = Store::open(lock)?;
     store.check_intact()?;
-    // The sim's start is fixed when its run is created, so a restart regenerates the same market.
-    let info = probe_info(&cfg)?;
-    if let Some(src) = info.bar_interval
-        && src > cfg.interval
-    {
-        return Err(AppError::input(format!(
-            "the data has {src} bars, coarser than the requested --interval {}: use --interval {src} or finer data",
-            cfg.interval
-        )));
-    }
-    let key = run_key(&cfg, &info);
-    let resumed = if cfg.fresh { None } else { store.resumable_run(&key)? };
-    let run = match resumed {
-        Some(run) => run,
-        None => {
-            let start_secs = Timestamp::now().floor_to(cfg.interval).secs();
-            // The bar series is named by the data this run will see (a simulator's start included),
-            // so runs share stored bars only when the bars are the same.
-            let identity = match &cfg.source {
-                SourceSpec::Sim(sim) => SimSource::new(sim_config(sim, None, Some(start_secs)))?
-                    .info()
-                    .identity
-                    .clone(),
-                _ => info.identity.clone(),
-            };
-            let series_id = store.series_id(&identity, &cfg.pair, cfg.interval)?;
-            store.create_run(&NewRun {
-                run_key: &key,
-                series_id,
-                config: &config_json(&cfg, &info),
-                source_params: &json!({ "start_secs": start_secs }).to_string(),
-                initial_cash: cfg.broker.initial_cash,
-            })?
-        }
-    };
-    // Bars at their own interval keep their own times: the next one is whatever follows the
-    // last stored; anything bucketed resumes at the next bucket.
-    let passes_bars_through = info.bar_interval == Some(cfg.interval);
-    let start_at = run.last_bar_ts.map(|ts| {
-        if passes_bars_through {
-            Timestamp::from_nanos(ts.nanos() + 1)
-        } else {
-            ts.add_secs(cfg.interval.secs())
-        }
-    });
-    let stored_start = serde_json::from_str::<serde_json::Value>(&run.source_params)
-        .ok()
-        .and_then(|v| v["start_secs"].as_i64());
-    let mut source = open_source(&cfg, start_at, stored_start, rest).await?;
-    let info = source.info().clone();
-
+    let (run, probed) = find_or_create_run(&store, &cfg)?;
+    let passes_bars_through = probed.bar_interval == Some(cfg.interval);
+    let (mut source, info) = open_run_source(&cfg, &run, passes_bars_through, rest).await?;
     let mut strategy = cfg.strategy.build().map_err(AppError::input)?;
     let fills = store.fills(run.id)?;
-    let account = Account::rebuild(run.initial_cash, &fills);
     let meta = board_meta(&cfg, &info, &run, strategy.as_ref());
     let mut seed = match &web {
         Some(_) => Some(BoardSeed::new(
@@ -298,41 +259,20 @@ async fn run(
         )),
         None => None,
     };
-    let resume = warm_up(&store, &run, strategy.as_mut(), seed.as_mut())?;
-    if let Some(last) = fills.last()
-        && (last.cash_after != account.cash() || last.position_after != account.position())
-    {
-        return Err(AppError::runtime(format!(
-            "store {}: run {} fills do not add up (cash {} vs {}): the file was changed outside nanotrader",
-            store.path().display(),
-            run.id,
-            account.cash(),
-            last.cash_after
-        )));
-    }
-    let mut broker = PaperBroker::resume(cfg.broker.clone(), account, run.next_order_id);
-    if let Some(bar) = &resume.last_bar {
-        broker.mark(bar.close);
-    }
-    if run.bars_seen > 0 {
-        tracing::info!(
-            run = run.id,
-            bars = run.bars_seen,
-            fills = fills.len(),
-            "resuming run {} after bar {}",
-            run.id,
-            run.last_bar_ts.map(|t| t.to_string()).unwrap_or_default()
-        );
-    } else {
-        tracing::info!(
-            run = run.id,
-            "starting run {}: {} on {} ({})",
-            run.id,
-            cfg.strategy.describe(),
-            info.identity,
-            cfg.pair
-        );
-    }
+    // The strategy's state from the stored bars, and the dashboard's history with it.
+    let Restored { broker, resume } = session::restore(
+        &store,
+        &run,
+        &fills,
+        cfg.broker.clone(),
+        strategy.as_mut(),
+        |bar, lines| {
+            if let Some(seed) = seed.as_mut() {
+                seed.bar(bar, lines);
+            }
+        },
+    )?;
+    announce(&cfg, &info, &run, fills.len());
     let start_equity = broker.account().equity();
 
     let bus = Bus::new();
@@ -350,16 +290,6 @@ async fn run(
         cfg.pair.clone(),
         data_mode(&cfg.source),
     ));
-
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_stop_signal().await;
-        tracing::info!("stopping: flushing the store (Ctrl-C again to force)");
-        let _ = shutdown_tx.send(true);
-        wait_for_stop_signal().await;
-        std::process::exit(130);
-    });
-
     let mut aggregator = BarAggregator::new(cfg.interval, info.bar_interval);
     if let Some(ts) = run.last_bar_ts {
         aggregator = aggregator.with_last_closed(ts);
@@ -371,28 +301,11 @@ async fn run(
     };
     let mut engine = Engine::new(cfg.engine.clone(), aggregator, strategy, broker, resume, outputs);
     if let (Some(server), Some(seed)) = (&web, seed) {
-        let (controls, requests) = mpsc::channel(8);
-        engine = engine.with_controls(requests);
-        let board = Arc::new(Board::new(
-            meta,
-            seed,
-            metrics.clone(),
-            controls,
-            server.clients.clone(),
-            server.queue_frames,
-            BoardStore {
-                data_dir: cfg.data_dir.clone(),
-                series_id: run.series_id,
-                config: serde_json::from_str(&config_json(&cfg, &info)).unwrap_or_default(),
-            },
-        ));
-        server.add_board(board.clone());
-        server.spawn_hub(board, &bus);
+        engine = engine.with_controls(attach_board(server, &bus, meta, seed, &metrics, &cfg, &info, &run));
     }
     line.started();
     let started = Instant::now();
-    let bars_before = run.bars_seen;
-    let result = engine.run(&mut source, shutdown_rx).await;
+    let result = engine.run(&mut source, stop_signal()).await;
     let elapsed = started.elapsed();
     // Dropping the engine closes the store queue, so the writer thread can end.
     drop(engine);
@@ -408,22 +321,157 @@ async fn run(
             let _ = store.set_run_status(run.id, crate::store::RunStatus::Failed);
             return Err(e.into());
         }
-        (_, Err(e)) => {
-            return Err(AppError::runtime(format!("store write failed, run stopped: {e}")));
-        }
+        (_, Err(e)) => return Err(AppError::runtime(format!("store write failed, run stopped: {e}"))),
         (Err(e), _) => return Err(AppError::runtime(e.to_string())),
     };
+    print_summary(&store, &cfg, &info, run, outcome, start_equity, elapsed)
+}
+
+/// The run these settings continue (unless `--fresh`), or a new one; and what the source is,
+/// as far as can be told without connecting to it.
+fn find_or_create_run(store: &Store, cfg: &RunConfig) -> Result<(RunRecord, SourceInfo), AppError> {
+    // The sim's start is fixed when its run is created, so a restart regenerates the same market.
+    let info = probe_info(cfg)?;
+    if let Some(src) = info.bar_interval
+        && src > cfg.interval
+    {
+        return Err(AppError::input(format!(
+            "the data has {src} bars, coarser than the requested --interval {}: use --interval {src} or finer data",
+            cfg.interval
+        )));
+    }
+    let key = run_key(cfg, &info);
+    if !cfg.fresh
+        && let Some(run) = store.resumable_run(&key)?
+    {
+        return Ok((run, info));
+    }
+    let start_secs = Timestamp::now().floor_to(cfg.interval).secs();
+    // The bar series is named by the data this run will see (a simulator's start included), so
+    // runs share stored bars only when the bars are the same.
+    let identity = match &cfg.source {
+        SourceSpec::Sim(sim) => SimSource::new(sim_config(sim, None, Some(start_secs)))?
+            .info()
+            .identity
+            .clone(),
+        _ => info.identity.clone(),
+    };
+    let series_id = store.series_id(&identity, &cfg.pair, cfg.interval)?;
+    let run = store.create_run(&NewRun {
+        run_key: &key,
+        series_id,
+        config: &config_json(cfg, &info),
+        source_params: &json!({ "start_secs": start_secs }).to_string(),
+        initial_cash: cfg.broker.initial_cash,
+    })?;
+    Ok((run, info))
+}
+
+/// The source, opened where the run stopped (or at its start), and what it says it is.
+async fn open_run_source(
+    cfg: &RunConfig,
+    run: &RunRecord,
+    passes_bars_through: bool,
+    rest: Option<RestClient>,
+) -> Result<(AnySource, SourceInfo), AppError> {
+    let start_at = session::resume_from(run.last_bar_ts, cfg.interval, passes_bars_through);
+    let stored_start = serde_json::from_str::<serde_json::Value>(&run.source_params)
+        .ok()
+        .and_then(|v| v["start_secs"].as_i64());
+    let source = open_source(cfg, start_at, stored_start, rest).await?;
+    let info = source.info().clone();
+    Ok((source, info))
+}
+
+fn announce(cfg: &RunConfig, info: &SourceInfo, run: &RunRecord, fills: usize) {
+    if run.bars_seen > 0 {
+        tracing::info!(
+            run = run.id,
+            bars = run.bars_seen,
+            fills,
+            "resuming run {} after bar {}",
+            run.id,
+            run.last_bar_ts.map(|t| t.to_string()).unwrap_or_default()
+        );
+    } else {
+        tracing::info!(
+            run = run.id,
+            "starting run {}: {} on {} ({})",
+            run.id,
+            cfg.strategy.describe(),
+            info.identity,
+            cfg.pair
+        );
+    }
+}
+
+/// The run's board on the dashboard, fed from the bus; its controls go to the engine.
+#[allow(clippy::too_many_arguments)]
+fn attach_board(
+    server: &crate::web::Server,
+    bus: &Bus,
+    meta: BoardMeta,
+    seed: BoardSeed,
+    metrics: &Arc<Metrics>,
+    cfg: &RunConfig,
+    info: &SourceInfo,
+    run: &RunRecord,
+) -> mpsc::Receiver<engine::ControlRequest> {
+    let (controls, requests) = mpsc::channel(8);
+    let board = Arc::new(Board::new(
+        meta,
+        seed,
+        metrics.clone(),
+        controls,
+        server.clients.clone(),
+        server.queue_frames,
+        BoardStore {
+            data_dir: cfg.data_dir.clone(),
+            series_id: run.series_id,
+            config: serde_json::from_str(&config_json(cfg, info)).unwrap_or_default(),
+        },
+    ));
+    server.add_board(board.clone());
+    server.spawn_hub(board, bus);
+    requests
+}
+
+/// Set on the first Ctrl-C (the engine then flushes the store and stops); a second one exits
+/// at once.
+fn stop_signal() -> watch::Receiver<bool> {
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_stop_signal().await;
+        tracing::info!("stopping: flushing the store (Ctrl-C again to force)");
+        let _ = shutdown_tx.send(true);
+        wait_for_stop_signal().await;
+        std::process::exit(130);
+    });
+    shutdown_rx
+}
+
+/// What this session did, read back from the store.
+fn print_summary(
+    store: &Store,
+    cfg: &RunConfig,
+    info: &SourceInfo,
+    run: RunRecord,
+    outcome: engine::Outcome,
+    start_equity: rust_decimal::Decimal,
+    elapsed: std::time::Duration,
+) -> Result<(), AppError> {
+    let bars_before = run.bars_seen;
     let run_after = store.run(run.id)?.unwrap_or(run);
     let fills = store.fills(run_after.id)?;
     let account = Account::rebuild(run_after.initial_cash, &fills);
     let summary = RunSummary {
         run: &run_after,
         outcome,
-        source: &info,
-        cfg: &cfg,
+        source: info,
+        cfg,
         fills: &fills,
         account,
-        last_close: last_close(&store, &run_after)?,
+        last_close: last_close(store, &run_after)?,
         start_equity,
         bars_this_session: run_after.bars_seen - bars_before,
         elapsed,
@@ -585,42 +633,6 @@ impl Source for AnySource {
             AnySource::Feed(s) => s.next_event().await,
         }
     }
-}
-
-/// Feeds the run's stored bars through a fresh strategy so its state is exactly what it was, and
-/// through the dashboard's seed so a restarted dashboard shows the run's history.
-fn warm_up(
-    store: &Store,
-    run: &RunRecord,
-    strategy: &mut dyn Strategy,
-    mut board: Option<&mut BoardSeed>,
-) -> Result<ResumeState, AppError> {
-    let (Some(first), Some(last)) = (run.first_bar_ts, run.last_bar_ts) else {
-        return Ok(ResumeState::default());
-    };
-    let mut signal = Signal::Flat;
-    let mut last_bar: Option<Bar> = None;
-    let count = store.for_each_bar(run.series_id, first, last, |bar| {
-        signal = strategy.on_bar(&bar);
-        if let Some(board) = board.as_deref_mut() {
-            board.bar(&bar, strategy.line_values());
-        }
-        last_bar = Some(bar);
-    })?;
-    if count != run.bars_seen || signal.as_i8() != run.signal {
-        return Err(AppError::runtime(format!(
-            "store {}: run {} has {} stored bars but {} were processed: cannot resume it exactly (start with --fresh)",
-            store.path().display(),
-            run.id,
-            count,
-            run.bars_seen
-        )));
-    }
-    Ok(ResumeState {
-        bars_seen: run.bars_seen,
-        signal,
-        last_bar,
-    })
 }
 
 /// Only an exchange's feed is live (and reports its own connection state); a replay and a

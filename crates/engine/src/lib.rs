@@ -5,6 +5,8 @@
 //! through their seams; it must not know the command line, the configuration file, the web
 //! dashboard or any exchange's protocol.
 
+pub mod session;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};

@@ -1,0 +1,143 @@
+//! A run before and after its event loop: where a resumed run's source starts, and how a run is
+//! brought back exactly where it stopped (its account rebuilt from the stored fills and checked,
+//! a fresh strategy fed the stored bars). The command line decides *what* to run; this decides
+//! how a run continues, the same way for every source.
+
+use std::path::PathBuf;
+
+use nanotrader_broker::{Account, BrokerConfig, Fill, PaperBroker};
+use nanotrader_market::{Bar, Interval, Timestamp};
+use nanotrader_store::{RunRecord, Store, StoreError};
+use nanotrader_strategy::{LineValues, Signal, Strategy};
+
+use crate::ResumeState;
+
+/// Why a run cannot be continued exactly; each is one line for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "store {}: run {run} has {stored} stored bars but {seen} were processed: cannot resume it exactly (start with --fresh)",
+        path.display()
+    )]
+    BarsDisagree {
+        path: PathBuf,
+        run: i64,
+        stored: u64,
+        seen: u64,
+    },
+    #[error(
+        "store {}: run {run} fills do not add up (cash {rebuilt} vs {recorded}): the file was changed outside nanotrader",
+        path.display()
+    )]
+    FillsDisagree {
+        path: PathBuf,
+        run: i64,
+        rebuilt: rust_decimal::Decimal,
+        recorded: rust_decimal::Decimal,
+    },
+}
+
+/// The first market time a resumed run's source must deliver. Bars read at their own interval
+/// keep their own times, so the next one is whatever follows the last stored; anything bucketed
+/// resumes at the next bucket. `None` for a run with no bar yet.
+pub fn resume_from(last_bar: Option<Timestamp>, interval: Interval, passes_bars_through: bool) -> Option<Timestamp> {
+    last_bar.map(|ts| {
+        if passes_bars_through {
+            Timestamp::from_nanos(ts.nanos() + 1)
+        } else {
+            ts.add_secs(interval.secs())
+        }
+    })
+}
+
+/// A run as it was when it stopped.
+pub struct Restored {
+    pub broker: PaperBroker,
+    pub resume: ResumeState,
+}
+
+/// Brings `run` back: its account rebuilt from `fills` (its stored fills) and checked against
+/// the account the last fill recorded, and `strategy` (fresh) fed every stored bar so that its
+/// state and signal are exactly what they were. `on_bar` sees each stored bar with the
+/// strategy's lines after it (a dashboard's history).
+pub fn restore(
+    store: &Store,
+    run: &RunRecord,
+    fills: &[Fill],
+    broker: BrokerConfig,
+    strategy: &mut dyn Strategy,
+    mut on_bar: impl FnMut(&Bar, LineValues),
+) -> Result<Restored, SessionError> {
+    let resume = replay_stored_bars(store, run, strategy, &mut on_bar)?;
+    let account = Account::rebuild(run.initial_cash, fills);
+    if let Some(last) = fills.last()
+        && (last.cash_after != account.cash() || last.position_after != account.position())
+    {
+        return Err(SessionError::FillsDisagree {
+            path: store.path().to_path_buf(),
+            run: run.id,
+            rebuilt: account.cash(),
+            recorded: last.cash_after,
+        });
+    }
+    let mut broker = PaperBroker::resume(broker, account, run.next_order_id);
+    if let Some(bar) = &resume.last_bar {
+        broker.mark(bar.close);
+    }
+    Ok(Restored { broker, resume })
+}
+
+fn replay_stored_bars(
+    store: &Store,
+    run: &RunRecord,
+    strategy: &mut dyn Strategy,
+    on_bar: &mut impl FnMut(&Bar, LineValues),
+) -> Result<ResumeState, SessionError> {
+    let (Some(first), Some(last)) = (run.first_bar_ts, run.last_bar_ts) else {
+        return Ok(ResumeState::default());
+    };
+    let mut signal = Signal::Flat;
+    let mut last_bar: Option<Bar> = None;
+    let count = store.for_each_bar(run.series_id, first, last, |bar| {
+        signal = strategy.on_bar(&bar);
+        on_bar(&bar, strategy.line_values());
+        last_bar = Some(bar);
+    })?;
+    if count != run.bars_seen || signal.as_i8() != run.signal {
+        return Err(SessionError::BarsDisagree {
+            path: store.path().to_path_buf(),
+            run: run.id,
+            stored: count,
+            seen: run.bars_seen,
+        });
+    }
+    Ok(ResumeState {
+        bars_seen: run.bars_seen,
+        signal,
+        last_bar,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resumed_source_starts_after_the_last_stored_bar() {
+        let last = Timestamp::from_secs(1_700_000_017);
+        let minute = Interval::ONE_MINUTE;
+        assert_eq!(resume_from(None, minute, false), None);
+        // Bucketed: the next bucket.
+        assert_eq!(
+            resume_from(Some(last), minute, false),
+            Some(Timestamp::from_secs(1_700_000_077))
+        );
+        // Bars passed through keep their own times: anything after the last one.
+        assert_eq!(
+            resume_from(Some(last), minute, true),
+            Some(Timestamp::from_nanos(last.nanos() + 1))
+        );
+    }
+}
