@@ -21,7 +21,7 @@ pub struct PaperBroker<A = Decimal> {
 }
 
 /// What `book` did.
-struct Trade<A> {
+struct Booked<A> {
     side: Side,
     qty: A,
     price: A,
@@ -57,7 +57,7 @@ impl PaperBroker {
     /// The order and the fill with the books' state after it.
     fn record(
         &self,
-        trade: Trade<Decimal>,
+        trade: Booked<Decimal>,
         ts: Timestamp,
         reason: OrderReason,
         realized_before: Decimal,
@@ -143,7 +143,7 @@ impl<A: Amount> PaperBroker<A> {
         self.act(change, price).is_some()
     }
 
-    fn act(&mut self, change: i8, price: A) -> Option<(Trade<A>, OrderReason)> {
+    fn act(&mut self, change: i8, price: A) -> Option<(Booked<A>, OrderReason)> {
         match change.cmp(&0) {
             std::cmp::Ordering::Greater => Some((self.book_entry(price)?, OrderReason::Entry)),
             std::cmp::Ordering::Less => Some((self.book_exit(price)?, OrderReason::Exit)),
@@ -151,7 +151,7 @@ impl<A: Amount> PaperBroker<A> {
         }
     }
 
-    fn book_entry(&mut self, price: A) -> Option<Trade<A>> {
+    fn book_entry(&mut self, price: A) -> Option<Booked<A>> {
         if price <= A::ZERO {
             return None;
         }
@@ -160,7 +160,7 @@ impl<A: Amount> PaperBroker<A> {
         self.book(Side::Buy, qty, price)
     }
 
-    fn book_exit(&mut self, price: A) -> Option<Trade<A>> {
+    fn book_exit(&mut self, price: A) -> Option<Booked<A>> {
         let qty = self.account.position();
         if qty <= A::ZERO || price <= A::ZERO {
             return None;
@@ -214,7 +214,7 @@ impl<A: Amount> PaperBroker<A> {
     }
 
     /// Books a trade on the account.
-    fn book(&mut self, side: Side, qty: A, price: A) -> Option<Trade<A>> {
+    fn book(&mut self, side: Side, qty: A, price: A) -> Option<Booked<A>> {
         // Products carry the sum of their factors' scales: trailing zeros are dropped so that
         // records read like the reference (`99903.28`, not `99903.280`).
         let qty = qty.trim();
@@ -228,7 +228,7 @@ impl<A: Amount> PaperBroker<A> {
         // The account alone does the bookkeeping; the fill records its outcome, so replaying
         // fills on a restart rebuilds the same books.
         self.account.book(side, qty, price, fee);
-        Some(Trade {
+        Some(Booked {
             side,
             qty,
             price,

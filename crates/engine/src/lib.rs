@@ -18,7 +18,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use nanotrader_broker::{AccountSnapshot, Fill, Order, OrderReason, PaperBroker};
 use nanotrader_market::bars::{BarAggregator, BarEvent};
 use nanotrader_market::{Bar, FeedStatus, Interval, MarketEvent, Quote, Source, SourceError, Timestamp};
-use nanotrader_store::writer::{Gap, Progress, SignalChange, Trade, WriterHooks};
+use nanotrader_store::writer::{Execution, Gap, Progress, SignalChange, WriterHooks};
 use nanotrader_store::{RunStatus, Step, StoreCmd};
 use nanotrader_strategy::{LineValues, Signal, Strategy};
 
@@ -428,13 +428,13 @@ impl Engine {
         let change = signal.as_i8() - self.signal.as_i8();
         self.signal = signal;
 
-        let mut trade = None;
+        let mut filled = None;
         if change != 0 && !self.paused && self.bars_seen >= self.config.decide_from_bar {
-            trade = self.broker.follow(change, bar.ts, bar.close);
+            filled = self.broker.follow(change, bar.ts, bar.close);
         }
         let account = self.broker.account();
-        let trade = trade.map(|(order, fill)| {
-            Box::new(Trade {
+        let execution = filled.map(|(order, fill)| {
+            Box::new(Execution {
                 order,
                 fill,
                 account: account.snapshot(bar.ts),
@@ -462,7 +462,7 @@ impl Engine {
             bar: Some(bar),
             gap: self.pending_gap.take(),
             signal: signal_change,
-            trade,
+            execution,
             snapshot,
             progress: Progress {
                 last_bar_ts: Some(bar.ts),
@@ -519,7 +519,7 @@ impl Engine {
             bar: None,
             gap: None,
             signal: None,
-            trade: Some(Box::new(Trade { order, fill, account })),
+            execution: Some(Box::new(Execution { order, fill, account })),
             snapshot: None,
             progress: Progress {
                 last_bar_ts: self.last_bar_ts,
@@ -675,9 +675,9 @@ pub fn writer_hooks(events: broadcast::Sender<EngineEvent>, metrics: Arc<Metrics
         let steps: usize = batches.iter().map(Vec::len).sum();
         metrics.steps_stored.fetch_add(steps as u64, Ordering::Relaxed);
         for step in batches.iter().flatten() {
-            if let Some(trade) = &step.trade {
+            if let Some(execution) = &step.execution {
                 metrics.fills_stored.fetch_add(1, Ordering::Relaxed);
-                let Trade { order, fill, account } = trade.as_ref().clone();
+                let Execution { order, fill, account } = execution.as_ref().clone();
                 let _ = events.send(EngineEvent::Fill { order, fill, account });
             }
         }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 use tokio::sync::{mpsc, oneshot};
 
-use super::writer::{Gap, Progress, SignalChange, Trade, WriterHooks, WriterStats};
+use super::writer::{Execution, Gap, Progress, SignalChange, WriterHooks, WriterStats};
 use super::*;
 use nanotrader_broker::{AccountSnapshot, Order};
 use nanotrader_market::Side;
@@ -64,7 +64,7 @@ fn step_with_bar(bar: Bar, bars_seen: u64) -> Step {
         bar: Some(bar),
         gap: None,
         signal: None,
-        trade: None,
+        execution: None,
         snapshot: None,
         progress: Progress {
             last_bar_ts: Some(bar.ts),
@@ -102,7 +102,7 @@ fn trading_step(fill: &Fill, reason: OrderReason, bars_seen: u64) -> Step {
         bar: None,
         gap: None,
         signal: None,
-        trade: Some(Box::new(Trade {
+        execution: Some(Box::new(Execution {
             order,
             fill: fill.clone(),
             account: account_after(fill),

@@ -72,7 +72,7 @@ pub struct Step {
     pub bar: Option<Bar>,
     pub gap: Option<Gap>,
     pub signal: Option<SignalChange>,
-    pub trade: Option<Box<Trade>>,
+    pub execution: Option<Box<Execution>>,
     /// A periodic account snapshot (the account at each fill travels with the trade).
     pub snapshot: Option<Box<AccountSnapshot>>,
     pub progress: Progress,
@@ -80,7 +80,7 @@ pub struct Step {
 
 /// An order, its fill and the account right after it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Trade {
+pub struct Execution {
     pub order: Order,
     pub fill: Fill,
     pub account: AccountSnapshot,
@@ -389,7 +389,7 @@ impl Writer {
 
     /// The error that ends the run, saying what was not stored.
     fn give_up(&self, error: StoreError) -> StoreError {
-        let fills = self.backlog.iter().flatten().filter(|s| s.trade.is_some()).count();
+        let fills = self.backlog.iter().flatten().filter(|s| s.execution.is_some()).count();
         StoreError::Unusable(format!(
             "cannot write to store {}: {}; {} steps ({} fills) were not stored and were never reported as done, \
              the run resumes from its last stored bar",
@@ -509,8 +509,8 @@ fn write_steps<'a>(
             tx.prepare_cached("INSERT OR REPLACE INTO signals (run_id, ts, signal, change) VALUES (?1, ?2, ?3, ?4)")?
                 .execute(params![run_id, sig.ts.millis(), sig.signal, sig.change])?;
         }
-        if let Some(trade) = &step.trade {
-            write_trade(tx, run_id, &trade.order, &trade.fill)?;
+        if let Some(execution) = &step.execution {
+            write_execution(tx, run_id, &execution.order, &execution.fill)?;
         }
         if let Some(snap) = &step.snapshot {
             write_snapshot(tx, run_id, snap)?;
@@ -590,7 +590,7 @@ fn bar_insert_sql(rows: usize) -> String {
     )
 }
 
-fn write_trade(tx: &Transaction, run_id: i64, order: &Order, fill: &Fill) -> Result<(), StoreError> {
+fn write_execution(tx: &Transaction, run_id: i64, order: &Order, fill: &Fill) -> Result<(), StoreError> {
     tx.prepare_cached(
         "INSERT INTO orders (run_id, id, ts, side, qty, reason, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'filled')",
     )?
