@@ -763,9 +763,9 @@ async fn history(data_dir: &std::path::Path, args: &HistoryArgs) -> Result<(), A
     let client = RestClient::new(url, PUBLIC_REST_MIN_INTERVAL).map_err(|e| AppError::runtime(e.to_string()))?;
     let pair = resolve_pair(&client, &args.pair, false).await?;
     let mut sink: Box<dyn BarSink> = match (&lock, &args.out) {
-        (Some(lock), _) => {
-            Box::new(StoreSink::open(Store::open(lock)?, &pair, args.interval).map_err(AppError::runtime)?)
-        }
+        (Some(lock), _) => Box::new(
+            StoreSink::open(Store::open(lock)?, &pair, args.interval).map_err(|e| AppError::runtime(e.to_string()))?,
+        ),
         (None, Some(path)) => {
             Box::new(CsvSink::open(path).map_err(|e| AppError::input(format!("cannot write {}: {e}", path.display())))?)
         }
@@ -779,7 +779,7 @@ async fn history(data_dir: &std::path::Path, args: &HistoryArgs) -> Result<(), A
     };
     let report = download(&client, &pair, &request, sink.as_mut())
         .await
-        .map_err(AppError::runtime)?;
+        .map_err(|e| AppError::runtime(e.to_string()))?;
     let target = args.out.as_ref().map_or_else(
         || format!("the store in {}", data_dir.display()),
         |p| p.display().to_string(),

@@ -15,7 +15,7 @@ use crate::kraken::symbols::PairNames;
 use crate::market::bars::{BarAggregator, BarEvent};
 use crate::market::{Bar, Interval, MarketEvent, Timestamp};
 use crate::report::plain;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 pub const CSV_HEADER: &str = "ts,open,high,low,close,volume,trades";
 
@@ -42,12 +42,21 @@ pub trait BarSink {
     fn write(&mut self, bars: &[Bar]) -> io::Result<()>;
 }
 
+/// Why a download stopped; one line for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error(transparent)]
+    Kraken(#[from] crate::kraken::error::KrakenError),
+    #[error("cannot write bars: {0}")]
+    Write(#[source] io::Error),
+}
+
 pub async fn download(
     client: &RestClient,
     pair: &PairNames,
     req: &HistoryRequest,
     sink: &mut dyn BarSink,
-) -> Result<HistoryReport, String> {
+) -> Result<HistoryReport, HistoryError> {
     let step = req.interval;
     let mut report = HistoryReport::default();
     let mut since = req.since.floor_to(step);
@@ -55,10 +64,7 @@ pub async fn download(
         since = last.plus(step);
         report.resumed_after = Some(last);
     }
-    let now = client
-        .server_time(Retries::UpTo(MAX_RETRIES))
-        .await
-        .map_err(|e| e.to_string())?;
+    let now = client.server_time(Retries::UpTo(MAX_RETRIES)).await?;
     report.requests += 1;
     // Only closed bars: the range ends at the start of the bar forming now, at the latest.
     let until = req.until.unwrap_or(now).min(now.floor_to(step)).floor_to(step);
@@ -78,8 +84,7 @@ pub async fn download(
                 Some(since.secs() - 1),
                 Retries::UpTo(MAX_RETRIES),
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         report.requests += 1;
         // Kraken fills minutes without trades with flat zero-volume bars: those are gaps, not bars.
         let bars: Vec<Bar> = page
@@ -103,8 +108,7 @@ pub async fn download(
         let cursor = (last_ts.unwrap_or(since).nanos() - 1).to_string();
         let page = client
             .trades(&pair.rest_altname, Some(&cursor), Retries::UpTo(MAX_RETRIES))
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         report.requests += 1;
         let exhausted = page.trades.len() < crate::kraken::consts::TRADES_PAGE_MAX;
         let (mut reached_end, mut took) = (false, 0);
@@ -147,8 +151,8 @@ fn collect(event: BarEvent, closed: &mut Vec<Bar>, report: &mut HistoryReport) {
     }
 }
 
-fn write(sink: &mut dyn BarSink, bars: &[Bar], report: &mut HistoryReport) -> Result<(), String> {
-    sink.write(bars).map_err(|e| format!("cannot write bars: {e}"))?;
+fn write(sink: &mut dyn BarSink, bars: &[Bar], report: &mut HistoryReport) -> Result<(), HistoryError> {
+    sink.write(bars).map_err(HistoryError::Write)?;
     report.bars += bars.len() as u64;
     Ok(())
 }
@@ -311,11 +315,9 @@ pub struct StoreSink {
 }
 
 impl StoreSink {
-    pub fn open(store: Store, pair: &PairNames, interval: Interval) -> Result<Self, String> {
+    pub fn open(store: Store, pair: &PairNames, interval: Interval) -> Result<Self, StoreError> {
         let identity = format!("kraken:{}", pair.user);
-        let series_id = store
-            .series_id(&identity, &pair.user, interval)
-            .map_err(|e| e.to_string())?;
+        let series_id = store.series_id(&identity, &pair.user, interval)?;
         Ok(Self { store, series_id })
     }
 }
