@@ -348,14 +348,7 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
     })
 }
 
-/// What trades and how: shared by `run`, `demo` and `backtest`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Trading {
-    pub strategy: StrategyConfig,
-    pub broker: BrokerConfig,
-    /// Decisions are taken from this bar on (1-based).
-    pub decide_from_bar: u64,
-}
+pub use crate::engine::Trading;
 
 /// The strategy, the broker and the first deciding bar from the options, a preset and the defaults.
 pub fn resolve_trading(args: &RunArgs) -> Result<Trading, ConfigError> {

@@ -65,6 +65,16 @@ impl Default for EngineConfig {
 }
 
 /// Where a resumed run stands (all zero for a new run).
+/// What trades and how: the strategy, the broker and the first bar a decision may be taken on.
+/// The same for a live run and a backtest.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trading {
+    pub strategy: nanotrader_strategy::StrategyConfig,
+    pub broker: nanotrader_broker::BrokerConfig,
+    /// Decisions are taken from this bar on (1-based).
+    pub decide_from_bar: u64,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct ResumeState {
     pub bars_seen: u64,
