@@ -3,11 +3,9 @@
 //! a fresh strategy fed the stored bars). The command line decides *what* to run; this decides
 //! how a run continues, the same way for every source.
 
-use std::path::PathBuf;
-
 use nanotrader_broker::{Account, BrokerConfig, Fill, PaperBroker};
 use nanotrader_market::{Bar, Interval, Timestamp};
-use nanotrader_store::{RunRecord, Store, StoreError};
+use nanotrader_store::{RunRecord, RunStore, StoreError};
 use nanotrader_strategy::{LineValues, Signal, Strategy};
 
 use crate::ResumeState;
@@ -18,21 +16,19 @@ pub enum SessionError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(
-        "store {}: run {run} has {stored} stored bars but {seen} were processed: cannot resume it exactly (start with --fresh)",
-        path.display()
+        "store {store}: run {run} has {stored} stored bars but {seen} were processed: cannot resume it exactly (start with --fresh)"
     )]
     BarsDisagree {
-        path: PathBuf,
+        store: String,
         run: i64,
         stored: u64,
         seen: u64,
     },
     #[error(
-        "store {}: run {run} fills do not add up (cash {rebuilt} vs {recorded}): the file was changed outside nanotrader",
-        path.display()
+        "store {store}: run {run} fills do not add up (cash {rebuilt} vs {recorded}): the file was changed outside nanotrader"
     )]
     FillsDisagree {
-        path: PathBuf,
+        store: String,
         run: i64,
         rebuilt: rust_decimal::Decimal,
         recorded: rust_decimal::Decimal,
@@ -63,7 +59,7 @@ pub struct Restored {
 /// state and signal are exactly what they were. `on_bar` sees each stored bar with the
 /// strategy's lines after it (a dashboard's history).
 pub fn restore(
-    store: &Store,
+    store: &dyn RunStore,
     run: &RunRecord,
     fills: &[Fill],
     broker: BrokerConfig,
@@ -76,7 +72,7 @@ pub fn restore(
         && (last.cash_after != account.cash() || last.position_after != account.position())
     {
         return Err(SessionError::FillsDisagree {
-            path: store.path().to_path_buf(),
+            store: store.location(),
             run: run.id,
             rebuilt: account.cash(),
             recorded: last.cash_after,
@@ -90,7 +86,7 @@ pub fn restore(
 }
 
 fn replay_stored_bars(
-    store: &Store,
+    store: &dyn RunStore,
     run: &RunRecord,
     strategy: &mut dyn Strategy,
     on_bar: &mut impl FnMut(&Bar, LineValues),
@@ -100,14 +96,14 @@ fn replay_stored_bars(
     };
     let mut signal = Signal::Flat;
     let mut last_bar: Option<Bar> = None;
-    let count = store.for_each_bar(run.series_id, first, last, |bar| {
+    let count = store.for_each_bar(run.series_id, first, last, &mut |bar| {
         signal = strategy.on_bar(&bar);
         on_bar(&bar, strategy.line_values());
         last_bar = Some(bar);
     })?;
     if count != run.bars_seen || signal.as_i8() != run.signal {
         return Err(SessionError::BarsDisagree {
-            path: store.path().to_path_buf(),
+            store: store.location(),
             run: run.id,
             stored: count,
             seen: run.bars_seen,

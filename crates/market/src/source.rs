@@ -35,6 +35,19 @@ pub enum SourceError {
 ///
 /// `next_event` must be cancel-safe: if its future is dropped before it completes, no event is
 /// lost (the engine races it against its own timers).
+///
+/// Implemented today by the CSV replay, the simulator and Kraken's WebSocket and REST feeds.
+/// What the next one (a JetStream consumer, issue 19) must honour, as these do:
+/// - Events in market-time order; a trade or a bar is delivered once (a redelivered message is
+///   dropped by its id), and a hole is not papered over: a bar that never came stays missing,
+///   so the aggregator marks the gap.
+/// - A resumed run asks for the market from a time on (`start_at` of each implementation's
+///   config): nothing before it is delivered, nothing after it is skipped.
+/// - `SourceInfo::identity` names the data, not the transport: two sources that deliver the
+///   same bars have the same identity, so runs share stored bars exactly when the bars are the
+///   same.
+/// - Bad input from outside is counted, logged once and skipped (`Fatal` only when the source
+///   cannot go on; `Input` for a file the user must fix).
 pub trait Source: Send {
     fn info(&self) -> &SourceInfo;
 

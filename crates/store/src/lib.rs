@@ -694,6 +694,68 @@ fn io_reason(e: &std::io::Error) -> String {
     text.split(" (os error").next().unwrap_or(&text).to_owned()
 }
 
+/// What a run needs of its store to be found, created and continued exactly where it stopped.
+///
+/// One implementation today: the SQLite [`Store`]. The next (PostgreSQL, issue 19) must honour
+/// what this one does:
+/// - **Durable before announced.** A run's steps reach the store through its writer
+///   ([`StoreWriter`]), each closed bar one atomic step (bar, gap, signal, order, fill, account
+///   snapshot, run progress) committed with its neighbours; the engine announces a fill only
+///   after `WriterHooks::on_commit` says the transaction holding it committed.
+/// - **Resume.** `resumable_run` finds the latest unfinished run of a key; its progress (last
+///   bar, bars seen, signal, next order id) and its fills are exactly what was committed, so a
+///   run restarted after kill -9 continues with no fill lost or doubled.
+/// - **Idempotent steps.** A bar already stored (runs on the same data share a series) is not
+///   written again, and a transaction retried after a failure stores its steps once: a failed
+///   one leaves nothing behind.
+/// - Exact values: prices, sizes and money come back digit for digit.
+pub trait RunStore {
+    /// Where the store is, for messages (a file's path, a database's address).
+    fn location(&self) -> String;
+    /// The latest run of `run_key` that has not completed.
+    fn resumable_run(&self, run_key: &str) -> Result<Option<RunRecord>, StoreError>;
+    fn create_run(&self, run: &NewRun) -> Result<RunRecord, StoreError>;
+    /// The bar series of this data, pair and interval, created on first use.
+    fn series_id(&self, identity: &str, pair: &str, interval: Interval) -> Result<i64, StoreError>;
+    /// The run's fills, oldest first.
+    fn fills(&self, run_id: i64) -> Result<Vec<Fill>, StoreError>;
+    /// Each stored bar of the series in `[from, to]`, oldest first; how many there were.
+    fn for_each_bar(
+        &self,
+        series_id: i64,
+        from: Timestamp,
+        to: Timestamp,
+        f: &mut dyn FnMut(Bar),
+    ) -> Result<u64, StoreError>;
+}
+
+impl RunStore for Store {
+    fn location(&self) -> String {
+        self.path().display().to_string()
+    }
+    fn resumable_run(&self, run_key: &str) -> Result<Option<RunRecord>, StoreError> {
+        Store::resumable_run(self, run_key)
+    }
+    fn create_run(&self, run: &NewRun) -> Result<RunRecord, StoreError> {
+        Store::create_run(self, run)
+    }
+    fn series_id(&self, identity: &str, pair: &str, interval: Interval) -> Result<i64, StoreError> {
+        Store::series_id(self, identity, pair, interval)
+    }
+    fn fills(&self, run_id: i64) -> Result<Vec<Fill>, StoreError> {
+        Store::fills(self, run_id)
+    }
+    fn for_each_bar(
+        &self,
+        series_id: i64,
+        from: Timestamp,
+        to: Timestamp,
+        f: &mut dyn FnMut(Bar),
+    ) -> Result<u64, StoreError> {
+        Store::for_each_bar(self, series_id, from, to, f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
