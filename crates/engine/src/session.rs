@@ -25,6 +25,15 @@ pub enum SessionError {
         seen: u64,
     },
     #[error(
+        "store {store}: run {run}'s stored bars lead its strategy to signal {replayed}, not the stored {stored}: cannot resume it exactly (start with --fresh)"
+    )]
+    SignalDisagrees {
+        store: String,
+        run: i64,
+        replayed: i8,
+        stored: i8,
+    },
+    #[error(
         "store {store}: run {run} fills do not add up (cash {rebuilt} vs {recorded}): the file was changed outside nanotrader"
     )]
     FillsDisagree {
@@ -101,12 +110,20 @@ fn replay_stored_bars(
         on_bar(&bar, strategy.line_values());
         last_bar = Some(bar);
     })?;
-    if count != run.bars_seen || signal.as_i8() != run.signal {
+    if count != run.bars_seen {
         return Err(SessionError::BarsDisagree {
             store: store.location(),
             run: run.id,
             stored: count,
             seen: run.bars_seen,
+        });
+    }
+    if signal.as_i8() != run.signal {
+        return Err(SessionError::SignalDisagrees {
+            store: store.location(),
+            run: run.id,
+            replayed: signal.as_i8(),
+            stored: run.signal,
         });
     }
     Ok(ResumeState {

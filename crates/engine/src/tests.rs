@@ -653,3 +653,69 @@ async fn a_store_that_refuses_a_write_stops_the_run_and_nothing_unstored_is_anno
     assert_eq!(run.status, nanotrader_store::RunStatus::Running);
     assert_eq!((run.bars_seen, run.last_bar_ts, run.next_order_id), (1, Some(at(0)), 2));
 }
+
+/// A stopped run comes back exactly through the store: the strategy fed the stored bars ends on
+/// the stored signal and the broker holds the stored fills' account; a fill whose recorded
+/// account does not follow from the fills, or bars that lead the strategy elsewhere, are refused.
+#[tokio::test]
+async fn a_stopped_run_is_restored_exactly_and_a_store_that_disagrees_is_refused() {
+    let script = [Signal::Flat, Signal::Long, Signal::Long];
+    let (mut rig, mut engine) = Rig::new(1, &script);
+    let mut source = ChannelSource::of_bars(&[bar(0, "100"), bar(1, "101"), bar(2, "102")]);
+    rig.run_to_end(&mut engine, &mut source).await.unwrap();
+    rig.stop(engine).unwrap();
+    let run = rig.store.run(rig.run_id).unwrap().unwrap();
+    let fills = rig.store.fills(run.id).unwrap();
+    assert_eq!(fills, vec![fill(1, 1, Side::Buy, "101", "0.202", "9797.798", "2", "0")]);
+    let scripted = |signals: &[Signal]| Scripted {
+        signals: signals.iter().copied().collect(),
+    };
+
+    let mut seen = Vec::new();
+    let restored = session::restore(
+        &rig.store,
+        &run,
+        &fills,
+        broker_config(),
+        &mut scripted(&script),
+        |bar, _| seen.push(bar.ts),
+    )
+    .unwrap();
+    assert_eq!(seen, vec![at(0), at(1), at(2)]);
+    assert_eq!((restored.resume.bars_seen, restored.resume.signal), (3, Signal::Long));
+    assert_eq!(restored.resume.last_bar.map(|b| b.close), Some(d("102")));
+    let account = restored.broker.account();
+    assert_eq!((account.cash(), account.position()), (d("9797.798"), d("2")));
+    assert_eq!(account.last_price(), Some(d("102")), "marked at the last stored close");
+    assert_eq!(restored.broker.next_order_id(), run.next_order_id);
+
+    let mut tampered = fills.clone();
+    tampered[0].cash_after += Decimal::ONE;
+    let refused = session::restore(
+        &rig.store,
+        &run,
+        &tampered,
+        broker_config(),
+        &mut scripted(&script),
+        |_, _| {},
+    );
+    assert!(
+        matches!(refused, Err(session::SessionError::FillsDisagree { .. })),
+        "{:?}",
+        refused.err()
+    );
+    let elsewhere = [Signal::Flat; 3];
+    let refused = session::restore(
+        &rig.store,
+        &run,
+        &fills,
+        broker_config(),
+        &mut scripted(&elsewhere),
+        |_, _| {},
+    );
+    let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        message.contains("stored bars lead its strategy to signal 0, not the stored 1: cannot resume it exactly"),
+        "{message}"
+    );
+}
