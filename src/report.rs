@@ -169,9 +169,20 @@ pub fn write_summary(out: &mut impl Write, s: &RunSummary) -> io::Result<()> {
     Ok(())
 }
 
+/// The trades CSV's first line.
+pub const FILLS_CSV_HEADER: &[u8] = b"ts,side,qty,price,fee,cash_after,position_after\n";
+
+/// The trades CSV's rows for `fills` (what `write_fills_csv` writes after its header), added to
+/// `out`: for a backtest that formats its fills as they are made.
+pub fn push_fill_rows(out: &mut Vec<u8>, fills: &[Fill]) {
+    for f in fills {
+        write_fill_row(out, f).expect("writing to memory does not fail");
+    }
+}
+
 pub fn write_fills_csv(out: &mut impl Write, fills: &[Fill]) -> io::Result<()> {
     use rayon::prelude::*;
-    writeln!(out, "ts,side,qty,price,fee,cash_after,position_after")?;
+    out.write_all(FILLS_CSV_HEADER)?;
     // Formatted in blocks on all cores (a backtest's 100,000 fills are 8 MB of text), written
     // in order.
     let blocks: Vec<io::Result<Vec<u8>>> = fills

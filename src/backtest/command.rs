@@ -90,7 +90,14 @@ pub fn execute(args: BacktestArgs, data_dir: &Path, quiet: bool) -> Result<(), A
     // Computed once for every output: the backtest, or a sweep's best combination.
     let single = summary::single(&info, strategy, &trading, outcome, &bars, &timings, &args.pair);
     if let Some(path) = &args.trades {
-        write_file(path, |out| crate::report::write_fills_csv(out, &outcome.fills))?;
+        write_file(path, |out| match &outcome.fills_csv {
+            // Formatted while the books were made.
+            Some(rows) => {
+                out.write_all(crate::report::FILLS_CSV_HEADER)?;
+                out.write_all(rows)
+            }
+            None => crate::report::write_fills_csv(out, &outcome.fills),
+        })?;
     }
     if let Some(path) = &args.report {
         let heatmap = sweep
@@ -152,6 +159,7 @@ fn keep(args: &BacktestArgs) -> Keep {
     Keep {
         fills: args.trades.is_some() || args.report.is_some(),
         equity_curve: args.report.is_some(),
+        fills_csv: args.trades.is_some(),
     }
 }
 
