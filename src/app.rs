@@ -105,7 +105,7 @@ pub async fn execute(cli: Cli) -> Result<(), AppError> {
         Command::Bars(args) => export_bars(&data_dir, &args),
         Command::History(args) => history(&data_dir, &args).await,
         Command::Runs => list_runs(&data_dir),
-        Command::Backtest(args) => crate::backtest::command::execute(args, &data_dir, quiet),
+        Command::Backtest(args) => crate::backtest_command::execute(args, &data_dir, quiet),
     }
 }
 

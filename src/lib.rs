@@ -4,7 +4,8 @@
 //! bus -> `store` writer, `logs` (and, next, the dashboard).
 
 pub mod app;
-pub mod backtest;
+pub use nanotrader_backtest as backtest;
+pub mod backtest_command;
 pub use nanotrader_broker as broker;
 pub mod cli;
 pub mod config;

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use rust_decimal::Decimal;
 
+pub use nanotrader_format::exact::{plain, write_plain};
+pub use nanotrader_format::fills_csv::{FILLS_CSV_HEADER, push_fill_rows, write_fills_csv};
+
 use crate::broker::{Account, Fill};
 use crate::config::RunConfig;
 use crate::engine::Outcome;
@@ -26,51 +29,6 @@ pub struct RunSummary<'a> {
     pub bars_this_session: u64,
     pub elapsed: Duration,
     pub store_path: &'a Path,
-}
-
-/// Exact decimals without trailing zeros, as in the reference files (`0.021`, `99901.32751`, `0`).
-pub fn plain(d: Decimal) -> String {
-    let mut text = Vec::with_capacity(24);
-    let _ = write_plain(&mut text, d);
-    String::from_utf8(text).unwrap_or_default()
-}
-
-/// `plain`, written straight out: the mantissa's digits (itoa) with the point put in and the
-/// trailing zeros left off. A backtest's trades file writes five of these per fill, and going
-/// through `normalize` and a `String` each cost about 1,000 instructions a number (callgrind),
-/// a third of the whole 2M-bar CSV -> trades run.
-pub fn write_plain(out: &mut impl Write, d: Decimal) -> io::Result<()> {
-    let mut buffer = itoa::Buffer::new();
-    let mantissa = d.mantissa().unsigned_abs();
-    // 64-bit digits are several times quicker to make than 128-bit ones.
-    let digits = match u64::try_from(mantissa) {
-        Ok(small) => buffer.format(small).as_bytes(),
-        Err(_) => buffer.format(mantissa).as_bytes(),
-    };
-    let scale = d.scale() as usize;
-    // Trailing zeros after the point go; "0" stays "0".
-    let zeros = digits.iter().rev().take(scale).take_while(|&&b| b == b'0').count();
-    let (digits, scale) = (&digits[..digits.len() - zeros], scale - zeros);
-    if digits.is_empty() || digits == b"0" {
-        return out.write_all(b"0");
-    }
-    if d.is_sign_negative() {
-        out.write_all(b"-")?;
-    }
-    if scale == 0 {
-        return out.write_all(digits);
-    }
-    if digits.len() > scale {
-        let (whole, frac) = digits.split_at(digits.len() - scale);
-        out.write_all(whole)?;
-        out.write_all(b".")?;
-        return out.write_all(frac);
-    }
-    out.write_all(b"0.")?;
-    for _ in digits.len()..scale {
-        out.write_all(b"0")?;
-    }
-    out.write_all(digits)
 }
 
 /// The one-screen summary at the end of a run, for people: money to the cent, amounts to 8
@@ -169,53 +127,6 @@ pub fn write_summary(out: &mut impl Write, s: &RunSummary) -> io::Result<()> {
     Ok(())
 }
 
-/// The trades CSV's first line.
-pub const FILLS_CSV_HEADER: &[u8] = b"ts,side,qty,price,fee,cash_after,position_after\n";
-
-/// The trades CSV's rows for `fills` (what `write_fills_csv` writes after its header), added to
-/// `out`: for a backtest that formats its fills as they are made.
-pub fn push_fill_rows(out: &mut Vec<u8>, fills: &[Fill]) {
-    for f in fills {
-        write_fill_row(out, f).expect("writing to memory does not fail");
-    }
-}
-
-pub fn write_fills_csv(out: &mut impl Write, fills: &[Fill]) -> io::Result<()> {
-    use rayon::prelude::*;
-    out.write_all(FILLS_CSV_HEADER)?;
-    // Formatted in blocks on all cores (a backtest's 100,000 fills are 8 MB of text), written
-    // in order.
-    let blocks: Vec<io::Result<Vec<u8>>> = fills
-        .par_chunks(8192)
-        .map(|block| {
-            let mut text = Vec::with_capacity(block.len() * 80);
-            for f in block {
-                write_fill_row(&mut text, f)?;
-            }
-            Ok(text)
-        })
-        .collect();
-    for block in blocks {
-        out.write_all(&block?)?;
-    }
-    Ok(())
-}
-
-fn write_fill_row(out: &mut impl Write, f: &Fill) -> io::Result<()> {
-    if f.ts.nanos() % 1_000_000_000 == 0 {
-        out.write_all(itoa::Buffer::new().format(f.ts.secs()).as_bytes())?;
-    } else {
-        out.write_all(f.ts.unix_secs_text().as_bytes())?;
-    }
-    out.write_all(b",")?;
-    out.write_all(f.side.as_str().as_bytes())?;
-    for value in [f.qty, f.price, f.fee, f.cash_after, f.position_after] {
-        out.write_all(b",")?;
-        write_plain(out, value)?;
-    }
-    out.write_all(b"\n")
-}
-
 /// The pair a stored run traded, from its configuration (BTC/USD when it does not say).
 fn run_pair(run: &RunRecord) -> String {
     serde_json::from_str::<serde_json::Value>(&run.config)
@@ -307,44 +218,4 @@ pub fn write_runs(out: &mut impl Write, store: &Store, runs: &[RunRecord]) -> io
         )?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The quick writer against rust_decimal's own normalised text, on every kind of value.
-    #[test]
-    fn plain_decimals_match_the_normalised_text() {
-        use rand::{Rng, SeedableRng};
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
-        let mut cases: Vec<Decimal> = [
-            "0",
-            "-0",
-            "0.000",
-            "1",
-            "10",
-            "100.00",
-            "-1.50",
-            "0.021",
-            "0.00000001",
-            "99901.32751",
-        ]
-        .iter()
-        .map(|t| t.parse().unwrap())
-        .collect();
-        cases.extend([Decimal::MAX, Decimal::MIN, Decimal::new(1, 28), Decimal::new(-5, 28)]);
-        for _ in 0..20_000 {
-            let mantissa = rng.random_range(-10i64.pow(15)..10i64.pow(15)) * [1, 10, 1000][rng.random_range(0..3)];
-            cases.push(Decimal::new(mantissa, rng.random_range(0..=20)));
-        }
-        for d in cases {
-            let want = if d.is_zero() {
-                "0".to_owned()
-            } else {
-                d.normalize().to_string()
-            };
-            assert_eq!(plain(d), want, "{d:?}");
-        }
-    }
 }

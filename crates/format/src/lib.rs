@@ -10,6 +10,9 @@
 //! table (for a pair's tick, without the Kraken clients); it must not know where the figures
 //! come from (engine, store, backtest) or where they are shown.
 
+pub mod exact;
+pub mod fills_csv;
+
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use rust_decimal::{Decimal, RoundingStrategy};
 use thousands::Separable;

@@ -7,10 +7,10 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
 use super::columns::{BarColumns, to_amount, to_decimal, to_f64};
-use crate::broker::{Account, BrokerConfig, FastDecimal, Fill, PaperBroker};
-use crate::market::Timestamp;
-use crate::perf::{PerfTracker, Performance};
-use crate::strategy::{Signal, StrategyConfig};
+use nanotrader_broker::{Account, BrokerConfig, FastDecimal, Fill, PaperBroker};
+use nanotrader_market::Timestamp;
+use nanotrader_perf::{PerfTracker, Performance};
+use nanotrader_strategy::{Signal, StrategyConfig};
 
 /// How the account trades, as in `run`.
 #[derive(Clone, Debug)]
@@ -122,7 +122,7 @@ pub fn run_on_cores(
                     tracker.hold(holding);
                 }
                 if format_fills {
-                    crate::report::push_fill_rows(&mut rows, &fills);
+                    nanotrader_format::fills_csv::push_fill_rows(&mut rows, &fills);
                     all_fills.append(&mut fills);
                     let _ = spare_tx.send(fills);
                 }
@@ -455,7 +455,7 @@ impl Holding {
     /// The account from the booked bar on. The fill's own figures are these, trimmed; the
     /// conversion gives the same f64 for both.
     fn of(booked: Booked) -> Self {
-        use crate::broker::Amount;
+        use nanotrader_broker::Amount;
         Holding {
             from_bar: booked.from_bar,
             cash: booked.cash.to_f64(),
@@ -549,9 +549,9 @@ pub fn buy_and_hold_pct(bars: &BarColumns, fee_rate: Decimal) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::Sizing;
-    use crate::market::{Bar, Interval};
-    use crate::strategy::Strategy;
+    use nanotrader_broker::Sizing;
+    use nanotrader_market::{Bar, Interval};
+    use nanotrader_strategy::Strategy;
     use rand::{Rng, SeedableRng};
 
     fn columns(closes: &[i64]) -> BarColumns {
@@ -576,7 +576,7 @@ mod tests {
             let long = short + rng.random_range(1..12);
             let bars = columns(&closes);
 
-            let mut strategy = crate::strategy::SmaCross::new(short, long);
+            let mut strategy = nanotrader_strategy::SmaCross::new(short, long);
             let mut want = Vec::new();
             for i in 0..n {
                 let bar = Bar {
@@ -655,7 +655,7 @@ mod tests {
             // One core formats no rows on the way: the trades file is written from the fills.
             assert_eq!(one.fills_csv, None);
             let mut want_csv = Vec::new();
-            crate::report::write_fills_csv(&mut want_csv, &one.fills).unwrap();
+            nanotrader_format::fills_csv::write_fills_csv(&mut want_csv, &one.fills).unwrap();
             for (cores, keep) in [(2, all), (2, Keep::default()), (1, Keep::default())] {
                 let other = run_on_cores(cores, &bars, &config, &settings, keep).unwrap();
                 assert_eq!(other.fill_count, one.fill_count);
@@ -668,7 +668,10 @@ mod tests {
                     assert_eq!(other.equity_curve, one.equity_curve);
                     // The rows formatted while booking are the trades file's, byte for byte.
                     let rows = other.fills_csv.as_deref().expect("rows formatted on two cores");
-                    assert_eq!([crate::report::FILLS_CSV_HEADER, rows].concat(), want_csv);
+                    assert_eq!(
+                        [nanotrader_format::fills_csv::FILLS_CSV_HEADER, rows].concat(),
+                        want_csv
+                    );
                 }
             }
         }

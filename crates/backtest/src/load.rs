@@ -14,8 +14,8 @@ use super::cache::{self, CacheKey};
 use super::columns::BarColumns;
 use super::fast_csv;
 use super::mapped;
-use crate::market::csv::cannot_read;
-use crate::market::{BarAggregator, BarEvent, ColumnSpec, CsvKind, CsvOptions, CsvReader, Interval, SourceError};
+use nanotrader_market::csv::cannot_read;
+use nanotrader_market::{BarAggregator, BarEvent, ColumnSpec, CsvKind, CsvOptions, CsvReader, Interval, SourceError};
 
 /// The cache folder's default bound.
 pub const DEFAULT_CACHE_MAX_BYTES: u64 = 2 << 30;
@@ -208,7 +208,7 @@ fn inflate(file: File, name: &str, progress: &ProgressBar) -> Result<Vec<u8>, So
 
 /// The engine's path: `CsvReader` (any layout, bars or trades, checked row by row) and the
 /// `BarAggregator` at the requested interval.
-pub(crate) fn read_with_engine_reader(
+pub fn read_with_engine_reader(
     path: &Path,
     name: &str,
     gzip: bool,
@@ -284,7 +284,9 @@ mod tests {
     }
 
     fn shared_data(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/data")
+            .join(name)
     }
 
     fn streaming(path: &Path, want: Option<Interval>) -> BarColumns {

@@ -10,12 +10,12 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use thousands::Separable as _;
 
-use super::columns::BarColumns;
-use super::load::{self, CacheMode, LoadOptions};
-use super::simulate::{self, Keep, Outcome, Settings};
-use super::summary::{self, DataInfo, Timings};
-use super::sweep::{self, Axis, ComboResult};
 use crate::app::AppError;
+use crate::backtest::columns::BarColumns;
+use crate::backtest::load::{self, CacheMode, LoadOptions};
+use crate::backtest::simulate::{self, Keep, Outcome, Settings};
+use crate::backtest::summary::{self, DataInfo, Timings};
+use crate::backtest::sweep::{self, Axis, ComboResult};
 use crate::cli::{BacktestArgs, CacheArg, RunArgs, StrategyKind};
 use crate::config::{Trading, resolve_trading};
 use crate::market::{SourceError, Timestamp};
@@ -102,9 +102,9 @@ pub fn execute(args: BacktestArgs, data_dir: &Path, quiet: bool) -> Result<(), A
     if let Some(path) = &args.report {
         let heatmap = sweep
             .as_ref()
-            .map(|s| super::report::sweep_data(&s.results, &s.shorts, &s.longs, args.metric, args.top));
-        let data = super::report::build(&bars, strategy, outcome, &single, heatmap);
-        let html = super::html::render(&data);
+            .map(|s| crate::backtest::report::sweep_data(&s.results, &s.shorts, &s.longs, args.metric, args.top));
+        let data = crate::backtest::report::build(&bars, strategy, outcome, &single, heatmap);
+        let html = crate::backtest::html::render(&data);
         write_file(path, |out| out.write_all(html.as_bytes()))?;
     }
 
@@ -230,7 +230,7 @@ fn load_file(
             CacheArg::Off => CacheMode::Off,
             CacheArg::Refresh => CacheMode::Refresh,
         },
-        cache_dir: Some(super::cache::dir_in(data_dir)),
+        cache_dir: Some(crate::backtest::cache::dir_in(data_dir)),
         cache_max_bytes: args.cache_max_mb.saturating_mul(1 << 20),
         detail,
         columns: args.columns.clone(),

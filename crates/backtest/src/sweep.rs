@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use super::columns::BarColumns;
 use super::simulate::{self, Keep, Settings};
-use crate::perf::Performance;
-use crate::strategy::{MAX_WINDOW, StrategyConfig};
+use nanotrader_perf::Performance;
+use nanotrader_strategy::{MAX_WINDOW, StrategyConfig};
 
 /// Most combinations one sweep may ask for.
 pub const MAX_COMBINATIONS: usize = 1_000_000;

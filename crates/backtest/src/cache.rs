@@ -12,7 +12,7 @@ use std::time::UNIX_EPOCH;
 
 use super::columns::{BarColumns, BarDetail, Column};
 use super::mapped;
-use crate::market::Interval;
+use nanotrader_market::Interval;
 
 // Version 2: bar times in milliseconds (version 1 held seconds).
 const MAGIC: &[u8; 8] = b"NTBARS\x00\x02";

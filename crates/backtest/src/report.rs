@@ -10,9 +10,9 @@ use super::html::{Candle, FillRow, LineSeries, Point, PriceSeries, ReportData, S
 use super::simulate::Outcome;
 use super::summary::SingleSummary;
 use super::sweep::{ComboResult, Metric};
-use crate::human_format::{self, NONE};
-use crate::report::plain;
-use crate::strategy::{MAX_LINES, StrategyConfig};
+use nanotrader_format::exact::plain;
+use nanotrader_format::{self as human_format, NONE};
+use nanotrader_strategy::{MAX_LINES, StrategyConfig};
 
 /// Candles drawn at most; longer data is shown in coarser candles.
 pub const MAX_CANDLES: usize = 20_000;
@@ -140,8 +140,8 @@ pub fn build(
             format!(
                 "Sharpe and Sortino: {}; shown only over {:.0} days of bars or {} round trips.",
                 summary.assumptions.annualisation,
-                crate::perf::RATIO_MIN_DAYS,
-                crate::perf::RATIO_MIN_ROUND_TRIPS
+                nanotrader_perf::RATIO_MIN_DAYS,
+                nanotrader_perf::RATIO_MIN_ROUND_TRIPS
             ),
             format!(
                 "Money in {} to the cent, amounts to {} places, prices at the pair's tick ({} decimals); \
@@ -329,8 +329,8 @@ pub fn sweep_data(results: &[ComboResult], shorts: &[usize], longs: &[usize], me
         format!(
             "Sharpe and Sortino are shown only for combinations with {} round trips or more, or over {:.0} days of bars; \
              these bars span {} days.",
-            crate::perf::RATIO_MIN_ROUND_TRIPS,
-            crate::perf::RATIO_MIN_DAYS,
+            nanotrader_perf::RATIO_MIN_ROUND_TRIPS,
+            nanotrader_perf::RATIO_MIN_DAYS,
             results
                 .first()
                 .map_or(NONE.to_owned(), |r| human_format::fixed_f64(r.performance.span_days, 1))

@@ -9,9 +9,9 @@
 use serde::Serialize;
 
 /// The dashboard's theme, then the report's own rules.
-const THEME_CSS: &str = include_str!("../../web/src/theme.css");
-const REPORT_CSS: &str = include_str!("../../web/report/report.css");
-const REPORT_JS: &str = include_str!("../../web/report/report.js");
+const THEME_CSS: &str = include_str!("../../../web/src/theme.css");
+const REPORT_CSS: &str = include_str!("../../../web/report/report.css");
+const REPORT_JS: &str = include_str!("../../../web/report/report.js");
 const CHARTS_JS: &str = nanotrader_charts::LIGHTWEIGHT_CHARTS_JS;
 
 /// Everything the report shows. Figures meant to be read exactly come preformatted as text.

@@ -524,7 +524,7 @@ mod tests {
             if !bad {
                 for (field, &value) in fields.iter().zip(&values) {
                     let exact: rust_decimal::Decimal = std::str::from_utf8(field).unwrap().parse().unwrap();
-                    assert_eq!(Some(value), crate::backtest::columns::to_fixed(exact), "{field:?}");
+                    assert_eq!(Some(value), crate::columns::to_fixed(exact), "{field:?}");
                 }
             }
             assert_eq!(Baseline.short_prices(text, starts, ends, dots), (values, bad));

@@ -8,7 +8,7 @@ use bytemuck::Pod;
 use memmap2::Mmap;
 use rust_decimal::Decimal;
 
-use crate::market::{Bar, Interval, Timestamp};
+use nanotrader_market::{Bar, Interval, Timestamp};
 
 /// Decimal places of every fixed-point price and volume (the store uses the same units).
 pub const SCALE: u32 = 8;
@@ -232,11 +232,11 @@ pub fn to_decimal(units: i64) -> Decimal {
 }
 
 /// `to_decimal` in any of the books' number types.
-pub fn to_amount<A: crate::broker::Amount>(units: i64) -> A {
+pub fn to_amount<A: nanotrader_broker::Amount>(units: i64) -> A {
     A::new(units, SCALE).trim()
 }
 
-pub use crate::broker::amount::decimal_to_f64;
+pub use nanotrader_broker::amount::decimal_to_f64;
 
 /// For statistics and charts only.
 #[inline]

@@ -20,10 +20,10 @@ use rayon::prelude::*;
 
 use super::bar_line::{self, POW10, Row, swar_value};
 use super::columns::{BarColumns, BarDetail, MAX_WHOLE_DIGITS, SCALE, UNIT, to_fixed};
-use crate::market::csv::format::{Columns as LayoutColumns, SideColumn};
-use crate::market::csv::time::TimeUnit;
-use crate::market::csv::{self, ColumnSpec, Layout, RowError, RowParser, Split, row, time};
-use crate::market::{Interval, MarketEvent, SourceError, Timestamp};
+use nanotrader_market::csv::format::{Columns as LayoutColumns, SideColumn};
+use nanotrader_market::csv::time::TimeUnit;
+use nanotrader_market::csv::{self, ColumnSpec, Layout, RowError, RowParser, Split, row, time};
+use nanotrader_market::{Interval, MarketEvent, SourceError, Timestamp};
 
 /// Big enough that a piece is worth a task, small enough that the cores share the work evenly
 /// and progress moves smoothly.
@@ -1381,12 +1381,12 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         let name = path.display().to_string();
         let hidden = indicatif::ProgressBar::hidden();
-        let streaming = crate::backtest::load::read_with_engine_reader(
+        let streaming = crate::load::read_with_engine_reader(
             &path,
             &name,
             false,
             want,
-            &crate::market::CsvOptions::default(),
+            &nanotrader_market::CsvOptions::default(),
             &hidden,
         );
         let streaming = streaming.map(|(bars, _)| bars).map_err(|e| e.to_string());
@@ -1452,7 +1452,7 @@ mod tests {
                 && matches!(tail, "," | "\n" | "\r\n" | "");
             let want = plain.then(|| {
                 let d: rust_decimal::Decimal = body.parse().unwrap();
-                crate::backtest::columns::to_fixed(d).unwrap()
+                crate::columns::to_fixed(d).unwrap()
             });
             assert_eq!(got, want, "fixed {field:?}");
             // With more text after the field, as in a file: the same verdict, and the cursor

@@ -8,12 +8,12 @@ use serde::Serialize;
 use super::columns::BarColumns;
 use super::simulate::{self, Outcome};
 use super::sweep::{ComboResult, Metric};
-use crate::broker::BrokerConfig;
-use crate::config::Trading;
-use crate::human_format::{self, PairFormat};
-use crate::market::Timestamp;
-use crate::report::plain;
-use crate::strategy::StrategyConfig;
+use nanotrader_broker::BrokerConfig;
+use nanotrader_engine::Trading;
+use nanotrader_format::exact::plain;
+use nanotrader_format::{self as human_format, PairFormat};
+use nanotrader_market::Timestamp;
+use nanotrader_strategy::StrategyConfig;
 
 /// Where the bars came from and what they span.
 #[derive(Clone, Debug, Serialize)]
@@ -122,8 +122,8 @@ pub struct SingleSummary {
 
 impl SingleSummary {
     /// The performance figures, for the helpers that decide what people see.
-    pub fn performance(&self) -> crate::perf::Performance {
-        crate::perf::Performance {
+    pub fn performance(&self) -> nanotrader_perf::Performance {
+        nanotrader_perf::Performance {
             return_pct: self.return_pct,
             max_drawdown_pct: self.max_drawdown_pct,
             win_rate_pct: self.win_rate_pct,
@@ -186,7 +186,7 @@ pub fn single(
             fills: "at the close of the bar whose signal changed, in full, no slippage",
             annualisation: format!(
                 "per-bar returns x sqrt({:.0} bars a year): a market open 24/7, 365 days",
-                crate::perf::bars_per_year(bars.interval)
+                nanotrader_perf::bars_per_year(bars.interval)
             ),
             buy_and_hold: "all cash in at the first close, one fee, marked at the last close",
         },
@@ -388,10 +388,10 @@ pub fn print_sweep(out: &mut impl Write, s: &SweepSummary) -> io::Result<()> {
             "  Sharpe and Sortino are {} for a combination with under {} round trips in these {} days of bars \
              (they need {:.0} days of bars or {} round trips)",
             human_format::NONE,
-            crate::perf::RATIO_MIN_ROUND_TRIPS,
+            nanotrader_perf::RATIO_MIN_ROUND_TRIPS,
             human_format::fixed_f64(s.best.span_days, 1),
-            crate::perf::RATIO_MIN_DAYS,
-            crate::perf::RATIO_MIN_ROUND_TRIPS,
+            nanotrader_perf::RATIO_MIN_DAYS,
+            nanotrader_perf::RATIO_MIN_ROUND_TRIPS,
         )?;
     }
     writeln!(out, "best: {}", s.best.strategy_name)?;
@@ -410,7 +410,7 @@ pub fn print_sweep(out: &mut impl Write, s: &SweepSummary) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::market::Interval;
+    use nanotrader_market::Interval;
 
     fn closes(units: &[i64]) -> BarColumns {
         BarColumns {
