@@ -13,7 +13,7 @@ use thousands::Separable as _;
 use crate::app::AppError;
 use crate::backtest::columns::BarColumns;
 use crate::backtest::load::{self, CacheMode, LoadOptions};
-use crate::backtest::simulate::{self, Keep, Outcome, Settings};
+use crate::backtest::simulate::{self, BacktestResult, Keep, Settings};
 use crate::backtest::summary::{self, DataInfo, Timings};
 use crate::backtest::sweep::{self, Axis, ComboResult};
 use crate::cli::{BacktestArgs, CacheArg, RunArgs, StrategyKind};
@@ -136,7 +136,7 @@ pub fn execute(args: BacktestArgs, data_dir: &Path, quiet: bool) -> Result<(), A
 /// The backtest shown in full: the one asked for, or a sweep's best combination.
 struct Ran {
     strategy: StrategyConfig,
-    outcome: Outcome,
+    outcome: BacktestResult,
     sweep: Option<SweepRan>,
 }
 

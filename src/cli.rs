@@ -168,7 +168,7 @@ pub struct BacktestArgs {
     pub report: Option<PathBuf>,
     /// What a sweep ranks by.
     #[arg(long, value_enum, default_value = "sharpe")]
-    pub metric: crate::backtest::sweep::Metric,
+    pub metric: crate::backtest::sweep::RankBy,
     /// Sweep results listed.
     #[arg(long, default_value_t = 10)]
     pub top: usize,

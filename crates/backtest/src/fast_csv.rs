@@ -33,7 +33,7 @@ const MAX_SECS: i64 = i64::MAX / 1_000_000_000;
 const NANOS_PER_MILLI: i64 = 1_000_000;
 
 /// What the fast path made of a file.
-pub enum Outcome {
+pub enum FastRead {
     /// The file's bars, at its own interval or merged into the one asked for.
     Bars(Box<Loaded>),
     /// A file only the streaming path can decide (see the module's note).
@@ -55,7 +55,7 @@ pub fn read(
     detail: bool,
     columns: Option<&ColumnSpec>,
     on_bytes: &(dyn Fn(u64) + Sync),
-) -> Result<Outcome, SourceError> {
+) -> Result<FastRead, SourceError> {
     let input_error = |msg: String| SourceError::Input(format!("{name} {msg}"));
     let empty = || SourceError::Input(format!("{name}: empty file (no header or no rows)"));
     let mut start = if text.starts_with(csv::UTF8_BOM) { 3 } else { 0 };
@@ -74,7 +74,7 @@ pub fn read(
     };
     let mut fields = Vec::new();
     if row::split(first, &mut fields) == Split::OpenQuote {
-        return Ok(Outcome::General);
+        return Ok(FastRead::General);
     }
     let texts: Vec<&[u8]> = fields.iter().map(|&(a, b)| &first[a as usize..b as usize]).collect();
     let layout =
@@ -127,7 +127,7 @@ pub fn read(
             return Err(input_error(e.describe(&layout, line_base + line as u64)));
         }
         match &piece.stop {
-            Some(Stop::General) => return Ok(Outcome::General),
+            Some(Stop::General) => return Ok(FastRead::General),
             Some(Stop::Error { line, error }) => {
                 return Err(input_error(error.describe(&layout, line_base + *line as u64)));
             }
@@ -157,20 +157,20 @@ pub fn read(
             columns
         } else if rounded {
             // The general path sums the exact volumes, then rounds: so must this.
-            return Ok(Outcome::General);
+            return Ok(FastRead::General);
         } else {
             match merge_bars(&columns, interval) {
                 Some(merged) => merged,
-                None => return Ok(Outcome::General),
+                None => return Ok(FastRead::General),
             }
         }
     } else {
         match trades_to_bars(&cols, want.unwrap_or_default(), detail) {
             Some(bars) => bars,
-            None => return Ok(Outcome::General),
+            None => return Ok(FastRead::General),
         }
     };
-    Ok(Outcome::Bars(Box::new(Loaded { bars, last_line })))
+    Ok(FastRead::Bars(Box::new(Loaded { bars, last_line })))
 }
 
 /// The text cut after newlines into ranges of about `size` bytes (the last takes the rest).
@@ -1368,7 +1368,7 @@ mod tests {
     /// or refuses it).
     fn parse_keeping(text: &str, detail: bool) -> Option<BarColumns> {
         match read(text.as_bytes(), "bars.csv", None, detail, None, &|_| {}) {
-            Ok(Outcome::Bars(loaded)) => Some(loaded.bars),
+            Ok(FastRead::Bars(loaded)) => Some(loaded.bars),
             _ => None,
         }
     }
@@ -1391,11 +1391,11 @@ mod tests {
         );
         let streaming = streaming.map(|(bars, _)| bars).map_err(|e| e.to_string());
         match read(text.as_bytes(), &name, want, true, None, &|_| {}) {
-            Ok(Outcome::Bars(loaded)) => {
+            Ok(FastRead::Bars(loaded)) => {
                 assert_eq!(Ok(loaded.bars), streaming, "{text:?}");
                 true
             }
-            Ok(Outcome::General) => false,
+            Ok(FastRead::General) => false,
             Err(e) => {
                 assert_eq!(Err(e.to_string()), streaming, "{text:?}");
                 true

@@ -131,7 +131,7 @@ pub fn load(path: &Path, opts: &LoadOptions, progress: &ProgressBar) -> Result<L
                 &|bytes| progress.set_position(scale(bytes)),
             )?
         }
-        None => fast_csv::Outcome::General,
+        None => fast_csv::FastRead::General,
     };
     // Unmapping a large file takes its thread a while (2-3 ms for 95 MB in this VM: every page
     // table entry cleared), on the way to the backtest; another thread does it meanwhile (or
@@ -142,11 +142,11 @@ pub fn load(path: &Path, opts: &LoadOptions, progress: &ProgressBar) -> Result<L
         let _ = std::thread::Builder::new().spawn(move || drop(map));
     }
     let (bars, load_path, last_line) = match fast {
-        fast_csv::Outcome::Bars(loaded) => {
+        fast_csv::FastRead::Bars(loaded) => {
             let loaded = *loaded;
             (loaded.bars, LoadPath::FastCsv, loaded.last_line)
         }
-        fast_csv::Outcome::General => {
+        fast_csv::FastRead::General => {
             progress.set_position(0);
             let csv = CsvOptions {
                 skip_bad_rows: false,

@@ -7,9 +7,9 @@ use rust_decimal::prelude::ToPrimitive;
 
 use super::columns::{BarColumns, to_f64};
 use super::html::{Candle, FillRow, LineSeries, Point, PriceSeries, ReportData, SummaryRow, SweepData, SweepRow};
-use super::simulate::Outcome;
+use super::simulate::BacktestResult;
 use super::summary::SingleSummary;
-use super::sweep::{ComboResult, Metric};
+use super::sweep::{ComboResult, RankBy};
 use nanotrader_format::exact::plain;
 use nanotrader_format::{self as human_format, NONE};
 use nanotrader_strategy::{MAX_LINES, StrategyConfig};
@@ -22,7 +22,7 @@ pub const MAX_FILLS: usize = 5_000;
 pub fn build(
     bars: &BarColumns,
     strategy: &StrategyConfig,
-    outcome: &Outcome,
+    outcome: &BacktestResult,
     summary: &SingleSummary,
     sweep: Option<SweepData>,
 ) -> ReportData {
@@ -309,7 +309,7 @@ fn summary_rows(s: &SingleSummary) -> Vec<SummaryRow> {
 }
 
 /// The heatmap and the top results of a sweep.
-pub fn sweep_data(results: &[ComboResult], shorts: &[usize], longs: &[usize], metric: Metric, top: usize) -> SweepData {
+pub fn sweep_data(results: &[ComboResult], shorts: &[usize], longs: &[usize], metric: RankBy, top: usize) -> SweepData {
     let mut rows: Vec<usize> = shorts.to_vec();
     let mut cols: Vec<usize> = longs.to_vec();
     for axis in [&mut rows, &mut cols] {
@@ -317,7 +317,7 @@ pub fn sweep_data(results: &[ComboResult], shorts: &[usize], longs: &[usize], me
         axis.dedup();
     }
     // A ratio the combination's span cannot carry is no value for people: an empty cell.
-    let ratio_metric = matches!(metric, Metric::Sharpe | Metric::Sortino);
+    let ratio_metric = matches!(metric, RankBy::Sharpe | RankBy::Sortino);
     let by_combo: HashMap<(usize, usize), Option<f64>> = results
         .iter()
         .map(|r| {

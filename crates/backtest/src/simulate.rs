@@ -32,7 +32,7 @@ pub struct Keep {
 }
 
 #[derive(Clone, Debug)]
-pub struct Outcome {
+pub struct BacktestResult {
     pub fills: Vec<Fill>,
     pub fill_count: u64,
     /// The books after the last bar, marked at its close.
@@ -45,7 +45,12 @@ pub struct Outcome {
 }
 
 /// Runs `strategy` over `bars` on this thread (a sweep runs many at once, one per core).
-pub fn run(bars: &BarColumns, strategy: &StrategyConfig, settings: &Settings, keep: Keep) -> Result<Outcome, String> {
+pub fn run(
+    bars: &BarColumns,
+    strategy: &StrategyConfig,
+    settings: &Settings,
+    keep: Keep,
+) -> Result<BacktestResult, String> {
     let changes = signal_changes(bars, strategy)?;
     let mut books = Books::new(settings, keep, bars);
     let mut tracker = Tracker::new(settings, keep, bars);
@@ -70,7 +75,7 @@ pub fn run_on_cores(
     strategy: &StrategyConfig,
     settings: &Settings,
     keep: Keep,
-) -> Result<Outcome, String> {
+) -> Result<BacktestResult, String> {
     // Below this the thread costs more than it saves.
     const MIN_BARS: usize = 100_000;
     // One message per fill would cost more than the fill.
@@ -93,7 +98,7 @@ pub fn run_on_cores(
     let mut books = Books::new(settings, keep, bars);
     let format_fills = keep.fills && keep.fills_csv;
     let (tracker, formatted) = std::thread::scope(|scope| {
-        let (later_parts_tx, later_parts) = std::sync::mpsc::channel::<Vec<Change>>();
+        let (later_parts_tx, later_parts) = std::sync::mpsc::channel::<Vec<SignalFlip>>();
         // Holdings, and the fills made since the last batch when they are formatted here (moved,
         // not copied: the helper keeps them, and sends the emptied batch back for reuse).
         let (holdings_tx, holdings) = std::sync::mpsc::channel::<(Vec<Booked>, Vec<Fill>)>();
@@ -149,7 +154,7 @@ pub fn run_on_cores(
             };
             let _ = holdings_tx.send((batch, fills));
         };
-        let mut book = |changes: &[Change]| {
+        let mut book = |changes: &[SignalFlip]| {
             for change in changes {
                 if let Some(holding) = books.on_change(change) {
                     batch.push(holding);
@@ -195,10 +200,10 @@ fn spin_recv<T>(from: &std::sync::mpsc::Receiver<T>) -> Option<T> {
     }
 }
 
-fn finish(books: Books, tracker: Tracker, bars: &BarColumns, fills_csv: Option<Vec<u8>>) -> Outcome {
+fn finish(books: Books, tracker: Tracker, bars: &BarColumns, fills_csv: Option<Vec<u8>>) -> BacktestResult {
     let (account, fills, fill_count) = books.finish(bars.close.last().copied());
     let (perf, equity_curve) = tracker.finish();
-    Outcome {
+    BacktestResult {
         performance: perf.report(&account, fill_count),
         fills,
         fill_count,
@@ -212,12 +217,12 @@ fn finish(books: Books, tracker: Tracker, bars: &BarColumns, fills_csv: Option<V
 /// starts flat), with its close taken while the column is being read anyway. Its time is read
 /// only for a fill's record: a backtest that keeps none never touches the time column.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct Change {
+pub struct SignalFlip {
     pub bar: usize,
     pub close: i64,
 }
 
-pub fn signal_changes(bars: &BarColumns, strategy: &StrategyConfig) -> Result<Vec<Change>, String> {
+pub fn signal_changes(bars: &BarColumns, strategy: &StrategyConfig) -> Result<Vec<SignalFlip>, String> {
     strategy.validate()?;
     let mut changes = Vec::new();
     match *strategy {
@@ -242,10 +247,10 @@ trait ChangeSink {
     fn on_change(&mut self, bar: usize, close: i64);
 }
 
-impl ChangeSink for Vec<Change> {
+impl ChangeSink for Vec<SignalFlip> {
     #[inline]
     fn on_change(&mut self, bar: usize, close: i64) {
-        self.push(Change { bar, close });
+        self.push(SignalFlip { bar, close });
     }
 }
 
@@ -397,7 +402,7 @@ impl<'a> Books<'a> {
     }
 
     /// The new holding when the change brings a fill.
-    fn on_change(&mut self, &Change { bar, close }: &Change) -> Option<Booked> {
+    fn on_change(&mut self, &SignalFlip { bar, close }: &SignalFlip) -> Option<Booked> {
         let signal = match self.signal {
             Signal::Flat => Signal::Long,
             Signal::Long => Signal::Flat,

@@ -6,8 +6,8 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::columns::BarColumns;
-use super::simulate::{self, Outcome};
-use super::sweep::{ComboResult, Metric};
+use super::simulate::{self, BacktestResult};
+use super::sweep::{ComboResult, RankBy};
 use nanotrader_broker::BrokerConfig;
 use nanotrader_engine::Trading;
 use nanotrader_format::exact::plain;
@@ -167,7 +167,7 @@ pub fn single(
     info: &DataInfo,
     strategy: &StrategyConfig,
     trading: &Trading,
-    outcome: &Outcome,
+    outcome: &BacktestResult,
     bars: &BarColumns,
     timings: &Timings,
     pair: &str,
@@ -219,7 +219,7 @@ pub fn single(
 pub struct SweepSummary {
     pub mode: &'static str,
     pub combinations: usize,
-    pub metric: Metric,
+    pub metric: RankBy,
     pub shorts: Vec<usize>,
     pub longs: Vec<usize>,
     pub top: Vec<ComboResult>,
@@ -232,7 +232,7 @@ pub fn sweep(
     results: &[ComboResult],
     shorts: &[usize],
     longs: &[usize],
-    metric: Metric,
+    metric: RankBy,
     top: usize,
     best: SingleSummary,
     timings: &Timings,

@@ -95,7 +95,7 @@ impl fmt::Display for Axis {
 /// What a sweep ranks by.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Metric {
+pub enum RankBy {
     /// Annualised Sharpe ratio.
     Sharpe,
     /// Annualised Sortino ratio.
@@ -108,35 +108,35 @@ pub enum Metric {
     WinRate,
 }
 
-impl Metric {
+impl RankBy {
     pub fn label(self) -> &'static str {
         match self {
-            Metric::Sharpe => "Sharpe (annualised)",
-            Metric::Sortino => "Sortino (annualised)",
-            Metric::Return => "return %",
-            Metric::MaxDrawdown => "max drawdown %",
-            Metric::WinRate => "win rate %",
+            RankBy::Sharpe => "Sharpe (annualised)",
+            RankBy::Sortino => "Sortino (annualised)",
+            RankBy::Return => "return %",
+            RankBy::MaxDrawdown => "max drawdown %",
+            RankBy::WinRate => "win rate %",
         }
     }
 
     pub fn key(self) -> &'static str {
         match self {
-            Metric::Sharpe => "sharpe",
-            Metric::Sortino => "sortino",
-            Metric::Return => "return_pct",
-            Metric::MaxDrawdown => "max_drawdown_pct",
-            Metric::WinRate => "win_rate_pct",
+            RankBy::Sharpe => "sharpe",
+            RankBy::Sortino => "sortino",
+            RankBy::Return => "return_pct",
+            RankBy::MaxDrawdown => "max_drawdown_pct",
+            RankBy::WinRate => "win_rate_pct",
         }
     }
 
     /// The figure as shown; `None` where it is undefined.
     pub fn value(self, p: &Performance) -> Option<f64> {
         match self {
-            Metric::Sharpe => p.sharpe,
-            Metric::Sortino => p.sortino,
-            Metric::Return => Some(p.return_pct),
-            Metric::MaxDrawdown => Some(p.max_drawdown_pct),
-            Metric::WinRate => p.win_rate_pct,
+            RankBy::Sharpe => p.sharpe,
+            RankBy::Sortino => p.sortino,
+            RankBy::Return => Some(p.return_pct),
+            RankBy::MaxDrawdown => Some(p.max_drawdown_pct),
+            RankBy::WinRate => p.win_rate_pct,
         }
         .filter(|v| v.is_finite())
     }
@@ -144,7 +144,7 @@ impl Metric {
     /// Higher is better after this.
     fn score(self, p: &Performance) -> Option<f64> {
         let v = self.value(p)?;
-        Some(if self == Metric::MaxDrawdown { -v } else { v })
+        Some(if self == RankBy::MaxDrawdown { -v } else { v })
     }
 }
 
@@ -212,7 +212,7 @@ pub fn run(
 }
 
 /// Best first by `metric`; undefined values last; ties by return, then by the smaller windows.
-pub fn rank(results: &mut [ComboResult], metric: Metric) {
+pub fn rank(results: &mut [ComboResult], metric: RankBy) {
     results.sort_by(|a, b| {
         let (sa, sb) = (metric.score(&a.performance), metric.score(&b.performance));
         let by_metric = match (sa, sb) {
@@ -265,9 +265,9 @@ mod tests {
             result(2, Some(1.0), 9.0),
             result(3, Some(2.0), 1.0),
         ];
-        rank(&mut results, Metric::Sharpe);
+        rank(&mut results, RankBy::Sharpe);
         assert_eq!(results.iter().map(|r| r.short).collect::<Vec<_>>(), [3, 2, 1]);
-        rank(&mut results, Metric::MaxDrawdown);
+        rank(&mut results, RankBy::MaxDrawdown);
         assert_eq!(results.iter().map(|r| r.short).collect::<Vec<_>>(), [3, 1, 2]);
     }
 }
