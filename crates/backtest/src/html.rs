@@ -135,40 +135,36 @@ pub struct SweepRow {
 const CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
                    img-src data:; base-uri 'none'; form-action 'none'";
 
+/// The page (web/report/report.html), its parts filled in by askama.
+#[derive(askama::Template)]
+#[template(path = "report.html")]
+struct Page<'a> {
+    csp: &'a str,
+    title: &'a str,
+    generated_by: &'a str,
+    theme_css: &'a str,
+    report_css: &'a str,
+    json: &'a str,
+    charts_js: &'a str,
+    report_js: &'a str,
+}
+
 /// The whole page as one HTML string: works offline from file://, no network requests at all.
 pub fn render(data: &ReportData) -> String {
+    use askama::Template;
     let json = script_safe_json(data);
-    let title = escape_html(&data.title);
-    let generated_by = escape_html(&data.generated_by);
-    let mut page = String::with_capacity(
-        json.len() + CHARTS_JS.len() + REPORT_JS.len() + THEME_CSS.len() + REPORT_CSS.len() + 8192,
-    );
-    page.push_str("<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
-    page.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
-    page.push_str("<meta name=\"color-scheme\" content=\"dark\">\n");
-    page.push_str("<meta http-equiv=\"Content-Security-Policy\" content=\"");
-    page.push_str(CSP);
-    page.push_str(
-        "\">\n<meta name=\"referrer\" content=\"no-referrer\">\n<link rel=\"icon\" href=\"data:,\">\n<title>",
-    );
-    page.push_str(&title);
-    page.push_str(" · nanotrader backtest</title>\n<style>\n");
-    page.push_str(&script_safe(THEME_CSS, "</style"));
-    page.push_str(&script_safe(REPORT_CSS, "</style"));
-    page.push_str("</style>\n</head>\n<body data-state=\"loading\">\n");
-    page.push_str(
-        &BODY
-            .replace("{{TITLE}}", &title)
-            .replace("{{GENERATED_BY}}", &generated_by),
-    );
-    page.push_str("<script type=\"application/json\" id=\"report-data\">");
-    page.push_str(&json);
-    page.push_str("</script>\n<script>\n");
-    page.push_str(&script_safe(CHARTS_JS, "</script"));
-    page.push_str("\n</script>\n<script>\n");
-    page.push_str(&script_safe(REPORT_JS, "</script"));
-    page.push_str("\n</script>\n</body>\n</html>\n");
-    page
+    Page {
+        csp: CSP,
+        title: &data.title,
+        generated_by: &data.generated_by,
+        theme_css: &script_safe(THEME_CSS, "</style"),
+        report_css: &script_safe(REPORT_CSS, "</style"),
+        json: &json,
+        charts_js: &script_safe(CHARTS_JS, "</script"),
+        report_js: &script_safe(REPORT_JS, "</script"),
+    }
+    .render()
+    .expect("the report page renders: its parts are plain strings")
 }
 
 /// The data as JSON that cannot end its `<script>` element or open a comment: `<`, `>` and `&`
@@ -209,133 +205,6 @@ fn script_safe<'a>(code: &'a str, end_tag: &str) -> std::borrow::Cow<'a, str> {
         code.into()
     }
 }
-
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// The page's skeleton; report.js fills it from the data.
-const BODY: &str = r##"<header class="topbar">
-  <div class="brand">nano<span class="brand-accent">trader</span></div>
-  <span class="badge badge-paper">backtest</span>
-  <h1 class="report-title" id="title">{{TITLE}}</h1>
-  <span class="generated" id="generated-by">{{GENERATED_BY}}</span>
-</header>
-<main class="report">
-  <noscript><p class="card">This report draws its charts and tables with JavaScript: allow scripts for this file.</p></noscript>
-  <p class="card load-error" id="load-error" hidden></p>
-  <section class="overview">
-    <div class="card summary-card">
-      <h2>Summary</h2>
-      <table class="summary-table" id="summary-table"><tbody id="summary-body"></tbody></table>
-      <p class="empty" id="summary-empty" hidden>No figures.</p>
-    </div>
-    <div class="card assumptions-card">
-      <h2>Assumptions</h2>
-      <ul class="assumptions" id="assumptions"></ul>
-      <p class="empty" id="assumptions-empty" hidden>None stated.</p>
-    </div>
-  </section>
-  <section class="chart-card" id="price-card">
-    <div class="chart-head">
-      <span class="chart-title">Price</span>
-      <span class="legend" id="price-legend">
-        <span class="legend-item" id="lg-time"></span>
-        <span class="legend-item">O <b id="lg-o">—</b></span>
-        <span class="legend-item">H <b id="lg-h">—</b></span>
-        <span class="legend-item">L <b id="lg-l">—</b></span>
-        <span class="legend-item">C <b id="lg-c">—</b></span>
-      </span>
-      <span class="legend lines-legend" id="lines-legend"></span>
-      <span class="fill-key"><span class="buy">▲ buy</span> <span class="sell">▼ sell</span></span>
-      <span class="fill-legend" id="fill-legend"></span>
-      <span class="chart-info" id="price-info"></span>
-    </div>
-    <div class="chart chart-price" id="price-chart"></div>
-    <p class="empty chart-empty" id="price-empty" hidden>No candles in this report.</p>
-  </section>
-  <section class="chart-card" id="equity-card">
-    <div class="chart-head">
-      <span class="chart-title">Equity</span>
-      <span class="legend">
-        <span class="legend-item key-equity">Strategy <b id="lg-equity">—</b></span>
-        <span class="legend-item key-hold">Buy and hold <b id="lg-hold">—</b></span>
-      </span>
-      <span class="chart-info">USD</span>
-    </div>
-    <div class="chart chart-equity" id="equity-chart"></div>
-    <p class="empty chart-empty" id="equity-empty" hidden>No equity curve in this report.</p>
-  </section>
-  <section class="chart-card" id="drawdown-card">
-    <div class="chart-head">
-      <span class="chart-title">Drawdown</span>
-      <span class="legend"><span class="legend-item key-dd">Below peak <b id="lg-dd">—</b></span></span>
-      <span class="chart-info" id="dd-info"></span>
-    </div>
-    <div class="chart chart-drawdown" id="drawdown-chart"></div>
-    <p class="empty chart-empty" id="drawdown-empty" hidden>No drawdown series in this report.</p>
-  </section>
-  <section class="sweep" id="sweep" hidden>
-    <div class="card heatmap-card">
-      <h2>Parameter sweep <span class="h2-note" id="sweep-metric"></span></h2>
-      <p class="heatmap-readout" id="heatmap-readout">Hover a cell: short × long → value.</p>
-      <div class="heatmap-wrap">
-        <div class="heatmap" id="heatmap" role="grid"></div>
-      </div>
-      <div class="heatmap-legend" id="heatmap-legend">
-        <span class="hl-min" id="hl-min"></span>
-        <span class="hl-bar" id="hl-bar"></span>
-        <span class="hl-max" id="hl-max"></span>
-        <span class="hl-none"><span class="swatch-none"></span> no value (short ≥ long or undefined)</span>
-      </div>
-      <p class="empty" id="heatmap-empty" hidden>The sweep has no combinations.</p>
-      <p class="sweep-note" id="sweep-note" hidden></p>
-    </div>
-    <div class="card top-card">
-      <h2>Top results</h2>
-      <div class="table-wrap">
-        <table class="trades" id="top-table">
-          <thead><tr>
-            <th class="num">#</th><th class="num">Short</th><th class="num">Long</th><th class="num" data-metric="return_pct">Return %</th>
-            <th class="num" data-metric="sharpe">Sharpe</th><th class="num" data-metric="sortino">Sortino</th>
-            <th class="num" data-metric="max_drawdown_pct">Max DD %</th><th class="num">Trades</th><th class="num" data-metric="win_rate_pct">Win rate %</th>
-          </tr></thead>
-          <tbody id="top-body"></tbody>
-        </table>
-        <p class="empty" id="top-empty" hidden>No results.</p>
-      </div>
-    </div>
-  </section>
-  <section class="card fills-card" id="fills-card">
-    <h2>Fills <span class="h2-note" id="fills-count"></span></h2>
-    <div class="table-wrap fills-wrap">
-      <table class="trades" id="fills-table">
-        <thead><tr>
-          <th>Time (UTC)</th><th>Side</th><th class="num">Qty</th><th class="num">Price</th><th class="num">Fee</th>
-          <th class="num">Cash after</th><th class="num">Position after</th>
-        </tr></thead>
-        <tbody id="fills-body"></tbody>
-      </table>
-      <p class="empty" id="fills-empty" hidden>No fills: the strategy never traded.</p>
-    </div>
-  </section>
-</main>
-<footer class="footer">
-  <span id="footer-generated">{{GENERATED_BY}}</span>
-  <span>Times in UTC · charts: TradingView Lightweight Charts™ (embedded, offline)</span>
-</footer>
-"##;
 
 #[cfg(test)]
 mod tests {
@@ -443,8 +312,9 @@ mod tests {
         let embedded: serde_json::Value = serde_json::from_str(element).expect("valid JSON");
         assert_eq!(embedded["title"], evil, "the escapes mean the same text");
         assert_eq!(embedded["fills"][0]["side"], "</SCRIPT>");
+        // Escaped in the HTML (askama writes numeric character references).
         assert!(
-            page.contains("&lt;/script&gt;&lt;script&gt;alert(1)"),
+            page.contains("&#60;/script&#62;&#60;script&#62;alert(1)"),
             "escaped in the HTML"
         );
         // Exactly our three script elements open and close.
