@@ -10,7 +10,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
 use crate::broker::Account;
-use crate::cli::{BarsArgs, Cli, Command, FillsArgs, HistoryArgs, RunArgs};
+use crate::cli::{BarsArgs, Cli, Command, FillsArgs, HistoryArgs};
 use crate::config::{self, ConfigError, Mode, ReplayData, RunConfig, SimSpec, SourceSpec};
 use crate::engine::session::{self, Restored};
 use crate::engine::{self, Bus, Engine, EngineOutputs, Metrics, STORE_QUEUE_BATCHES};
@@ -26,6 +26,7 @@ use crate::market::replay::{ReplayConfig, ReplaySource};
 use crate::market::sim::{SimConfig, SimSource};
 use crate::market::task_source::TaskSource;
 use crate::market::{Source, SourceError, SourceInfo, Timestamp};
+use crate::options::RunArgs;
 use crate::report::{self, RunSummary};
 use crate::store::{DataDirLock, NewRun, RunRecord, Store, StoreError, StoreWriter};
 use crate::strategy::Strategy;
@@ -98,14 +99,21 @@ pub async fn execute(cli: Cli) -> Result<(), AppError> {
     let quiet = cli.quiet;
     match cli.command {
         Command::Demo(args) => {
-            serve_and_run(config::resolve(config::merge(args, file_run), data_dir, Mode::Demo)?).await
+            serve_and_run(config::resolve(
+                args.layered(file_run, Mode::Demo),
+                data_dir,
+                Mode::Demo,
+            )?)
+            .await
         }
-        Command::Run(args) => serve_and_run(config::resolve(config::merge(args, file_run), data_dir, Mode::Run)?).await,
+        Command::Run(args) => {
+            serve_and_run(config::resolve(args.layered(file_run, Mode::Run), data_dir, Mode::Run)?).await
+        }
         Command::Fills(args) => export_fills(&data_dir, &args),
         Command::Bars(args) => export_bars(&data_dir, &args),
         Command::History(args) => history(&data_dir, &args).await,
         Command::Runs => list_runs(&data_dir),
-        Command::Backtest(args) => crate::backtest_command::execute(args, &data_dir, quiet),
+        Command::Backtest(args) => crate::backtest_command::execute(args, file_run, &data_dir, quiet),
     }
 }
 

@@ -16,11 +16,13 @@ use crate::backtest::load::{self, CacheMode, LoadOptions};
 use crate::backtest::simulate::{self, BacktestResult, Keep, Settings};
 use crate::backtest::summary::{self, DataInfo, Timings};
 use crate::backtest::sweep::{self, Axis, ComboResult};
-use crate::cli::{BacktestArgs, CacheArg, RunArgs, StrategyKind};
+use crate::cli::{BacktestArgs, CacheArg};
 use crate::config::{Trading, resolve_trading};
 use crate::market::{SourceError, Timestamp};
+use crate::options::{RunArgs, StrategyKind, StrategyOptions};
 use crate::store::Store;
 use crate::strategy::StrategyConfig;
+use merge::Merge as _;
 
 /// What was asked: one backtest, or a grid of SMA windows.
 enum Plan {
@@ -28,8 +30,19 @@ enum Plan {
     Sweep { shorts: Vec<usize>, longs: Vec<usize> },
 }
 
-pub fn execute(args: BacktestArgs, data_dir: &Path, quiet: bool) -> Result<(), AppError> {
+/// `args` as given (flags and environment), over the config file's `file`, its preset and the
+/// defaults: the layering of `run`.
+pub fn execute(mut args: BacktestArgs, file: RunArgs, data_dir: &Path, quiet: bool) -> Result<(), AppError> {
     let started = Instant::now();
+    args.bars.merge(file.bars);
+    args.strategy.merge(file.strategy);
+    args.strategy.merge(StrategyOptions::defaults());
+    args.broker.merge(file.broker);
+    if args.from_store && args.bars.columns.is_some() {
+        return Err(AppError::input(
+            "--columns is for --data files; a stored series has its own",
+        ));
+    }
     let (plan, trading) = plan(&args)?;
     let settings = Settings {
         broker: trading.broker.clone(),
@@ -166,39 +179,27 @@ fn keep(args: &BacktestArgs) -> Keep {
 /// The strategy (or grid) and the broker from the options, with the same rules as `run`.
 fn plan(args: &BacktestArgs) -> Result<(Plan, Trading), AppError> {
     let step = args.step.map_or(1, |s| s as usize);
-    let shorts = args.short.as_ref().map(|a| a.values(step));
-    let longs = args.long.as_ref().map(|a| a.values(step));
+    // Layered with the defaults: both windows are there.
+    let shorts = args.strategy.short.as_ref().map(|a| a.values(step)).unwrap_or_default();
+    let longs = args.strategy.long.as_ref().map(|a| a.values(step)).unwrap_or_default();
     let is_grid = |axis: &Option<Axis>| axis.as_ref().is_some_and(|a| a.single().is_none());
-    let sweep = is_grid(&args.short) || is_grid(&args.long);
-    let kind = args.strategy.unwrap_or(StrategyKind::SmaCross);
-    if sweep && kind != StrategyKind::SmaCross {
+    let sweep = is_grid(&args.strategy.short) || is_grid(&args.strategy.long);
+    if sweep && args.strategy.strategy.is_some_and(|k| k != StrategyKind::SmaCross) {
         return Err(AppError::input(
             "sweeps are over the SMA windows (--short, --long) of --strategy sma-cross",
         ));
     }
-    let run_args = RunArgs {
-        preset: args.preset,
-        strategy: args.strategy,
-        // A grid's validation happens per combination; these only need to be valid.
-        short: if sweep { Some(1) } else { shorts.as_ref().map(|v| v[0]) },
-        long: if sweep { Some(2) } else { longs.as_ref().map(|v| v[0]) },
-        fast: args.fast,
-        slow: args.slow,
-        rsi_period: args.rsi_period,
-        oversold: args.oversold,
-        overbought: args.overbought,
-        cash: args.cash,
-        fee_rate: args.fee_rate,
-        sizing: args.sizing,
-        decide_from_bar: args.decide_from_bar,
-        ..RunArgs::default()
-    };
-    let trading = resolve_trading(&run_args)?;
     if !sweep {
+        let trading = resolve_trading(&args.strategy, &args.broker)?;
         return Ok((Plan::Single(trading.strategy.clone()), trading));
     }
-    let shorts = shorts.unwrap_or_else(|| vec![10]);
-    let longs = longs.unwrap_or_else(|| vec![20]);
+    // A grid's windows are checked per combination; the rest is checked as for one backtest.
+    let placeholder = StrategyOptions {
+        short: Some(Axis::List(vec![1])),
+        long: Some(Axis::List(vec![2])),
+        ..args.strategy.clone()
+    };
+    let trading = resolve_trading(&placeholder, &args.broker)?;
     Ok((Plan::Sweep { shorts, longs }, trading))
 }
 
@@ -224,7 +225,7 @@ fn load_file(
     quiet: bool,
 ) -> Result<(BarColumns, DataInfo), AppError> {
     let opts = LoadOptions {
-        interval: args.interval,
+        interval: args.bars.interval,
         cache: match args.cache {
             CacheArg::Auto => CacheMode::Auto,
             CacheArg::Off => CacheMode::Off,
@@ -233,7 +234,7 @@ fn load_file(
         cache_dir: Some(crate::backtest::cache::dir_in(data_dir)),
         cache_max_bytes: args.cache_max_mb.saturating_mul(1 << 20),
         detail,
-        columns: args.columns.clone(),
+        columns: args.bars.columns.clone(),
     };
     let progress = progress_bar(
         quiet,
@@ -259,7 +260,7 @@ fn load_store(data_dir: &Path, args: &BacktestArgs) -> Result<(BarColumns, DataI
     let series = store.series_of_pair(&args.pair)?;
     let chosen = series
         .iter()
-        .find(|(_, s)| args.interval.is_none_or(|i| i.secs() == s.interval_secs) && s.bars > 0);
+        .find(|(_, s)| args.bars.interval.is_none_or(|i| i.secs() == s.interval_secs) && s.bars > 0);
     let Some((id, summary)) = chosen else {
         let stored: Vec<String> = series
             .iter()
@@ -269,7 +270,7 @@ fn load_store(data_dir: &Path, args: &BacktestArgs) -> Result<(BarColumns, DataI
             "the store in {} has no {} bars{}{}",
             data_dir.display(),
             args.pair,
-            args.interval.map_or(String::new(), |i| format!(" at {i}")),
+            args.bars.interval.map_or(String::new(), |i| format!(" at {i}")),
             if stored.is_empty() {
                 " (download some with `nanotrader history --store`)".to_owned()
             } else {
@@ -345,8 +346,8 @@ fn run_sweep(
     if all.is_empty() {
         return Err(AppError::input(format!(
             "no combination of --short {} and --long {} has short < long",
-            args.short.as_ref().map_or("10".into(), ToString::to_string),
-            args.long.as_ref().map_or("20".into(), ToString::to_string),
+            args.strategy.short.as_ref().map_or(String::new(), ToString::to_string),
+            args.strategy.long.as_ref().map_or(String::new(), ToString::to_string),
         )));
     }
     if all.len() > sweep::MAX_COMBINATIONS {

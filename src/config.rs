@@ -11,10 +11,16 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer};
 
 use crate::broker::BrokerConfig;
-use crate::cli::{Preset, RunArgs, SourceKind, StrategyKind};
+use merge::Merge as _;
+
+use crate::backtest::sweep::Axis;
 use crate::engine::EngineConfig;
 use crate::market::Interval;
 use crate::market::Speed;
+pub use crate::options::Mode;
+use crate::options::{
+    BarOptions, BrokerOptions, RunArgs, SourceKind, SourceOptions, StrategyKind, StrategyOptions, WebOptions, keys,
+};
 use crate::strategy::StrategyConfig;
 
 pub const DEFAULT_DATA_DIR: &str = "nanotrader-data";
@@ -78,13 +84,6 @@ pub struct SimSpec {
     pub speed: Speed,
 }
 
-/// Which command the options are for: `demo` has its own defaults.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Mode {
-    Demo,
-    Run,
-}
-
 /// The `--config` file: the run options plus `data-dir`.
 pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
@@ -101,6 +100,7 @@ pub fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
 /// The `--config` file's text; `name` is the file as shown in messages. A mistake is named by
 /// its place (the TOML parser's span: line, column) and its key, e.g.
 /// `nanotrader.toml line 4, column 9, key 'speed': invalid speed 'fast': ...`.
+/// Each option group reads its own keys (its flags' long names); a key no group has is unknown.
 pub fn parse_file_config(text: &str, name: &str) -> Result<FileConfig, ConfigError> {
     let at = |span: Option<Range<usize>>, key: Option<&str>, message: &str| {
         ConfigError(located(text, name, span, key, message))
@@ -133,15 +133,49 @@ pub fn parse_file_config(text: &str, name: &str) -> Result<FileConfig, ConfigErr
             }
         },
     };
-    let document = toml::Spanned::new(document_span, table);
-    RunArgs::deserialize(toml::de::Deserializer::from(document)).map_or_else(
-        |e| {
-            let span = e.span();
-            let message = unknown_key_message(e.message()).unwrap_or_else(|| e.message().trim().to_owned());
-            Err(at(span.clone(), key_at(&span), &message))
-        },
-        |run| Ok(FileConfig { data_dir, run }),
-    )
+    let groups = [
+        keys::<SourceOptions>(),
+        keys::<BarOptions>(),
+        keys::<StrategyOptions>(),
+        keys::<BrokerOptions>(),
+        keys::<WebOptions>(),
+    ];
+    let mut parts: Vec<toml::de::DeTable> = groups.iter().map(|_| Default::default()).collect();
+    for (key, value) in table {
+        match groups
+            .iter()
+            .position(|g| g.iter().any(|k| k == key.get_ref().as_ref()))
+        {
+            Some(group) => {
+                parts[group].insert(key, value);
+            }
+            None => {
+                let known: Vec<&str> = groups.iter().flatten().map(String::as_str).collect();
+                let message = unknown_key_message(key.get_ref(), &known);
+                return Err(at(Some(key.span()), Some(key.get_ref()), &message));
+            }
+        }
+    }
+    let mut parts = parts.into_iter();
+    let mut next = || {
+        toml::de::Deserializer::from(toml::Spanned::new(
+            document_span.clone(),
+            parts.next().unwrap_or_default(),
+        ))
+    };
+    let fail = |e: toml::de::Error| {
+        let span = e.span();
+        at(span.clone(), key_at(&span), e.message())
+    };
+    let run = RunArgs {
+        source: SourceOptions::deserialize(next()).map_err(fail)?,
+        bars: BarOptions::deserialize(next()).map_err(fail)?,
+        strategy: StrategyOptions::deserialize(next()).map_err(fail)?,
+        broker: BrokerOptions::deserialize(next()).map_err(fail)?,
+        web: WebOptions::deserialize(next()).map_err(fail)?,
+        fresh: false,
+    };
+    Ok(FileConfig { data_dir, run })
 }
 
 /// `FILE line L, column C, key 'K': MESSAGE`, with what is known of the place.
@@ -160,53 +194,39 @@ fn located(text: &str, name: &str, span: Option<Range<usize>>, key: Option<&str>
     format!("{place}: {}", message.trim().replace('\n', " "))
 }
 
-/// serde's "unknown field `sped`, expected one of `source`, ..." (every key: too long for one
-/// line) as "unknown key (did you mean 'speed'?)"; `None` for any other message.
-fn unknown_key_message(message: &str) -> Option<String> {
-    let rest = message.strip_prefix("unknown field `")?;
-    let (unknown, rest) = rest.split_once('`')?;
-    let known = rest
-        .split_once("expected one of ")
-        .map(|(_, list)| list)
-        .unwrap_or_default()
-        .split(", ")
-        .map(|k| k.trim_matches('`'))
-        .chain(std::iter::once("data-dir"));
+/// "unknown key (did you mean 'speed'?)" for a key no option has.
+fn unknown_key_message(unknown: &str, known: &[&str]) -> String {
     let closest = known
-        .map(|k| (strsim::jaro_winkler(unknown, k), k))
+        .iter()
+        .chain(std::iter::once(&"data-dir"))
+        .map(|k| (strsim::jaro_winkler(unknown, k), *k))
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0));
-    Some(match closest {
+    match closest {
         Some((_, key)) => format!("unknown key (did you mean '{key}'?)"),
         None => "unknown key: the keys are the long flag names (see `nanotrader help run`)".to_owned(),
-    })
+    }
 }
 
-macro_rules! merge_options {
-    ($high:expr, $low:expr; $($field:ident),+ $(,)?) => {
-        RunArgs { $($field: $high.$field.or($low.$field),)+ fresh: $high.fresh }
-    };
-}
-
-/// Options given on the command line (or its environment) win over the config file's.
-pub fn merge(cli: RunArgs, file: RunArgs) -> RunArgs {
-    merge_options!(cli, file;
-        source, data, speed, looping, preset, pair, interval, strategy, short, long, fast, slow,
-        rsi_period, oversold, overbought, cash, fee_rate, sizing, decide_from_bar,
-        skip_bad_rows, columns, status_secs, kraken_rest_url, kraken_ws_url, feed_timeout_secs, poll_secs, sim_seed, sim_price, sim_drift, sim_volatility, sim_tick_secs,
-        sim_duration, listen, no_web, stay, web_token, web_queue_frames)
-}
-
-/// Turns merged options into checked settings.
+/// Turns layered options (see [`RunArgs::layered`]) into checked settings.
 pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig, ConfigError> {
+    // Idempotent: what is already layered stays as it is.
+    let RunArgs {
+        source: src,
+        bars,
+        strategy,
+        broker,
+        web,
+        fresh,
+    } = args.layered(RunArgs::default(), mode);
     let err = |m: String| Err(ConfigError(m));
     let Trading {
         strategy,
         broker,
         decide_from_bar,
-    } = resolve_trading(&args)?;
-    let interval = args.interval.unwrap_or_default();
-    let status_every = positive_secs(Some(args.status_secs.unwrap_or(5.0)), Duration::ZERO, "status-secs")?;
+    } = resolve_trading(&strategy, &broker)?;
+    let interval = bars.interval.unwrap_or_default();
+    let status_every = positive_secs(src.status_secs, Duration::ZERO, "status-secs")?;
     let engine = EngineConfig {
         interval,
         decide_from_bar,
@@ -214,45 +234,41 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
         ..EngineConfig::default()
     };
 
-    let default_speed = match mode {
-        Mode::Demo => Speed::Factor(60.0),
-        Mode::Run => Speed::Max,
-    };
-    let speed = args.speed.unwrap_or(default_speed);
+    let speed = src.speed.unwrap_or(Speed::Max);
     // `run` trades Kraken live unless it is given a file to replay; `demo` always replays.
-    let default_source = match (mode, &args.data) {
+    let default_source = match (mode, &src.data) {
         (Mode::Run, None) => SourceKind::Kraken,
         _ => SourceKind::Replay,
     };
     let rest_url = || {
         checked_url(
-            args.kraken_rest_url.as_deref(),
+            src.kraken_rest_url.as_deref(),
             crate::kraken::consts::REST_BASE_URL,
             &["http", "https"],
             "kraken-rest-url",
         )
     };
-    let source = match args.source.unwrap_or(default_source) {
+    let source = match src.source.unwrap_or(default_source) {
         SourceKind::Replay => SourceSpec::Replay {
-            data: args.data.map_or(ReplayData::Builtin, ReplayData::File),
+            data: src.data.clone().map_or(ReplayData::Builtin, ReplayData::File),
             speed,
-            looping: args.looping.unwrap_or(mode == Mode::Demo),
+            looping: src.looping.unwrap_or_default(),
             csv: crate::market::CsvOptions {
-                skip_bad_rows: args.skip_bad_rows.unwrap_or(false),
-                columns: args.columns,
+                skip_bad_rows: src.skip_bad_rows.unwrap_or_default(),
+                columns: bars.columns,
             },
         },
         SourceKind::Sim => {
-            if args.data.is_some() {
+            if src.data.is_some() {
                 return err("--data is for --source replay; the simulator makes its own data".into());
             }
             let sim = SimSpec {
-                seed: args.sim_seed.unwrap_or(1),
-                start_price: args.sim_price.unwrap_or(Decimal::from(30_000)),
-                drift: args.sim_drift.unwrap_or(0.0),
-                volatility: args.sim_volatility.unwrap_or(0.8),
-                mean_tick_secs: args.sim_tick_secs.unwrap_or(1.0),
-                duration_secs: args.sim_duration.map(Interval::secs),
+                seed: src.sim_seed.unwrap_or_default(),
+                start_price: src.sim_price.unwrap_or_default(),
+                drift: src.sim_drift.unwrap_or_default(),
+                volatility: src.sim_volatility.unwrap_or_default(),
+                mean_tick_secs: src.sim_tick_secs.unwrap_or_default(),
+                duration_secs: src.sim_duration.map(Interval::secs),
                 speed,
             };
             if sim.start_price <= Decimal::ZERO {
@@ -270,11 +286,11 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
             SourceSpec::Sim(sim)
         }
         SourceKind::KrakenRest => {
-            if args.data.is_some() {
+            if src.data.is_some() {
                 return err("--data is for --source replay; Kraken is a live feed".into());
             }
             let min = crate::kraken::consts::PUBLIC_REST_MIN_INTERVAL.as_secs_f64();
-            let poll_secs = args.poll_secs.unwrap_or(min);
+            let poll_secs = src.poll_secs.unwrap_or(min);
             if !(poll_secs.is_finite() && poll_secs >= min) {
                 return err(format!(
                     "poll-secs {poll_secs} is faster than Kraken's public REST limit (one request per {min} s)"
@@ -289,19 +305,19 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
             }
         }
         SourceKind::Kraken => {
-            if args.data.is_some() {
+            if src.data.is_some() {
                 return err("--data is for --source replay; Kraken is a live feed".into());
             }
             SourceSpec::Kraken {
                 rest_url: rest_url()?,
                 ws_url: checked_url(
-                    args.kraken_ws_url.as_deref(),
+                    src.kraken_ws_url.as_deref(),
                     crate::kraken::consts::WS_PUBLIC_URL,
                     &["ws", "wss"],
                     "kraken-ws-url",
                 )?,
                 feed_timeout: positive_secs(
-                    args.feed_timeout_secs,
+                    src.feed_timeout_secs,
                     crate::kraken::consts::FEED_SILENCE_TIMEOUT,
                     "feed-timeout-secs",
                 )?,
@@ -309,81 +325,92 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
         }
     };
 
-    let web = if args.no_web.unwrap_or(false) {
-        None
-    } else {
-        let token = args
-            .web_token
-            .as_deref()
-            .filter(|t| !t.trim().is_empty())
-            .map(crate::web::AccessToken::parse)
-            .transpose()
-            .map_err(|e| ConfigError(e.to_string()))?;
-        let listen = match args.listen {
-            Some(addr) => addr,
-            None => crate::web::DEFAULT_LISTEN.parse().expect("the default address parses"),
-        };
-        crate::web::security::check_bind(&listen, token.as_ref()).map_err(|e| ConfigError(e.to_string()))?;
-        Some(crate::web::WebConfig {
-            listen,
-            token,
-            stay: args.stay.unwrap_or(false),
-            queue_frames: args
-                .web_queue_frames
-                .unwrap_or(crate::web::board::CLIENT_QUEUE_FRAMES)
-                .clamp(1, 65_536),
-        })
-    };
-
     Ok(RunConfig {
         data_dir,
         source,
-        web,
-        pair: args.pair.unwrap_or_else(|| DEFAULT_PAIR.to_owned()),
+        web: resolve_web(web)?,
+        pair: src.pair.unwrap_or_else(|| DEFAULT_PAIR.to_owned()),
         interval,
         strategy,
         broker,
         engine,
-        fresh: args.fresh,
+        fresh,
     })
+}
+
+/// The dashboard's settings, `None` with --no-web.
+fn resolve_web(web: WebOptions) -> Result<Option<crate::web::WebConfig>, ConfigError> {
+    if web.no_web.unwrap_or_default() {
+        return Ok(None);
+    }
+    let token = web
+        .web_token
+        .as_deref()
+        .filter(|t| !t.trim().is_empty())
+        .map(crate::web::AccessToken::parse)
+        .transpose()
+        .map_err(|e| ConfigError(e.to_string()))?;
+    let listen = match web.listen {
+        Some(addr) => addr,
+        None => crate::web::DEFAULT_LISTEN.parse().expect("the default address parses"),
+    };
+    crate::web::security::check_bind(&listen, token.as_ref()).map_err(|e| ConfigError(e.to_string()))?;
+    Ok(Some(crate::web::WebConfig {
+        listen,
+        token,
+        stay: web.stay.unwrap_or_default(),
+        queue_frames: web
+            .web_queue_frames
+            .unwrap_or(crate::web::board::CLIENT_QUEUE_FRAMES)
+            .clamp(1, 65_536),
+    }))
 }
 
 pub use crate::engine::Trading;
 
-/// The strategy, the broker and the first deciding bar from the options, a preset and the defaults.
-pub fn resolve_trading(args: &RunArgs) -> Result<Trading, ConfigError> {
-    let seed = args.preset == Some(Preset::Seed);
-    let strategy = match args.strategy.unwrap_or(StrategyKind::SmaCross) {
+/// The strategy, the broker and the first deciding bar, with the preset and the defaults under
+/// what was given. A window must be one value here (lists and ranges are a backtest's sweep).
+pub fn resolve_trading(strategy: &StrategyOptions, broker: &BrokerOptions) -> Result<Trading, ConfigError> {
+    let mut s = strategy.clone();
+    s.merge(StrategyOptions::defaults());
+    let mut b = broker.clone();
+    b.merge(BrokerOptions::preset(s.preset));
+    b.merge(BrokerOptions::defaults());
+    let window = |axis: Option<Axis>, name: &str| {
+        let axis = axis.unwrap_or(Axis::List(Vec::new()));
+        axis.single().ok_or_else(|| {
+            ConfigError(format!(
+                "{name} takes one window here, not '{axis}' (lists and ranges are for backtest sweeps)"
+            ))
+        })
+    };
+    let strategy = match s.strategy.unwrap_or(StrategyKind::SmaCross) {
         StrategyKind::SmaCross => StrategyConfig::SmaCross {
-            short: args.short.unwrap_or(10),
-            long: args.long.unwrap_or(20),
+            short: window(s.short, "short")?,
+            long: window(s.long, "long")?,
         },
         StrategyKind::EmaCross => StrategyConfig::EmaCross {
-            fast: args.fast.unwrap_or(12),
-            slow: args.slow.unwrap_or(26),
+            fast: s.fast.unwrap_or_default(),
+            slow: s.slow.unwrap_or_default(),
         },
         StrategyKind::RsiThreshold => StrategyConfig::RsiThreshold {
-            period: args.rsi_period.unwrap_or(14),
-            oversold: args.oversold.unwrap_or(Decimal::from(30)),
-            overbought: args.overbought.unwrap_or(Decimal::from(70)),
+            period: s.rsi_period.unwrap_or_default(),
+            oversold: s.oversold.unwrap_or_default(),
+            overbought: s.overbought.unwrap_or_default(),
         },
     };
     strategy.validate().map_err(ConfigError)?;
 
-    let base = if seed {
-        BrokerConfig::seed()
-    } else {
-        BrokerConfig::default()
-    };
+    let base = BrokerConfig::default();
     let broker = BrokerConfig {
-        initial_cash: args.cash.unwrap_or(base.initial_cash),
-        fee_rate: args.fee_rate.unwrap_or(base.fee_rate),
-        sizing: args.sizing.unwrap_or(base.sizing),
+        initial_cash: b.cash.unwrap_or_default(),
+        fee_rate: b.fee_rate.unwrap_or_default(),
+        sizing: b.sizing.unwrap_or(base.sizing),
         qty_step: base.qty_step,
     };
     broker.validate().map_err(ConfigError)?;
 
-    let decide_from_bar = args.decide_from_bar.unwrap_or(if seed { 22 } else { 1 });
+    let decide_from_bar = b.decide_from_bar.unwrap_or_default();
     if decide_from_bar == 0 {
         return Err(ConfigError("decide-from-bar counts bars from 1; 0 is not a bar".into()));
     }
@@ -464,10 +491,10 @@ mod tests {
     fn file_values_parse_like_flags() {
         let f = file("data-dir = \"/tmp/x\"\nspeed = 60\nshort = 5\nlong = 30\nfee-rate = 0.001\nsizing = \"fixed:0.01\"\nloop = true\n").unwrap();
         assert_eq!(f.data_dir, Some(PathBuf::from("/tmp/x")));
-        assert_eq!(f.run.speed, Some(Speed::Factor(60.0)));
-        assert_eq!(f.run.short, Some(5));
-        assert_eq!(f.run.fee_rate, Some(Decimal::new(1, 3)));
-        assert_eq!(f.run.looping, Some(true));
+        assert_eq!(f.run.source.speed, Some(Speed::Factor(60.0)));
+        assert_eq!(f.run.strategy.short, Some(Axis::List(vec![5])));
+        assert_eq!(f.run.broker.fee_rate, Some(Decimal::new(1, 3)));
+        assert_eq!(f.run.source.looping, Some(true));
     }
 
     #[test]
@@ -488,7 +515,7 @@ mod tests {
         );
         assert_eq!(
             parse("long = \"ten\"\n"),
-            "nanotrader.toml line 1, column 8, key 'long': invalid type: string \"ten\", expected usize"
+            "nanotrader.toml line 1, column 8, key 'long': 'ten' is not a window: use 10, 5,10,20, 5..50 or 5..50:5"
         );
         assert_eq!(
             parse("data-dir = 5\n"),
@@ -505,18 +532,40 @@ mod tests {
     }
 
     #[test]
+    fn every_flag_is_a_config_key() {
+        let groups = [
+            keys::<SourceOptions>(),
+            keys::<BarOptions>(),
+            keys::<StrategyOptions>(),
+            keys::<BrokerOptions>(),
+            keys::<WebOptions>(),
+        ];
+        for key in groups.iter().flatten() {
+            if let Err(e) = parse_file_config(&format!("{key} = \"?\"\n"), "n.toml") {
+                assert!(!e.0.contains("unknown key"), "{key}: {}", e.0);
+            }
+        }
+    }
+
+    #[test]
     fn flags_beat_file_and_presets_fill_the_rest() {
         let cli = RunArgs {
-            short: Some(7),
-            preset: Some(Preset::Seed),
+            strategy: StrategyOptions {
+                short: Some(Axis::List(vec![7])),
+                preset: Some(crate::options::Preset::Seed),
+                ..Default::default()
+            },
             ..RunArgs::default()
         };
         let from_file = RunArgs {
-            short: Some(3),
-            long: Some(40),
+            strategy: StrategyOptions {
+                short: Some(Axis::List(vec![3])),
+                long: Some(Axis::List(vec![40])),
+                ..Default::default()
+            },
             ..RunArgs::default()
         };
-        let cfg = resolve(merge(cli, from_file), PathBuf::from("d"), Mode::Run).unwrap();
+        let cfg = resolve(cli.layered(from_file, Mode::Run), PathBuf::from("d"), Mode::Run).unwrap();
         assert_eq!(cfg.strategy, StrategyConfig::SmaCross { short: 7, long: 40 });
         assert_eq!(cfg.broker.sizing, Sizing::Seed);
         assert_eq!(cfg.broker.fee_rate, Decimal::ZERO);
@@ -525,43 +574,66 @@ mod tests {
 
     #[test]
     fn bad_settings_are_refused_with_one_line() {
+        let strategy = |short, long| RunArgs {
+            strategy: StrategyOptions {
+                short: Some(Axis::List(vec![short])),
+                long: Some(Axis::List(vec![long])),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let broker = |broker: BrokerOptions| RunArgs {
+            broker,
+            ..Default::default()
+        };
+        let source = |source: SourceOptions| RunArgs {
+            source,
+            ..Default::default()
+        };
         let cases: Vec<(RunArgs, &str)> = vec![
+            (strategy(20, 10), "short"),
             (
-                RunArgs {
-                    short: Some(20),
-                    long: Some(10),
-                    ..Default::default()
-                },
-                "short",
-            ),
-            (
-                RunArgs {
+                broker(BrokerOptions {
                     cash: Some(Decimal::from(-5)),
                     ..Default::default()
-                },
+                }),
                 "cash",
             ),
             (
-                RunArgs {
+                broker(BrokerOptions {
                     decide_from_bar: Some(0),
                     ..Default::default()
-                },
+                }),
                 "decide-from-bar",
             ),
             (
-                RunArgs {
+                source(SourceOptions {
                     status_secs: Some(0.0),
                     ..Default::default()
-                },
+                }),
                 "status-secs",
             ),
             (
-                RunArgs {
+                source(SourceOptions {
                     source: Some(SourceKind::Sim),
                     sim_volatility: Some(-1.0),
                     ..Default::default()
-                },
+                }),
                 "sim-volatility",
+            ),
+            (
+                RunArgs {
+                    strategy: StrategyOptions {
+                        short: Some(Axis::Range {
+                            from: 5,
+                            to: 9,
+                            step: None,
+                        }),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+                "short takes one window",
             ),
         ];
         for (args, word) in cases {

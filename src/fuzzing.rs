@@ -11,7 +11,6 @@ use indicatif::ProgressBar;
 use rust_decimal::Decimal;
 
 use crate::backtest::load::{self, CacheMode, LoadOptions};
-use crate::cli::RunArgs;
 use crate::config::{self, Mode, SourceSpec};
 use crate::kraken::parse::{self, WsMessage};
 use crate::market::{Bar, CsvReader, MarketEvent, Trade};
@@ -102,9 +101,9 @@ pub fn config(data: &[u8]) {
         return;
     };
     let data_dir = file.data_dir.unwrap_or_else(|| PathBuf::from("fuzz-data"));
-    let _ = config::resolve_trading(&file.run);
+    let _ = config::resolve_trading(&file.run.strategy, &file.run.broker);
     for mode in [Mode::Run, Mode::Demo] {
-        let args = config::merge(RunArgs::default(), file.run.clone());
+        let args = file.run.clone();
         let Ok(cfg) = config::resolve(args, data_dir.clone(), mode) else {
             continue;
         };

@@ -16,6 +16,7 @@ pub mod history;
 pub use nanotrader_format as human_format;
 pub use nanotrader_kraken as kraken;
 pub mod logs;
+pub mod options;
 pub use nanotrader_market as market;
 pub use nanotrader_perf as perf;
 pub mod report;

@@ -1,0 +1,489 @@
+//! Every trading option, defined once: a field in one group below, with its flag, its
+//! environment variable (`NANOTRADER_` + the name in upper snake case), its config-file key (the
+//! flag's long name) and its help. `run`, `demo` and `backtest` flatten the groups they take.
+//!
+//! One mechanism layers them: each layer is the same struct with `None` for "not given", and
+//! [`Merge`] fills what a higher layer left open from the next one down:
+//! flag or environment (clap) > config file > `--preset` > [`defaults`](RunArgs::defaults).
+//! Adding an option is adding a field to one group (and reading it where it is used).
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use merge::Merge;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+
+use crate::backtest::sweep::Axis;
+use crate::broker::Sizing;
+use crate::config::de_parse;
+use crate::market::{ColumnSpec, Interval, Speed};
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceKind {
+    /// Kraken's WebSocket v2 trade and ticker streams, bars built from trades, REST to fill gaps.
+    Kraken,
+    /// Replay a CSV file of bars or trades (--data), or the built-in data set.
+    Replay,
+    /// A seeded random walk (geometric Brownian motion), endless unless --sim-duration.
+    Sim,
+    /// Kraken's public REST Ticker, polled (the last trade price; bars without volume).
+    KrakenRest,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// The original program exactly: SMA 10/20, seed sizing, no fees, 100,000 USD, decisions
+    /// from the 22nd bar.
+    Seed,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StrategyKind {
+    /// Long while SMA(short) > SMA(long).
+    SmaCross,
+    /// Long while EMA(fast) > EMA(slow).
+    EmaCross,
+    /// Buy when RSI falls below --oversold, sell when it rises above --overbought.
+    RsiThreshold,
+}
+
+/// Which strategy, with which parameters (`run`, `demo`, `backtest`).
+#[derive(Debug, Default, Clone, Args, Deserialize, Merge)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[merge(strategy = merge::option::overwrite_none)]
+pub struct StrategyOptions {
+    /// A named set of defaults; `seed` reproduces the original program exactly.
+    #[arg(long, env = "NANOTRADER_PRESET", value_enum)]
+    pub preset: Option<Preset>,
+
+    /// Strategy [default: sma-cross].
+    #[arg(long, env = "NANOTRADER_STRATEGY", value_enum)]
+    pub strategy: Option<StrategyKind>,
+
+    /// Short SMA window in bars [default: 10]; for a backtest sweep also a list 5,10,20 or a
+    /// range 5..50 (inclusive, :STEP optional).
+    #[arg(long, env = "NANOTRADER_SHORT")]
+    #[serde(deserialize_with = "de_parse")]
+    pub short: Option<Axis>,
+
+    /// Long SMA window, as --short [default: 20].
+    #[arg(long, env = "NANOTRADER_LONG")]
+    #[serde(deserialize_with = "de_parse")]
+    pub long: Option<Axis>,
+
+    /// Fast EMA period for ema-cross [default: 12].
+    #[arg(long, env = "NANOTRADER_FAST")]
+    pub fast: Option<usize>,
+
+    /// Slow EMA period for ema-cross [default: 26].
+    #[arg(long, env = "NANOTRADER_SLOW")]
+    pub slow: Option<usize>,
+
+    /// RSI period for rsi-threshold [default: 14].
+    #[arg(long, env = "NANOTRADER_RSI_PERIOD")]
+    pub rsi_period: Option<usize>,
+
+    /// RSI level below which rsi-threshold buys [default: 30].
+    #[arg(long, env = "NANOTRADER_OVERSOLD")]
+    #[serde(deserialize_with = "de_parse")]
+    pub oversold: Option<Decimal>,
+
+    /// RSI level above which rsi-threshold sells [default: 70].
+    #[arg(long, env = "NANOTRADER_OVERBOUGHT")]
+    #[serde(deserialize_with = "de_parse")]
+    pub overbought: Option<Decimal>,
+}
+
+/// The paper account and when it may trade (`run`, `demo`, `backtest`).
+#[derive(Debug, Default, Clone, Args, Deserialize, Merge)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[merge(strategy = merge::option::overwrite_none)]
+pub struct BrokerOptions {
+    /// Starting cash in USD [default: 100000].
+    #[arg(long, env = "NANOTRADER_CASH")]
+    #[serde(deserialize_with = "de_parse")]
+    pub cash: Option<Decimal>,
+
+    /// Fee per fill as a fraction of its value [default: 0.004, Kraken's spot taker fee at the
+    /// lowest volume tier; seed: 0].
+    #[arg(long, env = "NANOTRADER_FEE_RATE")]
+    #[serde(deserialize_with = "de_parse")]
+    pub fee_rate: Option<Decimal>,
+
+    /// Order size: `fraction:F` of equity (1 = all in), `fixed:Q` BTC, or `seed` (the original
+    /// rule: round(cash / price) x 0.001) [default: fraction:1].
+    #[arg(long, env = "NANOTRADER_SIZING")]
+    #[serde(deserialize_with = "de_parse")]
+    pub sizing: Option<Sizing>,
+
+    /// First bar (1-based) on which the strategy may trade [default: 1; seed: 22].
+    #[arg(long, env = "NANOTRADER_DECIDE_FROM_BAR")]
+    pub decide_from_bar: Option<u64>,
+}
+
+/// How bars are read from a file (`run`, `demo`, `backtest`).
+#[derive(Debug, Default, Clone, Args, Deserialize, Merge)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[merge(strategy = merge::option::overwrite_none)]
+pub struct BarOptions {
+    /// Bar interval: 1m, 5m, 1h, ... [default: 1m for run and demo; for backtest the data's own,
+    /// 1m for trades].
+    #[arg(long, env = "NANOTRADER_INTERVAL")]
+    #[serde(deserialize_with = "de_parse")]
+    pub interval: Option<Interval>,
+
+    /// Which columns of --data hold the time, open, high, low, close and volume (and optionally
+    /// the trade count), or for trades the time, price and volume (and optionally the side): header
+    /// names or 1-based positions, e.g. `Date,Open,High,Low,Close,Volume` or `1,2,3,4,5,6`
+    /// [default: found from the header or the file's shape].
+    #[arg(long, env = "NANOTRADER_COLUMNS", value_name = "COLUMNS")]
+    #[serde(deserialize_with = "de_parse")]
+    pub columns: Option<ColumnSpec>,
+}
+
+/// Where a live run's market data comes from (`run`, `demo`).
+#[derive(Debug, Default, Clone, Args, Deserialize, Merge)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[merge(strategy = merge::option::overwrite_none)]
+pub struct SourceOptions {
+    /// Market data source [default: kraken for run (replay when --data is given), replay for demo].
+    #[arg(long, env = "NANOTRADER_SOURCE", value_enum)]
+    pub source: Option<SourceKind>,
+
+    /// CSV file to replay: bars (ts,open,high,low,close,volume) or trades (ts_ns,price,volume,side)
+    /// [default: the built-in BTC/USD data set].
+    #[arg(long, env = "NANOTRADER_DATA", value_name = "FILE")]
+    pub data: Option<PathBuf>,
+
+    /// Replay speed: a factor of real time (60 = one minute per second) or `max` [default: max
+    /// for run, 60 for demo].
+    #[arg(long, env = "NANOTRADER_SPEED")]
+    #[serde(deserialize_with = "de_parse")]
+    pub speed: Option<Speed>,
+
+    /// Start the data again when it ends (timestamps move on) [default: false for run, true for demo].
+    #[arg(long = "loop", env = "NANOTRADER_LOOP", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    #[serde(rename = "loop")]
+    pub looping: Option<bool>,
+
+    /// Pair traded, as users write it; several comma-separated run side by side [default: BTC/USD].
+    #[arg(long, env = "NANOTRADER_PAIR")]
+    pub pair: Option<String>,
+
+    /// Skip (and count) malformed CSV rows instead of stopping at the first one.
+    #[arg(long, env = "NANOTRADER_SKIP_BAD_ROWS", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub skip_bad_rows: Option<bool>,
+
+    /// Kraken REST base URL (any Kraken-compatible endpoint) [default: https://api.kraken.com].
+    #[arg(
+        long,
+        env = "NANOTRADER_KRAKEN_REST_URL",
+        help_heading = "Kraken",
+        value_name = "URL"
+    )]
+    pub kraken_rest_url: Option<String>,
+
+    /// Kraken WebSocket v2 URL [default: wss://ws.kraken.com/v2].
+    #[arg(long, env = "NANOTRADER_KRAKEN_WS_URL", help_heading = "Kraken", value_name = "URL")]
+    pub kraken_ws_url: Option<String>,
+
+    /// Seconds without any message (Kraken sends a heartbeat every second) after which the
+    /// WebSocket is treated as dead and reconnected [default: 15].
+    #[arg(long, env = "NANOTRADER_FEED_TIMEOUT_SECS", help_heading = "Kraken")]
+    pub feed_timeout_secs: Option<f64>,
+
+    /// Seconds between two Ticker polls of --source kraken-rest; never below Kraken's public
+    /// limit of one request per second [default: 1].
+    #[arg(long, env = "NANOTRADER_POLL_SECS", help_heading = "Kraken")]
+    pub poll_secs: Option<f64>,
+
+    /// Simulator: random seed [default: 1].
+    #[arg(long, env = "NANOTRADER_SIM_SEED", help_heading = "Simulator")]
+    pub sim_seed: Option<u64>,
+
+    /// Simulator: starting price [default: 30000].
+    #[arg(long, env = "NANOTRADER_SIM_PRICE", help_heading = "Simulator")]
+    #[serde(deserialize_with = "de_parse")]
+    pub sim_price: Option<Decimal>,
+
+    /// Simulator: annualised drift, e.g. 0.1 = +10%/year [default: 0].
+    #[arg(
+        long,
+        env = "NANOTRADER_SIM_DRIFT",
+        help_heading = "Simulator",
+        allow_negative_numbers = true
+    )]
+    pub sim_drift: Option<f64>,
+
+    /// Simulator: annualised volatility, e.g. 0.8 = 80% [default: 0.8].
+    #[arg(long, env = "NANOTRADER_SIM_VOLATILITY", help_heading = "Simulator")]
+    pub sim_volatility: Option<f64>,
+
+    /// Simulator: mean seconds between ticks [default: 1].
+    #[arg(long, env = "NANOTRADER_SIM_TICK_SECS", help_heading = "Simulator")]
+    pub sim_tick_secs: Option<f64>,
+
+    /// Simulator: market time to simulate, e.g. 6h or 30d [default: endless].
+    #[arg(long, env = "NANOTRADER_SIM_DURATION", help_heading = "Simulator")]
+    #[serde(deserialize_with = "de_parse")]
+    pub sim_duration: Option<Interval>,
+
+    /// Seconds between status lines [default: 5].
+    #[arg(long, env = "NANOTRADER_STATUS_SECS")]
+    pub status_secs: Option<f64>,
+}
+
+/// The dashboard (`run`, `demo`).
+#[derive(Debug, Default, Clone, Args, Deserialize, Merge)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[merge(strategy = merge::option::overwrite_none)]
+pub struct WebOptions {
+    /// Address of the dashboard: the page, its live stream, the JSON API and /metrics;
+    /// `127.0.0.1:0` takes a free port. Anything but loopback needs --web-token
+    /// [default: 127.0.0.1:8080].
+    #[arg(long, env = "NANOTRADER_LISTEN", help_heading = "Dashboard", value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+
+    /// Run without the dashboard.
+    #[arg(long, env = "NANOTRADER_NO_WEB", help_heading = "Dashboard", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub no_web: Option<bool>,
+
+    /// Keep the dashboard up after a finite run ends, until Ctrl-C.
+    #[arg(long, env = "NANOTRADER_STAY", help_heading = "Dashboard", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub stay: Option<bool>,
+
+    /// Access token for the dashboard (at least 16 of A-Z a-z 0-9 - . _ ~): required to listen
+    /// beyond loopback, and then asked of every API, stream and control request. Prefer the
+    /// environment variable to the flag (a flag shows in the process list).
+    #[arg(
+        long,
+        env = "NANOTRADER_WEB_TOKEN",
+        hide_env_values = true,
+        help_heading = "Dashboard",
+        value_name = "TOKEN"
+    )]
+    pub web_token: Option<String>,
+
+    /// Frames queued per page before it counts as behind and is sent a snapshot (tuning, tests).
+    #[arg(long, env = "NANOTRADER_WEB_QUEUE_FRAMES", hide = true)]
+    pub web_queue_frames: Option<usize>,
+}
+
+/// Options of `run` and `demo`: the groups, and `--fresh` (a command, not a setting: it is never
+/// read from a file).
+#[derive(Debug, Default, Clone, Args, Merge)]
+pub struct RunArgs {
+    #[command(flatten)]
+    #[merge(strategy = Merge::merge)]
+    pub source: SourceOptions,
+    #[command(flatten)]
+    #[merge(strategy = Merge::merge)]
+    pub bars: BarOptions,
+    #[command(flatten)]
+    #[merge(strategy = Merge::merge)]
+    pub strategy: StrategyOptions,
+    #[command(flatten)]
+    #[merge(strategy = Merge::merge)]
+    pub broker: BrokerOptions,
+    #[command(flatten)]
+    #[merge(strategy = Merge::merge)]
+    pub web: WebOptions,
+
+    /// Start a new run instead of resuming the last unfinished one with the same settings.
+    #[arg(long)]
+    #[merge(strategy = merge::bool::overwrite_false)]
+    pub fresh: bool,
+}
+
+/// Which command the options are for: `demo` has its own defaults.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Demo,
+    Run,
+    Backtest,
+}
+
+impl StrategyOptions {
+    /// Every strategy default, in one place.
+    pub fn defaults() -> Self {
+        Self {
+            preset: None,
+            strategy: Some(StrategyKind::SmaCross),
+            short: Some(Axis::List(vec![10])),
+            long: Some(Axis::List(vec![20])),
+            fast: Some(12),
+            slow: Some(26),
+            rsi_period: Some(14),
+            oversold: Some(Decimal::from(30)),
+            overbought: Some(Decimal::from(70)),
+        }
+    }
+}
+
+impl BrokerOptions {
+    /// Every broker default, in one place (the figures are the broker's own defaults).
+    pub fn defaults() -> Self {
+        let base = crate::broker::BrokerConfig::default();
+        Self {
+            cash: Some(base.initial_cash),
+            fee_rate: Some(base.fee_rate),
+            sizing: Some(base.sizing),
+            decide_from_bar: Some(1),
+        }
+    }
+
+    /// What a preset sets: below the config file, above the defaults.
+    pub fn preset(preset: Option<Preset>) -> Self {
+        match preset {
+            None => Self::default(),
+            Some(Preset::Seed) => {
+                let seed = crate::broker::BrokerConfig::seed();
+                Self {
+                    cash: Some(seed.initial_cash),
+                    fee_rate: Some(seed.fee_rate),
+                    sizing: Some(seed.sizing),
+                    decide_from_bar: Some(22),
+                }
+            }
+        }
+    }
+}
+
+impl BarOptions {
+    pub fn defaults(mode: Mode) -> Self {
+        Self {
+            // A backtest keeps the data's own interval unless told otherwise.
+            interval: (mode != Mode::Backtest).then(Interval::default),
+            columns: None,
+        }
+    }
+}
+
+impl SourceOptions {
+    /// The defaults that do not depend on other options (the source itself does: see `config`).
+    pub fn defaults(mode: Mode) -> Self {
+        Self {
+            speed: Some(match mode {
+                Mode::Demo => Speed::Factor(60.0),
+                Mode::Run | Mode::Backtest => Speed::Max,
+            }),
+            looping: Some(mode == Mode::Demo),
+            pair: Some(crate::config::DEFAULT_PAIR.to_owned()),
+            skip_bad_rows: Some(false),
+            sim_seed: Some(1),
+            sim_price: Some(Decimal::from(30_000)),
+            sim_drift: Some(0.0),
+            sim_volatility: Some(0.8),
+            sim_tick_secs: Some(1.0),
+            status_secs: Some(5.0),
+            ..Self::default()
+        }
+    }
+}
+
+impl WebOptions {
+    pub fn defaults() -> Self {
+        Self {
+            no_web: Some(false),
+            stay: Some(false),
+            ..Self::default()
+        }
+    }
+}
+
+impl RunArgs {
+    /// The defaults of `run` or `demo`.
+    pub fn defaults(mode: Mode) -> Self {
+        Self {
+            source: SourceOptions::defaults(mode),
+            bars: BarOptions::defaults(mode),
+            strategy: StrategyOptions::defaults(),
+            broker: BrokerOptions::defaults(),
+            web: WebOptions::defaults(),
+            fresh: false,
+        }
+    }
+
+    /// These options over `file`, then the preset named in either, then the defaults.
+    pub fn layered(mut self, file: RunArgs, mode: Mode) -> Self {
+        self.merge(file);
+        self.broker.merge(BrokerOptions::preset(self.strategy.preset));
+        self.merge(Self::defaults(mode));
+        self
+    }
+}
+
+/// The config-file keys of an option group: its flags' long names.
+pub fn keys<G: Args>() -> Vec<String> {
+    G::augment_args(clap::Command::new("keys"))
+        .get_arguments()
+        .filter_map(|a| a.get_long().map(str::to_owned))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_fill_only_what_a_higher_one_left_open() {
+        let cli = RunArgs {
+            strategy: StrategyOptions {
+                short: Some(Axis::List(vec![7])),
+                preset: Some(Preset::Seed),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let file = RunArgs {
+            strategy: StrategyOptions {
+                short: Some(Axis::List(vec![3])),
+                long: Some(Axis::List(vec![40])),
+                ..Default::default()
+            },
+            broker: BrokerOptions {
+                fee_rate: Some(Decimal::new(1, 3)),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let args = cli.layered(file, Mode::Run);
+        assert_eq!(args.strategy.short, Some(Axis::List(vec![7])), "flag over file");
+        assert_eq!(args.strategy.long, Some(Axis::List(vec![40])), "file over default");
+        assert_eq!(args.broker.fee_rate, Some(Decimal::new(1, 3)), "file over preset");
+        assert_eq!(args.broker.decide_from_bar, Some(22), "preset over default");
+        assert_eq!(args.source.speed, Some(Speed::Max), "default");
+    }
+
+    #[test]
+    fn group_keys_are_the_long_flags() {
+        let source = keys::<SourceOptions>();
+        assert!(source.contains(&"loop".to_owned()) && source.contains(&"sim-duration".to_owned()));
+        assert!(keys::<StrategyOptions>().contains(&"rsi-period".to_owned()));
+    }
+
+    /// Every option of every group has the three names the docs promise: the flag, the
+    /// environment variable and the config key (each group's keys are its flags).
+    #[test]
+    fn every_option_has_its_environment_variable() {
+        let commands = [
+            SourceOptions::augment_args(clap::Command::new("g")),
+            BarOptions::augment_args(clap::Command::new("g")),
+            StrategyOptions::augment_args(clap::Command::new("g")),
+            BrokerOptions::augment_args(clap::Command::new("g")),
+            WebOptions::augment_args(clap::Command::new("g")),
+        ];
+        for command in &commands {
+            for arg in command.get_arguments() {
+                let long = arg.get_long().expect("every option has a long flag");
+                let env = arg.get_env().and_then(|e| e.to_str()).unwrap_or_default();
+                let expected = format!("NANOTRADER_{}", long.to_uppercase().replace('-', "_"));
+                assert_eq!(env, expected, "--{long}");
+            }
+        }
+    }
+}
