@@ -11,24 +11,18 @@ use tokio::sync::{mpsc, watch};
 
 use crate::broker::Account;
 use crate::cli::{BarsArgs, Cli, Command, FillsArgs, HistoryArgs};
-use crate::config::{self, ConfigError, Mode, ReplayData, RunConfig, SimSpec, SourceSpec};
-use crate::engine::session::{self, Restored};
+use crate::config::{self, ConfigError, Mode, RunConfig, SourceSpec};
+use crate::engine::session::{self, Restored, RunPlan, RunSession};
 use crate::engine::{self, Bus, Engine, EngineOutputs, Metrics, STORE_QUEUE_BATCHES};
-use crate::human_format::DataMode;
 use crate::kraken::consts::PUBLIC_REST_MIN_INTERVAL;
-use crate::kraken::poller::RestPollSource;
-use crate::kraken::reach;
-use crate::kraken::rest::{RestClient, Retries};
-use crate::kraken::symbols::{PairMap, PairNames};
-use crate::kraken::ws::{KrakenWsSource, WsFeedConfig};
+use crate::kraken::rest::RestClient;
+use crate::kraken::symbols::PairNames;
 use crate::market::bars::BarAggregator;
-use crate::market::replay::{ReplayConfig, ReplaySource};
-use crate::market::sim::{SimConfig, SimSource};
-use crate::market::task_source::TaskSource;
 use crate::market::{Source, SourceError, SourceInfo, Timestamp};
 use crate::options::RunArgs;
 use crate::report::{self, RunSummary};
-use crate::store::{DataDirLock, NewRun, RunRecord, Store, StoreError, StoreWriter};
+use crate::sources::{ProbedSource, data_mode, resolve_pair};
+use crate::store::{DataDirLock, RunRecord, Store, StoreError, StoreWriter};
 use crate::strategy::Strategy;
 use crate::web::board::{Board, BoardMeta, BoardSeed, BoardStore};
 
@@ -192,7 +186,7 @@ async fn run_pairs(
         waiting: AtomicUsize::new(pairs.len().max(1)),
     };
     if pairs.len() <= 1 {
-        return run(cfg, lock, None, web, &line).await;
+        return run(cfg, lock, None, None, web, &line).await;
     }
     if matches!(cfg.source, SourceSpec::Replay { .. }) {
         return Err(AppError::input(
@@ -206,110 +200,81 @@ async fn run_pairs(
         }
         _ => None,
     };
-    if let Some(client) = &rest {
-        // Every pair is checked before any starts: a typo must not leave the others running alone.
-        for pair in &pairs {
-            resolve_pair(client, pair, true).await?;
-        }
+    // Every pair is checked before any starts: a typo must not leave the others running alone.
+    let mut names = Vec::with_capacity(pairs.len());
+    for pair in &pairs {
+        names.push(match &rest {
+            Some(client) => Some(resolve_pair(client, pair, true).await?),
+            None => None,
+        });
     }
-    let runs = pairs.into_iter().map(|pair| {
-        run(
-            RunConfig { pair, ..cfg.clone() },
-            lock,
-            rest.clone(),
-            web.clone(),
-            &line,
-        )
+    let runs = pairs.into_iter().zip(names).map(|(pair, names)| {
+        let cfg = RunConfig { pair, ..cfg.clone() };
+        run(cfg, lock, rest.clone(), names, web.clone(), &line)
     });
     // A failing pair stops the others; they resume on the next start like after any stop.
     futures_util::future::try_join_all(runs).await.map(|_| ())
 }
 
-/// The settings a restart must match to continue a run (speed and looping may change).
-fn run_key(cfg: &RunConfig, source: &SourceInfo) -> String {
-    json!({
-        "source": source.identity,
-        "pair": cfg.pair,
-        "interval": cfg.interval.secs(),
-        "strategy": cfg.strategy,
-        "broker": cfg.broker,
-        "decide_from_bar": cfg.engine.decide_from_bar,
-    })
-    .to_string()
-}
-
-/// `run` and `demo`. This future is driven by `block_on` on the main thread, which is therefore
-/// the engine's own thread: start-up reads from SQLite and the replay source's buffered file reads
-/// happen there, never on the runtime's worker threads, where the observers (and the dashboard)
-/// run. Store writes have their own thread.
+/// `run` and `demo` for one pair. This future is driven by `block_on` on the main thread, which
+/// is therefore the engine's own thread: start-up reads from SQLite and the replay source's
+/// buffered file reads happen there, never on the runtime's worker threads, where the observers
+/// (and the dashboard) run. Store writes have their own thread.
 async fn run(
     cfg: RunConfig,
     lock: &DataDirLock,
     rest: Option<RestClient>,
+    pair: Option<PairNames>,
     web: Option<Arc<crate::web::Server>>,
     line: &DashboardLine,
 ) -> Result<(), AppError> {
     let store = Store::open(lock)?;
     store.check_intact()?;
-    let (run, probed) = find_or_create_run(&store, &cfg)?;
-    let passes_bars_through = probed.bar_interval == Some(cfg.interval);
-    let (mut source, info) = open_run_source(&cfg, &run, passes_bars_through, rest).await?;
+    let probed = ProbedSource::probe(&cfg, rest, pair).await?;
+    let session = RunSession::begin(&store, &run_plan(&cfg, &probed)?)?;
     let mut strategy = cfg.strategy.build().map_err(AppError::input)?;
-    let fills = store.fills(run.id)?;
-    let meta = board_meta(&cfg, &info, &run, strategy.as_ref());
+    let meta = board_meta(&cfg, &probed.info, &session.run, strategy.as_ref());
     let mut seed = match &web {
         Some(_) => Some(BoardSeed::new(
             &meta,
             cfg.interval,
-            &fills,
-            store.order_reasons(run.id)?,
+            &session.fills,
+            store.order_reasons(session.run.id)?,
             data_mode(&cfg.source),
         )),
         None => None,
     };
     // The strategy's state from the stored bars, and the dashboard's history with it.
-    let Restored { broker, resume } = session::restore(
-        &store,
-        &run,
-        &fills,
-        cfg.broker.clone(),
-        strategy.as_mut(),
-        |bar, lines| {
+    let Restored { broker, resume } =
+        session.restore(&store, cfg.broker.clone(), strategy.as_mut(), |bar, lines| {
             if let Some(seed) = seed.as_mut() {
                 seed.bar(bar, lines);
             }
-        },
-    )?;
-    announce(&cfg, &info, &run, fills.len());
+        })?;
+    let passes_bars_through = probed.info.bar_interval == Some(cfg.interval);
+    let start_at = session.resume_from(cfg.interval, passes_bars_through);
+    let mut source = probed.open(&cfg, start_at, stored_start(&session.run)).await?;
+    let info = source.info().clone();
+    announce(&cfg, &info, &session);
     let start_equity = broker.account().equity();
+    let run = session.run;
 
-    let bus = Bus::new();
-    let metrics = Arc::new(Metrics::default());
-    let (store_tx, store_rx) = mpsc::channel(STORE_QUEUE_BATCHES);
-    let writer = StoreWriter::spawn(
-        store.path(),
-        run.id,
-        run.series_id,
-        store_rx,
-        engine::writer_hooks(bus.events.clone(), metrics.clone()),
-    )?;
-    let logger = tokio::spawn(crate::logs::log_events(
-        bus.events.subscribe(),
-        cfg.pair.clone(),
-        data_mode(&cfg.source),
-    ));
+    let outputs = Outputs::start(&store, &run, &cfg)?;
     let mut aggregator = BarAggregator::new(cfg.interval, info.bar_interval);
     if let Some(ts) = run.last_bar_ts {
         aggregator = aggregator.with_last_closed(ts);
     }
-    let outputs = EngineOutputs {
-        bus: bus.clone(),
-        store: store_tx,
-        metrics: metrics.clone(),
-    };
-    let mut engine = Engine::new(cfg.engine.clone(), aggregator, strategy, broker, resume, outputs);
+    let mut engine = Engine::new(
+        cfg.engine.clone(),
+        aggregator,
+        strategy,
+        broker,
+        resume,
+        outputs.engine(),
+    );
     if let (Some(server), Some(seed)) = (&web, seed) {
-        engine = engine.with_controls(attach_board(server, &bus, meta, seed, &metrics, &cfg, &info, &run));
+        let board = attach_board(server, &outputs, meta, seed, &cfg, &info, &run);
+        engine = engine.with_controls(board);
     }
     line.started();
     let started = Instant::now();
@@ -317,30 +282,14 @@ async fn run(
     let elapsed = started.elapsed();
     // Dropping the engine closes the store queue, so the writer thread can end.
     drop(engine);
-    let writer_result = tokio::task::spawn_blocking(move || writer.join())
-        .await
-        .map_err(|e| AppError::runtime(format!("store writer: {e}")))?;
-    drop(bus);
-    let _ = logger.await;
-
-    let outcome = match (result, writer_result) {
-        (Ok(outcome), Ok(_)) => outcome,
-        (Err(engine::EngineError::Source(e)), _) => {
-            let _ = store.set_run_status(run.id, crate::store::RunStatus::Failed);
-            return Err(e.into());
-        }
-        (_, Err(e)) => return Err(AppError::runtime(format!("store write failed, run stopped: {e}"))),
-        (Err(e), _) => return Err(AppError::runtime(e.to_string())),
-    };
+    let outcome = outputs.finish(&store, &run, result).await?;
     print_summary(&store, &cfg, &info, run, outcome, start_equity, elapsed)
 }
 
-/// The run these settings continue (unless `--fresh`), or a new one; and what the source is,
-/// as far as can be told without connecting to it.
-fn find_or_create_run(store: &Store, cfg: &RunConfig) -> Result<(RunRecord, SourceInfo), AppError> {
-    // The sim's start is fixed when its run is created, so a restart regenerates the same market.
-    let info = probe_info(cfg)?;
-    if let Some(src) = info.bar_interval
+/// What a run is, for finding the one these settings continue: its key (the settings a restart
+/// must match; speed and looping may change) and what a new one is created with.
+fn run_plan(cfg: &RunConfig, source: &ProbedSource) -> Result<RunPlan, AppError> {
+    if let Some(src) = source.info.bar_interval
         && src > cfg.interval
     {
         return Err(AppError::input(format!(
@@ -348,55 +297,123 @@ fn find_or_create_run(store: &Store, cfg: &RunConfig) -> Result<(RunRecord, Sour
             cfg.interval
         )));
     }
-    let key = run_key(cfg, &info);
-    if !cfg.fresh
-        && let Some(run) = store.resumable_run(&key)?
-    {
-        return Ok((run, info));
-    }
-    let start_secs = Timestamp::now().floor_to(cfg.interval).secs();
-    // The bar series is named by the data this run will see (a simulator's start included), so
-    // runs share stored bars only when the bars are the same.
-    let identity = match &cfg.source {
-        SourceSpec::Sim(sim) => SimSource::new(sim_config(sim, None, Some(start_secs)))?
-            .info()
-            .identity
-            .clone(),
-        _ => info.identity.clone(),
+    let key = |identity: &str| {
+        json!({
+            "source": identity,
+            "pair": cfg.pair,
+            "interval": cfg.interval.secs(),
+            "strategy": cfg.strategy,
+            "broker": cfg.broker,
+            "decide_from_bar": cfg.engine.decide_from_bar,
+        })
+        .to_string()
     };
-    let series_id = store.series_id(&identity, &cfg.pair, cfg.interval)?;
-    let run = store.create_run(&NewRun {
-        run_key: &key,
-        series_id,
-        config: &config_json(cfg, &info),
-        source_params: &json!({ "start_secs": start_secs }).to_string(),
+    // The sim's start is fixed when its run is created, so a restart regenerates the same market.
+    let start_secs = Timestamp::now().floor_to(cfg.interval).secs();
+    Ok(RunPlan {
+        key: key(&source.info.identity),
+        earlier_keys: source.earlier_identity.iter().map(|identity| key(identity)).collect(),
+        fresh: cfg.fresh,
+        series: source.series_identity(cfg, start_secs)?,
+        pair: cfg.pair.clone(),
+        interval: cfg.interval,
+        config: config_json(cfg, &source.info),
+        source_params: json!({ "start_secs": start_secs }).to_string(),
         initial_cash: cfg.broker.initial_cash,
-    })?;
-    Ok((run, info))
+    })
 }
 
-/// The source, opened where the run stopped (or at its start), and what it says it is.
-async fn open_run_source(
-    cfg: &RunConfig,
-    run: &RunRecord,
-    passes_bars_through: bool,
-    rest: Option<RestClient>,
-) -> Result<(AnySource, SourceInfo), AppError> {
-    let start_at = session::resume_from(run.last_bar_ts, cfg.interval, passes_bars_through);
-    let stored_start = serde_json::from_str::<serde_json::Value>(&run.source_params)
+/// The simulator's market start, fixed when its run was created.
+fn stored_start(run: &RunRecord) -> Option<i64> {
+    serde_json::from_str::<serde_json::Value>(&run.source_params)
         .ok()
-        .and_then(|v| v["start_secs"].as_i64());
-    let source = open_source(cfg, start_at, stored_start, rest).await?;
-    let info = source.info().clone();
-    Ok((source, info))
+        .and_then(|v| v["start_secs"].as_i64())
 }
 
-fn announce(cfg: &RunConfig, info: &SourceInfo, run: &RunRecord, fills: usize) {
-    if run.bars_seen > 0 {
+/// Where a run's events go besides the engine: the bus (logs, dashboard), the metrics and the
+/// store writer's thread.
+struct Outputs {
+    bus: Bus,
+    metrics: Arc<Metrics>,
+    store: mpsc::Sender<crate::store::StoreCmd>,
+    writer: StoreWriter,
+    logger: tokio::task::JoinHandle<()>,
+}
+
+impl Outputs {
+    fn start(store: &Store, run: &RunRecord, cfg: &RunConfig) -> Result<Self, AppError> {
+        let bus = Bus::new();
+        let metrics = Arc::new(Metrics::default());
+        let (store_tx, store_rx) = mpsc::channel(STORE_QUEUE_BATCHES);
+        let writer = StoreWriter::spawn(
+            store.path(),
+            run.id,
+            run.series_id,
+            store_rx,
+            engine::writer_hooks(bus.events.clone(), metrics.clone()),
+        )?;
+        let logger = tokio::spawn(crate::logs::log_events(
+            bus.events.subscribe(),
+            cfg.pair.clone(),
+            data_mode(&cfg.source),
+        ));
+        Ok(Self {
+            bus,
+            metrics,
+            store: store_tx,
+            writer,
+            logger,
+        })
+    }
+
+    fn engine(&self) -> EngineOutputs {
+        EngineOutputs {
+            bus: self.bus.clone(),
+            store: self.store.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+
+    /// Waits for the store writer and the logger once the engine is gone, and maps how the run
+    /// ended: a source failure marks the run failed; a store failure stops it.
+    async fn finish(
+        self,
+        store: &Store,
+        run: &RunRecord,
+        result: Result<engine::Outcome, engine::EngineError>,
+    ) -> Result<engine::Outcome, AppError> {
+        let Self {
+            bus,
+            store: queue,
+            writer,
+            logger,
+            ..
+        } = self;
+        drop(queue);
+        let writer_result = tokio::task::spawn_blocking(move || writer.join())
+            .await
+            .map_err(|e| AppError::runtime(format!("store writer: {e}")))?;
+        drop(bus);
+        let _ = logger.await;
+        match (result, writer_result) {
+            (Ok(outcome), Ok(_)) => Ok(outcome),
+            (Err(engine::EngineError::Source(e)), _) => {
+                let _ = store.set_run_status(run.id, crate::store::RunStatus::Failed);
+                Err(e.into())
+            }
+            (_, Err(e)) => Err(AppError::runtime(format!("store write failed, run stopped: {e}"))),
+            (Err(e), _) => Err(AppError::runtime(e.to_string())),
+        }
+    }
+}
+
+fn announce(cfg: &RunConfig, info: &SourceInfo, session: &RunSession) {
+    let run = &session.run;
+    if session.is_resumed() {
         tracing::info!(
             run = run.id,
             bars = run.bars_seen,
-            fills,
+            fills = session.fills.len(),
             "resuming run {} after bar {}",
             run.id,
             run.last_bar_ts.map(|t| t.to_string()).unwrap_or_default()
@@ -414,13 +431,11 @@ fn announce(cfg: &RunConfig, info: &SourceInfo, run: &RunRecord, fills: usize) {
 }
 
 /// The run's board on the dashboard, fed from the bus; its controls go to the engine.
-#[allow(clippy::too_many_arguments)]
 fn attach_board(
     server: &crate::web::Server,
-    bus: &Bus,
+    outputs: &Outputs,
     meta: BoardMeta,
     seed: BoardSeed,
-    metrics: &Arc<Metrics>,
     cfg: &RunConfig,
     info: &SourceInfo,
     run: &RunRecord,
@@ -429,7 +444,7 @@ fn attach_board(
     let board = Arc::new(Board::new(
         meta,
         seed,
-        metrics.clone(),
+        outputs.metrics.clone(),
         controls,
         server.clients.clone(),
         server.queue_frames,
@@ -440,7 +455,7 @@ fn attach_board(
         },
     ));
     server.add_board(board.clone());
-    server.spawn_hub(board, bus);
+    server.spawn_hub(board, &outputs.bus);
     requests
 }
 
@@ -488,169 +503,6 @@ fn print_summary(
     let mut out = std::io::stdout().lock();
     let _ = report::write_summary(&mut out, &summary);
     Ok(())
-}
-
-/// What the configured source is, without connecting to anything: enough to find the run.
-fn probe_info(cfg: &RunConfig) -> Result<SourceInfo, AppError> {
-    Ok(match &cfg.source {
-        SourceSpec::Replay { .. } => open_replay(cfg, None)?.info().clone(),
-        // A simulator's start is left out of its run key, so any start will do here.
-        SourceSpec::Sim(sim) => SimSource::new(sim_config(sim, None, None))?.info().clone(),
-        SourceSpec::KrakenRest { .. } | SourceSpec::Kraken { .. } => {
-            let kind = if matches!(cfg.source, SourceSpec::Kraken { .. }) {
-                "kraken"
-            } else {
-                "kraken-rest"
-            };
-            SourceInfo {
-                kind,
-                identity: format!("{kind}:{}", cfg.pair.to_uppercase()),
-                pair: cfg.pair.to_uppercase(),
-                finite: false,
-                bar_interval: None,
-            }
-        }
-    })
-}
-
-fn open_replay(cfg: &RunConfig, start_at: Option<Timestamp>) -> Result<ReplaySource, AppError> {
-    let SourceSpec::Replay {
-        data,
-        speed,
-        looping,
-        csv,
-    } = &cfg.source
-    else {
-        return Err(AppError::runtime("not a replay source"));
-    };
-    let replay = ReplayConfig {
-        speed: *speed,
-        looping: *looping,
-        start_at,
-        csv: csv.clone(),
-    };
-    Ok(match data {
-        ReplayData::Builtin => ReplaySource::builtin(replay)?,
-        ReplayData::File(path) => ReplaySource::open(path, Some(&cfg.pair), replay)?,
-    })
-}
-
-/// Opens the configured source; `start_secs` fixes a simulator's market start.
-async fn open_source(
-    cfg: &RunConfig,
-    start_at: Option<Timestamp>,
-    start_secs: Option<i64>,
-    rest: Option<RestClient>,
-) -> Result<AnySource, AppError> {
-    let client = |url: &str| match &rest {
-        Some(shared) => Ok(shared.clone()),
-        None => RestClient::new(url, PUBLIC_REST_MIN_INTERVAL).map_err(|e| AppError::runtime(e.to_string())),
-    };
-    Ok(match &cfg.source {
-        SourceSpec::Replay { .. } => AnySource::Replay(open_replay(cfg, start_at)?),
-        SourceSpec::Sim(sim) => AnySource::Sim(SimSource::new(sim_config(sim, start_at, start_secs))?),
-        SourceSpec::KrakenRest { rest_url, poll_every } => {
-            let client = client(rest_url)?;
-            let pair = resolve_pair(&client, &cfg.pair, true).await?;
-            AnySource::Feed(RestPollSource::start(client, pair, *poll_every))
-        }
-        SourceSpec::Kraken {
-            rest_url,
-            ws_url,
-            feed_timeout,
-        } => {
-            let client = client(rest_url)?;
-            let pair = resolve_pair(&client, &cfg.pair, true).await?;
-            let feed = WsFeedConfig {
-                silence_timeout: *feed_timeout,
-                ..WsFeedConfig::new(ws_url, cfg.interval, start_at)
-            };
-            let source = KrakenWsSource::connect(feed, client, pair)
-                .await
-                .map_err(|cause| kraken_unreachable("WebSocket", ws_url, &cause, true))?;
-            AnySource::Feed(source)
-        }
-    })
-}
-
-/// Maps the user's pair to Kraken's names with AssetPairs; an unknown pair is the user's mistake.
-/// `for_run`: a failure to reach Kraken suggests what works offline.
-async fn resolve_pair(client: &RestClient, pair: &str, for_run: bool) -> Result<PairNames, AppError> {
-    let pairs = match client.asset_pairs(Retries::UpTo(2)).await {
-        Ok(pairs) => pairs,
-        Err(e) => {
-            return Err(match reach::rest_cause(client.base_url(), &e).await {
-                Some(cause) => kraken_unreachable("REST API", client.base_url(), &cause, for_run),
-                None => AppError::runtime(format!("Kraken at {} failed: {e}", client.base_url())),
-            });
-        }
-    };
-    PairMap::from_asset_pairs(&pairs)
-        .resolve(pair)
-        .map_err(|e| AppError::input(e.to_string()))
-}
-
-/// Kraken cannot be reached at start: one line with the cause, exit code 2 like every start-up
-/// refusal, and for a run what works without Kraken.
-fn kraken_unreachable(endpoint: &str, url: &str, cause: &reach::Cause, for_run: bool) -> AppError {
-    let hint = if for_run {
-        "; to run without Kraken, try `nanotrader demo` or `nanotrader run --source sim`"
-    } else {
-        ""
-    };
-    AppError::input(format!("cannot reach Kraken's {endpoint} at {url}: {cause}{hint}"))
-}
-
-fn sim_config(sim: &SimSpec, start_at: Option<Timestamp>, start_secs: Option<i64>) -> SimConfig {
-    // Without a start (the probe), any fixed one will do: the run key leaves it out.
-    let start = Timestamp::from_secs(start_secs.unwrap_or(0));
-    SimConfig {
-        seed: sim.seed,
-        start_price: sim.start_price,
-        drift: sim.drift,
-        volatility: sim.volatility,
-        mean_tick_secs: sim.mean_tick_secs,
-        start,
-        speed: sim.speed,
-        duration_secs: sim.duration_secs,
-        start_at,
-    }
-}
-
-/// One type for the sources this command can run, so the engine stays monomorphic and fast.
-enum AnySource {
-    Replay(ReplaySource),
-    Sim(SimSource),
-    /// A network feed (Kraken WebSocket or REST poller) running on a task of its own.
-    Feed(TaskSource),
-}
-
-impl Source for AnySource {
-    fn info(&self) -> &SourceInfo {
-        match self {
-            AnySource::Replay(s) => s.info(),
-            AnySource::Sim(s) => s.info(),
-            AnySource::Feed(s) => s.info(),
-        }
-    }
-
-    async fn next_event(&mut self) -> Result<Option<crate::market::MarketEvent>, SourceError> {
-        match self {
-            AnySource::Replay(s) => s.next_event().await,
-            AnySource::Sim(s) => s.next_event().await,
-            AnySource::Feed(s) => s.next_event().await,
-        }
-    }
-}
-
-/// Only an exchange's feed is live (and reports its own connection state); a replay and a
-/// simulation are labelled as such, with their speed.
-fn data_mode(source: &SourceSpec) -> DataMode {
-    match source {
-        SourceSpec::Kraken { .. } | SourceSpec::KrakenRest { .. } => DataMode::Live,
-        SourceSpec::Replay { speed, .. } => DataMode::Replay(*speed),
-        SourceSpec::Sim(sim) => DataMode::Simulation(sim.speed),
-    }
 }
 
 fn board_meta(cfg: &RunConfig, info: &SourceInfo, run: &RunRecord, strategy: &dyn Strategy) -> BoardMeta {

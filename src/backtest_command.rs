@@ -51,9 +51,52 @@ pub fn execute(mut args: BacktestArgs, file: RunArgs, data_dir: &Path, quiet: bo
     let detail = args.report.is_some() || !matches!(trading.strategy, StrategyConfig::SmaCross { .. });
 
     let load_started = Instant::now();
+    let (bars, info) = load(&args, data_dir, detail, quiet)?;
+    let load_secs = load_started.elapsed().as_secs_f64();
+    let compute_started = Instant::now();
+    let result = match plan {
+        Plan::Single(strategy) => {
+            check_length(&bars, &strategy, &info)?;
+            let outcome = simulate::run_on_cores(cores(&args), &bars, &strategy, &settings, keep(&args))
+                .map_err(AppError::input)?;
+            Ran {
+                strategy,
+                outcome,
+                sweep: None,
+            }
+        }
+        Plan::Sweep { shorts, longs } => run_sweep(&bars, &info, shorts, longs, &settings, &args, quiet)?,
+    };
+    let timings = Timings {
+        load_secs,
+        compute_secs: compute_started.elapsed().as_secs_f64(),
+        total_secs: started.elapsed().as_secs_f64(),
+    };
+    // Computed once for every output: the backtest, or a sweep's best combination.
+    let single = summary::single(
+        &info,
+        &result.strategy,
+        &trading,
+        &result.outcome,
+        &bars,
+        &timings,
+        &args.pair,
+    );
+    write_files(&args, &result, &single, &bars)?;
+    print_results(&args, &result, single, &timings)?;
+    for (what, path) in [("fills", &args.trades), ("report", &args.report)] {
+        if let Some(path) = path {
+            tracing::info!("{what} written to {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// The bars of --data or the store, within --since/--until.
+fn load(args: &BacktestArgs, data_dir: &Path, detail: bool, quiet: bool) -> Result<(BarColumns, DataInfo), AppError> {
     let (mut bars, mut info) = match &args.data {
-        Some(path) => load_file(path, &args, data_dir, detail, quiet)?,
-        None => load_store(data_dir, &args)?,
+        Some(path) => load_file(path, args, data_dir, detail, quiet)?,
+        None => load_store(data_dir, args)?,
     };
     if args.since.is_some() || args.until.is_some() {
         let from = args.since.map_or(i64::MIN, |t| {
@@ -72,36 +115,21 @@ pub fn execute(mut args: BacktestArgs, file: RunArgs, data_dir: &Path, quiet: bo
         }
     }
     info.fill_from(&bars);
-    let load_secs = load_started.elapsed().as_secs_f64();
+    Ok((bars, info))
+}
 
-    let compute_started = Instant::now();
-    let result = match plan {
-        Plan::Single(strategy) => {
-            check_length(&bars, &strategy, &info)?;
-            let outcome = simulate::run_on_cores(cores(&args), &bars, &strategy, &settings, keep(&args))
-                .map_err(AppError::input)?;
-            Ran {
-                strategy,
-                outcome,
-                sweep: None,
-            }
-        }
-        Plan::Sweep { shorts, longs } => run_sweep(&bars, &info, shorts, longs, &settings, &args, quiet)?,
-    };
-    let compute_secs = compute_started.elapsed().as_secs_f64();
-    let timings = Timings {
-        load_secs,
-        compute_secs,
-        total_secs: started.elapsed().as_secs_f64(),
-    };
-
+/// --trades and --report.
+fn write_files(
+    args: &BacktestArgs,
+    result: &Ran,
+    single: &summary::SingleSummary,
+    bars: &BarColumns,
+) -> Result<(), AppError> {
     let Ran {
         strategy,
         outcome,
         sweep,
-    } = &result;
-    // Computed once for every output: the backtest, or a sweep's best combination.
-    let single = summary::single(&info, strategy, &trading, outcome, &bars, &timings, &args.pair);
+    } = result;
     if let Some(path) = &args.trades {
         write_file(path, |out| match &outcome.fills_csv {
             // Formatted while the books were made.
@@ -116,18 +144,26 @@ pub fn execute(mut args: BacktestArgs, file: RunArgs, data_dir: &Path, quiet: bo
         let heatmap = sweep
             .as_ref()
             .map(|s| crate::backtest::report::sweep_data(&s.results, &s.shorts, &s.longs, args.metric, args.top));
-        let data = crate::backtest::report::build(&bars, strategy, outcome, &single, heatmap);
+        let data = crate::backtest::report::build(bars, strategy, outcome, single, heatmap);
         let html = crate::backtest::html::render(&data);
         write_file(path, |out| out.write_all(html.as_bytes()))?;
     }
+    Ok(())
+}
 
-    // One write at the end, not one per line.
+/// The summary (or JSON) on stdout, in one write at the end, not one per line.
+fn print_results(
+    args: &BacktestArgs,
+    result: &Ran,
+    single: summary::SingleSummary,
+    timings: &Timings,
+) -> Result<(), AppError> {
     let mut stdout = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
-    let printed = match sweep {
+    let printed = match &result.sweep {
         None if args.json => summary::print_json(&mut stdout, &single),
         None => summary::print_single(&mut stdout, &single),
         Some(s) => {
-            let sweep = summary::sweep(&s.results, &s.shorts, &s.longs, args.metric, args.top, single, &timings);
+            let sweep = summary::sweep(&s.results, &s.shorts, &s.longs, args.metric, args.top, single, timings);
             if args.json {
                 summary::print_json(&mut stdout, &sweep)
             } else {
@@ -137,13 +173,7 @@ pub fn execute(mut args: BacktestArgs, file: RunArgs, data_dir: &Path, quiet: bo
     };
     printed
         .and_then(|()| stdout.flush())
-        .or_else(crate::app::ignore_broken_pipe)?;
-    for (what, path) in [("fills", &args.trades), ("report", &args.report)] {
-        if let Some(path) = path {
-            tracing::info!("{what} written to {}", path.display());
-        }
-    }
-    Ok(())
+        .or_else(crate::app::ignore_broken_pipe)
 }
 
 /// The backtest shown in full: the one asked for, or a sweep's best combination.

@@ -20,6 +20,7 @@ pub mod options;
 pub use nanotrader_market as market;
 pub use nanotrader_perf as perf;
 pub mod report;
+pub mod sources;
 pub use nanotrader_store as store;
 pub use nanotrader_strategy as strategy;
 pub use nanotrader_web as web;

@@ -10,7 +10,7 @@ use super::columns::{BarColumns, to_amount, to_decimal, to_f64};
 use nanotrader_broker::{Account, BrokerConfig, FastDecimal, Fill, PaperBroker};
 use nanotrader_market::Timestamp;
 use nanotrader_perf::{PerfTracker, Performance};
-use nanotrader_strategy::{Signal, StrategyConfig};
+use nanotrader_strategy::{DecisionRule, Signal, StrategyConfig};
 
 /// How the account trades, as in `run`.
 #[derive(Clone, Debug)]
@@ -366,7 +366,7 @@ struct Holding {
 struct Books<'a> {
     times: &'a [i64],
     broker: Broker,
-    decide_from_bar: u64,
+    rule: DecisionRule,
     signal: Signal,
     fill_count: u64,
 }
@@ -395,7 +395,9 @@ impl<'a> Books<'a> {
             } else {
                 Broker::Quiet(PaperBroker::new(config))
             },
-            decide_from_bar: settings.decide_from_bar,
+            rule: DecisionRule {
+                decide_from_bar: settings.decide_from_bar,
+            },
             signal: Signal::Flat,
             fill_count: 0,
         }
@@ -407,11 +409,10 @@ impl<'a> Books<'a> {
             Signal::Flat => Signal::Long,
             Signal::Long => Signal::Flat,
         };
-        let change = signal.as_i8() - self.signal.as_i8();
+        // The engine's rule; `bar` counts from 0.
+        let change = self.rule.order(bar as u64 + 1, self.signal, signal);
         self.signal = signal;
-        if (bar as u64) + 1 < self.decide_from_bar {
-            return None;
-        }
+        let change = change?;
         let holding = match &mut self.broker {
             Broker::Recording { broker, fills } => {
                 let price = to_amount(close);

@@ -14,3 +14,54 @@ pub use amount::{Amount, FastDecimal};
 pub use config::{BrokerConfig, Sizing};
 pub use order::{Fill, Order, OrderReason};
 pub use paper::PaperBroker;
+
+use nanotrader_market::Timestamp;
+use rust_decimal::Decimal;
+
+/// The seam between the engine and whoever carries out its orders.
+///
+/// Today [`PaperBroker`]: every order fills at once, in full, at the price given, and the
+/// account is computed from those fills. The next one, a live exchange broker, must honour what
+/// the engine relies on, while the exchange is the truth:
+/// - `follow` and `exit` never block the engine: an order is handed over and `None` returned
+///   when its fill is not known yet; its fills (possibly several, partial) arrive later, are
+///   recorded as the exchange reports them (ids, quantity, price, fee) and the account
+///   (`account`) is the exchange's balances, not a sum the bot computes;
+/// - an order gets its client id before it leaves, is stored before it is sent and is never
+///   sent twice: an unknown outcome is resolved by looking the order up, not by resending it;
+/// - `mark` only values the account at a price; it never trades.
+pub trait Broker: Send {
+    /// Values the account at `price` (a bar's close).
+    fn mark(&mut self, price: Decimal);
+    /// Acts on a change of the target holding at a bar's close: +1 enters, -1 exits. The order
+    /// and its fill when it filled at once.
+    fn follow(&mut self, change: i8, ts: Timestamp, price: Decimal) -> Option<(Order, Fill)>;
+    /// Closes the whole position (a person's Flatten, or a rule's exit).
+    fn exit(&mut self, ts: Timestamp, price: Decimal, reason: OrderReason) -> Option<(Order, Fill)>;
+    /// The account as the broker knows it.
+    fn account(&self) -> &Account;
+    /// The id the next order will get (stored with each step, so a restart continues it).
+    fn next_order_id(&self) -> u64;
+}
+
+impl Broker for PaperBroker {
+    fn mark(&mut self, price: Decimal) {
+        PaperBroker::mark(self, price);
+    }
+
+    fn follow(&mut self, change: i8, ts: Timestamp, price: Decimal) -> Option<(Order, Fill)> {
+        PaperBroker::follow(self, change, ts, price)
+    }
+
+    fn exit(&mut self, ts: Timestamp, price: Decimal, reason: OrderReason) -> Option<(Order, Fill)> {
+        PaperBroker::exit(self, ts, price, reason)
+    }
+
+    fn account(&self) -> &Account {
+        PaperBroker::account(self)
+    }
+
+    fn next_order_id(&self) -> u64 {
+        PaperBroker::next_order_id(self)
+    }
+}

@@ -15,12 +15,12 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use nanotrader_broker::{AccountSnapshot, Fill, Order, OrderReason, PaperBroker};
+use nanotrader_broker::{AccountSnapshot, Broker, Fill, Order, OrderReason};
 use nanotrader_market::bars::{BarAggregator, BarEvent};
 use nanotrader_market::{Bar, FeedStatus, Interval, MarketEvent, Quote, Source, SourceError, Timestamp};
 use nanotrader_store::writer::{Execution, Gap, Progress, SignalChange, WriterHooks};
 use nanotrader_store::{RunStatus, Step, StoreCmd};
-use nanotrader_strategy::{LineValues, Signal, Strategy};
+use nanotrader_strategy::{DecisionRule, LineValues, Signal, Strategy};
 
 /// Capacity of the observer bus: a subscriber further behind than this is told it lagged and
 /// must resync, rather than slowing the engine.
@@ -255,7 +255,9 @@ pub struct Engine {
     config: EngineConfig,
     aggregator: BarAggregator,
     strategy: Box<dyn Strategy>,
-    broker: PaperBroker,
+    /// Where orders go (the execution seam): the paper broker today.
+    broker: Box<dyn Broker>,
+    rule: DecisionRule,
     signal: Signal,
     bars_seen: u64,
     last_bar_ts: Option<Timestamp>,
@@ -280,7 +282,7 @@ impl Engine {
         config: EngineConfig,
         aggregator: BarAggregator,
         strategy: Box<dyn Strategy>,
-        broker: PaperBroker,
+        broker: impl Broker + 'static,
         resume: ResumeState,
         outputs: EngineOutputs,
     ) -> Self {
@@ -288,7 +290,10 @@ impl Engine {
         Self {
             aggregator,
             strategy,
-            broker,
+            broker: Box::new(broker),
+            rule: DecisionRule {
+                decide_from_bar: config.decide_from_bar,
+            },
             signal: resume.signal,
             bars_seen: resume.bars_seen,
             last_bar_ts: resume.last_bar.map(|b| b.ts),
@@ -315,8 +320,8 @@ impl Engine {
         self
     }
 
-    pub fn broker(&self) -> &PaperBroker {
-        &self.broker
+    pub fn broker(&self) -> &dyn Broker {
+        self.broker.as_ref()
     }
 
     /// Runs until the source ends or `shutdown` turns true, then flushes the store and marks the run.
@@ -436,11 +441,14 @@ impl Engine {
         let signal = self.strategy.on_bar(&bar);
         self.broker.mark(bar.close);
         let change = signal.as_i8() - self.signal.as_i8();
+        let order = self.rule.order(self.bars_seen, self.signal, signal);
         self.signal = signal;
 
         let mut filled = None;
-        if change != 0 && !self.paused && self.bars_seen >= self.config.decide_from_bar {
-            filled = self.broker.follow(change, bar.ts, bar.close);
+        if let Some(order) = order
+            && !self.paused
+        {
+            filled = self.broker.follow(order, bar.ts, bar.close);
         }
         let account = self.broker.account();
         let execution = filled.map(|(order, fill)| {

@@ -1,12 +1,14 @@
-//! A run before and after its event loop: where a resumed run's source starts, and how a run is
-//! brought back exactly where it stopped (its account rebuilt from the stored fills and checked,
-//! a fresh strategy fed the stored bars). The command line decides *what* to run; this decides
-//! how a run continues, the same way for every source.
+//! A run before its event loop: which run the settings continue (or a new one), where its source
+//! starts again, and how it is brought back exactly where it stopped (its account rebuilt from
+//! the stored fills and checked, a fresh strategy fed the stored bars). The command line decides
+//! *what* to run; [`RunSession`] decides how a run begins or continues, the same way for every
+//! source and every store.
 
 use nanotrader_broker::{Account, BrokerConfig, Fill, PaperBroker};
 use nanotrader_market::{Bar, Interval, Timestamp};
-use nanotrader_store::{RunRecord, RunStore, StoreError};
+use nanotrader_store::{NewRun, RunRecord, RunStore, StoreError};
 use nanotrader_strategy::{LineValues, Signal, Strategy};
+use rust_decimal::Decimal;
 
 use crate::ResumeState;
 
@@ -42,6 +44,86 @@ pub enum SessionError {
         rebuilt: rust_decimal::Decimal,
         recorded: rust_decimal::Decimal,
     },
+}
+
+/// What a run is, for finding the one these settings continue or creating it.
+pub struct RunPlan {
+    /// The settings a restart must match to continue a run (speed and looping may change).
+    pub key: String,
+    /// The same settings as earlier versions spelled them, so their runs resume too.
+    pub earlier_keys: Vec<String>,
+    /// Start a new run even if one could be continued.
+    pub fresh: bool,
+    /// The bar series a new run stores into, named by the data it will see: runs share stored
+    /// bars only when the bars are the same.
+    pub series: String,
+    pub pair: String,
+    pub interval: Interval,
+    /// The settings as shown to people (JSON).
+    pub config: String,
+    /// What the source needs to deliver the same data again on a restart (JSON).
+    pub source_params: String,
+    pub initial_cash: Decimal,
+}
+
+/// A run at its start: created, or found and about to be continued, with its stored fills.
+pub struct RunSession {
+    pub run: RunRecord,
+    pub fills: Vec<Fill>,
+}
+
+impl RunSession {
+    /// The unfinished run `plan` continues (unless `fresh`), or a new one.
+    pub fn begin(store: &dyn RunStore, plan: &RunPlan) -> Result<Self, SessionError> {
+        let found = if plan.fresh {
+            None
+        } else {
+            let mut found = None;
+            for key in std::iter::once(&plan.key).chain(&plan.earlier_keys) {
+                found = store.resumable_run(key)?;
+                if found.is_some() {
+                    break;
+                }
+            }
+            found
+        };
+        let run = match found {
+            Some(run) => run,
+            None => {
+                let series_id = store.series_id(&plan.series, &plan.pair, plan.interval)?;
+                store.create_run(&NewRun {
+                    run_key: &plan.key,
+                    series_id,
+                    config: &plan.config,
+                    source_params: &plan.source_params,
+                    initial_cash: plan.initial_cash,
+                })?
+            }
+        };
+        let fills = store.fills(run.id)?;
+        Ok(Self { run, fills })
+    }
+
+    /// Whether the run continues one that had processed bars.
+    pub fn is_resumed(&self) -> bool {
+        self.run.bars_seen > 0
+    }
+
+    /// The first market time the source must deliver (see [`resume_from`]).
+    pub fn resume_from(&self, interval: Interval, passes_bars_through: bool) -> Option<Timestamp> {
+        resume_from(self.run.last_bar_ts, interval, passes_bars_through)
+    }
+
+    /// The run brought back (see [`restore`]).
+    pub fn restore(
+        &self,
+        store: &dyn RunStore,
+        broker: BrokerConfig,
+        strategy: &mut dyn Strategy,
+        on_bar: impl FnMut(&Bar, LineValues),
+    ) -> Result<Restored, SessionError> {
+        restore(store, &self.run, &self.fills, broker, strategy, on_bar)
+    }
 }
 
 /// The first market time a resumed run's source must deliver. Bars read at their own interval
@@ -136,6 +218,36 @@ fn replay_stored_bars(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn plan(key: &str, earlier: &[&str], fresh: bool) -> RunPlan {
+        RunPlan {
+            key: key.into(),
+            earlier_keys: earlier.iter().map(|k| (*k).to_owned()).collect(),
+            fresh,
+            series: "kraken:BTC/USD".into(),
+            pair: "BTC/USD".into(),
+            interval: Interval::ONE_MINUTE,
+            config: "{}".into(),
+            source_params: "{}".into(),
+            initial_cash: Decimal::from(100_000),
+        }
+    }
+
+    #[test]
+    fn a_session_continues_its_run_also_under_an_earlier_key_and_fresh_starts_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = nanotrader_store::DataDirLock::acquire(dir.path()).unwrap();
+        let store = nanotrader_store::Store::open(&lock).unwrap();
+        let first = RunSession::begin(&store, &plan("old", &[], false)).unwrap();
+        assert!(!first.is_resumed() && first.fills.is_empty());
+        // The same settings, as a later release spells them: the same run.
+        let again = RunSession::begin(&store, &plan("new", &["old"], false)).unwrap();
+        assert_eq!(again.run.id, first.run.id);
+        let other = RunSession::begin(&store, &plan("new", &[], false)).unwrap();
+        assert_ne!(other.run.id, first.run.id, "other settings: another run");
+        let fresh = RunSession::begin(&store, &plan("old", &[], true)).unwrap();
+        assert!(fresh.run.id != first.run.id && fresh.run.id != other.run.id);
+    }
 
     #[test]
     fn a_resumed_source_starts_after_the_last_stored_bar() {

@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::path::Path;
 
-use nanotrader_broker::{BrokerConfig, Sizing};
+use nanotrader_broker::{BrokerConfig, PaperBroker, Sizing};
 use nanotrader_market::{Side, SourceInfo};
 use nanotrader_store::writer::WriterStats;
 use nanotrader_store::{DataDirLock, NewRun, Store, StoreError, StoreWriter};

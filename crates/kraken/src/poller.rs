@@ -7,7 +7,7 @@ use super::error::KrakenError;
 use super::rest::{RestClient, Retries};
 use super::symbols::PairNames;
 use nanotrader_market::task_source::{EventSender, TaskSource};
-use nanotrader_market::{FeedStatus, MarketEvent, Quote, SourceError, SourceInfo, Timestamp, Trade};
+use nanotrader_market::{FeedStatus, MarketEvent, Quote, SourceError, Timestamp, Trade};
 
 /// Events buffered between the poller and the engine; a poller is slow, so this never fills.
 const QUEUE: usize = 256;
@@ -18,13 +18,7 @@ pub struct RestPollSource;
 impl RestPollSource {
     /// Starts polling `pair`'s ticker every `every` (the caller keeps it within Kraken's budget).
     pub fn start(client: RestClient, pair: PairNames, every: Duration) -> TaskSource {
-        let info = SourceInfo {
-            kind: "kraken-rest",
-            identity: format!("kraken-rest:{}", pair.user),
-            pair: pair.user.clone(),
-            finite: false,
-            bar_interval: None,
-        };
+        let info = pair.feed_info("kraken-rest");
         TaskSource::spawn(info, QUEUE, |tx| poll(client, pair, every, tx))
     }
 }

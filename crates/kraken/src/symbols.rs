@@ -25,6 +25,20 @@ pub struct PairNames {
     pub ws: String,
 }
 
+impl PairNames {
+    /// What a live Kraken feed of this pair is (`kind`: `kraken` or `kraken-rest`). The one place
+    /// its identity is spelled: the run key, the stored bar series and the source all use it.
+    pub fn feed_info(&self, kind: &'static str) -> nanotrader_market::SourceInfo {
+        nanotrader_market::SourceInfo {
+            kind,
+            identity: format!("{kind}:{}", self.user),
+            pair: self.user.clone(),
+            finite: false,
+            bar_interval: None,
+        }
+    }
+}
+
 /// Pair lookup by any spelling a user or Kraken may use.
 #[derive(Clone, Debug, Default)]
 pub struct PairMap {

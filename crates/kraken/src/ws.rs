@@ -27,7 +27,7 @@ use super::reach::{self, Cause};
 use super::rest::{RestClient, Retries};
 use super::symbols::PairNames;
 use nanotrader_market::task_source::{EventSender, TaskSource};
-use nanotrader_market::{FeedStatus, Interval, MarketEvent, SourceError, SourceInfo, Timestamp, Trade};
+use nanotrader_market::{FeedStatus, Interval, MarketEvent, SourceError, Timestamp, Trade};
 
 /// Events buffered between the feed task and the engine.
 const QUEUE: usize = 4096;
@@ -93,13 +93,7 @@ impl KrakenWsSource {
             tracing::debug!("Kraken WebSocket: {}; trying again in {delay:?}", failure.reason());
             tokio::time::sleep(delay).await;
         };
-        let info = SourceInfo {
-            kind: "kraken",
-            identity: format!("kraken:{}", pair.user),
-            pair: pair.user.clone(),
-            finite: false,
-            bar_interval: None,
-        };
+        let info = pair.feed_info("kraken");
         let tape = Tape::new(config.start_at, config.interval);
         let minutes = config.interval.secs() / 60;
         let check = (config.interval.secs() % 60 == 0 && OHLC_INTERVALS_MINUTES.contains(&(minutes as u32)))

@@ -39,6 +39,24 @@ impl Signal {
     }
 }
 
+/// The one rule that turns a strategy's signals into orders, for the engine and the backtest's
+/// column kernel alike: trade when the signal changes, from bar `decide_from_bar` (1-based) on.
+/// A change before that bar moves the signal without a trade (the seed's warm-up).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct DecisionRule {
+    pub decide_from_bar: u64,
+}
+
+impl DecisionRule {
+    /// The change of holding to trade after bar number `bar` (1-based) moved the signal from
+    /// `before` to `after`: +1 enter, -1 exit; `None` for no trade.
+    #[inline]
+    pub fn order(self, bar: u64, before: Signal, after: Signal) -> Option<i8> {
+        let change = after.as_i8() - before.as_i8();
+        (change != 0 && bar >= self.decide_from_bar).then_some(change)
+    }
+}
+
 /// The value of each indicator line after a bar, `None` while it is still warming up.
 /// Display-only (f64); decisions use the exact arithmetic inside the strategy.
 pub type LineValues = [Option<f64>; MAX_LINES];
@@ -278,5 +296,23 @@ mod tests {
             StrategyConfig::EmaCross { fast: 5, slow: 8 }
         );
         assert!(serde_json::from_str::<StrategyConfig>(r#"{"kind":"macd"}"#).is_err());
+    }
+}
+
+#[cfg(test)]
+mod decision_tests {
+    use super::*;
+
+    #[test]
+    fn trades_a_change_from_the_deciding_bar_on() {
+        let rule = DecisionRule { decide_from_bar: 22 };
+        assert_eq!(
+            rule.order(21, Signal::Flat, Signal::Long),
+            None,
+            "before the deciding bar"
+        );
+        assert_eq!(rule.order(22, Signal::Flat, Signal::Long), Some(1));
+        assert_eq!(rule.order(30, Signal::Long, Signal::Flat), Some(-1));
+        assert_eq!(rule.order(30, Signal::Long, Signal::Long), None, "no change");
     }
 }
