@@ -7,13 +7,19 @@
 //! unknown (look it up by `cl_ord_id`), and never sends an AddOrder twice except for the one
 //! re-sign after `EAPI:Invalid nonce`, which Kraken did not process.
 
+#[cfg(feature = "client")]
+pub mod client;
 pub mod credentials;
 pub mod error;
 pub mod limits;
 pub mod nonce;
 pub mod sign;
+#[cfg(all(test, feature = "client"))]
+mod test_server;
 pub mod types;
 
+#[cfg(feature = "client")]
+pub use client::PrivateClient;
 pub use credentials::{Credentials, CredentialsError};
 pub use error::{AddOrderOutcome, ApiError, ApiErrorKind, PrivateError};
 #[cfg(feature = "client")]
