@@ -1,0 +1,33 @@
+//! Kraken's private REST API (README section 4): credentials that never show themselves, the
+//! `API-Sign`, nonces that never go back (not even across restarts), client-side copies of the
+//! rate counters, typed results and errors, and the signed client (feature `client`).
+//!
+//! Exactly-once matters more than anything here: [`PrivateClient::add_order`] answers with an
+//! [`AddOrderOutcome`] that tells a placed order from a refused one from one whose fate is
+//! unknown (look it up by `cl_ord_id`), and never sends an AddOrder twice except for the one
+//! re-sign after `EAPI:Invalid nonce`, which Kraken did not process.
+
+#[cfg(feature = "client")]
+pub mod client;
+pub mod credentials;
+pub mod error;
+pub mod limits;
+pub mod nonce;
+pub mod sign;
+#[cfg(all(test, feature = "client"))]
+mod test_server;
+pub mod types;
+
+#[cfg(feature = "client")]
+pub use client::PrivateClient;
+pub use credentials::{Credentials, CredentialsError};
+pub use error::{AddOrderOutcome, ApiError, ApiErrorKind, PrivateError};
+#[cfg(feature = "client")]
+pub use limits::RateLimits;
+pub use limits::{Tier, UnknownTier};
+pub use nonce::{NonceError, NonceSource};
+pub use sign::api_sign;
+pub use types::{
+    AddedOrder, CancelResult, ClosedOrdersPage, DeadManSwitch, ExtendedBalance, Order, OrderDescription, OrderRef,
+    OrderRequest, OrderStatus, OrderType, Trade, TradesPage, WebSocketsToken,
+};
