@@ -35,7 +35,7 @@ const AVG_DECIMALS: u32 = 5;
 /// Kraken caps the dead man's switch at a day.
 const MAX_CANCEL_AFTER: u64 = 86_400;
 
-type Params = HashMap<String, String>;
+pub(super) type Params = HashMap<String, String>;
 type Answer = Result<Value, String>;
 
 /// What to do with a request once the state has been dealt with (no lock held after it).
@@ -185,7 +185,7 @@ fn add_order(market: &Market, state: &mut State, params: &Params, now: Timestamp
 }
 
 /// The AddOrder body as a `NewOrder`; the mock trades `market` and `limit` orders, GTC only.
-fn parse_order(pair: &Pair, params: &Params) -> Result<NewOrder, String> {
+pub(super) fn parse_order(pair: &Pair, params: &Params) -> Result<NewOrder, String> {
     let name = params.get("pair").ok_or_else(|| invalid("pair"))?;
     if !pair.named(name) {
         return Err(rest::UNKNOWN_PAIR.into());

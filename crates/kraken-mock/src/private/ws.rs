@@ -13,7 +13,8 @@ use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-use super::account::{Account, BTC, Event, Fill, LedgerEntry, Order, OrderStatus, OrderType, USD};
+use super::account::{Account, BTC, Event, Fill, LedgerEntry, Order, OrderStatus, OrderType, Selector, USD};
+use super::rest::Params;
 use crate::ws::sleep_until;
 use crate::ws_messages::{self as msg, MALFORMED};
 use crate::{App, Market, wire};
@@ -136,6 +137,12 @@ impl Session {
             }
             Some("subscribe") => self.subscribe(params, req_id, time_in).await,
             Some("unsubscribe") => self.unsubscribe(params, req_id, time_in).await,
+            Some(method @ ("add_order" | "cancel_order" | "cancel_all" | "cancel_all_orders_after")) => {
+                for reply in self.trade(method, params, req_id, time_in) {
+                    self.send(reply).await?;
+                }
+                Ok(())
+            }
             method => {
                 let name = method.unwrap_or("error");
                 let reply = msg::failure(name, MALFORMED, None, req_id, time_in, time_in);
@@ -272,6 +279,143 @@ impl Session {
         self.send(reply).await
     }
 
+    /// Order entry over the socket (`add_order`, `cancel_order`, `cancel_all`,
+    /// `cancel_all_orders_after`): the same account and checks as REST, WS v2 field names. The
+    /// replies (one per canceled order for `cancel_order`); events follow on `executions`.
+    fn trade(
+        &self,
+        method: &str,
+        params: Option<&Map<String, Value>>,
+        req_id: Option<&Value>,
+        time_in: Timestamp,
+    ) -> Vec<Value> {
+        let fail = |error: &str| {
+            vec![msg::failure(
+                method,
+                error,
+                None,
+                req_id,
+                time_in,
+                self.market.clock.now(),
+            )]
+        };
+        let Some(private) = self.market.private.as_ref() else {
+            return fail(INVALID_TOKEN);
+        };
+        let params = params.cloned().unwrap_or_default();
+        let mut state = private.lock();
+        let token = params.get("token").and_then(Value::as_str);
+        if !token.is_some_and(|t| state.token_valid(t)) {
+            return fail(INVALID_TOKEN);
+        }
+        let now = self.market.clock.now();
+        state.account.advance(&self.market.tape, now);
+        let account = &mut state.account;
+        let ok = |result: Value| {
+            let Value::Object(result) = result else {
+                unreachable!("json! of an object")
+            };
+            msg::success(method, result, req_id, time_in, self.market.clock.now())
+        };
+        match method {
+            "add_order" => {
+                let order = match super::rest::parse_order(&account.pair, &rest_params(&params)) {
+                    Ok(order) => order,
+                    Err(error) => return fail(&error),
+                };
+                let validate = params.get("validate").and_then(Value::as_bool).unwrap_or(false);
+                let (userref, cl_ord_id) = (order.userref, order.cl_ord_id.clone());
+                let public = self.market.tape.public(now);
+                let last = public.last().map(|t| t.price);
+                match account.add_order(order, validate, now, last, public.len()) {
+                    Err(error) => fail(&error),
+                    Ok(txid) => {
+                        // Kraken answers a validate-only order with an empty order id.
+                        let mut result = json!({ "order_id": txid.unwrap_or_default() });
+                        if let Some(userref) = userref {
+                            result["order_userref"] = userref.into();
+                        }
+                        if let Some(id) = cl_ord_id {
+                            result["cl_ord_id"] = id.into();
+                        }
+                        vec![ok(result)]
+                    }
+                }
+            }
+            "cancel_order" => {
+                let list = |name: &str| -> Vec<Value> {
+                    params.get(name).and_then(Value::as_array).cloned().unwrap_or_default()
+                };
+                let mut selectors = Vec::new();
+                selectors.extend(
+                    list("order_id")
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(|id| Selector::Txid(id.into())),
+                );
+                selectors.extend(
+                    list("cl_ord_id")
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(|id| Selector::ClOrdId(id.into())),
+                );
+                selectors.extend(
+                    list("order_userref")
+                        .iter()
+                        .filter_map(Value::as_i64)
+                        .filter_map(|r| i32::try_from(r).ok())
+                        .map(Selector::Userref),
+                );
+                if selectors.is_empty() {
+                    return fail("EGeneral:Invalid arguments:order_id");
+                }
+                selectors
+                    .iter()
+                    .map(|selector| {
+                        let mut result = match selector {
+                            Selector::Txid(id) => json!({ "order_id": id }),
+                            Selector::ClOrdId(id) => json!({ "cl_ord_id": id }),
+                            Selector::Userref(r) => json!({ "order_userref": r }),
+                        };
+                        match account.cancel(selector, now) {
+                            Ok(_) => {
+                                if let Selector::ClOrdId(id) = selector
+                                    && let Some(order) = account
+                                        .orders()
+                                        .iter()
+                                        .rev()
+                                        .find(|o| o.placed.cl_ord_id.as_ref() == Some(id))
+                                {
+                                    result["order_id"] = order.placed.txid.as_str().into();
+                                }
+                                ok(result)
+                            }
+                            Err(error) => msg::failure(method, &error, None, req_id, time_in, now),
+                        }
+                    })
+                    .collect()
+            }
+            "cancel_all" => {
+                let count = account.cancel_all(super::account::USER_REASON, now);
+                vec![ok(json!({ "count": count }))]
+            }
+            _ => {
+                let Some(timeout) = params.get("timeout").and_then(Value::as_u64).filter(|t| *t <= 86_400) else {
+                    return fail("EGeneral:Invalid arguments:timeout");
+                };
+                let armed = (timeout > 0).then(|| Duration::from_secs(timeout));
+                account.cancel_after(armed);
+                let trigger = match armed {
+                    Some(_) => wire::whole_secs(now.add_secs(timeout as i64)),
+                    None => "0".to_owned(),
+                };
+                vec![ok(
+                    json!({ "currentTime": wire::whole_secs(now), "triggerTime": trigger }),
+                )]
+            }
+        }
+    }
+
     fn next_sequence(&mut self, channel: &str) -> u64 {
         let sequence = if channel == "executions" {
             &mut self.exec_sequence
@@ -338,6 +482,36 @@ async fn recv(rx: Option<&mut broadcast::Receiver<Event>>) -> Option<Event> {
     };
     // Lagged or closed: either way the socket can no longer follow the account.
     rx.recv().await.ok()
+}
+
+/// An `add_order`'s WS v2 fields under their REST names, for the shared checks.
+fn rest_params(params: &Map<String, Value>) -> Params {
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut rest = Params::new();
+    for (ws, name) in [
+        ("symbol", "pair"),
+        ("side", "type"),
+        ("order_type", "ordertype"),
+        ("order_qty", "volume"),
+        ("limit_price", "price"),
+        ("order_userref", "userref"),
+        ("cl_ord_id", "cl_ord_id"),
+        ("time_in_force", "timeinforce"),
+    ] {
+        if let Some(value) = params.get(ws) {
+            rest.insert(name.to_owned(), text(value));
+        }
+    }
+    if let Some(tif) = rest.get_mut("timeinforce") {
+        *tif = tif.to_uppercase();
+    }
+    if params.get("post_only").and_then(Value::as_bool) == Some(true) {
+        rest.insert("oflags".into(), "post".into());
+    }
+    rest
 }
 
 /// WS v2 asset names: `BTC`, `USD` (REST's `XXBT`, `ZUSD`).

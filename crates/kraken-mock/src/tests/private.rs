@@ -492,7 +492,7 @@ async fn a_resting_limit_fills_as_maker_when_the_tape_reaches_it() {
     let trader = Trader::new(&mock);
     let data = data_trades();
     let now = mock.market_time();
-    let near_until = now.add_secs(120);
+    let near_until = now.add_secs(300);
     let last_now = data.iter().rfind(|t| t.ts <= now).unwrap().price;
     let near_low = data
         .iter()
@@ -501,12 +501,12 @@ async fn a_resting_limit_fills_as_maker_when_the_tape_reaches_it() {
         .fold(last_now, Decimal::min);
     let later_low = data
         .iter()
-        .filter(|t| t.ts > near_until && t.ts <= now.add_secs(900))
+        .filter(|t| t.ts > near_until && t.ts <= now.add_secs(1200))
         .map(|t| t.price)
         .min()
         .unwrap();
     assert!(later_low < near_low, "the data falls later: {later_low} < {near_low}");
-    // A buy the next two market minutes do not reach, but the following ones do.
+    // A buy the next five market minutes do not reach, but the following ones do.
     let price = (later_low * Decimal::TEN).ceil() / Decimal::TEN;
     assert!(price < near_low);
     let price_text = price.to_string();

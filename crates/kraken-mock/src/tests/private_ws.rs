@@ -258,3 +258,66 @@ async fn the_drop_fault_ends_the_socket_without_a_close_frame() {
     assert!(matches!(end, None | Some(Err(_))), "no close frame: {end:?}");
     assert_eq!(mock.counters().faults.dropped_auth_connections, 1);
 }
+
+#[tokio::test]
+async fn orders_can_be_placed_and_canceled_over_the_socket() {
+    let mock = start_private(FROZEN, account(), Faults::default()).await;
+    let trader = Trader::new(&mock);
+    let token = token(&trader).await;
+    let mut client = auth_client(&mock).await;
+    let add = |extra: Value| {
+        let mut params = json!({
+            "order_type": "limit", "side": "buy", "order_qty": 0.01, "limit_price": 10000.0,
+            "symbol": "BTC/USD", "post_only": true, "token": token,
+        });
+        params
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        json!({ "method": "add_order", "params": params, "req_id": 11 })
+    };
+    client.send(add(json!({ "validate": true }))).await;
+    let validated = client.json().await;
+    assert_eq!(
+        (&validated["success"], &validated["result"]["order_id"]),
+        (&json!(true), &json!(""))
+    );
+    assert!(mock.placed_orders().is_empty());
+
+    client.send(add(json!({ "cl_ord_id": "ws-1" }))).await;
+    let added = client.json().await;
+    assert_eq!(
+        (&added["method"], &added["success"], &added["req_id"]),
+        (&json!("add_order"), &json!(true), &json!(11))
+    );
+    let order_id = added["result"]["order_id"].as_str().unwrap().to_owned();
+    assert_eq!(added["result"]["cl_ord_id"], "ws-1");
+    let placed = mock.placed_orders();
+    assert_eq!(
+        (placed[0].txid.as_str(), placed[0].price),
+        (order_id.as_str(), Some(dec("10000")))
+    );
+
+    client.send(add(json!({ "order_qty": 0.00001 }))).await;
+    let refused = client.json().await;
+    assert_eq!(
+        (&refused["success"], &refused["error"]),
+        (&json!(false), &json!("EOrder:Order minimum not met"))
+    );
+
+    let cancel = json!({ "method": "cancel_order", "params": { "cl_ord_id": ["ws-1"], "token": token }, "req_id": 12 });
+    client.send(cancel.clone()).await;
+    let canceled = client.json().await;
+    assert_eq!(canceled["success"], true, "{canceled}");
+    assert_eq!(canceled["result"]["order_id"], order_id.as_str());
+    client.send(cancel).await;
+    assert_eq!(client.json().await["error"], "EOrder:Unknown order");
+
+    let after = json!({ "method": "cancel_all_orders_after", "params": { "timeout": 60, "token": token } });
+    client.send(after).await;
+    assert_eq!(client.json().await["result"]["triggerTime"], "2019-07-01T00:01:03Z");
+    client
+        .send(json!({ "method": "cancel_all", "params": { "token": "stale" } }))
+        .await;
+    assert_eq!(client.json().await["error"], "EAPI:Invalid token");
+}
