@@ -59,7 +59,8 @@ pub struct PrivateConfig {
     /// The counters' caps and decay (section 6 of the reference); `Limits::tier` fills them.
     pub limits: Limits,
     /// Each fill of an order is split into this many trades (each with its own trade id and
-    /// fee), so clients meet partial fills; 1 fills at once. Parts below one lot are merged.
+    /// fee), so clients meet partial fills; 1 fills at once. A volume too small to split into
+    /// whole lots fills in one trade.
     pub fill_parts: u32,
 }
 
@@ -159,7 +160,8 @@ pub struct Faults {
 /// What the client of a lost AddOrder reply sees.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LostReply {
-    /// The connection closes without any response.
+    /// The connection closes without any response. (The handler unwinds to end the
+    /// connection's task, so this needs the default `panic = "unwind"`.)
     #[default]
     Close,
     /// No response until the client gives up (or the mock stops).
