@@ -4,6 +4,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use rust_decimal::Decimal;
+
 use nanotrader_market::Timestamp;
 
 /// Settings of one `MockKraken`.
@@ -20,6 +22,9 @@ pub struct MockConfig {
     /// trade keeps its minute. `None` serves the data's own times.
     pub market_start: Option<Timestamp>,
     pub faults: Faults,
+    /// The one account of the private API. `None` refuses every private call with
+    /// `EAPI:Invalid key`, as the mock always did: a paper run needs no account.
+    pub private: Option<PrivateConfig>,
 }
 
 impl MockConfig {
@@ -31,6 +36,85 @@ impl MockConfig {
             speed: 1.0,
             market_start: None,
             faults: Faults::default(),
+            private: None,
+        }
+    }
+}
+
+/// The account behind the private REST API and the authenticated WebSocket.
+#[derive(Clone, Debug)]
+pub struct PrivateConfig {
+    /// `API-Key` header value the mock accepts.
+    pub api_key: String,
+    /// The API secret, base64 as Kraken hands it out; `API-Sign` is checked with it.
+    pub api_secret: String,
+    /// Starting `ZUSD` balance.
+    pub usd: Decimal,
+    /// Starting `XXBT` balance.
+    pub btc: Decimal,
+    /// Fee rate of fills that rest on the book first (0.0016 = 0.16 %, Kraken's starter rate).
+    pub maker_fee: Decimal,
+    /// Fee rate of fills that take (0.0026 = 0.26 %).
+    pub taker_fee: Decimal,
+    /// The counters' caps and decay (section 6 of the reference); `Limits::tier` fills them.
+    pub limits: Limits,
+    /// Each fill of an order is split into this many trades (each with its own trade id and
+    /// fee), so clients meet partial fills; 1 fills at once. A volume too small to split into
+    /// whole lots fills in one trade.
+    pub fill_parts: u32,
+}
+
+impl PrivateConfig {
+    /// A starter account with 10,000 USD and no BTC, paying Kraken's starter fees.
+    pub fn new(api_key: impl Into<String>, api_secret: impl Into<String>) -> Self {
+        Self {
+            api_key: api_key.into(),
+            api_secret: api_secret.into(),
+            usd: Decimal::from(10_000),
+            btc: Decimal::ZERO,
+            maker_fee: Decimal::new(16, 4),
+            taker_fee: Decimal::new(26, 4),
+            limits: Limits::tier(Tier::Starter),
+            fill_parts: 1,
+        }
+    }
+}
+
+/// Kraken's verification tiers, which set the rate limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tier {
+    Starter,
+    Intermediate,
+    Pro,
+}
+
+/// The two counters Kraken keeps per account: the REST "API counter" (per key) and the
+/// trading-engine counter (per pair). Both decay continuously in wall time.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Limits {
+    /// Above this the API counter answers `EAPI:Rate limit exceeded`.
+    pub api_max: f64,
+    /// API counter decay per wall second.
+    pub api_decay: f64,
+    /// Above this the pair's trading counter answers `EOrder:Rate limit exceeded`.
+    pub trading_max: f64,
+    /// Trading counter decay per wall second.
+    pub trading_decay: f64,
+}
+
+impl Limits {
+    /// Kraken's published numbers for `tier`.
+    pub fn tier(tier: Tier) -> Self {
+        let (api_max, api_decay, trading_max, trading_decay) = match tier {
+            Tier::Starter => (15.0, 0.33, 60.0, 1.0),
+            Tier::Intermediate => (20.0, 0.5, 125.0, 2.34),
+            Tier::Pro => (20.0, 1.0, 180.0, 3.75),
+        };
+        Self {
+            api_max,
+            api_decay,
+            trading_max,
+            trading_decay,
         }
     }
 }
@@ -57,6 +141,31 @@ pub struct Faults {
     pub slow_rest: Option<Duration>,
     /// Refuses every subscription as if its symbol did not exist.
     pub reject_subscriptions: bool,
+    /// The next N AddOrders are placed (and executed) but their reply is lost, as `lost_reply`
+    /// says: what a client must reconcile by `cl_ord_id` instead of retrying.
+    pub lose_addorder_reply: u32,
+    /// How a lost reply looks to the client.
+    pub lost_reply: LostReply,
+    /// The next N AddOrders are placed, then answered with HTTP 500 and no JSON.
+    pub addorder_http_500: u32,
+    /// The next N private calls answer `EService:Unavailable` and do nothing.
+    pub service_unavailable: u32,
+    /// The next N private calls answer `EAPI:Invalid nonce` whatever their nonce, doing nothing.
+    pub invalid_nonce: u32,
+    /// Drops each authenticated WebSocket after it has sent this many messages, without a
+    /// close frame.
+    pub drop_auth_ws_after: Option<u32>,
+}
+
+/// What the client of a lost AddOrder reply sees.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LostReply {
+    /// The connection closes without any response. (The handler unwinds to end the
+    /// connection's task, so this needs the default `panic = "unwind"`.)
+    #[default]
+    Close,
+    /// No response until the client gives up (or the mock stops).
+    Hold,
 }
 
 /// Sends nothing at all (not even heartbeats or pongs) for `duration`, starting `every`,

@@ -1,5 +1,6 @@
 //! What the mock has served and broken, for tests to assert on.
 
+use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 
 use nanotrader_market::Timestamp;
@@ -44,9 +45,11 @@ pub struct RestRequests {
     pub trades: u64,
     /// Paths the mock does not serve, the private ones included.
     pub other: u64,
-    /// Requests to `/0/private/*` (any method), all refused: the mock holds no account, and
-    /// paper trading must never send one.
+    /// Requests to `/0/private/*` (any method, answered or refused): paper trading must never
+    /// send one.
     pub private: u64,
+    /// The same requests per method (`AddOrder`, `Balance`, ...), whatever their answer.
+    pub private_methods: BTreeMap<String, u64>,
 }
 
 /// Faults injected, one per occurrence.
@@ -63,6 +66,16 @@ pub struct FaultCounts {
     pub server_errors: u64,
     pub slow_responses: u64,
     pub rejected_subscriptions: u64,
+    /// AddOrders placed whose reply was lost.
+    pub lost_addorder_replies: u64,
+    /// AddOrders placed, then answered with HTTP 500.
+    pub addorder_http_500: u64,
+    /// Private calls answered `EService:Unavailable` by the fault.
+    pub service_unavailable: u64,
+    /// Private calls answered `EAPI:Invalid nonce` by the fault.
+    pub invalid_nonce: u64,
+    /// Authenticated WebSockets dropped by `drop_auth_ws_after`.
+    pub dropped_auth_connections: u64,
 }
 
 /// The live counters, shared by every connection.

@@ -3,6 +3,15 @@
 //! `heartbeat`, `ping`, `ticker`, `trade`, `ohlc` on BTC/USD), in Kraken's formats, with
 //! optional fault injection.
 //!
+//! With `MockConfig::private` set it also holds one account and serves Kraken's private REST
+//! API (`POST /0/private/<Method>`, signed with `API-Key`/`API-Sign`, nonces and both rate
+//! counters checked) and the authenticated WebSocket v2 (`ws_auth_url`: `executions` and
+//! `balances` with a `GetWebSocketsToken` token). Orders trade BTC/USD against the tape: market
+//! orders (and limits that cross) take at the last trade's price, resting limits fill as maker
+//! when a later trade reaches them, each fill optionally split into parts; balances move by
+//! exactly cost and fee. Tests can inspect every private call, order, fill and balance.
+//! Without an account every private call is refused with `EAPI:Invalid key`.
+//!
 //! It owns what the mock exchange says and when. It depends on the market crate's types only,
 //! never on the Kraken adapter it stands in for: the two agree because both follow Kraken's
 //! documented formats and recorded payloads, not because they share code. Tests and offline
@@ -16,6 +25,15 @@
 //! let mock = MockKraken::start(config).await?;
 //! println!("{} {}", mock.rest_url(), mock.ws_url());
 //! mock.shutdown().await;
+//!
+//! // With an account (the secret is base64, as Kraken's are):
+//! use nanotrader_kraken_mock::PrivateConfig;
+//! let mut config = MockConfig::new("tests/data/btcusd_trades_kraken_20190701.csv");
+//! config.private = Some(PrivateConfig::new("key", "c2VjcmV0"));
+//! let mock = MockKraken::start(config).await?;
+//! println!("{}", mock.ws_auth_url());
+//! assert!(mock.private_calls().is_empty());
+//! mock.shutdown().await;
 //! # Ok(())
 //! # }
 //! ```
@@ -24,6 +42,7 @@ mod clock;
 mod config;
 mod counters;
 mod faults;
+mod private;
 mod rest;
 mod tape;
 mod wire;
@@ -33,6 +52,7 @@ mod ws_messages;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -49,16 +69,23 @@ use tokio::task::JoinHandle;
 use clock::MarketClock;
 use counters::Counters;
 use nanotrader_market::{Bar, Timestamp};
+use private::Private;
+use rust_decimal::Decimal;
 use tape::Tape;
 
-pub use config::{Faults, MockConfig, Stall};
+pub use config::{Faults, Limits, LostReply, MockConfig, PrivateConfig, Stall, Tier};
 pub use counters::{FaultCounts, MockCounters, RestRequests};
+pub use private::account::{Execution, OrderStatus, OrderType, PlacedOrder};
 
 /// The AssetPairs entries served, copied from the reference fixtures (XXBTZUSD: Kraken's docs
 /// example; XBTUSDT: a recorded response).
 const ASSET_PAIRS: &str = include_str!("asset_pairs.json");
 /// How long `shutdown` waits for sessions whose client stopped reading.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// The authenticated WebSocket's path (Kraken's is `wss://ws-auth.kraken.com/v2`).
+const WS_AUTH_PATH: &str = "/ws-auth/v2";
+/// How often resting orders are matched against the tape and the dead man's switch checked.
+const MATCH_EVERY: Duration = Duration::from_millis(20);
 
 /// A running mock exchange. Dropping it stops it without waiting; `shutdown` waits.
 pub struct MockKraken {
@@ -80,6 +107,28 @@ struct Market {
     asset_pairs: Map<String, Value>,
     /// REST requests so far, for the every-Nth faults.
     rest_requests: AtomicU64,
+    /// The account behind the private API, when configured.
+    private: Option<Private>,
+}
+
+/// Fills resting orders as the tape's trades reach them and fires the dead man's switch, so
+/// that happens (and reaches the authenticated sockets) without any request.
+async fn match_orders(app: App) {
+    let Some(private) = &app.market.private else {
+        return;
+    };
+    let mut stop = app.stop.clone();
+    let mut tick = tokio::time::interval(MATCH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let market = &app.market;
+                private.lock().account.advance(&market.tape, market.clock.now());
+            }
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// Router state: the market plus the stop signal and a liveness token for `shutdown`.
@@ -104,15 +153,22 @@ impl MockKraken {
         let tape = tokio::task::spawn_blocking(move || Tape::load(&data, market_start))
             .await
             .map_err(io::Error::other)??;
+        let clock = MarketClock::start(tape.first_ts(), config.speed);
+        let private = config
+            .private
+            .map(|account| Private::new(account, &config.faults, &asset_pairs, &tape, clock.now()))
+            .transpose()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let market = Arc::new(Market {
-            clock: MarketClock::start(tape.first_ts(), config.speed),
+            clock,
             tape,
             faults: config.faults,
             counters: Counters::default(),
             asset_pairs,
             rest_requests: AtomicU64::new(0),
+            private,
         });
         let (stop, stop_rx) = watch::channel(());
         let (alive, finished) = mpsc::channel(1);
@@ -125,7 +181,11 @@ impl MockKraken {
         let router = rest::routes()
             .layer(from_fn_with_state(app.clone(), faults::rest))
             .route("/v2", get(ws::upgrade))
-            .with_state(app);
+            .route(WS_AUTH_PATH, get(private::ws::upgrade))
+            .with_state(app.clone());
+        if market.private.is_some() {
+            tokio::spawn(match_orders(app));
+        }
         let mut stopped = stop_rx;
         let server = tokio::spawn(async move {
             let serving = axum::serve(listener, router).with_graceful_shutdown(async move {
@@ -154,6 +214,46 @@ impl MockKraken {
     /// `ws://127.0.0.1:PORT/v2`.
     pub fn ws_url(&self) -> String {
         format!("ws://{}/v2", self.addr)
+    }
+
+    /// `ws://127.0.0.1:PORT/ws-auth/v2`: the authenticated WebSocket (`executions`,
+    /// `balances`), Kraken's `wss://ws-auth.kraken.com/v2`.
+    pub fn ws_auth_url(&self) -> String {
+        format!("ws://{}{WS_AUTH_PATH}", self.addr)
+    }
+
+    /// Private REST calls received per method (`AddOrder`, `Balance`, ...), answered or not:
+    /// a paper run must leave this empty.
+    pub fn private_calls(&self) -> BTreeMap<String, u64> {
+        self.counters().rest.private_methods
+    }
+
+    /// Every order placed (validate-only ones are not), in placement order, as it is now.
+    pub fn placed_orders(&self) -> Vec<PlacedOrder> {
+        self.with_account(|state| state.account.orders().iter().map(|o| o.placed.clone()).collect())
+    }
+
+    /// Every fill so far, oldest first.
+    pub fn executions(&self) -> Vec<Execution> {
+        self.with_account(|state| state.account.fills().iter().map(|f| f.execution.clone()).collect())
+    }
+
+    /// The account's balances by Kraken asset id (`ZUSD`, `XXBT`), exact.
+    pub fn balances(&self) -> BTreeMap<String, Decimal> {
+        self.with_account(|state| {
+            let balances = state.account.balances();
+            balances.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+        })
+    }
+
+    /// Runs `read` on the account brought up to market time; empty without an account.
+    fn with_account<T: Default>(&self, read: impl FnOnce(&private::State) -> T) -> T {
+        let Some(private) = &self.market.private else {
+            return T::default();
+        };
+        let mut state = private.lock();
+        state.account.advance(&self.market.tape, self.market.clock.now());
+        read(&state)
     }
 
     /// The mock's current market time.

@@ -3,9 +3,10 @@
 
 use std::collections::HashMap;
 
+use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
-use axum::http::Method;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
@@ -62,8 +63,9 @@ pub(super) fn routes() -> Router<App> {
 /// Counts a request against its endpoint (a private one also as `private`).
 pub(super) fn count(market: &Market, path: &str) {
     market.counters.bump(|c| {
-        if path.starts_with(PRIVATE_PREFIX) {
+        if let Some(method) = path.strip_prefix(PRIVATE_PREFIX) {
             c.rest.private += 1;
+            *c.rest.private_methods.entry(method.to_owned()).or_default() += 1;
         }
         let counter = match path {
             TIME => &mut c.rest.time,
@@ -135,16 +137,21 @@ async fn unknown_method(State(app): State<App>) -> Response {
     reply(&app.market, Err("EGeneral:Unknown method".into()))
 }
 
-/// Refuses every private call (counted by the REST layer) as Kraken refuses one without a valid
-/// key: private methods are POSTs, so anything else is an unknown method.
-async fn private(State(app): State<App>, method: Method) -> Response {
-    let error = if method == Method::POST {
-        INVALID_KEY
-    } else {
-        "EGeneral:Unknown method"
-    };
-    tracing::debug!("mock kraken: refused a private {method} request");
-    reply(&app.market, Err(error.into()))
+/// A private call (counted by the REST layer): private methods are POSTs, anything else is an
+/// unknown method. Without a configured account every POST is refused as Kraken refuses an
+/// unknown key.
+async fn private(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if method != Method::POST {
+        tracing::debug!("mock kraken: refused a private {method} request");
+        return reply(&app.market, Err("EGeneral:Unknown method".into()));
+    }
+    crate::private::rest::handle(app, &name, &headers, body).await
 }
 
 /// Every pair, or those `pair=` names (comma list) by key, altname or WS name.

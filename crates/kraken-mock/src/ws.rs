@@ -344,7 +344,7 @@ fn parse(params: Option<&Value>) -> Result<Request, &'static str> {
 }
 
 /// Sleeps until `at`, or forever without one (a disabled `select!` branch).
-async fn sleep_until(at: Option<Instant>) {
+pub(super) async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,

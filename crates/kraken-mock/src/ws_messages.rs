@@ -112,7 +112,7 @@ pub(super) fn unsubscribed(channel: Channel, req_id: Option<&Value>, time_in: Ti
     success("unsubscribe", channel.keys(), req_id, time_in, time_out)
 }
 
-fn success(
+pub(super) fn success(
     method: &str,
     result: Map<String, Value>,
     req_id: Option<&Value>,

@@ -7,15 +7,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{ArgAction, Parser};
-use nanotrader_kraken_mock::{Faults, MockConfig, MockKraken, Stall};
+use clap::{ArgAction, Parser, ValueEnum};
+use nanotrader_kraken_mock::{Faults, Limits, LostReply, MockConfig, MockKraken, PrivateConfig, Stall, Tier};
 use nanotrader_market::Timestamp;
+use rust_decimal::Decimal;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "mock_kraken",
-    about = "A mock Kraken exchange (public REST + WebSocket v2) replaying a trades CSV."
+    about = "A mock Kraken exchange (public REST + WebSocket v2, and with --api-key the private \
+             REST API and authenticated WebSocket v2) replaying a trades CSV."
 )]
 struct Args {
     /// Trades CSV to replay (ts_ns,price,volume,side).
@@ -78,6 +80,63 @@ struct Args {
     #[arg(long)]
     reject_subscriptions: bool,
 
+    /// API key of the mock's one account; without it every private call is refused
+    /// (EAPI:Invalid key).
+    #[arg(long, env = "MOCK_KRAKEN_API_KEY", requires = "api_secret", hide_env_values = true)]
+    api_key: Option<String>,
+
+    /// The account's API secret, base64 (Kraken's format).
+    #[arg(long, env = "MOCK_KRAKEN_API_SECRET", requires = "api_key", hide_env_values = true)]
+    api_secret: Option<String>,
+
+    /// Starting USD (ZUSD) balance.
+    #[arg(long, value_name = "DECIMAL", default_value = "10000")]
+    balance_usd: Decimal,
+
+    /// Starting BTC (XXBT) balance.
+    #[arg(long, value_name = "DECIMAL", default_value = "0")]
+    balance_btc: Decimal,
+
+    /// Maker fee rate (0.0016 = 0.16 %).
+    #[arg(long, value_name = "RATE", default_value = "0.0016")]
+    maker_fee: Decimal,
+
+    /// Taker fee rate (0.0026 = 0.26 %).
+    #[arg(long, value_name = "RATE", default_value = "0.0026")]
+    taker_fee: Decimal,
+
+    /// Verification tier: sets the API and trading rate limits.
+    #[arg(long, value_enum, default_value_t = TierArg::Starter)]
+    tier: TierArg,
+
+    /// Split every fill into this many trades (partial fills).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    fill_parts: u32,
+
+    /// Place the next N AddOrders but lose their replies (see --lost-reply).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    lose_addorder_reply: u32,
+
+    /// How a lost reply looks: the connection closes, or no answer until the client gives up.
+    #[arg(long, value_enum, default_value_t = LostReplyArg::Close)]
+    lost_reply: LostReplyArg,
+
+    /// Place the next N AddOrders, then answer HTTP 500.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    addorder_http_500: u32,
+
+    /// Answer the next N private calls EService:Unavailable (doing nothing).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    service_unavailable: u32,
+
+    /// Answer the next N private calls EAPI:Invalid nonce (doing nothing).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    invalid_nonce: u32,
+
+    /// Drop each authenticated WebSocket (no close frame) after it sent N messages.
+    #[arg(long, value_name = "N")]
+    drop_auth_ws_after: Option<u32>,
+
     /// More logging: -v for debug, -vv for trace.
     #[arg(short, long, action = ArgAction::Count)]
     verbose: u8,
@@ -102,9 +161,49 @@ impl Args {
             server_error_every: self.server_error_every,
             slow_rest: self.slow_rest,
             reject_subscriptions: self.reject_subscriptions,
+            lose_addorder_reply: self.lose_addorder_reply,
+            lost_reply: match self.lost_reply {
+                LostReplyArg::Close => LostReply::Close,
+                LostReplyArg::Hold => LostReply::Hold,
+            },
+            addorder_http_500: self.addorder_http_500,
+            service_unavailable: self.service_unavailable,
+            invalid_nonce: self.invalid_nonce,
+            drop_auth_ws_after: self.drop_auth_ws_after,
         };
+        config.private = self
+            .api_key
+            .as_ref()
+            .zip(self.api_secret.as_ref())
+            .map(|(key, secret)| {
+                let mut account = PrivateConfig::new(key, secret);
+                account.usd = self.balance_usd;
+                account.btc = self.balance_btc;
+                account.maker_fee = self.maker_fee;
+                account.taker_fee = self.taker_fee;
+                account.limits = Limits::tier(match self.tier {
+                    TierArg::Starter => Tier::Starter,
+                    TierArg::Intermediate => Tier::Intermediate,
+                    TierArg::Pro => Tier::Pro,
+                });
+                account.fill_parts = self.fill_parts;
+                account
+            });
         config
     }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum TierArg {
+    Starter,
+    Intermediate,
+    Pro,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LostReplyArg {
+    Close,
+    Hold,
 }
 
 fn positive(text: &str) -> Result<f64, String> {
@@ -150,6 +249,9 @@ async fn main() -> ExitCode {
     };
     println!("REST {}", mock.rest_url());
     println!("WS   {}", mock.ws_url());
+    if args.api_key.is_some() {
+        println!("WS auth {}", mock.ws_auth_url());
+    }
     println!("market time {}", mock.market_time());
     if let Err(e) = tokio::signal::ctrl_c().await {
         eprintln!("error: cannot wait for Ctrl-C: {e}");

@@ -2,6 +2,8 @@
 
 mod faults;
 mod lifecycle;
+mod private;
+mod private_ws;
 mod rest;
 mod ws;
 
@@ -84,7 +86,11 @@ struct WsClient {
 
 impl WsClient {
     async fn connect(mock: &MockKraken) -> Self {
-        let (stream, _) = connect_async(mock.ws_url()).await.expect("ws connects");
+        Self::connect_to(&mock.ws_url()).await
+    }
+
+    async fn connect_to(url: &str) -> Self {
+        let (stream, _) = connect_async(url).await.expect("ws connects");
         Self { stream }
     }
 
