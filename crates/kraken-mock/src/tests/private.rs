@@ -14,7 +14,7 @@ use crate::private::auth;
 use crate::{Limits, LostReply, OrderStatus, PrivateConfig};
 
 /// Kraken's published known answer for `API-Sign`.
-const AUTH_VECTOR: &str = include_str!("../../../../tests/fixtures/kraken/auth_vector.json");
+const AUTH_VECTOR: &str = include_str!("../../../../tests/fixtures/kraken/vectors/auth_vector.json");
 pub(super) const KEY: &str = "mock-api-key";
 /// The published example secret (64 bytes, base64).
 pub(super) const SECRET: &str =
