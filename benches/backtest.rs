@@ -10,18 +10,18 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use indicatif::ProgressBar;
-use nanotrader::backtest::cache::{self, CacheKey};
-use nanotrader::backtest::columns::BarColumns;
-use nanotrader::backtest::load::{self, CacheMode, LoadOptions};
-use nanotrader::backtest::simulate::{self, Keep, Settings};
-use nanotrader::backtest::sweep;
-use nanotrader::broker::BrokerConfig;
-use nanotrader::market::Interval;
-use nanotrader::strategy::StrategyConfig;
+use nanotrader_backtest::BarColumns;
+use nanotrader_backtest::cache::{self, CacheKey};
+use nanotrader_backtest::load::{self, CacheMode, LoadOptions};
+use nanotrader_backtest::simulate::{self, Keep, Settings};
+use nanotrader_backtest::sweep;
+use nanotrader_broker::BrokerConfig;
+use nanotrader_market::Interval;
+use nanotrader_strategy::StrategyConfig;
 
 /// Real bars: the built-in demo data's rows, repeated with timestamps moved on.
 fn real_rows() -> Vec<String> {
-    let text = std::str::from_utf8(nanotrader::market::replay::DEMO_DATA).unwrap();
+    let text = std::str::from_utf8(nanotrader_market::DEMO_DATA).unwrap();
     text.lines()
         .skip(1)
         .map(|l| l.split_once(',').unwrap().1.to_owned())

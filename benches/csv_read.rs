@@ -11,15 +11,15 @@ use std::path::{Path, PathBuf};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use indicatif::ProgressBar;
-use nanotrader::backtest::load::{self, CacheMode, LoadOptions};
-use nanotrader::market::CsvReader;
+use nanotrader_backtest::load::{self, CacheMode, LoadOptions};
+use nanotrader_market::CsvReader;
 
 const ROWS: usize = 1_000_000;
 
 /// The built-in demo data's rows repeated, 17 s off the minute, every 97th minute left out;
 /// `iso` writes times as pandas writes a DatetimeIndex.
 fn write_csv(path: &Path, iso: bool) {
-    let text = std::str::from_utf8(nanotrader::market::replay::DEMO_DATA).unwrap();
+    let text = std::str::from_utf8(nanotrader_market::DEMO_DATA).unwrap();
     let rows: Vec<&str> = text.lines().skip(1).map(|l| l.split_once(',').unwrap().1).collect();
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     writeln!(

@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use nanotrader::kraken::parse::parse_ws;
+use nanotrader_kraken::parse::parse_ws;
 
 const FIXTURES: [(&str, &str); 4] = [
     (

@@ -7,18 +7,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use nanotrader::broker::{BrokerConfig, PaperBroker};
-use nanotrader::engine::{Bus, Engine, EngineConfig, EngineOutputs, Metrics, ResumeState, STORE_QUEUE_BATCHES};
-use nanotrader::market::bars::BarAggregator;
-use nanotrader::market::{Bar, Interval, MarketEvent, Source, SourceError, SourceInfo, Timestamp};
-use nanotrader::store::{DataDirLock, NewRun, Store, StoreCmd, StoreWriter};
-use nanotrader::strategy::StrategyConfig;
+use nanotrader_broker::{BrokerConfig, PaperBroker};
+use nanotrader_engine::{Bus, Engine, EngineConfig, EngineOutputs, Metrics, ResumeState, STORE_QUEUE_BATCHES};
+use nanotrader_market::BarAggregator;
+use nanotrader_market::{Bar, Interval, MarketEvent, Source, SourceError, SourceInfo, Timestamp};
+use nanotrader_store::{DataDirLock, NewRun, Store, StoreCmd, StoreWriter};
+use nanotrader_strategy::StrategyConfig;
 use rust_decimal::Decimal;
 use tokio::sync::{mpsc, watch};
 
 /// Real bars: the built-in demo data, repeated with timestamps moved on.
 fn real_bars(n: usize) -> Vec<Bar> {
-    let text = std::str::from_utf8(nanotrader::market::replay::DEMO_DATA).unwrap();
+    let text = std::str::from_utf8(nanotrader_market::DEMO_DATA).unwrap();
     let rows: Vec<Vec<Decimal>> = text
         .lines()
         .skip(1)
@@ -87,7 +87,7 @@ fn run_engine(rt: &tokio::runtime::Runtime, bars: Vec<Bar>, store_dir: Option<&s
                         initial_cash: Decimal::from(100_000),
                     })
                     .unwrap();
-                let hooks = nanotrader::engine::writer_hooks(bus.events.clone(), metrics.clone());
+                let hooks = nanotrader_engine::writer_hooks(bus.events.clone(), metrics.clone());
                 Some(StoreWriter::spawn(store.path(), run.id, series, rx, hooks).unwrap())
             }
             None => {

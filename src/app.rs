@@ -9,22 +9,22 @@ use std::time::Instant;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
-use crate::broker::Account;
 use crate::cli::{BarsArgs, Cli, Command, FillsArgs, HistoryArgs};
 use crate::config::{self, ConfigError, Mode, RunConfig, SourceSpec};
-use crate::engine::session::{self, Restored, RunPlan, RunSession};
-use crate::engine::{self, Bus, Engine, EngineOutputs, Metrics, STORE_QUEUE_BATCHES};
-use crate::kraken::consts::PUBLIC_REST_MIN_INTERVAL;
-use crate::kraken::rest::RestClient;
-use crate::kraken::symbols::PairNames;
-use crate::market::bars::BarAggregator;
-use crate::market::{Source, SourceError, SourceInfo, Timestamp};
 use crate::options::RunArgs;
 use crate::report::{self, RunSummary};
 use crate::sources::{ProbedSource, data_mode, resolve_pair};
-use crate::store::{DataDirLock, RunRecord, Store, StoreError, StoreWriter};
-use crate::strategy::Strategy;
-use crate::web::board::{Board, BoardMeta, BoardSeed, BoardStore};
+use nanotrader_broker::Account;
+use nanotrader_engine::{Bus, Engine, EngineOutputs, Metrics, STORE_QUEUE_BATCHES};
+use nanotrader_engine::{Restored, RunPlan, RunSession, SessionError};
+use nanotrader_kraken::PairNames;
+use nanotrader_kraken::RestClient;
+use nanotrader_kraken::consts::PUBLIC_REST_MIN_INTERVAL;
+use nanotrader_market::BarAggregator;
+use nanotrader_market::{Source, SourceError, SourceInfo, Timestamp};
+use nanotrader_store::{DataDirLock, RunRecord, Store, StoreError, StoreWriter};
+use nanotrader_strategy::Strategy;
+use nanotrader_web::{Board, BoardMeta, BoardSeed, BoardStore};
 
 /// A failed command: its one-line message and exit code.
 #[derive(Debug)]
@@ -65,10 +65,10 @@ impl From<StoreError> for AppError {
     }
 }
 
-impl From<session::SessionError> for AppError {
-    fn from(e: session::SessionError) -> Self {
+impl From<SessionError> for AppError {
+    fn from(e: SessionError) -> Self {
         match e {
-            session::SessionError::Store(e) => e.into(),
+            SessionError::Store(e) => e.into(),
             other => AppError::runtime(other.to_string()),
         }
     }
@@ -118,7 +118,7 @@ async fn serve_and_run(cfg: RunConfig) -> Result<(), AppError> {
     let lock = DataDirLock::acquire(&cfg.data_dir)?;
     let web = match &cfg.web {
         Some(web) => Some(
-            crate::web::start(web)
+            nanotrader_web::start(web)
                 .await
                 .map_err(|e| AppError::runtime(e.to_string()))?,
         ),
@@ -172,7 +172,7 @@ impl DashboardLine {
 async fn run_pairs(
     cfg: RunConfig,
     lock: &DataDirLock,
-    web: Option<Arc<crate::web::Server>>,
+    web: Option<Arc<nanotrader_web::Server>>,
     line: Option<String>,
 ) -> Result<(), AppError> {
     let pairs: Vec<String> = cfg
@@ -225,7 +225,7 @@ async fn run(
     lock: &DataDirLock,
     rest: Option<RestClient>,
     pair: Option<PairNames>,
-    web: Option<Arc<crate::web::Server>>,
+    web: Option<Arc<nanotrader_web::Server>>,
     line: &DashboardLine,
 ) -> Result<(), AppError> {
     let store = Store::open(lock)?;
@@ -335,7 +335,7 @@ fn stored_start(run: &RunRecord) -> Option<i64> {
 struct Outputs {
     bus: Bus,
     metrics: Arc<Metrics>,
-    store: mpsc::Sender<crate::store::StoreCmd>,
+    store: mpsc::Sender<nanotrader_store::StoreCmd>,
     writer: StoreWriter,
     logger: tokio::task::JoinHandle<()>,
 }
@@ -350,7 +350,7 @@ impl Outputs {
             run.id,
             run.series_id,
             store_rx,
-            engine::writer_hooks(bus.events.clone(), metrics.clone()),
+            nanotrader_engine::writer_hooks(bus.events.clone(), metrics.clone()),
         )?;
         let logger = tokio::spawn(crate::logs::log_events(
             bus.events.subscribe(),
@@ -380,8 +380,8 @@ impl Outputs {
         self,
         store: &Store,
         run: &RunRecord,
-        result: Result<engine::Outcome, engine::EngineError>,
-    ) -> Result<engine::Outcome, AppError> {
+        result: Result<nanotrader_engine::Outcome, nanotrader_engine::EngineError>,
+    ) -> Result<nanotrader_engine::Outcome, AppError> {
         let Self {
             bus,
             store: queue,
@@ -397,8 +397,8 @@ impl Outputs {
         let _ = logger.await;
         match (result, writer_result) {
             (Ok(outcome), Ok(_)) => Ok(outcome),
-            (Err(engine::EngineError::Source(e)), _) => {
-                let _ = store.set_run_status(run.id, crate::store::RunStatus::Failed);
+            (Err(nanotrader_engine::EngineError::Source(e)), _) => {
+                let _ = store.set_run_status(run.id, nanotrader_store::RunStatus::Failed);
                 Err(e.into())
             }
             (_, Err(e)) => Err(AppError::runtime(format!("store write failed, run stopped: {e}"))),
@@ -432,14 +432,14 @@ fn announce(cfg: &RunConfig, info: &SourceInfo, session: &RunSession) {
 
 /// The run's board on the dashboard, fed from the bus; its controls go to the engine.
 fn attach_board(
-    server: &crate::web::Server,
+    server: &nanotrader_web::Server,
     outputs: &Outputs,
     meta: BoardMeta,
     seed: BoardSeed,
     cfg: &RunConfig,
     info: &SourceInfo,
     run: &RunRecord,
-) -> mpsc::Receiver<engine::ControlRequest> {
+) -> mpsc::Receiver<nanotrader_engine::ControlRequest> {
     let (controls, requests) = mpsc::channel(8);
     let board = Arc::new(Board::new(
         meta,
@@ -479,7 +479,7 @@ fn print_summary(
     cfg: &RunConfig,
     info: &SourceInfo,
     run: RunRecord,
-    outcome: engine::Outcome,
+    outcome: nanotrader_engine::Outcome,
     start_equity: rust_decimal::Decimal,
     elapsed: std::time::Duration,
 ) -> Result<(), AppError> {
@@ -619,7 +619,7 @@ async fn history(data_dir: &std::path::Path, args: &HistoryArgs) -> Result<(), A
     let url = args
         .kraken_rest_url
         .as_deref()
-        .unwrap_or(crate::kraken::consts::REST_BASE_URL);
+        .unwrap_or(nanotrader_kraken::consts::REST_BASE_URL);
     let client = RestClient::new(url, PUBLIC_REST_MIN_INTERVAL).map_err(|e| AppError::runtime(e.to_string()))?;
     let pair = resolve_pair(&client, &args.pair, false).await?;
     let mut sink: Box<dyn BarSink> = match (&lock, &args.out) {

@@ -11,18 +11,18 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use thousands::Separable as _;
 
 use crate::app::AppError;
-use crate::backtest::columns::BarColumns;
-use crate::backtest::load::{self, CacheMode, LoadOptions};
-use crate::backtest::simulate::{self, BacktestResult, Keep, Settings};
-use crate::backtest::summary::{self, DataInfo, Timings};
-use crate::backtest::sweep::{self, Axis, ComboResult};
 use crate::cli::{BacktestArgs, CacheArg};
 use crate::config::{Trading, resolve_trading};
-use crate::market::{SourceError, Timestamp};
 use crate::options::{RunArgs, StrategyKind, StrategyOptions};
-use crate::store::Store;
-use crate::strategy::StrategyConfig;
 use merge::Merge as _;
+use nanotrader_backtest::BarColumns;
+use nanotrader_backtest::load::{self, CacheMode, LoadOptions};
+use nanotrader_backtest::simulate::{self, BacktestResult, Keep, Settings};
+use nanotrader_backtest::summary::{self, DataInfo, Timings};
+use nanotrader_backtest::sweep::{self, Axis, ComboResult};
+use nanotrader_market::{SourceError, Timestamp};
+use nanotrader_store::Store;
+use nanotrader_strategy::StrategyConfig;
 
 /// What was asked: one backtest, or a grid of SMA windows.
 enum Plan {
@@ -143,9 +143,9 @@ fn write_files(
     if let Some(path) = &args.report {
         let heatmap = sweep
             .as_ref()
-            .map(|s| crate::backtest::report::sweep_data(&s.results, &s.shorts, &s.longs, args.metric, args.top));
-        let data = crate::backtest::report::build(bars, strategy, outcome, single, heatmap);
-        let html = crate::backtest::html::render(&data);
+            .map(|s| nanotrader_backtest::report::sweep_data(&s.results, &s.shorts, &s.longs, args.metric, args.top));
+        let data = nanotrader_backtest::report::build(bars, strategy, outcome, single, heatmap);
+        let html = nanotrader_backtest::html::render(&data);
         write_file(path, |out| out.write_all(html.as_bytes()))?;
     }
     Ok(())
@@ -261,7 +261,7 @@ fn load_file(
             CacheArg::Off => CacheMode::Off,
             CacheArg::Refresh => CacheMode::Refresh,
         },
-        cache_dir: Some(crate::backtest::cache::dir_in(data_dir)),
+        cache_dir: Some(nanotrader_backtest::cache::dir_in(data_dir)),
         cache_max_bytes: args.cache_max_mb.saturating_mul(1 << 20),
         detail,
         columns: args.bars.columns.clone(),
@@ -308,7 +308,7 @@ fn load_store(data_dir: &Path, args: &BacktestArgs) -> Result<(BarColumns, DataI
             }
         )));
     };
-    let interval = crate::market::Interval::from_secs(summary.interval_secs).unwrap_or_default();
+    let interval = nanotrader_market::Interval::from_secs(summary.interval_secs).unwrap_or_default();
     let mut bars = BarColumns::new(interval, true);
     let mut unfit = None;
     let from = args.since.unwrap_or(Timestamp::from_nanos(i64::MIN));

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-use crate::market::Interval;
 use crate::options::{BarOptions, BrokerOptions, RunArgs, StrategyOptions};
+use nanotrader_market::Interval;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -95,10 +95,10 @@ pub struct BacktestArgs {
     pub pair: String,
     /// First bar, inclusive: a date (2024-01-01), an RFC 3339 time or unix seconds.
     #[arg(long, value_parser = parse_time_arg)]
-    pub since: Option<crate::market::Timestamp>,
+    pub since: Option<nanotrader_market::Timestamp>,
     /// Last bar, exclusive.
     #[arg(long, value_parser = parse_time_arg)]
-    pub until: Option<crate::market::Timestamp>,
+    pub until: Option<nanotrader_market::Timestamp>,
     #[command(flatten)]
     pub bars: BarOptions,
     #[command(flatten)]
@@ -121,7 +121,7 @@ pub struct BacktestArgs {
     pub report: Option<PathBuf>,
     /// What a sweep ranks by.
     #[arg(long, value_enum, default_value = "sharpe")]
-    pub metric: crate::backtest::sweep::RankBy,
+    pub metric: nanotrader_backtest::sweep::RankBy,
     /// Sweep results listed.
     #[arg(long, default_value_t = 10)]
     pub top: usize,
@@ -137,6 +137,8 @@ pub struct BacktestArgs {
     pub threads: Option<u64>,
 }
 
+// The doc comments are the command-line help, where a URL is plain text.
+#[allow(rustdoc::bare_urls)]
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
     /// Pair, as users write it.
@@ -147,10 +149,10 @@ pub struct HistoryArgs {
     pub interval: Interval,
     /// Start of the range (UTC): a date (2024-01-01), an RFC 3339 time or unix seconds.
     #[arg(long, value_parser = parse_time_arg)]
-    pub since: crate::market::Timestamp,
+    pub since: nanotrader_market::Timestamp,
     /// End of the range, exclusive [default: the last closed bar].
     #[arg(long, value_parser = parse_time_arg)]
-    pub until: Option<crate::market::Timestamp>,
+    pub until: Option<nanotrader_market::Timestamp>,
     /// CSV file to write (ts,open,high,low,close,volume,trades); an existing one is continued.
     #[arg(
         long,
@@ -168,8 +170,8 @@ pub struct HistoryArgs {
 }
 
 /// `2024-01-01`, `2024-01-01T12:30:00Z` or unix seconds, as UTC.
-pub fn parse_time_arg(text: &str) -> Result<crate::market::Timestamp, String> {
-    use crate::market::Timestamp;
+pub fn parse_time_arg(text: &str) -> Result<nanotrader_market::Timestamp, String> {
+    use nanotrader_market::Timestamp;
     let text = text.trim();
     if let Ok(secs) = text.parse::<i64>() {
         return Ok(Timestamp::from_secs(secs));

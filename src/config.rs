@@ -10,18 +10,18 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer};
 
-use crate::broker::BrokerConfig;
 use merge::Merge as _;
+use nanotrader_broker::BrokerConfig;
 
-use crate::backtest::sweep::Axis;
-use crate::engine::EngineConfig;
-use crate::market::Interval;
-use crate::market::Speed;
 pub use crate::options::Mode;
 use crate::options::{
     BarOptions, BrokerOptions, RunArgs, SourceKind, SourceOptions, StrategyKind, StrategyOptions, WebOptions, keys,
 };
-use crate::strategy::StrategyConfig;
+use nanotrader_backtest::sweep::Axis;
+use nanotrader_engine::EngineConfig;
+use nanotrader_market::Interval;
+use nanotrader_market::Speed;
+use nanotrader_strategy::StrategyConfig;
 
 pub const DEFAULT_DATA_DIR: &str = "nanotrader-data";
 pub const DEFAULT_PAIR: &str = "BTC/USD";
@@ -43,7 +43,7 @@ pub struct RunConfig {
     pub engine: EngineConfig,
     pub fresh: bool,
     /// The dashboard, unless --no-web.
-    pub web: Option<crate::web::WebConfig>,
+    pub web: Option<nanotrader_web::WebConfig>,
 }
 
 #[derive(Clone, Debug)]
@@ -52,7 +52,7 @@ pub enum SourceSpec {
         data: ReplayData,
         speed: Speed,
         looping: bool,
-        csv: crate::market::CsvOptions,
+        csv: nanotrader_market::CsvOptions,
     },
     Sim(SimSpec),
     KrakenRest {
@@ -243,7 +243,7 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
     let rest_url = || {
         checked_url(
             src.kraken_rest_url.as_deref(),
-            crate::kraken::consts::REST_BASE_URL,
+            nanotrader_kraken::consts::REST_BASE_URL,
             &["http", "https"],
             "kraken-rest-url",
         )
@@ -253,7 +253,7 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
             data: src.data.clone().map_or(ReplayData::Builtin, ReplayData::File),
             speed,
             looping: src.looping.unwrap_or_default(),
-            csv: crate::market::CsvOptions {
+            csv: nanotrader_market::CsvOptions {
                 skip_bad_rows: src.skip_bad_rows.unwrap_or_default(),
                 columns: bars.columns,
             },
@@ -289,7 +289,7 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
             if src.data.is_some() {
                 return err("--data is for --source replay; Kraken is a live feed".into());
             }
-            let min = crate::kraken::consts::PUBLIC_REST_MIN_INTERVAL.as_secs_f64();
+            let min = nanotrader_kraken::consts::PUBLIC_REST_MIN_INTERVAL.as_secs_f64();
             let poll_secs = src.poll_secs.unwrap_or(min);
             if !(poll_secs.is_finite() && poll_secs >= min) {
                 return err(format!(
@@ -312,13 +312,13 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
                 rest_url: rest_url()?,
                 ws_url: checked_url(
                     src.kraken_ws_url.as_deref(),
-                    crate::kraken::consts::WS_PUBLIC_URL,
+                    nanotrader_kraken::consts::WS_PUBLIC_URL,
                     &["ws", "wss"],
                     "kraken-ws-url",
                 )?,
                 feed_timeout: positive_secs(
                     src.feed_timeout_secs,
-                    crate::kraken::consts::FEED_SILENCE_TIMEOUT,
+                    nanotrader_kraken::consts::FEED_SILENCE_TIMEOUT,
                     "feed-timeout-secs",
                 )?,
             }
@@ -339,7 +339,7 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
 }
 
 /// The dashboard's settings, `None` with --no-web.
-fn resolve_web(web: WebOptions) -> Result<Option<crate::web::WebConfig>, ConfigError> {
+fn resolve_web(web: WebOptions) -> Result<Option<nanotrader_web::WebConfig>, ConfigError> {
     if web.no_web.unwrap_or_default() {
         return Ok(None);
     }
@@ -347,26 +347,28 @@ fn resolve_web(web: WebOptions) -> Result<Option<crate::web::WebConfig>, ConfigE
         .web_token
         .as_deref()
         .filter(|t| !t.trim().is_empty())
-        .map(crate::web::AccessToken::parse)
+        .map(nanotrader_web::AccessToken::parse)
         .transpose()
         .map_err(|e| ConfigError(e.to_string()))?;
     let listen = match web.listen {
         Some(addr) => addr,
-        None => crate::web::DEFAULT_LISTEN.parse().expect("the default address parses"),
+        None => nanotrader_web::DEFAULT_LISTEN
+            .parse()
+            .expect("the default address parses"),
     };
-    crate::web::security::check_bind(&listen, token.as_ref()).map_err(|e| ConfigError(e.to_string()))?;
-    Ok(Some(crate::web::WebConfig {
+    nanotrader_web::check_bind(&listen, token.as_ref()).map_err(|e| ConfigError(e.to_string()))?;
+    Ok(Some(nanotrader_web::WebConfig {
         listen,
         token,
         stay: web.stay.unwrap_or_default(),
         queue_frames: web
             .web_queue_frames
-            .unwrap_or(crate::web::board::CLIENT_QUEUE_FRAMES)
+            .unwrap_or(nanotrader_web::CLIENT_QUEUE_FRAMES)
             .clamp(1, 65_536),
     }))
 }
 
-pub use crate::engine::Trading;
+pub use nanotrader_engine::Trading;
 
 /// The strategy, the broker and the first deciding bar, with the preset and the defaults under
 /// what was given. A window must be one value here (lists and ranges are a backtest's sweep).
@@ -478,7 +480,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::Sizing;
+    use nanotrader_broker::Sizing;
 
     fn file(text: &str) -> Result<FileConfig, ConfigError> {
         let dir = tempfile::tempdir().unwrap();

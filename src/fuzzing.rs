@@ -10,10 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use indicatif::ProgressBar;
 use rust_decimal::Decimal;
 
-use crate::backtest::load::{self, CacheMode, LoadOptions};
 use crate::config::{self, Mode, SourceSpec};
-use crate::kraken::parse::{self, WsMessage};
-use crate::market::{Bar, CsvReader, MarketEvent, Trade};
+use nanotrader_backtest::load::{self, CacheMode, LoadOptions};
+use nanotrader_kraken::parse::{self, WsMessage};
+use nanotrader_market::{Bar, CsvReader, MarketEvent, Trade};
 
 /// Kraken WebSocket v2 frames: `parse_ws` on the text (the socket only hands over text frames).
 pub fn kraken_ws(data: &[u8]) {
@@ -81,7 +81,7 @@ pub fn csv_loader(data: &[u8]) {
         &name,
         gzip,
         None,
-        &crate::market::CsvOptions::default(),
+        &nanotrader_market::CsvOptions::default(),
         &hidden,
     );
     match (loaded, general) {

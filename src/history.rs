@@ -4,18 +4,18 @@
 //! after the last bar already written, and writes only closed bars.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Seek, Write};
+use std::io::{self, BufRead, BufReader, IsTerminal, Seek};
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::kraken::consts::{MAX_RETRIES, OHLC_INTERVALS_MINUTES, OHLC_MAX_ROWS};
-use crate::kraken::rest::{RestClient, Retries};
-use crate::kraken::symbols::PairNames;
-use crate::market::bars::{BarAggregator, BarEvent};
-use crate::market::{Bar, Interval, MarketEvent, Timestamp};
-use crate::report::plain;
-use crate::store::{Store, StoreError};
+use nanotrader_format::plain;
+use nanotrader_kraken::PairNames;
+use nanotrader_kraken::consts::{MAX_RETRIES, OHLC_INTERVALS_MINUTES, OHLC_MAX_ROWS};
+use nanotrader_kraken::{RestClient, Retries};
+use nanotrader_market::{Bar, Interval, MarketEvent, Timestamp};
+use nanotrader_market::{BarAggregator, BarEvent};
+use nanotrader_store::{Store, StoreError};
 
 pub const CSV_HEADER: &str = "ts,open,high,low,close,volume,trades";
 
@@ -46,7 +46,7 @@ pub trait BarSink {
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
     #[error(transparent)]
-    Kraken(#[from] crate::kraken::error::KrakenError),
+    Kraken(#[from] nanotrader_kraken::KrakenError),
     #[error("cannot write bars: {0}")]
     Write(#[source] io::Error),
 }
@@ -110,7 +110,7 @@ pub async fn download(
             .trades(&pair.rest_altname, Some(&cursor), Retries::UpTo(MAX_RETRIES))
             .await?;
         report.requests += 1;
-        let exhausted = page.trades.len() < crate::kraken::consts::TRADES_PAGE_MAX;
+        let exhausted = page.trades.len() < nanotrader_kraken::consts::TRADES_PAGE_MAX;
         let (mut reached_end, mut took) = (false, 0);
         for t in &page.trades {
             let seen = match (t.id, last_id) {
@@ -223,7 +223,7 @@ impl Progress {
 /// A CSV file in our data format, appended to; a line cut short by an interruption is dropped.
 pub struct CsvSink {
     path: PathBuf,
-    writer: BufWriter<File>,
+    writer: csv::Writer<File>,
     last: Option<Timestamp>,
 }
 
@@ -233,9 +233,9 @@ impl CsvSink {
         let (last, keep) = scan(&file, path)?;
         file.set_len(keep)?;
         file.seek(io::SeekFrom::End(0))?;
-        let mut writer = BufWriter::new(file);
+        let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(file);
         if keep == 0 {
-            writeln!(writer, "{CSV_HEADER}")?;
+            writer.write_record(CSV_HEADER.split(','))?;
             writer.flush()?;
         }
         Ok(Self {
@@ -281,17 +281,15 @@ impl BarSink for CsvSink {
 
     fn write(&mut self, bars: &[Bar]) -> io::Result<()> {
         for b in bars {
-            writeln!(
-                self.writer,
-                "{},{},{},{},{},{},{}",
-                b.ts.secs(),
+            self.writer.write_record([
+                b.ts.secs().to_string(),
                 plain(b.open),
                 plain(b.high),
                 plain(b.low),
                 plain(b.close),
                 plain(b.volume),
-                b.trades
-            )?;
+                b.trades.to_string(),
+            ])?;
             self.last = Some(b.ts);
         }
         // Each page is on disk before the next is fetched: an interruption loses one page at most.

@@ -7,10 +7,10 @@ mod gaps;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-use crate::engine::{EngineEvent, StatusReport};
-use crate::human_format::{self, DataMode, PairFormat};
-use crate::market::{FeedStatus, Timestamp};
 use gaps::GapNotices;
+use nanotrader_engine::{EngineEvent, StatusReport};
+use nanotrader_format::{DataMode, PairFormat};
+use nanotrader_market::{FeedStatus, Timestamp};
 
 pub async fn log_events(mut events: broadcast::Receiver<EngineEvent>, pair: String, mode: DataMode) {
     let mut lagged_total = 0u64;
@@ -55,7 +55,7 @@ pub async fn log_events(mut events: broadcast::Receiver<EngineEvent>, pair: Stri
                     tracing::warn!("feed disconnected: {reason}")
                 }
                 FeedStatus::Stale { silent_for_ms } => {
-                    tracing::warn!("feed silent for {}", human_format::lag(silent_for_ms))
+                    tracing::warn!("feed silent for {}", nanotrader_format::lag(silent_for_ms))
                 }
                 FeedStatus::Backfilled { .. } => {} // the feed logs its own back-fills, once each
             },
@@ -91,19 +91,19 @@ fn status_line(pair: &str, mode: DataMode, format: &PairFormat, s: &StatusReport
             .data_ts
             .map(|ts| (now.nanos() - ts.nanos()) / 1_000_000)
             .or(s.feed_lag_ms)
-            .map_or_else(|| human_format::NONE.to_owned(), human_format::lag);
+            .map_or_else(|| nanotrader_format::NONE.to_owned(), nanotrader_format::lag);
         format!("live, feed lag {lag}")
     } else {
         let data = s
             .data_ts
-            .map_or_else(|| human_format::NONE.to_owned(), human_format::utc);
+            .map_or_else(|| nanotrader_format::NONE.to_owned(), nanotrader_format::utc);
         format!("{}, data time {data}", mode.label())
     };
     format!(
         "status {pair}: {timing}, {} events/s, {} bars, {} fills, equity {}, position {}, store lag {} bars",
-        human_format::fixed_f64(s.events_per_sec, 0),
-        human_format::count(s.bars),
-        human_format::count(s.fills),
+        nanotrader_format::fixed_f64(s.events_per_sec, 0),
+        nanotrader_format::count(s.bars),
+        nanotrader_format::count(s.fills),
         format.money_unit(s.equity),
         format.amount_unit(s.position),
         s.store_lag_steps,
@@ -113,7 +113,7 @@ fn status_line(pair: &str, mode: DataMode, format: &PairFormat, s: &StatusReport
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::market::Speed;
+    use nanotrader_market::Speed;
 
     fn report(data_ts: Option<Timestamp>) -> StatusReport {
         StatusReport {

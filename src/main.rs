@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use clap::error::ErrorKind;
-use nanotrader::app;
-use nanotrader::cli::Cli;
+use nanotrader::Cli;
+use nanotrader::execute;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -53,7 +53,7 @@ fn main() -> ExitCode {
         }
     };
     // block_on drives the command on this thread (the engine's), not on the worker threads.
-    match runtime.block_on(app::execute(cli)) {
+    match runtime.block_on(execute(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         // 130: stopped by Ctrl-C, which is no error; the message says how far it got.
         Err(e) if e.code == 130 => {

@@ -14,10 +14,10 @@ use merge::Merge;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
-use crate::backtest::sweep::Axis;
-use crate::broker::Sizing;
 use crate::config::de_parse;
-use crate::market::{ColumnSpec, Interval, Speed};
+use nanotrader_backtest::sweep::Axis;
+use nanotrader_broker::Sizing;
+use nanotrader_market::{ColumnSpec, Interval, Speed};
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -146,6 +146,8 @@ pub struct BarOptions {
 }
 
 /// Where a live run's market data comes from (`run`, `demo`).
+// The doc comments are the command-line help, where a URL is plain text.
+#[allow(rustdoc::bare_urls)]
 #[derive(Debug, Default, Clone, Args, Deserialize, Merge)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 #[merge(strategy = merge::option::overwrite_none)]
@@ -327,7 +329,7 @@ impl StrategyOptions {
 impl BrokerOptions {
     /// Every broker default, in one place (the figures are the broker's own defaults).
     pub fn defaults() -> Self {
-        let base = crate::broker::BrokerConfig::default();
+        let base = nanotrader_broker::BrokerConfig::default();
         Self {
             cash: Some(base.initial_cash),
             fee_rate: Some(base.fee_rate),
@@ -341,7 +343,7 @@ impl BrokerOptions {
         match preset {
             None => Self::default(),
             Some(Preset::Seed) => {
-                let seed = crate::broker::BrokerConfig::seed();
+                let seed = nanotrader_broker::BrokerConfig::seed();
                 Self {
                     cash: Some(seed.initial_cash),
                     fee_rate: Some(seed.fee_rate),

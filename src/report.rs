@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use rust_decimal::Decimal;
 
-pub use nanotrader_format::exact::{plain, write_plain};
-pub use nanotrader_format::fills_csv::{FILLS_CSV_HEADER, push_fill_rows, write_fills_csv};
+use nanotrader_format::plain;
+pub use nanotrader_format::{FILLS_CSV_HEADER, write_fills_csv};
 
-use crate::broker::{Account, Fill};
 use crate::config::RunConfig;
-use crate::engine::Outcome;
-use crate::human_format::{self, PairFormat};
-use crate::market::{SourceInfo, Timestamp};
-use crate::store::{RunRecord, Store};
+use nanotrader_broker::{Account, Fill};
+use nanotrader_engine::Outcome;
+use nanotrader_format::PairFormat;
+use nanotrader_market::{SourceInfo, Timestamp};
+use nanotrader_store::{RunRecord, Store};
 
 pub struct RunSummary<'a> {
     pub run: &'a RunRecord,
@@ -84,7 +84,7 @@ pub fn write_summary(out: &mut impl Write, s: &RunSummary) -> io::Result<()> {
         out,
         "  end equity    {}  ({})",
         format.money_unit(equity),
-        human_format::signed_percent_decimal(ret)
+        nanotrader_format::signed_percent_decimal(ret)
     )?;
     writeln!(
         out,
@@ -93,7 +93,7 @@ pub fn write_summary(out: &mut impl Write, s: &RunSummary) -> io::Result<()> {
         format.amount_unit(account.position()),
         account
             .avg_entry()
-            .map_or(human_format::NONE.into(), |p| format.price(p))
+            .map_or(nanotrader_format::NONE.into(), |p| format.price(p))
     )?;
     writeln!(
         out,
@@ -113,7 +113,7 @@ pub fn write_summary(out: &mut impl Write, s: &RunSummary) -> io::Result<()> {
         "  this session  {} bars in {:.3} s ({} bars/s)",
         s.bars_this_session,
         secs,
-        human_format::fixed_f64(rate, 0)
+        nanotrader_format::fixed_f64(rate, 0)
     )?;
     writeln!(out, "  store         {} (run {})", s.store_path.display(), s.run.id)?;
     writeln!(
@@ -161,25 +161,25 @@ pub fn write_fills_table(out: &mut impl Write, run: &RunRecord, fills: &[Fill]) 
 }
 
 pub fn write_bars_csv(out: &mut impl Write, store: &Store, series_id: i64) -> io::Result<()> {
-    writeln!(out, "ts,open,high,low,close,volume")?;
+    let mut csv = csv::Writer::from_writer(out);
+    csv.write_record(["ts", "open", "high", "low", "close", "volume"])?;
     let mut result = Ok(());
     store
         .for_each_bar(series_id, Timestamp(i64::MIN), Timestamp(i64::MAX), |b| {
             if result.is_ok() {
-                result = writeln!(
-                    out,
-                    "{},{},{},{},{},{}",
+                result = csv.write_record([
                     b.ts.unix_secs_text(),
                     plain(b.open),
                     plain(b.high),
                     plain(b.low),
                     plain(b.close),
-                    plain(b.volume)
-                );
+                    plain(b.volume),
+                ]);
             }
         })
         .map_err(io::Error::other)?;
-    result
+    result?;
+    csv.flush()
 }
 
 pub fn write_bars_summary(out: &mut impl Write, store: &Store, run: &RunRecord) -> io::Result<()> {

@@ -5,17 +5,17 @@
 
 use crate::app::AppError;
 use crate::config::{ReplayData, RunConfig, SimSpec, SourceSpec};
-use crate::human_format::DataMode;
-use crate::kraken::consts::PUBLIC_REST_MIN_INTERVAL;
-use crate::kraken::poller::RestPollSource;
-use crate::kraken::reach;
-use crate::kraken::rest::{RestClient, Retries};
-use crate::kraken::symbols::{PairMap, PairNames};
-use crate::kraken::ws::{KrakenWsSource, WsFeedConfig};
-use crate::market::replay::{ReplayConfig, ReplaySource};
-use crate::market::sim::{SimConfig, SimSource};
-use crate::market::task_source::TaskSource;
-use crate::market::{MarketEvent, Source, SourceError, SourceInfo, Timestamp};
+use nanotrader_format::DataMode;
+use nanotrader_kraken::RestPollSource;
+use nanotrader_kraken::consts::PUBLIC_REST_MIN_INTERVAL;
+
+use nanotrader_kraken::{KrakenWsSource, WsFeedConfig};
+use nanotrader_kraken::{PairMap, PairNames};
+use nanotrader_kraken::{RestClient, Retries};
+use nanotrader_market::TaskSource;
+use nanotrader_market::{MarketEvent, Source, SourceError, SourceInfo, Timestamp};
+use nanotrader_market::{ReplayConfig, ReplaySource};
+use nanotrader_market::{SimConfig, SimSource};
 
 /// The configured source, identified but not yet opened.
 pub struct ProbedSource {
@@ -150,7 +150,7 @@ pub async fn resolve_pair(client: &RestClient, pair: &str, for_run: bool) -> Res
     let pairs = match client.asset_pairs(Retries::UpTo(2)).await {
         Ok(pairs) => pairs,
         Err(e) => {
-            return Err(match reach::rest_cause(client.base_url(), &e).await {
+            return Err(match nanotrader_kraken::rest_cause(client.base_url(), &e).await {
                 Some(cause) => kraken_unreachable("REST API", client.base_url(), &cause, for_run),
                 None => AppError::runtime(format!("Kraken at {} failed: {e}", client.base_url())),
             });
@@ -163,7 +163,7 @@ pub async fn resolve_pair(client: &RestClient, pair: &str, for_run: bool) -> Res
 
 /// Kraken cannot be reached at start: one line with the cause, exit code 2 like every start-up
 /// refusal, and for a run what works without Kraken.
-fn kraken_unreachable(endpoint: &str, url: &str, cause: &reach::Cause, for_run: bool) -> AppError {
+fn kraken_unreachable(endpoint: &str, url: &str, cause: &nanotrader_kraken::Unreachable, for_run: bool) -> AppError {
     let hint = if for_run {
         "; to run without Kraken, try `nanotrader demo` or `nanotrader run --source sim`"
     } else {

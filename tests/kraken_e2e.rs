@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use nanotrader::market::{Bar, Timestamp};
 use nanotrader_kraken_mock::{Faults, MockConfig, MockCounters, MockKraken, Stall};
+use nanotrader_market::{Bar, Timestamp};
 use serde_json::Value;
 
 const TRADES: &str = "tests/data/btcusd_trades_kraken_20190701.csv";
@@ -317,7 +317,7 @@ async fn a_run_started_mid_minute_stores_that_whole_minute() {
     // 6x: a market minute lasts 10 s, so the run subscribes well inside the minute it starts in.
     let tmp = tempfile::tempdir().unwrap();
     let mock = start_mock_on(dense_trades(tmp.path(), 20), 6.0, Faults::default()).await;
-    let first_minute = mock.market_time().floor_to(nanotrader::market::Interval::ONE_MINUTE);
+    let first_minute = mock.market_time().floor_to(nanotrader_market::Interval::ONE_MINUTE);
     // Start once the first minute is under way.
     let deadline = Instant::now() + CEILING;
     while mock.market_time() < first_minute.add_secs(6) {
@@ -334,7 +334,7 @@ async fn a_run_started_mid_minute_stores_that_whole_minute() {
 
     let counters = mock.counters();
     let subscribed = counters.trade_subscribed_at.expect("the run subscribed to trades");
-    let minute = subscribed.floor_to(nanotrader::market::Interval::ONE_MINUTE);
+    let minute = subscribed.floor_to(nanotrader_market::Interval::ONE_MINUTE);
     let first = &bars[0];
     assert_eq!(
         first["t"].as_i64(),
@@ -615,16 +615,16 @@ async fn history_downloads_are_exact_resumable_and_idempotent() {
     assert!(stdout(&out).contains("Kraken Trades"), "{}", stdout(&out));
     let mut two_minute = Vec::new();
     let mut agg =
-        nanotrader::market::BarAggregator::new("2m".parse().unwrap(), Some(nanotrader::market::Interval::ONE_MINUTE));
+        nanotrader_market::BarAggregator::new("2m".parse().unwrap(), Some(nanotrader_market::Interval::ONE_MINUTE));
     for bar in &all {
-        agg.on_event(&nanotrader::market::MarketEvent::Bar(*bar), &mut |e| {
-            if let nanotrader::market::BarEvent::Closed(b) = e {
+        agg.on_event(&nanotrader_market::MarketEvent::Bar(*bar), &mut |e| {
+            if let nanotrader_market::BarEvent::Closed(b) = e {
                 two_minute.push(b)
             }
         });
     }
     agg.finish(&mut |e| {
-        if let nanotrader::market::BarEvent::Closed(b) = e {
+        if let nanotrader_market::BarEvent::Closed(b) = e {
             two_minute.push(b)
         }
     });

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use nanotrader::market::Timestamp;
 use nanotrader_kraken_mock::{MockConfig, MockKraken};
+use nanotrader_market::Timestamp;
 use reqwest::Method;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;

@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use nanotrader::market::{Bar, Timestamp};
 use nanotrader_kraken_mock::{Faults, MockConfig, MockCounters, MockKraken, Stall};
+use nanotrader_market::{Bar, Timestamp};
 
 /// One hour of real Kraken trades, repeated (shifted by whole hours) as long as the soak needs.
 const TRADES: &str = "tests/data/btcusd_trades_kraken_20190701.csv";

@@ -167,7 +167,7 @@ fn runs_v_and_account_snapshots_v_match_the_exact_tables() {
         .unwrap();
     assert_eq!(
         created,
-        nanotrader::market::Timestamp::from_millis(created_ms).to_rfc3339(),
+        nanotrader_market::Timestamp::from_millis(created_ms).to_rfc3339(),
         "the wall-clock start in milliseconds"
     );
 
@@ -194,7 +194,7 @@ fn runs_v_and_account_snapshots_v_match_the_exact_tables() {
         let (Value::Text(time), Value::Integer(ms)) = (&view[0], &table[0]) else {
             panic!("{view:?} {table:?}")
         };
-        let ts = nanotrader::market::Timestamp::from_millis(*ms);
+        let ts = nanotrader_market::Timestamp::from_millis(*ms);
         assert_eq!(
             *time,
             ts.to_rfc3339().replace(".000Z", "Z"),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::market::Timestamp;
+use nanotrader_market::Timestamp;
 
 /// A burst ends once no gap came for this long...
 const QUIET: Duration = Duration::from_secs(1);
@@ -83,7 +83,7 @@ fn line(burst: &Burst, unseen: bool) -> String {
         60 => format!("minute{plural}"),
         secs => format!(
             "{} bar{plural}",
-            crate::market::Interval::from_secs(secs).map_or_else(|| format!("{secs}s"), |i| i.to_string())
+            nanotrader_market::Interval::from_secs(secs).map_or_else(|| format!("{secs}s"), |i| i.to_string())
         ),
     };
     let mut text = if burst.holes == 1 {

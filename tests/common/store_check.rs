@@ -4,9 +4,9 @@
 use std::path::Path;
 use std::process::{Child, Stdio};
 
-use nanotrader::broker::{Account, Fill};
-use nanotrader::market::{Bar, Timestamp};
-use nanotrader::store::Store;
+use nanotrader_broker::{Account, Fill};
+use nanotrader_market::{Bar, Timestamp};
+use nanotrader_store::Store;
 use rust_decimal::Decimal;
 
 use super::{bin, stderr};
@@ -54,7 +54,7 @@ pub fn spawn(dir: &Path, args: &[&str]) -> Child {
         .expect("the nanotrader binary starts")
 }
 
-pub fn stored(dir: &Path) -> (Store, nanotrader::store::RunRecord, Vec<Bar>, Vec<Fill>) {
+pub fn stored(dir: &Path) -> (Store, nanotrader_store::RunRecord, Vec<Bar>, Vec<Fill>) {
     let store = Store::open_read_only(dir).expect("the store opens after a kill");
     let runs = store.runs().unwrap();
     assert_eq!(runs.len(), 1, "a restart resumes the run instead of starting another");

@@ -236,7 +236,7 @@ pub fn to_amount<A: nanotrader_broker::Amount>(units: i64) -> A {
     A::new(units, SCALE).trim()
 }
 
-pub use nanotrader_broker::amount::decimal_to_f64;
+pub use nanotrader_broker::decimal_to_f64;
 
 /// For statistics and charts only.
 #[inline]

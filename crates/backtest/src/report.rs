@@ -10,7 +10,7 @@ use super::html::{Candle, FillRow, LineSeries, Point, PriceSeries, ReportData, S
 use super::simulate::BacktestResult;
 use super::summary::SingleSummary;
 use super::sweep::{ComboResult, RankBy};
-use nanotrader_format::exact::plain;
+use nanotrader_format::plain;
 use nanotrader_format::{self as human_format, NONE};
 use nanotrader_strategy::{MAX_LINES, StrategyConfig};
 

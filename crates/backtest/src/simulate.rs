@@ -127,7 +127,7 @@ pub fn run_on_cores(
                     tracker.hold(holding);
                 }
                 if format_fills {
-                    nanotrader_format::fills_csv::push_fill_rows(&mut rows, &fills);
+                    nanotrader_format::push_fill_rows(&mut rows, &fills);
                     all_fills.append(&mut fills);
                     let _ = spare_tx.send(fills);
                 }
@@ -661,7 +661,7 @@ mod tests {
             // One core formats no rows on the way: the trades file is written from the fills.
             assert_eq!(one.fills_csv, None);
             let mut want_csv = Vec::new();
-            nanotrader_format::fills_csv::write_fills_csv(&mut want_csv, &one.fills).unwrap();
+            nanotrader_format::write_fills_csv(&mut want_csv, &one.fills).unwrap();
             for (cores, keep) in [(2, all), (2, Keep::default()), (1, Keep::default())] {
                 let other = run_on_cores(cores, &bars, &config, &settings, keep).unwrap();
                 assert_eq!(other.fill_count, one.fill_count);
@@ -674,10 +674,7 @@ mod tests {
                     assert_eq!(other.equity_curve, one.equity_curve);
                     // The rows formatted while booking are the trades file's, byte for byte.
                     let rows = other.fills_csv.as_deref().expect("rows formatted on two cores");
-                    assert_eq!(
-                        [nanotrader_format::fills_csv::FILLS_CSV_HEADER, rows].concat(),
-                        want_csv
-                    );
+                    assert_eq!([nanotrader_format::FILLS_CSV_HEADER, rows].concat(), want_csv);
                 }
             }
         }

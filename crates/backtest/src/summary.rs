@@ -10,7 +10,7 @@ use super::simulate::{self, BacktestResult};
 use super::sweep::{ComboResult, RankBy};
 use nanotrader_broker::BrokerConfig;
 use nanotrader_engine::Trading;
-use nanotrader_format::exact::plain;
+use nanotrader_format::plain;
 use nanotrader_format::{self as human_format, PairFormat};
 use nanotrader_market::Timestamp;
 use nanotrader_strategy::StrategyConfig;

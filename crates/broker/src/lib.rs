@@ -3,14 +3,14 @@
 //! It owns the account's books and how an order becomes a fill on paper. It knows the market's
 //! types only: not the strategies, the store or the engine that drives it.
 
-pub mod account;
-pub mod amount;
-pub mod config;
-pub mod order;
-pub mod paper;
+mod account;
+mod amount;
+mod config;
+mod order;
+mod paper;
 
 pub use account::{Account, AccountSnapshot};
-pub use amount::{Amount, FastDecimal};
+pub use amount::{Amount, FastDecimal, decimal_to_f64};
 pub use config::{BrokerConfig, Sizing};
 pub use order::{Fill, Order, OrderReason};
 pub use paper::PaperBroker;

@@ -5,7 +5,9 @@
 //! through their seams; it must not know the command line, the configuration file, the web
 //! dashboard or any exchange's protocol.
 
-pub mod session;
+mod session;
+
+pub use session::{Restored, RunPlan, RunSession, SessionError, restore, resume_from};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -16,9 +18,9 @@ use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use nanotrader_broker::{AccountSnapshot, Broker, Fill, Order, OrderReason};
-use nanotrader_market::bars::{BarAggregator, BarEvent};
 use nanotrader_market::{Bar, FeedStatus, Interval, MarketEvent, Quote, Source, SourceError, Timestamp};
-use nanotrader_store::writer::{Execution, Gap, Progress, SignalChange, WriterHooks};
+use nanotrader_market::{BarAggregator, BarEvent};
+use nanotrader_store::{Execution, Gap, Progress, SignalChange, WriterHooks};
 use nanotrader_store::{RunStatus, Step, StoreCmd};
 use nanotrader_strategy::{DecisionRule, LineValues, Signal, Strategy};
 

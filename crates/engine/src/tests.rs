@@ -9,7 +9,7 @@ use std::path::Path;
 
 use nanotrader_broker::{BrokerConfig, PaperBroker, Sizing};
 use nanotrader_market::{Side, SourceInfo};
-use nanotrader_store::writer::WriterStats;
+use nanotrader_store::WriterStats;
 use nanotrader_store::{DataDirLock, NewRun, Store, StoreError, StoreWriter};
 use nanotrader_strategy::MAX_LINES;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};

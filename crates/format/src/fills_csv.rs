@@ -1,5 +1,5 @@
 //! The fills CSV (`ts,side,qty,price,fee,cash_after,position_after`): one format for `fills --csv`
-//! and a backtest's `--trades` file, exact values.
+//! and a backtest's `--trades` file, exact values, written by the `csv` crate.
 
 use std::io::{self, Write};
 
@@ -7,15 +7,17 @@ use nanotrader_broker::Fill;
 
 use crate::exact::write_plain;
 
-/// The trades CSV's first line.
+/// The fills CSV's columns.
+pub const FILLS_CSV_COLUMNS: [&str; 7] = ["ts", "side", "qty", "price", "fee", "cash_after", "position_after"];
+
+/// The fills CSV's first line, for rows made ahead (`push_fill_rows`).
 pub const FILLS_CSV_HEADER: &[u8] = b"ts,side,qty,price,fee,cash_after,position_after\n";
 
-/// The trades CSV's rows for `fills` (what `write_fills_csv` writes after its header), added to
+/// The fills CSV's rows for `fills` (what `write_fills_csv` writes after its header), added to
 /// `out`: for a backtest that formats its fills as they are made.
 pub fn push_fill_rows(out: &mut Vec<u8>, fills: &[Fill]) {
-    for f in fills {
-        write_fill_row(out, f).expect("writing to memory does not fail");
-    }
+    let rows = write_rows(std::mem::take(out), fills).expect("writing to memory does not fail");
+    *out = rows;
 }
 
 pub fn write_fills_csv(out: &mut impl Write, fills: &[Fill]) -> io::Result<()> {
@@ -25,13 +27,7 @@ pub fn write_fills_csv(out: &mut impl Write, fills: &[Fill]) -> io::Result<()> {
     // in order.
     let blocks: Vec<io::Result<Vec<u8>>> = fills
         .par_chunks(8192)
-        .map(|block| {
-            let mut text = Vec::with_capacity(block.len() * 80);
-            for f in block {
-                write_fill_row(&mut text, f)?;
-            }
-            Ok(text)
-        })
+        .map(|block| write_rows(Vec::with_capacity(block.len() * 80), block))
         .collect();
     for block in blocks {
         out.write_all(&block?)?;
@@ -39,17 +35,41 @@ pub fn write_fills_csv(out: &mut impl Write, fills: &[Fill]) -> io::Result<()> {
     Ok(())
 }
 
-fn write_fill_row(out: &mut impl Write, f: &Fill) -> io::Result<()> {
-    if f.ts.nanos() % 1_000_000_000 == 0 {
-        out.write_all(itoa::Buffer::new().format(f.ts.secs()).as_bytes())?;
-    } else {
-        out.write_all(f.ts.unix_secs_text().as_bytes())?;
+/// `fills` as CSV records after what `out` holds. The fields are exact decimals made without
+/// allocating (`write_plain`); the csv crate joins, quotes (never needed here) and ends them.
+fn write_rows<W: Write>(out: W, fills: &[Fill]) -> io::Result<W> {
+    let mut csv = csv::WriterBuilder::new().has_headers(false).from_writer(out);
+    let mut fields: [Vec<u8>; 7] = Default::default();
+    for f in fills {
+        for field in &mut fields {
+            field.clear();
+        }
+        if f.ts.nanos() % 1_000_000_000 == 0 {
+            fields[0].extend_from_slice(itoa::Buffer::new().format(f.ts.secs()).as_bytes());
+        } else {
+            fields[0].extend_from_slice(f.ts.unix_secs_text().as_bytes());
+        }
+        fields[1].extend_from_slice(f.side.as_str().as_bytes());
+        for (field, value) in fields[2..]
+            .iter_mut()
+            .zip([f.qty, f.price, f.fee, f.cash_after, f.position_after])
+        {
+            write_plain(field, value)?;
+        }
+        csv.write_record(&fields)?;
     }
-    out.write_all(b",")?;
-    out.write_all(f.side.as_str().as_bytes())?;
-    for value in [f.qty, f.price, f.fee, f.cash_after, f.position_after] {
-        out.write_all(b",")?;
-        write_plain(out, value)?;
+    csv.into_inner().map_err(|e| e.into_error())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_header_names_the_columns() {
+        assert_eq!(
+            FILLS_CSV_HEADER,
+            format!("{}\n", FILLS_CSV_COLUMNS.join(",")).as_bytes()
+        );
     }
-    out.write_all(b"\n")
 }

@@ -10,14 +10,17 @@
 //! table (for a pair's tick, without the Kraken clients); it must not know where the figures
 //! come from (engine, store, backtest) or where they are shown.
 
-pub mod exact;
-pub mod fills_csv;
+mod exact;
+mod fills_csv;
+
+pub use exact::{plain, write_plain};
+pub use fills_csv::{FILLS_CSV_COLUMNS, FILLS_CSV_HEADER, push_fill_rows, write_fills_csv};
 
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use rust_decimal::{Decimal, RoundingStrategy};
 use thousands::Separable;
 
-use nanotrader_kraken::symbols::PairMap;
+use nanotrader_kraken::PairMap;
 use nanotrader_market::{Speed, Timestamp};
 
 /// How every figure shown to people is rounded.

@@ -13,18 +13,34 @@
 //! events. It must not know the engine, the store, the strategies or the command line.
 
 #[cfg(feature = "client")]
-pub mod budget;
+mod budget;
+/// Kraken's fixed numbers and addresses (URLs, limits, page sizes), by name.
 pub mod consts;
-pub mod error;
-pub mod ohlc_check;
+mod error;
+mod ohlc_check;
+/// Kraken's recorded formats parsed into typed messages (public for the fuzz targets).
 pub mod parse;
 #[cfg(feature = "client")]
-pub mod poller;
+mod poller;
 pub mod private;
 #[cfg(feature = "client")]
-pub mod reach;
+mod reach;
 #[cfg(feature = "client")]
-pub mod rest;
-pub mod symbols;
+mod rest;
+mod symbols;
 #[cfg(feature = "client")]
-pub mod ws;
+mod ws;
+
+pub use error::KrakenError;
+pub use symbols::{PairMap, PairNames};
+
+#[cfg(feature = "client")]
+pub use budget::{Backoff, RequestBudget};
+#[cfg(feature = "client")]
+pub use poller::RestPollSource;
+#[cfg(feature = "client")]
+pub use reach::{Cause as Unreachable, connect_cause, rest_cause};
+#[cfg(feature = "client")]
+pub use rest::{RestClient, RestStats, Retries};
+#[cfg(feature = "client")]
+pub use ws::{KrakenWsSource, WsFeedConfig};

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::error::KrakenError;
 use super::rest::{RestClient, Retries};
 use super::symbols::PairNames;
-use nanotrader_market::task_source::{EventSender, TaskSource};
+use nanotrader_market::{EventSender, TaskSource};
 use nanotrader_market::{FeedStatus, MarketEvent, Quote, SourceError, Timestamp, Trade};
 
 /// Events buffered between the poller and the engine; a poller is slow, so this never fills.

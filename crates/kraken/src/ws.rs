@@ -26,7 +26,7 @@ use super::parse::{WsMessage, parse_ws, subscribe_request};
 use super::reach::{self, Cause};
 use super::rest::{RestClient, Retries};
 use super::symbols::PairNames;
-use nanotrader_market::task_source::{EventSender, TaskSource};
+use nanotrader_market::{EventSender, TaskSource};
 use nanotrader_market::{FeedStatus, Interval, MarketEvent, SourceError, Timestamp, Trade};
 
 /// Events buffered between the feed task and the engine.

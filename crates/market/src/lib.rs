@@ -6,15 +6,18 @@
 //! brokers, the store, the engine or any exchange: it is the bottom of the one-way flow, and
 //! depends on no other nanotrader crate.
 
-pub mod bars;
+mod bars;
+/// The CSV reader and its parts (layout detection, row splitting, time parsing), public so the
+/// backtest's fast path reads a file exactly as the general reader does.
 pub mod csv;
 mod pacing;
+/// Exact numbers and times from exchange text, shared by every reader of it.
 pub mod parse;
-pub mod replay;
-pub mod sim;
-pub mod source;
-pub mod task_source;
-pub mod types;
+mod replay;
+mod sim;
+mod source;
+mod task_source;
+mod types;
 
 pub use self::csv::{ColumnSpec, CsvKind, CsvOptions, CsvReader};
 pub use bars::{BarAggregator, BarEvent};
@@ -22,4 +25,5 @@ pub use pacing::Speed;
 pub use replay::{DEMO_DATA, DEMO_DATA_NAME, ReplayConfig, ReplaySource};
 pub use sim::{SimConfig, SimSource};
 pub use source::{Source, SourceError, SourceInfo};
+pub use task_source::{EventSender, TaskSource};
 pub use types::{Bar, FeedStatus, Interval, MarketEvent, Quote, Side, Timestamp, Trade};

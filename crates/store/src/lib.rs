@@ -5,14 +5,14 @@
 //! strategies or any way of showing data (web, reports).
 //!
 //! Reads happen here on the caller's thread (start-up, exports); all writes of a running engine go
-//! through the [`writer`] thread, batched, so the engine never waits on the disk.
+//! through the [`StoreWriter`] thread, batched, so the engine never waits on the disk.
 
 mod codec;
 mod lock;
 #[cfg(test)]
 mod read_tests;
 mod schema;
-pub mod writer;
+mod writer;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -26,7 +26,10 @@ use nanotrader_broker::{Fill, OrderReason};
 use nanotrader_market::{Bar, Interval, Timestamp};
 
 pub use lock::{DataDirLock, LOCK_FILE};
-pub use writer::{Step, StoreCmd, StoreWriter};
+pub use writer::{
+    Execution, FINISH_RETRY_FOR, Gap, MAX_BACKLOG_STEPS, OnCommit, OnHealth, Progress, SignalChange, Step, StoreCmd,
+    StoreWriter, WriterHooks, WriterStats,
+};
 
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "nanotrader.sqlite";

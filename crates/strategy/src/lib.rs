@@ -3,16 +3,17 @@
 //! It owns the indicators and the signal rules. It knows the market's types and nothing else:
 //! not how orders are placed, nor where anything is stored.
 
-pub mod ema_cross;
-pub mod indicators;
-pub mod rsi_threshold;
-pub mod sma_cross;
+mod ema_cross;
+mod indicators;
+mod rsi_threshold;
+mod sma_cross;
 
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
 
 pub use ema_cross::EmaCross;
+pub use indicators::{Ema, Rsi, STATE_DP, Sma};
 use nanotrader_market::Bar;
 pub use rsi_threshold::RsiThreshold;
 pub use sma_cross::SmaCross;

@@ -5,16 +5,16 @@
 //! engine's bus and the store; it must not know the command line, config files, exchanges or
 //! the backtest, and it never writes to the store.
 
-pub mod api;
-pub mod assets;
-pub mod board;
-pub mod errors;
-pub mod hub;
+mod api;
+mod assets;
+mod board;
+mod errors;
+mod hub;
 mod metrics;
-pub mod params;
-pub mod security;
-pub mod stream;
-pub mod view;
+mod params;
+mod security;
+mod stream;
+mod view;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
@@ -31,8 +31,8 @@ use tokio::sync::watch;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 
-pub use board::Board;
-pub use security::AccessToken;
+pub use board::{Board, BoardMeta, BoardSeed, BoardStore, CLIENT_QUEUE_FRAMES};
+pub use security::{AccessToken, SecurityError, check_bind};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 

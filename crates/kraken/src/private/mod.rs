@@ -8,15 +8,15 @@
 //! re-sign after `EAPI:Invalid nonce`, which Kraken did not process.
 
 #[cfg(feature = "client")]
-pub mod client;
-pub mod credentials;
-pub mod error;
-pub mod limits;
-pub mod nonce;
-pub mod sign;
+mod client;
+mod credentials;
+mod error;
+mod limits;
+mod nonce;
+mod sign;
 #[cfg(all(test, feature = "client"))]
 mod test_server;
-pub mod types;
+mod types;
 
 #[cfg(feature = "client")]
 pub use client::PrivateClient;
@@ -26,7 +26,7 @@ pub use error::{AddOrderOutcome, ApiError, ApiErrorKind, PrivateError};
 pub use limits::RateLimits;
 pub use limits::{Tier, UnknownTier};
 pub use nonce::{NonceError, NonceSource};
-pub use sign::api_sign;
+pub use sign::{api_sign, verify_api_sign};
 pub use types::{
     AddedOrder, CancelResult, ClosedOrdersPage, DeadManSwitch, ExtendedBalance, Order, OrderDescription, OrderRef,
     OrderRequest, OrderStatus, OrderType, Trade, TradesPage, WebSocketsToken,
