@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 use crate::cli::{BarsArgs, Cli, Command, FillsArgs, HistoryArgs};
 use crate::config::{self, ConfigError, Mode, RunConfig, SourceSpec};
 use crate::options::RunArgs;
-use crate::report::{self, RunSummary};
+use crate::output::{self, RunSummary};
 use crate::sources::{ProbedSource, data_mode, resolve_pair};
 use nanotrader_broker::Account;
 use nanotrader_engine::{Bus, Engine, EngineOutputs, Metrics, STORE_QUEUE_BATCHES};
@@ -35,17 +35,17 @@ pub struct AppError {
 
 impl AppError {
     /// The user asked for something that cannot be done as asked (exit code 2).
-    pub fn input(message: impl Into<String>) -> Self {
+    pub fn input(message: impl std::fmt::Display) -> Self {
         Self {
             code: 2,
-            message: message.into(),
+            message: message.to_string(),
         }
     }
     /// Something failed while running (exit code 1).
-    pub fn runtime(message: impl Into<String>) -> Self {
+    pub fn runtime(message: impl std::fmt::Display) -> Self {
         Self {
             code: 1,
-            message: message.into(),
+            message: message.to_string(),
         }
     }
 }
@@ -501,7 +501,7 @@ fn print_summary(
         store_path: store.path(),
     };
     let mut out = std::io::stdout().lock();
-    let _ = report::write_summary(&mut out, &summary);
+    let _ = output::write_summary(&mut out, &summary);
     Ok(())
 }
 
@@ -582,9 +582,9 @@ fn export_fills(data_dir: &std::path::Path, args: &FillsArgs) -> Result<(), AppE
     let fills = store.fills(run.id)?;
     let mut out = std::io::stdout().lock();
     let written = if args.csv {
-        report::write_fills_csv(&mut out, &fills)
+        output::write_fills_csv(&mut out, &fills)
     } else {
-        report::write_fills_table(&mut out, &run, &fills)
+        output::write_fills_table(&mut out, &run, &fills)
     };
     written.and_then(|_| out.flush()).or_else(ignore_broken_pipe)
 }
@@ -599,9 +599,9 @@ fn export_bars(data_dir: &std::path::Path, args: &BarsArgs) -> Result<(), AppErr
     };
     let mut out = std::io::stdout().lock();
     let written = if args.csv {
-        report::write_bars_csv(&mut out, &store, run.series_id)
+        output::write_bars_csv(&mut out, &store, run.series_id)
     } else {
-        report::write_bars_summary(&mut out, &store, &run)
+        output::write_bars_summary(&mut out, &store, &run)
     };
     written.and_then(|_| out.flush()).or_else(ignore_broken_pipe)
 }
@@ -658,7 +658,7 @@ fn list_runs(data_dir: &std::path::Path) -> Result<(), AppError> {
     let store = Store::open_read_only(data_dir)?;
     let runs = store.runs()?;
     let mut out = std::io::stdout().lock();
-    report::write_runs(&mut out, &store, &runs)
+    output::write_runs(&mut out, &store, &runs)
         .and_then(|_| out.flush())
         .or_else(ignore_broken_pipe)
 }

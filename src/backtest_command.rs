@@ -134,17 +134,17 @@ fn write_files(
         write_file(path, |out| match &outcome.fills_csv {
             // Formatted while the books were made.
             Some(rows) => {
-                out.write_all(crate::report::FILLS_CSV_HEADER)?;
+                out.write_all(crate::output::FILLS_CSV_HEADER)?;
                 out.write_all(rows)
             }
-            None => crate::report::write_fills_csv(out, &outcome.fills),
+            None => crate::output::write_fills_csv(out, &outcome.fills),
         })?;
     }
     if let Some(path) = &args.report {
-        let heatmap = sweep
-            .as_ref()
-            .map(|s| nanotrader_backtest::report::sweep_data(&s.results, &s.shorts, &s.longs, args.metric, args.top));
-        let data = nanotrader_backtest::report::build(bars, strategy, outcome, single, heatmap);
+        let heatmap = sweep.as_ref().map(|s| {
+            nanotrader_backtest::report_data::sweep_data(&s.results, &s.shorts, &s.longs, args.metric, args.top)
+        });
+        let data = nanotrader_backtest::report_data::build(bars, strategy, outcome, single, heatmap);
         let html = nanotrader_backtest::html::render(&data);
         write_file(path, |out| out.write_all(html.as_bytes()))?;
     }

@@ -401,7 +401,7 @@ pub fn resolve_trading(strategy: &StrategyOptions, broker: &BrokerOptions) -> Re
             overbought: s.overbought.unwrap_or_default(),
         },
     };
-    strategy.validate().map_err(ConfigError)?;
+    strategy.validate().map_err(|e| ConfigError(e.to_string()))?;
 
     let base = BrokerConfig::default();
     let broker = BrokerConfig {
@@ -410,7 +410,7 @@ pub fn resolve_trading(strategy: &StrategyOptions, broker: &BrokerOptions) -> Re
         sizing: b.sizing.unwrap_or(base.sizing),
         qty_step: base.qty_step,
     };
-    broker.validate().map_err(ConfigError)?;
+    broker.validate().map_err(|e| ConfigError(e.to_string()))?;
 
     let decide_from_bar = b.decide_from_bar.unwrap_or_default();
     if decide_from_bar == 0 {

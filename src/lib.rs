@@ -14,7 +14,7 @@ pub mod fuzzing;
 mod history;
 mod logs;
 mod options;
-mod report;
+mod output;
 mod sources;
 
 pub use app::{AppError, execute};

@@ -24,7 +24,7 @@ pub mod html;
 /// Bars from a CSV file (fast path, general reader, or cache) into columns.
 pub mod load;
 /// What the report page shows, from a backtest's result.
-pub mod report;
+pub mod report_data;
 /// One backtest: the signal kernel and the account over the columns.
 pub mod simulate;
 /// What a backtest prints: the terminal summary and JSON.

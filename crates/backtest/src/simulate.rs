@@ -10,7 +10,7 @@ use super::columns::{BarColumns, to_amount, to_decimal, to_f64};
 use nanotrader_broker::{Account, BrokerConfig, FastDecimal, Fill, PaperBroker};
 use nanotrader_market::Timestamp;
 use nanotrader_perf::{PerfTracker, Performance};
-use nanotrader_strategy::{DecisionRule, Signal, StrategyConfig};
+use nanotrader_strategy::{DecisionRule, InvalidStrategy, Signal, StrategyConfig};
 
 /// How the account trades, as in `run`.
 #[derive(Clone, Debug)]
@@ -50,7 +50,7 @@ pub fn run(
     strategy: &StrategyConfig,
     settings: &Settings,
     keep: Keep,
-) -> Result<BacktestResult, String> {
+) -> Result<BacktestResult, InvalidStrategy> {
     let changes = signal_changes(bars, strategy)?;
     let mut books = Books::new(settings, keep, bars);
     let mut tracker = Tracker::new(settings, keep, bars);
@@ -75,7 +75,7 @@ pub fn run_on_cores(
     strategy: &StrategyConfig,
     settings: &Settings,
     keep: Keep,
-) -> Result<BacktestResult, String> {
+) -> Result<BacktestResult, InvalidStrategy> {
     // Below this the thread costs more than it saves.
     const MIN_BARS: usize = 100_000;
     // One message per fill would cost more than the fill.
@@ -222,7 +222,7 @@ pub struct SignalFlip {
     pub close: i64,
 }
 
-pub fn signal_changes(bars: &BarColumns, strategy: &StrategyConfig) -> Result<Vec<SignalFlip>, String> {
+pub fn signal_changes(bars: &BarColumns, strategy: &StrategyConfig) -> Result<Vec<SignalFlip>, InvalidStrategy> {
     strategy.validate()?;
     let mut changes = Vec::new();
     match *strategy {

@@ -18,14 +18,27 @@ pub enum Sizing {
     Fixed(Decimal),
 }
 
+/// Why broker settings cannot be used; each is one line for the user.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidBroker {
+    #[error("sizing fraction must be in (0, 1], got {0}")]
+    Fraction(Decimal),
+    #[error("fixed quantity must be positive, got {0}")]
+    FixedQuantity(Decimal),
+    #[error("starting cash must be positive, got {0}")]
+    Cash(Decimal),
+    #[error("fee rate must be at least 0 and below 1, got {0}")]
+    FeeRate(Decimal),
+    #[error("quantity step must be positive, got {0}")]
+    QtyStep(Decimal),
+}
+
 impl Sizing {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidBroker> {
         match *self {
             Sizing::Seed => Ok(()),
-            Sizing::Fraction(f) if f <= Decimal::ZERO || f > Decimal::ONE => {
-                Err(format!("sizing fraction must be in (0, 1], got {f}"))
-            }
-            Sizing::Fixed(q) if q <= Decimal::ZERO => Err(format!("fixed quantity must be positive, got {q}")),
+            Sizing::Fraction(f) if f <= Decimal::ZERO || f > Decimal::ONE => Err(InvalidBroker::Fraction(f)),
+            Sizing::Fixed(q) if q <= Decimal::ZERO => Err(InvalidBroker::FixedQuantity(q)),
             _ => Ok(()),
         }
     }
@@ -49,7 +62,7 @@ impl FromStr for Sizing {
                 return Err(format!("invalid sizing '{s}': expected seed, fraction:F or fixed:QTY"));
             }
         };
-        sizing.validate()?;
+        sizing.validate().map_err(|e| e.to_string())?;
         Ok(sizing)
     }
 }
@@ -113,18 +126,15 @@ impl BrokerConfig {
     }
 
     /// Checks the settings; the error is one line for the user.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidBroker> {
         if self.initial_cash <= Decimal::ZERO {
-            return Err(format!("starting cash must be positive, got {}", self.initial_cash));
+            return Err(InvalidBroker::Cash(self.initial_cash));
         }
         if self.fee_rate < Decimal::ZERO || self.fee_rate >= Decimal::ONE {
-            return Err(format!(
-                "fee rate must be at least 0 and below 1, got {}",
-                self.fee_rate
-            ));
+            return Err(InvalidBroker::FeeRate(self.fee_rate));
         }
         if self.qty_step <= Decimal::ZERO {
-            return Err(format!("quantity step must be positive, got {}", self.qty_step));
+            return Err(InvalidBroker::QtyStep(self.qty_step));
         }
         self.sizing.validate()
     }
@@ -222,7 +232,11 @@ mod tests {
             ),
         ];
         for (config, want) in cases {
-            assert_eq!(config.validate().err().as_deref(), want, "{config:?}");
+            assert_eq!(
+                config.validate().err().map(|e| e.to_string()).as_deref(),
+                want,
+                "{config:?}"
+            );
         }
     }
 

@@ -11,7 +11,7 @@ mod paper;
 
 pub use account::{Account, AccountSnapshot};
 pub use amount::{Amount, FastDecimal, decimal_to_f64};
-pub use config::{BrokerConfig, Sizing};
+pub use config::{BrokerConfig, InvalidBroker, Sizing};
 pub use order::{Fill, Order, OrderReason};
 pub use paper::PaperBroker;
 

@@ -17,6 +17,7 @@ mod budget;
 /// Kraken's fixed numbers and addresses (URLs, limits, page sizes), by name.
 pub mod consts;
 mod error;
+#[cfg(feature = "client")]
 mod ohlc_check;
 /// Kraken's recorded formats parsed into typed messages (public for the fuzz targets).
 pub mod parse;

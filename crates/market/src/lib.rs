@@ -21,7 +21,7 @@ mod types;
 
 pub use self::csv::{ColumnSpec, CsvKind, CsvOptions, CsvReader};
 pub use bars::{BarAggregator, BarEvent};
-pub use pacing::Speed;
+pub use pacing::{InvalidSpeed, Speed};
 pub use replay::{DEMO_DATA, DEMO_DATA_NAME, ReplayConfig, ReplaySource};
 pub use sim::{SimConfig, SimSource};
 pub use source::{Source, SourceError, SourceInfo};

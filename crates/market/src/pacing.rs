@@ -27,18 +27,21 @@ pub enum Speed {
 
 impl Speed {
     /// Refuses factors that cannot pace: zero, negative, NaN or infinite.
-    pub fn check(self) -> Result<Self, String> {
+    pub fn check(self) -> Result<Self, InvalidSpeed> {
         match self {
-            Speed::Factor(f) if !(f.is_finite() && f > 0.0) => Err(format!(
-                "invalid speed '{f}': must be 'max' or a positive number such as 60 or 0.5"
-            )),
+            Speed::Factor(f) if !(f.is_finite() && f > 0.0) => Err(InvalidSpeed(f.to_string())),
             ok => Ok(ok),
         }
     }
 }
 
+/// A speed that cannot pace a replay: zero, negative, not a number or infinite.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid speed '{0}': must be 'max' or a positive number such as 60 or 0.5")]
+pub struct InvalidSpeed(pub String);
+
 impl FromStr for Speed {
-    type Err = String;
+    type Err = InvalidSpeed;
     /// `max`, or a factor such as `60`, `60x` or `0.5`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
@@ -48,9 +51,7 @@ impl FromStr for Speed {
         let number = s.strip_suffix(['x', 'X']).unwrap_or(s);
         match number.parse::<f64>() {
             Ok(f) => Speed::Factor(f).check(),
-            Err(_) => Err(format!(
-                "invalid speed '{s}': must be 'max' or a positive number such as 60 or 0.5"
-            )),
+            Err(_) => Err(InvalidSpeed(s.to_owned())),
         }
     }
 }
@@ -83,7 +84,7 @@ pub(crate) struct Pacer {
 impl Pacer {
     /// `None` at `Speed::Max`: sources then hand events out directly.
     pub fn new(speed: Speed, bar_interval: Interval) -> Result<Option<Self>, SourceError> {
-        match speed.check().map_err(SourceError::Input)? {
+        match speed.check().map_err(|e| SourceError::Input(e.to_string()))? {
             Speed::Max => Ok(None),
             Speed::Factor(factor) => Ok(Some(Self {
                 factor,
@@ -164,7 +165,7 @@ mod tests {
         }
         for bad in ["0", "-1", "NaN", "inf", "", "fast", "1e999"] {
             let err = bad.parse::<Speed>().unwrap_err();
-            assert!(err.starts_with("invalid speed"), "{bad}: {err}");
+            assert!(err.to_string().starts_with("invalid speed"), "{bad}: {err}");
         }
         assert!(Speed::Factor(0.0).check().is_err());
     }

@@ -102,9 +102,29 @@ impl Default for StrategyConfig {
     }
 }
 
+/// Why a strategy's parameters cannot be used; each is one line for the user.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidStrategy {
+    #[error("{name} window must be at least 1")]
+    EmptyWindow { name: &'static str },
+    #[error("{name} window must be at most {MAX_WINDOW}, got {window}")]
+    WindowTooLong { name: &'static str, window: usize },
+    #[error("{quick} window ({q}) must be less than {slow} window ({s})")]
+    WindowsOutOfOrder {
+        quick: &'static str,
+        q: usize,
+        slow: &'static str,
+        s: usize,
+    },
+    #[error(
+        "RSI thresholds must satisfy 0 < oversold < overbought < 100, got oversold {oversold} and overbought {overbought}"
+    )]
+    RsiThresholds { oversold: Decimal, overbought: Decimal },
+}
+
 impl StrategyConfig {
     /// Checks the parameters; the error is one line for the user.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidStrategy> {
         match self {
             StrategyConfig::SmaCross { short, long } => {
                 check_window("short", *short)?;
@@ -125,17 +145,17 @@ impl StrategyConfig {
                 if Decimal::ZERO < *oversold && oversold < overbought && *overbought < Decimal::ONE_HUNDRED {
                     Ok(())
                 } else {
-                    Err(format!(
-                        "RSI thresholds must satisfy 0 < oversold < overbought < 100, \
-                         got oversold {oversold} and overbought {overbought}"
-                    ))
+                    Err(InvalidStrategy::RsiThresholds {
+                        oversold: *oversold,
+                        overbought: *overbought,
+                    })
                 }
             }
         }
     }
 
     /// A fresh strategy for a valid configuration.
-    pub fn build(&self) -> Result<Box<dyn Strategy>, String> {
+    pub fn build(&self) -> Result<Box<dyn Strategy>, InvalidStrategy> {
         self.validate()?;
         Ok(match self {
             StrategyConfig::SmaCross { short, long } => Box::new(SmaCross::new(*short, *long)),
@@ -162,22 +182,22 @@ impl StrategyConfig {
     }
 }
 
-fn check_window(name: &str, window: usize) -> Result<(), String> {
+fn check_window(name: &'static str, window: usize) -> Result<(), InvalidStrategy> {
     if window == 0 {
-        Err(format!("{name} window must be at least 1"))
+        Err(InvalidStrategy::EmptyWindow { name })
     } else if window > MAX_WINDOW {
-        Err(format!("{name} window must be at most {MAX_WINDOW}, got {window}"))
+        Err(InvalidStrategy::WindowTooLong { name, window })
     } else {
         Ok(())
     }
 }
 
 /// A crossover needs its quick line strictly shorter than its slow one.
-fn check_order(quick: &str, q: usize, slow: &str, s: usize) -> Result<(), String> {
+fn check_order(quick: &'static str, q: usize, slow: &'static str, s: usize) -> Result<(), InvalidStrategy> {
     if q < s {
         Ok(())
     } else {
-        Err(format!("{quick} window ({q}) must be less than {slow} window ({s})"))
+        Err(InvalidStrategy::WindowsOutOfOrder { quick, q, slow, s })
     }
 }
 
@@ -241,10 +261,14 @@ mod tests {
             (rsi(0, "30", "70"), Some("RSI window must be at least 1")),
         ];
         for (config, want) in cases {
-            assert_eq!(config.validate().err().as_deref(), want, "{config:?}");
+            assert_eq!(
+                config.validate().err().map(|e| e.to_string()).as_deref(),
+                want,
+                "{config:?}"
+            );
         }
         for (oversold, overbought) in [("0", "70"), ("70", "30"), ("50", "50"), ("30", "100"), ("-1", "70")] {
-            let err = rsi(14, oversold, overbought).validate().unwrap_err();
+            let err = rsi(14, oversold, overbought).validate().unwrap_err().to_string();
             assert!(
                 err.starts_with("RSI thresholds must satisfy 0 < oversold < overbought < 100"),
                 "{err}"

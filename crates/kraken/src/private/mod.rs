@@ -13,9 +13,12 @@ mod credentials;
 mod error;
 mod limits;
 mod nonce;
+// Without the `client` feature the body builder and the parsers have no caller yet.
+#[cfg_attr(not(feature = "client"), allow(dead_code))]
 mod sign;
 #[cfg(all(test, feature = "client"))]
 mod test_server;
+#[cfg_attr(not(feature = "client"), allow(dead_code))]
 mod types;
 
 #[cfg(feature = "client")]
@@ -24,7 +27,7 @@ pub use credentials::{Credentials, CredentialsError};
 pub use error::{AddOrderOutcome, ApiError, ApiErrorKind, PrivateError};
 #[cfg(feature = "client")]
 pub use limits::RateLimits;
-pub use limits::{Tier, UnknownTier};
+pub use limits::{Counter, CounterSpec, Tier, UnknownTier, api_cost, cancel_cost};
 pub use nonce::{NonceError, NonceSource};
 pub use sign::{api_sign, verify_api_sign};
 pub use types::{

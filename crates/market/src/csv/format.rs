@@ -181,8 +181,17 @@ const SIZE_NAMES: &[&str] = &["volume", "size", "qty", "quantity", "amount", "vo
 const SIDE_NAMES: &[&str] = &["side", "taker_side"];
 const BUYER_MAKER_NAMES: &[&str] = &["is_buyer_maker", "isbuyermaker", "buyer_maker"];
 
-/// Finds the layout from the first line's fields; `Err` says what was found and expected.
-pub fn detect(first: &[&[u8]], spec: Option<&ColumnSpec>) -> Result<Layout, String> {
+/// Why a file's columns cannot be told apart: what was found and what was expected, one line.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UnknownLayout(pub String);
+
+/// Finds the layout from the first line's fields.
+pub fn detect(first: &[&[u8]], spec: Option<&ColumnSpec>) -> Result<Layout, UnknownLayout> {
+    find_layout(first, spec).map_err(UnknownLayout)
+}
+
+fn find_layout(first: &[&[u8]], spec: Option<&ColumnSpec>) -> Result<Layout, String> {
     let text = |f: &[u8]| String::from_utf8_lossy(f.trim_ascii()).into_owned();
     let looks_like_data = first
         .first()
@@ -430,7 +439,7 @@ mod tests {
     fn layout(line: &str, spec: Option<&str>) -> Result<Layout, String> {
         let fields: Vec<&[u8]> = line.split(',').map(str::as_bytes).collect();
         let spec = spec.map(|s| s.parse::<ColumnSpec>().unwrap());
-        detect(&fields, spec.as_ref())
+        detect(&fields, spec.as_ref()).map_err(|e| e.0)
     }
 
     fn bars(ts: usize, o: usize, h: usize, l: usize, c: usize, v: usize, n: Option<usize>) -> (usize, Columns) {
