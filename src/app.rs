@@ -234,16 +234,10 @@ async fn run(
     let session = RunSession::begin(&store, &run_plan(&cfg, &probed)?)?;
     let mut strategy = cfg.strategy.build().map_err(AppError::input)?;
     let meta = board_meta(&cfg, &probed.info, &session.run, strategy.as_ref());
-    let mut seed = match &web {
-        Some(_) => Some(BoardSeed::new(
-            &meta,
-            cfg.interval,
-            &session.fills,
-            store.order_reasons(session.run.id)?,
-            data_mode(&cfg.source),
-        )),
-        None => None,
-    };
+    let mut seed = web
+        .as_ref()
+        .map(|_| board_seed(&store, &cfg, &meta, &session))
+        .transpose()?;
     // The strategy's state from the stored bars, and the dashboard's history with it.
     let Restored { broker, resume } =
         session.restore(&store, cfg.broker.clone(), strategy.as_mut(), |bar, lines| {
@@ -251,6 +245,7 @@ async fn run(
                 seed.bar(bar, lines);
             }
         })?;
+    let broker = crate::brokers::broker_for(&cfg.live, broker, probed.pair(), lock, session.run.id).await?;
     let passes_bars_through = probed.info.bar_interval == Some(cfg.interval);
     let start_at = session.resume_from(cfg.interval, passes_bars_through);
     let mut source = probed.open(&cfg, start_at, stored_start(&session.run)).await?;
@@ -284,6 +279,17 @@ async fn run(
     drop(engine);
     let outcome = outputs.finish(&store, &run, result).await?;
     print_summary(&store, &cfg, &info, run, outcome, start_equity, elapsed)
+}
+
+/// The dashboard's history of the run so far (its bars are added as the strategy is restored).
+fn board_seed(store: &Store, cfg: &RunConfig, meta: &BoardMeta, session: &RunSession) -> Result<BoardSeed, AppError> {
+    Ok(BoardSeed::new(
+        meta,
+        cfg.interval,
+        &session.fills,
+        store.order_reasons(session.run.id)?,
+        data_mode(&cfg.source),
+    ))
 }
 
 /// What a run is, for finding the one these settings continue: its key (the settings a restart

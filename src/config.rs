@@ -15,7 +15,8 @@ use nanotrader_broker::BrokerConfig;
 
 pub use crate::options::Mode;
 use crate::options::{
-    BarOptions, BrokerOptions, RunArgs, SourceKind, SourceOptions, StrategyKind, StrategyOptions, WebOptions, keys,
+    BarOptions, BrokerKind, BrokerOptions, LiveOptions, RunArgs, SourceKind, SourceOptions, StrategyKind,
+    StrategyOptions, WebOptions, keys,
 };
 use nanotrader_backtest::sweep::Axis;
 use nanotrader_engine::EngineConfig;
@@ -44,6 +45,31 @@ pub struct RunConfig {
     pub fresh: bool,
     /// The dashboard, unless --no-web.
     pub web: Option<nanotrader_web::WebConfig>,
+    /// Where orders go: paper, or a Kraken broker with its keys and rails.
+    pub live: LiveSpec,
+}
+
+/// Where a run's orders go.
+#[derive(Clone, Debug)]
+pub enum LiveSpec {
+    /// No keys, no signed client: nothing here can reach a private endpoint.
+    Paper,
+    Kraken(KrakenLive),
+}
+
+/// A Kraken broker's settings. The credentials never show themselves (`Debug` redacts them).
+#[derive(Clone, Debug)]
+pub struct KrakenLive {
+    /// `kraken-validate`: every order checked by Kraken (`validate=true`), then filled on paper.
+    pub validate_only: bool,
+    pub credentials: std::sync::Arc<nanotrader_kraken::private::Credentials>,
+    pub rest_url: String,
+    /// The authenticated WebSocket (the exchange's fills, for the real-money broker next).
+    #[allow(dead_code)]
+    pub ws_auth_url: String,
+    pub tier: nanotrader_kraken::private::Tier,
+    pub max_order_usd: Decimal,
+    pub max_orders_per_hour: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -139,6 +165,7 @@ pub fn parse_file_config(text: &str, name: &str) -> Result<FileConfig, ConfigErr
         keys::<StrategyOptions>(),
         keys::<BrokerOptions>(),
         keys::<WebOptions>(),
+        keys::<LiveOptions>(),
     ];
     let mut parts: Vec<toml::de::DeTable> = groups.iter().map(|_| Default::default()).collect();
     for (key, value) in table {
@@ -173,6 +200,7 @@ pub fn parse_file_config(text: &str, name: &str) -> Result<FileConfig, ConfigErr
         strategy: StrategyOptions::deserialize(next()).map_err(fail)?,
         broker: BrokerOptions::deserialize(next()).map_err(fail)?,
         web: WebOptions::deserialize(next()).map_err(fail)?,
+        live: LiveOptions::deserialize(next()).map_err(fail)?,
         fresh: false,
     };
     Ok(FileConfig { data_dir, run })
@@ -217,6 +245,7 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
         strategy,
         broker,
         web,
+        live,
         fresh,
     } = args.layered(RunArgs::default(), mode);
     let err = |m: String| Err(ConfigError(m));
@@ -325,9 +354,11 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
         }
     };
 
+    let live = resolve_live(live, &source)?;
     Ok(RunConfig {
         data_dir,
         source,
+        live,
         web: resolve_web(web)?,
         pair: src.pair.unwrap_or_else(|| DEFAULT_PAIR.to_owned()),
         interval,
@@ -336,6 +367,62 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
         engine,
         fresh,
     })
+}
+
+/// The broker. Every refusal comes before any private request: real orders without
+/// --confirm-live, a live broker without live market data, missing or malformed keys. Paper reads
+/// no key at all.
+fn resolve_live(live: LiveOptions, source: &SourceSpec) -> Result<LiveSpec, ConfigError> {
+    let kind = live.broker_kind.unwrap_or(BrokerKind::Paper);
+    if kind == BrokerKind::Paper {
+        return Ok(LiveSpec::Paper);
+    }
+    let name = if kind == BrokerKind::Kraken {
+        "kraken"
+    } else {
+        "kraken-validate"
+    };
+    if kind == BrokerKind::Kraken && !live.confirm_live.unwrap_or(false) {
+        return Err(ConfigError(
+            "--broker kraken would place real orders with real money on Kraken: add --confirm-live \
+             (config confirm-live = true, env NANOTRADER_CONFIRM_LIVE=1) to do so, or rehearse with \
+             --broker kraken-validate"
+                .into(),
+        ));
+    }
+    let SourceSpec::Kraken { rest_url, .. } = source else {
+        return Err(ConfigError(format!(
+            "--broker {name} trades on Kraken's live market: use --source kraken (a replay or a simulation trades on paper)"
+        )));
+    };
+    let tier = live
+        .kraken_tier
+        .as_deref()
+        .unwrap_or("starter")
+        .parse::<nanotrader_kraken::private::Tier>()
+        .map_err(|e| ConfigError(format!("kraken-tier: {e}")))?;
+    let max_order_usd = live.max_order_usd.unwrap_or(Decimal::from(100));
+    if max_order_usd <= Decimal::ZERO {
+        return Err(ConfigError(format!(
+            "max-order-usd must be positive, got {max_order_usd}"
+        )));
+    }
+    let credentials = nanotrader_kraken::private::Credentials::from_env()
+        .map_err(|e| ConfigError(format!("--broker {name}: {e}")))?;
+    Ok(LiveSpec::Kraken(KrakenLive {
+        validate_only: kind == BrokerKind::KrakenValidate,
+        credentials: std::sync::Arc::new(credentials),
+        rest_url: rest_url.clone(),
+        ws_auth_url: checked_url(
+            live.kraken_ws_auth_url.as_deref(),
+            nanotrader_kraken::consts::WS_AUTH_URL,
+            &["ws", "wss"],
+            "kraken-ws-auth-url",
+        )?,
+        tier,
+        max_order_usd,
+        max_orders_per_hour: live.max_orders_per_hour.unwrap_or(30),
+    }))
 }
 
 /// The dashboard's settings, `None` with --no-web.
@@ -541,6 +628,7 @@ mod tests {
             keys::<StrategyOptions>(),
             keys::<BrokerOptions>(),
             keys::<WebOptions>(),
+            keys::<LiveOptions>(),
         ];
         for key in groups.iter().flatten() {
             if let Err(e) = parse_file_config(&format!("{key} = \"?\"\n"), "n.toml") {

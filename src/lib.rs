@@ -7,6 +7,7 @@
 
 mod app;
 mod backtest_command;
+mod brokers;
 mod cli;
 mod config;
 #[doc(hidden)]

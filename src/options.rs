@@ -239,6 +239,64 @@ pub struct SourceOptions {
     pub status_secs: Option<f64>,
 }
 
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BrokerKind {
+    /// The paper account: no keys, no signed client, no private request (the default).
+    Paper,
+    /// Live market data; every order is checked by Kraken's AddOrder with `validate=true` (never
+    /// executed) and then filled on paper. The rehearsal before real money.
+    KrakenValidate,
+    /// Real orders on Kraken (needs --confirm-live and the API keys in the environment).
+    Kraken,
+}
+
+/// Where orders go and the rails around real money (`run`).
+// The doc comments are the command-line help, where a URL is plain text.
+#[allow(rustdoc::bare_urls)]
+#[derive(Debug, Default, Clone, Args, Deserialize, Merge)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[merge(strategy = merge::option::overwrite_none)]
+pub struct LiveOptions {
+    /// Where orders go: paper, kraken-validate (Kraken checks each order, paper fills it) or
+    /// kraken (real orders; needs --confirm-live) [default: paper].
+    #[arg(
+        long = "broker",
+        env = "NANOTRADER_BROKER",
+        value_enum,
+        help_heading = "Live trading"
+    )]
+    #[serde(rename = "broker")]
+    pub broker_kind: Option<BrokerKind>,
+
+    /// Confirms that --broker kraken may place real orders with real money.
+    #[arg(long, env = "NANOTRADER_CONFIRM_LIVE", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", help_heading = "Live trading")]
+    pub confirm_live: Option<bool>,
+
+    /// Kraken's authenticated WebSocket v2 URL [default: wss://ws-auth.kraken.com/v2].
+    #[arg(
+        long,
+        env = "NANOTRADER_KRAKEN_WS_AUTH_URL",
+        value_name = "URL",
+        help_heading = "Live trading"
+    )]
+    pub kraken_ws_auth_url: Option<String>,
+
+    /// The account's Kraken tier, which sets the private rate limits the bot keeps under:
+    /// starter, intermediate or pro [default: starter].
+    #[arg(long, env = "NANOTRADER_KRAKEN_TIER", help_heading = "Live trading")]
+    pub kraken_tier: Option<String>,
+
+    /// Largest order value in USD a live broker sends [default: 100].
+    #[arg(long, env = "NANOTRADER_MAX_ORDER_USD", help_heading = "Live trading")]
+    #[serde(deserialize_with = "de_parse")]
+    pub max_order_usd: Option<Decimal>,
+
+    /// Most orders a live broker sends in any hour [default: 30].
+    #[arg(long, env = "NANOTRADER_MAX_ORDERS_PER_HOUR", help_heading = "Live trading")]
+    pub max_orders_per_hour: Option<u32>,
+}
+
 /// The dashboard (`run`, `demo`).
 #[derive(Debug, Default, Clone, Args, Deserialize, Merge)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
@@ -294,6 +352,9 @@ pub struct RunArgs {
     #[command(flatten)]
     #[merge(strategy = Merge::merge)]
     pub web: WebOptions,
+    #[command(flatten)]
+    #[merge(strategy = Merge::merge)]
+    pub live: LiveOptions,
 
     /// Start a new run instead of resuming the last unfinished one with the same settings.
     #[arg(long)]
@@ -387,6 +448,19 @@ impl SourceOptions {
     }
 }
 
+impl LiveOptions {
+    pub fn defaults() -> Self {
+        Self {
+            broker_kind: Some(BrokerKind::Paper),
+            confirm_live: Some(false),
+            kraken_ws_auth_url: Some(nanotrader_kraken::consts::WS_AUTH_URL.to_owned()),
+            kraken_tier: Some("starter".to_owned()),
+            max_order_usd: Some(Decimal::from(100)),
+            max_orders_per_hour: Some(30),
+        }
+    }
+}
+
 impl WebOptions {
     pub fn defaults() -> Self {
         Self {
@@ -406,6 +480,7 @@ impl RunArgs {
             strategy: StrategyOptions::defaults(),
             broker: BrokerOptions::defaults(),
             web: WebOptions::defaults(),
+            live: LiveOptions::defaults(),
             fresh: false,
         }
     }
@@ -478,6 +553,7 @@ mod tests {
             StrategyOptions::augment_args(clap::Command::new("g")),
             BrokerOptions::augment_args(clap::Command::new("g")),
             WebOptions::augment_args(clap::Command::new("g")),
+            LiveOptions::augment_args(clap::Command::new("g")),
         ];
         for command in &commands {
             for arg in command.get_arguments() {

@@ -67,6 +67,11 @@ impl ProbedSource {
         })
     }
 
+    /// Kraken's names of the pair, for a Kraken feed.
+    pub fn pair(&self) -> Option<&PairNames> {
+        self.pair.as_ref()
+    }
+
     fn offline(info: SourceInfo) -> Self {
         Self {
             info,

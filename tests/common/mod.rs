@@ -15,6 +15,10 @@ pub fn bin() -> Command {
             cmd.env_remove(key);
         }
     }
+    // Nor any Kraken key of the machine's: a test's keys are the mock's, given explicitly.
+    for key in ["KRAKEN_API_KEY", "KRAKEN_API_SECRET", "kraken_key", "kraken_secret"] {
+        cmd.env_remove(key);
+    }
     // Tests run side by side: each dashboard takes a free port instead of 8080.
     cmd.env("NANOTRADER_LISTEN", "127.0.0.1:0");
     cmd

@@ -44,6 +44,29 @@ pub trait Broker: Send {
     fn next_order_id(&self) -> u64;
 }
 
+/// A boxed broker is a broker: the command line picks one at run time.
+impl<B: Broker + ?Sized> Broker for Box<B> {
+    fn mark(&mut self, price: Decimal) {
+        (**self).mark(price);
+    }
+
+    fn follow(&mut self, change: i8, ts: Timestamp, price: Decimal) -> Option<(Order, Fill)> {
+        (**self).follow(change, ts, price)
+    }
+
+    fn exit(&mut self, ts: Timestamp, price: Decimal, reason: OrderReason) -> Option<(Order, Fill)> {
+        (**self).exit(ts, price, reason)
+    }
+
+    fn account(&self) -> &Account {
+        (**self).account()
+    }
+
+    fn next_order_id(&self) -> u64 {
+        (**self).next_order_id()
+    }
+}
+
 impl Broker for PaperBroker {
     fn mark(&mut self, price: Decimal) {
         PaperBroker::mark(self, price);

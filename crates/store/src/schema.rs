@@ -181,6 +181,25 @@ pub const MIGRATIONS: &[&str] = &[
     FROM runs r JOIN series s ON s.id = r.series_id
     ORDER BY r.id;
     ",
+    // 3: the journal of orders sent to an exchange. A row is written (and committed) before its
+    // order leaves, under the client order id the exchange will know it by; its state follows
+    // what the exchange said (or what a lookup proved when the answer was lost).
+    "
+    CREATE TABLE exchange_orders (
+        cl_ord_id  TEXT PRIMARY KEY,
+        run_id     INTEGER NOT NULL REFERENCES runs(id),
+        order_id   INTEGER NOT NULL,
+        ts         INTEGER NOT NULL,
+        side       TEXT NOT NULL,
+        volume     TEXT NOT NULL,
+        validate   INTEGER NOT NULL,
+        state      TEXT NOT NULL,
+        txid       TEXT,
+        detail     TEXT,
+        updated_ms INTEGER NOT NULL
+    );
+    CREATE INDEX exchange_orders_by_run ON exchange_orders (run_id, order_id);
+    ",
 ];
 
 #[cfg(test)]

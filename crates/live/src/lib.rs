@@ -1,0 +1,247 @@
+//! Live brokers: the engine's orders sent to an exchange. Every order gets a client order id
+//! (a UUID), is journaled in the store (committed) before it leaves, and is checked against the
+//! exchange's rules (lot size, minimum order) and the rails (largest order, orders per hour)
+//! first; an order past a rule or a rail is not sent, and says so in one line.
+//!
+//! Today: [`ValidateBroker`] (`--broker kraken-validate`): each order goes to Kraken's AddOrder
+//! with `validate=true` (checked, never executed) and, once Kraken accepts it, is filled on paper.
+//!
+//! It owns how an order reaches an exchange and what its answer means for the run. It knows the
+//! broker seam, the store's order journal and the Kraken adapter's private client; it must not
+//! know the engine, the strategies, the dashboard or the command line.
+
+use std::collections::VecDeque;
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use rust_decimal::{Decimal, RoundingStrategy};
+use tokio::sync::mpsc;
+
+use nanotrader_broker::{Account, Broker, Fill, Order, OrderReason, PaperBroker};
+use nanotrader_kraken::private::{AddOrderOutcome, OrderRequest, OrderType, PrivateClient};
+use nanotrader_market::Timestamp;
+use nanotrader_store::{OrderState, SentOrder, Store};
+
+/// The exchange's rules for one pair's orders (from AssetPairs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PairRules {
+    /// The pair as AddOrder takes it, e.g. `XBTUSD`.
+    pub rest_pair: String,
+    /// Volume decimals: a volume is rounded down to these.
+    pub lot_decimals: u32,
+    /// Smallest volume, in the base asset.
+    pub ordermin: Option<Decimal>,
+}
+
+/// The rails around a live broker's orders.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rails {
+    /// Largest order value in the quote currency (at the decision's price).
+    pub max_order_value: Decimal,
+    /// Most orders sent in any hour.
+    pub max_orders_per_hour: u32,
+}
+
+/// Why an order was not sent: one line each.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("order of {volume} is under the exchange's minimum of {min}: not sent")]
+    UnderMinimum { volume: Decimal, min: Decimal },
+    #[error("order worth {value} is over --max-order-usd {max}: not sent")]
+    OverMaxOrder { value: Decimal, max: Decimal },
+    #[error("{max} orders were sent in the last hour (--max-orders-per-hour): not sent")]
+    TooManyOrders { max: u32 },
+}
+
+/// One order's way to the exchange: the request and where its answer goes.
+struct Submission {
+    request: OrderRequest,
+    answer: std_mpsc::SyncSender<AddOrderOutcome>,
+}
+
+/// `--broker kraken-validate`: the paper account, with every order first checked by Kraken.
+///
+/// The engine waits for Kraken's answer (bounded by `answer_within`) on its own thread, so the
+/// order's paper fill is in the same step as the bar that decided it; the answer itself is
+/// fetched on the runtime by the submitter task.
+pub struct ValidateBroker {
+    paper: PaperBroker,
+    journal: Store,
+    run_id: i64,
+    rules: PairRules,
+    rails: Rails,
+    submit: mpsc::UnboundedSender<Submission>,
+    answer_within: Duration,
+    sent: VecDeque<Instant>,
+}
+
+impl ValidateBroker {
+    /// Starts the submitter task (on the current tokio runtime) over `client`; `paper` is the
+    /// run's restored paper account and `journal` a connection to the run's store.
+    pub fn start(
+        paper: PaperBroker,
+        client: PrivateClient,
+        journal: Store,
+        run_id: i64,
+        rules: PairRules,
+        rails: Rails,
+        answer_within: Duration,
+    ) -> Self {
+        let (submit, mut submissions) = mpsc::unbounded_channel::<Submission>();
+        tokio::spawn(async move {
+            while let Some(Submission { request, answer }) = submissions.recv().await {
+                let outcome = client.add_order(&request).await;
+                // The broker may have stopped waiting: nothing is lost, the journal has the order.
+                let _ = answer.send(outcome);
+            }
+        });
+        Self {
+            paper,
+            journal,
+            run_id,
+            rules,
+            rails,
+            submit,
+            answer_within,
+            sent: VecDeque::new(),
+        }
+    }
+
+    /// What Kraken would be asked: the paper order's volume on the exchange's lot, within the
+    /// exchange's minimum and the rails.
+    fn check(&mut self, fill: &Fill) -> Result<Decimal, Refused> {
+        let volume = fill
+            .qty
+            .round_dp_with_strategy(self.rules.lot_decimals, RoundingStrategy::ToZero);
+        if let Some(min) = self.rules.ordermin
+            && volume < min
+        {
+            return Err(Refused::UnderMinimum { volume, min });
+        }
+        let value = volume * fill.price;
+        if value > self.rails.max_order_value {
+            return Err(Refused::OverMaxOrder {
+                value: value.round_dp(2),
+                max: self.rails.max_order_value,
+            });
+        }
+        let hour_ago = Instant::now().checked_sub(Duration::from_secs(3600));
+        while let (Some(first), Some(hour_ago)) = (self.sent.front(), hour_ago) {
+            if *first > hour_ago {
+                break;
+            }
+            self.sent.pop_front();
+        }
+        if self.sent.len() >= self.rails.max_orders_per_hour as usize {
+            return Err(Refused::TooManyOrders {
+                max: self.rails.max_orders_per_hour,
+            });
+        }
+        Ok(volume)
+    }
+
+    /// Sends what `trial` (a copy of the paper account that made the order) did to Kraken for
+    /// validation; on acceptance the copy becomes the account.
+    fn validate(&mut self, trial: PaperBroker, order: Order, fill: Fill) -> Option<(Order, Fill)> {
+        let volume = match self.check(&fill) {
+            Ok(volume) => volume,
+            Err(refused) => {
+                tracing::warn!("{} {}: {refused}", order.side, fill.qty);
+                return None;
+            }
+        };
+        let cl_ord_id = uuid::Uuid::new_v4().to_string();
+        let journaled = SentOrder {
+            cl_ord_id: cl_ord_id.clone(),
+            run_id: self.run_id,
+            order_id: order.id,
+            ts: order.ts,
+            side: order.side,
+            volume,
+            validate: true,
+            state: OrderState::Sending,
+            txid: None,
+            detail: None,
+        };
+        // Journaled (committed) before it leaves; an order that cannot be journaled is not sent.
+        if let Err(e) = self.journal.journal_order(&journaled) {
+            tracing::error!("order {} not sent: cannot journal it: {e}", order.id);
+            return None;
+        }
+        self.sent.push_back(Instant::now());
+        let (answer, answered) = std_mpsc::sync_channel(1);
+        let request = OrderRequest {
+            pair: self.rules.rest_pair.clone(),
+            side: order.side,
+            order_type: OrderType::Market,
+            volume,
+            cl_ord_id: Some(cl_ord_id.clone()),
+            validate: true,
+        };
+        if self.submit.send(Submission { request, answer }).is_err() {
+            self.record(&cl_ord_id, OrderState::NotPlaced, Some("the submitter has stopped"));
+            return None;
+        }
+        match answered.recv_timeout(self.answer_within) {
+            Ok(AddOrderOutcome::Accepted(_)) => {
+                self.record(&cl_ord_id, OrderState::Validated, None);
+                self.paper = trial;
+                Some((order, fill))
+            }
+            Ok(AddOrderOutcome::Rejected(e)) => {
+                let why = e.to_string();
+                tracing::warn!("order {} ({} {volume}) refused by Kraken: {why}", order.id, order.side);
+                self.record(&cl_ord_id, OrderState::Rejected, Some(&why));
+                None
+            }
+            // A validation places nothing, so an unanswered one is simply not validated.
+            Ok(AddOrderOutcome::NotSent(e) | AddOrderOutcome::Unknown(e)) => {
+                let why = format!("validation not answered: {e}");
+                tracing::warn!("order {} ({} {volume}): {why}; not filled", order.id, order.side);
+                self.record(&cl_ord_id, OrderState::NotPlaced, Some(&why));
+                None
+            }
+            Err(_) => {
+                let why = format!("no answer within {:?}", self.answer_within);
+                tracing::warn!("order {} ({} {volume}): {why}; not filled", order.id, order.side);
+                self.record(&cl_ord_id, OrderState::NotPlaced, Some(&why));
+                None
+            }
+        }
+    }
+
+    fn record(&self, cl_ord_id: &str, state: OrderState, detail: Option<&str>) {
+        if let Err(e) = self.journal.set_order_state(cl_ord_id, state, None, detail) {
+            tracing::error!("order {cl_ord_id} is {state}, but the journal could not say so: {e}");
+        }
+    }
+}
+
+impl Broker for ValidateBroker {
+    fn mark(&mut self, price: Decimal) {
+        self.paper.mark(price);
+    }
+
+    fn follow(&mut self, change: i8, ts: Timestamp, price: Decimal) -> Option<(Order, Fill)> {
+        let mut trial = self.paper.clone();
+        let (order, fill) = trial.follow(change, ts, price)?;
+        self.validate(trial, order, fill)
+    }
+
+    fn exit(&mut self, ts: Timestamp, price: Decimal, reason: OrderReason) -> Option<(Order, Fill)> {
+        let mut trial = self.paper.clone();
+        let (order, fill) = trial.exit(ts, price, reason)?;
+        self.validate(trial, order, fill)
+    }
+
+    fn account(&self) -> &Account {
+        self.paper.account()
+    }
+
+    fn next_order_id(&self) -> u64 {
+        self.paper.next_order_id()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,86 @@
+//! The broker a run trades through: the paper account, or a Kraken broker around it. Paper reads
+//! no key and builds no signed client, so it cannot reach a private endpoint.
+
+use std::time::Duration;
+
+use nanotrader_broker::{Broker, PaperBroker};
+use nanotrader_kraken::private::{NonceSource, PrivateClient};
+use nanotrader_kraken::{PairNames, RestClient, Retries};
+use nanotrader_live::{PairRules, Rails, ValidateBroker};
+use nanotrader_store::{DataDirLock, Store};
+
+use crate::app::AppError;
+use crate::config::{KrakenLive, LiveSpec};
+
+/// How long the engine waits for Kraken to answer an order before it counts it unanswered.
+const ANSWER_WITHIN: Duration = Duration::from_secs(15);
+/// Each private request's own time limit.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The run's broker over its restored paper account.
+pub async fn broker_for(
+    live: &LiveSpec,
+    paper: PaperBroker,
+    pair: Option<&PairNames>,
+    lock: &DataDirLock,
+    run_id: i64,
+) -> Result<Box<dyn Broker>, AppError> {
+    let kraken = match live {
+        LiveSpec::Paper => return Ok(Box::new(paper)),
+        LiveSpec::Kraken(kraken) => kraken,
+    };
+    if !kraken.validate_only {
+        return Err(AppError::input(
+            "--broker kraken: real orders are not in this build yet; rehearse with --broker kraken-validate",
+        ));
+    }
+    let pair = pair.ok_or_else(|| AppError::input("a Kraken broker needs --source kraken"))?;
+    let rules = pair_rules(kraken, pair).await?;
+    let client = private_client(kraken, lock)?;
+    tracing::info!(
+        "broker kraken-validate: every order is checked by Kraken (validate=true, never executed), then filled on paper; rails: orders up to {} USD, {} an hour",
+        kraken.max_order_usd,
+        kraken.max_orders_per_hour
+    );
+    let rails = Rails {
+        max_order_value: kraken.max_order_usd,
+        max_orders_per_hour: kraken.max_orders_per_hour,
+    };
+    let journal = Store::open(lock)?;
+    Ok(Box::new(ValidateBroker::start(
+        paper,
+        client,
+        journal,
+        run_id,
+        rules,
+        rails,
+        ANSWER_WITHIN,
+    )))
+}
+
+/// The signed client, its nonces kept in the data dir under the key's fingerprint (never the key).
+fn private_client(kraken: &KrakenLive, lock: &DataDirLock) -> Result<PrivateClient, AppError> {
+    let credentials = (*kraken.credentials).clone();
+    let nonce_file = lock.dir().join(NonceSource::file_name(&credentials));
+    let nonces = NonceSource::open(nonce_file).map_err(AppError::input)?;
+    PrivateClient::new(&kraken.rest_url, credentials, nonces, kraken.tier, REQUEST_TIMEOUT).map_err(AppError::runtime)
+}
+
+/// The pair's lot and minimum from AssetPairs.
+async fn pair_rules(kraken: &KrakenLive, pair: &PairNames) -> Result<PairRules, AppError> {
+    let client = RestClient::new(&kraken.rest_url, nanotrader_kraken::consts::PUBLIC_REST_MIN_INTERVAL)
+        .map_err(AppError::runtime)?;
+    let pairs = client
+        .asset_pairs(Retries::UpTo(2))
+        .await
+        .map_err(|e| AppError::runtime(format!("Kraken AssetPairs: {e}")))?;
+    let rules = pairs
+        .iter()
+        .find(|p| p.key == pair.rest_key)
+        .ok_or_else(|| AppError::runtime(format!("Kraken's AssetPairs has no {}", pair.rest_key)))?;
+    Ok(PairRules {
+        rest_pair: pair.rest_altname.clone(),
+        lot_decimals: rules.lot_decimals,
+        ordermin: rules.ordermin,
+    })
+}

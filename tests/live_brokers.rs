@@ -1,0 +1,217 @@
+//! The brokers that reach Kraken (issue 18), the real binary against the mock exchange on
+//! loopback: paper and every refused live broker make zero private requests (counted at the
+//! mock); `kraken-validate` journals each order before it leaves, has Kraken check it
+//! (`validate=true`, nothing placed) and fills on paper only what Kraken accepted.
+//!
+//! Every wait is for a condition, up to a generous ceiling: a loaded machine only makes the
+//! tests slower.
+
+mod common;
+use common::running::Running;
+use common::*;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use nanotrader_kraken_mock::{Faults, MockConfig, MockKraken, PrivateConfig};
+use nanotrader_market::Timestamp;
+use rust_decimal::Decimal;
+
+const TRADES: &str = "tests/data/btcusd_trades_kraken_20190701.csv";
+/// 10 market minutes per wall second: a bar closes every 0.1 s.
+const SPEED: f64 = 600.0;
+const CEILING: Duration = Duration::from_secs(80);
+const KEY: &str = "mock-api-key";
+/// Kraken's published example secret (64 bytes, base64).
+const SECRET: &str = "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg==";
+
+async fn start_mock() -> MockKraken {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut account = PrivateConfig::new(KEY, SECRET);
+    account.usd = Decimal::from(10_000);
+    account.btc = Decimal::ONE;
+    let config = MockConfig {
+        speed: SPEED,
+        market_start: Some(Timestamp::now()),
+        faults: Faults::default(),
+        private: Some(account),
+        ..MockConfig::new(repo_file(TRADES))
+    };
+    MockKraken::start(config).await.expect("the mock starts")
+}
+
+fn with_keys(mut cmd: Command) -> Command {
+    cmd.env("KRAKEN_API_KEY", KEY).env("KRAKEN_API_SECRET", SECRET);
+    cmd
+}
+
+async fn output(mut cmd: Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn private_calls(mock: &MockKraken) -> u64 {
+    mock.private_calls().values().sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paper_and_refused_live_brokers_make_no_private_request() {
+    let mock = start_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+
+    // Real money without --confirm-live: one line, exit 2, before any private request.
+    let mut cmd = with_keys(kraken_run(dir.path(), &mock));
+    cmd.args(["--broker", "kraken", "--no-web"]);
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("--confirm-live") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+
+    // Missing keys: one line naming the variables, exit 2.
+    let mut cmd = kraken_run(dir.path(), &mock);
+    cmd.args(["--broker", "kraken-validate", "--no-web"]);
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("KRAKEN_API_KEY"), "{}", stderr(&out));
+
+    // Malformed keys: refused the same way, and the secret is never echoed.
+    let mut cmd = kraken_run(dir.path(), &mock);
+    cmd.args(["--broker", "kraken-validate", "--no-web"])
+        .env("KRAKEN_API_KEY", KEY)
+        .env("KRAKEN_API_SECRET", "not base64 at all!");
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("not base64 at all"), "{}", stderr(&out));
+
+    // A live broker on a replay: refused, it has no live market.
+    let mut cmd = with_keys(bin());
+    cmd.arg("--data-dir")
+        .arg(dir.path())
+        .args(["run", "--broker", "kraken-validate", "--no-web"]);
+    cmd.arg("--data")
+        .arg(repo_file("tests/data/btcusd_trades_kraken_20190701.csv"));
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--source kraken"), "{}", stderr(&out));
+
+    // Paper, with keys in the environment and a strategy that trades every few bars: it reads
+    // no key and sends nothing private.
+    let mut cmd = with_keys(kraken_run(dir.path(), &mock));
+    cmd.args([
+        "--short",
+        "1",
+        "--long",
+        "2",
+        "--sizing",
+        "fixed:0.001",
+        "--status-secs",
+        "1",
+    ]);
+    let mut running = tokio::task::spawn_blocking(move || Running::start(cmd)).await.unwrap();
+    wait_for("paper fills", &mut running, |dir| fills(dir) >= 2, dir.path()).await;
+    tokio::task::spawn_blocking(move || running.interrupt()).await.unwrap();
+    assert_eq!(private_calls(&mock), 0, "{:?}", mock.private_calls());
+    mock.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kraken_validate_has_kraken_check_each_order_and_fills_only_those_on_paper() {
+    let mock = start_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = with_keys(kraken_run(dir.path(), &mock));
+    cmd.args([
+        "--broker",
+        "kraken-validate",
+        "--short",
+        "1",
+        "--long",
+        "2",
+        "--sizing",
+        "fixed:0.001",
+        "--status-secs",
+        "1",
+    ]);
+    let mut running = tokio::task::spawn_blocking(move || Running::start(cmd)).await.unwrap();
+    wait_for("validated fills", &mut running, |dir| fills(dir) >= 3, dir.path()).await;
+    let stopped = tokio::task::spawn_blocking(move || running.interrupt()).await.unwrap();
+    let log = String::from_utf8_lossy(&stopped.stderr).to_string();
+    assert!(log.contains("kraken-validate"), "the broker says what it does: {log}");
+    assert!(!log.contains(SECRET) && !log.contains(KEY), "no key in the log");
+
+    // Nothing placed; every AddOrder was a validation; every fill is a validated order.
+    assert!(mock.placed_orders().is_empty(), "validate places nothing");
+    let journal = journal(dir.path());
+    let add_orders = mock.private_calls().get("AddOrder").copied().unwrap_or(0) as usize;
+    assert_eq!(
+        add_orders,
+        journal.len(),
+        "one AddOrder per journaled order: {journal:?}"
+    );
+    assert!(journal.iter().all(|(_, validate, _)| *validate), "{journal:?}");
+    let validated = journal.iter().filter(|(state, _, _)| state == "validated").count();
+    assert_eq!(validated, fills(dir.path()), "the paper fills are the validated orders");
+    // Client ids are UUIDs, one per order.
+    let mut ids: Vec<&str> = journal.iter().map(|(_, _, id)| id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), journal.len());
+    assert!(
+        ids.iter().all(|id| id.len() == 36 && id.matches('-').count() == 4),
+        "{ids:?}"
+    );
+    mock.shutdown().await;
+}
+
+/// The run's fills as `fills --csv` exports them.
+fn fills(dir: &Path) -> usize {
+    let out = nanotrader(dir, &["fills", "--csv"]);
+    if !out.status.success() {
+        return 0;
+    }
+    stdout(&out).lines().count().saturating_sub(1)
+}
+
+/// The journal of orders sent to Kraken: (state, validate, cl_ord_id), read with sqlite as a
+/// person would.
+fn journal(dir: &Path) -> Vec<(String, bool, String)> {
+    let conn = rusqlite::Connection::open_with_flags(
+        dir.join("nanotrader.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let mut stmt = conn
+        .prepare("SELECT state, validate, cl_ord_id FROM exchange_orders ORDER BY order_id, ts")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+async fn wait_for(what: &str, running: &mut Running, done: fn(&Path) -> bool, dir: &Path) {
+    let deadline = Instant::now() + CEILING;
+    loop {
+        let owned = dir.to_owned();
+        // The check runs the binary: off the runtime's threads, which serve the mock.
+        if tokio::task::spawn_blocking(move || done(&owned)).await.unwrap() {
+            return;
+        }
+        if let Ok(Some(status)) = running.child.try_wait() {
+            panic!(
+                "{what}: the run stopped by itself ({status}):\n{}",
+                running.stderr_so_far()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not reached within {CEILING:?}:\n{}",
+            running.stderr_so_far()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
