@@ -1,6 +1,8 @@
-//! Kraken's private REST API (README section 4): credentials that never show themselves, the
-//! `API-Sign`, nonces that never go back (not even across restarts), client-side copies of the
-//! rate counters, typed results and errors, and the signed client (feature `client`).
+//! Kraken's private API: the REST side (README section 4: credentials that never show
+//! themselves, the `API-Sign`, nonces that never go back (not even across restarts),
+//! client-side copies of the rate counters, typed results and errors, the signed client) and
+//! the authenticated WebSocket v2 (README 7.11: the `executions` and `balances` channels as
+//! typed messages). The clients need feature `client`; the types and parsing do not.
 //!
 //! Exactly-once matters more than anything here: [`PrivateClient::add_order`] answers with an
 //! [`AddOrderOutcome`] that tells a placed order from a refused one from one whose fate is
@@ -17,6 +19,7 @@ mod sign;
 #[cfg(all(test, feature = "client"))]
 mod test_server;
 mod types;
+mod ws_messages;
 
 #[cfg(feature = "client")]
 pub use client::PrivateClient;
@@ -30,4 +33,8 @@ pub use sign::{api_sign, verify_api_sign};
 pub use types::{
     AddedOrder, CancelResult, ClosedOrdersPage, DeadManSwitch, ExtendedBalance, Order, OrderDescription, OrderRef,
     OrderRequest, OrderStatus, OrderType, Trade, TradesPage, WebSocketsToken,
+};
+pub use ws_messages::{
+    ExecOrderStatus, ExecType, ExecutionReport, Fee, LedgerEntry, Liquidity, PrivateMessage, TradeFill,
+    parse_private_ws,
 };
