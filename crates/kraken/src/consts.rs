@@ -6,6 +6,8 @@ use std::time::Duration;
 pub const REST_BASE_URL: &str = "https://api.kraken.com";
 /// Public WebSocket v2 endpoint (v2 speaks `BTC/USD`, not the v1 `XBT/USD`).
 pub const WS_PUBLIC_URL: &str = "wss://ws.kraken.com/v2";
+/// Authenticated WebSocket v2 endpoint (`executions`, `balances`; a token in every request).
+pub const WS_AUTH_URL: &str = "wss://ws-auth.kraken.com/v2";
 
 /// Server time, for clock-skew checks.
 pub const PATH_TIME: &str = "/0/public/Time";

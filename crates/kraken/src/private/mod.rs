@@ -2,7 +2,8 @@
 //! themselves, the `API-Sign`, nonces that never go back (not even across restarts),
 //! client-side copies of the rate counters, typed results and errors, the signed client) and
 //! the authenticated WebSocket v2 (README 7.11: the `executions` and `balances` channels as
-//! typed messages). The clients need feature `client`; the types and parsing do not.
+//! typed messages, and [`PrivateFeed`], the task that keeps them streaming with a fresh token
+//! per connection). The clients need feature `client`; the types and parsing do not.
 //!
 //! Exactly-once matters more than anything here: [`PrivateClient::add_order`] answers with an
 //! [`AddOrderOutcome`] that tells a placed order from a refused one from one whose fate is
@@ -19,6 +20,8 @@ mod sign;
 #[cfg(all(test, feature = "client"))]
 mod test_server;
 mod types;
+#[cfg(feature = "client")]
+mod ws;
 mod ws_messages;
 
 #[cfg(feature = "client")]
@@ -34,6 +37,8 @@ pub use types::{
     AddedOrder, CancelResult, ClosedOrdersPage, DeadManSwitch, ExtendedBalance, Order, OrderDescription, OrderRef,
     OrderRequest, OrderStatus, OrderType, Trade, TradesPage, WebSocketsToken,
 };
+#[cfg(feature = "client")]
+pub use ws::{PrivateEvent, PrivateFeed, PrivateFeedStats, PrivateWsConfig, PrivateWsError, TokenSource};
 pub use ws_messages::{
     ExecOrderStatus, ExecType, ExecutionReport, Fee, LedgerEntry, Liquidity, PrivateMessage, TradeFill,
     parse_private_ws,
