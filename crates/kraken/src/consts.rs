@@ -6,7 +6,7 @@ use std::time::Duration;
 pub const REST_BASE_URL: &str = "https://api.kraken.com";
 /// Public WebSocket v2 endpoint (v2 speaks `BTC/USD`, not the v1 `XBT/USD`).
 pub const WS_PUBLIC_URL: &str = "wss://ws.kraken.com/v2";
-/// The authenticated WebSocket v2 (executions, balances, order entry).
+/// Authenticated WebSocket v2 endpoint (`executions`, `balances`; a token in every request).
 pub const WS_AUTH_URL: &str = "wss://ws-auth.kraken.com/v2";
 
 /// Server time, for clock-skew checks.

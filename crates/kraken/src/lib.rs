@@ -1,13 +1,16 @@
 //! Kraken: the exchange's quirks stay in here. Same shape as every adapter: constants, typed
 //! errors, parsing of recorded formats, symbol mapping, the request budget, REST and WebSocket
 //! clients and the live source. `private` holds the account side: credentials, the `API-Sign`,
-//! the nonce store, the private rate counters and the signed REST client a live broker trades
-//! through. The mock exchange that tests talk to is a crate of its own
-//! (`nanotrader-kraken-mock`), a dev-dependency only.
+//! the nonce store, the private rate counters, the signed REST client a live broker trades
+//! through, and the authenticated WebSocket v2 feed (`PrivateFeed`: the account's executions
+//! and balances as typed events, reconnected with a fresh token and new snapshots). The mock
+//! exchange that tests talk to is a crate of its own (`nanotrader-kraken-mock`), a
+//! dev-dependency only.
 //!
 //! Without the default `client` feature only Kraken's formats, errors and pair names are built
 //! (no network crates): what the people-facing number formats need for a pair's tick. The
-//! private API's signing, nonce store and types build without it too; its client does not.
+//! private API's signing, nonce store, types and WebSocket message parsing build without it
+//! too; its clients do not.
 //!
 //! It owns how Kraken is spoken to and what its messages mean, turned into the market crate's
 //! events. It must not know the engine, the store, the strategies or the command line.

@@ -229,7 +229,8 @@ impl Session {
                         Some(trade_item(order, f, order.placed.status == OrderStatus::Closed))
                     }));
                 }
-                let result = json!({ "channel": "executions", "snapshot": orders || trades });
+                // Kraken's ack echoes the two snapshot flags (`snapshot` is deprecated).
+                let result = json!({ "channel": "executions", "snap_orders": orders, "snap_trades": trades });
                 Ok((result, (orders || trades).then_some(("executions", data))))
             }
             Some("balances") if self.balances.is_some() => Err("Already subscribed"),
@@ -553,7 +554,6 @@ fn full_order(order: &Order, exec_type: &str, order_status: &str, time: Timestam
     let placed = &order.placed;
     let mut fields = ids(order);
     fields.insert("exec_type".into(), exec_type.into());
-    fields.insert("exec_id".into(), super::auth::kraken_id('E').into());
     fields.insert("symbol".into(), msg::SYMBOL.into());
     fields.insert("side".into(), placed.side.as_str().into());
     fields.insert("order_type".into(), placed.order_type.as_str().into());
@@ -585,7 +585,6 @@ fn snapshot_order(order: &Order) -> Value {
 fn order_change(order: &Order, exec_type: &str, time: Timestamp) -> Value {
     let mut fields = ids(order);
     fields.insert("exec_type".into(), exec_type.into());
-    fields.insert("exec_id".into(), super::auth::kraken_id('E').into());
     fields.insert("order_status".into(), exec_type.into());
     if exec_type != "new" {
         totals(&mut fields, order);

@@ -98,7 +98,10 @@ async fn executions_snapshot_then_every_order_event() {
         .await;
     let ack = client.json().await;
     assert_eq!(ack["success"], true, "{ack}");
-    assert_eq!(ack["result"]["channel"], "executions");
+    assert_eq!(
+        ack["result"],
+        json!({ "channel": "executions", "snap_orders": true, "snap_trades": true })
+    );
     let snapshot = client.json().await;
     assert_eq!(
         (&snapshot["channel"], &snapshot["type"]),
@@ -143,6 +146,12 @@ async fn executions_snapshot_then_every_order_event() {
     }
     let kinds: Vec<&str> = events.iter().map(|e| e["exec_type"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["pending_new", "new", "trade", "trade", "filled"]);
+    // Kraken: `exec_id` is on trade events only.
+    assert!(
+        events
+            .iter()
+            .all(|e| e.get("exec_id").is_some() == (e["exec_type"] == "trade"))
+    );
     assert!(
         events
             .iter()

@@ -1,6 +1,9 @@
-//! Kraken's private REST API (README section 4): credentials that never show themselves, the
-//! `API-Sign`, nonces that never go back (not even across restarts), client-side copies of the
-//! rate counters, typed results and errors, and the signed client (feature `client`).
+//! Kraken's private API: the REST side (README section 4: credentials that never show
+//! themselves, the `API-Sign`, nonces that never go back (not even across restarts),
+//! client-side copies of the rate counters, typed results and errors, the signed client) and
+//! the authenticated WebSocket v2 (README 7.11: the `executions` and `balances` channels as
+//! typed messages, and [`PrivateFeed`], the task that keeps them streaming with a fresh token
+//! per connection). The clients need feature `client`; the types and parsing do not.
 //!
 //! Exactly-once matters more than anything here: [`PrivateClient::add_order`] answers with an
 //! [`AddOrderOutcome`] that tells a placed order from a refused one from one whose fate is
@@ -20,6 +23,9 @@ mod sign;
 mod test_server;
 #[cfg_attr(not(feature = "client"), allow(dead_code))]
 mod types;
+#[cfg(feature = "client")]
+mod ws;
+mod ws_messages;
 
 #[cfg(feature = "client")]
 pub use client::PrivateClient;
@@ -33,4 +39,10 @@ pub use sign::{api_sign, verify_api_sign};
 pub use types::{
     AddedOrder, CancelResult, ClosedOrdersPage, DeadManSwitch, ExtendedBalance, Order, OrderDescription, OrderRef,
     OrderRequest, OrderStatus, OrderType, Trade, TradesPage, WebSocketsToken,
+};
+#[cfg(feature = "client")]
+pub use ws::{PrivateEvent, PrivateFeed, PrivateFeedStats, PrivateWsConfig, PrivateWsError, TokenSource};
+pub use ws_messages::{
+    ExecOrderStatus, ExecType, ExecutionReport, Fee, LedgerEntry, Liquidity, PrivateMessage, TradeFill,
+    parse_private_ws,
 };

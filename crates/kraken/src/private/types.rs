@@ -434,7 +434,7 @@ fn unquoted(raw: &RawValue) -> &str {
 }
 
 /// A decimal written as a string (`"30010.0"`, Kraken's REST) or as a number.
-fn dec<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+pub(super) fn dec<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
     let raw = <&RawValue>::deserialize(d)?;
     let text = unquoted(raw);
     let parsed = if text.contains(['e', 'E']) {
@@ -461,7 +461,7 @@ fn secs_required<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error>
 }
 
 /// An integer as a number or a string; `null` or `""` is none.
-fn opt_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+pub(super) fn opt_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     let raw = <&RawValue>::deserialize(d)?;
     match unquoted(raw) {
         "null" | "" => Ok(None),
