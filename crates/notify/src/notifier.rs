@@ -176,7 +176,8 @@ impl Drop for Notifier {
 }
 
 impl NotifyHandle {
-    /// As [`Notifier::notify`]; after the notifier's shutdown, the event is dropped and counted.
+    /// As [`Notifier::notify`]; once the notifier is shut down or dropped, the event is dropped
+    /// and counted.
     pub fn notify(&self, event: Event) {
         self.shared.notify(event);
     }
