@@ -11,7 +11,8 @@ use crate::redact::redact_url;
 /// How the body is shaped for the receiver behind the URL.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum NotifyFormat {
-    /// The event itself with `"text"` and `"ts"`: for a receiver of one's own.
+    /// The event itself with `"text"` and `"ts"` (RFC 3339: the event's own time, a fill's, else
+    /// when it was queued): for a receiver of one's own.
     #[default]
     Json,
     /// `{"text": ...}`: a Slack incoming webhook.

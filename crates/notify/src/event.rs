@@ -27,7 +27,7 @@ impl fmt::Display for Side {
 /// One alert. Serialized with its kind as `"event"` (`"fill"`, `"order_rejected"`, ...), amounts
 /// as exact decimal strings, times in RFC 3339. `run` is the store's run id; ids of orders and
 /// trades are the broker's, as text.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     Fill {
