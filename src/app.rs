@@ -133,7 +133,19 @@ async fn serve_and_run(cfg: RunConfig) -> Result<(), AppError> {
         format!("dashboard: {}{note}", handle.url())
     });
     let server = web.as_ref().map(|h| h.server.clone());
-    let result = run_pairs(cfg.clone(), &lock, server, line).await;
+    let notifier = match &cfg.notify {
+        Some(notify) => {
+            tracing::info!("alerts to {}", nanotrader_notify::redact_url(notify.url.as_str()));
+            Some(nanotrader_notify::Notifier::spawn(notify.clone()).map_err(AppError::input)?)
+        }
+        None => None,
+    };
+    let alerts = notifier.as_ref().map(nanotrader_notify::Notifier::handle);
+    let result = run_pairs(cfg.clone(), &lock, server, line, alerts).await;
+    if let Some(notifier) = notifier {
+        // The stop alert and what is queued get a moment to go out.
+        let _ = notifier.shutdown(std::time::Duration::from_secs(5)).await;
+    }
     if let Some(handle) = web {
         if result.is_ok() && cfg.web.as_ref().is_some_and(|w| w.stay) {
             println!(
@@ -154,6 +166,8 @@ async fn serve_and_run(cfg: RunConfig) -> Result<(), AppError> {
 struct DashboardLine {
     line: Option<String>,
     waiting: AtomicUsize,
+    /// Where alerts go (`--notify-url`), for every pair's run.
+    alerts: Option<nanotrader_notify::NotifyHandle>,
 }
 
 impl DashboardLine {
@@ -174,6 +188,7 @@ async fn run_pairs(
     lock: &DataDirLock,
     web: Option<Arc<nanotrader_web::Server>>,
     line: Option<String>,
+    alerts: Option<nanotrader_notify::NotifyHandle>,
 ) -> Result<(), AppError> {
     let pairs: Vec<String> = cfg
         .pair
@@ -184,6 +199,7 @@ async fn run_pairs(
     let line = DashboardLine {
         line,
         waiting: AtomicUsize::new(pairs.len().max(1)),
+        alerts,
     };
     if pairs.len() <= 1 {
         return run(cfg, lock, None, None, web, &line).await;
@@ -254,7 +270,7 @@ async fn run(
     let start_equity = broker.account().equity();
     let run = session.run;
 
-    let outputs = Outputs::start(&store, &run, &cfg)?;
+    let outputs = Outputs::start(&store, &run, &cfg, line.alerts.as_ref())?;
     let mut aggregator = BarAggregator::new(cfg.interval, info.bar_interval);
     if let Some(ts) = run.last_bar_ts {
         aggregator = aggregator.with_last_closed(ts);
@@ -277,7 +293,7 @@ async fn run(
     let elapsed = started.elapsed();
     // Dropping the engine closes the store queue, so the writer thread can end.
     drop(engine);
-    let outcome = outputs.finish(&store, &run, result).await?;
+    let outcome = outputs.finish(&store, &run, &cfg, result).await?;
     print_summary(&store, &cfg, &info, run, outcome, start_equity, elapsed)
 }
 
@@ -344,10 +360,16 @@ struct Outputs {
     store: mpsc::Sender<nanotrader_store::StoreCmd>,
     writer: StoreWriter,
     logger: tokio::task::JoinHandle<()>,
+    alerts: Option<nanotrader_notify::NotifyHandle>,
 }
 
 impl Outputs {
-    fn start(store: &Store, run: &RunRecord, cfg: &RunConfig) -> Result<Self, AppError> {
+    fn start(
+        store: &Store,
+        run: &RunRecord,
+        cfg: &RunConfig,
+        alerts: Option<&nanotrader_notify::NotifyHandle>,
+    ) -> Result<Self, AppError> {
         let bus = Bus::new();
         let metrics = Arc::new(Metrics::default());
         let (store_tx, store_rx) = mpsc::channel(STORE_QUEUE_BATCHES);
@@ -363,13 +385,40 @@ impl Outputs {
             cfg.pair.clone(),
             data_mode(&cfg.source),
         ));
-        Ok(Self {
+        if let Some(alerts) = alerts {
+            tokio::spawn(crate::alerts::forward(
+                bus.events.subscribe(),
+                alerts.clone(),
+                run.id,
+                cfg.pair.clone(),
+            ));
+        }
+        let outputs = Self {
             bus,
             metrics,
             store: store_tx,
             writer,
             logger,
-        })
+            alerts: alerts.cloned(),
+        };
+        outputs.alert_started(cfg, run);
+        Ok(outputs)
+    }
+
+    fn alert_started(&self, cfg: &RunConfig, run: &RunRecord) {
+        if let Some(alerts) = &self.alerts {
+            let (broker, live) = match &cfg.live {
+                crate::config::LiveSpec::Paper => ("paper", false),
+                crate::config::LiveSpec::Kraken(k) if k.validate_only => ("kraken-validate", false),
+                crate::config::LiveSpec::Kraken(_) => ("kraken", true),
+            };
+            alerts.notify(nanotrader_notify::Event::Started {
+                run: run.id,
+                pair: cfg.pair.clone(),
+                broker: broker.to_owned(),
+                live,
+            });
+        }
     }
 
     fn engine(&self) -> EngineOutputs {
@@ -386,6 +435,7 @@ impl Outputs {
         self,
         store: &Store,
         run: &RunRecord,
+        cfg: &RunConfig,
         result: Result<nanotrader_engine::Outcome, nanotrader_engine::EngineError>,
     ) -> Result<nanotrader_engine::Outcome, AppError> {
         let Self {
@@ -393,6 +443,7 @@ impl Outputs {
             store: queue,
             writer,
             logger,
+            alerts,
             ..
         } = self;
         drop(queue);
@@ -401,7 +452,7 @@ impl Outputs {
             .map_err(|e| AppError::runtime(format!("store writer: {e}")))?;
         drop(bus);
         let _ = logger.await;
-        match (result, writer_result) {
+        let outcome = match (result, writer_result) {
             (Ok(outcome), Ok(_)) => Ok(outcome),
             (Err(nanotrader_engine::EngineError::Source(e)), _) => {
                 let _ = store.set_run_status(run.id, nanotrader_store::RunStatus::Failed);
@@ -409,7 +460,19 @@ impl Outputs {
             }
             (_, Err(e)) => Err(AppError::runtime(format!("store write failed, run stopped: {e}"))),
             (Err(e), _) => Err(AppError::runtime(e.to_string())),
+        };
+        if let Some(alerts) = alerts {
+            let reason = match &outcome {
+                Ok(outcome) => format!("{outcome:?}").to_lowercase(),
+                Err(e) => e.message.clone(),
+            };
+            alerts.notify(nanotrader_notify::Event::Stopped {
+                run: run.id,
+                pair: cfg.pair.clone(),
+                reason,
+            });
         }
+        outcome
     }
 }
 

@@ -47,6 +47,8 @@ pub struct RunConfig {
     pub web: Option<nanotrader_web::WebConfig>,
     /// Where orders go: paper, or a Kraken broker with its keys and rails.
     pub live: LiveSpec,
+    /// Alerts to a webhook (`--notify-url`).
+    pub notify: Option<nanotrader_notify::NotifyConfig>,
 }
 
 /// Where a run's orders go.
@@ -354,8 +356,10 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
         }
     };
 
+    let notify = resolve_notify(&live)?;
     let live = resolve_live(live, &source)?;
     Ok(RunConfig {
+        notify,
         data_dir,
         source,
         live,
@@ -423,6 +427,22 @@ fn resolve_live(live: LiveOptions, source: &SourceSpec) -> Result<LiveSpec, Conf
         max_order_usd,
         max_orders_per_hour: live.max_orders_per_hour.unwrap_or(30),
     }))
+}
+
+/// The alerts' webhook; the URL is only ever shown redacted.
+fn resolve_notify(live: &LiveOptions) -> Result<Option<nanotrader_notify::NotifyConfig>, ConfigError> {
+    let Some(url) = live.notify_url.as_deref().filter(|u| !u.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let format = live
+        .notify_format
+        .as_deref()
+        .unwrap_or("json")
+        .parse::<nanotrader_notify::NotifyFormat>()
+        .map_err(|e| ConfigError(format!("notify-format: {e}")))?;
+    nanotrader_notify::NotifyConfig::new(url.trim(), format)
+        .map(Some)
+        .map_err(|e| ConfigError(format!("notify-url: {e}")))
 }
 
 /// The dashboard's settings, `None` with --no-web.

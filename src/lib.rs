@@ -5,6 +5,7 @@
 //! Its public API is what the binary's `main` calls ([`execute`], [`Cli`]) and the fuzz targets
 //! (`fuzzing`, hidden).
 
+mod alerts;
 mod app;
 mod backtest_command;
 mod brokers;

@@ -295,6 +295,21 @@ pub struct LiveOptions {
     /// Most orders a live broker sends in any hour [default: 30].
     #[arg(long, env = "NANOTRADER_MAX_ORDERS_PER_HOUR", help_heading = "Live trading")]
     pub max_orders_per_hour: Option<u32>,
+
+    /// Webhook that gets a JSON event for each fill, start and stop, and feed outage and
+    /// recovery, sent on its own task with retries (never slowing the engine). Shown redacted.
+    #[arg(
+        long,
+        env = "NANOTRADER_NOTIFY_URL",
+        hide_env_values = true,
+        value_name = "URL",
+        help_heading = "Alerts"
+    )]
+    pub notify_url: Option<String>,
+
+    /// The webhook's body: json, slack, discord or telegram [default: json].
+    #[arg(long, env = "NANOTRADER_NOTIFY_FORMAT", help_heading = "Alerts")]
+    pub notify_format: Option<String>,
 }
 
 /// The dashboard (`run`, `demo`).
@@ -457,6 +472,8 @@ impl LiveOptions {
             kraken_tier: Some("starter".to_owned()),
             max_order_usd: Some(Decimal::from(100)),
             max_orders_per_hour: Some(30),
+            notify_url: None,
+            notify_format: Some("json".to_owned()),
         }
     }
 }

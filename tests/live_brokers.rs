@@ -215,3 +215,69 @@ async fn wait_for(what: &str, running: &mut Running, done: fn(&Path) -> bool, di
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
+
+/// A webhook receiver on loopback: every JSON body it got.
+async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
+    use axum::routing::post;
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let app = axum::Router::new().route(
+        "/hooks/{secret}",
+        post({
+            let got = got.clone();
+            move |axum::Json(body): axum::Json<serde_json::Value>| {
+                let got = got.clone();
+                async move {
+                    got.lock().unwrap().push(body);
+                    "ok"
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/hooks/s3cr3t-w3bh00k-t0k3n-abcdef",
+        listener.local_addr().unwrap()
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_reach_the_webhook_and_its_secret_is_never_shown() {
+    let (url, got) = receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = bin();
+    cmd.arg("--data-dir").arg(dir.path()).args([
+        "run",
+        "--data",
+        "tests/data/btcusd_trades_kraken_20190701.csv",
+        "--no-web",
+        "--notify-url",
+        &url,
+    ]);
+    cmd.current_dir(repo_file(""));
+    let out = output(cmd).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = stderr(&out) + &stdout(&out);
+    assert!(
+        !log.contains("s3cr3t-w3bh00k-t0k3n"),
+        "the webhook's secret is redacted: {log}"
+    );
+    let events = got.lock().unwrap().clone();
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"started"), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"stopped"), "{kinds:?}");
+    let fills = nanotrader(dir.path(), &["fills", "--csv"]);
+    let stored = stdout(&fills).lines().count() - 1;
+    assert!(stored > 0);
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "fill").count(),
+        stored,
+        "one alert per fill"
+    );
+    let first_fill = events.iter().find(|e| e["event"] == "fill").unwrap();
+    assert!(
+        first_fill["price"].is_string() && first_fill["qty"].is_string(),
+        "exact amounts: {first_fill}"
+    );
+}
