@@ -29,9 +29,11 @@ pub async fn broker_for(
         LiveSpec::Paper => return Ok(Box::new(paper)),
         LiveSpec::Kraken(kraken) => kraken,
     };
+    // Refused in the config already; kept so that a real-money broker can never start here by
+    // accident.
     if !kraken.validate_only {
         return Err(AppError::input(
-            "--broker kraken: real orders are not in this build yet; rehearse with --broker kraken-validate",
+            "--broker kraken: real orders are not in this build yet",
         ));
     }
     let pair = pair.ok_or_else(|| AppError::input("a Kraken broker needs --source kraken"))?;

@@ -250,7 +250,6 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
         live,
         fresh,
     } = args.layered(RunArgs::default(), mode);
-    let err = |m: String| Err(ConfigError(m));
     let Trading {
         strategy,
         broker,
@@ -265,6 +264,92 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
         ..EngineConfig::default()
     };
 
+    let source = resolve_source(&src, bars.columns.clone(), mode)?;
+    let notify = resolve_notify(&live)?;
+    let live = resolve_live(live, &source)?;
+    Ok(RunConfig {
+        notify,
+        data_dir,
+        source,
+        live,
+        web: resolve_web(web)?,
+        pair: src.pair.unwrap_or_else(|| DEFAULT_PAIR.to_owned()),
+        interval,
+        strategy,
+        broker,
+        engine,
+        fresh,
+    })
+}
+
+/// The broker. Every refusal comes before any private request: real orders without
+/// --confirm-live, a live broker without live market data, missing or malformed keys. Paper reads
+/// no key at all.
+fn resolve_live(live: LiveOptions, source: &SourceSpec) -> Result<LiveSpec, ConfigError> {
+    let kind = live.broker_kind.unwrap_or(BrokerKind::Paper);
+    if kind == BrokerKind::Paper {
+        return Ok(LiveSpec::Paper);
+    }
+    let name = if kind == BrokerKind::Kraken {
+        "kraken"
+    } else {
+        "kraken-validate"
+    };
+    if kind == BrokerKind::Kraken && !live.confirm_live.unwrap_or(false) {
+        return Err(ConfigError(
+            "--broker kraken would place real orders with real money on Kraken: add --confirm-live \
+             (config confirm-live = true, env NANOTRADER_CONFIRM_LIVE=1) to do so, or rehearse with \
+             --broker kraken-validate"
+                .into(),
+        ));
+    }
+    if kind == BrokerKind::Kraken {
+        return Err(ConfigError(
+            "--broker kraken: real orders are not in this build yet; rehearse with --broker kraken-validate".into(),
+        ));
+    }
+    let SourceSpec::Kraken { rest_url, .. } = source else {
+        return Err(ConfigError(format!(
+            "--broker {name} trades on Kraken's live market: use --source kraken (a replay or a simulation trades on paper)"
+        )));
+    };
+    let tier = live
+        .kraken_tier
+        .as_deref()
+        .unwrap_or("starter")
+        .parse::<nanotrader_kraken::private::Tier>()
+        .map_err(|e| ConfigError(format!("kraken-tier: {e}")))?;
+    let max_order_usd = live.max_order_usd.unwrap_or(Decimal::from(100));
+    if max_order_usd <= Decimal::ZERO {
+        return Err(ConfigError(format!(
+            "max-order-usd must be positive, got {max_order_usd}"
+        )));
+    }
+    let credentials = nanotrader_kraken::private::Credentials::from_env()
+        .map_err(|e| ConfigError(format!("--broker {name}: {e}")))?;
+    Ok(LiveSpec::Kraken(KrakenLive {
+        validate_only: kind == BrokerKind::KrakenValidate,
+        credentials: std::sync::Arc::new(credentials),
+        rest_url: rest_url.clone(),
+        ws_auth_url: checked_url(
+            live.kraken_ws_auth_url.as_deref(),
+            nanotrader_kraken::consts::WS_AUTH_URL,
+            &["ws", "wss"],
+            "kraken-ws-auth-url",
+        )?,
+        tier,
+        max_order_usd,
+        max_orders_per_hour: live.max_orders_per_hour.unwrap_or(30),
+    }))
+}
+
+/// The market-data source and its settings.
+fn resolve_source(
+    src: &SourceOptions,
+    columns: Option<nanotrader_market::ColumnSpec>,
+    mode: Mode,
+) -> Result<SourceSpec, ConfigError> {
+    let err = |m: String| Err(ConfigError(m));
     let speed = src.speed.unwrap_or(Speed::Max);
     // `run` trades Kraken live unless it is given a file to replay; `demo` always replays.
     let default_source = match (mode, &src.data) {
@@ -286,7 +371,7 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
             looping: src.looping.unwrap_or_default(),
             csv: nanotrader_market::CsvOptions {
                 skip_bad_rows: src.skip_bad_rows.unwrap_or_default(),
-                columns: bars.columns,
+                columns,
             },
         },
         SourceKind::Sim => {
@@ -355,78 +440,7 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
             }
         }
     };
-
-    let notify = resolve_notify(&live)?;
-    let live = resolve_live(live, &source)?;
-    Ok(RunConfig {
-        notify,
-        data_dir,
-        source,
-        live,
-        web: resolve_web(web)?,
-        pair: src.pair.unwrap_or_else(|| DEFAULT_PAIR.to_owned()),
-        interval,
-        strategy,
-        broker,
-        engine,
-        fresh,
-    })
-}
-
-/// The broker. Every refusal comes before any private request: real orders without
-/// --confirm-live, a live broker without live market data, missing or malformed keys. Paper reads
-/// no key at all.
-fn resolve_live(live: LiveOptions, source: &SourceSpec) -> Result<LiveSpec, ConfigError> {
-    let kind = live.broker_kind.unwrap_or(BrokerKind::Paper);
-    if kind == BrokerKind::Paper {
-        return Ok(LiveSpec::Paper);
-    }
-    let name = if kind == BrokerKind::Kraken {
-        "kraken"
-    } else {
-        "kraken-validate"
-    };
-    if kind == BrokerKind::Kraken && !live.confirm_live.unwrap_or(false) {
-        return Err(ConfigError(
-            "--broker kraken would place real orders with real money on Kraken: add --confirm-live \
-             (config confirm-live = true, env NANOTRADER_CONFIRM_LIVE=1) to do so, or rehearse with \
-             --broker kraken-validate"
-                .into(),
-        ));
-    }
-    let SourceSpec::Kraken { rest_url, .. } = source else {
-        return Err(ConfigError(format!(
-            "--broker {name} trades on Kraken's live market: use --source kraken (a replay or a simulation trades on paper)"
-        )));
-    };
-    let tier = live
-        .kraken_tier
-        .as_deref()
-        .unwrap_or("starter")
-        .parse::<nanotrader_kraken::private::Tier>()
-        .map_err(|e| ConfigError(format!("kraken-tier: {e}")))?;
-    let max_order_usd = live.max_order_usd.unwrap_or(Decimal::from(100));
-    if max_order_usd <= Decimal::ZERO {
-        return Err(ConfigError(format!(
-            "max-order-usd must be positive, got {max_order_usd}"
-        )));
-    }
-    let credentials = nanotrader_kraken::private::Credentials::from_env()
-        .map_err(|e| ConfigError(format!("--broker {name}: {e}")))?;
-    Ok(LiveSpec::Kraken(KrakenLive {
-        validate_only: kind == BrokerKind::KrakenValidate,
-        credentials: std::sync::Arc::new(credentials),
-        rest_url: rest_url.clone(),
-        ws_auth_url: checked_url(
-            live.kraken_ws_auth_url.as_deref(),
-            nanotrader_kraken::consts::WS_AUTH_URL,
-            &["ws", "wss"],
-            "kraken-ws-auth-url",
-        )?,
-        tier,
-        max_order_usd,
-        max_orders_per_hour: live.max_orders_per_hour.unwrap_or(30),
-    }))
+    Ok(source)
 }
 
 /// The alerts' webhook; the URL is only ever shown redacted.

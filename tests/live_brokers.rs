@@ -281,3 +281,17 @@ async fn alerts_reach_the_webhook_and_its_secret_is_never_shown() {
         "exact amounts: {first_fill}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirmed_real_orders_are_refused_before_anything_is_stored_or_sent() {
+    let mock = start_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = with_keys(kraken_run(dir.path(), &mock));
+    cmd.args(["--broker", "kraken", "--confirm-live", "--no-web"]);
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
+    assert_eq!(private_calls(&mock), 0);
+    assert!(!dir.path().join("nanotrader.sqlite").exists(), "no run created");
+    mock.shutdown().await;
+}
