@@ -11,10 +11,12 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use indicatif::ProgressBar;
 use nanotrader_backtest::BarColumns;
-use nanotrader_backtest::cache::{self, CacheKey};
-use nanotrader_backtest::load::{self, CacheMode, LoadOptions};
-use nanotrader_backtest::simulate::{self, Keep, Settings};
-use nanotrader_backtest::sweep;
+use nanotrader_backtest::{CacheKey, cache_dir, cache_path, read_cache};
+use nanotrader_backtest::{CacheMode, LoadOptions};
+use nanotrader_backtest::{
+    DEFAULT_CACHE_MAX_BYTES, Keep, LoadPath, Settings, load_bars, run_backtest, run_combinations, sweep_combinations,
+};
+
 use nanotrader_broker::BrokerConfig;
 use nanotrader_market::Interval;
 use nanotrader_strategy::StrategyConfig;
@@ -47,9 +49,7 @@ fn columns(n: usize) -> BarColumns {
             detail: false,
             ..LoadOptions::default()
         };
-        let mut bars = load::load(Path::new(&path), &opts, &ProgressBar::hidden())
-            .unwrap()
-            .bars;
+        let mut bars = load_bars(Path::new(&path), &opts, &ProgressBar::hidden()).unwrap().bars;
         assert!(
             bars.len() >= n,
             "{} holds fewer than {n} bars",
@@ -68,7 +68,7 @@ fn columns(n: usize) -> BarColumns {
         detail: false,
         ..LoadOptions::default()
     };
-    let base = load::load(&path, &opts, &ProgressBar::hidden()).unwrap().bars;
+    let base = load_bars(&path, &opts, &ProgressBar::hidden()).unwrap().bars;
     let mut bars = BarColumns::new(Interval::ONE_MINUTE, false);
     bars.ts = (0..n as i64).map(|i| (1_500_000_000 + 60 * i) * 1000).collect();
     bars.close = (0..n).map(|i| base.close[i % base.len()]).collect();
@@ -99,7 +99,7 @@ fn backtest_10m(c: &mut Criterion) {
         ),
     ] {
         group.bench_function(name, |b| {
-            b.iter(|| simulate::run(&bars, &strategy, &settings, Keep::default()).unwrap())
+            b.iter(|| run_backtest(&bars, &strategy, &settings, Keep::default()).unwrap())
         });
     }
     group.finish();
@@ -115,7 +115,7 @@ fn loading_1m(c: &mut Criterion) {
         interval: None,
         cache: CacheMode::Off,
         cache_dir: Some(dir.path().join("cache")),
-        cache_max_bytes: load::DEFAULT_CACHE_MAX_BYTES,
+        cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
         detail: false,
         columns: None,
     };
@@ -129,8 +129,8 @@ fn loading_1m(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1_000_000));
     group.bench_function("csv_to_trades_1m_bars", |b| {
         b.iter(|| {
-            let bars = load::load(&path, &csv_only, &hidden).unwrap().bars;
-            simulate::run(
+            let bars = load_bars(&path, &csv_only, &hidden).unwrap().bars;
+            run_backtest(
                 &bars,
                 &strategy,
                 &seed_settings(),
@@ -142,15 +142,15 @@ fn loading_1m(c: &mut Criterion) {
             .unwrap()
         })
     });
-    load::load(&path, &with_cache, &hidden).unwrap();
+    load_bars(&path, &with_cache, &hidden).unwrap();
     let key = CacheKey::of(&path, None, None).unwrap();
-    let cached = cache::path_for(&cache::dir_in(dir.path()), &key);
-    assert!(cache::read(&cached, key, false).unwrap().is_some());
+    let cached = cache_path(&cache_dir(dir.path()), &key);
+    assert!(read_cache(&cached, key, false).unwrap().is_some());
     group.bench_function("cache_to_trades_1m_bars", |b| {
         b.iter(|| {
-            let loaded = load::load(&path, &with_cache, &hidden).unwrap();
-            assert_eq!(loaded.path, load::LoadPath::Cache);
-            simulate::run(
+            let loaded = load_bars(&path, &with_cache, &hidden).unwrap();
+            assert_eq!(loaded.path, LoadPath::Cache);
+            run_backtest(
                 &loaded.bars,
                 &strategy,
                 &seed_settings(),
@@ -170,7 +170,7 @@ fn sweep_1000(c: &mut Criterion) {
     // The comparison script's grid: 10 x 100 = 1,000 combinations.
     let shorts: Vec<usize> = (5..=50).step_by(5).collect();
     let longs: Vec<usize> = (52..=250).step_by(2).collect();
-    let combos = sweep::combinations(&shorts, &longs);
+    let combos = sweep_combinations(&shorts, &longs);
     let settings = Settings {
         broker: BrokerConfig::default(),
         decide_from_bar: 1,
@@ -180,7 +180,7 @@ fn sweep_1000(c: &mut Criterion) {
     group.throughput(Throughput::Elements((combos.len() * bars.len()) as u64));
     group.bench_function(format!("sma_grid_{}_combos_1m_bars", combos.len()), |b| {
         let never = std::sync::atomic::AtomicBool::new(false);
-        b.iter(|| sweep::run(&bars, &combos, &settings, &ProgressBar::hidden(), &never))
+        b.iter(|| run_combinations(&bars, &combos, &settings, &ProgressBar::hidden(), &never))
     });
     group.finish();
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use indicatif::ProgressBar;
-use nanotrader_backtest::load::{self, CacheMode, LoadOptions};
+use nanotrader_backtest::{CacheMode, LoadOptions, LoadPath, load_bars};
 use nanotrader_market::CsvReader;
 
 const ROWS: usize = 1_000_000;
@@ -79,8 +79,8 @@ fn readers(c: &mut Criterion) {
         };
         group.bench_function(format!("parallel_loader_{shape}"), |b| {
             b.iter(|| {
-                let loaded = load::load(path, &opts, &ProgressBar::hidden()).unwrap();
-                assert_eq!((loaded.path, loaded.bars.len()), (load::LoadPath::FastCsv, ROWS));
+                let loaded = load_bars(path, &opts, &ProgressBar::hidden()).unwrap();
+                assert_eq!((loaded.path, loaded.bars.len()), (LoadPath::FastCsv, ROWS));
             })
         });
     }

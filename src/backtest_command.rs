@@ -15,11 +15,11 @@ use crate::cli::{BacktestArgs, CacheArg};
 use crate::config::{Trading, resolve_trading};
 use crate::options::{RunArgs, StrategyKind, StrategyOptions};
 use merge::Merge as _;
-use nanotrader_backtest::BarColumns;
-use nanotrader_backtest::load::{self, CacheMode, LoadOptions};
-use nanotrader_backtest::simulate::{self, BacktestResult, Keep, Settings};
-use nanotrader_backtest::summary::{self, DataInfo, Timings};
-use nanotrader_backtest::sweep::{self, Axis, ComboResult};
+use nanotrader_backtest::{
+    Axis, BacktestResult, BarColumns, CacheMode, ComboResult, DataInfo, Interrupted, Keep, LoadOptions,
+    MAX_COMBINATIONS, Settings, SingleSummary, Timings, load_bars, print_json, print_single, print_sweep,
+    rank_combinations, run_backtest_on_cores, run_combinations, summarize_single, summarize_sweep, sweep_combinations,
+};
 use nanotrader_market::{SourceError, Timestamp};
 use nanotrader_store::Store;
 use nanotrader_strategy::StrategyConfig;
@@ -57,7 +57,7 @@ pub fn execute(mut args: BacktestArgs, file: RunArgs, data_dir: &Path, quiet: bo
     let result = match plan {
         Plan::Single(strategy) => {
             check_length(&bars, &strategy, &info)?;
-            let outcome = simulate::run_on_cores(cores(&args), &bars, &strategy, &settings, keep(&args))
+            let outcome = run_backtest_on_cores(cores(&args), &bars, &strategy, &settings, keep(&args))
                 .map_err(AppError::input)?;
             Ran {
                 strategy,
@@ -73,7 +73,7 @@ pub fn execute(mut args: BacktestArgs, file: RunArgs, data_dir: &Path, quiet: bo
         total_secs: started.elapsed().as_secs_f64(),
     };
     // Computed once for every output: the backtest, or a sweep's best combination.
-    let single = summary::single(
+    let single = summarize_single(
         &info,
         &result.strategy,
         &trading,
@@ -119,12 +119,7 @@ fn load(args: &BacktestArgs, data_dir: &Path, detail: bool, quiet: bool) -> Resu
 }
 
 /// --trades and --report.
-fn write_files(
-    args: &BacktestArgs,
-    result: &Ran,
-    single: &summary::SingleSummary,
-    bars: &BarColumns,
-) -> Result<(), AppError> {
+fn write_files(args: &BacktestArgs, result: &Ran, single: &SingleSummary, bars: &BarColumns) -> Result<(), AppError> {
     let Ran {
         strategy,
         outcome,
@@ -141,33 +136,28 @@ fn write_files(
         })?;
     }
     if let Some(path) = &args.report {
-        let heatmap = sweep.as_ref().map(|s| {
-            nanotrader_backtest::report_data::sweep_data(&s.results, &s.shorts, &s.longs, args.metric, args.top)
-        });
-        let data = nanotrader_backtest::report_data::build(bars, strategy, outcome, single, heatmap);
-        let html = nanotrader_backtest::html::render(&data);
+        let heatmap = sweep
+            .as_ref()
+            .map(|s| nanotrader_backtest::sweep_report_data(&s.results, &s.shorts, &s.longs, args.metric, args.top));
+        let data = nanotrader_backtest::report_data(bars, strategy, outcome, single, heatmap);
+        let html = nanotrader_backtest::render_report(&data);
         write_file(path, |out| out.write_all(html.as_bytes()))?;
     }
     Ok(())
 }
 
 /// The summary (or JSON) on stdout, in one write at the end, not one per line.
-fn print_results(
-    args: &BacktestArgs,
-    result: &Ran,
-    single: summary::SingleSummary,
-    timings: &Timings,
-) -> Result<(), AppError> {
+fn print_results(args: &BacktestArgs, result: &Ran, single: SingleSummary, timings: &Timings) -> Result<(), AppError> {
     let mut stdout = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
     let printed = match &result.sweep {
-        None if args.json => summary::print_json(&mut stdout, &single),
-        None => summary::print_single(&mut stdout, &single),
+        None if args.json => print_json(&mut stdout, &single),
+        None => print_single(&mut stdout, &single),
         Some(s) => {
-            let sweep = summary::sweep(&s.results, &s.shorts, &s.longs, args.metric, args.top, single, timings);
+            let sweep = summarize_sweep(&s.results, &s.shorts, &s.longs, args.metric, args.top, single, timings);
             if args.json {
-                summary::print_json(&mut stdout, &sweep)
+                print_json(&mut stdout, &sweep)
             } else {
-                summary::print_sweep(&mut stdout, &sweep)
+                print_sweep(&mut stdout, &sweep)
             }
         }
     };
@@ -261,7 +251,7 @@ fn load_file(
             CacheArg::Off => CacheMode::Off,
             CacheArg::Refresh => CacheMode::Refresh,
         },
-        cache_dir: Some(nanotrader_backtest::cache::dir_in(data_dir)),
+        cache_dir: Some(nanotrader_backtest::cache_dir(data_dir)),
         cache_max_bytes: args.cache_max_mb.saturating_mul(1 << 20),
         detail,
         columns: args.bars.columns.clone(),
@@ -271,7 +261,7 @@ fn load_file(
         0,
         "loading {bar:30} {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
     );
-    let loaded = load::load(path, &opts, &progress).map_err(|e| match e {
+    let loaded = load_bars(path, &opts, &progress).map_err(|e| match e {
         SourceError::Input(m) => AppError::input(m),
         SourceError::Fatal(m) => AppError::runtime(m),
     })?;
@@ -372,7 +362,7 @@ fn run_sweep(
     args: &BacktestArgs,
     quiet: bool,
 ) -> Result<Ran, AppError> {
-    let all = sweep::combinations(&shorts, &longs);
+    let all = sweep_combinations(&shorts, &longs);
     if all.is_empty() {
         return Err(AppError::input(format!(
             "no combination of --short {} and --long {} has short < long",
@@ -380,11 +370,11 @@ fn run_sweep(
             args.strategy.long.as_ref().map_or(String::new(), ToString::to_string),
         )));
     }
-    if all.len() > sweep::MAX_COMBINATIONS {
+    if all.len() > MAX_COMBINATIONS {
         return Err(AppError::input(format!(
             "{} combinations are more than the {} a sweep may run: use a --step",
             all.len(),
-            sweep::MAX_COMBINATIONS
+            MAX_COMBINATIONS
         )));
     }
     let combos: Vec<(usize, usize)> = all.iter().copied().filter(|&(_, long)| long <= bars.len()).collect();
@@ -417,9 +407,9 @@ fn run_sweep(
             pool.current_num_threads()
         );
     }
-    let swept = pool.install(|| sweep::run(bars, &combos, settings, &progress, &stop));
+    let swept = pool.install(|| run_combinations(bars, &combos, settings, &progress, &stop));
     progress.finish_and_clear();
-    let mut results = swept.map_err(|sweep::Interrupted { done }| AppError {
+    let mut results = swept.map_err(|Interrupted { done }| AppError {
         // 130 = 128 + SIGINT, as a shell reports a process stopped by Ctrl-C.
         code: 130,
         message: format!(
@@ -428,14 +418,13 @@ fn run_sweep(
             combos.len().separate_with_commas()
         ),
     })?;
-    sweep::rank(&mut results, args.metric);
+    rank_combinations(&mut results, args.metric);
     let top = &results[0];
     let strategy = StrategyConfig::SmaCross {
         short: top.short,
         long: top.long,
     };
-    let outcome =
-        simulate::run_on_cores(cores(args), bars, &strategy, settings, keep(args)).map_err(AppError::input)?;
+    let outcome = run_backtest_on_cores(cores(args), bars, &strategy, settings, keep(args)).map_err(AppError::input)?;
     Ok(Ran {
         strategy,
         outcome,

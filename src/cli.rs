@@ -121,7 +121,7 @@ pub struct BacktestArgs {
     pub report: Option<PathBuf>,
     /// What a sweep ranks by.
     #[arg(long, value_enum, default_value = "sharpe")]
-    pub metric: nanotrader_backtest::sweep::RankBy,
+    pub metric: nanotrader_backtest::RankBy,
     /// Sweep results listed.
     #[arg(long, default_value_t = 10)]
     pub top: usize,

@@ -18,7 +18,7 @@ use crate::options::{
     BarOptions, BrokerKind, BrokerOptions, LiveOptions, RunArgs, SourceKind, SourceOptions, StrategyKind,
     StrategyOptions, WebOptions, keys,
 };
-use nanotrader_backtest::sweep::Axis;
+use nanotrader_backtest::Axis;
 use nanotrader_engine::EngineConfig;
 use nanotrader_market::Interval;
 use nanotrader_market::Speed;

@@ -11,7 +11,7 @@ use indicatif::ProgressBar;
 use rust_decimal::Decimal;
 
 use crate::config::{self, Mode, SourceSpec};
-use nanotrader_backtest::load::{self, CacheMode, LoadOptions};
+use nanotrader_backtest::{CacheMode, LoadOptions, load_bars, read_with_engine_reader};
 use nanotrader_kraken::parse::{self, WsMessage};
 use nanotrader_market::{Bar, CsvReader, MarketEvent, Trade};
 
@@ -69,14 +69,14 @@ pub fn csv_loader(data: &[u8]) {
         ..LoadOptions::default()
     };
     let hidden = ProgressBar::hidden();
-    let loaded = load::load(file.path(), &opts, &hidden);
+    let loaded = load_bars(file.path(), &opts, &hidden);
     if let Ok(loaded) = &loaded {
         assert!(!loaded.bars.is_empty());
         assert!(loaded.bars.ts.windows(2).all(|w| w[0] < w[1]), "bars out of order");
     }
     let name = file.path().display().to_string();
     let gzip = data.starts_with(&[0x1f, 0x8b]);
-    let general = load::read_with_engine_reader(
+    let general = read_with_engine_reader(
         file.path(),
         &name,
         gzip,

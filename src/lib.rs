@@ -2,8 +2,10 @@
 //! code (the command line, the config file, the commands and their text output) over the
 //! workspace's crates; see docs/ARCHITECTURE.md.
 //!
-//! Its public API is what the binary's `main` calls ([`execute`], [`Cli`]) and the fuzz targets
-//! (`fuzzing`, hidden).
+//! It owns what a person types and reads: flags, environment, the config file, the commands and
+//! their text output, and which source and broker a run gets. It must not hold trading logic,
+//! storage or exchange protocols: those are the crates'. Its public API is what the binary's
+//! `main` calls ([`execute`], [`Cli`]) and the fuzz targets (`fuzzing`, hidden).
 
 mod alerts;
 mod app;

@@ -15,7 +15,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use crate::config::de_parse;
-use nanotrader_backtest::sweep::Axis;
+use nanotrader_backtest::Axis;
 use nanotrader_broker::Sizing;
 use nanotrader_market::{ColumnSpec, Interval, Speed};
 

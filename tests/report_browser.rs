@@ -1,5 +1,5 @@
 //! The backtest's HTML report in a real browser: reports rendered by
-//! `nanotrader_backtest::html::render` from synthetic data are opened from `file://` by
+//! `nanotrader_backtest::render_report` from synthetic data are opened from `file://` by
 //! tests/browser/report.mjs in headless Chromium (through playwright-core), offline and with
 //! every request refused, and checked: charts, markers, heatmap, tables, hovering, no console
 //! error. It needs /usr/bin/chromium and Node.js: without them the test is skipped loudly, unless
@@ -11,8 +11,9 @@ use common::*;
 
 use std::time::{Duration, Instant};
 
-use nanotrader_backtest::html::{
-    Candle, FillRow, LineSeries, Point, PriceSeries, ReportData, SummaryRow, SweepData, SweepRow, render,
+use nanotrader_backtest::{
+    Candle, FillRow, LineSeries, Point, PriceSeries, ReportData, SummaryRow, SweepData, SweepRow,
+    render_report as render,
 };
 
 /// report.mjs stops itself after 90 s; this only catches a stuck `node`.

@@ -1,5 +1,5 @@
 // Opens backtest HTML reports (written by tests/report_browser.rs through
-// nanotrader_backtest::html::render) from file:// in headless Chromium, with every network
+// nanotrader_backtest::render_report) from file:// in headless Chromium, with every network
 // request refused, and checks what a reader sees: the charts draw, the heatmap, tables and
 // summary hold what the data says, hovering answers, and nothing reaches the console.
 //

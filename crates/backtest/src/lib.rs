@@ -14,22 +14,32 @@ mod columns;
 mod fast_csv;
 mod mapped;
 
-// The public API is a few deliberate modules, each one step of a backtest, whose functions are
-// called by the command (and the benches) by their module's name (`load::load`,
-// `simulate::run_on_cores`, `summary::print_single`), plus the types they share.
-/// The binary copy of loaded bars under the data dir: where it lives and how it is read.
-pub mod cache;
-/// The HTML report page rendered from its data (an askama template).
-pub mod html;
-/// Bars from a CSV file (fast path, general reader, or cache) into columns.
-pub mod load;
-/// What the report page shows, from a backtest's result.
-pub mod report_data;
-/// One backtest: the signal kernel and the account over the columns.
-pub mod simulate;
-/// What a backtest prints: the terminal summary and JSON.
-pub mod summary;
-/// Parameter sweeps over the SMA windows, on every core.
-pub mod sweep;
+mod cache;
+mod html;
+mod load;
+mod report_data;
+mod simulate;
+mod summary;
+mod sweep;
 
+// The public API, one name per step of a backtest: load the bars, run one backtest or a sweep,
+// summarize and print, build and draw the report, find the cache.
+pub use cache::{CacheKey, dir_in as cache_dir, path_for as cache_path, read as read_cache};
 pub use columns::{BarColumns, decimal_to_f64, to_decimal, to_fixed};
+pub use html::{
+    Candle, FillRow, LineSeries, Point, PriceSeries, ReportData, SummaryRow, SweepData, SweepRow,
+    render as render_report,
+};
+pub use load::{
+    CacheMode, DEFAULT_CACHE_MAX_BYTES, LoadOptions, LoadPath, Loaded, load as load_bars, read_with_engine_reader,
+};
+pub use report_data::{build as report_data, sweep_data as sweep_report_data};
+pub use simulate::{BacktestResult, Keep, Settings, run as run_backtest, run_on_cores as run_backtest_on_cores};
+pub use summary::{
+    DataInfo, SingleSummary, SweepSummary, Timings, print_json, print_single, print_sweep, single as summarize_single,
+    sweep as summarize_sweep,
+};
+pub use sweep::{
+    Axis, ComboResult, Interrupted, MAX_COMBINATIONS, RankBy, combinations as sweep_combinations,
+    rank as rank_combinations, run as run_combinations,
+};
