@@ -651,7 +651,7 @@ fn export_fills(data_dir: &std::path::Path, args: &FillsArgs) -> Result<(), AppE
     let fills = store.fills(run.id)?;
     let mut out = std::io::stdout().lock();
     let written = if args.csv {
-        output::write_fills_csv(&mut out, &fills)
+        nanotrader_format::write_run_fills_csv(&mut out, &fills)
     } else {
         output::write_fills_table(&mut out, &run, &fills)
     };

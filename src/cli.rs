@@ -208,8 +208,9 @@ pub struct FillsArgs {
     /// Run id (see `nanotrader runs`) [default: the latest run].
     #[arg(long)]
     pub run: Option<i64>,
-    /// CSV with header ts,side,qty,price,fee,cash_after,position_after (ts = unix seconds of the
-    /// bar the fill was decided on). Without it, a table for people.
+    /// CSV with header ts,side,qty,price,fee,cash_after,position_after,order_id,trade_id (ts =
+    /// unix seconds of the bar the fill was decided on; the ids are the broker's). Without it, a
+    /// table for people.
     #[arg(long)]
     pub csv: bool,
 }

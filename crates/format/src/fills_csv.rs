@@ -56,6 +56,23 @@ pub fn write_fills_csv(out: &mut impl Write, fills: &[Fill]) -> io::Result<()> {
     Ok(())
 }
 
+/// A run's stored fills (`fills --csv`): the fills CSV's columns, then `order_id,trade_id`, the
+/// ids the broker gave. A paper fill is its order's one trade: both are the run's order id.
+pub fn write_run_fills_csv(out: &mut impl Write, fills: &[Fill]) -> io::Result<()> {
+    let mut csv = csv::Writer::from_writer(out);
+    let mut header: Vec<&str> = FILLS_CSV_COLUMNS.to_vec();
+    header.extend(["order_id", "trade_id"]);
+    csv.write_record(&header)?;
+    let rows = write_rows(Vec::new(), fills)?;
+    for (line, f) in rows.split(|&b| b == b'\n').zip(fills) {
+        let id = f.order_id.to_string();
+        let mut record: Vec<&[u8]> = line.split(|&b| b == b',').collect();
+        record.extend([id.as_bytes(), id.as_bytes()]);
+        csv.write_record(&record)?;
+    }
+    csv.flush()
+}
+
 /// `fills` as CSV records after what `out` holds. The fields are exact decimals made without
 /// allocating (`write_plain`); the csv crate joins, quotes (never needed here) and ends them.
 fn write_rows<W: Write>(out: W, fills: &[Fill]) -> io::Result<W> {
@@ -119,6 +136,28 @@ mod tests {
         push_fill_rows(&mut quick, &fills);
         let kept = write_rows(Vec::new(), &fills).unwrap();
         assert_eq!(String::from_utf8(quick).unwrap(), String::from_utf8(kept).unwrap());
+    }
+
+    #[test]
+    fn a_runs_fills_end_with_the_brokers_ids() {
+        use nanotrader_market::{Side, Timestamp};
+        let fill = Fill {
+            order_id: 7,
+            ts: Timestamp::from_secs(60),
+            side: Side::Sell,
+            qty: "0.5".parse().unwrap(),
+            price: "100".parse().unwrap(),
+            fee: "0".parse().unwrap(),
+            cash_after: "50".parse().unwrap(),
+            position_after: "0".parse().unwrap(),
+            realized_pnl: rust_decimal::Decimal::ZERO,
+        };
+        let mut out = Vec::new();
+        write_run_fills_csv(&mut out, &[fill]).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "ts,side,qty,price,fee,cash_after,position_after,order_id,trade_id\n60,sell,0.5,100,0,50,0,7,7\n"
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ mod exact;
 mod fills_csv;
 
 pub use exact::{plain, write_plain};
-pub use fills_csv::{FILLS_CSV_COLUMNS, FILLS_CSV_HEADER, push_fill_rows, write_fills_csv};
+pub use fills_csv::{FILLS_CSV_COLUMNS, FILLS_CSV_HEADER, push_fill_rows, write_fills_csv, write_run_fills_csv};
 
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use rust_decimal::{Decimal, RoundingStrategy};
