@@ -255,12 +255,17 @@ async fn run(
         .map(|_| board_seed(&store, &cfg, &meta, &session))
         .transpose()?;
     // The strategy's state from the stored bars, and the dashboard's history with it.
-    let Restored { broker, resume } =
-        session.restore(&store, cfg.broker.clone(), strategy.as_mut(), |bar, lines| {
+    let Restored { broker, resume } = session.restore(
+        &store,
+        cfg.broker.clone(),
+        cfg.live.books(),
+        strategy.as_mut(),
+        |bar, lines| {
             if let Some(seed) = seed.as_mut() {
                 seed.bar(bar, lines);
             }
-        })?;
+        },
+    )?;
     let broker = crate::brokers::broker_for(&cfg.live, broker, probed.pair(), lock, session.run.id).await?;
     let passes_bars_through = probed.info.bar_interval == Some(cfg.interval);
     let start_at = session.resume_from(cfg.interval, passes_bars_through);
@@ -583,7 +588,7 @@ fn board_meta(cfg: &RunConfig, info: &SourceInfo, run: &RunRecord, strategy: &dy
         run_id: run.id,
         strategy: cfg.strategy.describe(),
         lines: strategy.line_names(),
-        paper: true,
+        paper: cfg.live.books() == nanotrader_engine::Books::Paper,
         initial_cash: run.initial_cash,
         fee_rate: cfg.broker.fee_rate,
         sizing: cfg.broker.sizing.to_string(),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use nanotrader_broker::{Broker, PaperBroker};
 use nanotrader_kraken::private::{NonceSource, PrivateClient};
 use nanotrader_kraken::{PairNames, RestClient, Retries};
-use nanotrader_live::{PairRules, Rails, ValidateBroker};
+use nanotrader_live::{Assets, LiveBroker, PairRules, Rails, ValidateBroker};
 use nanotrader_store::{DataDirLock, Store};
 
 use crate::app::AppError;
@@ -14,6 +14,9 @@ use crate::config::{KrakenLive, LiveSpec};
 
 /// How long the engine waits for Kraken to answer an order before it counts it unanswered.
 const ANSWER_WITHIN: Duration = Duration::from_secs(15);
+/// How long the engine waits for a real order's outcome (the answer, a lookup when it was lost,
+/// the order closed and its trades read) before it leaves it to the next start's reconciliation.
+const LIVE_ANSWER_WITHIN: Duration = Duration::from_secs(60);
 /// Each private request's own time limit.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -29,25 +32,35 @@ pub async fn broker_for(
         LiveSpec::Paper => return Ok(Box::new(paper)),
         LiveSpec::Kraken(kraken) => kraken,
     };
-    // Refused in the config already; kept so that a real-money broker can never start here by
-    // accident.
-    if !kraken.validate_only {
-        return Err(AppError::input(
-            "--broker kraken: real orders are not in this build yet",
-        ));
-    }
     let pair = pair.ok_or_else(|| AppError::input("a Kraken broker needs --source kraken"))?;
-    let rules = pair_rules(kraken, pair).await?;
+    let (rules, assets) = pair_rules(kraken, pair).await?;
     let client = private_client(kraken, lock)?;
+    let rails = Rails {
+        max_order_value: kraken.max_order_usd,
+        max_orders_per_hour: kraken.max_orders_per_hour,
+    };
+    if !kraken.validate_only {
+        let next_order_id = paper.next_order_id();
+        let broker = LiveBroker::start(
+            paper.config().clone(),
+            next_order_id,
+            client,
+            Store::open(lock)?,
+            run_id,
+            rules,
+            rails,
+            assets,
+            LIVE_ANSWER_WITHIN,
+        )
+        .await
+        .map_err(AppError::runtime)?;
+        return Ok(Box::new(broker));
+    }
     tracing::info!(
         "broker kraken-validate: every order is checked by Kraken (validate=true, never executed), then filled on paper; rails: orders up to {} USD, {} an hour",
         kraken.max_order_usd,
         kraken.max_orders_per_hour
     );
-    let rails = Rails {
-        max_order_value: kraken.max_order_usd,
-        max_orders_per_hour: kraken.max_orders_per_hour,
-    };
     let journal = Store::open(lock)?;
     Ok(Box::new(ValidateBroker::start(
         paper,
@@ -68,8 +81,8 @@ fn private_client(kraken: &KrakenLive, lock: &DataDirLock) -> Result<PrivateClie
     PrivateClient::new(&kraken.rest_url, credentials, nonces, kraken.tier, REQUEST_TIMEOUT).map_err(AppError::runtime)
 }
 
-/// The pair's lot and minimum from AssetPairs.
-async fn pair_rules(kraken: &KrakenLive, pair: &PairNames) -> Result<PairRules, AppError> {
+/// The pair's lot and minimum, and its assets' names, from AssetPairs.
+async fn pair_rules(kraken: &KrakenLive, pair: &PairNames) -> Result<(PairRules, Assets), AppError> {
     let client = RestClient::new(&kraken.rest_url, nanotrader_kraken::consts::PUBLIC_REST_MIN_INTERVAL)
         .map_err(AppError::runtime)?;
     let pairs = client
@@ -80,9 +93,15 @@ async fn pair_rules(kraken: &KrakenLive, pair: &PairNames) -> Result<PairRules, 
         .iter()
         .find(|p| p.key == pair.rest_key)
         .ok_or_else(|| AppError::runtime(format!("Kraken's AssetPairs has no {}", pair.rest_key)))?;
-    Ok(PairRules {
-        rest_pair: pair.rest_altname.clone(),
-        lot_decimals: rules.lot_decimals,
-        ordermin: rules.ordermin,
-    })
+    Ok((
+        PairRules {
+            rest_pair: pair.rest_altname.clone(),
+            lot_decimals: rules.lot_decimals,
+            ordermin: rules.ordermin,
+        },
+        Assets {
+            base: rules.base.clone(),
+            quote: rules.quote.clone(),
+        },
+    ))
 }

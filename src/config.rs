@@ -59,6 +59,16 @@ pub enum LiveSpec {
     Kraken(KrakenLive),
 }
 
+impl LiveSpec {
+    /// Whose books the run keeps: a real-money broker's are the exchange's.
+    pub fn books(&self) -> nanotrader_engine::Books {
+        match self {
+            LiveSpec::Kraken(kraken) if !kraken.validate_only => nanotrader_engine::Books::Exchange,
+            _ => nanotrader_engine::Books::Paper,
+        }
+    }
+}
+
 /// A Kraken broker's settings. The credentials never show themselves (`Debug` redacts them).
 #[derive(Clone, Debug)]
 pub struct KrakenLive {
@@ -301,11 +311,6 @@ fn resolve_live(live: LiveOptions, source: &SourceSpec) -> Result<LiveSpec, Conf
              (config confirm-live = true, env NANOTRADER_CONFIRM_LIVE=1) to do so, or rehearse with \
              --broker kraken-validate"
                 .into(),
-        ));
-    }
-    if kind == BrokerKind::Kraken {
-        return Err(ConfigError(
-            "--broker kraken: real orders are not in this build yet; rehearse with --broker kraken-validate".into(),
         ));
     }
     let SourceSpec::Kraken { rest_url, .. } = source else {

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use nanotrader_kraken_mock::{Faults, MockConfig, MockKraken, PrivateConfig};
+use nanotrader_kraken_mock::{Faults, Limits, MockConfig, MockKraken, PrivateConfig, Tier};
 use nanotrader_market::Timestamp;
 use rust_decimal::Decimal;
 
@@ -283,15 +283,186 @@ async fn alerts_reach_the_webhook_and_its_secret_is_never_shown() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn confirmed_real_orders_are_refused_before_anything_is_stored_or_sent() {
-    let mock = start_mock().await;
+async fn real_orders_are_placed_once_and_the_books_are_the_exchanges() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut account = PrivateConfig::new(KEY, SECRET);
+    account.usd = Decimal::from(10_000);
+    // Partial fills: each order executes as three trades.
+    account.fill_parts = 3;
+    // Each real order costs about six calls on the private API counter (lookups, the order, its
+    // trades, the balances): at 600x market speed only a pro account keeps up.
+    account.limits = Limits::tier(Tier::Pro);
+    let config = MockConfig {
+        speed: SPEED,
+        market_start: Some(Timestamp::now()),
+        faults: Faults {
+            // The first order's answer is lost after it was placed; the second gets a 500.
+            lose_addorder_reply: 1,
+            addorder_http_500: 1,
+            ..Faults::default()
+        },
+        private: Some(account),
+        ..MockConfig::new(repo_file(TRADES))
+    };
+    let mock = MockKraken::start(config).await.expect("the mock starts");
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = with_keys(kraken_run(dir.path(), &mock));
-    cmd.args(["--broker", "kraken", "--confirm-live", "--no-web"]);
-    let out = output(cmd).await;
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
-    assert_eq!(private_calls(&mock), 0);
-    assert!(!dir.path().join("nanotrader.sqlite").exists(), "no run created");
+    cmd.args([
+        "--broker",
+        "kraken",
+        "--confirm-live",
+        "--kraken-tier",
+        "pro",
+        "--sizing",
+        "fixed:0.001",
+        "--status-secs",
+        "1",
+    ]);
+    let mut running = tokio::task::spawn_blocking(move || Running::start(cmd)).await.unwrap();
+    wait_for("real fills", &mut running, |dir| fills(dir) >= 4, dir.path()).await;
+    let stopped = tokio::task::spawn_blocking(move || running.interrupt()).await.unwrap();
+    let log = String::from_utf8_lossy(&stopped.stderr).to_string();
+    assert!(log.contains("REAL orders"), "{log}");
+    assert!(!log.contains(SECRET), "no secret in the log");
+
+    // Every placed order once; each journaled order sent once.
+    let placed = mock.placed_orders();
+    let mut ids: Vec<String> = placed.iter().filter_map(|o| o.cl_ord_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), placed.len(), "no client id placed twice");
+    let journal = journal(dir.path());
+    assert_eq!(mock.private_calls()["AddOrder"], journal.len() as u64, "{journal:?}");
+    assert!(
+        journal
+            .iter()
+            .all(|(state, validate, _)| !validate && state == "placed"),
+        "{journal:?}"
+    );
+    assert_eq!(journal.len(), placed.len());
+
+    // The stored trades are the exchange's executions, exactly; the last stored account is the
+    // exchange's balances, exactly.
+    let conn = rusqlite::Connection::open(dir.path().join("nanotrader.sqlite")).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT trade_id, txid, qty, price, fee FROM exchange_fills ORDER BY trade_id")
+        .unwrap();
+    // Stored as Kraken wrote them (its text, e.g. "10863.30000"); equal as numbers to the mock's.
+    let dec = |t: String| t.parse::<Decimal>().unwrap();
+    let stored: Vec<(String, String, Decimal, Decimal, Decimal)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .map(|(t, o, q, p, f): (String, String, String, String, String)| (t, o, dec(q), dec(p), dec(f)))
+        .collect();
+    let mut executions: Vec<(String, String, Decimal, Decimal, Decimal)> = mock
+        .executions()
+        .into_iter()
+        .map(|e| (e.trade_id, e.order_id, e.qty, e.price, e.fee))
+        .collect();
+    executions.sort();
+    assert_eq!(stored, executions);
+    let (cash, position): (String, String) = conn
+        .query_row(
+            "SELECT cash_after, position_after FROM fills ORDER BY order_id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let balances = mock.balances();
+    assert_eq!(cash.parse::<Decimal>().unwrap(), balances["ZUSD"]);
+    assert_eq!(position.parse::<Decimal>().unwrap(), balances["XXBT"]);
+    mock.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_run_killed_at_random_moments_places_nothing_twice_and_keeps_the_exchanges_books() {
+    use rand::{Rng, SeedableRng};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut account = PrivateConfig::new(KEY, SECRET);
+    account.usd = Decimal::from(10_000);
+    account.fill_parts = 2;
+    account.limits = Limits::tier(Tier::Pro);
+    let config = MockConfig {
+        speed: SPEED,
+        market_start: Some(Timestamp::now()),
+        private: Some(account),
+        ..MockConfig::new(repo_file(TRADES))
+    };
+    let mock = MockKraken::start(config).await.expect("the mock starts");
+    let dir = tempfile::tempdir().unwrap();
+    let command = |mock: &MockKraken| {
+        let mut cmd = with_keys(kraken_run(dir.path(), mock));
+        cmd.args([
+            "--broker",
+            "kraken",
+            "--confirm-live",
+            "--kraken-tier",
+            "pro",
+            "--sizing",
+            "fixed:0.001",
+            "--no-web",
+        ]);
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        cmd
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(18);
+    let mut placed_before = 0;
+    for round in 0..3 {
+        let mut child = command(&mock).spawn().unwrap();
+        // Until this round has placed an order, then a random moment more, then kill -9.
+        let deadline = Instant::now() + CEILING;
+        while mock.placed_orders().len() <= placed_before {
+            assert!(Instant::now() < deadline, "round {round}: no order placed");
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "round {round}: the run stopped by itself"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..400))).await;
+        child.kill().unwrap();
+        let _ = tokio::task::spawn_blocking(move || child.wait()).await.unwrap();
+        placed_before = mock.placed_orders().len();
+    }
+    // A last start reconciles what the kills left unfinished, then is killed too.
+    let mut cmd = command(&mock);
+    cmd.env("NANOTRADER_NO_WEB", "true");
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + CEILING;
+    while journal(dir.path())
+        .iter()
+        .any(|(state, _, _)| state == "sending" || state == "unknown")
+    {
+        assert!(Instant::now() < deadline, "reconciled: {:?}", journal(dir.path()));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    child.kill().unwrap();
+    let _ = tokio::task::spawn_blocking(move || child.wait()).await.unwrap();
+
+    let placed = mock.placed_orders();
+    let mut ids: Vec<String> = placed.iter().filter_map(|o| o.cl_ord_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), placed.len(), "no client id placed twice");
+    let journal = journal(dir.path());
+    let journaled_placed: Vec<&String> = journal
+        .iter()
+        .filter(|(state, _, _)| state == "placed")
+        .map(|(_, _, id)| id)
+        .collect();
+    assert_eq!(journaled_placed.len(), placed.len(), "{journal:?}");
+    assert_eq!(
+        mock.private_calls()["AddOrder"] as usize,
+        journal.len(),
+        "each journaled order sent once"
+    );
+    // Every execution at the exchange is in the store, exactly.
+    let conn = rusqlite::Connection::open(dir.path().join("nanotrader.sqlite")).unwrap();
+    let stored: i64 = conn
+        .query_row("SELECT COUNT(*) FROM exchange_fills", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored as usize, mock.executions().len());
     mock.shutdown().await;
 }

@@ -124,6 +124,18 @@ impl<A: Amount> Account<A> {
         }
     }
 
+    /// Replaces the books' cash and position with what the exchange holds (a live account: the
+    /// exchange's balances are the truth). The cost basis follows the position pro rata.
+    pub fn set_holdings(&mut self, cash: A, position: A) {
+        if position <= A::ZERO {
+            self.cost_basis = A::ZERO;
+        } else if self.position > A::ZERO && position != self.position {
+            self.cost_basis = self.basis_of(self.position.min(position));
+        }
+        self.cash = cash;
+        self.position = position;
+    }
+
     /// Values the position at `price` from now on.
     pub fn mark(&mut self, price: A) {
         self.last_price = Some(price);

@@ -7,7 +7,7 @@
 
 mod session;
 
-pub use session::{Restored, RunPlan, RunSession, SessionError, restore, resume_from};
+pub use session::{Books, Restored, RunPlan, RunSession, SessionError, restore, resume_from};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};

@@ -119,10 +119,11 @@ impl RunSession {
         &self,
         store: &dyn RunStore,
         broker: BrokerConfig,
+        books: Books,
         strategy: &mut dyn Strategy,
         on_bar: impl FnMut(&Bar, LineValues),
     ) -> Result<Restored, SessionError> {
-        restore(store, &self.run, &self.fills, broker, strategy, on_bar)
+        restore(store, &self.run, &self.fills, broker, books, strategy, on_bar)
     }
 }
 
@@ -137,6 +138,15 @@ pub fn resume_from(last_bar: Option<Timestamp>, interval: Interval, passes_bars_
             ts.add_secs(interval.secs())
         }
     })
+}
+
+/// Whose books a run keeps: its own (paper: the stored fills must add up to the recorded
+/// account), or an exchange's (live: the exchange's balances are the account, taken when the
+/// broker starts, so the stored fills are not summed).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Books {
+    Paper,
+    Exchange,
 }
 
 /// A run as it was when it stopped.
@@ -154,12 +164,14 @@ pub fn restore(
     run: &RunRecord,
     fills: &[Fill],
     broker: BrokerConfig,
+    books: Books,
     strategy: &mut dyn Strategy,
     mut on_bar: impl FnMut(&Bar, LineValues),
 ) -> Result<Restored, SessionError> {
     let resume = replay_stored_bars(store, run, strategy, &mut on_bar)?;
     let account = Account::rebuild(run.initial_cash, fills);
-    if let Some(last) = fills.last()
+    if books == Books::Paper
+        && let Some(last) = fills.last()
         && (last.cash_after != account.cash() || last.position_after != account.position())
     {
         return Err(SessionError::FillsDisagree {

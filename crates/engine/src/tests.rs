@@ -677,6 +677,7 @@ async fn a_stopped_run_is_restored_exactly_and_a_store_that_disagrees_is_refused
         &run,
         &fills,
         broker_config(),
+        session::Books::Paper,
         &mut scripted(&script),
         |bar, _| seen.push(bar.ts),
     )
@@ -696,6 +697,7 @@ async fn a_stopped_run_is_restored_exactly_and_a_store_that_disagrees_is_refused
         &run,
         &tampered,
         broker_config(),
+        session::Books::Paper,
         &mut scripted(&script),
         |_, _| {},
     );
@@ -710,6 +712,7 @@ async fn a_stopped_run_is_restored_exactly_and_a_store_that_disagrees_is_refused
         &run,
         &fills,
         broker_config(),
+        session::Books::Paper,
         &mut scripted(&elsewhere),
         |_, _| {},
     );

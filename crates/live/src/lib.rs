@@ -3,8 +3,10 @@
 //! exchange's rules (lot size, minimum order) and the rails (largest order, orders per hour)
 //! first; an order past a rule or a rail is not sent, and says so in one line.
 //!
-//! Today: [`ValidateBroker`] (`--broker kraken-validate`): each order goes to Kraken's AddOrder
-//! with `validate=true` (checked, never executed) and, once Kraken accepts it, is filled on paper.
+//! [`ValidateBroker`] (`--broker kraken-validate`): each order goes to Kraken's AddOrder with
+//! `validate=true` (checked, never executed) and, once Kraken accepts it, is filled on paper.
+//! [`LiveBroker`] (`--broker kraken`): real orders, sent once, an unknown outcome looked up by the
+//! client id, the exchange's trades recorded as reported and its balances taken as the account.
 //!
 //! It owns how an order reaches an exchange and what its answer means for the run. It knows the
 //! broker seam, the store's order journal and the Kraken adapter's private client; it must not
@@ -53,63 +55,24 @@ pub enum Refused {
     TooManyOrders { max: u32 },
 }
 
-/// One order's way to the exchange: the request and where its answer goes.
-struct Submission {
-    request: OrderRequest,
-    answer: std_mpsc::SyncSender<AddOrderOutcome>,
-}
-
-/// `--broker kraken-validate`: the paper account, with every order first checked by Kraken.
-///
-/// The engine waits for Kraken's answer (bounded by `answer_within`) on its own thread, so the
-/// order's paper fill is in the same step as the bar that decided it; the answer itself is
-/// fetched on the runtime by the submitter task.
-pub struct ValidateBroker {
-    paper: PaperBroker,
-    journal: Store,
-    run_id: i64,
-    rules: PairRules,
+/// The exchange's rules and the rails, checked before an order is journaled and sent.
+pub(crate) struct Gate {
+    pub(crate) rules: PairRules,
     rails: Rails,
-    submit: mpsc::UnboundedSender<Submission>,
-    answer_within: Duration,
     sent: VecDeque<Instant>,
 }
 
-impl ValidateBroker {
-    /// Starts the submitter task (on the current tokio runtime) over `client`; `paper` is the
-    /// run's restored paper account and `journal` a connection to the run's store.
-    pub fn start(
-        paper: PaperBroker,
-        client: PrivateClient,
-        journal: Store,
-        run_id: i64,
-        rules: PairRules,
-        rails: Rails,
-        answer_within: Duration,
-    ) -> Self {
-        let (submit, mut submissions) = mpsc::unbounded_channel::<Submission>();
-        tokio::spawn(async move {
-            while let Some(Submission { request, answer }) = submissions.recv().await {
-                let outcome = client.add_order(&request).await;
-                // The broker may have stopped waiting: nothing is lost, the journal has the order.
-                let _ = answer.send(outcome);
-            }
-        });
+impl Gate {
+    pub(crate) fn new(rules: PairRules, rails: Rails) -> Self {
         Self {
-            paper,
-            journal,
-            run_id,
             rules,
             rails,
-            submit,
-            answer_within,
             sent: VecDeque::new(),
         }
     }
 
-    /// What Kraken would be asked: the paper order's volume on the exchange's lot, within the
-    /// exchange's minimum and the rails.
-    fn check(&mut self, fill: &Fill) -> Result<Decimal, Refused> {
+    /// The volume to send for `fill` (on the exchange's lot), or why it is not sent.
+    pub(crate) fn check(&mut self, fill: &Fill) -> Result<Decimal, Refused> {
         let volume = fill
             .qty
             .round_dp_with_strategy(self.rules.lot_decimals, RoundingStrategy::ToZero);
@@ -140,10 +103,66 @@ impl ValidateBroker {
         Ok(volume)
     }
 
+    /// Counts an order sent, for the hourly rail.
+    pub(crate) fn sent(&mut self) {
+        self.sent.push_back(Instant::now());
+    }
+}
+
+/// One order's way to the exchange: the request and where its answer goes.
+struct Submission {
+    request: OrderRequest,
+    answer: std_mpsc::SyncSender<AddOrderOutcome>,
+}
+
+/// `--broker kraken-validate`: the paper account, with every order first checked by Kraken.
+///
+/// The engine waits for Kraken's answer (bounded by `answer_within`) on its own thread, so the
+/// order's paper fill is in the same step as the bar that decided it; the answer itself is
+/// fetched on the runtime by the submitter task.
+pub struct ValidateBroker {
+    paper: PaperBroker,
+    journal: Store,
+    run_id: i64,
+    gate: Gate,
+    submit: mpsc::UnboundedSender<Submission>,
+    answer_within: Duration,
+}
+
+impl ValidateBroker {
+    /// Starts the submitter task (on the current tokio runtime) over `client`; `paper` is the
+    /// run's restored paper account and `journal` a connection to the run's store.
+    pub fn start(
+        paper: PaperBroker,
+        client: PrivateClient,
+        journal: Store,
+        run_id: i64,
+        rules: PairRules,
+        rails: Rails,
+        answer_within: Duration,
+    ) -> Self {
+        let (submit, mut submissions) = mpsc::unbounded_channel::<Submission>();
+        tokio::spawn(async move {
+            while let Some(Submission { request, answer }) = submissions.recv().await {
+                let outcome = client.add_order(&request).await;
+                // The broker may have stopped waiting: nothing is lost, the journal has the order.
+                let _ = answer.send(outcome);
+            }
+        });
+        Self {
+            paper,
+            journal,
+            run_id,
+            gate: Gate::new(rules, rails),
+            submit,
+            answer_within,
+        }
+    }
+
     /// Sends what `trial` (a copy of the paper account that made the order) did to Kraken for
     /// validation; on acceptance the copy becomes the account.
     fn validate(&mut self, trial: PaperBroker, order: Order, fill: Fill) -> Option<(Order, Fill)> {
-        let volume = match self.check(&fill) {
+        let volume = match self.gate.check(&fill) {
             Ok(volume) => volume,
             Err(refused) => {
                 tracing::warn!("{} {}: {refused}", order.side, fill.qty);
@@ -168,10 +187,10 @@ impl ValidateBroker {
             tracing::error!("order {} not sent: cannot journal it: {e}", order.id);
             return None;
         }
-        self.sent.push_back(Instant::now());
+        self.gate.sent();
         let (answer, answered) = std_mpsc::sync_channel(1);
         let request = OrderRequest {
-            pair: self.rules.rest_pair.clone(),
+            pair: self.gate.rules.rest_pair.clone(),
             side: order.side,
             order_type: OrderType::Market,
             volume,
@@ -242,6 +261,10 @@ impl Broker for ValidateBroker {
         self.paper.next_order_id()
     }
 }
+
+mod real;
+
+pub use real::{Assets, LiveBroker};
 
 #[cfg(test)]
 mod tests;

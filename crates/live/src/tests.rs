@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use crate::real::*;
 use nanotrader_broker::{BrokerConfig, Sizing};
 use nanotrader_kraken::private::{Credentials, NonceSource, Tier};
 use nanotrader_kraken_mock::{Faults, MockConfig, MockKraken, PrivateConfig};
@@ -205,5 +206,254 @@ async fn an_order_kraken_refuses_is_journaled_as_rejected_and_not_filled() {
             .follow(1, Timestamp::from_secs(120), Decimal::from(10_000))
             .is_some()
     );
+    mock.shutdown().await;
+}
+
+// ---- the real-money broker ----
+
+async fn live_mock(faults: Faults, fill_parts: u32) -> MockKraken {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut config = MockConfig::new(DATA);
+    config.speed = 1.0;
+    config.faults = faults;
+    let mut account = PrivateConfig::new(KEY, SECRET);
+    account.usd = Decimal::from(10_000);
+    account.btc = Decimal::new(5, 1);
+    account.fill_parts = fill_parts;
+    config.private = Some(account);
+    MockKraken::start(config).await.expect("the mock starts")
+}
+
+struct LiveRig {
+    dir: tempfile::TempDir,
+    lock: DataDirLock,
+    store: Store,
+    run_id: i64,
+}
+
+impl LiveRig {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = DataDirLock::acquire(dir.path()).unwrap();
+        let store = Store::open(&lock).unwrap();
+        let series = store
+            .series_id("kraken:BTC/USD", "BTC/USD", Interval::ONE_MINUTE)
+            .unwrap();
+        let run = store
+            .create_run(&NewRun {
+                run_key: "k",
+                series_id: series,
+                config: "{}",
+                source_params: "{}",
+                initial_cash: Decimal::from(10_000),
+            })
+            .unwrap();
+        Self {
+            dir,
+            lock,
+            store,
+            run_id: run.id,
+        }
+    }
+
+    async fn broker(&self, mock: &MockKraken) -> LiveBroker {
+        LiveBroker::start(
+            BrokerConfig {
+                initial_cash: Decimal::from(10_000),
+                fee_rate: Decimal::new(26, 4),
+                sizing: Sizing::Fixed(Decimal::new(1, 3)),
+                qty_step: Decimal::new(1, 8),
+            },
+            1,
+            client(mock, self.dir.path()),
+            Store::open(&self.lock).unwrap(),
+            self.run_id,
+            PairRules {
+                rest_pair: "XBTUSD".into(),
+                lot_decimals: 8,
+                ordermin: Some(Decimal::new(1, 4)),
+            },
+            rails(),
+            Assets {
+                base: "XXBT".into(),
+                quote: "ZUSD".into(),
+            },
+            Duration::from_secs(60),
+        )
+        .await
+        .expect("the live broker starts")
+    }
+}
+
+/// The mock's market price now (its tape at its clock): what a market order fills near.
+const PRICE: i64 = 10_749;
+
+/// The recorded exchange fills equal the mock's executions exactly, the account equals the
+/// mock's balances exactly, and no client id was placed twice.
+fn assert_books_are_the_exchanges(rig: &LiveRig, broker: &LiveBroker, mock: &MockKraken) {
+    let recorded = rig.store.exchange_fills(rig.run_id).unwrap();
+    let executions = mock.executions();
+    assert_eq!(recorded.len(), executions.len(), "{recorded:?}\n{executions:?}");
+    for e in &executions {
+        let r = recorded
+            .iter()
+            .find(|r| r.trade_id == e.trade_id)
+            .unwrap_or_else(|| panic!("trade {} recorded", e.trade_id));
+        assert_eq!(
+            (r.txid.as_str(), r.qty, r.price, r.cost, r.fee),
+            (e.order_id.as_str(), e.qty, e.price, e.cost, e.fee)
+        );
+        assert_eq!(Some(r.cl_ord_id.as_str()), e.cl_ord_id.as_deref());
+    }
+    let balances = mock.balances();
+    assert_eq!(broker.account().cash(), balances["ZUSD"]);
+    assert_eq!(broker.account().position(), balances["XXBT"]);
+    let mut ids: Vec<String> = mock.placed_orders().into_iter().filter_map(|o| o.cl_ord_id).collect();
+    let placed = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), placed, "no client id placed twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_order_is_placed_once_and_booked_as_the_exchange_reports_it() {
+    let mock = live_mock(Faults::default(), 3).await;
+    let rig = LiveRig::new();
+    let mut broker = rig.broker(&mock).await;
+    assert_eq!(
+        broker.account().position(),
+        Decimal::new(5, 1),
+        "the account is the exchange's"
+    );
+    let (order, fill) = broker
+        .follow(1, Timestamp::from_secs(60), Decimal::from(PRICE))
+        .expect("placed and filled");
+    assert_eq!(fill.qty, Decimal::new(1, 3));
+    assert_eq!(mock.placed_orders().len(), 1);
+    assert_eq!(mock.executions().len(), 3, "three partial fills");
+    let fee: Decimal = mock.executions().iter().map(|e| e.fee).sum();
+    assert_eq!(fill.fee, fee, "the fee as the exchange charged it");
+    assert_books_are_the_exchanges(&rig, &broker, &mock);
+    let journal = rig.store.sent_orders(rig.run_id).unwrap();
+    assert_eq!(journal[0].state, OrderState::Placed);
+    assert_eq!(journal[0].txid.as_deref(), Some(mock.placed_orders()[0].txid.as_str()));
+    assert_eq!(journal[0].order_id, order.id);
+    // The exit sells the whole position: the exchange's 0.501 BTC is over the 100 USD rail.
+    assert!(
+        broker
+            .follow(-1, Timestamp::from_secs(120), Decimal::from(PRICE))
+            .is_none()
+    );
+    assert_eq!(mock.placed_orders().len(), 1, "a refused order never leaves");
+    mock.shutdown().await;
+}
+
+async fn lost_answer_case(faults: Faults) {
+    let mock = live_mock(faults, 2).await;
+    let rig = LiveRig::new();
+    let mut broker = rig.broker(&mock).await;
+    let filled = broker.follow(1, Timestamp::from_secs(60), Decimal::from(PRICE));
+    assert!(filled.is_some(), "found by its client id and booked");
+    assert_eq!(mock.private_calls()["AddOrder"], 1, "never sent again");
+    assert_eq!(mock.placed_orders().len(), 1);
+    assert_books_are_the_exchanges(&rig, &broker, &mock);
+    assert_eq!(rig.store.sent_orders(rig.run_id).unwrap()[0].state, OrderState::Placed);
+    mock.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_is_resolved_by_looking_the_order_up_never_by_resending() {
+    lost_answer_case(Faults {
+        lose_addorder_reply: 1,
+        ..Faults::default()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_500_after_placing_is_resolved_the_same_way() {
+    lost_answer_case(Faults {
+        addorder_http_500: 1,
+        ..Faults::default()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_order_is_not_placed_and_a_journaled_unknown_one_is_reconciled_at_start() {
+    let mock = live_mock(
+        Faults {
+            service_unavailable: 1,
+            ..Faults::default()
+        },
+        1,
+    )
+    .await;
+    let rig = LiveRig::new();
+    // The first private call (Balance at start) answers EService:Unavailable: the start fails
+    // with one line, nothing is sent.
+    assert!(
+        LiveBroker::start(
+            BrokerConfig::default(),
+            1,
+            client(&mock, rig.dir.path()),
+            Store::open(&rig.lock).unwrap(),
+            rig.run_id,
+            PairRules {
+                rest_pair: "XBTUSD".into(),
+                lot_decimals: 8,
+                ordermin: None,
+            },
+            rails(),
+            Assets {
+                base: "XXBT".into(),
+                quote: "ZUSD".into(),
+            },
+            Duration::from_secs(60),
+        )
+        .await
+        .is_err()
+    );
+    // An order journaled by a run that was killed before it learned the outcome, and one that
+    // was placed: the next start finds the first absent and the second placed.
+    rig.store
+        .journal_order(&SentOrder {
+            cl_ord_id: "00000000-0000-4000-8000-000000000001".into(),
+            run_id: rig.run_id,
+            order_id: 1,
+            ts: Timestamp::from_secs(60),
+            side: nanotrader_market::Side::Buy,
+            volume: Decimal::new(1, 3),
+            validate: false,
+            state: OrderState::Sending,
+            txid: None,
+            detail: None,
+        })
+        .unwrap();
+    let mut broker = rig.broker(&mock).await;
+    let placed_id = {
+        let filled = broker.follow(1, Timestamp::from_secs(120), Decimal::from(PRICE));
+        assert!(filled.is_some());
+        rig.store.sent_orders(rig.run_id).unwrap()[1].cl_ord_id.clone()
+    };
+    // Pretend the run died before it learned the second order's outcome.
+    rig.store
+        .set_order_state(&placed_id, OrderState::Unknown, None, Some("killed"))
+        .unwrap();
+    drop(broker);
+    // The stopped broker's task lets go of the key's nonce file a moment later.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let credentials = Credentials::new(KEY, SECRET).unwrap();
+    let nonce_file = rig.dir.path().join(NonceSource::file_name(&credentials));
+    while NonceSource::open(&nonce_file).is_err() {
+        assert!(Instant::now() < deadline, "the nonce file stays locked");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _again = rig.broker(&mock).await;
+    let journal = rig.store.sent_orders(rig.run_id).unwrap();
+    assert_eq!(journal[0].state, OrderState::NotPlaced, "{journal:?}");
+    assert_eq!(journal[1].state, OrderState::Placed, "{journal:?}");
+    assert_eq!(journal[1].txid.as_deref(), Some(mock.placed_orders()[0].txid.as_str()));
+    assert_eq!(mock.placed_orders().len(), 1, "reconciling sends nothing");
     mock.shutdown().await;
 }

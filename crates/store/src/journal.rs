@@ -82,7 +82,100 @@ pub struct SentOrder {
     pub detail: Option<String>,
 }
 
+/// One of the exchange's trades of an order, exactly as the exchange reported it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExchangeFill {
+    /// The exchange's trade id.
+    pub trade_id: String,
+    pub run_id: i64,
+    /// The run's own order id.
+    pub order_id: u64,
+    pub cl_ord_id: String,
+    /// The exchange's order id.
+    pub txid: String,
+    pub ts: Timestamp,
+    pub side: Side,
+    pub qty: Decimal,
+    pub price: Decimal,
+    pub cost: Decimal,
+    /// In the quote currency.
+    pub fee: Decimal,
+}
+
 impl Store {
+    /// Records the exchange's trades (committed when this returns); a trade already recorded is
+    /// kept as it was, so recording after a lookup and again after a restart is harmless.
+    pub fn record_exchange_fills(&mut self, fills: &[ExchangeFill]) -> Result<usize, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut added = 0;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR IGNORE INTO exchange_fills (trade_id, run_id, order_id, cl_ord_id, txid, ts, side, qty, price, cost, fee)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?;
+            for f in fills {
+                added += stmt.execute(params![
+                    f.trade_id,
+                    f.run_id,
+                    f.order_id as i64,
+                    f.cl_ord_id,
+                    f.txid,
+                    f.ts.millis(),
+                    f.side.as_str(),
+                    f.qty.to_string(),
+                    f.price.to_string(),
+                    f.cost.to_string(),
+                    f.fee.to_string(),
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(added)
+    }
+
+    /// The run's recorded exchange trades, in time order.
+    pub fn exchange_fills(&self, run_id: i64) -> Result<Vec<ExchangeFill>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT trade_id, run_id, order_id, cl_ord_id, txid, ts, side, qty, price, cost, fee
+             FROM exchange_fills WHERE run_id = ?1 ORDER BY ts, trade_id",
+        )?;
+        let rows = stmt.query_map([run_id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, i64>(5)?,
+                [r.get::<_, String>(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?],
+            ))
+        })?;
+        let number = |text: &str| {
+            text.parse::<Decimal>()
+                .map_err(|_| StoreError::Corrupt(format!("'{text}' is not a number")))
+        };
+        let mut fills = Vec::new();
+        for row in rows {
+            let (trade_id, run_id, order_id, cl_ord_id, txid, ts, [side, qty, price, cost, fee]) = row?;
+            fills.push(ExchangeFill {
+                trade_id,
+                run_id,
+                order_id: order_id as u64,
+                cl_ord_id,
+                txid,
+                ts: Timestamp::from_millis(ts),
+                side: side
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("unknown side '{side}'")))?,
+                qty: number(&qty)?,
+                price: number(&price)?,
+                cost: number(&cost)?,
+                fee: number(&fee)?,
+            });
+        }
+        Ok(fills)
+    }
+
     /// Writes `order` (committed when this returns): the record that exists before the order
     /// leaves. A client id already journaled is refused, so an order can never be sent twice
     /// under one id.

@@ -199,6 +199,20 @@ pub const MIGRATIONS: &[&str] = &[
         updated_ms INTEGER NOT NULL
     );
     CREATE INDEX exchange_orders_by_run ON exchange_orders (run_id, order_id);
+    CREATE TABLE exchange_fills (
+        trade_id  TEXT PRIMARY KEY,
+        run_id    INTEGER NOT NULL REFERENCES runs(id),
+        order_id  INTEGER NOT NULL,
+        cl_ord_id TEXT NOT NULL,
+        txid      TEXT NOT NULL,
+        ts        INTEGER NOT NULL,
+        side      TEXT NOT NULL,
+        qty       TEXT NOT NULL,
+        price     TEXT NOT NULL,
+        cost      TEXT NOT NULL,
+        fee       TEXT NOT NULL
+    );
+    CREATE INDEX exchange_fills_by_run ON exchange_fills (run_id, ts);
     ",
 ];
 
