@@ -198,19 +198,7 @@ impl LiveBroker {
         let trades: Vec<ExchangeFill> = learned
             .trades
             .iter()
-            .map(|t| ExchangeFill {
-                trade_id: t.txid.clone(),
-                run_id: self.run_id,
-                order_id: order.id,
-                cl_ord_id: cl_ord_id.to_owned(),
-                txid: txid.clone(),
-                ts: t.time,
-                side: t.side,
-                qty: t.volume,
-                price: t.price,
-                cost: t.cost,
-                fee: t.fee,
-            })
+            .map(|t| exchange_fill(t, self.run_id, order.id, cl_ord_id))
             .collect();
         if let Err(e) = self.journal.record_exchange_fills(&trades) {
             tracing::error!("order {txid}: its trades could not be recorded: {e}");
@@ -362,6 +350,23 @@ pub async fn place(client: &PrivateClient, request: &OrderRequest) -> Learned {
     learned
 }
 
+/// One of the exchange's trades of the run's order `order_id`, as the exchange reported it.
+fn exchange_fill(t: &Trade, run_id: i64, order_id: u64, cl_ord_id: &str) -> ExchangeFill {
+    ExchangeFill {
+        trade_id: t.txid.clone(),
+        run_id,
+        order_id,
+        cl_ord_id: cl_ord_id.to_owned(),
+        txid: t.ordertxid.clone(),
+        ts: t.time,
+        side: t.side,
+        qty: t.volume,
+        price: t.price,
+        cost: t.cost,
+        fee: t.fee,
+    }
+}
+
 enum Found {
     Placed(String),
     Absent,
@@ -441,21 +446,9 @@ async fn reconcile(client: &PrivateClient, journal: &mut Store, run_id: i64) {
                 let since = order.as_ref().and_then(|o| o.opened).map(|t| t.secs() - 1);
                 if let Ok(trades) = client.trades_history_all(since, None).await {
                     let fills: Vec<ExchangeFill> = trades
-                        .into_iter()
+                        .iter()
                         .filter(|t| t.ordertxid == txid)
-                        .map(|t| ExchangeFill {
-                            trade_id: t.txid.clone(),
-                            run_id,
-                            order_id: sent.order_id,
-                            cl_ord_id: sent.cl_ord_id.clone(),
-                            txid: txid.clone(),
-                            ts: t.time,
-                            side: t.side,
-                            qty: t.volume,
-                            price: t.price,
-                            cost: t.cost,
-                            fee: t.fee,
-                        })
+                        .map(|t| exchange_fill(t, run_id, sent.order_id, &sent.cl_ord_id))
                         .collect();
                     let _ = journal.record_exchange_fills(&fills);
                 }
