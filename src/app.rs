@@ -654,8 +654,11 @@ fn export_fills(data_dir: &std::path::Path, args: &FillsArgs) -> Result<(), AppE
     let store = Store::open_read_only(data_dir)?;
     let run = pick_run(&store, args.run)?;
     let fills = store.fills(run.id)?;
+    let trades = store.exchange_fills(run.id)?;
     let mut out = std::io::stdout().lock();
-    let written = if args.csv {
+    let written = if args.csv && !trades.is_empty() {
+        output::write_exchange_fills_csv(&mut out, &fills, &trades)
+    } else if args.csv {
         nanotrader_format::write_run_fills_csv(&mut out, &fills)
     } else {
         output::write_fills_table(&mut out, &run, &fills)

@@ -219,3 +219,32 @@ pub fn write_runs(out: &mut impl Write, store: &Store, runs: &[RunRecord]) -> io
     }
     Ok(())
 }
+
+/// A live run's fills as the exchange made them (`fills --csv`): one row per trade, partial
+/// fills apart, with the exchange's order and trade ids; the account after each row is the
+/// account after its order (the exchange's balances), blank when the run never stored the order.
+pub fn write_exchange_fills_csv(
+    out: &mut impl Write,
+    fills: &[Fill],
+    trades: &[nanotrader_store::ExchangeFill],
+) -> io::Result<()> {
+    let mut csv = csv::Writer::from_writer(out);
+    let mut header: Vec<&str> = nanotrader_format::FILLS_CSV_COLUMNS.to_vec();
+    header.extend(["order_id", "trade_id"]);
+    csv.write_record(&header)?;
+    for t in trades {
+        let after = fills.iter().find(|f| f.order_id == t.order_id);
+        csv.write_record([
+            t.ts.unix_secs_text(),
+            t.side.as_str().to_owned(),
+            plain(t.qty),
+            plain(t.price),
+            plain(t.fee),
+            after.map(|f| plain(f.cash_after)).unwrap_or_default(),
+            after.map(|f| plain(f.position_after)).unwrap_or_default(),
+            t.txid.clone(),
+            t.trade_id.clone(),
+        ])?;
+    }
+    csv.flush()
+}

@@ -372,6 +372,28 @@ async fn real_orders_are_placed_once_and_the_books_are_the_exchanges() {
     let balances = mock.balances();
     assert_eq!(cash.parse::<Decimal>().unwrap(), balances["ZUSD"]);
     assert_eq!(position.parse::<Decimal>().unwrap(), balances["XXBT"]);
+    // `fills --csv` lists each partial fill with Kraken's order and trade ids.
+    let out = nanotrader(dir.path(), &["fills", "--csv"]);
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("ts,side,qty,price,fee,cash_after,position_after,order_id,trade_id")
+    );
+    let mut exported: Vec<(String, String, Decimal, Decimal, Decimal)> = lines
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            (
+                f[8].to_owned(),
+                f[7].to_owned(),
+                dec(f[2].to_owned()),
+                dec(f[3].to_owned()),
+                dec(f[4].to_owned()),
+            )
+        })
+        .collect();
+    exported.sort();
+    assert_eq!(exported, executions, "one row per exchange trade, with its ids");
     mock.shutdown().await;
 }
 

@@ -133,8 +133,17 @@ impl Store {
         Ok(added)
     }
 
-    /// The run's recorded exchange trades, in time order.
+    /// The run's recorded exchange trades, in time order (none in a store older than the journal,
+    /// which a reader leaves as it is).
     pub fn exchange_fills(&self, run_id: i64) -> Result<Vec<ExchangeFill>, StoreError> {
+        let has_table: bool = self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'exchange_fills')",
+            [],
+            |r| r.get(0),
+        )?;
+        if !has_table {
+            return Ok(Vec::new());
+        }
         let mut stmt = self.conn.prepare_cached(
             "SELECT trade_id, run_id, order_id, cl_ord_id, txid, ts, side, qty, price, cost, fee
              FROM exchange_fills WHERE run_id = ?1 ORDER BY ts, trade_id",
