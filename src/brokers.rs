@@ -38,6 +38,8 @@ pub async fn broker_for(
     let rails = Rails {
         max_order_value: kraken.max_order_usd,
         max_orders_per_hour: kraken.max_orders_per_hour,
+        max_position: kraken.max_position,
+        max_daily_loss: kraken.max_daily_loss_usd,
     };
     if !kraken.validate_only {
         let next_order_id = paper.next_order_id();

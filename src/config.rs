@@ -82,6 +82,8 @@ pub struct KrakenLive {
     pub tier: nanotrader_kraken::private::Tier,
     pub max_order_usd: Decimal,
     pub max_orders_per_hour: u32,
+    pub max_position: Option<Decimal>,
+    pub max_daily_loss_usd: Option<Decimal>,
 }
 
 #[derive(Clone, Debug)]
@@ -345,7 +347,17 @@ fn resolve_live(live: LiveOptions, source: &SourceSpec) -> Result<LiveSpec, Conf
         tier,
         max_order_usd,
         max_orders_per_hour: live.max_orders_per_hour.unwrap_or(30),
+        max_position: positive(live.max_position, "max-position")?,
+        max_daily_loss_usd: positive(live.max_daily_loss_usd, "max-daily-loss-usd")?,
     }))
+}
+
+/// A limit that must be positive when given.
+fn positive(value: Option<Decimal>, key: &str) -> Result<Option<Decimal>, ConfigError> {
+    match value {
+        Some(v) if v <= Decimal::ZERO => Err(ConfigError(format!("{key} must be positive, got {v}"))),
+        other => Ok(other),
+    }
 }
 
 /// The market-data source and its settings.

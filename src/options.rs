@@ -296,6 +296,17 @@ pub struct LiveOptions {
     #[arg(long, env = "NANOTRADER_MAX_ORDERS_PER_HOUR", help_heading = "Live trading")]
     pub max_orders_per_hour: Option<u32>,
 
+    /// Largest position in BTC an entry of a live broker may lead to [default: none].
+    #[arg(long, env = "NANOTRADER_MAX_POSITION", help_heading = "Live trading")]
+    #[serde(deserialize_with = "de_parse")]
+    pub max_position: Option<Decimal>,
+
+    /// The loss in USD within a UTC day that halts a live broker's new entries until the next
+    /// day [default: 5 % of the day's starting equity].
+    #[arg(long, env = "NANOTRADER_MAX_DAILY_LOSS_USD", help_heading = "Live trading")]
+    #[serde(deserialize_with = "de_parse")]
+    pub max_daily_loss_usd: Option<Decimal>,
+
     /// Webhook that gets a JSON event for each fill, start and stop, and feed outage and
     /// recovery, sent on its own task with retries (never slowing the engine). Shown redacted.
     #[arg(
@@ -472,6 +483,8 @@ impl LiveOptions {
             kraken_tier: Some("starter".to_owned()),
             max_order_usd: Some(Decimal::from(100)),
             max_orders_per_hour: Some(30),
+            max_position: None,
+            max_daily_loss_usd: None,
             notify_url: None,
             notify_format: Some("json".to_owned()),
         }

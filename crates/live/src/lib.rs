@@ -42,7 +42,28 @@ pub struct Rails {
     pub max_order_value: Decimal,
     /// Most orders sent in any hour.
     pub max_orders_per_hour: u32,
+    /// Largest position (base asset) an entry may lead to; none without a limit.
+    pub max_position: Option<Decimal>,
+    /// The loss in a UTC day (from the day's first equity) that halts new entries until the next
+    /// day; none: 5 % of the day's starting equity.
+    pub max_daily_loss: Option<Decimal>,
 }
+
+impl Rails {
+    /// The rails with their defaults: orders up to `max_order_value`, 30 an hour, no position
+    /// limit, a daily loss of 5 % of the day's starting equity.
+    pub fn new(max_order_value: Decimal) -> Self {
+        Self {
+            max_order_value,
+            max_orders_per_hour: 30,
+            max_position: None,
+            max_daily_loss: None,
+        }
+    }
+}
+
+/// The share of the day's starting equity whose loss halts new entries when no limit is given.
+const DEFAULT_DAILY_LOSS: Decimal = Decimal::from_parts(5, 0, 0, false, 2);
 
 /// Why an order was not sent: one line each.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -53,6 +74,10 @@ pub enum Refused {
     OverMaxOrder { value: Decimal, max: Decimal },
     #[error("{max} orders were sent in the last hour (--max-orders-per-hour): not sent")]
     TooManyOrders { max: u32 },
+    #[error("the position would be {after}, over --max-position {max}: not sent")]
+    OverMaxPosition { after: Decimal, max: Decimal },
+    #[error("today's loss of {loss} reached the daily limit of {limit}: new entries halted until the next UTC day")]
+    DailyLossHalt { loss: Decimal, limit: Decimal },
 }
 
 /// The exchange's rules and the rails, checked before an order is journaled and sent.
@@ -60,6 +85,10 @@ pub(crate) struct Gate {
     pub(crate) rules: PairRules,
     rails: Rails,
     sent: VecDeque<Instant>,
+    /// The UTC day (days since the epoch, market time) and the equity it started with.
+    day: Option<(i64, Decimal)>,
+    /// The day whose loss halted entries (said once).
+    halted: Option<i64>,
 }
 
 impl Gate {
@@ -68,14 +97,50 @@ impl Gate {
             rules,
             rails,
             sent: VecDeque::new(),
+            day: None,
+            halted: None,
         }
     }
 
-    /// The volume to send for `fill` (on the exchange's lot), or why it is not sent.
-    pub(crate) fn check(&mut self, fill: &Fill) -> Result<Decimal, Refused> {
+    /// The volume to send for `fill` (on the exchange's lot), or why it is not sent; `position`
+    /// and `equity` are the account's before the order.
+    pub(crate) fn check(&mut self, fill: &Fill, position: Decimal, equity: Decimal) -> Result<Decimal, Refused> {
         let volume = fill
             .qty
             .round_dp_with_strategy(self.rules.lot_decimals, RoundingStrategy::ToZero);
+        let entry = fill.side == nanotrader_market::Side::Buy;
+        let today = fill.ts.secs().div_euclid(86_400);
+        let start = match self.day {
+            Some((day, start)) if day == today => start,
+            _ => {
+                self.day = Some((today, equity));
+                equity
+            }
+        };
+        let limit = self
+            .rails
+            .max_daily_loss
+            .unwrap_or((start * DEFAULT_DAILY_LOSS).round_dp(2));
+        let loss = start - equity;
+        if entry && loss >= limit && limit > Decimal::ZERO {
+            if self.halted != Some(today) {
+                self.halted = Some(today);
+                tracing::warn!("risk halt: today's loss of {} reached {limit}", loss.round_dp(2));
+            }
+            return Err(Refused::DailyLossHalt {
+                loss: loss.round_dp(2),
+                limit,
+            });
+        }
+        if entry
+            && let Some(max) = self.rails.max_position
+            && position + volume > max
+        {
+            return Err(Refused::OverMaxPosition {
+                after: position + volume,
+                max,
+            });
+        }
         if let Some(min) = self.rules.ordermin
             && volume < min
         {
@@ -162,7 +227,8 @@ impl ValidateBroker {
     /// Sends what `trial` (a copy of the paper account that made the order) did to Kraken for
     /// validation; on acceptance the copy becomes the account.
     fn validate(&mut self, trial: PaperBroker, order: Order, fill: Fill) -> Option<(Order, Fill)> {
-        let volume = match self.gate.check(&fill) {
+        let account = self.paper.account();
+        let volume = match self.gate.check(&fill, account.position(), account.equity()) {
             Ok(volume) => volume,
             Err(refused) => {
                 tracing::warn!("{} {}: {refused}", order.side, fill.qty);

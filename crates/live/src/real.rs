@@ -116,7 +116,7 @@ impl LiveBroker {
 
     /// Sends the order `trial` decided, once, and books what the exchange did.
     fn send(&mut self, order: Order, fill: Fill) -> Option<(Order, Fill)> {
-        let volume = match self.gate.check(&fill) {
+        let volume = match self.gate.check(&fill, self.account.position(), self.account.equity()) {
             Ok(volume) => volume,
             Err(refused) => {
                 tracing::warn!("{} {}: {refused}", order.side, fill.qty);

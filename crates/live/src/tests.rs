@@ -94,6 +94,8 @@ fn rails() -> Rails {
     Rails {
         max_order_value: Decimal::from(100),
         max_orders_per_hour: 30,
+        max_position: None,
+        max_daily_loss: None,
     }
 }
 
@@ -138,6 +140,8 @@ async fn an_order_past_a_rail_or_under_the_minimum_is_not_sent() {
     let small = Rails {
         max_order_value: Decimal::from(5),
         max_orders_per_hour: 30,
+        max_position: None,
+        max_daily_loss: None,
     };
     let mut rig = rig(&mock, small);
     // 0.001 BTC at 10,000 is 10 USD, over the 5 USD rail.
@@ -172,6 +176,8 @@ fn rig_with_hourly(mock: &MockKraken, per_hour: u32) -> Rig {
         Rails {
             max_order_value: Decimal::from(100),
             max_orders_per_hour: per_hour,
+            max_position: None,
+            max_daily_loss: None,
         },
     )
 }
@@ -456,4 +462,103 @@ async fn a_refused_order_is_not_placed_and_a_journaled_unknown_one_is_reconciled
     assert_eq!(journal[1].txid.as_deref(), Some(mock.placed_orders()[0].txid.as_str()));
     assert_eq!(mock.placed_orders().len(), 1, "reconciling sends nothing");
     mock.shutdown().await;
+}
+
+// ---- the rails ----
+
+fn gate(rails: Rails) -> Gate {
+    Gate::new(
+        PairRules {
+            rest_pair: "XBTUSD".into(),
+            lot_decimals: 8,
+            ordermin: None,
+        },
+        rails,
+    )
+}
+
+fn order(side: nanotrader_market::Side, qty: &str, price: i64, day: i64) -> Fill {
+    Fill {
+        order_id: 1,
+        ts: Timestamp::from_secs(day * 86_400 + 3_600),
+        side,
+        qty: qty.parse().unwrap(),
+        price: Decimal::from(price),
+        fee: Decimal::ZERO,
+        cash_after: Decimal::ZERO,
+        position_after: Decimal::ZERO,
+        realized_pnl: Decimal::ZERO,
+    }
+}
+
+#[test]
+fn a_position_over_the_limit_is_not_entered() {
+    use nanotrader_market::Side::{Buy, Sell};
+    let mut rails = Rails::new(Decimal::from(1_000));
+    rails.max_position = Some(Decimal::new(2, 3));
+    let mut gate = gate(rails);
+    let equity = Decimal::from(1_000);
+    assert!(
+        gate.check(&order(Buy, "0.001", 100, 1), Decimal::new(1, 3), equity)
+            .is_ok()
+    );
+    assert!(matches!(
+        gate.check(&order(Buy, "0.002", 100, 1), Decimal::new(1, 3), equity),
+        Err(Refused::OverMaxPosition { .. })
+    ));
+    assert!(
+        gate.check(&order(Sell, "0.003", 100, 1), Decimal::new(3, 3), equity)
+            .is_ok(),
+        "exits always pass"
+    );
+}
+
+#[test]
+fn a_days_loss_halts_entries_until_the_next_utc_day() {
+    use nanotrader_market::Side::{Buy, Sell};
+    let mut gate = gate(Rails::new(Decimal::from(1_000)));
+    let position = Decimal::ZERO;
+    // The day starts at 1,000: 5 % is 50.
+    assert!(
+        gate.check(&order(Buy, "0.001", 100, 1), position, Decimal::from(1_000))
+            .is_ok()
+    );
+    assert!(
+        gate.check(&order(Buy, "0.001", 100, 1), position, Decimal::from(960))
+            .is_ok()
+    );
+    let halted = gate.check(&order(Buy, "0.001", 100, 1), position, Decimal::from(950));
+    assert_eq!(
+        halted.unwrap_err().to_string(),
+        "today's loss of 50 reached the daily limit of 50.00: new entries halted until the next UTC day"
+    );
+    assert!(
+        gate.check(&order(Sell, "0.001", 100, 1), position, Decimal::from(940))
+            .is_ok(),
+        "exits still go"
+    );
+    // The next UTC day starts from its own equity.
+    assert!(
+        gate.check(&order(Buy, "0.001", 100, 2), position, Decimal::from(940))
+            .is_ok()
+    );
+    // An explicit limit.
+    let mut rails = Rails::new(Decimal::from(1_000));
+    rails.max_daily_loss = Some(Decimal::from(10));
+    let mut gate = super::Gate::new(
+        PairRules {
+            rest_pair: "XBTUSD".into(),
+            lot_decimals: 8,
+            ordermin: None,
+        },
+        rails,
+    );
+    assert!(
+        gate.check(&order(Buy, "0.001", 100, 1), position, Decimal::from(1_000))
+            .is_ok()
+    );
+    assert!(
+        gate.check(&order(Buy, "0.001", 100, 1), position, Decimal::from(990))
+            .is_err()
+    );
 }
