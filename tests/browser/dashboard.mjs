@@ -105,6 +105,12 @@ async function openDashboard(context, viewport, label, problems) {
       { timeout: STEP_TIMEOUT_MS },
     )
     .catch(() => fail(`${label}: the price chart did not draw (no canvas or no bars)`));
+  // A paper run says so, and never shows the LIVE badge.
+  const badges = await page.evaluate(() => ({
+    paper: !document.getElementById('paper-badge').hidden,
+    live: !document.getElementById('live-badge').hidden,
+  }));
+  if (!badges.paper || badges.live) fail(`${label}: a paper run must show "paper" and not "LIVE": ${JSON.stringify(badges)}`);
   return page;
 }
 

@@ -418,6 +418,8 @@
     // What the source is (live, replay 60x, simulation) comes with the status.
     $('source-badge').title = `Market data: ${m.data || m.source}`;
     $('paper-badge').hidden = !m.paper;
+    // Real orders: unmistakable.
+    $('live-badge').hidden = !!m.paper;
     $('chart-title').textContent = `${m.pair} · ${intervalName(m.interval_secs)} · UTC · ${m.strategy}`;
     const assumptions = `${m.paper ? 'Paper trading' : 'Live trading'} · fee ${fractionPct(m.fee_rate)} per fill · sizing ${m.sizing} · start ${usd(m.initial_cash)} ${quoteCode}`;
     $('s-assumptions').textContent = assumptions;
