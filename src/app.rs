@@ -255,18 +255,15 @@ async fn run(
         .map(|_| board_seed(&store, &cfg, &meta, &session))
         .transpose()?;
     // The strategy's state from the stored bars, and the dashboard's history with it.
-    let Restored { broker, resume } = session.restore(
-        &store,
-        cfg.broker.clone(),
-        cfg.live.books(),
-        strategy.as_mut(),
-        |bar, lines| {
+    let books = cfg.live.books();
+    let Restored { broker, resume } =
+        session.restore(&store, cfg.broker.clone(), books, strategy.as_mut(), |bar, lines| {
             if let Some(seed) = seed.as_mut() {
                 seed.bar(bar, lines);
             }
-        },
-    )?;
-    let broker = crate::brokers::broker_for(&cfg.live, broker, probed.pair(), lock, session.run.id).await?;
+        })?;
+    let (pair, alerts) = (probed.pair(), line.alerts.as_ref());
+    let broker = crate::brokers::broker_for(&cfg.live, broker, pair, lock, session.run.id, alerts).await?;
     let passes_bars_through = probed.info.bar_interval == Some(cfg.interval);
     let start_at = session.resume_from(cfg.interval, passes_bars_through);
     let mut source = probed.open(&cfg, start_at, stored_start(&session.run)).await?;
@@ -274,12 +271,8 @@ async fn run(
     announce(&cfg, &info, &session);
     let start_equity = broker.account().equity();
     let run = session.run;
-
     let outputs = Outputs::start(&store, &run, &cfg, line.alerts.as_ref())?;
-    let mut aggregator = BarAggregator::new(cfg.interval, info.bar_interval);
-    if let Some(ts) = run.last_bar_ts {
-        aggregator = aggregator.with_last_closed(ts);
-    }
+    let aggregator = bar_aggregator(&cfg, &info, &run);
     let mut engine = Engine::new(
         cfg.engine.clone(),
         aggregator,
@@ -348,6 +341,15 @@ fn run_plan(cfg: &RunConfig, source: &ProbedSource) -> Result<RunPlan, AppError>
         source_params: json!({ "start_secs": start_secs }).to_string(),
         initial_cash: cfg.broker.initial_cash,
     })
+}
+
+/// Bars at the run's interval, continuing after its last stored bar.
+fn bar_aggregator(cfg: &RunConfig, info: &SourceInfo, run: &RunRecord) -> BarAggregator {
+    let aggregator = BarAggregator::new(cfg.interval, info.bar_interval);
+    match run.last_bar_ts {
+        Some(ts) => aggregator.with_last_closed(ts),
+        None => aggregator,
+    }
 }
 
 /// The simulator's market start, fixed when its run was created.

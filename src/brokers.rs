@@ -6,7 +6,7 @@ use std::time::Duration;
 use nanotrader_broker::{Broker, PaperBroker};
 use nanotrader_kraken::private::{NonceSource, PrivateClient};
 use nanotrader_kraken::{PairNames, RestClient, Retries};
-use nanotrader_live::{Assets, LiveBroker, PairRules, Rails, ValidateBroker};
+use nanotrader_live::{Alerts, Assets, LiveBroker, PairRules, Rails, ValidateBroker};
 use nanotrader_store::{DataDirLock, Store};
 
 use crate::app::AppError;
@@ -27,12 +27,18 @@ pub async fn broker_for(
     pair: Option<&PairNames>,
     lock: &DataDirLock,
     run_id: i64,
+    alerts: Option<&nanotrader_notify::NotifyHandle>,
 ) -> Result<Box<dyn Broker>, AppError> {
     let kraken = match live {
         LiveSpec::Paper => return Ok(Box::new(paper)),
         LiveSpec::Kraken(kraken) => kraken,
     };
     let pair = pair.ok_or_else(|| AppError::input("a Kraken broker needs --source kraken"))?;
+    let alerts = alerts.map(|notify| Alerts {
+        notify: notify.clone(),
+        run: run_id,
+        pair: pair.user.clone(),
+    });
     let (rules, assets) = pair_rules(kraken, pair).await?;
     let client = private_client(kraken, lock)?;
     let rails = Rails {
@@ -56,7 +62,7 @@ pub async fn broker_for(
         )
         .await
         .map_err(AppError::runtime)?;
-        return Ok(Box::new(broker));
+        return Ok(Box::new(broker.with_alerts(alerts)));
     }
     tracing::info!(
         "broker kraken-validate: every order is checked by Kraken (validate=true, never executed), then filled on paper; rails: orders up to {} USD, {} an hour",
@@ -64,15 +70,9 @@ pub async fn broker_for(
         kraken.max_orders_per_hour
     );
     let journal = Store::open(lock)?;
-    Ok(Box::new(ValidateBroker::start(
-        paper,
-        client,
-        journal,
-        run_id,
-        rules,
-        rails,
-        ANSWER_WITHIN,
-    )))
+    Ok(Box::new(
+        ValidateBroker::start(paper, client, journal, run_id, rules, rails, ANSWER_WITHIN).with_alerts(alerts),
+    ))
 }
 
 /// The signed client, its nonces kept in the data dir under the key's fingerprint (never the key).

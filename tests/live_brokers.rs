@@ -488,3 +488,60 @@ async fn a_live_run_killed_at_random_moments_places_nothing_twice_and_keeps_the_
     assert_eq!(stored as usize, mock.executions().len());
     mock.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_kraken_refuses_is_an_alert() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut account = PrivateConfig::new(KEY, SECRET);
+    account.usd = Decimal::from(10_000);
+    account.btc = Decimal::ONE;
+    let config = MockConfig {
+        speed: SPEED,
+        market_start: Some(Timestamp::now()),
+        // The first private call, the first order's validation, is refused.
+        faults: Faults {
+            service_unavailable: 1,
+            ..Faults::default()
+        },
+        private: Some(account),
+        ..MockConfig::new(repo_file(TRADES))
+    };
+    let mock = MockKraken::start(config).await.expect("the mock starts");
+    let (url, got) = receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = with_keys(kraken_run(dir.path(), &mock));
+    cmd.args([
+        "--broker",
+        "kraken-validate",
+        "--short",
+        "1",
+        "--long",
+        "2",
+        "--sizing",
+        "fixed:0.001",
+        "--notify-url",
+        &url,
+    ]);
+    let mut running = tokio::task::spawn_blocking(move || Running::start(cmd)).await.unwrap();
+    wait_for(
+        "a validated fill after the refusal",
+        &mut running,
+        |dir| fills(dir) >= 1,
+        dir.path(),
+    )
+    .await;
+    tokio::task::spawn_blocking(move || running.interrupt()).await.unwrap();
+    let events = got.lock().unwrap().clone();
+    let rejected: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "order_rejected").collect();
+    assert_eq!(rejected.len(), 1, "{events:?}");
+    assert!(
+        rejected[0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("EService:Unavailable"),
+        "{events:?}"
+    );
+    let journal = journal(dir.path());
+    assert_eq!(rejected[0]["cl_ord_id"].as_str(), Some(journal[0].2.as_str()));
+    mock.shutdown().await;
+}

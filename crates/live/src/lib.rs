@@ -89,6 +89,27 @@ pub(crate) struct Gate {
     day: Option<(i64, Decimal)>,
     /// The day whose loss halted entries (said once).
     halted: Option<i64>,
+    /// Where a halt and a refused order are told (`--notify-url`), with the run and pair.
+    pub(crate) alerts: Option<Alerts>,
+}
+
+/// A broker's alerts: the webhook's queue, and what they are about.
+#[derive(Clone)]
+pub struct Alerts {
+    pub notify: nanotrader_notify::NotifyHandle,
+    pub run: i64,
+    pub pair: String,
+}
+
+impl Alerts {
+    pub(crate) fn rejected(&self, cl_ord_id: &str, reason: &str) {
+        self.notify.notify(nanotrader_notify::Event::OrderRejected {
+            run: self.run,
+            pair: self.pair.clone(),
+            reason: reason.to_owned(),
+            cl_ord_id: cl_ord_id.to_owned(),
+        });
+    }
 }
 
 impl Gate {
@@ -99,6 +120,7 @@ impl Gate {
             sent: VecDeque::new(),
             day: None,
             halted: None,
+            alerts: None,
         }
     }
 
@@ -126,6 +148,16 @@ impl Gate {
             if self.halted != Some(today) {
                 self.halted = Some(today);
                 tracing::warn!("risk halt: today's loss of {} reached {limit}", loss.round_dp(2));
+                if let Some(alerts) = &self.alerts {
+                    alerts.notify.notify(nanotrader_notify::Event::RiskHalt {
+                        run: alerts.run,
+                        rule: "max-daily-loss-usd".into(),
+                        detail: format!(
+                            "today's loss of {} reached {limit}: new entries halted until the next UTC day",
+                            loss.round_dp(2)
+                        ),
+                    });
+                }
             }
             return Err(Refused::DailyLossHalt {
                 loss: loss.round_dp(2),
@@ -277,6 +309,9 @@ impl ValidateBroker {
                 let why = e.to_string();
                 tracing::warn!("order {} ({} {volume}) refused by Kraken: {why}", order.id, order.side);
                 self.record(&cl_ord_id, OrderState::Rejected, Some(&why));
+                if let Some(alerts) = &self.gate.alerts {
+                    alerts.rejected(&cl_ord_id, &why);
+                }
                 None
             }
             // A validation places nothing, so an unanswered one is simply not validated.
@@ -331,6 +366,14 @@ impl Broker for ValidateBroker {
 mod real;
 
 pub use real::{Assets, LiveBroker};
+
+impl ValidateBroker {
+    /// Tells refused orders (and a daily-loss halt) to `alerts` too.
+    pub fn with_alerts(mut self, alerts: Option<Alerts>) -> Self {
+        self.gate.alerts = alerts;
+        self
+    }
+}
 
 #[cfg(test)]
 mod tests;

@@ -179,6 +179,11 @@ impl LiveBroker {
             return booked;
         }
         self.record(&cl_ord_id, state, learned.txid.as_deref(), learned.detail.as_deref());
+        if state == OrderState::Rejected
+            && let Some(alerts) = &self.gate.alerts
+        {
+            alerts.rejected(&cl_ord_id, learned.detail.as_deref().unwrap_or("refused"));
+        }
         {
             tracing::warn!(
                 "order {} ({} {volume}) {state}: {}",
@@ -256,6 +261,14 @@ impl LiveBroker {
             None => trial.follow(change, ts, price),
             Some(reason) => trial.exit(ts, price, reason),
         }
+    }
+}
+
+impl LiveBroker {
+    /// Tells refused orders (and a daily-loss halt) to `alerts` too.
+    pub fn with_alerts(mut self, alerts: Option<crate::Alerts>) -> Self {
+        self.gate.alerts = alerts;
+        self
     }
 }
 
