@@ -545,3 +545,89 @@ async fn an_order_kraken_refuses_is_an_alert() {
     assert_eq!(rejected[0]["cl_ord_id"].as_str(), Some(journal[0].2.as_str()));
     mock.shutdown().await;
 }
+
+/// A live run under one private fault: it keeps trading, nothing is placed twice, the stored
+/// trades are the exchange's executions and the account is its balances.
+/// `speed`: the hour of trades lasts 3,600 / speed seconds of wall time, and a fault that costs
+/// the run seconds (a read asked again a second later) needs a slower market to leave time for
+/// a few crossings.
+async fn live_fault_case(faults: Faults, speed: f64) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut account = PrivateConfig::new(KEY, SECRET);
+    account.usd = Decimal::from(10_000);
+    account.limits = Limits::tier(Tier::Pro);
+    let config = MockConfig {
+        speed,
+        market_start: Some(Timestamp::now()),
+        faults,
+        private: Some(account),
+        ..MockConfig::new(repo_file(TRADES))
+    };
+    let mock = MockKraken::start(config).await.expect("the mock starts");
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = with_keys(kraken_run(dir.path(), &mock));
+    cmd.args([
+        "--broker",
+        "kraken",
+        "--confirm-live",
+        "--kraken-tier",
+        "pro",
+        "--sizing",
+        "fixed:0.001",
+    ]);
+    let mut running = tokio::task::spawn_blocking(move || Running::start(cmd)).await.unwrap();
+    wait_for("real fills", &mut running, |dir| fills(dir) >= 2, dir.path()).await;
+    tokio::task::spawn_blocking(move || running.interrupt()).await.unwrap();
+    let placed = mock.placed_orders();
+    let mut ids: Vec<String> = placed.iter().filter_map(|o| o.cl_ord_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), placed.len(), "no client id placed twice");
+    let journal = journal(dir.path());
+    assert_eq!(
+        journal.iter().filter(|(state, _, _)| state == "placed").count(),
+        placed.len(),
+        "{journal:?}"
+    );
+    let conn = rusqlite::Connection::open(dir.path().join("nanotrader.sqlite")).unwrap();
+    let stored: i64 = conn
+        .query_row("SELECT COUNT(*) FROM exchange_fills", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored as usize, mock.executions().len());
+    let (cash, position): (String, String) = conn
+        .query_row(
+            "SELECT cash_after, position_after FROM fills ORDER BY order_id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let balances = mock.balances();
+    assert_eq!(cash.parse::<Decimal>().unwrap(), balances["ZUSD"]);
+    assert_eq!(position.parse::<Decimal>().unwrap(), balances["XXBT"]);
+    mock.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_run_through_invalid_nonces_places_each_order_once() {
+    live_fault_case(
+        Faults {
+            invalid_nonce: 3,
+            ..Faults::default()
+        },
+        SPEED,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_run_through_an_unavailable_exchange_places_each_order_once() {
+    // Balance at start is asked three times more, a second apart.
+    live_fault_case(
+        Faults {
+            service_unavailable: 3,
+            ..Faults::default()
+        },
+        120.0,
+    )
+    .await;
+}

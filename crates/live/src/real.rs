@@ -25,6 +25,8 @@ const LOOKUP_EVERY: Duration = Duration::from_millis(500);
 const LOOKUPS: u32 = 20;
 /// A lookup must find nothing this many times in a row to prove an order absent.
 const ABSENT_PROOFS: u32 = 3;
+/// Attempts beyond the first for a balances read that failed in passing.
+const BALANCE_ATTEMPTS: u32 = 4;
 /// How long a placed market order may take to close.
 const CLOSE_WITHIN: Duration = Duration::from_secs(30);
 
@@ -81,7 +83,7 @@ impl LiveBroker {
         answer_within: Duration,
     ) -> Result<Self, String> {
         reconcile(&client, &mut journal, run_id).await;
-        let balances = client.balance().await.map_err(|e| format!("Kraken Balance: {e}"))?;
+        let balances = balances(&client).await.map_err(|e| format!("Kraken Balance: {e}"))?;
         let mut account = Account::new(Decimal::ZERO);
         account.set_holdings(
             balances.get(&assets.quote).copied().unwrap_or_default(),
@@ -356,7 +358,7 @@ pub async fn place(client: &PrivateClient, request: &OrderRequest) -> Learned {
             Err(e) => tracing::warn!("order {txid}: its trades could not be read yet: {e}"),
         }
     }
-    match client.balance().await {
+    match balances(client).await {
         Ok(balances) => learned.balances = Some(balances),
         Err(e) => tracing::warn!("Kraken Balance after order {txid}: {e}"),
     }
@@ -377,6 +379,25 @@ fn exchange_fill(t: &Trade, run_id: i64, order_id: u64, cl_ord_id: &str) -> Exch
         price: t.price,
         cost: t.cost,
         fee: t.fee,
+    }
+}
+
+/// Kraken's balances; a read, so a passing failure (unavailable, busy, throttled, a network
+/// error) is asked again a few times, a second apart.
+async fn balances(
+    client: &PrivateClient,
+) -> Result<BTreeMap<String, Decimal>, nanotrader_kraken::private::PrivateError> {
+    let mut attempt = 0;
+    loop {
+        match client.balance().await {
+            Ok(balances) => return Ok(balances),
+            Err(e) if e.is_retryable() && attempt < BALANCE_ATTEMPTS => {
+                attempt += 1;
+                tracing::debug!("Kraken Balance: {e}; asking again");
+                tokio::time::sleep(LOOKUP_EVERY * 2).await;
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 

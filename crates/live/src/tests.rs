@@ -389,15 +389,15 @@ async fn an_http_500_after_placing_is_resolved_the_same_way() {
 async fn a_refused_order_is_not_placed_and_a_journaled_unknown_one_is_reconciled_at_start() {
     let mock = live_mock(
         Faults {
-            service_unavailable: 1,
+            service_unavailable: 5,
             ..Faults::default()
         },
         1,
     )
     .await;
     let rig = LiveRig::new();
-    // The first private call (Balance at start) answers EService:Unavailable: the start fails
-    // with one line, nothing is sent.
+    // Balance at start answers EService:Unavailable every time it is asked (five times): the
+    // start fails with one line, nothing is sent.
     assert!(
         LiveBroker::start(
             BrokerConfig::default(),
