@@ -13,11 +13,10 @@ use crate::cli::{BarsArgs, Cli, Command, FillsArgs, HistoryArgs};
 use crate::config::{self, ConfigError, Mode, RunConfig, SourceSpec};
 use crate::options::RunArgs;
 use crate::output::{self, RunSummary};
-use crate::sources::{ProbedSource, data_mode, resolve_pair};
+use crate::sources::{KrakenPair, ProbedSource, data_mode, resolve_pair};
 use nanotrader_broker::Account;
 use nanotrader_engine::{Bus, Engine, EngineOutputs, Metrics, STORE_QUEUE_BATCHES};
 use nanotrader_engine::{Restored, RunPlan, RunSession, SessionError};
-use nanotrader_kraken::PairNames;
 use nanotrader_kraken::RestClient;
 use nanotrader_kraken::consts::PUBLIC_REST_MIN_INTERVAL;
 use nanotrader_market::BarAggregator;
@@ -240,7 +239,7 @@ async fn run(
     cfg: RunConfig,
     lock: &DataDirLock,
     rest: Option<RestClient>,
-    pair: Option<PairNames>,
+    pair: Option<KrakenPair>,
     web: Option<Arc<nanotrader_web::Server>>,
     line: &DashboardLine,
 ) -> Result<(), AppError> {
@@ -700,7 +699,7 @@ async fn history(data_dir: &std::path::Path, args: &HistoryArgs) -> Result<(), A
         .as_deref()
         .unwrap_or(nanotrader_kraken::consts::REST_BASE_URL);
     let client = RestClient::new(url, PUBLIC_REST_MIN_INTERVAL).map_err(|e| AppError::runtime(e.to_string()))?;
-    let pair = resolve_pair(&client, &args.pair, false).await?;
+    let pair = resolve_pair(&client, &args.pair, false).await?.names;
     let mut sink: Box<dyn BarSink> = match (&lock, &args.out) {
         (Some(lock), _) => Box::new(
             StoreSink::open(Store::open(lock)?, &pair, args.interval).map_err(|e| AppError::runtime(e.to_string()))?,

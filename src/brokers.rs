@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use nanotrader_broker::{Broker, PaperBroker};
 use nanotrader_kraken::private::{NonceSource, PrivateClient};
-use nanotrader_kraken::{PairNames, RestClient, Retries};
 use nanotrader_live::{Alerts, Assets, LiveBroker, PairRules, Rails, ValidateBroker};
 use nanotrader_store::{DataDirLock, Store};
 
 use crate::app::AppError;
 use crate::config::{KrakenLive, LiveSpec};
+use crate::sources::KrakenPair;
 
 /// How long the engine waits for Kraken to answer an order before it counts it unanswered.
 const ANSWER_WITHIN: Duration = Duration::from_secs(15);
@@ -24,7 +24,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn broker_for(
     live: &LiveSpec,
     paper: PaperBroker,
-    pair: Option<&PairNames>,
+    pair: Option<&KrakenPair>,
     lock: &DataDirLock,
     run_id: i64,
     alerts: Option<&nanotrader_notify::NotifyHandle>,
@@ -37,9 +37,9 @@ pub async fn broker_for(
     let alerts = alerts.map(|notify| Alerts {
         notify: notify.clone(),
         run: run_id,
-        pair: pair.user.clone(),
+        pair: pair.names.user.clone(),
     });
-    let (rules, assets) = pair_rules(kraken, pair).await?;
+    let (rules, assets) = pair_rules(pair);
     let client = private_client(kraken, lock)?;
     let rails = Rails {
         max_order_value: kraken.max_order_usd,
@@ -83,27 +83,17 @@ fn private_client(kraken: &KrakenLive, lock: &DataDirLock) -> Result<PrivateClie
     PrivateClient::new(&kraken.rest_url, credentials, nonces, kraken.tier, REQUEST_TIMEOUT).map_err(AppError::runtime)
 }
 
-/// The pair's lot and minimum, and its assets' names, from AssetPairs.
-async fn pair_rules(kraken: &KrakenLive, pair: &PairNames) -> Result<(PairRules, Assets), AppError> {
-    let client = RestClient::new(&kraken.rest_url, nanotrader_kraken::consts::PUBLIC_REST_MIN_INTERVAL)
-        .map_err(AppError::runtime)?;
-    let pairs = client
-        .asset_pairs(Retries::UpTo(2))
-        .await
-        .map_err(|e| AppError::runtime(format!("Kraken AssetPairs: {e}")))?;
-    let rules = pairs
-        .iter()
-        .find(|p| p.key == pair.rest_key)
-        .ok_or_else(|| AppError::runtime(format!("Kraken's AssetPairs has no {}", pair.rest_key)))?;
-    Ok((
+/// The pair's lot and minimum, and its assets' names (AssetPairs, as the source resolved it).
+fn pair_rules(pair: &KrakenPair) -> (PairRules, Assets) {
+    (
         PairRules {
-            rest_pair: pair.rest_altname.clone(),
-            lot_decimals: rules.lot_decimals,
-            ordermin: rules.ordermin,
+            rest_pair: pair.names.rest_altname.clone(),
+            lot_decimals: pair.rules.lot_decimals,
+            ordermin: pair.rules.ordermin,
         },
         Assets {
-            base: rules.base.clone(),
-            quote: rules.quote.clone(),
+            base: pair.rules.base.clone(),
+            quote: pair.rules.quote.clone(),
         },
-    ))
+    )
 }

@@ -9,6 +9,7 @@ use nanotrader_format::DataMode;
 use nanotrader_kraken::RestPollSource;
 use nanotrader_kraken::consts::PUBLIC_REST_MIN_INTERVAL;
 
+use nanotrader_kraken::parse::AssetPair;
 use nanotrader_kraken::{KrakenWsSource, WsFeedConfig};
 use nanotrader_kraken::{PairMap, PairNames};
 use nanotrader_kraken::{RestClient, Retries};
@@ -17,6 +18,14 @@ use nanotrader_market::{MarketEvent, Source, SourceError, SourceInfo, Timestamp}
 use nanotrader_market::{ReplayConfig, ReplaySource};
 use nanotrader_market::{SimConfig, SimSource};
 
+/// A Kraken pair as AssetPairs gave it: its names, and its rules (lot, minimum, assets) for
+/// the brokers.
+#[derive(Clone, Debug)]
+pub struct KrakenPair {
+    pub names: PairNames,
+    pub rules: AssetPair,
+}
+
 /// The configured source, identified but not yet opened.
 pub struct ProbedSource {
     /// What the source is; `identity` goes into the run key.
@@ -24,8 +33,8 @@ pub struct ProbedSource {
     /// How releases before the identity was spelled in one place named the same source (Kraken
     /// pairs written as the user typed them, e.g. `kraken:XBTUSD`), so their runs resume.
     pub earlier_identity: Option<String>,
-    /// Kraken's names of the pair, for a Kraken feed.
-    pair: Option<PairNames>,
+    /// The Kraken pair, for a Kraken feed.
+    pair: Option<KrakenPair>,
     rest: Option<RestClient>,
 }
 
@@ -33,7 +42,7 @@ impl ProbedSource {
     /// Identifies the source of `cfg` without reading market data from it. For Kraken this asks
     /// AssetPairs (unless `pair` is already resolved), so an unknown pair or an unreachable
     /// Kraken is reported before anything is stored.
-    pub async fn probe(cfg: &RunConfig, rest: Option<RestClient>, pair: Option<PairNames>) -> Result<Self, AppError> {
+    pub async fn probe(cfg: &RunConfig, rest: Option<RestClient>, pair: Option<KrakenPair>) -> Result<Self, AppError> {
         let (kind, rest_url) = match &cfg.source {
             SourceSpec::Replay { .. } => {
                 return Ok(Self::offline(open_replay(cfg, None)?.info().clone()));
@@ -57,7 +66,7 @@ impl ProbedSource {
             Some(pair) => pair,
             None => resolve_pair(&client, &cfg.pair, true).await?,
         };
-        let info = pair.feed_info(kind);
+        let info = pair.names.feed_info(kind);
         let earlier = format!("{kind}:{}", cfg.pair.to_uppercase());
         Ok(Self {
             earlier_identity: (earlier != info.identity).then_some(earlier),
@@ -67,8 +76,8 @@ impl ProbedSource {
         })
     }
 
-    /// Kraken's names of the pair, for a Kraken feed.
-    pub fn pair(&self) -> Option<&PairNames> {
+    /// The Kraken pair, for a Kraken feed.
+    pub fn pair(&self) -> Option<&KrakenPair> {
         self.pair.as_ref()
     }
 
@@ -104,7 +113,7 @@ impl ProbedSource {
             (SourceSpec::Replay { .. }, _, _) => AnySource::Replay(open_replay(cfg, start_at)?),
             (SourceSpec::Sim(sim), _, _) => AnySource::Sim(SimSource::new(sim_config(sim, start_at, start_secs))?),
             (SourceSpec::KrakenRest { poll_every, .. }, Some(client), Some(pair)) => {
-                AnySource::Feed(RestPollSource::start(client, pair, *poll_every))
+                AnySource::Feed(RestPollSource::start(client, pair.names, *poll_every))
             }
             (
                 SourceSpec::Kraken {
@@ -117,7 +126,7 @@ impl ProbedSource {
                     silence_timeout: *feed_timeout,
                     ..WsFeedConfig::new(ws_url, cfg.interval, start_at)
                 };
-                let source = KrakenWsSource::connect(feed, client, pair)
+                let source = KrakenWsSource::connect(feed, client, pair.names)
                     .await
                     .map_err(|cause| kraken_unreachable("WebSocket", ws_url, &cause, true))?;
                 AnySource::Feed(source)
@@ -149,9 +158,9 @@ fn open_replay(cfg: &RunConfig, start_at: Option<Timestamp>) -> Result<ReplaySou
     })
 }
 
-/// Maps the user's pair to Kraken's names with AssetPairs; an unknown pair is the user's mistake.
-/// `for_run`: a failure to reach Kraken suggests what works offline.
-pub async fn resolve_pair(client: &RestClient, pair: &str, for_run: bool) -> Result<PairNames, AppError> {
+/// Maps the user's pair to Kraken's names and rules with AssetPairs; an unknown pair is the
+/// user's mistake. `for_run`: a failure to reach Kraken suggests what works offline.
+pub async fn resolve_pair(client: &RestClient, pair: &str, for_run: bool) -> Result<KrakenPair, AppError> {
     let pairs = match client.asset_pairs(Retries::UpTo(2)).await {
         Ok(pairs) => pairs,
         Err(e) => {
@@ -161,9 +170,10 @@ pub async fn resolve_pair(client: &RestClient, pair: &str, for_run: bool) -> Res
             });
         }
     };
-    PairMap::from_asset_pairs(&pairs)
-        .resolve(pair)
-        .map_err(|e| AppError::input(e.to_string()))
+    let map = PairMap::from_asset_pairs(&pairs);
+    let names = map.resolve(pair).map_err(AppError::input)?;
+    let rules = map.asset_pair(pair).map_err(AppError::input)?.clone();
+    Ok(KrakenPair { names, rules })
 }
 
 /// Kraken cannot be reached at start: one line with the cause, exit code 2 like every start-up

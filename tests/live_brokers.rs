@@ -284,29 +284,81 @@ async fn alerts_reach_the_webhook_and_its_secret_is_never_shown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_orders_are_placed_once_and_the_books_are_the_exchanges() {
+    // Partial fills (each order as three trades); the first order's answer is lost after it was
+    // placed, the second gets a 500.
+    let faults = Faults {
+        lose_addorder_reply: 1,
+        addorder_http_500: 1,
+        ..Faults::default()
+    };
+    let mock = start_live_mock(faults, 3, SPEED).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = live_run(dir.path(), &mock);
+    cmd.args(["--status-secs", "1"]);
+    let mut running = tokio::task::spawn_blocking(move || Running::start(cmd)).await.unwrap();
+    wait_for("real fills", &mut running, |dir| fills(dir) >= 4, dir.path()).await;
+    let stopped = tokio::task::spawn_blocking(move || running.interrupt()).await.unwrap();
+    let log = String::from_utf8_lossy(&stopped.stderr).to_string();
+    assert!(log.contains("REAL orders"), "{log}");
+    assert!(!log.contains(SECRET), "no secret in the log");
+
+    let journal = assert_placed_once(&mock, dir.path());
+    assert_eq!(mock.private_calls()["AddOrder"], journal.len() as u64, "{journal:?}");
+    assert!(
+        journal
+            .iter()
+            .all(|(state, validate, _)| !validate && state == "placed"),
+        "{journal:?}"
+    );
+    let executions = assert_books_are_the_exchanges(&mock, dir.path());
+    // `fills --csv` lists each partial fill with Kraken's order and trade ids.
+    let out = nanotrader(dir.path(), &["fills", "--csv"]);
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("ts,side,qty,price,fee,cash_after,position_after,order_id,trade_id")
+    );
+    let mut exported: Vec<Trade> = lines
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            (f[8].to_owned(), f[7].to_owned(), dec(f[2]), dec(f[3]), dec(f[4]))
+        })
+        .collect();
+    exported.sort();
+    assert_eq!(exported, executions, "one row per exchange trade, with its ids");
+    mock.shutdown().await;
+}
+
+/// A trade as (trade id, order id, volume, price, fee).
+type Trade = (String, String, Decimal, Decimal, Decimal);
+
+fn dec(text: &str) -> Decimal {
+    text.parse().unwrap()
+}
+
+/// The mock with a 10,000 USD account on a pro tier (each real order costs about six calls on
+/// the private API counter: at 600x market speed only a pro account keeps up), orders executing
+/// as `fill_parts` trades, and `faults`. The hour of trades lasts 3,600 / `speed` seconds.
+async fn start_live_mock(faults: Faults, fill_parts: u32, speed: f64) -> MockKraken {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut account = PrivateConfig::new(KEY, SECRET);
     account.usd = Decimal::from(10_000);
-    // Partial fills: each order executes as three trades.
-    account.fill_parts = 3;
-    // Each real order costs about six calls on the private API counter (lookups, the order, its
-    // trades, the balances): at 600x market speed only a pro account keeps up.
+    account.fill_parts = fill_parts;
     account.limits = Limits::tier(Tier::Pro);
     let config = MockConfig {
-        speed: SPEED,
+        speed,
         market_start: Some(Timestamp::now()),
-        faults: Faults {
-            // The first order's answer is lost after it was placed; the second gets a 500.
-            lose_addorder_reply: 1,
-            addorder_http_500: 1,
-            ..Faults::default()
-        },
+        faults,
         private: Some(account),
         ..MockConfig::new(repo_file(TRADES))
     };
-    let mock = MockKraken::start(config).await.expect("the mock starts");
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = with_keys(kraken_run(dir.path(), &mock));
+    MockKraken::start(config).await.expect("the mock starts")
+}
+
+/// `run --broker kraken --confirm-live` against the mock, 0.001 BTC an order.
+fn live_run(dir: &Path, mock: &MockKraken) -> Command {
+    let mut cmd = with_keys(kraken_run(dir, mock));
     cmd.args([
         "--broker",
         "kraken",
@@ -315,47 +367,42 @@ async fn real_orders_are_placed_once_and_the_books_are_the_exchanges() {
         "pro",
         "--sizing",
         "fixed:0.001",
-        "--status-secs",
-        "1",
     ]);
-    let mut running = tokio::task::spawn_blocking(move || Running::start(cmd)).await.unwrap();
-    wait_for("real fills", &mut running, |dir| fills(dir) >= 4, dir.path()).await;
-    let stopped = tokio::task::spawn_blocking(move || running.interrupt()).await.unwrap();
-    let log = String::from_utf8_lossy(&stopped.stderr).to_string();
-    assert!(log.contains("REAL orders"), "{log}");
-    assert!(!log.contains(SECRET), "no secret in the log");
+    cmd
+}
 
-    // Every placed order once; each journaled order sent once.
+/// No client id placed twice, and the journal says placed exactly for the placed orders. The
+/// journal, for more checks.
+fn assert_placed_once(mock: &MockKraken, dir: &Path) -> Vec<(String, bool, String)> {
     let placed = mock.placed_orders();
     let mut ids: Vec<String> = placed.iter().filter_map(|o| o.cl_ord_id.clone()).collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), placed.len(), "no client id placed twice");
-    let journal = journal(dir.path());
-    assert_eq!(mock.private_calls()["AddOrder"], journal.len() as u64, "{journal:?}");
-    assert!(
-        journal
-            .iter()
-            .all(|(state, validate, _)| !validate && state == "placed"),
+    let journal = journal(dir);
+    assert_eq!(
+        journal.iter().filter(|(state, _, _)| state == "placed").count(),
+        placed.len(),
         "{journal:?}"
     );
-    assert_eq!(journal.len(), placed.len());
+    journal
+}
 
-    // The stored trades are the exchange's executions, exactly; the last stored account is the
-    // exchange's balances, exactly.
-    let conn = rusqlite::Connection::open(dir.path().join("nanotrader.sqlite")).unwrap();
+/// The stored trades are the exchange's executions, exactly (stored as Kraken wrote them, e.g.
+/// "10863.30000", equal as numbers); the last stored account is the exchange's balances,
+/// exactly. The executions, sorted, for more checks.
+fn assert_books_are_the_exchanges(mock: &MockKraken, dir: &Path) -> Vec<Trade> {
+    let conn = rusqlite::Connection::open(dir.join("nanotrader.sqlite")).unwrap();
     let mut stmt = conn
         .prepare("SELECT trade_id, txid, qty, price, fee FROM exchange_fills ORDER BY trade_id")
         .unwrap();
-    // Stored as Kraken wrote them (its text, e.g. "10863.30000"); equal as numbers to the mock's.
-    let dec = |t: String| t.parse::<Decimal>().unwrap();
-    let stored: Vec<(String, String, Decimal, Decimal, Decimal)> = stmt
+    let stored: Vec<Trade> = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
         .unwrap()
         .map(Result::unwrap)
-        .map(|(t, o, q, p, f): (String, String, String, String, String)| (t, o, dec(q), dec(p), dec(f)))
+        .map(|(t, o, q, p, f): (String, String, String, String, String)| (t, o, dec(&q), dec(&p), dec(&f)))
         .collect();
-    let mut executions: Vec<(String, String, Decimal, Decimal, Decimal)> = mock
+    let mut executions: Vec<Trade> = mock
         .executions()
         .into_iter()
         .map(|e| (e.trade_id, e.order_id, e.qty, e.price, e.fee))
@@ -370,61 +417,19 @@ async fn real_orders_are_placed_once_and_the_books_are_the_exchanges() {
         )
         .unwrap();
     let balances = mock.balances();
-    assert_eq!(cash.parse::<Decimal>().unwrap(), balances["ZUSD"]);
-    assert_eq!(position.parse::<Decimal>().unwrap(), balances["XXBT"]);
-    // `fills --csv` lists each partial fill with Kraken's order and trade ids.
-    let out = nanotrader(dir.path(), &["fills", "--csv"]);
-    let text = stdout(&out);
-    let mut lines = text.lines();
-    assert_eq!(
-        lines.next(),
-        Some("ts,side,qty,price,fee,cash_after,position_after,order_id,trade_id")
-    );
-    let mut exported: Vec<(String, String, Decimal, Decimal, Decimal)> = lines
-        .map(|line| {
-            let f: Vec<&str> = line.split(',').collect();
-            (
-                f[8].to_owned(),
-                f[7].to_owned(),
-                dec(f[2].to_owned()),
-                dec(f[3].to_owned()),
-                dec(f[4].to_owned()),
-            )
-        })
-        .collect();
-    exported.sort();
-    assert_eq!(exported, executions, "one row per exchange trade, with its ids");
-    mock.shutdown().await;
+    assert_eq!(dec(&cash), balances["ZUSD"]);
+    assert_eq!(dec(&position), balances["XXBT"]);
+    executions
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_run_killed_at_random_moments_places_nothing_twice_and_keeps_the_exchanges_books() {
     use rand::{Rng, SeedableRng};
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut account = PrivateConfig::new(KEY, SECRET);
-    account.usd = Decimal::from(10_000);
-    account.fill_parts = 2;
-    account.limits = Limits::tier(Tier::Pro);
-    let config = MockConfig {
-        speed: SPEED,
-        market_start: Some(Timestamp::now()),
-        private: Some(account),
-        ..MockConfig::new(repo_file(TRADES))
-    };
-    let mock = MockKraken::start(config).await.expect("the mock starts");
+    let mock = start_live_mock(Faults::default(), 2, SPEED).await;
     let dir = tempfile::tempdir().unwrap();
     let command = |mock: &MockKraken| {
-        let mut cmd = with_keys(kraken_run(dir.path(), mock));
-        cmd.args([
-            "--broker",
-            "kraken",
-            "--confirm-live",
-            "--kraken-tier",
-            "pro",
-            "--sizing",
-            "fixed:0.001",
-            "--no-web",
-        ]);
+        let mut cmd = live_run(dir.path(), mock);
+        cmd.arg("--no-web");
         cmd.stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped());
         cmd
@@ -463,18 +468,7 @@ async fn a_live_run_killed_at_random_moments_places_nothing_twice_and_keeps_the_
     child.kill().unwrap();
     let _ = tokio::task::spawn_blocking(move || child.wait()).await.unwrap();
 
-    let placed = mock.placed_orders();
-    let mut ids: Vec<String> = placed.iter().filter_map(|o| o.cl_ord_id.clone()).collect();
-    ids.sort();
-    ids.dedup();
-    assert_eq!(ids.len(), placed.len(), "no client id placed twice");
-    let journal = journal(dir.path());
-    let journaled_placed: Vec<&String> = journal
-        .iter()
-        .filter(|(state, _, _)| state == "placed")
-        .map(|(_, _, id)| id)
-        .collect();
-    assert_eq!(journaled_placed.len(), placed.len(), "{journal:?}");
+    let journal = assert_placed_once(&mock, dir.path());
     assert_eq!(
         mock.private_calls()["AddOrder"] as usize,
         journal.len(),
@@ -552,58 +546,14 @@ async fn an_order_kraken_refuses_is_an_alert() {
 /// the run seconds (a read asked again a second later) needs a slower market to leave time for
 /// a few crossings.
 async fn live_fault_case(faults: Faults, speed: f64) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut account = PrivateConfig::new(KEY, SECRET);
-    account.usd = Decimal::from(10_000);
-    account.limits = Limits::tier(Tier::Pro);
-    let config = MockConfig {
-        speed,
-        market_start: Some(Timestamp::now()),
-        faults,
-        private: Some(account),
-        ..MockConfig::new(repo_file(TRADES))
-    };
-    let mock = MockKraken::start(config).await.expect("the mock starts");
+    let mock = start_live_mock(faults, 1, speed).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = with_keys(kraken_run(dir.path(), &mock));
-    cmd.args([
-        "--broker",
-        "kraken",
-        "--confirm-live",
-        "--kraken-tier",
-        "pro",
-        "--sizing",
-        "fixed:0.001",
-    ]);
+    let cmd = live_run(dir.path(), &mock);
     let mut running = tokio::task::spawn_blocking(move || Running::start(cmd)).await.unwrap();
     wait_for("real fills", &mut running, |dir| fills(dir) >= 2, dir.path()).await;
     tokio::task::spawn_blocking(move || running.interrupt()).await.unwrap();
-    let placed = mock.placed_orders();
-    let mut ids: Vec<String> = placed.iter().filter_map(|o| o.cl_ord_id.clone()).collect();
-    ids.sort();
-    ids.dedup();
-    assert_eq!(ids.len(), placed.len(), "no client id placed twice");
-    let journal = journal(dir.path());
-    assert_eq!(
-        journal.iter().filter(|(state, _, _)| state == "placed").count(),
-        placed.len(),
-        "{journal:?}"
-    );
-    let conn = rusqlite::Connection::open(dir.path().join("nanotrader.sqlite")).unwrap();
-    let stored: i64 = conn
-        .query_row("SELECT COUNT(*) FROM exchange_fills", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(stored as usize, mock.executions().len());
-    let (cash, position): (String, String) = conn
-        .query_row(
-            "SELECT cash_after, position_after FROM fills ORDER BY order_id DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
-    let balances = mock.balances();
-    assert_eq!(cash.parse::<Decimal>().unwrap(), balances["ZUSD"]);
-    assert_eq!(position.parse::<Decimal>().unwrap(), balances["XXBT"]);
+    assert_placed_once(&mock, dir.path());
+    assert_books_are_the_exchanges(&mock, dir.path());
     mock.shutdown().await;
 }
 

@@ -200,9 +200,54 @@ impl Gate {
         Ok(volume)
     }
 
-    /// Counts an order sent, for the hourly rail.
-    pub(crate) fn sent(&mut self) {
+    /// What an order becomes before it leaves: checked (`check`), given its client id, journaled
+    /// and committed, counted for the hourly rail. `None` (said in one line) when it must not be
+    /// sent: past a rule or a rail, or not journaled.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn admit(
+        &mut self,
+        journal: &Store,
+        run_id: i64,
+        order: &Order,
+        fill: &Fill,
+        position: Decimal,
+        equity: Decimal,
+        validate: bool,
+    ) -> Option<OrderRequest> {
+        let volume = match self.check(fill, position, equity) {
+            Ok(volume) => volume,
+            Err(refused) => {
+                tracing::warn!("{} {}: {refused}", order.side, fill.qty);
+                return None;
+            }
+        };
+        let cl_ord_id = uuid::Uuid::new_v4().to_string();
+        let journaled = SentOrder {
+            cl_ord_id: cl_ord_id.clone(),
+            run_id,
+            order_id: order.id,
+            ts: order.ts,
+            side: order.side,
+            volume,
+            validate,
+            state: OrderState::Sending,
+            txid: None,
+            detail: None,
+        };
+        // Journaled (committed) before it leaves; an order that cannot be journaled is not sent.
+        if let Err(e) = journal.journal_order(&journaled) {
+            tracing::error!("order {} not sent: cannot journal it: {e}", order.id);
+            return None;
+        }
         self.sent.push_back(Instant::now());
+        Some(OrderRequest {
+            pair: self.rules.rest_pair.clone(),
+            side: order.side,
+            order_type: OrderType::Market,
+            volume,
+            cl_ord_id: Some(cl_ord_id),
+            validate,
+        })
     }
 }
 
@@ -260,41 +305,12 @@ impl ValidateBroker {
     /// validation; on acceptance the copy becomes the account.
     fn validate(&mut self, trial: PaperBroker, order: Order, fill: Fill) -> Option<(Order, Fill)> {
         let account = self.paper.account();
-        let volume = match self.gate.check(&fill, account.position(), account.equity()) {
-            Ok(volume) => volume,
-            Err(refused) => {
-                tracing::warn!("{} {}: {refused}", order.side, fill.qty);
-                return None;
-            }
-        };
-        let cl_ord_id = uuid::Uuid::new_v4().to_string();
-        let journaled = SentOrder {
-            cl_ord_id: cl_ord_id.clone(),
-            run_id: self.run_id,
-            order_id: order.id,
-            ts: order.ts,
-            side: order.side,
-            volume,
-            validate: true,
-            state: OrderState::Sending,
-            txid: None,
-            detail: None,
-        };
-        // Journaled (committed) before it leaves; an order that cannot be journaled is not sent.
-        if let Err(e) = self.journal.journal_order(&journaled) {
-            tracing::error!("order {} not sent: cannot journal it: {e}", order.id);
-            return None;
-        }
-        self.gate.sent();
+        let (position, equity) = (account.position(), account.equity());
+        let request = self
+            .gate
+            .admit(&self.journal, self.run_id, &order, &fill, position, equity, true)?;
+        let (cl_ord_id, volume) = (request.cl_ord_id.clone().unwrap_or_default(), request.volume);
         let (answer, answered) = std_mpsc::sync_channel(1);
-        let request = OrderRequest {
-            pair: self.gate.rules.rest_pair.clone(),
-            side: order.side,
-            order_type: OrderType::Market,
-            volume,
-            cl_ord_id: Some(cl_ord_id.clone()),
-            validate: true,
-        };
         if self.submit.send(Submission { request, answer }).is_err() {
             self.record(&cl_ord_id, OrderState::NotPlaced, Some("the submitter has stopped"));
             return None;

@@ -12,10 +12,10 @@ use tokio::sync::mpsc;
 
 use nanotrader_broker::{Account, Broker, BrokerConfig, Fill, Order, OrderReason, PaperBroker};
 use nanotrader_kraken::private::{
-    AddOrderOutcome, Order as KrakenOrder, OrderRequest, OrderStatus, OrderType, PrivateClient, Trade,
+    AddOrderOutcome, Order as KrakenOrder, OrderRequest, OrderStatus, PrivateClient, Trade,
 };
 use nanotrader_market::Timestamp;
-use nanotrader_store::{ExchangeFill, OrderState, SentOrder, Store};
+use nanotrader_store::{ExchangeFill, OrderState, Store};
 
 use crate::{Gate, PairRules, Rails};
 
@@ -118,39 +118,11 @@ impl LiveBroker {
 
     /// Sends the order `trial` decided, once, and books what the exchange did.
     fn send(&mut self, order: Order, fill: Fill) -> Option<(Order, Fill)> {
-        let volume = match self.gate.check(&fill, self.account.position(), self.account.equity()) {
-            Ok(volume) => volume,
-            Err(refused) => {
-                tracing::warn!("{} {}: {refused}", order.side, fill.qty);
-                return None;
-            }
-        };
-        let cl_ord_id = uuid::Uuid::new_v4().to_string();
-        let journaled = SentOrder {
-            cl_ord_id: cl_ord_id.clone(),
-            run_id: self.run_id,
-            order_id: order.id,
-            ts: order.ts,
-            side: order.side,
-            volume,
-            validate: false,
-            state: OrderState::Sending,
-            txid: None,
-            detail: None,
-        };
-        if let Err(e) = self.journal.journal_order(&journaled) {
-            tracing::error!("order {} not sent: cannot journal it: {e}", order.id);
-            return None;
-        }
-        self.gate.sent();
-        let request = OrderRequest {
-            pair: self.gate.rules.rest_pair.clone(),
-            side: order.side,
-            order_type: OrderType::Market,
-            volume,
-            cl_ord_id: Some(cl_ord_id.clone()),
-            validate: false,
-        };
+        let (position, equity) = (self.account.position(), self.account.equity());
+        let request = self
+            .gate
+            .admit(&self.journal, self.run_id, &order, &fill, position, equity, false)?;
+        let (cl_ord_id, volume) = (request.cl_ord_id.clone().unwrap_or_default(), request.volume);
         let (answer, answered) = std_mpsc::sync_channel(1);
         if self.jobs.send(Job { request, answer }).is_err() {
             self.record(

@@ -20,16 +20,7 @@ const DATA: &str = concat!(
 );
 
 async fn mock(faults: Faults) -> MockKraken {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut config = MockConfig::new(DATA);
-    config.speed = 1.0;
-    config.faults = faults;
-    let mut account = PrivateConfig::new(KEY, SECRET);
-    account.usd = Decimal::from(10_000);
-    // Kraken checks a validated order against the balances too: enough of both to sell.
-    account.btc = Decimal::new(5, 1);
-    config.private = Some(account);
-    MockKraken::start(config).await.expect("the mock starts")
+    live_mock(faults, 1).await
 }
 
 struct Rig {
@@ -40,21 +31,12 @@ struct Rig {
 }
 
 fn rig(mock: &MockKraken, rails: Rails) -> Rig {
-    let dir = tempfile::tempdir().unwrap();
-    let lock = DataDirLock::acquire(dir.path()).unwrap();
-    let store = Store::open(&lock).unwrap();
-    let series = store
-        .series_id("kraken:BTC/USD", "BTC/USD", Interval::ONE_MINUTE)
-        .unwrap();
-    let run = store
-        .create_run(&NewRun {
-            run_key: "k",
-            series_id: series,
-            config: "{}",
-            source_params: "{}",
-            initial_cash: Decimal::from(1_000),
-        })
-        .unwrap();
+    let LiveRig {
+        dir,
+        lock,
+        store,
+        run_id,
+    } = LiveRig::new();
     let client = client(mock, dir.path());
     let paper = PaperBroker::new(BrokerConfig {
         initial_cash: Decimal::from(1_000),
@@ -62,13 +44,8 @@ fn rig(mock: &MockKraken, rails: Rails) -> Rig {
         sizing: Sizing::Fixed(Decimal::new(1, 3)),
         qty_step: Decimal::new(1, 8),
     });
-    let rules = PairRules {
-        rest_pair: "XBTUSD".into(),
-        lot_decimals: 8,
-        ordermin: Some(Decimal::new(1, 4)),
-    };
     let journal = Store::open(&lock).unwrap();
-    let broker = ValidateBroker::start(paper, client, journal, run.id, rules, rails, Duration::from_secs(30));
+    let broker = ValidateBroker::start(paper, client, journal, run_id, rules(), rails, Duration::from_secs(30));
     Rig {
         _dir: dir,
         _lock: lock,
@@ -88,6 +65,15 @@ fn client(mock: &MockKraken, dir: &Path) -> PrivateClient {
         Duration::from_secs(10),
     )
     .unwrap()
+}
+
+/// XBTUSD's lot (8 decimals) and minimum (0.0001 BTC).
+fn rules() -> PairRules {
+    PairRules {
+        rest_pair: "XBTUSD".into(),
+        lot_decimals: 8,
+        ordermin: Some(Decimal::new(1, 4)),
+    }
 }
 
 fn rails() -> Rails {
@@ -224,6 +210,7 @@ async fn live_mock(faults: Faults, fill_parts: u32) -> MockKraken {
     config.faults = faults;
     let mut account = PrivateConfig::new(KEY, SECRET);
     account.usd = Decimal::from(10_000);
+    // Kraken checks a validated order against the balances too: enough of both to sell.
     account.btc = Decimal::new(5, 1);
     account.fill_parts = fill_parts;
     config.private = Some(account);
@@ -274,11 +261,7 @@ impl LiveRig {
             client(mock, self.dir.path()),
             Store::open(&self.lock).unwrap(),
             self.run_id,
-            PairRules {
-                rest_pair: "XBTUSD".into(),
-                lot_decimals: 8,
-                ordermin: Some(Decimal::new(1, 4)),
-            },
+            rules(),
             rails(),
             Assets {
                 base: "XXBT".into(),

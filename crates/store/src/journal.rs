@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 
 use nanotrader_market::{Side, Timestamp};
 
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, codec};
 
 /// Where an order sent to an exchange stands.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -159,10 +159,6 @@ impl Store {
                 [r.get::<_, String>(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?],
             ))
         })?;
-        let number = |text: &str| {
-            text.parse::<Decimal>()
-                .map_err(|_| StoreError::Corrupt(format!("'{text}' is not a number")))
-        };
         let mut fills = Vec::new();
         for row in rows {
             let (trade_id, run_id, order_id, cl_ord_id, txid, ts, [side, qty, price, cost, fee]) = row?;
@@ -172,14 +168,12 @@ impl Store {
                 order_id: order_id as u64,
                 cl_ord_id,
                 txid,
-                ts: Timestamp::from_millis(ts),
-                side: side
-                    .parse()
-                    .map_err(|_| StoreError::Corrupt(format!("unknown side '{side}'")))?,
-                qty: number(&qty)?,
-                price: number(&price)?,
-                cost: number(&cost)?,
-                fee: number(&fee)?,
+                ts: codec::ts(ts),
+                side: codec::side(&side)?,
+                qty: codec::dec(&qty)?,
+                price: codec::dec(&price)?,
+                cost: codec::dec(&cost)?,
+                fee: codec::dec(&fee)?,
             });
         }
         Ok(fills)
@@ -255,13 +249,9 @@ impl Store {
                 cl_ord_id,
                 run_id,
                 order_id: order_id as u64,
-                ts: Timestamp::from_millis(ts),
-                side: side
-                    .parse()
-                    .map_err(|_| StoreError::Corrupt(format!("unknown side '{side}'")))?,
-                volume: volume
-                    .parse()
-                    .map_err(|_| StoreError::Corrupt(format!("volume '{volume}' is not a number")))?,
+                ts: codec::ts(ts),
+                side: codec::side(&side)?,
+                volume: codec::dec(&volume)?,
                 validate,
                 state: state.parse()?,
                 txid,
