@@ -8,21 +8,26 @@ mod amount;
 mod config;
 mod order;
 mod paper;
+mod venue;
 
 pub use account::{Account, AccountSnapshot};
 pub use amount::{Amount, FastDecimal, decimal_to_f64};
 pub use config::{BrokerConfig, InvalidBroker, Sizing};
 pub use order::{Fill, Order, OrderReason};
 pub use paper::PaperBroker;
+pub use venue::{OrderView, VenueView};
+
+use std::sync::Arc;
 
 use nanotrader_market::Timestamp;
 use rust_decimal::Decimal;
+use tokio::sync::Notify;
 
 /// The seam between the engine and whoever carries out its orders.
 ///
-/// Today [`PaperBroker`]: every order fills at once, in full, at the price given, and the
-/// account is computed from those fills. The next one, a live exchange broker, must honour what
-/// the engine relies on, while the exchange is the truth:
+/// [`PaperBroker`]: every order fills at once, in full, at the price given, and the account is
+/// computed from those fills. A live exchange broker honours what the engine relies on, while
+/// the exchange is the truth:
 /// - `follow` and `exit` never block the engine: an order is handed over and `None` returned
 ///   when its fill is not known yet; its fills (possibly several, partial) arrive later, are
 ///   recorded as the exchange reports them (ids, quantity, price, fee) and the account
@@ -42,6 +47,27 @@ pub trait Broker: Send {
     fn account(&self) -> &Account;
     /// The id the next order will get (stored with each step, so a restart continues it).
     fn next_order_id(&self) -> u64;
+
+    /// Fills learned since the last call, of orders handed over earlier (a live broker's; paper
+    /// fills at once and has none), each with its order and the account right after it.
+    fn poll(&mut self) -> Vec<(Order, Fill)> {
+        Vec::new()
+    }
+    /// Woken when `poll` has something, so the engine needs no timer to learn of a fill.
+    fn updates(&self) -> Option<Arc<Notify>> {
+        None
+    }
+    /// The best bid and ask now (a limit order is priced on them).
+    fn quote(&mut self, _bid: Decimal, _ask: Decimal) {}
+    /// A person's Resume: lifts a risk halt.
+    fn resume(&mut self) {}
+    /// The run is ending: a live broker cancels its open orders (`--cancel-on-exit`) and
+    /// learns their last fills, which `poll` then gives.
+    fn stop(&mut self) {}
+    /// The exchange's side, for the dashboard; `None` for paper.
+    fn venue(&self) -> Option<VenueView> {
+        None
+    }
 }
 
 /// A boxed broker is a broker: the command line picks one at run time.
@@ -64,6 +90,30 @@ impl<B: Broker + ?Sized> Broker for Box<B> {
 
     fn next_order_id(&self) -> u64 {
         (**self).next_order_id()
+    }
+
+    fn poll(&mut self) -> Vec<(Order, Fill)> {
+        (**self).poll()
+    }
+
+    fn updates(&self) -> Option<Arc<Notify>> {
+        (**self).updates()
+    }
+
+    fn quote(&mut self, bid: Decimal, ask: Decimal) {
+        (**self).quote(bid, ask);
+    }
+
+    fn resume(&mut self) {
+        (**self).resume();
+    }
+
+    fn stop(&mut self) {
+        (**self).stop();
+    }
+
+    fn venue(&self) -> Option<VenueView> {
+        (**self).venue()
     }
 }
 

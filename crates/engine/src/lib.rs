@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use rust_decimal::Decimal;
 use serde::Serialize;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 
-use nanotrader_broker::{AccountSnapshot, Broker, Fill, Order, OrderReason};
+use nanotrader_broker::{AccountSnapshot, Broker, Fill, Order, OrderReason, VenueView};
 use nanotrader_market::{Bar, FeedStatus, Interval, MarketEvent, Quote, Source, SourceError, Timestamp};
 use nanotrader_market::{BarAggregator, BarEvent};
 use nanotrader_store::{Execution, Gap, Progress, SignalChange, WriterHooks};
@@ -161,6 +161,8 @@ pub struct StatusReport {
     pub data_ts: Option<Timestamp>,
     /// Steps produced but not yet committed by the store writer.
     pub store_lag_steps: u64,
+    /// A live broker's exchange side: balances, orders, a halt.
+    pub venue: Option<VenueView>,
 }
 
 /// Counters shared with the store writer and, later, /metrics.
@@ -257,8 +259,10 @@ pub struct Engine {
     config: EngineConfig,
     aggregator: BarAggregator,
     strategy: Box<dyn Strategy>,
-    /// Where orders go (the execution seam): the paper broker today.
+    /// Where orders go (the execution seam): paper, or an exchange's.
     broker: Box<dyn Broker>,
+    /// Rung by a broker whose fills arrive after its orders (a live one).
+    broker_updates: Option<Arc<Notify>>,
     rule: DecisionRule,
     signal: Signal,
     bars_seen: u64,
@@ -289,10 +293,12 @@ impl Engine {
         outputs: EngineOutputs,
     ) -> Self {
         let EngineOutputs { bus, store, metrics } = outputs;
+        let broker_updates = broker.updates();
         Self {
             aggregator,
             strategy,
             broker: Box::new(broker),
+            broker_updates,
             rule: DecisionRule {
                 decide_from_bar: config.decide_from_bar,
             },
@@ -353,6 +359,7 @@ impl Engine {
                     let answer = self.on_control(control).await?;
                     let _ = reply.send(answer);
                 }
+                () = broker_update(&self.broker_updates) => self.on_broker_fills().await?,
                 _ = ticker.tick() => {
                     self.publish_market_batch();
                     if !self.pending_steps.is_empty() {
@@ -375,6 +382,7 @@ impl Engine {
                 return Ok(());
             }
             MarketEvent::Quote(quote) => {
+                self.broker.quote(quote.bid, quote.ask);
                 self.last_event_ts = Some(quote.ts);
                 self.metrics.last_event_ns.store(quote.ts.nanos(), Ordering::Relaxed);
                 self.emit_market(EngineEvent::Quote(*quote));
@@ -505,21 +513,36 @@ impl Engine {
                     let _ = self.bus.events.send(EngineEvent::Trading { paused: pause });
                     tracing::info!("trading {} on request", if pause { "paused" } else { "resumed" });
                 }
+                if !pause {
+                    // Resume also lifts a live broker's risk halt (a person decided).
+                    self.broker.resume();
+                }
                 if pause {
                     "trading paused: signals are followed but no orders are placed".to_owned()
                 } else {
                     "trading active".to_owned()
                 }
             }
-            Control::Flatten => match self.flatten() {
-                Some(id) => {
-                    order_id = Some(id);
-                    // Stored now, so the fill is durable and announced promptly.
-                    self.flush().await?;
-                    format!("order {id} sells the whole position at the last price")
+            Control::Flatten => {
+                let handed_over = self.broker.next_order_id();
+                match self.flatten() {
+                    Some(id) => {
+                        order_id = Some(id);
+                        // Stored now, so the fill is durable and announced promptly.
+                        self.flush().await?;
+                        format!("order {id} sells the whole position at the last price")
+                    }
+                    // A live broker hands the order to the exchange; its fill follows.
+                    None if self.broker.next_order_id() > handed_over => {
+                        order_id = Some(handed_over);
+                        format!("order {handed_over} sells the whole position: sent to the exchange, its fill follows")
+                    }
+                    None if self.broker.account().position() > Decimal::ZERO => {
+                        "the position could not be sold now: see the log".to_owned()
+                    }
+                    None => "no position to flatten".to_owned(),
                 }
-                None => "no position to flatten".to_owned(),
-            },
+            }
         };
         Ok(ControlReply {
             paused: self.paused,
@@ -550,6 +573,39 @@ impl Engine {
         });
         self.metrics.steps_produced.fetch_add(1, Ordering::Relaxed);
         Some(id)
+    }
+
+    /// Fills a live broker learned after its orders left: each a step of its own (no bar),
+    /// stored now so it is durable and announced promptly.
+    async fn on_broker_fills(&mut self) -> Result<(), EngineError> {
+        if self.take_broker_fills() > 0 {
+            self.flush().await?;
+            self.publish_status();
+        }
+        Ok(())
+    }
+
+    fn take_broker_fills(&mut self) -> usize {
+        let fills = self.broker.poll();
+        let count = fills.len();
+        for (order, fill) in fills {
+            let account = self.broker.account().snapshot(fill.ts);
+            self.pending_steps.push(Step {
+                bar: None,
+                gap: None,
+                signal: None,
+                execution: Some(Box::new(Execution { order, fill, account })),
+                snapshot: None,
+                progress: Progress {
+                    last_bar_ts: self.last_bar_ts,
+                    bars_seen: self.bars_seen,
+                    signal: self.signal.as_i8(),
+                    next_order_id: self.broker.next_order_id(),
+                },
+            });
+            self.metrics.steps_produced.fetch_add(1, Ordering::Relaxed);
+        }
+        count
     }
 
     fn publish_bar(&mut self, bar: Bar, closed: bool) {
@@ -603,6 +659,9 @@ impl Engine {
 
     async fn finish(&mut self, status: RunStatus) -> Result<(), EngineError> {
         self.publish_market_batch();
+        // A live broker cancels what rests (--cancel-on-exit); the fills it learns are stored.
+        self.broker.stop();
+        self.take_broker_fills();
         self.flush().await?;
         let (done, stored) = oneshot::channel();
         self.store
@@ -641,9 +700,18 @@ impl Engine {
                 .map(|ts| (Timestamp::now().nanos() - ts.nanos()) / 1_000_000),
             data_ts: self.last_event_ts,
             store_lag_steps: produced.saturating_sub(stored),
+            venue: self.broker.venue(),
         };
         let _ = self.bus.events.send(EngineEvent::Status(report));
         self.status_clock = StatusClock::new();
+    }
+}
+
+/// Returns when the broker has fills to give; never for a broker without updates (paper).
+async fn broker_update(updates: &Option<Arc<Notify>>) {
+    match updates {
+        Some(notify) => notify.notified().await,
+        None => std::future::pending().await,
     }
 }
 
