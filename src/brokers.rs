@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use nanotrader_broker::{Broker, PaperBroker};
 use nanotrader_kraken::private::{NonceSource, PrivateClient};
-use nanotrader_live::{Alerts, Assets, LiveBroker, PairRules, Rails, ValidateBroker};
+use nanotrader_live::{Alerts, Assets, LiveBroker, LiveSettings, PairRules, Rails, ValidateBroker};
 use nanotrader_store::{DataDirLock, Store};
 
 use crate::app::AppError;
@@ -14,9 +14,6 @@ use crate::sources::KrakenPair;
 
 /// How long the engine waits for Kraken to answer an order before it counts it unanswered.
 const ANSWER_WITHIN: Duration = Duration::from_secs(15);
-/// How long the engine waits for a real order's outcome (the answer, a lookup when it was lost,
-/// the order closed and its trades read) before it leaves it to the next start's reconciliation.
-const LIVE_ANSWER_WITHIN: Duration = Duration::from_secs(60);
 /// Each private request's own time limit.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -58,7 +55,12 @@ pub async fn broker_for(
             rules,
             rails,
             assets,
-            LIVE_ANSWER_WITHIN,
+            LiveSettings {
+                order_kind: kraken.order_kind,
+                cancel_on_exit: kraken.cancel_on_exit,
+                ws_auth_url: Some(kraken.ws_auth_url.clone()),
+                ws_quote: ws_quote(pair),
+            },
         )
         .await
         .map_err(AppError::runtime)?;
@@ -90,10 +92,17 @@ fn pair_rules(pair: &KrakenPair) -> (PairRules, Assets) {
             rest_pair: pair.names.rest_altname.clone(),
             lot_decimals: pair.rules.lot_decimals,
             ordermin: pair.rules.ordermin,
+            costmin: pair.rules.costmin,
+            tick_size: pair.rules.tick_size,
         },
         Assets {
             base: pair.rules.base.clone(),
             quote: pair.rules.quote.clone(),
         },
     )
+}
+
+/// The quote asset as Kraken's WebSocket v2 names it (`USD` of `BTC/USD`): fees come per asset.
+fn ws_quote(pair: &KrakenPair) -> String {
+    pair.names.ws.rsplit('/').next().unwrap_or_default().to_owned()
 }

@@ -76,14 +76,16 @@ pub struct KrakenLive {
     pub validate_only: bool,
     pub credentials: std::sync::Arc<nanotrader_kraken::private::Credentials>,
     pub rest_url: String,
-    /// The authenticated WebSocket (the exchange's fills, for the real-money broker next).
-    #[allow(dead_code)]
+    /// The authenticated WebSocket: the exchange's fills as they happen.
     pub ws_auth_url: String,
     pub tier: nanotrader_kraken::private::Tier,
     pub max_order_usd: Decimal,
     pub max_orders_per_hour: u32,
     pub max_position: Option<Decimal>,
     pub max_daily_loss_usd: Option<Decimal>,
+    /// Market or post-only limit orders.
+    pub order_kind: nanotrader_live::OrderKind,
+    pub cancel_on_exit: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -332,6 +334,7 @@ fn resolve_live(live: LiveOptions, source: &SourceSpec) -> Result<LiveSpec, Conf
             "max-order-usd must be positive, got {max_order_usd}"
         )));
     }
+    let order_kind = order_kind(&live)?;
     let credentials = nanotrader_kraken::private::Credentials::from_env()
         .map_err(|e| ConfigError(format!("--broker {name}: {e}")))?;
     Ok(LiveSpec::Kraken(KrakenLive {
@@ -349,7 +352,34 @@ fn resolve_live(live: LiveOptions, source: &SourceSpec) -> Result<LiveSpec, Conf
         max_orders_per_hour: live.max_orders_per_hour.unwrap_or(30),
         max_position: positive(live.max_position, "max-position")?,
         max_daily_loss_usd: positive(live.max_daily_loss_usd, "max-daily-loss-usd")?,
+        order_kind,
+        cancel_on_exit: live.cancel_on_exit.unwrap_or(true),
     }))
+}
+
+/// `--order-type` with its limit settings.
+fn order_kind(live: &LiveOptions) -> Result<nanotrader_live::OrderKind, ConfigError> {
+    use nanotrader_live::{LimitFallback, OrderKind};
+    let fallback = match live.limit_fallback.as_deref().unwrap_or("market") {
+        "market" => LimitFallback::Market,
+        "skip" => LimitFallback::Skip,
+        other => {
+            return Err(ConfigError(format!(
+                "limit-fallback: expected market or skip, got '{other}'"
+            )));
+        }
+    };
+    let timeout = match live.limit_timeout_secs.unwrap_or(30) {
+        0 => return Err(ConfigError("limit-timeout-secs must be at least 1".into())),
+        secs => Duration::from_secs(secs),
+    };
+    match live.order_type.as_deref().unwrap_or("market") {
+        "market" => Ok(OrderKind::Market),
+        "limit" => Ok(OrderKind::Limit { timeout, fallback }),
+        other => Err(ConfigError(format!(
+            "order-type: expected market or limit, got '{other}'"
+        ))),
+    }
 }
 
 /// A limit that must be positive when given.

@@ -307,6 +307,25 @@ pub struct LiveOptions {
     #[serde(deserialize_with = "de_parse")]
     pub max_daily_loss_usd: Option<Decimal>,
 
+    /// How a live broker places orders: market, or limit (post-only at the best bid or ask)
+    /// [default: market].
+    #[arg(long, env = "NANOTRADER_ORDER_TYPE", help_heading = "Live trading")]
+    pub order_type: Option<String>,
+
+    /// How long a limit order rests before it is cancelled and --limit-fallback applies
+    /// [default: 30].
+    #[arg(long, env = "NANOTRADER_LIMIT_TIMEOUT_SECS", help_heading = "Live trading")]
+    pub limit_timeout_secs: Option<u64>,
+
+    /// What becomes of a limit order's unfilled rest after its time: market (sent at market) or
+    /// skip (given up) [default: market].
+    #[arg(long, env = "NANOTRADER_LIMIT_FALLBACK", help_heading = "Live trading")]
+    pub limit_fallback: Option<String>,
+
+    /// Cancel the run's open orders when it stops (Ctrl-C) [default: true].
+    #[arg(long, env = "NANOTRADER_CANCEL_ON_EXIT", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", help_heading = "Live trading")]
+    pub cancel_on_exit: Option<bool>,
+
     /// Webhook that gets a JSON event for each fill, start and stop, and feed outage and
     /// recovery, sent on its own task with retries (never slowing the engine). Shown redacted.
     #[arg(
@@ -485,6 +504,10 @@ impl LiveOptions {
             max_orders_per_hour: Some(30),
             max_position: None,
             max_daily_loss_usd: None,
+            order_type: Some("market".to_owned()),
+            limit_timeout_secs: Some(30),
+            limit_fallback: Some("market".to_owned()),
+            cancel_on_exit: Some(true),
             notify_url: None,
             notify_format: Some("json".to_owned()),
         }

@@ -307,9 +307,14 @@ async fn real_orders_are_placed_once_and_the_books_are_the_exchanges() {
     assert!(
         journal
             .iter()
-            .all(|(state, validate, _)| !validate && state == "placed"),
+            .all(|(state, validate, _)| !validate && state == "closed"),
         "{journal:?}"
     );
+    // The fills came on the authenticated WebSocket: no order had to be read over REST.
+    assert!(log.contains("Kraken's private feed is up"), "{log}");
+    let calls = mock.private_calls();
+    assert!(calls.get("GetWebSocketsToken").copied().unwrap_or(0) >= 1, "{calls:?}");
+    assert_eq!(calls.get("QueryOrders").copied().unwrap_or(0), 0, "{calls:?}");
     let executions = assert_books_are_the_exchanges(&mock, dir.path());
     // `fills --csv` lists each partial fill with Kraken's order and trade ids.
     let out = nanotrader(dir.path(), &["fills", "--csv"]);
@@ -327,6 +332,47 @@ async fn real_orders_are_placed_once_and_the_books_are_the_exchanges() {
         .collect();
     exported.sort();
     assert_eq!(exported, executions, "one row per exchange trade, with its ids");
+    mock.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_orders_rest_post_only_at_the_best_price_and_end_by_fill_cancel_or_fallback() {
+    let mock = start_live_mock(Faults::default(), 1, SPEED).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = live_run(dir.path(), &mock);
+    cmd.args([
+        "--order-type",
+        "limit",
+        "--limit-timeout-secs",
+        "2",
+        "--status-secs",
+        "1",
+    ]);
+    let mut running = tokio::task::spawn_blocking(move || Running::start(cmd)).await.unwrap();
+    wait_for("limit fills", &mut running, |dir| fills(dir) >= 2, dir.path()).await;
+    let stopped = tokio::task::spawn_blocking(move || running.interrupt()).await.unwrap();
+    let log = String::from_utf8_lossy(&stopped.stderr).to_string();
+    let placed = mock.placed_orders();
+    let limits: Vec<_> = placed.iter().filter(|o| o.price.is_some()).collect();
+    assert!(!limits.is_empty(), "{placed:?}");
+    assert!(limits.iter().all(|o| o.post_only), "post-only: {placed:?}");
+    // Priced on the tick.
+    assert!(
+        limits
+            .iter()
+            .all(|o| (o.price.unwrap() * Decimal::from(10)).fract().is_zero()),
+        "{placed:?}"
+    );
+    let journal = assert_placed_once(&mock, dir.path());
+    // Stopping cancelled what rested: nothing is left open.
+    assert!(
+        journal
+            .iter()
+            .all(|(state, _, _)| state != "placed" && state != "sending"),
+        "{journal:?}\n{log}"
+    );
+    assert!(mock.private_calls().get("CancelAllOrdersAfter").copied().unwrap_or(0) >= 1);
+    assert_books_are_the_exchanges(&mock, dir.path());
     mock.shutdown().await;
 }
 
@@ -371,17 +417,30 @@ fn live_run(dir: &Path, mock: &MockKraken) -> Command {
     cmd
 }
 
-/// No client id placed twice, and the journal says placed exactly for the placed orders. The
-/// journal, for more checks.
+/// No client id placed twice, and the journal says placed (or closed, its trades all recorded)
+/// exactly for the placed orders. The journal, for more checks.
 fn assert_placed_once(mock: &MockKraken, dir: &Path) -> Vec<(String, bool, String)> {
     let placed = mock.placed_orders();
     let mut ids: Vec<String> = placed.iter().filter_map(|o| o.cl_ord_id.clone()).collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), placed.len(), "no client id placed twice");
+    // No order past the 100 USD rail (checked at the decision's price; filled near it).
+    for order in &placed {
+        let cost: Decimal = mock
+            .executions()
+            .iter()
+            .filter(|e| e.order_id == order.txid)
+            .map(|e| e.cost)
+            .sum();
+        assert!(cost <= Decimal::from(100), "{order:?} filled for {cost}");
+    }
     let journal = journal(dir);
     assert_eq!(
-        journal.iter().filter(|(state, _, _)| state == "placed").count(),
+        journal
+            .iter()
+            .filter(|(state, _, _)| state == "placed" || state == "closed")
+            .count(),
         placed.len(),
         "{journal:?}"
     );
@@ -460,7 +519,7 @@ async fn a_live_run_killed_at_random_moments_places_nothing_twice_and_keeps_the_
     let deadline = Instant::now() + CEILING;
     while journal(dir.path())
         .iter()
-        .any(|(state, _, _)| state == "sending" || state == "unknown")
+        .any(|(state, _, _)| state == "sending" || state == "unknown" || state == "placed")
     {
         assert!(Instant::now() < deadline, "reconciled: {:?}", journal(dir.path()));
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -40,6 +40,8 @@ pub fn kraken_run(data_dir: &Path, mock: &nanotrader_kraken_mock::MockKraken) ->
         &mock.rest_url(),
         "--kraken-ws-url",
         &mock.ws_url(),
+        "--kraken-ws-auth-url",
+        &mock.ws_auth_url(),
         "--feed-timeout-secs",
         "1",
     ]);

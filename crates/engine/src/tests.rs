@@ -175,6 +175,20 @@ impl Rig {
 
     /// `prepare` gets the store file once its schema is there, before the writer opens it.
     fn with_store(decide_from_bar: u64, signals: &[Signal], prepare: impl FnOnce(&Path)) -> (Self, Engine) {
+        Self::with_broker(
+            decide_from_bar,
+            signals,
+            prepare,
+            Box::new(PaperBroker::new(broker_config())),
+        )
+    }
+
+    fn with_broker(
+        decide_from_bar: u64,
+        signals: &[Signal],
+        prepare: impl FnOnce(&Path),
+        broker: Box<dyn Broker>,
+    ) -> (Self, Engine) {
         let dir = tempfile::tempdir().unwrap();
         let lock = DataDirLock::acquire(dir.path()).unwrap();
         let store = Store::open(&lock).unwrap();
@@ -220,7 +234,7 @@ impl Rig {
             engine_config(decide_from_bar),
             BarAggregator::new(Interval::ONE_MINUTE, Some(Interval::ONE_MINUTE)),
             strategy,
-            PaperBroker::new(broker_config()),
+            broker,
             ResumeState::default(),
             EngineOutputs {
                 bus,
@@ -721,4 +735,119 @@ async fn a_stopped_run_is_restored_exactly_and_a_store_that_disagrees_is_refused
         message.contains("stored bars lead its strategy to signal 0, not the stored 1: cannot resume it exactly"),
         "{message}"
     );
+}
+
+/// A broker whose fills come later, as an exchange's do: each order is held until the test
+/// releases it (or the run stops), then given by `poll` after a wake-up.
+struct LaterBroker {
+    paper: PaperBroker,
+    shared: Arc<LaterShared>,
+}
+
+#[derive(Default)]
+struct LaterShared {
+    held: std::sync::Mutex<Vec<(Order, Fill)>>,
+    ready: std::sync::Mutex<Vec<(Order, Fill)>>,
+    wake: Arc<Notify>,
+    resumes: AtomicU64,
+}
+
+impl LaterShared {
+    fn release(&self) {
+        let held = std::mem::take(&mut *self.held.lock().unwrap());
+        self.ready.lock().unwrap().extend(held);
+        self.wake.notify_one();
+    }
+}
+
+impl Broker for LaterBroker {
+    fn mark(&mut self, price: Decimal) {
+        self.paper.mark(price);
+    }
+    fn follow(&mut self, change: i8, ts: Timestamp, price: Decimal) -> Option<(Order, Fill)> {
+        let filled = self.paper.follow(change, ts, price)?;
+        self.shared.held.lock().unwrap().push(filled);
+        None
+    }
+    fn exit(&mut self, ts: Timestamp, price: Decimal, reason: OrderReason) -> Option<(Order, Fill)> {
+        let filled = self.paper.exit(ts, price, reason)?;
+        self.shared.held.lock().unwrap().push(filled);
+        None
+    }
+    fn account(&self) -> &nanotrader_broker::Account {
+        self.paper.account()
+    }
+    fn next_order_id(&self) -> u64 {
+        self.paper.next_order_id()
+    }
+    fn poll(&mut self) -> Vec<(Order, Fill)> {
+        std::mem::take(&mut *self.shared.ready.lock().unwrap())
+    }
+    fn updates(&self) -> Option<Arc<Notify>> {
+        Some(Arc::clone(&self.shared.wake))
+    }
+    fn resume(&mut self) {
+        self.shared.resumes.fetch_add(1, Ordering::Relaxed);
+    }
+    fn stop(&mut self) {
+        self.shared.release();
+    }
+    fn venue(&self) -> Option<VenueView> {
+        Some(VenueView {
+            broker: "later".into(),
+            halted: Some("a test halt".into()),
+            ..VenueView::default()
+        })
+    }
+}
+
+#[tokio::test]
+async fn fills_that_arrive_after_their_order_are_stored_and_announced_when_the_broker_wakes() {
+    use Signal::{Flat, Long};
+    let shared = Arc::new(LaterShared::default());
+    let broker = LaterBroker {
+        paper: PaperBroker::new(broker_config()),
+        shared: Arc::clone(&shared),
+    };
+    let (mut rig, engine) = Rig::with_broker(1, &[Long, Long, Flat], |_| {}, Box::new(broker));
+    let (controls, requests) = mpsc::channel(8);
+    let mut engine = engine.with_controls(requests);
+    let (feed, mut source) = ChannelSource::paced();
+    let shutdown = rig.shutdown.subscribe();
+
+    let script = async {
+        feed.send(MarketEvent::Bar(bar(0, "100"))).unwrap();
+        rig.closed_bar(0).await;
+        feed.send(MarketEvent::Bar(bar(1, "101"))).unwrap();
+        rig.closed_bar(1).await;
+        assert!(rig.stored_fills().is_empty(), "nothing filled yet");
+        // The exchange reports the entry's fill: the status (with the broker's side) follows at
+        // once, and the fill is stored, then announced, without a bar.
+        shared.release();
+        let venue = rig
+            .event("a status with the venue", |event| match event {
+                EngineEvent::Status(report) => report.venue.clone(),
+                _ => None,
+            })
+            .await;
+        assert_eq!(venue.halted.as_deref(), Some("a test halt"));
+        let (order, fill) = rig.fill_announced(1).await;
+        assert_eq!((order.side, fill.price), (Side::Buy, d("100")));
+        assert_eq!(rig.stored_fills().len(), 1, "stored before it was announced");
+        // Resume reaches the broker (a person lifting a halt).
+        send_control(&controls, Control::Resume).await;
+        assert_eq!(shared.resumes.load(Ordering::Relaxed), 1);
+        // The exit is handed over; the run ends before it is reported: stopping the broker
+        // learns it, and it is stored with the run's last write.
+        feed.send(MarketEvent::Bar(bar(2, "102"))).unwrap();
+        rig.closed_bar(2).await;
+        drop(feed);
+    };
+    let (outcome, ()) = tokio::join!(engine.run(&mut source, shutdown), script);
+    assert_eq!(outcome.unwrap(), Outcome::Completed);
+    rig.stop(engine).unwrap();
+    let stored = rig.stored_fills();
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert_eq!((stored[1].side, stored[1].price), (Side::Sell, d("102")));
+    assert_eq!(announced_fills(&rig.all_events()), stored);
 }

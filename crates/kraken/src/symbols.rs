@@ -108,6 +108,8 @@ impl PairMap {
             pair_decimals: 1,
             lot_decimals: 8,
             ordermin: Some(ordermin),
+            costmin: Some(Decimal::new(5, 1)),
+            tick_size: Some(Decimal::new(1, 1)),
         };
         Self::from_asset_pairs(&[
             btc("XXBTZUSD", "XBTUSD", "XBT/USD", "ZUSD", Decimal::new(1, 4)),
@@ -159,6 +161,8 @@ mod tests {
             pair_decimals: 5,
             lot_decimals: 8,
             ordermin: None,
+            costmin: None,
+            tick_size: None,
         }
     }
 

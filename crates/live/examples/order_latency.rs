@@ -116,6 +116,7 @@ async fn main() {
         rest_pair: "XBTUSD".into(),
         lot_decimals: 8,
         ordermin: None,
+        ..PairRules::default()
     };
     let mut broker = ValidateBroker::start(
         paper,

@@ -19,13 +19,13 @@ use std::time::{Duration, Instant};
 use rust_decimal::{Decimal, RoundingStrategy};
 use tokio::sync::mpsc;
 
-use nanotrader_broker::{Account, Broker, Fill, Order, OrderReason, PaperBroker};
+use nanotrader_broker::{Account, Broker, Fill, Order, OrderReason, OrderView, PaperBroker, VenueView};
 use nanotrader_kraken::private::{AddOrderOutcome, OrderRequest, OrderType, PrivateClient};
 use nanotrader_market::Timestamp;
 use nanotrader_store::{OrderState, SentOrder, Store};
 
 /// The exchange's rules for one pair's orders (from AssetPairs).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PairRules {
     /// The pair as AddOrder takes it, e.g. `XBTUSD`.
     pub rest_pair: String,
@@ -33,6 +33,10 @@ pub struct PairRules {
     pub lot_decimals: u32,
     /// Smallest volume, in the base asset.
     pub ordermin: Option<Decimal>,
+    /// Smallest order value, in the quote asset.
+    pub costmin: Option<Decimal>,
+    /// A limit price's step.
+    pub tick_size: Option<Decimal>,
 }
 
 /// The rails around a live broker's orders.
@@ -70,6 +74,8 @@ const DEFAULT_DAILY_LOSS: Decimal = Decimal::from_parts(5, 0, 0, false, 2);
 pub enum Refused {
     #[error("order of {volume} is under the exchange's minimum of {min}: not sent")]
     UnderMinimum { volume: Decimal, min: Decimal },
+    #[error("order worth {value} is under the exchange's minimum value of {min}: not sent")]
+    UnderMinimumValue { value: Decimal, min: Decimal },
     #[error("order worth {value} is over --max-order-usd {max}: not sent")]
     OverMaxOrder { value: Decimal, max: Decimal },
     #[error("{max} orders were sent in the last hour (--max-orders-per-hour): not sent")]
@@ -139,26 +145,10 @@ impl Gate {
                 equity
             }
         };
-        let limit = self
-            .rails
-            .max_daily_loss
-            .unwrap_or((start * DEFAULT_DAILY_LOSS).round_dp(2));
+        let limit = self.daily_limit(start);
         let loss = start - equity;
         if entry && loss >= limit && limit > Decimal::ZERO {
-            if self.halted != Some(today) {
-                self.halted = Some(today);
-                tracing::warn!("risk halt: today's loss of {} reached {limit}", loss.round_dp(2));
-                if let Some(alerts) = &self.alerts {
-                    alerts.notify.notify(nanotrader_notify::Event::RiskHalt {
-                        run: alerts.run,
-                        rule: "max-daily-loss-usd".into(),
-                        detail: format!(
-                            "today's loss of {} reached {limit}: new entries halted until the next UTC day",
-                            loss.round_dp(2)
-                        ),
-                    });
-                }
-            }
+            self.halt(today, loss, limit);
             return Err(Refused::DailyLossHalt {
                 loss: loss.round_dp(2),
                 limit,
@@ -179,6 +169,11 @@ impl Gate {
             return Err(Refused::UnderMinimum { volume, min });
         }
         let value = volume * fill.price;
+        if let Some(min) = self.rules.costmin
+            && value < min
+        {
+            return Err(Refused::UnderMinimumValue { value, min });
+        }
         if value > self.rails.max_order_value {
             return Err(Refused::OverMaxOrder {
                 value: value.round_dp(2),
@@ -198,6 +193,66 @@ impl Gate {
             });
         }
         Ok(volume)
+    }
+
+    /// Whether today's loss (from the day's starting equity) has reached the limit with the
+    /// account at `equity` now; halts (and says so once) when it has.
+    pub(crate) fn halted_now(&mut self, equity: Decimal) -> bool {
+        let Some((today, start)) = self.day else {
+            return false;
+        };
+        let limit = self.daily_limit(start);
+        let loss = start - equity;
+        if limit > Decimal::ZERO && loss >= limit {
+            self.halt(today, loss, limit);
+            return true;
+        }
+        self.halted == Some(today)
+    }
+
+    /// A person's Resume: the day's loss is counted afresh from `equity`. Whether a halt was lifted.
+    pub(crate) fn resume(&mut self, equity: Decimal) -> bool {
+        let lifted = self.halted.is_some();
+        self.halted = None;
+        if let Some((day, _)) = self.day {
+            self.day = Some((day, equity));
+        }
+        lifted
+    }
+
+    /// Why new entries are halted now, for the dashboard.
+    pub(crate) fn halt_reason(&self) -> Option<String> {
+        let (today, start) = self.day?;
+        (self.halted == Some(today)).then(|| {
+            format!(
+                "today's loss reached the daily limit of {} (--max-daily-loss-usd): new entries halted until the next UTC day or a Resume",
+                self.daily_limit(start)
+            )
+        })
+    }
+
+    fn daily_limit(&self, start: Decimal) -> Decimal {
+        self.rails
+            .max_daily_loss
+            .unwrap_or((start * DEFAULT_DAILY_LOSS).round_dp(2))
+    }
+
+    fn halt(&mut self, today: i64, loss: Decimal, limit: Decimal) {
+        if self.halted == Some(today) {
+            return;
+        }
+        self.halted = Some(today);
+        tracing::warn!("risk halt: today's loss of {} reached {limit}", loss.round_dp(2));
+        if let Some(alerts) = &self.alerts {
+            alerts.notify.notify(nanotrader_notify::Event::RiskHalt {
+                run: alerts.run,
+                rule: "max-daily-loss-usd".into(),
+                detail: format!(
+                    "today's loss of {} reached {limit}: new entries halted until the next UTC day",
+                    loss.round_dp(2)
+                ),
+            });
+        }
     }
 
     /// What an order becomes before it leaves: checked (`check`), given its client id, journaled
@@ -269,7 +324,12 @@ pub struct ValidateBroker {
     gate: Gate,
     submit: mpsc::UnboundedSender<Submission>,
     answer_within: Duration,
+    /// The latest orders and what Kraken said of each, for the dashboard.
+    orders: VecDeque<OrderView>,
 }
+
+/// Orders the dashboard lists.
+const ORDERS_SHOWN: usize = 20;
 
 impl ValidateBroker {
     /// Starts the submitter task (on the current tokio runtime) over `client`; `paper` is the
@@ -298,6 +358,7 @@ impl ValidateBroker {
             gate: Gate::new(rules, rails),
             submit,
             answer_within,
+            orders: VecDeque::new(),
         }
     }
 
@@ -310,6 +371,19 @@ impl ValidateBroker {
             .gate
             .admit(&self.journal, self.run_id, &order, &fill, position, equity, true)?;
         let (cl_ord_id, volume) = (request.cl_ord_id.clone().unwrap_or_default(), request.volume);
+        self.orders.push_front(OrderView {
+            cl_ord_id: cl_ord_id.clone(),
+            txid: None,
+            ts: order.ts,
+            side: order.side,
+            order_type: "market".to_owned(),
+            volume,
+            filled: Decimal::ZERO,
+            limit_price: None,
+            state: OrderState::Sending.to_string(),
+            detail: None,
+        });
+        self.orders.truncate(ORDERS_SHOWN);
         let (answer, answered) = std_mpsc::sync_channel(1);
         if self.submit.send(Submission { request, answer }).is_err() {
             self.record(&cl_ord_id, OrderState::NotPlaced, Some("the submitter has stopped"));
@@ -346,7 +420,14 @@ impl ValidateBroker {
         }
     }
 
-    fn record(&self, cl_ord_id: &str, state: OrderState, detail: Option<&str>) {
+    fn record(&mut self, cl_ord_id: &str, state: OrderState, detail: Option<&str>) {
+        if let Some(view) = self.orders.iter_mut().find(|o| o.cl_ord_id == cl_ord_id) {
+            view.state = state.to_string();
+            view.detail = detail.map(str::to_owned);
+            if state == OrderState::Validated {
+                view.filled = view.volume;
+            }
+        }
         if let Err(e) = self.journal.set_order_state(cl_ord_id, state, None, detail) {
             tracing::error!("order {cl_ord_id} is {state}, but the journal could not say so: {e}");
         }
@@ -377,11 +458,28 @@ impl Broker for ValidateBroker {
     fn next_order_id(&self) -> u64 {
         self.paper.next_order_id()
     }
+
+    fn resume(&mut self) {
+        if self.gate.resume(self.paper.account().equity()) {
+            tracing::info!("risk halt lifted by a person: the day's loss is counted from now");
+        }
+    }
+
+    fn venue(&self) -> Option<VenueView> {
+        Some(VenueView {
+            broker: "kraken-validate".to_owned(),
+            live: false,
+            balances: Default::default(),
+            orders: self.orders.iter().cloned().collect(),
+            halted: self.gate.halt_reason(),
+        })
+    }
 }
 
+mod desk;
 mod real;
 
-pub use real::{Assets, LiveBroker};
+pub use real::{Assets, LimitFallback, LiveBroker, LiveSettings, OrderKind};
 
 impl ValidateBroker {
     /// Tells refused orders (and a daily-loss halt) to `alerts` too.

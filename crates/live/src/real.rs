@@ -1,22 +1,27 @@
 //! `--broker kraken`: real orders. Each is journaled before it leaves and sent once; an order
 //! whose answer was lost is looked up by its client id (open orders, then closed orders) until it
-//! is found or proven absent, never sent again. The exchange's trades are recorded exactly as it
-//! reports them, and the account is the exchange's balances (cash = USD, position = BTC).
+//! is found or proven absent, never sent again. The engine never waits for the exchange: an
+//! order is handed to the desk (`desk.rs`) and its fills arrive later, recorded exactly as the
+//! exchange reports them; the account is the exchange's balances (cash = USD, position = BTC).
+//!
+//! One run order is worked at a time: it may take several exchange orders (a post-only limit
+//! order re-priced, the rest sent at market after its time). A decision taken while one works
+//! waits for it, then is taken again against the account the exchange reports.
 
-use std::collections::BTreeMap;
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
-use rust_decimal::Decimal;
-use tokio::sync::mpsc;
+use rust_decimal::{Decimal, RoundingStrategy};
+use tokio::sync::{Notify, mpsc};
 
-use nanotrader_broker::{Account, Broker, BrokerConfig, Fill, Order, OrderReason, PaperBroker};
-use nanotrader_kraken::private::{
-    AddOrderOutcome, Order as KrakenOrder, OrderRequest, OrderStatus, PrivateClient, Trade,
-};
-use nanotrader_market::Timestamp;
+use nanotrader_broker::{Account, Broker, BrokerConfig, Fill, Order, OrderReason, OrderView, PaperBroker, VenueView};
+use nanotrader_kraken::private::{OrderStatus, OrderType, PrivateClient};
+use nanotrader_market::{Side, Timestamp};
 use nanotrader_store::{ExchangeFill, OrderState, Store};
 
+use crate::desk::{Balances, Command, Desk, Leg, LegEnd, LegTrade, Update};
 use crate::{Gate, PairRules, Rails};
 
 /// How often, and how many times, a lost answer is looked up before the order counts as absent
@@ -27,8 +32,12 @@ const LOOKUPS: u32 = 20;
 const ABSENT_PROOFS: u32 = 3;
 /// Attempts beyond the first for a balances read that failed in passing.
 const BALANCE_ATTEMPTS: u32 = 4;
-/// How long a placed market order may take to close.
-const CLOSE_WITHIN: Duration = Duration::from_secs(30);
+/// How long a stop waits for the desk to cancel and learn the last fills.
+const STOP_WITHIN: Duration = Duration::from_secs(20);
+/// Orders the dashboard lists.
+const ORDERS_SHOWN: usize = 20;
+/// Post-only legs re-priced within one order's time before it falls back.
+const REPRICES: u32 = 5;
 
 /// The exchange's asset names of the pair (REST Balance keys), e.g. `XXBT` and `ZUSD`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,20 +46,62 @@ pub struct Assets {
     pub quote: String,
 }
 
-/// What the exchange task learned of one order.
-#[derive(Debug, Default)]
-pub struct Learned {
-    pub state: Option<OrderState>,
-    pub txid: Option<String>,
-    pub detail: Option<String>,
-    pub order: Option<KrakenOrder>,
-    pub trades: Vec<Trade>,
-    pub balances: Option<BTreeMap<String, Decimal>>,
+/// What a limit order that did not fill in its time becomes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum LimitFallback {
+    /// The rest is sent at market.
+    Market,
+    /// The rest is given up.
+    Skip,
 }
 
-struct Job {
-    request: OrderRequest,
-    answer: std_mpsc::SyncSender<Learned>,
+/// How orders are placed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum OrderKind {
+    Market,
+    /// Post-only at the best bid (buy) or ask (sell), cancelled after `timeout`, then `fallback`.
+    Limit {
+        timeout: Duration,
+        fallback: LimitFallback,
+    },
+}
+
+/// How a live broker works with the exchange.
+#[derive(Clone, Debug)]
+pub struct LiveSettings {
+    pub order_kind: OrderKind,
+    /// Ctrl-C (the end of the run) cancels open orders.
+    pub cancel_on_exit: bool,
+    /// The authenticated WebSocket (`executions`); `None`: REST alone.
+    pub ws_auth_url: Option<String>,
+    /// The quote asset as the WebSocket names it (`USD`): fees are reported per asset.
+    pub ws_quote: String,
+}
+
+/// The run order being worked at the exchange.
+struct Working {
+    order: Order,
+    /// The price the decision was taken at (the price of a leg before any mark or quote).
+    price: Decimal,
+    /// Volume to trade in all (on the lot).
+    target: Decimal,
+    filled: Decimal,
+    cost: Decimal,
+    fee: Decimal,
+    last_ts: Timestamp,
+    booked: HashSet<String>,
+    realized_before: Decimal,
+    /// The exchange order working now.
+    leg: Option<String>,
+    started: Instant,
+    reprices: u32,
+}
+
+/// A decision taken while an order worked: taken again once it is done.
+#[derive(Clone, Copy)]
+enum Deferred {
+    Follow(i8),
+    Exit(OrderReason),
 }
 
 /// `--broker kraken`, over the signed client.
@@ -62,14 +113,24 @@ pub struct LiveBroker {
     run_id: i64,
     gate: Gate,
     assets: Assets,
-    jobs: mpsc::UnboundedSender<Job>,
-    answer_within: Duration,
+    settings: LiveSettings,
+    desk: mpsc::UnboundedSender<Command>,
+    updates: std_mpsc::Receiver<Update>,
+    wake: Arc<Notify>,
+    working: Option<Working>,
+    deferred: Option<Deferred>,
+    /// The exchange's balances: total and available, by asset.
+    balances: Balances,
+    quote: Option<(Decimal, Decimal)>,
+    orders: VecDeque<OrderView>,
+    ready: Vec<(Order, Fill)>,
 }
 
 impl LiveBroker {
     /// Reconciles the journal with the exchange (orders whose outcome was never learned are
-    /// looked up; their trades recorded), takes the exchange's balances as the account, and
-    /// starts the exchange task. Before it returns, nothing new is sent.
+    /// looked up; their trades recorded; orders a stopped run left resting are cancelled), takes
+    /// the exchange's balances as the account, and starts the desk. Before it returns, nothing
+    /// new is sent.
     #[allow(clippy::too_many_arguments)]
     pub async fn start(
         config: BrokerConfig,
@@ -80,15 +141,15 @@ impl LiveBroker {
         rules: PairRules,
         rails: Rails,
         assets: Assets,
-        answer_within: Duration,
+        settings: LiveSettings,
     ) -> Result<Self, String> {
         reconcile(&client, &mut journal, run_id).await;
-        let balances = balances(&client).await.map_err(|e| format!("Kraken Balance: {e}"))?;
+        let balances = balances_ex(&client)
+            .await
+            .map_err(|e| format!("Kraken BalanceEx: {e}"))?;
         let mut account = Account::new(Decimal::ZERO);
-        account.set_holdings(
-            balances.get(&assets.quote).copied().unwrap_or_default(),
-            balances.get(&assets.base).copied().unwrap_or_default(),
-        );
+        let total = |asset: &str| balances.get(asset).map(|b| b.0).unwrap_or_default();
+        account.set_holdings(total(&assets.quote), total(&assets.base));
         tracing::info!(
             "broker kraken: REAL orders; the account is Kraken's: {} {} and {} {}",
             account.cash(),
@@ -96,13 +157,12 @@ impl LiveBroker {
             account.position(),
             assets.base
         );
-        let (jobs, mut queue) = mpsc::unbounded_channel::<Job>();
-        tokio::spawn(async move {
-            while let Some(Job { request, answer }) = queue.recv().await {
-                let learned = place(&client, &request).await;
-                let _ = answer.send(learned);
-            }
-        });
+        let client = Arc::new(client);
+        let (desk, commands) = mpsc::unbounded_channel();
+        let (out, updates) = std_mpsc::channel();
+        let wake = Arc::new(Notify::new());
+        let runner = Desk::new(client, settings.ws_quote.clone(), out, Arc::clone(&wake));
+        tokio::spawn(runner.run(commands, settings.ws_auth_url.clone()));
         Ok(Self {
             account,
             config,
@@ -111,20 +171,127 @@ impl LiveBroker {
             run_id,
             gate: Gate::new(rules, rails),
             assets,
-            jobs,
-            answer_within,
+            settings,
+            desk,
+            updates,
+            wake,
+            working: None,
+            deferred: None,
+            balances,
+            quote: None,
+            orders: VecDeque::new(),
+            ready: Vec::new(),
         })
     }
 
-    /// Sends the order `trial` decided, once, and books what the exchange did.
-    fn send(&mut self, order: Order, fill: Fill) -> Option<(Order, Fill)> {
+    /// Tells refused orders (and a daily-loss halt) to `alerts` too.
+    pub fn with_alerts(mut self, alerts: Option<crate::Alerts>) -> Self {
+        self.gate.alerts = alerts;
+        self
+    }
+
+    /// What paper sizing would trade, with the exchange's available balances, at `price`.
+    fn decide(&self, decision: Deferred, ts: Timestamp, price: Decimal) -> Option<(Order, Fill)> {
+        let mut sizing = Account::new(Decimal::ZERO);
+        let available = |asset: &str, total: Decimal| self.balances.get(asset).map(|b| b.1).unwrap_or(total);
+        sizing.set_holdings(
+            available(&self.assets.quote, self.account.cash()),
+            available(&self.assets.base, self.account.position()),
+        );
+        let mut trial = PaperBroker::resume(self.config.clone(), sizing, self.next_order_id);
+        match decision {
+            Deferred::Follow(change) => trial.follow(change, ts, price),
+            Deferred::Exit(reason) => trial.exit(ts, price, reason),
+        }
+    }
+
+    /// Takes a decision: worked at the exchange now, or after the order that works.
+    fn act(&mut self, decision: Deferred, ts: Timestamp, price: Decimal) {
+        if let Some(working) = &self.working {
+            tracing::info!(
+                "order {} is still working at Kraken: the new decision follows once it is done",
+                working.order.id
+            );
+            self.deferred = Some(decision);
+            return;
+        }
+        let Some((order, fill)) = self.decide(decision, ts, price) else {
+            return;
+        };
+        let volume = fill.qty;
+        let working = Working {
+            order,
+            price,
+            target: volume,
+            filled: Decimal::ZERO,
+            cost: Decimal::ZERO,
+            fee: Decimal::ZERO,
+            last_ts: ts,
+            booked: HashSet::new(),
+            realized_before: self.account.realized_pnl(),
+            leg: None,
+            started: Instant::now(),
+            reprices: 0,
+        };
+        self.working = Some(working);
+        if self.send_leg(ts, price, volume, self.settings.order_kind).is_some() {
+            self.next_order_id += 1;
+        } else {
+            self.working = None;
+        }
+    }
+
+    /// Sends one exchange order for `volume` of the working order, checked by the rails and
+    /// journaled first. `None` when it was not sent (said in one line).
+    fn send_leg(&mut self, ts: Timestamp, price: Decimal, volume: Decimal, kind: OrderKind) -> Option<String> {
+        let working = self.working.as_ref()?;
+        let order = working.order.clone();
+        let side = order.side;
+        let limit_price = match kind {
+            OrderKind::Market => None,
+            OrderKind::Limit { .. } => Some(self.limit_price(side, price)),
+        };
+        let probe = Fill {
+            order_id: order.id,
+            ts,
+            side,
+            qty: volume,
+            price: limit_price.unwrap_or(price),
+            fee: Decimal::ZERO,
+            cash_after: Decimal::ZERO,
+            position_after: Decimal::ZERO,
+            realized_pnl: Decimal::ZERO,
+        };
         let (position, equity) = (self.account.position(), self.account.equity());
-        let request = self
+        let mut request = self
             .gate
-            .admit(&self.journal, self.run_id, &order, &fill, position, equity, false)?;
-        let (cl_ord_id, volume) = (request.cl_ord_id.clone().unwrap_or_default(), request.volume);
-        let (answer, answered) = std_mpsc::sync_channel(1);
-        if self.jobs.send(Job { request, answer }).is_err() {
+            .admit(&self.journal, self.run_id, &order, &probe, position, equity, false)?;
+        let cancel_after = match kind {
+            OrderKind::Market => None,
+            OrderKind::Limit { timeout, .. } => {
+                request.order_type = OrderType::Limit {
+                    price: limit_price.unwrap_or(price),
+                    post_only: true,
+                };
+                Some(timeout.saturating_sub(working.started.elapsed()))
+            }
+        };
+        let cl_ord_id = request.cl_ord_id.clone().unwrap_or_default();
+        self.orders.push_front(OrderView {
+            cl_ord_id: cl_ord_id.clone(),
+            txid: None,
+            ts,
+            side,
+            order_type: if limit_price.is_some() { "limit" } else { "market" }.to_owned(),
+            volume: request.volume,
+            filled: Decimal::ZERO,
+            limit_price,
+            state: OrderState::Sending.to_string(),
+            detail: None,
+        });
+        self.orders.truncate(ORDERS_SHOWN);
+        let leg = Leg { request, cancel_after };
+        if self.desk.send(Command::Place(leg)).is_err() {
             self.record(
                 &cl_ord_id,
                 OrderState::NotPlaced,
@@ -133,93 +300,212 @@ impl LiveBroker {
             );
             return None;
         }
-        let learned = match answered.recv_timeout(self.answer_within) {
-            Ok(learned) => learned,
-            Err(_) => {
-                // Still being learned: the journal says unknown, the next start looks it up.
-                let why = format!("no outcome within {:?}", self.answer_within);
-                tracing::warn!("order {} ({cl_ord_id}): {why}; looked up at the next start", order.id);
-                self.record(&cl_ord_id, OrderState::Unknown, None, Some(&why));
-                return None;
-            }
+        if let Some(working) = &mut self.working {
+            working.leg = Some(cl_ord_id.clone());
+        }
+        Some(cl_ord_id)
+    }
+
+    /// The best bid (buy) or ask (sell), or `price` before any quote, on the pair's tick, on
+    /// the side that rests.
+    fn limit_price(&self, side: Side, price: Decimal) -> Decimal {
+        let best = match (self.quote, side) {
+            (Some((bid, _)), Side::Buy) => bid,
+            (Some((_, ask)), Side::Sell) => ask,
+            (None, _) => price,
         };
-        let state = learned.state.unwrap_or(OrderState::Unknown);
-        if state == OrderState::Placed {
-            // The trades are recorded before the journal says placed: a kill in between leaves
-            // the order unfinished in the journal, and the next start records them (idempotently).
-            let txid = learned.txid.clone();
-            let booked = self.book(order, &cl_ord_id, learned);
-            self.record(&cl_ord_id, state, txid.as_deref(), None);
-            return booked;
+        let Some(tick) = self.gate.rules.tick_size.filter(|t| *t > Decimal::ZERO) else {
+            return best;
+        };
+        let steps = best / tick;
+        let steps = match side {
+            Side::Buy => steps.floor(),
+            Side::Sell => steps.ceil(),
+        };
+        steps * tick
+    }
+
+    fn on_update(&mut self, update: Update) {
+        let Update::Leg {
+            cl_ord_id,
+            txid,
+            trades,
+            end,
+            balances,
+        } = update;
+        if !trades.is_empty() {
+            self.book(&cl_ord_id, &trades);
         }
-        self.record(&cl_ord_id, state, learned.txid.as_deref(), learned.detail.as_deref());
-        if state == OrderState::Rejected
-            && let Some(alerts) = &self.gate.alerts
-        {
-            alerts.rejected(&cl_ord_id, learned.detail.as_deref().unwrap_or("refused"));
+        if let Some(balances) = balances {
+            self.take_balances(balances);
         }
+        if let Some(txid) = &txid
+            && end.is_none()
         {
-            tracing::warn!(
-                "order {} ({} {volume}) {state}: {}",
-                order.id,
-                order.side,
-                learned.detail.as_deref().unwrap_or("")
-            );
-            None
+            self.record(&cl_ord_id, OrderState::Placed, Some(txid), None);
+            if let Some(view) = self.orders.iter_mut().find(|o| o.cl_ord_id == cl_ord_id) {
+                view.txid = Some(txid.clone());
+                view.state = "open".to_owned();
+            }
+        }
+        if let Some(end) = end {
+            self.leg_ended(&cl_ord_id, txid.as_deref(), end);
         }
     }
 
-    /// Records the exchange's trades and takes its balances; the fill the run stores is the
-    /// order as the exchange reports it (volume executed, average price, fee).
-    fn book(&mut self, order: Order, cl_ord_id: &str, learned: Learned) -> Option<(Order, Fill)> {
-        let kraken = learned.order?;
-        let txid = kraken.txid.clone();
-        let trades: Vec<ExchangeFill> = learned
-            .trades
+    /// The exchange's balances replace the books' cash and position: the exchange is the truth.
+    fn take_balances(&mut self, balances: Balances) {
+        let total = |asset: &str| balances.get(asset).map(|b| b.0).unwrap_or_default();
+        let (cash, position) = (total(&self.assets.quote), total(&self.assets.base));
+        if cash != self.account.cash() || position != self.account.position() {
+            tracing::info!(
+                "Kraken's balances ({cash} {}, {position} {}) replace the books' ({}, {})",
+                self.assets.quote,
+                self.assets.base,
+                self.account.cash(),
+                self.account.position()
+            );
+        }
+        self.account.set_holdings(cash, position);
+        self.balances = balances;
+    }
+
+    /// Records the exchange's trades as reported and books them on the account (which the
+    /// next balances then replace: the exchange is the truth).
+    fn book(&mut self, cl_ord_id: &str, trades: &[LegTrade]) {
+        let Some(working) = &mut self.working else {
+            // A late report of an order already done: its trades were recorded with it.
+            return;
+        };
+        let fresh: Vec<&LegTrade> = trades
             .iter()
-            .map(|t| exchange_fill(t, self.run_id, order.id, cl_ord_id))
+            .filter(|t| working.booked.insert(t.trade_id.clone()))
             .collect();
-        if let Err(e) = self.journal.record_exchange_fills(&trades) {
-            tracing::error!("order {txid}: its trades could not be recorded: {e}");
+        let rows: Vec<ExchangeFill> = fresh
+            .iter()
+            .map(|t| exchange_fill(t, self.run_id, working.order.id, cl_ord_id))
+            .collect();
+        if let Err(e) = self.journal.record_exchange_fills(&rows) {
+            tracing::error!("order {}: its trades could not be recorded: {e}", working.order.id);
         }
-        if kraken.volume_executed <= Decimal::ZERO {
-            return None;
+        let mut fresh_qty = Decimal::ZERO;
+        for t in fresh {
+            self.account.book(t.side, t.qty, t.price, t.fee);
+            fresh_qty += t.qty;
+            working.filled += t.qty;
+            working.cost += t.cost;
+            working.fee += t.fee;
+            working.last_ts = working.last_ts.max(t.ts);
+            tracing::info!(
+                "Kraken filled {} {} at {} (fee {}), trade {}",
+                t.side,
+                t.qty,
+                t.price,
+                t.fee,
+                t.trade_id
+            );
         }
-        let realized_before = self.account.realized_pnl();
-        for t in &learned.trades {
-            self.account.book(t.side, t.volume, t.price, t.fee);
+        if let Some(view) = self.orders.iter_mut().find(|o| o.cl_ord_id == cl_ord_id) {
+            view.filled += fresh_qty;
         }
-        if let Some(balances) = &learned.balances {
-            let cash = balances.get(&self.assets.quote).copied().unwrap_or_default();
-            let position = balances.get(&self.assets.base).copied().unwrap_or_default();
-            if cash != self.account.cash() || position != self.account.position() {
-                tracing::info!(
-                    "Kraken's balances ({cash} {}, {position} {}) replace the books' ({}, {})",
-                    self.assets.quote,
-                    self.assets.base,
-                    self.account.cash(),
-                    self.account.position()
-                );
+    }
+
+    fn leg_ended(&mut self, cl_ord_id: &str, txid: Option<&str>, end: LegEnd) {
+        let (state, detail) = match &end {
+            LegEnd::Filled => (OrderState::Closed, None),
+            LegEnd::Canceled { reason, .. } => (OrderState::Closed, Some(reason.clone())),
+            LegEnd::Rejected(why) => (OrderState::Rejected, Some(why.clone())),
+            LegEnd::NotPlaced(why) => (OrderState::NotPlaced, Some(why.clone())),
+            LegEnd::Unknown(why) => (OrderState::Unknown, Some(why.clone())),
+        };
+        self.record(cl_ord_id, state, txid, detail.as_deref());
+        if let Some(view) = self.orders.iter_mut().find(|o| o.cl_ord_id == cl_ord_id) {
+            view.txid = txid.map(str::to_owned).or(view.txid.take());
+            view.state = match &end {
+                LegEnd::Filled => "filled".to_owned(),
+                LegEnd::Canceled { .. } => "canceled".to_owned(),
+                _ => state.to_string(),
+            };
+            view.detail = detail.clone();
+        }
+        match &end {
+            LegEnd::Rejected(why) => {
+                tracing::warn!("order {cl_ord_id} refused by Kraken: {why}");
+                if let Some(alerts) = &self.gate.alerts {
+                    alerts.rejected(cl_ord_id, why);
+                }
             }
-            self.account.set_holdings(cash, position);
+            LegEnd::NotPlaced(why) | LegEnd::Unknown(why) => tracing::warn!("order {cl_ord_id} {state}: {why}"),
+            LegEnd::Filled | LegEnd::Canceled { .. } => {}
         }
-        self.next_order_id = self.next_order_id.max(order.id + 1);
-        let order = Order {
-            qty: kraken.volume_executed,
-            ..order
-        };
-        let fill = Fill {
-            order_id: order.id,
-            ts: order.ts,
-            side: order.side,
-            qty: kraken.volume_executed,
-            price: kraken.average_price,
-            fee: kraken.fee,
-            cash_after: self.account.cash(),
-            position_after: self.account.position(),
-            realized_pnl: self.account.realized_pnl() - realized_before,
-        };
-        Some((order, fill))
+        let Some(working) = &self.working else { return };
+        if working.leg.as_deref() != Some(cl_ord_id) {
+            return;
+        }
+        let remaining = working.target - working.filled;
+        let min = self.gate.rules.ordermin.unwrap_or_default();
+        if let (LegEnd::Canceled { post_only, .. }, OrderKind::Limit { timeout, fallback }, true) = (
+            &end,
+            self.settings.order_kind,
+            remaining > Decimal::ZERO && remaining >= min,
+        ) {
+            let price = self.account.last_price().unwrap_or(working.price);
+            let ts = working.last_ts;
+            let in_time = working.started.elapsed() < timeout;
+            if *post_only && in_time && working.reprices < REPRICES {
+                tracing::info!("post-only order {cl_ord_id} would have taken: re-priced at the best price");
+                if let Some(working) = &mut self.working {
+                    working.reprices += 1;
+                }
+                if self.send_leg(ts, price, remaining, self.settings.order_kind).is_some() {
+                    return;
+                }
+            } else if fallback == LimitFallback::Market {
+                tracing::info!("limit order {cl_ord_id} not filled in its time: the rest ({remaining}) at market");
+                if self.send_leg(ts, price, remaining, OrderKind::Market).is_some() {
+                    return;
+                }
+            } else {
+                tracing::info!("limit order {cl_ord_id} not filled in its time: the rest ({remaining}) given up");
+            }
+        }
+        self.order_done();
+    }
+
+    /// The working order is done: its fill (the exchange's trades together) for the run, and
+    /// the decision that waited for it.
+    fn order_done(&mut self) {
+        let Some(working) = self.working.take() else { return };
+        if working.filled > Decimal::ZERO {
+            let order = Order {
+                qty: working.filled,
+                ..working.order
+            };
+            let fill = Fill {
+                order_id: order.id,
+                ts: working.last_ts,
+                side: order.side,
+                qty: working.filled,
+                // The average of the exchange's prices, as Kraken reports an order's.
+                price: (working.cost / working.filled)
+                    .round_dp_with_strategy(10, RoundingStrategy::MidpointNearestEven),
+                fee: working.fee,
+                cash_after: self.account.cash(),
+                position_after: self.account.position(),
+                realized_pnl: self.account.realized_pnl() - working.realized_before,
+            };
+            self.ready.push((order, fill));
+        }
+        // Signals alternate, so the latest decision says where the run wants to be: long after
+        // an entry, flat after an exit. Already there once this order is done: nothing to send.
+        if let Some(decision) = self.deferred.take()
+            && let Some(price) = self.account.last_price()
+        {
+            let wants_long = matches!(decision, Deferred::Follow(change) if change > 0);
+            if wants_long != (working.order.side == Side::Buy) {
+                self.act(decision, working.last_ts, price);
+            }
+        }
     }
 
     fn record(&self, cl_ord_id: &str, state: OrderState, txid: Option<&str>, detail: Option<&str>) {
@@ -228,37 +514,39 @@ impl LiveBroker {
         }
     }
 
-    /// What paper sizing would trade with this account at `price`.
-    fn decide(&self, change: i8, ts: Timestamp, price: Decimal, reason: Option<OrderReason>) -> Option<(Order, Fill)> {
-        let mut trial = PaperBroker::resume(self.config.clone(), self.account.clone(), self.next_order_id);
-        match reason {
-            None => trial.follow(change, ts, price),
-            Some(reason) => trial.exit(ts, price, reason),
-        }
+    /// Whether an order is being worked at the exchange (or a decision waits for one).
+    #[cfg(test)]
+    pub(crate) fn is_working(&self) -> bool {
+        self.working.is_some() || self.deferred.is_some()
     }
-}
 
-impl LiveBroker {
-    /// Tells refused orders (and a daily-loss halt) to `alerts` too.
-    pub fn with_alerts(mut self, alerts: Option<crate::Alerts>) -> Self {
-        self.gate.alerts = alerts;
-        self
+    fn cancel_working_entry(&mut self) {
+        if let Some(working) = &self.working
+            && working.order.side == Side::Buy
+            && let Some(leg) = &working.leg
+        {
+            let _ = self.desk.send(Command::Cancel { cl_ord_id: leg.clone() });
+        }
     }
 }
 
 impl Broker for LiveBroker {
     fn mark(&mut self, price: Decimal) {
         self.account.mark(price);
+        if self.working.is_some() && self.gate.halted_now(self.account.equity()) {
+            // A breached daily loss cancels a resting entry too.
+            self.cancel_working_entry();
+        }
     }
 
     fn follow(&mut self, change: i8, ts: Timestamp, price: Decimal) -> Option<(Order, Fill)> {
-        let (order, fill) = self.decide(change, ts, price, None)?;
-        self.send(order, fill)
+        self.act(Deferred::Follow(change), ts, price);
+        None
     }
 
     fn exit(&mut self, ts: Timestamp, price: Decimal, reason: OrderReason) -> Option<(Order, Fill)> {
-        let (order, fill) = self.decide(-1, ts, price, Some(reason))?;
-        self.send(order, fill)
+        self.act(Deferred::Exit(reason), ts, price);
+        None
     }
 
     fn account(&self) -> &Account {
@@ -268,104 +556,100 @@ impl Broker for LiveBroker {
     fn next_order_id(&self) -> u64 {
         self.next_order_id
     }
-}
 
-/// Sends `request` once and learns what became of it.
-pub async fn place(client: &PrivateClient, request: &OrderRequest) -> Learned {
-    let cl_ord_id = request.cl_ord_id.clone().unwrap_or_default();
-    let txid = match client.add_order(request).await {
-        AddOrderOutcome::Accepted(added) => added.txids.first().cloned(),
-        AddOrderOutcome::Rejected(e) => {
-            return Learned {
-                state: Some(OrderState::Rejected),
-                detail: Some(e.to_string()),
-                ..Learned::default()
-            };
+    fn poll(&mut self) -> Vec<(Order, Fill)> {
+        while let Ok(update) = self.updates.try_recv() {
+            self.on_update(update);
         }
-        AddOrderOutcome::NotSent(e) => {
-            return Learned {
-                state: Some(OrderState::NotPlaced),
-                detail: Some(format!("not sent: {e}")),
-                ..Learned::default()
-            };
+        std::mem::take(&mut self.ready)
+    }
+
+    fn updates(&self) -> Option<Arc<Notify>> {
+        Some(Arc::clone(&self.wake))
+    }
+
+    fn quote(&mut self, bid: Decimal, ask: Decimal) {
+        if bid > Decimal::ZERO && ask >= bid {
+            self.quote = Some((bid, ask));
         }
-        AddOrderOutcome::Unknown(e) => {
-            tracing::warn!("order {cl_ord_id}: the answer was lost ({e}); looking it up by its client id");
-            match find(client, &cl_ord_id).await {
-                Found::Placed(txid) => Some(txid),
-                Found::Absent => {
-                    return Learned {
-                        state: Some(OrderState::NotPlaced),
-                        detail: Some(format!("answer lost ({e}); proven absent at the exchange")),
-                        ..Learned::default()
-                    };
-                }
-                Found::Unknown(why) => {
-                    return Learned {
-                        state: Some(OrderState::Unknown),
-                        detail: Some(format!("answer lost ({e}); lookups failed: {why}")),
-                        ..Learned::default()
-                    };
-                }
+    }
+
+    fn resume(&mut self) {
+        if self.gate.resume(self.account.equity()) {
+            tracing::info!("risk halt lifted by a person: the day's loss is counted from now");
+        }
+    }
+
+    fn stop(&mut self) {
+        let (done, finished) = std_mpsc::sync_channel(1);
+        let cancel = self.settings.cancel_on_exit;
+        if self.desk.send(Command::Stop { cancel, done }).is_ok() {
+            // The engine's thread waits (once, at the end of the run); the desk runs meanwhile.
+            let wait = || finished.recv_timeout(STOP_WITHIN);
+            let waited = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+                Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(wait),
+                _ => wait(),
+            };
+            if waited.is_err() {
+                tracing::warn!("Kraken did not confirm every open order's end in time; the next start follows them");
             }
         }
-    };
-    let Some(txid) = txid else {
-        return Learned {
-            state: Some(OrderState::Unknown),
-            detail: Some("accepted without an order id".into()),
-            ..Learned::default()
-        };
-    };
-    let mut learned = Learned {
-        state: Some(OrderState::Placed),
-        txid: Some(txid.clone()),
-        ..Learned::default()
-    };
-    learned.order = closed(client, &txid).await;
-    if let Some(order) = &learned.order {
-        let since = order.opened.map(|t| t.secs() - 1);
-        match client.trades_history_all(since, None).await {
-            Ok(trades) => learned.trades = trades.into_iter().filter(|t| t.ordertxid == txid).collect(),
-            Err(e) => tracing::warn!("order {txid}: its trades could not be read yet: {e}"),
+        while let Ok(update) = self.updates.try_recv() {
+            self.on_update(update);
+        }
+        if self.working.is_some() {
+            // Its trades so far are the run's; the journal keeps what is still open.
+            self.order_done();
         }
     }
-    match balances(client).await {
-        Ok(balances) => learned.balances = Some(balances),
-        Err(e) => tracing::warn!("Kraken Balance after order {txid}: {e}"),
+
+    fn venue(&self) -> Option<VenueView> {
+        Some(VenueView {
+            broker: "kraken".to_owned(),
+            live: true,
+            balances: self
+                .balances
+                .iter()
+                .map(|(asset, (total, _))| (asset.clone(), *total))
+                .collect(),
+            orders: self.orders.iter().cloned().collect(),
+            halted: self.gate.halt_reason(),
+        })
     }
-    learned
 }
 
 /// One of the exchange's trades of the run's order `order_id`, as the exchange reported it.
-fn exchange_fill(t: &Trade, run_id: i64, order_id: u64, cl_ord_id: &str) -> ExchangeFill {
+fn exchange_fill(t: &LegTrade, run_id: i64, order_id: u64, cl_ord_id: &str) -> ExchangeFill {
     ExchangeFill {
-        trade_id: t.txid.clone(),
+        trade_id: t.trade_id.clone(),
         run_id,
         order_id,
         cl_ord_id: cl_ord_id.to_owned(),
-        txid: t.ordertxid.clone(),
-        ts: t.time,
+        txid: t.txid.clone(),
+        ts: t.ts,
         side: t.side,
-        qty: t.volume,
+        qty: t.qty,
         price: t.price,
         cost: t.cost,
         fee: t.fee,
     }
 }
 
-/// Kraken's balances; a read, so a passing failure (unavailable, busy, throttled, a network
-/// error) is asked again a few times, a second apart.
-async fn balances(
-    client: &PrivateClient,
-) -> Result<BTreeMap<String, Decimal>, nanotrader_kraken::private::PrivateError> {
+/// Kraken's balances (total, available) by asset; a read, so a passing failure (unavailable,
+/// busy, throttled, a network error) is asked again a few times, a second apart.
+pub(crate) async fn balances_ex(client: &PrivateClient) -> Result<Balances, nanotrader_kraken::private::PrivateError> {
     let mut attempt = 0;
     loop {
-        match client.balance().await {
-            Ok(balances) => return Ok(balances),
+        match client.balance_ex().await {
+            Ok(balances) => {
+                return Ok(balances
+                    .into_iter()
+                    .map(|(asset, b)| (asset, (b.balance, b.available())))
+                    .collect());
+            }
             Err(e) if e.is_retryable() && attempt < BALANCE_ATTEMPTS => {
                 attempt += 1;
-                tracing::debug!("Kraken Balance: {e}; asking again");
+                tracing::debug!("Kraken BalanceEx: {e}; asking again");
                 tokio::time::sleep(LOOKUP_EVERY * 2).await;
             }
             Err(e) => return Err(e),
@@ -373,7 +657,7 @@ async fn balances(
     }
 }
 
-enum Found {
+pub(crate) enum Found {
     Placed(String),
     Absent,
     Unknown(String),
@@ -381,7 +665,7 @@ enum Found {
 
 /// The order with client id `cl_ord_id`: in open orders, then closed orders, asked again a few
 /// times; absent only when every list answered and none had it, `ABSENT_PROOFS` times in a row.
-async fn find(client: &PrivateClient, cl_ord_id: &str) -> Found {
+pub(crate) async fn find(client: &PrivateClient, cl_ord_id: &str) -> Found {
     let mut absent = 0;
     let mut last_error = String::new();
     for _ in 0..LOOKUPS {
@@ -411,11 +695,88 @@ async fn find(client: &PrivateClient, cl_ord_id: &str) -> Found {
     Found::Unknown(last_error)
 }
 
-/// The order `txid` once it is closed (a market order closes at once), or as last seen.
-async fn closed(client: &PrivateClient, txid: &str) -> Option<KrakenOrder> {
-    let started = Instant::now();
+/// At start, before anything new is sent: every journaled order whose outcome was never
+/// learned is looked up by its client id, and every order the journal left open is read; an
+/// order still resting is cancelled (the run that placed it stopped); the trades of each are
+/// recorded; an order proven absent is marked not placed. Each difference is logged once; the
+/// exchange's record wins.
+async fn reconcile(client: &PrivateClient, journal: &mut Store, run_id: i64) {
+    let Ok(orders) = journal.sent_orders(run_id) else {
+        return;
+    };
+    for sent in orders
+        .into_iter()
+        .filter(|o| !o.validate && matches!(o.state, OrderState::Sending | OrderState::Unknown | OrderState::Placed))
+    {
+        let txid = match (&sent.txid, sent.state) {
+            (Some(txid), OrderState::Placed) => txid.clone(),
+            _ => match find(client, &sent.cl_ord_id).await {
+                Found::Placed(txid) => {
+                    tracing::warn!(
+                        "order {} ({}) was placed at Kraken as {txid} though this run never learned it; its trades are recorded and Kraken's balances taken",
+                        sent.order_id,
+                        sent.cl_ord_id
+                    );
+                    txid
+                }
+                Found::Absent => {
+                    tracing::warn!(
+                        "order {} ({}) never reached Kraken: marked not placed",
+                        sent.order_id,
+                        sent.cl_ord_id
+                    );
+                    let _ = journal.set_order_state(
+                        &sent.cl_ord_id,
+                        OrderState::NotPlaced,
+                        None,
+                        Some("reconciled at start"),
+                    );
+                    continue;
+                }
+                Found::Unknown(why) => {
+                    tracing::warn!(
+                        "order {} ({}) could not be looked up ({why}); still unknown",
+                        sent.order_id,
+                        sent.cl_ord_id
+                    );
+                    continue;
+                }
+            },
+        };
+        let Some(order) = settle(client, &txid).await else {
+            tracing::warn!("order {txid} could not be read at start; followed at the next start");
+            let _ = journal.set_order_state(
+                &sent.cl_ord_id,
+                OrderState::Placed,
+                Some(&txid),
+                Some("reconciled at start"),
+            );
+            continue;
+        };
+        let since = order.opened.map(|t| t.secs() - 1);
+        if let Ok(trades) = client.trades_history_all(since, None).await {
+            let fills: Vec<ExchangeFill> = trades
+                .iter()
+                .filter(|t| t.ordertxid == txid)
+                .map(|t| exchange_fill(&LegTrade::from_rest(t), run_id, sent.order_id, &sent.cl_ord_id))
+                .collect();
+            let _ = journal.record_exchange_fills(&fills);
+        }
+        let done = matches!(
+            order.status,
+            OrderStatus::Closed | OrderStatus::Canceled | OrderStatus::Expired
+        );
+        let state = if done { OrderState::Closed } else { OrderState::Placed };
+        let _ = journal.set_order_state(&sent.cl_ord_id, state, Some(&txid), Some("reconciled at start"));
+    }
+}
+
+/// The order `txid` closed: an order still open is cancelled (its run stopped) and read again
+/// until the exchange says it is closed, for a bounded time; `None` when it cannot be read.
+async fn settle(client: &PrivateClient, txid: &str) -> Option<nanotrader_kraken::private::Order> {
     let mut last = None;
-    loop {
+    let mut cancelled = false;
+    for _ in 0..LOOKUPS {
         if let Ok(mut orders) = client.query_orders(&[txid]).await
             && let Some(order) = orders.pop()
         {
@@ -423,70 +784,20 @@ async fn closed(client: &PrivateClient, txid: &str) -> Option<KrakenOrder> {
                 order.status,
                 OrderStatus::Closed | OrderStatus::Canceled | OrderStatus::Expired
             );
-            last = Some(order);
             if done {
-                return last;
+                return Some(order);
             }
-        }
-        if started.elapsed() > CLOSE_WITHIN {
-            return last;
+            // A market order closes by itself within moments; a resting one is cancelled.
+            if !cancelled && order.descr.ordertype != "market" {
+                tracing::warn!("order {txid} still rests at Kraken from a run that stopped: cancelled");
+                let _ = client
+                    .cancel_order(nanotrader_kraken::private::OrderRef::Txid(txid.to_owned()))
+                    .await;
+                cancelled = true;
+            }
+            last = Some(order);
         }
         tokio::time::sleep(LOOKUP_EVERY).await;
     }
-}
-
-/// At start, before anything new is sent: every journaled order whose outcome was never
-/// learned is looked up by its client id; found, its trades are recorded; absent, it is marked
-/// not placed. Each difference is logged once; the exchange's record wins.
-async fn reconcile(client: &PrivateClient, journal: &mut Store, run_id: i64) {
-    let Ok(orders) = journal.sent_orders(run_id) else {
-        return;
-    };
-    for sent in orders
-        .into_iter()
-        .filter(|o| !o.validate && matches!(o.state, OrderState::Sending | OrderState::Unknown))
-    {
-        let state = match find(client, &sent.cl_ord_id).await {
-            Found::Placed(txid) => {
-                let order = closed(client, &txid).await;
-                let since = order.as_ref().and_then(|o| o.opened).map(|t| t.secs() - 1);
-                if let Ok(trades) = client.trades_history_all(since, None).await {
-                    let fills: Vec<ExchangeFill> = trades
-                        .iter()
-                        .filter(|t| t.ordertxid == txid)
-                        .map(|t| exchange_fill(t, run_id, sent.order_id, &sent.cl_ord_id))
-                        .collect();
-                    let _ = journal.record_exchange_fills(&fills);
-                }
-                tracing::warn!(
-                    "order {} ({}) was placed at Kraken as {txid} though this run never learned it; its trades are recorded and Kraken's balances taken",
-                    sent.order_id,
-                    sent.cl_ord_id
-                );
-                (OrderState::Placed, Some(txid))
-            }
-            Found::Absent => {
-                tracing::warn!(
-                    "order {} ({}) never reached Kraken: marked not placed",
-                    sent.order_id,
-                    sent.cl_ord_id
-                );
-                (OrderState::NotPlaced, None)
-            }
-            Found::Unknown(why) => {
-                tracing::warn!(
-                    "order {} ({}) could not be looked up ({why}); still unknown",
-                    sent.order_id,
-                    sent.cl_ord_id
-                );
-                continue;
-            }
-        };
-        let _ = journal.set_order_state(
-            &sent.cl_ord_id,
-            state.0,
-            state.1.as_deref(),
-            Some("reconciled at start"),
-        );
-    }
+    last
 }

@@ -73,6 +73,8 @@ fn rules() -> PairRules {
         rest_pair: "XBTUSD".into(),
         lot_decimals: 8,
         ordermin: Some(Decimal::new(1, 4)),
+        costmin: Some(Decimal::new(5, 1)),
+        tick_size: Some(Decimal::new(1, 1)),
     }
 }
 
@@ -137,17 +139,17 @@ async fn an_order_past_a_rail_or_under_the_minimum_is_not_sent() {
             .is_none()
     );
     assert_eq!(rig.broker.account().position(), Decimal::ZERO, "nothing filled");
-    // At 10 USD a BTC, 0.001 BTC passes the rail; at 1 USD it is 0.001 USD... still above the
-    // minimum volume, so the next refusal comes from the hourly rail.
+    // At 1,000 USD a BTC, 0.001 BTC (1 USD) passes the rail and the exchange's minimum value
+    // (0.5 USD), so the next refusal comes from the hourly rail.
     let mut rig2 = rig_with_hourly(&mock, 1);
     assert!(
         rig2.broker
-            .follow(1, Timestamp::from_secs(60), Decimal::from(10))
+            .follow(1, Timestamp::from_secs(60), Decimal::from(1_000))
             .is_some()
     );
     assert!(
         rig2.broker
-            .follow(-1, Timestamp::from_secs(120), Decimal::from(10))
+            .follow(-1, Timestamp::from_secs(120), Decimal::from(1_000))
             .is_none(),
         "one an hour"
     );
@@ -204,6 +206,11 @@ async fn an_order_kraken_refuses_is_journaled_as_rejected_and_not_filled() {
 // ---- the real-money broker ----
 
 async fn live_mock(faults: Faults, fill_parts: u32) -> MockKraken {
+    mock_holding(faults, fill_parts, Decimal::new(5, 1)).await
+}
+
+/// A mock account holding `btc` (an exit sells all of it, so tests that exit start with none).
+async fn mock_holding(faults: Faults, fill_parts: u32, btc: Decimal) -> MockKraken {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut config = MockConfig::new(DATA);
     config.speed = 1.0;
@@ -211,7 +218,7 @@ async fn live_mock(faults: Faults, fill_parts: u32) -> MockKraken {
     let mut account = PrivateConfig::new(KEY, SECRET);
     account.usd = Decimal::from(10_000);
     // Kraken checks a validated order against the balances too: enough of both to sell.
-    account.btc = Decimal::new(5, 1);
+    account.btc = btc;
     account.fill_parts = fill_parts;
     config.private = Some(account);
     MockKraken::start(config).await.expect("the mock starts")
@@ -250,6 +257,10 @@ impl LiveRig {
     }
 
     async fn broker(&self, mock: &MockKraken) -> LiveBroker {
+        self.broker_with(mock, settings(mock, OrderKind::Market)).await
+    }
+
+    async fn broker_with(&self, mock: &MockKraken, settings: LiveSettings) -> LiveBroker {
         LiveBroker::start(
             BrokerConfig {
                 initial_cash: Decimal::from(10_000),
@@ -267,10 +278,35 @@ impl LiveRig {
                 base: "XXBT".into(),
                 quote: "ZUSD".into(),
             },
-            Duration::from_secs(60),
+            settings,
         )
         .await
         .expect("the live broker starts")
+    }
+}
+
+fn settings(mock: &MockKraken, order_kind: OrderKind) -> LiveSettings {
+    LiveSettings {
+        order_kind,
+        cancel_on_exit: true,
+        ws_auth_url: Some(mock.ws_auth_url()),
+        ws_quote: "USD".into(),
+    }
+}
+
+/// Polls the broker, waiting on its wake-ups (as the engine does), until its order is done
+/// and no decision waits; the fills it gave.
+async fn settle(broker: &mut LiveBroker) -> Vec<(Order, Fill)> {
+    let wake = broker.updates().expect("a live broker wakes its engine");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut fills = Vec::new();
+    loop {
+        fills.extend(broker.poll());
+        if !broker.is_working() {
+            return fills;
+        }
+        assert!(Instant::now() < deadline, "the order ends");
+        let _ = tokio::time::timeout(Duration::from_millis(200), wake.notified()).await;
     }
 }
 
@@ -314,9 +350,16 @@ async fn a_real_order_is_placed_once_and_booked_as_the_exchange_reports_it() {
         Decimal::new(5, 1),
         "the account is the exchange's"
     );
-    let (order, fill) = broker
-        .follow(1, Timestamp::from_secs(60), Decimal::from(PRICE))
-        .expect("placed and filled");
+    assert!(
+        broker
+            .follow(1, Timestamp::from_secs(60), Decimal::from(PRICE))
+            .is_none(),
+        "the engine never waits for the exchange"
+    );
+    assert_eq!(broker.next_order_id(), 2, "the order was handed over");
+    let fills = settle(&mut broker).await;
+    assert_eq!(fills.len(), 1, "one run fill for the order: {fills:?}");
+    let (order, fill) = fills.into_iter().next().unwrap();
     assert_eq!(fill.qty, Decimal::new(1, 3));
     assert_eq!(mock.placed_orders().len(), 1);
     assert_eq!(mock.executions().len(), 3, "three partial fills");
@@ -324,15 +367,21 @@ async fn a_real_order_is_placed_once_and_booked_as_the_exchange_reports_it() {
     assert_eq!(fill.fee, fee, "the fee as the exchange charged it");
     assert_books_are_the_exchanges(&rig, &broker, &mock);
     let journal = rig.store.sent_orders(rig.run_id).unwrap();
-    assert_eq!(journal[0].state, OrderState::Placed);
+    assert_eq!(journal[0].state, OrderState::Closed);
     assert_eq!(journal[0].txid.as_deref(), Some(mock.placed_orders()[0].txid.as_str()));
     assert_eq!(journal[0].order_id, order.id);
+    let venue = broker.venue().expect("the exchange's side");
+    assert!(venue.live);
+    assert_eq!(venue.balances["XXBT"], mock.balances()["XXBT"]);
+    assert_eq!(venue.orders[0].state, "filled");
+    assert_eq!(venue.orders[0].filled, Decimal::new(1, 3));
     // The exit sells the whole position: the exchange's 0.501 BTC is over the 100 USD rail.
     assert!(
         broker
             .follow(-1, Timestamp::from_secs(120), Decimal::from(PRICE))
             .is_none()
     );
+    assert!(!broker.is_working());
     assert_eq!(mock.placed_orders().len(), 1, "a refused order never leaves");
     mock.shutdown().await;
 }
@@ -341,12 +390,17 @@ async fn lost_answer_case(faults: Faults) {
     let mock = live_mock(faults, 2).await;
     let rig = LiveRig::new();
     let mut broker = rig.broker(&mock).await;
-    let filled = broker.follow(1, Timestamp::from_secs(60), Decimal::from(PRICE));
-    assert!(filled.is_some(), "found by its client id and booked");
+    assert!(
+        broker
+            .follow(1, Timestamp::from_secs(60), Decimal::from(PRICE))
+            .is_none()
+    );
+    let filled = settle(&mut broker).await;
+    assert_eq!(filled.len(), 1, "found by its client id and booked");
     assert_eq!(mock.private_calls()["AddOrder"], 1, "never sent again");
     assert_eq!(mock.placed_orders().len(), 1);
     assert_books_are_the_exchanges(&rig, &broker, &mock);
-    assert_eq!(rig.store.sent_orders(rig.run_id).unwrap()[0].state, OrderState::Placed);
+    assert_eq!(rig.store.sent_orders(rig.run_id).unwrap()[0].state, OrderState::Closed);
     mock.shutdown().await;
 }
 
@@ -391,14 +445,14 @@ async fn a_refused_order_is_not_placed_and_a_journaled_unknown_one_is_reconciled
             PairRules {
                 rest_pair: "XBTUSD".into(),
                 lot_decimals: 8,
-                ordermin: None,
+                ..PairRules::default()
             },
             rails(),
             Assets {
                 base: "XXBT".into(),
                 quote: "ZUSD".into(),
             },
-            Duration::from_secs(60),
+            settings(&mock, OrderKind::Market),
         )
         .await
         .is_err()
@@ -421,8 +475,12 @@ async fn a_refused_order_is_not_placed_and_a_journaled_unknown_one_is_reconciled
         .unwrap();
     let mut broker = rig.broker(&mock).await;
     let placed_id = {
-        let filled = broker.follow(1, Timestamp::from_secs(120), Decimal::from(PRICE));
-        assert!(filled.is_some());
+        assert!(
+            broker
+                .follow(1, Timestamp::from_secs(120), Decimal::from(PRICE))
+                .is_none()
+        );
+        assert_eq!(settle(&mut broker).await.len(), 1);
         rig.store.sent_orders(rig.run_id).unwrap()[1].cl_ord_id.clone()
     };
     // Pretend the run died before it learned the second order's outcome.
@@ -441,11 +499,202 @@ async fn a_refused_order_is_not_placed_and_a_journaled_unknown_one_is_reconciled
     let _again = rig.broker(&mock).await;
     let journal = rig.store.sent_orders(rig.run_id).unwrap();
     assert_eq!(journal[0].state, OrderState::NotPlaced, "{journal:?}");
-    assert_eq!(journal[1].state, OrderState::Placed, "{journal:?}");
+    assert_eq!(journal[1].state, OrderState::Closed, "{journal:?}");
     assert_eq!(journal[1].txid.as_deref(), Some(mock.placed_orders()[0].txid.as_str()));
     assert_eq!(mock.placed_orders().len(), 1, "reconciling sends nothing");
     mock.shutdown().await;
 }
+
+fn limit(timeout_secs: u64, fallback: LimitFallback) -> OrderKind {
+    OrderKind::Limit {
+        timeout: Duration::from_secs(timeout_secs),
+        fallback,
+    }
+}
+
+fn calls(mock: &MockKraken, name: &str) -> u64 {
+    mock.private_calls().get(name).copied().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_taken_while_an_order_works_waits_for_it_and_is_not_doubled() {
+    let mock = mock_holding(Faults::default(), 1, Decimal::ZERO).await;
+    let rig = LiveRig::new();
+    let mut broker = rig.broker(&mock).await;
+    broker.mark(Decimal::from(PRICE));
+    let at = Decimal::from(PRICE);
+    // Entry, then exit and entry again while the entry works: the run wants to be long, and is
+    // once the entry is done, so only the entry is sent.
+    assert!(broker.follow(1, Timestamp::from_secs(60), at).is_none());
+    assert!(broker.follow(-1, Timestamp::from_secs(120), at).is_none());
+    assert!(broker.follow(1, Timestamp::from_secs(180), at).is_none());
+    let fills = settle(&mut broker).await;
+    assert_eq!(fills.len(), 1, "{fills:?}");
+    assert_eq!(mock.placed_orders().len(), 1);
+    // An exit while an entry works: sent once the entry is done.
+    assert!(broker.follow(-1, Timestamp::from_secs(240), at).is_none());
+    let fills = settle(&mut broker).await;
+    assert_eq!(fills.len(), 1);
+    assert_eq!(fills[0].1.side, nanotrader_market::Side::Sell);
+    assert!(broker.follow(1, Timestamp::from_secs(300), at).is_none());
+    assert!(broker.follow(-1, Timestamp::from_secs(360), at).is_none());
+    let fills = settle(&mut broker).await;
+    assert_eq!(fills.len(), 2, "the entry, then the exit that waited for it: {fills:?}");
+    assert_eq!(mock.placed_orders().len(), 4);
+    assert_books_are_the_exchanges(&rig, &broker, &mock);
+    mock.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_only_order_that_would_take_is_repriced_then_sent_at_market() {
+    let mock = live_mock(Faults::default(), 1).await;
+    let rig = LiveRig::new();
+    let mut broker = rig
+        .broker_with(&mock, settings(&mock, limit(60, LimitFallback::Market)))
+        .await;
+    // A bid far over the market: a post-only buy there would take, so Kraken cancels it.
+    broker.quote(Decimal::from(20_000), Decimal::from(20_001));
+    assert!(
+        broker
+            .follow(1, Timestamp::from_secs(60), Decimal::from(PRICE))
+            .is_none()
+    );
+    let fills = settle(&mut broker).await;
+    assert_eq!(
+        fills.len(),
+        1,
+        "{:?} {:?} {:?}",
+        rig.store.sent_orders(rig.run_id),
+        broker.venue(),
+        mock.private_calls()
+    );
+    let placed = mock.placed_orders();
+    let limits: Vec<_> = placed.iter().filter(|o| o.price.is_some()).collect();
+    assert_eq!(limits.len(), 1 + REPRICES_FOR_TESTS as usize, "{placed:?}");
+    assert!(
+        limits
+            .iter()
+            .all(|o| o.post_only && o.price == Some(Decimal::from(20_000)))
+    );
+    assert_eq!(placed.len(), limits.len() + 1, "then the rest at market");
+    assert_eq!(fills[0].1.qty, Decimal::new(1, 3));
+    let journal = rig.store.sent_orders(rig.run_id).unwrap();
+    assert_eq!(journal.len(), placed.len(), "each leg journaled before it left");
+    assert!(journal.iter().all(|o| o.state == OrderState::Closed), "{journal:?}");
+    assert_books_are_the_exchanges(&rig, &broker, &mock);
+    mock.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resting_limit_order_is_cancelled_after_its_time_under_the_dead_mans_switch() {
+    let mock = live_mock(Faults::default(), 1).await;
+    let rig = LiveRig::new();
+    let mut broker = rig
+        .broker_with(&mock, settings(&mock, limit(2, LimitFallback::Skip)))
+        .await;
+    // A bid far under the market rests, on the tick (0.1), rounded down.
+    broker.quote(Decimal::new(500_037, 2), Decimal::from(11_000));
+    assert!(
+        broker
+            .follow(1, Timestamp::from_secs(60), Decimal::from(PRICE))
+            .is_none()
+    );
+    let fills = settle(&mut broker).await;
+    assert!(fills.is_empty(), "nothing filled, the rest given up: {fills:?}");
+    let placed = mock.placed_orders();
+    assert_eq!(placed.len(), 1);
+    assert_eq!(placed[0].price, Some(Decimal::new(50_003, 1)));
+    // Armed while it rested, disarmed a moment after it ended.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while calls(&mock, "CancelAllOrdersAfter") < 2 {
+        assert!(Instant::now() < deadline, "the dead man's switch armed, then disarmed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(calls(&mock, "CancelOrder") >= 1);
+    let venue = broker.venue().unwrap();
+    assert_eq!(venue.orders[0].state, "canceled");
+    assert_eq!(rig.store.sent_orders(rig.run_id).unwrap()[0].state, OrderState::Closed);
+    assert_books_are_the_exchanges(&rig, &broker, &mock);
+    mock.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_cancels_a_resting_order_and_a_halt_cancels_a_resting_entry() {
+    let mock = live_mock(Faults::default(), 1).await;
+    let rig = LiveRig::new();
+    let mut broker = rig
+        .broker_with(&mock, settings(&mock, limit(600, LimitFallback::Skip)))
+        .await;
+    broker.mark(Decimal::from(PRICE));
+    broker.quote(Decimal::from(5_000), Decimal::from(11_000));
+    assert!(
+        broker
+            .follow(1, Timestamp::from_secs(60), Decimal::from(PRICE))
+            .is_none()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while broker.venue().unwrap().orders.first().map(|o| o.state.as_str()) != Some("open") {
+        assert!(Instant::now() < deadline, "the order rests");
+        broker.poll();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The market falls: today's loss passes 5 % of the day's equity and the entry is cancelled.
+    broker.mark(Decimal::from(1_000));
+    assert!(broker.venue().unwrap().halted.is_some(), "halted");
+    let fills = settle(&mut broker).await;
+    assert!(fills.is_empty());
+    assert_eq!(mock.placed_orders().len(), 1);
+    broker.resume();
+    assert!(broker.venue().unwrap().halted.is_none(), "a person's Resume lifts it");
+    // Resting again; stopping the run (Ctrl-C) cancels it.
+    broker.mark(Decimal::from(PRICE));
+    assert!(
+        broker
+            .follow(-1, Timestamp::from_secs(120), Decimal::from(PRICE))
+            .is_none()
+    );
+    broker.quote(Decimal::from(5_000), Decimal::from(30_000));
+    assert!(
+        broker
+            .follow(1, Timestamp::from_secs(180), Decimal::from(PRICE))
+            .is_none()
+    );
+    while mock.placed_orders().len() < 2 {
+        assert!(Instant::now() < deadline + Duration::from_secs(30), "the orders rest");
+        broker.poll();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::task::block_in_place(|| broker.stop());
+    let journal = rig.store.sent_orders(rig.run_id).unwrap();
+    assert!(journal.iter().all(|o| o.state == OrderState::Closed), "{journal:?}");
+    assert_books_are_the_exchanges(&rig, &broker, &mock);
+    mock.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fills_lost_with_the_authenticated_socket_are_found_over_rest() {
+    let faults = Faults {
+        // Each authenticated connection drops after a few messages (acks, snapshots, a fill).
+        drop_auth_ws_after: Some(5),
+        ..Faults::default()
+    };
+    let mock = mock_holding(faults, 3, Decimal::ZERO).await;
+    let rig = LiveRig::new();
+    let mut broker = rig.broker(&mock).await;
+    broker.mark(Decimal::from(PRICE));
+    for (i, change) in [1, -1, 1].into_iter().enumerate() {
+        let ts = Timestamp::from_secs(60 * (i as i64 + 1));
+        assert!(broker.follow(change, ts, Decimal::from(PRICE)).is_none());
+        assert_eq!(settle(&mut broker).await.len(), 1, "order {i} filled");
+    }
+    assert_eq!(mock.placed_orders().len(), 3);
+    assert_eq!(mock.executions().len(), 9, "three partial fills each");
+    assert_books_are_the_exchanges(&rig, &broker, &mock);
+    mock.shutdown().await;
+}
+
+/// `REPRICES` in real.rs.
+const REPRICES_FOR_TESTS: u32 = 5;
 
 // ---- the rails ----
 
@@ -454,7 +703,7 @@ fn gate(rails: Rails) -> Gate {
         PairRules {
             rest_pair: "XBTUSD".into(),
             lot_decimals: 8,
-            ordermin: None,
+            ..PairRules::default()
         },
         rails,
     )
@@ -532,7 +781,7 @@ fn a_days_loss_halts_entries_until_the_next_utc_day() {
         PairRules {
             rest_pair: "XBTUSD".into(),
             lot_decimals: 8,
-            ordermin: None,
+            ..PairRules::default()
         },
         rails,
     );

@@ -19,8 +19,10 @@ pub enum OrderState {
     Sending,
     /// Checked by the exchange (`validate`), never placed.
     Validated,
-    /// The exchange took it (it has the exchange's id).
+    /// The exchange took it (it has the exchange's id); it may still rest and fill.
     Placed,
+    /// The exchange closed it (filled, cancelled or expired): its trades are all recorded.
+    Closed,
     /// The exchange refused it: not placed.
     Rejected,
     /// The answer was lost: placed or not is for a lookup by client id to prove.
@@ -35,6 +37,7 @@ impl OrderState {
             OrderState::Sending => "sending",
             OrderState::Validated => "validated",
             OrderState::Placed => "placed",
+            OrderState::Closed => "closed",
             OrderState::Rejected => "rejected",
             OrderState::Unknown => "unknown",
             OrderState::NotPlaced => "not_placed",
@@ -55,6 +58,7 @@ impl FromStr for OrderState {
             "sending" => OrderState::Sending,
             "validated" => OrderState::Validated,
             "placed" => OrderState::Placed,
+            "closed" => OrderState::Closed,
             "rejected" => OrderState::Rejected,
             "unknown" => OrderState::Unknown,
             "not_placed" => OrderState::NotPlaced,

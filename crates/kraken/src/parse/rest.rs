@@ -30,6 +30,10 @@ pub struct AssetPair {
     pub lot_decimals: u32,
     /// Minimum order volume in base units.
     pub ordermin: Option<Decimal>,
+    /// Minimum order value in quote units.
+    pub costmin: Option<Decimal>,
+    /// The price step of a limit order.
+    pub tick_size: Option<Decimal>,
 }
 
 /// REST Ticker for one pair. Has no timestamp: Kraken sends none.
@@ -160,6 +164,8 @@ pub fn parse_asset_pairs(body: &[u8]) -> Result<Vec<AssetPair>, KrakenError> {
         pair_decimals: u32,
         lot_decimals: u32,
         ordermin: Option<DecStr>,
+        costmin: Option<DecStr>,
+        tick_size: Option<DecStr>,
     }
     let pairs: BTreeMap<String, Pair> = decode(result(body, "AssetPairs")?, "AssetPairs")?;
     Ok(pairs
@@ -173,6 +179,8 @@ pub fn parse_asset_pairs(body: &[u8]) -> Result<Vec<AssetPair>, KrakenError> {
             pair_decimals: p.pair_decimals,
             lot_decimals: p.lot_decimals,
             ordermin: p.ordermin.map(|d| d.0),
+            costmin: p.costmin.map(|d| d.0),
+            tick_size: p.tick_size.map(|d| d.0),
         })
         .collect())
 }
@@ -392,6 +400,8 @@ mod tests {
                     pair_decimals: 1,
                     lot_decimals: 8,
                     ordermin: Some(d("0.0001")),
+                    costmin: Some(d("0.5")),
+                    tick_size: Some(d("0.1")),
                 },
             },
             Case {
@@ -405,6 +415,8 @@ mod tests {
                     pair_decimals: 1,
                     lot_decimals: 8,
                     ordermin: Some(d("0.00005")),
+                    costmin: Some(d("0.5")),
+                    tick_size: Some(d("0.1")),
                 },
             },
         ];
