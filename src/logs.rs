@@ -125,6 +125,7 @@ mod tests {
             feed_lag_ms: None,
             data_ts,
             store_lag_steps: 0,
+            venue: None,
         }
     }
 
