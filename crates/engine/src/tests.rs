@@ -638,6 +638,11 @@ async fn a_store_that_refuses_a_write_stops_the_run_and_nothing_unstored_is_anno
 
     let entry = fill(1, 0, Side::Buy, "100", "0.2", "9799.8", "2", "0");
     let events = rig.all_events();
+    let store = store_events(&events);
+    assert!(
+        store.len() == 1 && !store[0].0 && store[0].1.contains("refused by the test"),
+        "one outage announced, never a recovery: {store:?}"
+    );
     assert_eq!(
         announced_fills(&events),
         std::slice::from_ref(&entry),
@@ -652,6 +657,91 @@ async fn a_store_that_refuses_a_write_stops_the_run_and_nothing_unstored_is_anno
     let run = rig.store.resumable_run(RUN_KEY).unwrap().expect("still resumable");
     assert_eq!(run.status, nanotrader_store::RunStatus::Running);
     assert_eq!((run.bars_seen, run.last_bar_ts, run.next_order_id), (1, Some(at(0)), 2));
+}
+
+/// The store events announced (healthy, detail), in order.
+fn store_events(events: &[EngineEvent]) -> Vec<(bool, String)> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            EngineEvent::Store { healthy, detail } => Some((*healthy, detail.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_store_health_hook_announces_each_change_once() {
+    let bus = Bus::new();
+    let mut events = bus.events.subscribe();
+    let metrics = Arc::new(Metrics::default());
+    let mut hooks = writer_hooks(bus.events.clone(), metrics.clone());
+    // The writer reports the failure again when its reason changes, and success after each write.
+    for health in [Some("locked"), Some("disk full"), None, None, Some("locked")] {
+        (hooks.on_health)(health);
+    }
+    let announced: Vec<(bool, String)> = store_events(&drain(&mut events));
+    let recovered = "store writes work again; nothing was lost".to_owned();
+    assert_eq!(
+        announced,
+        [
+            (false, "locked".to_owned()),
+            (true, recovered),
+            (false, "locked".to_owned())
+        ]
+    );
+    assert_eq!(metrics.store_outages.load(Ordering::Relaxed), 2);
+    assert_eq!(metrics.store_error().as_deref(), Some("locked"));
+}
+
+#[tokio::test]
+async fn a_store_outage_and_its_recovery_are_announced_once_each() {
+    use Signal::{Flat, Long};
+    let (mut rig, mut engine) = Rig::new(1, &[Long, Flat, Long]);
+    let (feed, mut source) = ChannelSource::paced();
+    let shutdown = rig.shutdown.subscribe();
+    let path = rig.store.path().to_owned();
+
+    let script = async {
+        feed.send(MarketEvent::Bar(bar(0, "100"))).unwrap();
+        rig.fill_announced(1).await;
+        // Another connection holds the write lock: the writer retries with back-off meanwhile,
+        // reporting the failure on every attempt, while the engine goes on with the market.
+        let mut other = rusqlite::Connection::open(&path).unwrap();
+        let lock = other
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
+            .unwrap();
+        feed.send(MarketEvent::Bar(bar(1, "110"))).unwrap();
+        let why = rig
+            .event("the store outage", |event| match event {
+                EngineEvent::Store { healthy: false, detail } => Some(detail.clone()),
+                _ => None,
+            })
+            .await;
+        assert!(why.contains("locked"), "{why}");
+        feed.send(MarketEvent::Bar(bar(2, "105"))).unwrap();
+        rig.closed_bar(2).await;
+        lock.rollback().unwrap();
+        // The writer announces what it stored (fills 2 and 3), then that it works again.
+        rig.event("the store's recovery", |event| {
+            matches!(event, EngineEvent::Store { healthy: true, .. }).then_some(())
+        })
+        .await;
+        drop(feed);
+    };
+    let (result, ()) = tokio::join!(engine.run(&mut source, shutdown), script);
+    assert_eq!(result.unwrap(), Outcome::Completed);
+    rig.stop(engine).unwrap();
+
+    let events = rig.all_events();
+    let store = store_events(&events);
+    assert_eq!(store.len(), 2, "one outage, one recovery: {store:?}");
+    assert!(!store[0].0 && store[0].1.contains("locked"), "{store:?}");
+    assert!(store[1].0, "{store:?}");
+    assert_eq!(rig.metrics.store_outages.load(Ordering::Relaxed), 1);
+    assert_eq!(rig.metrics.store_error(), None);
+    assert_eq!(announced_fills(&events).len(), 3, "every fill announced once stored");
+    assert_eq!(rig.stored_fills().len(), 3);
 }
 
 /// A stopped run comes back exactly through the store: the strategy fed the stored bars ends on

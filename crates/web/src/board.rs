@@ -86,6 +86,8 @@ pub enum Change {
     Feed(FeedStatus),
     /// Trading was paused or resumed: the state itself is in the engine's metrics.
     Trading,
+    /// Store writes started failing or work again: the state itself is in the engine's metrics.
+    Store,
     Finished {
         status: &'static str,
     },
@@ -445,7 +447,7 @@ impl Board {
                     }
                     status_changed = true;
                 }
-                Change::Trading => status_changed = true,
+                Change::Trading | Change::Store => status_changed = true,
                 Change::Finished { status } => {
                     state.run = status;
                     state.feed = "ended";

@@ -117,6 +117,7 @@ fn push(changes: &mut Vec<Change>, event: EngineEvent) {
         EngineEvent::Gap { from, to, missing } => Change::Gap { from, to, missing },
         EngineEvent::Feed(status) => Change::Feed(status),
         EngineEvent::Trading { .. } => Change::Trading,
+        EngineEvent::Store { .. } => Change::Store,
         EngineEvent::Finished { status } => Change::Finished { status },
         EngineEvent::Quote(_) | EngineEvent::Status(_) => return,
     };
