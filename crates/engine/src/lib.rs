@@ -520,8 +520,14 @@ impl Engine {
                     tracing::info!("trading {} on request", if pause { "paused" } else { "resumed" });
                 }
                 if !pause {
-                    // Resume also lifts a live broker's risk halt (a person decided).
+                    // Resume also lifts a live broker's risk halt (a person decided); the status
+                    // goes out now, so the dashboard's halt banner goes without waiting for the
+                    // next one.
+                    let halted = self.broker.venue().is_some_and(|v| v.halted.is_some());
                     self.broker.resume();
+                    if halted {
+                        self.publish_status();
+                    }
                 }
                 if pause {
                     "trading paused: signals are followed but no orders are placed".to_owned()
