@@ -175,6 +175,15 @@ impl Rig {
 
     /// `prepare` gets the store file once its schema is there, before the writer opens it.
     fn with_store(decide_from_bar: u64, signals: &[Signal], prepare: impl FnOnce(&Path)) -> (Self, Engine) {
+        Self::with_broker(decide_from_bar, signals, prepare, PaperBroker::new(broker_config()))
+    }
+
+    fn with_broker(
+        decide_from_bar: u64,
+        signals: &[Signal],
+        prepare: impl FnOnce(&Path),
+        broker: impl Broker + 'static,
+    ) -> (Self, Engine) {
         let dir = tempfile::tempdir().unwrap();
         let lock = DataDirLock::acquire(dir.path()).unwrap();
         let store = Store::open(&lock).unwrap();
@@ -220,7 +229,7 @@ impl Rig {
             engine_config(decide_from_bar),
             BarAggregator::new(Interval::ONE_MINUTE, Some(Interval::ONE_MINUTE)),
             strategy,
-            PaperBroker::new(broker_config()),
+            broker,
             ResumeState::default(),
             EngineOutputs {
                 bus,
@@ -493,6 +502,77 @@ async fn a_pause_stops_new_orders_while_bars_keep_coming_and_a_resume_trades_aga
         stored_bars,
         [bar(0, "100"), bar(1, "101"), bar(2, "102"), bar(3, "110")]
     );
+}
+
+/// Paper books behind a halt a person lifts, as a live broker's rail does: what the engine must
+/// do with a broker's halt is the same whoever raised it.
+struct Halting {
+    paper: PaperBroker,
+    halted: Option<String>,
+}
+
+impl Broker for Halting {
+    fn mark(&mut self, price: Decimal) {
+        self.paper.mark(price);
+    }
+    fn follow(&mut self, change: i8, ts: Timestamp, price: Decimal) -> Option<(Order, Fill)> {
+        self.paper.follow(change, ts, price)
+    }
+    fn exit(&mut self, ts: Timestamp, price: Decimal, reason: OrderReason) -> Option<(Order, Fill)> {
+        self.paper.exit(ts, price, reason)
+    }
+    fn account(&self) -> &nanotrader_broker::Account {
+        self.paper.account()
+    }
+    fn next_order_id(&self) -> u64 {
+        self.paper.next_order_id()
+    }
+    fn resume(&mut self) {
+        self.halted = None;
+    }
+    fn venue(&self) -> Option<VenueView> {
+        Some(VenueView {
+            broker: "kraken".into(),
+            live: true,
+            halted: self.halted.clone(),
+            ..VenueView::default()
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_resume_lifts_the_brokers_halt_and_the_status_says_so_at_once() {
+    let broker = Halting {
+        paper: PaperBroker::new(broker_config()),
+        halted: Some("daily loss over the limit".into()),
+    };
+    let (mut rig, engine) = Rig::with_broker(1, &[], |_| {}, broker);
+    let (controls, requests) = mpsc::channel(8);
+    let mut engine = engine.with_controls(requests);
+    let (feed, mut source) = ChannelSource::paced();
+    let shutdown = rig.shutdown.subscribe();
+    assert!(engine.broker().venue().unwrap().halted.is_some());
+
+    let script = async {
+        // Not paused, yet halted: the Resume is for the halt. The status comes at once (the
+        // tests' regular ones come hourly), before the source ends and its last one.
+        let reply = send_control(&controls, Control::Resume).await;
+        assert!(!reply.paused);
+        let venue = rig
+            .event("a status after the Resume", |event| match event {
+                EngineEvent::Status(report) => Some(report.venue.clone()),
+                _ => None,
+            })
+            .await
+            .expect("a broker with a venue shows it");
+        assert_eq!(venue.halted, None, "the halt is lifted");
+        assert_eq!(venue.broker, "kraken");
+        drop(feed);
+    };
+    let (outcome, ()) = tokio::join!(engine.run(&mut source, shutdown), script);
+    assert_eq!(outcome.unwrap(), Outcome::Completed);
+    assert_eq!(engine.broker().venue().unwrap().halted, None);
+    rig.stop(engine).unwrap();
 }
 
 #[tokio::test]
