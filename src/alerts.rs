@@ -1,13 +1,15 @@
-//! Alerts to a webhook (`--notify-url`): the run's fills and feed outages, read from the bus on
-//! a task of their own, handed to the notifier's queue (which never blocks: it drops the oldest
-//! when a receiver is down). Start and stop are sent by the command.
+//! Alerts to a webhook (`--notify-url`): the run's fills, feed and store outages and their
+//! recoveries, read from the bus on a task of their own, handed to the notifier's queue (which
+//! never blocks: it drops the oldest when a receiver is down). Start and stop are sent by the
+//! command.
 
 use nanotrader_engine::EngineEvent;
 use nanotrader_market::FeedStatus;
 use nanotrader_notify::{Event, NotifyHandle, Side};
 use tokio::sync::broadcast;
 
-/// Forwards the bus's fills and feed changes as alerts until the bus closes.
+/// Forwards the bus's fills, feed changes and store health changes as alerts until the bus
+/// closes. The engine announces the store's changes once each; the feed's are made so here.
 pub async fn forward(mut events: broadcast::Receiver<EngineEvent>, alerts: NotifyHandle, run: i64, pair: String) {
     // One alert per outage, one per recovery.
     let mut down = false;
@@ -53,6 +55,8 @@ pub async fn forward(mut events: broadcast::Receiver<EngineEvent>, alerts: Notif
                     detail: "the feed is back".to_owned(),
                 });
             }
+            EngineEvent::Store { healthy: false, detail } => alerts.notify(Event::StoreDown { run, detail }),
+            EngineEvent::Store { healthy: true, detail } => alerts.notify(Event::StoreUp { run, detail }),
             _ => {}
         }
     }

@@ -216,35 +216,9 @@ async fn wait_for(what: &str, running: &mut Running, done: fn(&Path) -> bool, di
     }
 }
 
-/// A webhook receiver on loopback: every JSON body it got.
-async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
-    use axum::routing::post;
-    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let app = axum::Router::new().route(
-        "/hooks/{secret}",
-        post({
-            let got = got.clone();
-            move |axum::Json(body): axum::Json<serde_json::Value>| {
-                let got = got.clone();
-                async move {
-                    got.lock().unwrap().push(body);
-                    "ok"
-                }
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "http://{}/hooks/s3cr3t-w3bh00k-t0k3n-abcdef",
-        listener.local_addr().unwrap()
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, got)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_reach_the_webhook_and_its_secret_is_never_shown() {
-    let (url, got) = receiver().await;
+    let (url, got) = webhook_receiver().await;
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = bin();
     cmd.arg("--data-dir").arg(dir.path()).args([
@@ -560,7 +534,7 @@ async fn an_order_kraken_refuses_is_an_alert() {
         ..MockConfig::new(repo_file(TRADES))
     };
     let mock = MockKraken::start(config).await.expect("the mock starts");
-    let (url, got) = receiver().await;
+    let (url, got) = webhook_receiver().await;
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = with_keys(kraken_run(dir.path(), &mock));
     cmd.args([

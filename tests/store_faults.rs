@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::running::Running;
 use common::store_check::*;
-use common::{bin, repo_file, stderr, stdout};
+use common::{bin, repo_file, stderr, stdout, webhook_receiver};
 use serde_json::Value;
 
 const DATA: &str = "tests/data/btcusd_1m_20180404_20180406.csv";
@@ -201,6 +201,77 @@ fn a_database_locked_by_another_process_is_waited_out() {
     lock.rollback().unwrap();
 
     check_recovery("locked", app, dir.path(), during, "locked", &reference);
+}
+
+/// The kinds of the alerts received so far, in order.
+fn alert_kinds(got: &std::sync::Mutex<Vec<Value>>) -> Vec<String> {
+    got.lock()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// `--notify-url`: a store outage (the database locked by another process) and its recovery
+/// reach the webhook once each, however many times the writer retries meanwhile, between the
+/// run's start and stop, with the run's id and why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_outage_and_its_recovery_are_alerted_once_each() {
+    let (url, got) = webhook_receiver().await;
+    let received = got.clone();
+    tokio::task::spawn_blocking(move || {
+        let dir = tempfile::tempdir().unwrap();
+        let data = data();
+        let mut cmd = bin();
+        cmd.arg("--data-dir")
+            .arg(dir.path())
+            .args(["run", "--source", "replay", "--data", &data, "--speed", SPEED])
+            .args(STRATEGY)
+            .args(["--notify-url", &url]);
+        let app = Running::start(cmd);
+        wait_until("bars are stored", Duration::from_secs(30), || {
+            bars_seen(dir.path()) >= BARS_BEFORE_FAULT
+        });
+
+        let mut other = rusqlite::Connection::open(dir.path().join("nanotrader.sqlite")).unwrap();
+        let lock = other
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
+            .unwrap();
+        wait_until("the outage is alerted", Duration::from_secs(20), || {
+            alert_kinds(&received).iter().any(|k| k == "store_down")
+        });
+        // Held a while longer: the writer keeps retrying, and no alert more is sent for it.
+        std::thread::sleep(FAULT_FOR);
+        lock.rollback().unwrap();
+        wait_until("the recovery is alerted", Duration::from_secs(20), || {
+            alert_kinds(&received).iter().any(|k| k == "store_up")
+        });
+        let out = app.interrupt();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    })
+    .await
+    .unwrap();
+
+    let kinds = alert_kinds(&got);
+    let store: Vec<&str> = kinds
+        .iter()
+        .map(String::as_str)
+        .filter(|k| k.starts_with("store_"))
+        .collect();
+    assert_eq!(store, ["store_down", "store_up"], "one each: {kinds:?}");
+    let at = |kind: &str| kinds.iter().position(|k| k == kind).unwrap();
+    assert!(
+        at("started") < at("store_down") && at("store_up") < at("stopped"),
+        "{kinds:?}"
+    );
+    let events = got.lock().unwrap().clone();
+    let run = events[at("started")]["run"].as_i64().unwrap();
+    let down = &events[at("store_down")];
+    let up = &events[at("store_up")];
+    assert_eq!((down["run"].as_i64(), up["run"].as_i64()), (Some(run), Some(run)));
+    assert!(down["detail"].as_str().unwrap().contains("locked"), "{down}");
+    assert!(down["text"].as_str().unwrap().starts_with("Store down: "), "{down}");
+    assert!(up["text"].as_str().unwrap().starts_with("Store back: "), "{up}");
 }
 
 // ---------------------------------------------------------------------------------------------

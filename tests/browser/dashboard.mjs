@@ -105,12 +105,15 @@ async function openDashboard(context, viewport, label, problems) {
       { timeout: STEP_TIMEOUT_MS },
     )
     .catch(() => fail(`${label}: the price chart did not draw (no canvas or no bars)`));
-  // A paper run says so, and never shows the LIVE badge.
+  // A paper run says so, and never shows the LIVE badge nor anything of an exchange.
   const badges = await page.evaluate(() => ({
     paper: !document.getElementById('paper-badge').hidden,
     live: !document.getElementById('live-badge').hidden,
+    exchange: ['venue-card', 'orders-tab', 'halt-banner'].filter((id) => !document.getElementById(id).hidden),
   }));
-  if (!badges.paper || badges.live) fail(`${label}: a paper run must show "paper" and not "LIVE": ${JSON.stringify(badges)}`);
+  if (!badges.paper || badges.live || badges.exchange.length) {
+    fail(`${label}: a paper run must show "paper", not "LIVE" nor an exchange: ${JSON.stringify(badges)}`);
+  }
   return page;
 }
 

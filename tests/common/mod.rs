@@ -48,6 +48,33 @@ pub fn kraken_run(data_dir: &Path, mock: &nanotrader_kraken_mock::MockKraken) ->
     cmd
 }
 
+/// A webhook receiver on loopback (for `--notify-url`), on the calling runtime: its URL, whose
+/// path stands for a secret, and every JSON body it got, in order.
+pub async fn webhook_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
+    use axum::routing::post;
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let app = axum::Router::new().route(
+        "/hooks/{secret}",
+        post({
+            let got = got.clone();
+            move |axum::Json(body): axum::Json<serde_json::Value>| {
+                let got = got.clone();
+                async move {
+                    got.lock().unwrap().push(body);
+                    "ok"
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/hooks/s3cr3t-w3bh00k-t0k3n-abcdef",
+        listener.local_addr().unwrap()
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, got)
+}
+
 /// An HTTP client for the dashboard's API (rustls with the ring provider, as the binary uses).
 pub fn http() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -668,14 +668,18 @@
       $('lag-badge').title = `The data's own time (its last bar): a ${s.mode} has no lag behind the wall clock`;
     }
     const paused = s.trading === 'paused';
-    badge($('trading-badge'), paused ? 'trading paused' : 'trading active', paused ? 'warn' : 'ok');
-    setText($('control-state'), paused ? 'paused' : s.trading);
-    $('control-state').classList.toggle('paused', paused);
+    const halted = !!(s.venue && s.venue.halted);
+    if (halted) badge($('trading-badge'), 'trading halted', 'bad');
+    else badge($('trading-badge'), paused ? 'trading paused' : 'trading active', paused ? 'warn' : 'ok');
+    setText($('control-state'), paused ? 'paused' : halted ? 'halted' : s.trading);
+    $('control-state').classList.toggle('paused', paused || halted);
 
     const live = s.run === 'running';
     $('btn-pause').disabled = !live || paused;
-    $('btn-resume').disabled = !live || !paused;
+    // Resume also lifts a live broker's risk halt.
+    $('btn-resume').disabled = !live || !(paused || halted);
     $('btn-flatten').disabled = !live;
+    applyVenue(s.venue || null, live);
 
     if (liveFeed) setText($('h-feed'), s.feed, { connected: 'pos', disconnected: 'neg', stale: 'neg' }[s.feed] || '');
     else setText($('h-feed'), `${modeLabel}${s.feed === 'ended' ? ' · ended' : ''}`, '');
@@ -700,6 +704,90 @@
       : `A ${modeLabel} of ${meta ? meta.data : 'recorded data'}, not a live feed: its data time is ${dataTime} UTC; run ${s.run}.`;
     $('health-note').textContent = [feedNote, lastGapText].join(' ');
     updateBanner();
+  }
+
+  // ---- A live broker's side at the exchange: balances, latest orders, a risk halt. Paper has
+  // none, and then none of it shows.
+  let venueDrawn; // the venue last drawn, as JSON (the status repeats it every second)
+  // Kraken's asset names (XXBT, ZUSD, XETH) as people say them.
+  const ASSET_NAMES = { XXBT: 'BTC', XBT: 'BTC', XXDG: 'DOGE', XDG: 'DOGE' };
+  const assetName = (a) => ASSET_NAMES[a] || (/^[XZ][A-Z]{3}$/.test(a) ? a.slice(1) : a);
+  // Cash to the cent, coins to 8 places (trailing zeros dropped): the exact string is the title.
+  const FIAT = /^(USD|EUR|GBP|CAD|JPY|CHF|AUD|USDT|USDC|DAI)$/;
+  const balance = (asset, amount) => (FIAT.test(assetName(asset)) ? fmtDec(amount, 2, 2) : fmtDec(amount, 0, 8));
+  // Client ids are UUIDs: their first group tells them apart, the whole is in the title.
+  const shortId = (id) => (id.length > 12 ? `${id.slice(0, 8)}…` : id);
+  const ORDER_STATE_TONE = { filled: 'pos', rejected: 'neg', canceled: 'neg', cancelled: 'neg', expired: 'neg', unknown: 'neg' };
+
+  function applyVenue(v, running) {
+    const drawn = v ? JSON.stringify(v) : null;
+    $('btn-halt-resume').disabled = !running;
+    if (drawn === venueDrawn) return;
+    venueDrawn = drawn;
+    $('venue-card').hidden = !v;
+    $('orders-tab').hidden = !v;
+    $('halt-banner').hidden = !(v && v.halted);
+    if (!v) {
+      const active = document.querySelector('.tab.active');
+      if (active && active.dataset.tab === 'orders') showTab('summary');
+      return;
+    }
+    $('halt-text').textContent = v.halted ? `Trading halted: ${v.halted}` : '';
+    setText($('venue-broker'), v.broker);
+    $('venue-note').textContent = v.live
+      ? 'Real orders with real money. Balances as the exchange last reported them.'
+      : 'Validation only: the exchange checks each order and places none. Balances as it last reported them.';
+
+    const list = $('venue-balances');
+    list.replaceChildren();
+    const assets = Object.keys(v.balances || {});
+    for (const asset of assets) {
+      const amount = v.balances[asset];
+      const dt = document.createElement('dt');
+      dt.textContent = assetName(asset);
+      dt.title = asset;
+      const dd = document.createElement('dd');
+      dd.textContent = balance(asset, amount);
+      dd.title = `${amount} ${asset}`;
+      dd.dataset.asset = asset;
+      dd.dataset.raw = amount; // the exact string received
+      list.append(dt, dd);
+    }
+    if (!assets.length) {
+      const dt = document.createElement('dt');
+      dt.textContent = 'No balances reported yet.';
+      list.append(dt);
+    }
+
+    const body = $('orders-body');
+    body.replaceChildren();
+    for (const o of v.orders || []) {
+      const row = document.createElement('tr');
+      row.dataset.clOrdId = o.cl_ord_id;
+      row.className = o.side === 'buy' ? 'buy' : 'sell';
+      const cells = [
+        [shortId(o.cl_ord_id), 'id', o.cl_ord_id],
+        [o.txid || '—', 'id', o.txid || 'not known yet'],
+        [utc(o.t), '', ''],
+        [o.side === 'buy' ? 'Buy' : 'Sell', 'side', ''],
+        [o.order_type, '', ''],
+        [btc(o.volume), 'num', o.volume],
+        [btc(o.filled), 'num', o.filled],
+        [o.limit_price === null || o.limit_price === undefined ? '—' : price(o.limit_price), 'num', o.limit_price || ''],
+        [o.state, `state ${ORDER_STATE_TONE[o.state] || ''}`, ''],
+        [o.detail || '—', 'muted', o.detail || ''],
+      ];
+      for (const [text, cls, title] of cells) {
+        const td = document.createElement('td');
+        td.textContent = text;
+        if (cls) td.className = cls;
+        if (title) td.title = title;
+        row.append(td);
+      }
+      body.append(row); // newest first, as sent
+    }
+    $('orders-empty').hidden = body.rows.length > 0;
+    $('orders-note').textContent = `The run's latest orders at ${v.broker}, newest first, as the exchange last reported them.`;
   }
 
   function applyDelta(d) {
@@ -914,6 +1002,8 @@
 
   $('btn-pause').addEventListener('click', () => control('pause'));
   $('btn-resume').addEventListener('click', () => control('resume'));
+  // The halt banner's own Resume: the same control (it lifts the halt and resumes a pause).
+  $('btn-halt-resume').addEventListener('click', () => control('resume'));
   // Flatten sells everything: a second click within a few seconds confirms it.
   let flattenArmed = null;
   $('btn-flatten').addEventListener('click', () => {

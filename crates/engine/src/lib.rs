@@ -138,6 +138,12 @@ pub enum EngineEvent {
         account: AccountSnapshot,
     },
     Feed(FeedStatus),
+    /// Store writes started failing (`healthy: false`, with why) or work again (`true`): one
+    /// event per change, from the store writer's thread.
+    Store {
+        healthy: bool,
+        detail: String,
+    },
     /// Trading was paused or resumed.
     Trading {
         paused: bool,
@@ -514,8 +520,14 @@ impl Engine {
                     tracing::info!("trading {} on request", if pause { "paused" } else { "resumed" });
                 }
                 if !pause {
-                    // Resume also lifts a live broker's risk halt (a person decided).
+                    // Resume also lifts a live broker's risk halt (a person decided); the status
+                    // goes out now, so the dashboard's halt banner goes without waiting for the
+                    // next one.
+                    let halted = self.broker.venue().is_some_and(|v| v.halted.is_some());
                     self.broker.resume();
+                    if halted {
+                        self.publish_status();
+                    }
                 }
                 if pause {
                     "trading paused: signals are followed but no orders are placed".to_owned()
@@ -744,15 +756,35 @@ impl StatusClock {
 }
 
 /// The store writer's hooks: count what is durable and only then announce fills; keep the
-/// store's health where the dashboard and /metrics read it.
+/// store's health where the dashboard and /metrics read it, and announce an outage and its end
+/// (once each: the writer also reports a changed reason mid-outage).
 pub fn writer_hooks(events: broadcast::Sender<EngineEvent>, metrics: Arc<Metrics>) -> WriterHooks {
     let health = metrics.clone();
+    let health_events = events.clone();
     let on_health = Box::new(move |error: Option<&str>| {
-        if error.is_some() && health.store_error().is_none() {
+        let was_failing = health.store_error().is_some();
+        if error.is_some() && !was_failing {
             health.store_outages.fetch_add(1, Ordering::Relaxed);
         }
         if let Ok(mut slot) = health.store_error.lock() {
             *slot = error.map(str::to_owned);
+        }
+        // After the slot is set, so an observer reading the metrics on this event sees the change.
+        // A broadcast send never waits, so the writer (and the engine behind it) never does.
+        match error {
+            Some(why) if !was_failing => {
+                let _ = health_events.send(EngineEvent::Store {
+                    healthy: false,
+                    detail: why.to_owned(),
+                });
+            }
+            None if was_failing => {
+                let _ = health_events.send(EngineEvent::Store {
+                    healthy: true,
+                    detail: "store writes work again; nothing was lost".to_owned(),
+                });
+            }
+            _ => {}
         }
     });
     let on_commit = Box::new(move |batches: &[Vec<Step>], took: Duration| {

@@ -175,19 +175,14 @@ impl Rig {
 
     /// `prepare` gets the store file once its schema is there, before the writer opens it.
     fn with_store(decide_from_bar: u64, signals: &[Signal], prepare: impl FnOnce(&Path)) -> (Self, Engine) {
-        Self::with_broker(
-            decide_from_bar,
-            signals,
-            prepare,
-            Box::new(PaperBroker::new(broker_config())),
-        )
+        Self::with_broker(decide_from_bar, signals, prepare, PaperBroker::new(broker_config()))
     }
 
     fn with_broker(
         decide_from_bar: u64,
         signals: &[Signal],
         prepare: impl FnOnce(&Path),
-        broker: Box<dyn Broker>,
+        broker: impl Broker + 'static,
     ) -> (Self, Engine) {
         let dir = tempfile::tempdir().unwrap();
         let lock = DataDirLock::acquire(dir.path()).unwrap();
@@ -509,6 +504,77 @@ async fn a_pause_stops_new_orders_while_bars_keep_coming_and_a_resume_trades_aga
     );
 }
 
+/// Paper books behind a halt a person lifts, as a live broker's rail does: what the engine must
+/// do with a broker's halt is the same whoever raised it.
+struct Halting {
+    paper: PaperBroker,
+    halted: Option<String>,
+}
+
+impl Broker for Halting {
+    fn mark(&mut self, price: Decimal) {
+        self.paper.mark(price);
+    }
+    fn follow(&mut self, change: i8, ts: Timestamp, price: Decimal) -> Option<(Order, Fill)> {
+        self.paper.follow(change, ts, price)
+    }
+    fn exit(&mut self, ts: Timestamp, price: Decimal, reason: OrderReason) -> Option<(Order, Fill)> {
+        self.paper.exit(ts, price, reason)
+    }
+    fn account(&self) -> &nanotrader_broker::Account {
+        self.paper.account()
+    }
+    fn next_order_id(&self) -> u64 {
+        self.paper.next_order_id()
+    }
+    fn resume(&mut self) {
+        self.halted = None;
+    }
+    fn venue(&self) -> Option<VenueView> {
+        Some(VenueView {
+            broker: "kraken".into(),
+            live: true,
+            halted: self.halted.clone(),
+            ..VenueView::default()
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_resume_lifts_the_brokers_halt_and_the_status_says_so_at_once() {
+    let broker = Halting {
+        paper: PaperBroker::new(broker_config()),
+        halted: Some("daily loss over the limit".into()),
+    };
+    let (mut rig, engine) = Rig::with_broker(1, &[], |_| {}, broker);
+    let (controls, requests) = mpsc::channel(8);
+    let mut engine = engine.with_controls(requests);
+    let (feed, mut source) = ChannelSource::paced();
+    let shutdown = rig.shutdown.subscribe();
+    assert!(engine.broker().venue().unwrap().halted.is_some());
+
+    let script = async {
+        // Not paused, yet halted: the Resume is for the halt. The status comes at once (the
+        // tests' regular ones come hourly), before the source ends and its last one.
+        let reply = send_control(&controls, Control::Resume).await;
+        assert!(!reply.paused);
+        let venue = rig
+            .event("a status after the Resume", |event| match event {
+                EngineEvent::Status(report) => Some(report.venue.clone()),
+                _ => None,
+            })
+            .await
+            .expect("a broker with a venue shows it");
+        assert_eq!(venue.halted, None, "the halt is lifted");
+        assert_eq!(venue.broker, "kraken");
+        drop(feed);
+    };
+    let (outcome, ()) = tokio::join!(engine.run(&mut source, shutdown), script);
+    assert_eq!(outcome.unwrap(), Outcome::Completed);
+    assert_eq!(engine.broker().venue().unwrap().halted, None);
+    rig.stop(engine).unwrap();
+}
+
 #[tokio::test]
 async fn flatten_sells_the_whole_position_at_the_last_price() {
     use Signal::{Flat, Long};
@@ -652,6 +718,11 @@ async fn a_store_that_refuses_a_write_stops_the_run_and_nothing_unstored_is_anno
 
     let entry = fill(1, 0, Side::Buy, "100", "0.2", "9799.8", "2", "0");
     let events = rig.all_events();
+    let store = store_events(&events);
+    assert!(
+        store.len() == 1 && !store[0].0 && store[0].1.contains("refused by the test"),
+        "one outage announced, never a recovery: {store:?}"
+    );
     assert_eq!(
         announced_fills(&events),
         std::slice::from_ref(&entry),
@@ -666,6 +737,91 @@ async fn a_store_that_refuses_a_write_stops_the_run_and_nothing_unstored_is_anno
     let run = rig.store.resumable_run(RUN_KEY).unwrap().expect("still resumable");
     assert_eq!(run.status, nanotrader_store::RunStatus::Running);
     assert_eq!((run.bars_seen, run.last_bar_ts, run.next_order_id), (1, Some(at(0)), 2));
+}
+
+/// The store events announced (healthy, detail), in order.
+fn store_events(events: &[EngineEvent]) -> Vec<(bool, String)> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            EngineEvent::Store { healthy, detail } => Some((*healthy, detail.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_store_health_hook_announces_each_change_once() {
+    let bus = Bus::new();
+    let mut events = bus.events.subscribe();
+    let metrics = Arc::new(Metrics::default());
+    let mut hooks = writer_hooks(bus.events.clone(), metrics.clone());
+    // The writer reports the failure again when its reason changes, and success after each write.
+    for health in [Some("locked"), Some("disk full"), None, None, Some("locked")] {
+        (hooks.on_health)(health);
+    }
+    let announced: Vec<(bool, String)> = store_events(&drain(&mut events));
+    let recovered = "store writes work again; nothing was lost".to_owned();
+    assert_eq!(
+        announced,
+        [
+            (false, "locked".to_owned()),
+            (true, recovered),
+            (false, "locked".to_owned())
+        ]
+    );
+    assert_eq!(metrics.store_outages.load(Ordering::Relaxed), 2);
+    assert_eq!(metrics.store_error().as_deref(), Some("locked"));
+}
+
+#[tokio::test]
+async fn a_store_outage_and_its_recovery_are_announced_once_each() {
+    use Signal::{Flat, Long};
+    let (mut rig, mut engine) = Rig::new(1, &[Long, Flat, Long]);
+    let (feed, mut source) = ChannelSource::paced();
+    let shutdown = rig.shutdown.subscribe();
+    let path = rig.store.path().to_owned();
+
+    let script = async {
+        feed.send(MarketEvent::Bar(bar(0, "100"))).unwrap();
+        rig.fill_announced(1).await;
+        // Another connection holds the write lock: the writer retries with back-off meanwhile,
+        // reporting the failure on every attempt, while the engine goes on with the market.
+        let mut other = rusqlite::Connection::open(&path).unwrap();
+        let lock = other
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
+            .unwrap();
+        feed.send(MarketEvent::Bar(bar(1, "110"))).unwrap();
+        let why = rig
+            .event("the store outage", |event| match event {
+                EngineEvent::Store { healthy: false, detail } => Some(detail.clone()),
+                _ => None,
+            })
+            .await;
+        assert!(why.contains("locked"), "{why}");
+        feed.send(MarketEvent::Bar(bar(2, "105"))).unwrap();
+        rig.closed_bar(2).await;
+        lock.rollback().unwrap();
+        // The writer announces what it stored (fills 2 and 3), then that it works again.
+        rig.event("the store's recovery", |event| {
+            matches!(event, EngineEvent::Store { healthy: true, .. }).then_some(())
+        })
+        .await;
+        drop(feed);
+    };
+    let (result, ()) = tokio::join!(engine.run(&mut source, shutdown), script);
+    assert_eq!(result.unwrap(), Outcome::Completed);
+    rig.stop(engine).unwrap();
+
+    let events = rig.all_events();
+    let store = store_events(&events);
+    assert_eq!(store.len(), 2, "one outage, one recovery: {store:?}");
+    assert!(!store[0].0 && store[0].1.contains("locked"), "{store:?}");
+    assert!(store[1].0, "{store:?}");
+    assert_eq!(rig.metrics.store_outages.load(Ordering::Relaxed), 1);
+    assert_eq!(rig.metrics.store_error(), None);
+    assert_eq!(announced_fills(&events).len(), 3, "every fill announced once stored");
+    assert_eq!(rig.stored_fills().len(), 3);
 }
 
 /// A stopped run comes back exactly through the store: the strategy fed the stored bars ends on

@@ -107,6 +107,36 @@ mod tests {
     }
 
     #[test]
+    fn store_outage_and_recovery_bodies() {
+        let down = Event::StoreDown {
+            run: 4,
+            detail: "database is locked".into(),
+        };
+        let up = Event::StoreUp {
+            run: 4,
+            detail: "writes work again".into(),
+        };
+        assert_eq!(
+            render(NotifyFormat::Json, &down, at(), None),
+            json!({
+                "event": "store_down", "run": 4, "detail": "database is locked",
+                "text": "Store down: database is locked (run 4)", "ts": "2024-05-01T12:00:00.500Z"
+            })
+        );
+        assert_eq!(render(NotifyFormat::Json, &up, at(), None)["event"], json!("store_up"));
+        let text = "Store back: writes work again (run 4)";
+        assert_eq!(render(NotifyFormat::Slack, &up, at(), None), json!({ "text": text }));
+        assert_eq!(
+            render(NotifyFormat::Discord, &up, at(), None),
+            json!({ "content": text })
+        );
+        assert_eq!(
+            render(NotifyFormat::Telegram, &up, at(), Some("-100")),
+            json!({ "text": text, "chat_id": "-100" })
+        );
+    }
+
+    #[test]
     fn chat_id_from_the_url() {
         let url = Url::parse("https://api.telegram.org/bot1:x/sendMessage?chat_id=-1001&a=b").unwrap();
         assert_eq!(chat_id(&url).as_deref(), Some("-1001"));
@@ -116,6 +146,7 @@ mod tests {
     #[test]
     fn long_texts_are_cut_to_the_receiver_limit() {
         let long = Event::StoreDown {
+            run: 1,
             detail: "é".repeat(5000),
         };
         let body = render(NotifyFormat::Discord, &long, at(), None);

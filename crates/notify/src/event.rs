@@ -64,10 +64,14 @@ pub enum Event {
         pair: String,
         detail: String,
     },
+    /// Store writes started failing (they are retried; fills wait to be announced).
     StoreDown {
+        run: i64,
         detail: String,
     },
+    /// Store writes work again; nothing was lost.
     StoreUp {
+        run: i64,
         detail: String,
     },
     Started {
@@ -127,8 +131,8 @@ impl Event {
             }
             Event::FeedDown { pair, detail } => format!("Feed down for {pair}: {detail}"),
             Event::FeedUp { pair, detail } => format!("Feed back for {pair}: {detail}"),
-            Event::StoreDown { detail } => format!("Store down: {detail}"),
-            Event::StoreUp { detail } => format!("Store back: {detail}"),
+            Event::StoreDown { run, detail } => format!("Store down: {detail} (run {run})"),
+            Event::StoreUp { run, detail } => format!("Store back: {detail} (run {run})"),
             Event::Started {
                 run,
                 pair,
@@ -212,9 +216,11 @@ mod tests {
                 detail: "after 75 s".into(),
             },
             Event::StoreDown {
+                run: 1,
                 detail: "disk full".into(),
             },
             Event::StoreUp {
+                run: 1,
                 detail: "writes resumed".into(),
             },
             Event::Started {

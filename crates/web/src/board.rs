@@ -11,8 +11,8 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
-use super::view::{AccountView, BarPoint, BuyAndHold, FillView, Lines, StatusView, num};
-use nanotrader_broker::{Account, Fill, OrderReason};
+use super::view::{AccountView, BarPoint, BuyAndHold, FillView, Lines, StatusView, VenueStatus, num};
+use nanotrader_broker::{Account, Fill, OrderReason, VenueView};
 use nanotrader_engine::{ControlRequest, Metrics};
 use nanotrader_format::{DataMode, PairFormat};
 use nanotrader_market::{Bar, FeedStatus, Timestamp};
@@ -86,6 +86,10 @@ pub enum Change {
     Feed(FeedStatus),
     /// Trading was paused or resumed: the state itself is in the engine's metrics.
     Trading,
+    /// Store writes started failing or work again: the state itself is in the engine's metrics.
+    Store,
+    /// A live broker's exchange side changed (balances, orders, a halt); paper has none.
+    Venue(Option<VenueView>),
     Finished {
         status: &'static str,
     },
@@ -157,6 +161,7 @@ struct BoardState {
     buy_hold: BuyAndHold,
     /// The pair's tick, for the page to show prices with.
     prices: PairFormat,
+    venue: Option<VenueStatus>,
     cached_snapshot: Option<(u64, Utf8Bytes)>,
 }
 
@@ -198,6 +203,7 @@ impl BoardSeed {
             mode,
             buy_hold: BuyAndHold::new(initial, meta.fee_rate),
             prices: PairFormat::new(&meta.pair),
+            venue: None,
             cached_snapshot: None,
         };
         Self {
@@ -306,6 +312,7 @@ impl BoardState {
             last_price: self.account.last_price().map(|p| p.normalize()),
             change_pct: last_price.and_then(|last| self.change_pct(last)),
             skipped_events: skipped,
+            venue: self.venue.clone(),
         }
     }
 
@@ -445,7 +452,14 @@ impl Board {
                     }
                     status_changed = true;
                 }
-                Change::Trading => status_changed = true,
+                Change::Trading | Change::Store => status_changed = true,
+                Change::Venue(venue) => {
+                    let venue = venue.as_ref().map(VenueStatus::new);
+                    if venue != state.venue {
+                        state.venue = venue;
+                        status_changed = true;
+                    }
+                }
                 Change::Finished { status } => {
                     state.run = status;
                     state.feed = "ended";
@@ -825,6 +839,87 @@ mod tests {
         assert_eq!(snapshot["forming"], third[0]["bar"]);
         assert_eq!(snapshot["fills"], json!([second[0]["fill"]]));
         assert_eq!(snapshot["account"], third[1]["account"]);
+    }
+
+    fn venue(halted: Option<&str>) -> VenueView {
+        use nanotrader_broker::OrderView;
+        VenueView {
+            broker: "kraken".into(),
+            live: true,
+            balances: [
+                ("XXBT".to_owned(), d("0.0123456789")),
+                ("ZUSD".to_owned(), d("5000.1000")),
+            ]
+            .into(),
+            orders: vec![
+                OrderView {
+                    cl_ord_id: "nt-7-2".into(),
+                    txid: None,
+                    ts: at(2),
+                    side: Side::Sell,
+                    order_type: "limit".into(),
+                    volume: d("0.0100"),
+                    filled: d("0"),
+                    limit_price: Some(d("101.50")),
+                    state: "sending".into(),
+                    detail: None,
+                },
+                OrderView {
+                    cl_ord_id: "nt-7-1".into(),
+                    txid: Some("OUF4EM-FRGI2-MQMWZD".into()),
+                    ts: at(1),
+                    side: Side::Buy,
+                    order_type: "market".into(),
+                    volume: d("0.01"),
+                    filled: d("0.01"),
+                    limit_price: None,
+                    state: "filled".into(),
+                    detail: Some("2 trades".into()),
+                },
+            ],
+            halted: halted.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_exchange_side_shows_in_the_status_only_when_it_changes_and_paper_has_none() {
+        let board = board(CLIENT_QUEUE_FRAMES);
+        let mut page = Page::open(&board);
+        assert_eq!(
+            page.received[0]["status"]["venue"],
+            Value::Null,
+            "paper has no exchange side"
+        );
+
+        publish(&board, [Change::Venue(Some(venue(Some("daily loss over 5 %"))))]);
+        publish(&board, [Change::Venue(Some(venue(Some("daily loss over 5 %"))))]);
+        publish(&board, [Change::Venue(Some(venue(None)))]);
+        page.read(&board);
+        let status_of = |i: usize| {
+            let events = page.received[i]["events"].as_array().unwrap();
+            events.iter().find(|e| e["k"] == "status").map(|e| e["status"].clone())
+        };
+        let halted = status_of(1).expect("a new exchange side is a status event");
+        assert_eq!(
+            halted["venue"],
+            json!({
+                "broker": "kraken", "live": true,
+                "balances": {"XXBT": "0.0123456789", "ZUSD": "5000.1"},
+                "orders": [
+                    {"cl_ord_id": "nt-7-2", "txid": null, "t": T0 + 120, "side": "sell", "order_type": "limit",
+                     "volume": "0.01", "filled": "0", "limit_price": "101.5", "state": "sending", "detail": null},
+                    {"cl_ord_id": "nt-7-1", "txid": "OUF4EM-FRGI2-MQMWZD", "t": T0 + 60, "side": "buy",
+                     "order_type": "market", "volume": "0.01", "filled": "0.01", "limit_price": null,
+                     "state": "filled", "detail": "2 trades"}
+                ],
+                "halted": "daily loss over 5 %"
+            })
+        );
+        assert_eq!(status_of(2), None, "the same exchange side again changes nothing");
+        let lifted = status_of(3).expect("the halt lifted is a status event");
+        assert_eq!(lifted["venue"]["halted"], Value::Null);
+        assert_eq!(board.status().venue.unwrap().orders.len(), 2);
+        assert_eq!(Page::open(&board).received[0]["status"]["venue"], lifted["venue"]);
     }
 
     #[test]

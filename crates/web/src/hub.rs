@@ -46,12 +46,21 @@ async fn hub_loop(
     let mut first_change_ms = None;
     let mut rate_since = (Instant::now(), board.metrics.events.load(Ordering::Relaxed));
     let (mut market_open, mut events_open) = (true, true);
+    // The engine's status comes every few seconds; only a change of the exchange's side in it
+    // makes a frame (paper never has one).
+    let mut venue = None;
     while market_open || events_open {
         let due = last_frame + gap;
         let mut status = false;
         tokio::select! {
             biased;
             received = events.recv(), if events_open => match received {
+                Ok(EngineEvent::Status(report)) => {
+                    if report.venue != venue {
+                        venue.clone_from(&report.venue);
+                        changes.push(Change::Venue(report.venue));
+                    }
+                }
                 Ok(event) => push(&mut changes, event),
                 Err(RecvError::Lagged(n)) => skipped(&board, n),
                 Err(RecvError::Closed) => events_open = false,
@@ -117,6 +126,7 @@ fn push(changes: &mut Vec<Change>, event: EngineEvent) {
         EngineEvent::Gap { from, to, missing } => Change::Gap { from, to, missing },
         EngineEvent::Feed(status) => Change::Feed(status),
         EngineEvent::Trading { .. } => Change::Trading,
+        EngineEvent::Store { .. } => Change::Store,
         EngineEvent::Finished { status } => Change::Finished { status },
         EngineEvent::Quote(_) | EngineEvent::Status(_) => return,
     };

@@ -5,7 +5,9 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use serde::{Serialize, Serializer};
 
-use nanotrader_broker::{Account, Fill, OrderReason};
+use std::collections::BTreeMap;
+
+use nanotrader_broker::{Account, Fill, OrderReason, OrderView, VenueView};
 use nanotrader_market::{Bar, Timestamp};
 use nanotrader_strategy::LineValues;
 
@@ -190,6 +192,76 @@ pub struct StatusView {
     pub change_pct: Option<f64>,
     /// Bus events the dashboard could not keep up with (its chart has holes where they were).
     pub skipped_events: u64,
+    /// A live broker's side at the exchange (balances, orders, a halt); null for paper.
+    pub venue: Option<VenueStatus>,
+}
+
+/// Orders a page is shown (newest first): the run's recent ones, not its history, which the
+/// store and `fills` hold. Every status event carries them, so they stay few.
+pub const VENUE_ORDERS: usize = 50;
+
+/// A live broker's exchange side as the page shows it: amounts are exact decimal strings, times
+/// unix seconds. It holds no key or secret: the broker's [`VenueView`] has none.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VenueStatus {
+    /// `kraken` (real orders) or `kraken-validate` (orders checked by Kraken, never placed).
+    pub broker: String,
+    /// Whether orders are real.
+    pub live: bool,
+    /// The exchange's balances by its asset names (`XXBT`, `ZUSD`, ...), as last reported.
+    pub balances: BTreeMap<String, Decimal>,
+    pub orders: Vec<OrderRow>,
+    /// Why new entries are halted, while they are (a Resume lifts it).
+    pub halted: Option<String>,
+}
+
+impl VenueStatus {
+    pub fn new(venue: &VenueView) -> Self {
+        Self {
+            broker: venue.broker.clone(),
+            live: venue.live,
+            balances: venue
+                .balances
+                .iter()
+                .map(|(asset, amount)| (asset.clone(), amount.normalize()))
+                .collect(),
+            orders: venue.orders.iter().take(VENUE_ORDERS).map(OrderRow::new).collect(),
+            halted: venue.halted.clone(),
+        }
+    }
+}
+
+/// One order as the exchange last told it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OrderRow {
+    pub cl_ord_id: String,
+    /// The exchange's order id, once known.
+    pub txid: Option<String>,
+    pub t: i64,
+    pub side: &'static str,
+    pub order_type: String,
+    pub volume: Decimal,
+    pub filled: Decimal,
+    pub limit_price: Option<Decimal>,
+    pub state: String,
+    pub detail: Option<String>,
+}
+
+impl OrderRow {
+    fn new(order: &OrderView) -> Self {
+        Self {
+            cl_ord_id: order.cl_ord_id.clone(),
+            txid: order.txid.clone(),
+            t: order.ts.secs(),
+            side: order.side.as_str(),
+            order_type: order.order_type.clone(),
+            volume: order.volume.normalize(),
+            filled: order.filled.normalize(),
+            limit_price: order.limit_price.map(|p| p.normalize()),
+            state: order.state.clone(),
+            detail: order.detail.clone(),
+        }
+    }
 }
 
 pub fn num(value: Decimal) -> f64 {
