@@ -107,6 +107,7 @@ pub async fn execute(cli: Cli) -> Result<(), AppError> {
         Command::History(args) => history(&data_dir, &args).await,
         Command::Runs => list_runs(&data_dir),
         Command::Backtest(args) => crate::backtest_command::execute(args, file_run, &data_dir, quiet),
+        Command::Feed(args) => crate::feed::feed(args).await,
     }
 }
 

@@ -61,6 +61,9 @@ pub enum Command {
     /// Run the strategy and paper broker over history as fast as the hardware allows, or a grid
     /// of SMA windows in parallel (`--short 5..50 --long 10..200`), and report the results.
     Backtest(BacktestArgs),
+    /// Publish Kraken's market data (trades and closed bars of --pair) to NATS JetStream, for
+    /// any number of bots to trade from (`run --source nats`).
+    Feed(crate::feed::FeedArgs),
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

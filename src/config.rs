@@ -106,6 +106,19 @@ pub enum SourceSpec {
         ws_url: String,
         feed_timeout: Duration,
     },
+    /// Closed bars from a `nanotrader feed` on NATS JetStream.
+    Nats(NatsSpec),
+}
+
+/// Where a feed's bars are on the bus.
+#[derive(Clone, Debug)]
+pub struct NatsSpec {
+    pub url: String,
+    pub stream: String,
+    pub prefix: String,
+    /// The exchange whose feed it is (`kraken`: the only one `feed` runs today).
+    pub exchange: String,
+    pub since: Option<nanotrader_market::Timestamp>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -467,6 +480,12 @@ fn resolve_source(
                 poll_every,
             }
         }
+        SourceKind::Nats => {
+            if src.data.is_some() {
+                return err("--data is for --source replay; NATS is a live feed".into());
+            }
+            SourceSpec::Nats(nats_spec(src)?)
+        }
         SourceKind::Kraken => {
             if src.data.is_some() {
                 return err("--data is for --source replay; Kraken is a live feed".into());
@@ -489,6 +508,34 @@ fn resolve_source(
     };
     Ok(source)
 }
+
+/// The bus settings of --source nats (and of `feed`).
+pub fn nats_spec(src: &SourceOptions) -> Result<NatsSpec, ConfigError> {
+    let url = checked_url(src.nats_url.as_deref(), DEFAULT_NATS_URL, &["nats", "tls"], "nats-url")?;
+    let token = |value: Option<&str>, default: &str, key: &str| -> Result<String, ConfigError> {
+        let value = value.unwrap_or(default).trim();
+        if value.is_empty() || value.contains(['.', '*', '>', ' ', '\t']) {
+            return Err(ConfigError(format!(
+                "{key}: '{value}' is not a NATS name (no dots, wildcards or spaces)"
+            )));
+        }
+        Ok(value.to_owned())
+    };
+    let since = match src.since.as_deref() {
+        Some(text) => Some(crate::cli::parse_time_arg(text).map_err(|e| ConfigError(format!("since: {e}")))?),
+        None => None,
+    };
+    Ok(NatsSpec {
+        url,
+        stream: token(src.nats_stream.as_deref(), "MARKET_DATA", "nats-stream")?,
+        prefix: token(src.nats_subject_prefix.as_deref(), "md", "nats-subject-prefix")?,
+        exchange: "kraken".to_owned(),
+        since,
+    })
+}
+
+/// The NATS server of a machine that runs one.
+pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 
 /// The alerts' webhook; the URL is only ever shown redacted.
 fn resolve_notify(live: &LiveOptions) -> Result<Option<nanotrader_notify::NotifyConfig>, ConfigError> {

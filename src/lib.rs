@@ -13,6 +13,7 @@ mod backtest_command;
 mod brokers;
 mod cli;
 mod config;
+mod feed;
 #[doc(hidden)]
 pub mod fuzzing;
 mod history;

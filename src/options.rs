@@ -30,6 +30,8 @@ pub enum SourceKind {
     Sim,
     /// Kraken's public REST Ticker, polled (the last trade price; bars without volume).
     KrakenRest,
+    /// Closed bars from a `nanotrader feed` on NATS JetStream (--nats-url).
+    Nats,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -197,6 +199,28 @@ pub struct SourceOptions {
     /// WebSocket is treated as dead and reconnected [default: 15].
     #[arg(long, env = "NANOTRADER_FEED_TIMEOUT_SECS", help_heading = "Kraken")]
     pub feed_timeout_secs: Option<f64>,
+
+    /// NATS server of --source nats (and of `feed`) [default: nats://127.0.0.1:4222].
+    #[arg(long, env = "NANOTRADER_NATS_URL", help_heading = "NATS", value_name = "URL")]
+    pub nats_url: Option<String>,
+
+    /// The JetStream stream the feed publishes to [default: MARKET_DATA].
+    #[arg(long, env = "NANOTRADER_NATS_STREAM", help_heading = "NATS", value_name = "NAME")]
+    pub nats_stream: Option<String>,
+
+    /// The first token of the feed's subjects [default: md].
+    #[arg(
+        long,
+        env = "NANOTRADER_NATS_SUBJECT_PREFIX",
+        help_heading = "NATS",
+        value_name = "TOKEN"
+    )]
+    pub nats_subject_prefix: Option<String>,
+
+    /// --source nats: a new run starts with the bars from this time (unix seconds or ISO 8601)
+    /// instead of the stream's first [default: the stream's beginning].
+    #[arg(long, env = "NANOTRADER_SINCE", help_heading = "NATS", value_name = "TIME")]
+    pub since: Option<String>,
 
     /// Seconds between two Ticker polls of --source kraken-rest; never below Kraken's public
     /// limit of one request per second [default: 1].

@@ -4,7 +4,8 @@
 //! only chooses and opens them.
 
 use crate::app::AppError;
-use crate::config::{ReplayData, RunConfig, SimSpec, SourceSpec};
+use crate::config::{NatsSpec, ReplayData, RunConfig, SimSpec, SourceSpec};
+use nanotrader_bus::{NatsSource, NatsSourceConfig};
 use nanotrader_format::DataMode;
 use nanotrader_kraken::RestPollSource;
 use nanotrader_kraken::consts::PUBLIC_REST_MIN_INTERVAL;
@@ -52,6 +53,9 @@ impl ProbedSource {
                 return Ok(Self::offline(
                     SimSource::new(sim_config(sim, None, None))?.info().clone(),
                 ));
+            }
+            SourceSpec::Nats(nats) => {
+                return Ok(Self::offline(NatsSource::info(&nats_config(nats, cfg, None))));
             }
             SourceSpec::Kraken { rest_url, .. } => ("kraken", rest_url),
             SourceSpec::KrakenRest { rest_url, .. } => ("kraken-rest", rest_url),
@@ -112,6 +116,11 @@ impl ProbedSource {
         Ok(match (&cfg.source, self.rest, self.pair) {
             (SourceSpec::Replay { .. }, _, _) => AnySource::Replay(open_replay(cfg, start_at)?),
             (SourceSpec::Sim(sim), _, _) => AnySource::Sim(SimSource::new(sim_config(sim, start_at, start_secs))?),
+            (SourceSpec::Nats(nats), _, _) => AnySource::Feed(
+                NatsSource::open(nats_config(nats, cfg, start_at))
+                    .await
+                    .map_err(|e| AppError::input(e.to_string()))?,
+            ),
             (SourceSpec::KrakenRest { poll_every, .. }, Some(client), Some(pair)) => {
                 AnySource::Feed(RestPollSource::start(client, pair.names, *poll_every))
             }
@@ -133,6 +142,21 @@ impl ProbedSource {
             }
             _ => return Err(AppError::runtime("a Kraken source opened without probing it")),
         })
+    }
+}
+
+/// The bus source of `cfg`; a resumed run (`start_at`, its next bar) goes on from there,
+/// a new one from `--since` or the stream's beginning.
+fn nats_config(nats: &NatsSpec, cfg: &RunConfig, start_at: Option<Timestamp>) -> NatsSourceConfig {
+    NatsSourceConfig {
+        url: nats.url.clone(),
+        stream: nats.stream.clone(),
+        prefix: nats.prefix.clone(),
+        exchange: nats.exchange.clone(),
+        pair: cfg.pair.clone(),
+        interval: cfg.interval,
+        after: None,
+        since: start_at.or(nats.since),
     }
 }
 
@@ -233,7 +257,7 @@ impl Source for AnySource {
 /// simulation are labelled as such, with their speed.
 pub fn data_mode(source: &SourceSpec) -> DataMode {
     match source {
-        SourceSpec::Kraken { .. } | SourceSpec::KrakenRest { .. } => DataMode::Live,
+        SourceSpec::Kraken { .. } | SourceSpec::KrakenRest { .. } | SourceSpec::Nats(_) => DataMode::Live,
         SourceSpec::Replay { speed, .. } => DataMode::Replay(*speed),
         SourceSpec::Sim(sim) => DataMode::Simulation(sim.speed),
     }

@@ -269,6 +269,8 @@ pub struct Engine {
     broker: Box<dyn Broker>,
     /// Rung by a broker whose fills arrive after its orders (a live one).
     broker_updates: Option<Arc<Notify>>,
+    /// Whether the last status showed the broker's halt: a change is published at once.
+    halt_shown: bool,
     rule: DecisionRule,
     signal: Signal,
     bars_seen: u64,
@@ -305,6 +307,7 @@ impl Engine {
             strategy,
             broker: Box::new(broker),
             broker_updates,
+            halt_shown: false,
             rule: DecisionRule {
                 decide_from_bar: config.decide_from_bar,
             },
@@ -492,6 +495,7 @@ impl Engine {
                 change: s.change,
             });
         }
+        self.publish_status_on_halt_change();
         self.pending_steps.push(Step {
             bar: Some(bar),
             gap: self.pending_gap.take(),
@@ -690,6 +694,17 @@ impl Engine {
         Ok(())
     }
 
+    /// A live broker's halt (or its end) is shown at once, not at the next status.
+    fn publish_status_on_halt_change(&mut self) {
+        if self.broker_updates.is_none() {
+            return;
+        }
+        let halted = self.broker.venue().is_some_and(|v| v.halted.is_some());
+        if halted != self.halt_shown {
+            self.publish_status();
+        }
+    }
+
     fn maybe_publish_status(&mut self) {
         if self.status_clock.since.elapsed() >= self.config.status_every {
             self.publish_status();
@@ -714,6 +729,7 @@ impl Engine {
             store_lag_steps: produced.saturating_sub(stored),
             venue: self.broker.venue(),
         };
+        self.halt_shown = report.venue.as_ref().is_some_and(|v| v.halted.is_some());
         let _ = self.bus.events.send(EngineEvent::Status(report));
         self.status_clock = StatusClock::new();
     }

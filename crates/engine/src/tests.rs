@@ -902,6 +902,8 @@ struct LaterBroker {
 
 #[derive(Default)]
 struct LaterShared {
+    /// The broker's halt, as its venue shows it.
+    halted: AtomicBool,
     held: std::sync::Mutex<Vec<(Order, Fill)>>,
     ready: std::sync::Mutex<Vec<(Order, Fill)>>,
     wake: Arc<Notify>,
@@ -951,7 +953,11 @@ impl Broker for LaterBroker {
     fn venue(&self) -> Option<VenueView> {
         Some(VenueView {
             broker: "later".into(),
-            halted: Some("a test halt".into()),
+            halted: self
+                .shared
+                .halted
+                .load(Ordering::Relaxed)
+                .then(|| "a test halt".to_owned()),
             ..VenueView::default()
         })
     }
@@ -974,7 +980,17 @@ async fn fills_that_arrive_after_their_order_are_stored_and_announced_when_the_b
     let script = async {
         feed.send(MarketEvent::Bar(bar(0, "100"))).unwrap();
         rig.closed_bar(0).await;
+        // The broker halts: the next bar's status says so at once (statuses are otherwise an
+        // hour apart here).
+        shared.halted.store(true, Ordering::Relaxed);
         feed.send(MarketEvent::Bar(bar(1, "101"))).unwrap();
+        let venue = rig
+            .event("a status with the halt", |event| match event {
+                EngineEvent::Status(report) => report.venue.clone(),
+                _ => None,
+            })
+            .await;
+        assert_eq!(venue.halted.as_deref(), Some("a test halt"));
         rig.closed_bar(1).await;
         assert!(rig.stored_fills().is_empty(), "nothing filled yet");
         // The exchange reports the entry's fill: the status (with the broker's side) follows at
