@@ -280,3 +280,85 @@ async fn bots_on_the_bus_store_the_feeds_bars_exactly_across_kills_of_the_feed_a
         .await
         .unwrap();
 }
+
+/// A nats-server of the test's own (the machine's shared one must not be restarted), with
+/// JetStream in `dir`, on `port`.
+fn spawn_nats(dir: &Path, port: u16, log: &Path) -> Child {
+    let mut cmd = Command::new("nats-server");
+    cmd.args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"]).arg(dir);
+    spawn(cmd, log)
+}
+
+async fn wait_listening(port: u16) {
+    let deadline = Instant::now() + CEILING;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nats-server listens on {port}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_server_restarted_mid_run_loses_no_bar_and_repeats_none() {
+    if nats_url().is_none() {
+        return;
+    }
+    if Command::new("nats-server").arg("--version").output().is_err() {
+        assert!(
+            std::env::var("NANOTRADER_REQUIRE_NATS").as_deref() != Ok("1"),
+            "NANOTRADER_REQUIRE_NATS=1 but nats-server is not installed"
+        );
+        eprintln!("SKIPPED: no nats-server binary to restart");
+        return;
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tmp = tempfile::tempdir().unwrap();
+    let mock = MockKraken::start(MockConfig {
+        speed: SPEED,
+        market_start: Some(Timestamp::now()),
+        faults: Faults::default(),
+        ..MockConfig::new(repeated_trades(tmp.path(), 16))
+    })
+    .await
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let store = tmp.path().join("jetstream");
+    let logs: Vec<PathBuf> = ["nats1", "nats2", "feed", "bot"]
+        .iter()
+        .map(|n| tmp.path().join(format!("{n}.log")))
+        .collect();
+    let mut nats = spawn_nats(&store, port, &logs[0]);
+    wait_listening(port).await;
+    let bus = Bus {
+        url: format!("nats://127.0.0.1:{port}"),
+        stream: "MARKET_DATA".into(),
+        prefix: "md".into(),
+    };
+    let mut feed = spawn_feed(&mock, &bus, &logs[2]);
+    let dir = tmp.path().join("bot");
+    // The bot starts once the feed has made the stream.
+    let deadline = Instant::now() + CEILING;
+    while !std::fs::read_to_string(&logs[2]).unwrap_or_default().contains("feed: publishing") {
+        assert!(Instant::now() < deadline, "the feed starts");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut bot = spawn_bot(&dir, &bus, "sma-cross", &logs[3]);
+    let all_logs: Vec<&Path> = logs.iter().map(PathBuf::as_path).collect();
+    wait_for_bars("before the restart", &dir, 15, &mut [&mut feed, &mut bot], &all_logs).await;
+
+    // nats-server stops (as a restart does) and comes back on the same port and store.
+    let _ = Command::new("kill").arg("-TERM").arg(nats.id().to_string()).status();
+    let _ = nats.wait();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut nats = spawn_nats(&store, port, &logs[1]);
+    wait_listening(port).await;
+    let before = stored_bars(&dir).len();
+    wait_for_bars("after the restart", &dir, before + 15, &mut [&mut feed, &mut bot], &all_logs).await;
+    for child in [&mut feed, &mut bot, &mut nats] {
+        kill(child);
+    }
+    assert_exchange_bars(&dir, &mock, "the bot");
+    let log = std::fs::read_to_string(&logs[3]).unwrap();
+    assert!(log.contains("NATS: "), "the bot said NATS went away: {log}");
+    eprintln!("{log}\n----\n{}", std::fs::read_to_string(&logs[2]).unwrap());
+    mock.shutdown().await;
+}

@@ -2,6 +2,7 @@
 //! bar published with its `Nats-Msg-Id` and stored (acknowledged) before the next.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage, stream};
 use bytes::Bytes;
@@ -11,6 +12,10 @@ use nanotrader_market::{Bar, Trade};
 
 use crate::wire::{BarMessage, TradeMessage};
 use crate::{BusError, StreamSettings, bar_subject, connect, trade_subject};
+
+/// The first and the longest wait between two attempts to publish a message.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// Publishes one exchange's trades and bars to the stream.
 pub struct FeedPublisher {
@@ -118,24 +123,50 @@ impl FeedPublisher {
         self.publish(subject, id, &message).await
     }
 
+    /// Publishes until the stream acknowledges: a message that could not be stored (NATS away,
+    /// no acknowledgement in time) is sent again with the same `Nats-Msg-Id`, so the stream
+    /// keeps one copy whatever happened to the first attempt. Said once when it starts failing
+    /// and once when it works again.
     async fn publish(&self, subject: String, id: String, message: &impl serde::Serialize) -> Result<bool, BusError> {
-        let failed = |cause: String| BusError::Publish {
+        let payload = Bytes::from(serde_json::to_vec(message).map_err(|e| BusError::Publish {
             subject: subject.clone(),
-            cause,
-        };
-        let payload = Bytes::from(serde_json::to_vec(message).map_err(|e| failed(e.to_string()))?);
+            cause: e.to_string(),
+        })?);
+        let mut failing: Option<Instant> = None;
+        let mut wait = RETRY_FIRST;
+        loop {
+            match self.try_publish(&subject, &id, payload.clone()).await {
+                Ok(stored) => {
+                    if let Some(since) = failing {
+                        tracing::info!("NATS: publishing again after {:.1} s", since.elapsed().as_secs_f64());
+                    }
+                    return Ok(stored);
+                }
+                Err(cause) => {
+                    if failing.is_none() {
+                        failing = Some(Instant::now());
+                        tracing::warn!("NATS: cannot publish to {subject} ({cause}); trying again until it works");
+                    }
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(RETRY_MAX);
+                }
+            }
+        }
+    }
+
+    async fn try_publish(&self, subject: &str, id: &str, payload: Bytes) -> Result<bool, String> {
         let publish = PublishMessage::build().payload(payload).message_id(id);
         let ack = self
             .js
-            .send_publish(subject.clone(), publish)
+            .send_publish(subject.to_owned(), publish)
             .await
-            .map_err(|e| failed(e.to_string()))?
+            .map_err(|e| e.to_string())?
             .await
             .map_err(|e| {
                 if e.kind() == PublishErrorKind::TimedOut {
-                    failed("the stream did not acknowledge in time".to_owned())
+                    "the stream did not acknowledge in time".to_owned()
                 } else {
-                    failed(e.to_string())
+                    e.to_string()
                 }
             })?;
         Ok(!ack.duplicate)
