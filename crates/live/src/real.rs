@@ -83,6 +83,7 @@ impl LiveBroker {
         answer_within: Duration,
     ) -> Result<Self, String> {
         reconcile(&client, &mut journal, run_id).await;
+        crate::reserve::reconcile_reserved(&client, &mut journal, run_id).await;
         let balances = balances(&client).await.map_err(|e| format!("Kraken Balance: {e}"))?;
         let mut account = Account::new(Decimal::ZERO);
         account.set_holdings(
@@ -373,7 +374,7 @@ async fn balances(
     }
 }
 
-enum Found {
+pub(crate) enum Found {
     Placed(String),
     Absent,
     Unknown(String),
@@ -381,7 +382,7 @@ enum Found {
 
 /// The order with client id `cl_ord_id`: in open orders, then closed orders, asked again a few
 /// times; absent only when every list answered and none had it, `ABSENT_PROOFS` times in a row.
-async fn find(client: &PrivateClient, cl_ord_id: &str) -> Found {
+pub(crate) async fn find(client: &PrivateClient, cl_ord_id: &str) -> Found {
     let mut absent = 0;
     let mut last_error = String::new();
     for _ in 0..LOOKUPS {
