@@ -293,9 +293,10 @@ impl ValidateBroker {
         rails: Rails,
         answer_within: Duration,
     ) -> Self {
-        // A validation never executes, so the run's reserved ids left by an earlier process are
-        // retired without a lookup; then a batch is committed ahead for the first orders.
-        reserve::retire_reserved(&journal, run_id, "a validate run: never executes");
+        // A validation never executes, so the run's ids reserved for validations by an earlier
+        // process are retired without a lookup; then a batch is committed ahead for the first
+        // orders.
+        reserve::retire_reserved_for_validation(&journal, run_id);
         if let Err(e) = journal.reserve_client_ids(run_id, nanotrader_store::RESERVE_BATCH) {
             tracing::warn!("client ids not reserved ahead ({e}); the first order reserves them");
         }

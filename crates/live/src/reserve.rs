@@ -54,13 +54,22 @@ pub async fn reconcile_reserved(client: &PrivateClient, journal: &mut Store, run
     }
 }
 
-/// The run's reserved ids retired without a lookup: for a broker whose orders never execute.
-pub(crate) fn retire_reserved(journal: &Store, run_id: i64, why: &str) {
-    let ids = journal.reserved_client_ids(run_id).unwrap_or_default();
-    for id in ids {
-        if let Err(e) = journal.retire_client_id(&id, why) {
+/// For a broker whose orders never execute: the run's ids reserved for validations retired
+/// without a lookup, and the ids this journal reserves marked as such. Ids a live broker of the
+/// same run reserved (a run resumed with another broker) stay reserved for the next live start
+/// to look up: one of them may have been sent.
+pub(crate) fn retire_reserved_for_validation(journal: &Store, run_id: i64) {
+    journal.reserve_for_validation();
+    for id in journal.reserved_for_validation(run_id).unwrap_or_default() {
+        if let Err(e) = journal.retire_client_id(&id, "reserved for a validation: never executes") {
             tracing::warn!("reserved client id {id} not retired: {e}");
         }
+    }
+    let live = journal.reserved_client_ids(run_id).map(|ids| ids.len()).unwrap_or(0);
+    if live > 0 {
+        tracing::warn!(
+            "{live} client id(s) reserved by a live run of this run are left for the next `--broker kraken` start to look up"
+        );
     }
 }
 

@@ -535,7 +535,7 @@ async fn a_reserved_id_sent_before_a_crash_is_found_at_start_and_the_unsent_ones
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_validate_broker_retires_the_runs_reserved_ids_at_start_and_reserves_its_own() {
+async fn a_validate_broker_retires_the_ids_reserved_for_validations_at_start_and_reserves_its_own() {
     let mock = mock(Faults::default()).await;
     let LiveRig {
         dir,
@@ -543,7 +543,12 @@ async fn a_validate_broker_retires_the_runs_reserved_ids_at_start_and_reserves_i
         store,
         run_id,
     } = LiveRig::new();
-    let left = store.reserve_client_ids(run_id, 3).unwrap();
+    // Left by an earlier validate process, and by a live process of the same run.
+    let earlier = Store::open(&lock).unwrap();
+    earlier.reserve_for_validation();
+    let left = earlier.reserve_client_ids(run_id, 3).unwrap();
+    std::mem::forget(earlier);
+    let live = store.reserve_client_ids(run_id, 1).unwrap();
     let paper = PaperBroker::new(BrokerConfig {
         initial_cash: Decimal::from(1_000),
         fee_rate: Decimal::new(26, 4),
@@ -562,7 +567,12 @@ async fn a_validate_broker_retires_the_runs_reserved_ids_at_start_and_reserves_i
     for id in &left {
         assert_eq!(store.sent_order(id).unwrap().as_deref(), Some("retired"));
     }
-    let ahead = store.reserved_client_ids(run_id).unwrap();
+    assert_eq!(
+        store.sent_order(&live[0]).unwrap().as_deref(),
+        Some("reserved"),
+        "a live run's id is left for a live start to look up"
+    );
+    let ahead = store.reserved_for_validation(run_id).unwrap();
     assert_eq!(ahead.len(), nanotrader_store::RESERVE_BATCH);
     assert!(
         broker

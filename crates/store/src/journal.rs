@@ -127,6 +127,9 @@ pub const RESERVE_BATCH: usize = 2;
 #[derive(Debug, Default)]
 pub(crate) struct Reserve {
     run_id: Option<i64>,
+    /// Reserved for validations (`validate` set on the row): such ids never execute, so a start
+    /// may retire them without a lookup; ids reserved for real orders never are.
+    validate: bool,
     /// Empty: a top-up is due with the connection's next state record (after the order that
     /// emptied it has left).
     ids: VecDeque<String>,
@@ -140,12 +143,19 @@ impl Store {
         self.reserve.borrow_mut()
     }
 
+    /// Marks the ids this connection reserves from now on as ids for validations (orders that
+    /// never execute): see [`reserved_for_validation`](Self::reserved_for_validation).
+    pub fn reserve_for_validation(&self) {
+        self.reserve_mut().validate = true;
+    }
+
     /// Commits `n` fresh client ids (UUID v4) for `run_id` in one transaction (one fsync) and
     /// keeps them for [`take_client_id`](Self::take_client_id). Returns them.
     pub fn reserve_client_ids(&self, run_id: i64, n: usize) -> Result<Vec<String>, StoreError> {
         let tx = self.conn.unchecked_transaction()?;
         self.write_pending(&tx)?;
-        let ids = insert_reserved(&tx, run_id, n)?;
+        let validate = self.reserve.borrow().validate;
+        let ids = insert_reserved(&tx, run_id, n, validate)?;
         tx.commit()?;
         self.keep_reserved(run_id, &ids);
         Ok(ids)
@@ -269,6 +279,19 @@ impl Store {
     pub fn reserved_client_ids(&self, run_id: i64) -> Result<Vec<String>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT cl_ord_id FROM exchange_orders WHERE run_id = ?1 AND state = 'reserved' ORDER BY rowid",
+        )?;
+        let ids = stmt
+            .query_map([run_id], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ids)
+    }
+
+    /// The run's reserved ids that were reserved for validations, oldest first: they never
+    /// execute, so they may be retired without a lookup. (The run may have been resumed with
+    /// another broker: ids reserved for real orders are left for a live start to look up.)
+    pub fn reserved_for_validation(&self, run_id: i64) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT cl_ord_id FROM exchange_orders WHERE run_id = ?1 AND state = 'reserved' AND validate ORDER BY rowid",
         )?;
         let ids = stmt
             .query_map([run_id], |r| r.get::<_, String>(0))?
@@ -443,9 +466,9 @@ impl Store {
         txid: Option<&str>,
         detail: Option<&str>,
     ) -> Result<(), StoreError> {
-        let top_up = {
+        let (top_up, validate) = {
             let reserve = self.reserve.borrow();
-            reserve.run_id.filter(|_| reserve.ids.is_empty())
+            (reserve.run_id.filter(|_| reserve.ids.is_empty()), reserve.validate)
         };
         let tx = self.conn.unchecked_transaction()?;
         self.write_pending(&tx)?;
@@ -463,7 +486,7 @@ impl Store {
         // The reserve is topped up here, after an order has left and in the same commit (one
         // fsync for both), so the batch's fsync never sits between a decision and its send.
         let fresh = match top_up {
-            Some(run_id) => insert_reserved(&tx, run_id, RESERVE_BATCH)?,
+            Some(run_id) => insert_reserved(&tx, run_id, RESERVE_BATCH, validate)?,
             None => Vec::new(),
         };
         tx.commit()?;
@@ -526,15 +549,20 @@ impl Store {
 }
 
 /// Inserts `n` fresh reserved ids for `run_id` in `tx` (the caller commits).
-fn insert_reserved(tx: &rusqlite::Transaction<'_>, run_id: i64, n: usize) -> Result<Vec<String>, StoreError> {
+fn insert_reserved(
+    tx: &rusqlite::Transaction<'_>,
+    run_id: i64,
+    n: usize,
+    validate: bool,
+) -> Result<Vec<String>, StoreError> {
     let mut stmt = tx.prepare_cached(
-        "INSERT INTO exchange_orders (cl_ord_id, run_id, validate, state, updated_ms) VALUES (?1, ?2, 0, 'reserved', ?3)",
+        "INSERT INTO exchange_orders (cl_ord_id, run_id, validate, state, updated_ms) VALUES (?1, ?2, ?4, 'reserved', ?3)",
     )?;
     let now = Timestamp::now().millis();
     let mut ids = Vec::with_capacity(n);
     for _ in 0..n {
         let id = uuid::Uuid::new_v4().to_string();
-        stmt.execute(params![id, run_id, now])?;
+        stmt.execute(params![id, run_id, now, validate])?;
         ids.push(id);
     }
     Ok(ids)
