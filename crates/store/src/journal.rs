@@ -311,8 +311,6 @@ impl Store {
         Ok(changed > 0)
     }
 
-    /// Retires the reserved ids this connection still holds: they were never handed out, so
-    /// never sent. Done when the store closes, so a clean stop leaves nothing to look up.
     /// At close: the pending records written (durably), then the unused ids retired.
     pub(crate) fn close_journal(&self) {
         let written = (|| -> Result<(), StoreError> {
@@ -331,6 +329,8 @@ impl Store {
         self.retire_unused_reserve();
     }
 
+    /// Retires the reserved ids this connection still holds: they were never handed out, so
+    /// never sent. Done when the store closes, so a clean stop leaves nothing to look up.
     fn retire_unused_reserve(&self) {
         let ids: Vec<String> = self.reserve_mut().ids.drain(..).collect();
         if ids.is_empty() {
