@@ -285,7 +285,8 @@ async fn bots_on_the_bus_store_the_feeds_bars_exactly_across_kills_of_the_feed_a
 /// JetStream in `dir`, on `port`.
 fn spawn_nats(dir: &Path, port: u16, log: &Path) -> Child {
     let mut cmd = Command::new("nats-server");
-    cmd.args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"]).arg(dir);
+    cmd.args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(dir);
     spawn(cmd, log)
 }
 
@@ -320,7 +321,11 @@ async fn a_nats_server_restarted_mid_run_loses_no_bar_and_repeats_none() {
     })
     .await
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let store = tmp.path().join("jetstream");
     let logs: Vec<PathBuf> = ["nats1", "nats2", "feed", "bot"]
         .iter()
@@ -337,7 +342,10 @@ async fn a_nats_server_restarted_mid_run_loses_no_bar_and_repeats_none() {
     let dir = tmp.path().join("bot");
     // The bot starts once the feed has made the stream.
     let deadline = Instant::now() + CEILING;
-    while !std::fs::read_to_string(&logs[2]).unwrap_or_default().contains("feed: publishing") {
+    while !std::fs::read_to_string(&logs[2])
+        .unwrap_or_default()
+        .contains("feed: publishing")
+    {
         assert!(Instant::now() < deadline, "the feed starts");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -352,7 +360,14 @@ async fn a_nats_server_restarted_mid_run_loses_no_bar_and_repeats_none() {
     let mut nats = spawn_nats(&store, port, &logs[1]);
     wait_listening(port).await;
     let before = stored_bars(&dir).len();
-    wait_for_bars("after the restart", &dir, before + 15, &mut [&mut feed, &mut bot], &all_logs).await;
+    wait_for_bars(
+        "after the restart",
+        &dir,
+        before + 15,
+        &mut [&mut feed, &mut bot],
+        &all_logs,
+    )
+    .await;
     for child in [&mut feed, &mut bot, &mut nats] {
         kill(child);
     }

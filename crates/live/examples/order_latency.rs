@@ -1,13 +1,17 @@
 //! BENCHMARKS.md section 10 (issue 18, point 9): from a decision (the engine calling the broker
 //! at a bar's close) to the AddOrder request's first bytes on the wire, over loopback against
 //! the mock exchange. A TCP relay in front of the mock notes when each AddOrder request's first
-//! bytes reach it; the decision time is taken just before `follow`. Also the journal's commit
-//! alone (the durable write that must come before an order leaves).
+//! bytes reach it, and the kernel's receive time of those bytes (on loopback, the moment the
+//! sender's write hands them over: the end of the way inside the process); the decision time
+//! is taken just before `follow`. Also: the relay's own delay (kernel stamp to its read), the
+//! journal's part of the way now (take a client id committed ahead, note the order) and a
+//! durable commit alone (what each order waited for before client ids were committed ahead).
 //!
 //! `cargo run --release -p nanotrader-live --example order_latency [ORDERS]`
 
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nanotrader_broker::{Broker, BrokerConfig, PaperBroker, Sizing};
 use nanotrader_kraken::private::{Credentials, NonceSource, PrivateClient, Tier};
@@ -22,27 +26,44 @@ use tokio::net::{TcpListener, TcpStream};
 const KEY: &str = "mock-api-key";
 const SECRET: &str = "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg==";
 
+/// When an AddOrder request's first bytes were seen: by the kernel (the loopback receive
+/// timestamp, `SO_TIMESTAMPNS`: taken while the sender's write runs, so the time its bytes left
+/// the process) and by the relay's task (after its own wake-up and read).
+#[derive(Clone, Copy)]
+struct Seen {
+    kernel: SystemTime,
+    relay: Instant,
+}
+
 /// Relays loopback TCP to `target`, noting when each AddOrder request's first bytes arrive.
-async fn relay(target: String, seen: Arc<Mutex<Vec<Instant>>>) -> String {
+async fn relay(target: String, seen: Arc<Mutex<Vec<Seen>>>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let (mut client, _) = listener.accept().await.unwrap();
-            let mut server = TcpStream::connect(&target).await.unwrap();
+            let (client, _) = listener.accept().await.unwrap();
+            let server = TcpStream::connect(&target).await.unwrap();
+            timestamps_on(&client);
             let seen = seen.clone();
             tokio::spawn(async move {
-                let (mut cr, mut cw) = client.split();
-                let (mut sr, mut sw) = server.split();
+                let (mut sr, mut sw) = server.into_split();
                 let up = async {
                     let mut buf = vec![0u8; 64 << 10];
                     loop {
-                        let n = cr.read(&mut buf).await.unwrap_or(0);
-                        if n == 0 {
+                        if client.readable().await.is_err() {
                             break;
                         }
+                        let read = client.try_io(tokio::io::Interest::READABLE, || recv_stamped(&client, &mut buf));
+                        let (n, kernel) = match read {
+                            Ok((0, _)) => break,
+                            Ok(got) => got,
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                            Err(_) => break,
+                        };
+                        let relay = Instant::now();
                         if buf[..n].starts_with(b"POST /0/private/AddOrder") {
-                            seen.lock().unwrap().push(Instant::now());
+                            let kernel = kernel.unwrap_or_else(SystemTime::now);
+                            seen.lock().unwrap().push(Seen { kernel, relay });
                         }
                         if sw.write_all(&buf[..n]).await.is_err() {
                             break;
@@ -50,13 +71,79 @@ async fn relay(target: String, seen: Arc<Mutex<Vec<Instant>>>) -> String {
                     }
                 };
                 let down = async {
-                    let _ = tokio::io::copy(&mut sr, &mut cw).await;
+                    let mut buf = vec![0u8; 64 << 10];
+                    loop {
+                        let n = sr.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            break;
+                        }
+                        let mut written = 0;
+                        while written < n {
+                            if client.writable().await.is_err() {
+                                return;
+                            }
+                            match client.try_write(&buf[written..n]) {
+                                Ok(w) => written += w,
+                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                                Err(_) => return,
+                            }
+                        }
+                    }
                 };
                 tokio::join!(up, down);
             });
         }
     });
     format!("http://{addr}")
+}
+
+/// Asks the kernel to stamp each received segment with the time it arrived (CLOCK_REALTIME).
+fn timestamps_on(socket: &TcpStream) {
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket, an int option of the right size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_TIMESTAMPNS: {}", std::io::Error::last_os_error());
+}
+
+/// One `recvmsg`: the bytes and the kernel's receive time of the data read.
+fn recv_stamped(socket: &TcpStream, buf: &mut [u8]) -> std::io::Result<(usize, Option<SystemTime>)> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut control = [0u64; 16];
+    // SAFETY: msghdr is plain data; zeroed is a valid empty value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: the buffers outlive the call and their sizes are given.
+    let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut stamp = None;
+    // SAFETY: walking the control messages the kernel wrote, with its own macros.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                stamp = Some(UNIX_EPOCH + Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32));
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok((n as usize, stamp))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -136,17 +223,46 @@ async fn main() {
         change = -change;
     }
     let mut wire = Vec::with_capacity(orders);
+    let mut out = Vec::with_capacity(orders);
     for i in 0..orders {
         let before = seen.lock().unwrap().len();
+        let decided_wall = SystemTime::now();
         let decided = Instant::now();
         broker
             .follow(change, Timestamp::from_secs(120 + i as i64), price)
             .expect("validated");
         change = -change;
         let sent = seen.lock().unwrap()[before];
-        wire.push(sent - decided);
+        wire.push(sent.relay - decided);
+        out.push(sent.kernel.duration_since(decided_wall).unwrap_or_default());
     }
-    // The journal's commit alone (synchronous=FULL: one fsync of the WAL).
+    // The journal's part of the way now: a reserved id taken, the order noted (written later,
+    // with the outcome; not timed here).
+    let mut hot = Vec::with_capacity(orders);
+    store
+        .reserve_client_ids(run.id, nanotrader_store::RESERVE_BATCH)
+        .unwrap();
+    for i in 0..orders {
+        let t = Instant::now();
+        let id = store.take_client_id(run.id).unwrap();
+        let order = SentOrder {
+            cl_ord_id: id.clone(),
+            run_id: run.id,
+            order_id: 2_000_000 + i as u64,
+            ts: Timestamp::from_secs(60),
+            side: Side::Buy,
+            volume: Decimal::new(1, 3),
+            validate: true,
+            state: OrderState::Sending,
+            txid: None,
+            detail: None,
+        };
+        store.journal_reserved(&order);
+        hot.push(t.elapsed());
+        store.set_order_state(&id, OrderState::Validated, None, None).unwrap();
+    }
+    // A durable commit alone (synchronous=FULL: one fsync of the WAL), which each order waited
+    // for before its client id was committed ahead.
     let mut commits = Vec::with_capacity(orders);
     for i in 0..orders {
         let t = Instant::now();
@@ -166,19 +282,48 @@ async fn main() {
             .unwrap();
         commits.push(t.elapsed());
     }
+    // The relay's own delay: from the kernel's stamp to its task's read (what the figures of
+    // the first measurement of this section included).
+    let mut relay_delay: Vec<Duration> = wire.iter().zip(&out).map(|(w, o)| w.saturating_sub(*o)).collect();
+    let mut slowest: Vec<(usize, Duration)> = out.iter().copied().enumerate().collect();
+    slowest.sort_by_key(|(_, d)| std::cmp::Reverse(*d));
     wire.sort();
+    out.sort();
     commits.sort();
+    relay_delay.sort();
+    hot.sort();
     println!("orders: {orders}");
     println!(
-        "decision -> AddOrder bytes on the wire: p50 {:?}, p99 {:?}, max {:?}",
+        "decision -> AddOrder bytes out of the process (kernel receive stamp): p50 {:?}, p99 {:?}, max {:?}",
+        percentile(&out, 0.5),
+        percentile(&out, 0.99),
+        out[out.len() - 1]
+    );
+    println!(
+        "decision -> AddOrder bytes noted by the relay (as measured before): p50 {:?}, p99 {:?}, max {:?}",
         percentile(&wire, 0.5),
         percentile(&wire, 0.99),
         wire[wire.len() - 1]
     );
     println!(
-        "of which the journal's commit alone: p50 {:?}, p99 {:?}",
+        "of which the relay's own delay (kernel stamp -> its read): p50 {:?}, p99 {:?}, max {:?}",
+        percentile(&relay_delay, 0.5),
+        percentile(&relay_delay, 0.99),
+        relay_delay[relay_delay.len() - 1]
+    );
+    println!(
+        "the journal on the way (take a reserved id, note the order): p50 {:?}, p99 {:?}",
+        percentile(&hot, 0.5),
+        percentile(&hot, 0.99)
+    );
+    println!(
+        "a durable commit alone (before: one per order, on the way): p50 {:?}, p99 {:?}",
         percentile(&commits, 0.5),
         percentile(&commits, 0.99)
+    );
+    println!(
+        "the five slowest orders (index, time): {:?}",
+        &slowest[..slowest.len().min(5)]
     );
     mock.shutdown().await;
 }

@@ -1,5 +1,6 @@
 //! Live brokers: the engine's orders sent to an exchange. Every order gets a client order id
-//! (a UUID), is journaled in the store (committed) before it leaves, and is checked against the
+//! (a UUID) committed in the store before it leaves (committed ahead, a couple at a time, so no
+//! fsync sits between a decision and its send; see `reserve`), and is checked against the
 //! exchange's rules (lot size, minimum order) and the rails (largest order, orders per hour)
 //! first; an order past a rule or a rail is not sent, and says so in one line.
 //!
@@ -255,9 +256,9 @@ impl Gate {
         }
     }
 
-    /// What an order becomes before it leaves: checked (`check`), given its client id, journaled
-    /// and committed, counted for the hourly rail. `None` (said in one line) when it must not be
-    /// sent: past a rule or a rail, or not journaled.
+    /// What an order becomes before it leaves: checked (`check`), given its client id (one
+    /// committed ahead), journaled, counted for the hourly rail. `None` (said in one line) when
+    /// it must not be sent: past a rule or a rail, or no client id could be committed.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn admit(
         &mut self,
@@ -276,7 +277,18 @@ impl Gate {
                 return None;
             }
         };
-        let cl_ord_id = uuid::Uuid::new_v4().to_string();
+        // An id committed ahead: no fsync between this decision and its send (the journal
+        // reserves a batch here only when none is left).
+        let cl_ord_id = match journal.take_client_id(run_id) {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::error!(
+                    "order {} not sent: no client id could be committed for it: {e}",
+                    order.id
+                );
+                return None;
+            }
+        };
         let journaled = SentOrder {
             cl_ord_id: cl_ord_id.clone(),
             run_id,
@@ -289,11 +301,9 @@ impl Gate {
             txid: None,
             detail: None,
         };
-        // Journaled (committed) before it leaves; an order that cannot be journaled is not sent.
-        if let Err(e) = journal.journal_order(&journaled) {
-            tracing::error!("order {} not sent: cannot journal it: {e}", order.id);
-            return None;
-        }
+        // The order's details beside its id, written with the journal's next write, after the
+        // order has left (see `Store::journal_reserved`: the id is durable already).
+        journal.journal_reserved(&journaled);
         self.sent.push_back(Instant::now());
         Some(OrderRequest {
             pair: self.rules.rest_pair.clone(),
@@ -343,6 +353,13 @@ impl ValidateBroker {
         rails: Rails,
         answer_within: Duration,
     ) -> Self {
+        // A validation never executes, so the run's ids reserved for validations by an earlier
+        // process are retired without a lookup; then a batch is committed ahead for the first
+        // orders.
+        reserve::retire_reserved_for_validation(&journal, run_id);
+        if let Err(e) = journal.reserve_client_ids(run_id, nanotrader_store::RESERVE_BATCH) {
+            tracing::warn!("client ids not reserved ahead ({e}); the first order reserves them");
+        }
         let (submit, mut submissions) = mpsc::unbounded_channel::<Submission>();
         tokio::spawn(async move {
             while let Some(Submission { request, answer }) = submissions.recv().await {
@@ -478,6 +495,7 @@ impl Broker for ValidateBroker {
 
 mod desk;
 mod real;
+mod reserve;
 
 pub use real::{Assets, LimitFallback, LiveBroker, LiveSettings, OrderKind};
 

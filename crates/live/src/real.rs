@@ -124,6 +124,8 @@ pub struct LiveBroker {
     quote: Option<(Decimal, Decimal)>,
     orders: VecDeque<OrderView>,
     ready: Vec<(Order, Fill)>,
+    /// The run is ending: nothing new is sent.
+    stopping: bool,
 }
 
 impl LiveBroker {
@@ -144,6 +146,7 @@ impl LiveBroker {
         settings: LiveSettings,
     ) -> Result<Self, String> {
         reconcile(&client, &mut journal, run_id).await;
+        crate::reserve::reconcile_reserved(&client, &mut journal, run_id).await;
         let balances = balances_ex(&client)
             .await
             .map_err(|e| format!("Kraken BalanceEx: {e}"))?;
@@ -181,6 +184,7 @@ impl LiveBroker {
             quote: None,
             orders: VecDeque::new(),
             ready: Vec::new(),
+            stopping: false,
         })
     }
 
@@ -207,6 +211,10 @@ impl LiveBroker {
 
     /// Takes a decision: worked at the exchange now, or after the order that works.
     fn act(&mut self, decision: Deferred, ts: Timestamp, price: Decimal) {
+        if self.stopping {
+            tracing::info!("the run is stopping: the decision at {ts} is not sent");
+            return;
+        }
         if let Some(working) = &self.working {
             tracing::info!(
                 "order {} is still working at Kraken: the new decision follows once it is done",
@@ -244,6 +252,9 @@ impl LiveBroker {
     /// Sends one exchange order for `volume` of the working order, checked by the rails and
     /// journaled first. `None` when it was not sent (said in one line).
     fn send_leg(&mut self, ts: Timestamp, price: Decimal, volume: Decimal, kind: OrderKind) -> Option<String> {
+        if self.stopping {
+            return None;
+        }
         let working = self.working.as_ref()?;
         let order = working.order.clone();
         let side = order.side;
@@ -299,6 +310,11 @@ impl LiveBroker {
                 Some("the exchange task has stopped"),
             );
             return None;
+        }
+        // The order has left: its details (its id was committed ahead) are written now, while
+        // the exchange answers.
+        if let Err(e) = self.journal.flush_journal() {
+            tracing::warn!("order {cl_ord_id}: its details are written with the next commit ({e})");
         }
         if let Some(working) = &mut self.working {
             working.leg = Some(cl_ord_id.clone());
@@ -581,6 +597,8 @@ impl Broker for LiveBroker {
     }
 
     fn stop(&mut self) {
+        self.stopping = true;
+        self.deferred = None;
         let (done, finished) = std_mpsc::sync_channel(1);
         let cancel = self.settings.cancel_on_exit;
         if self.desk.send(Command::Stop { cancel, done }).is_ok() {

@@ -261,6 +261,10 @@ impl LiveRig {
     }
 
     async fn broker_with(&self, mock: &MockKraken, settings: LiveSettings) -> LiveBroker {
+        self.broker_on(client(mock, self.dir.path()), settings).await
+    }
+
+    async fn broker_on(&self, client: PrivateClient, settings: LiveSettings) -> LiveBroker {
         LiveBroker::start(
             BrokerConfig {
                 initial_cash: Decimal::from(10_000),
@@ -269,7 +273,7 @@ impl LiveRig {
                 qty_step: Decimal::new(1, 8),
             },
             1,
-            client(mock, self.dir.path()),
+            client,
             Store::open(&self.lock).unwrap(),
             self.run_id,
             rules(),
@@ -695,6 +699,144 @@ async fn fills_lost_with_the_authenticated_socket_are_found_over_rest() {
 
 /// `REPRICES` in real.rs.
 const REPRICES_FOR_TESTS: u32 = 5;
+
+// ---- client ids committed ahead ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reserved_id_sent_before_a_crash_is_found_at_start_and_the_unsent_ones_are_retired() {
+    let mock = live_mock(Faults::default(), 2).await;
+    let rig = LiveRig::new();
+    let crashed = rig.broker(&mock).await;
+    // The broker committed a batch of client ids ahead at its start.
+    let reserved = rig.store.reserved_client_ids(rig.run_id).unwrap();
+    assert_eq!(reserved.len(), nanotrader_store::RESERVE_BATCH);
+    // Its first one is sent (as the broker does, with the signed client), then the process dies
+    // before the order is recorded: a crash runs no destructor, so nothing is written or retired.
+    let nonces = tempfile::tempdir().unwrap();
+    let sender = client(&mock, nonces.path());
+    let request = OrderRequest {
+        pair: "XBTUSD".into(),
+        side: nanotrader_market::Side::Buy,
+        order_type: OrderType::Market,
+        volume: Decimal::new(1, 3),
+        cl_ord_id: Some(reserved[0].clone()),
+        validate: false,
+    };
+    assert!(matches!(sender.add_order(&request).await, AddOrderOutcome::Accepted(_)));
+    drop(sender);
+    std::mem::forget(crashed);
+    assert!(rig.store.sent_orders(rig.run_id).unwrap().is_empty(), "never recorded");
+
+    // The next start (its own nonce file: the crashed process never let go of the first).
+    let again = tempfile::tempdir().unwrap();
+    let broker = rig
+        .broker_on(client(&mock, again.path()), settings(&mock, OrderKind::Market))
+        .await;
+    let placed = mock.placed_orders();
+    assert_eq!(placed.len(), 1, "found, never sent again");
+    let journal = rig.store.sent_orders(rig.run_id).unwrap();
+    assert_eq!(journal.len(), 1, "{journal:?}");
+    assert_eq!(journal[0].cl_ord_id, reserved[0]);
+    assert_eq!(journal[0].state, OrderState::Placed);
+    assert_eq!(journal[0].txid.as_deref(), Some(placed[0].txid.as_str()));
+    assert_eq!(
+        (journal[0].side, journal[0].volume),
+        (nanotrader_market::Side::Buy, Decimal::new(1, 3)),
+        "the details as the exchange has them"
+    );
+    let recorded = rig.store.exchange_fills(rig.run_id).unwrap();
+    let executions = mock.executions();
+    assert_eq!(executions.len(), 2, "two partial fills");
+    assert_eq!(recorded.len(), executions.len(), "{recorded:?}");
+    for e in &executions {
+        assert!(
+            recorded
+                .iter()
+                .any(|r| r.trade_id == e.trade_id && r.qty == e.qty && r.price == e.price && r.fee == e.fee),
+            "trade {} recorded as the exchange reported it",
+            e.trade_id
+        );
+    }
+    assert_eq!(
+        broker.account().position(),
+        mock.balances()["XXBT"],
+        "the account is the exchange's"
+    );
+    // The ones never sent: proven absent, retired, never used.
+    for id in &reserved[1..] {
+        assert_eq!(rig.store.sent_order(id).unwrap().as_deref(), Some("retired"), "{id}");
+    }
+    let fresh = rig.store.reserved_client_ids(rig.run_id).unwrap();
+    assert_eq!(fresh.len(), nanotrader_store::RESERVE_BATCH, "a fresh batch ahead");
+    assert!(fresh.iter().all(|id| !reserved.contains(id)));
+
+    // The next order takes a fresh id.
+    let mut broker = broker;
+    assert!(
+        broker
+            .follow(1, Timestamp::from_secs(60), Decimal::from(PRICE))
+            .is_none()
+    );
+    assert_eq!(settle(&mut broker).await.len(), 1);
+    let placed = mock.placed_orders();
+    assert_eq!(placed.len(), 2);
+    let used = placed[1].cl_ord_id.clone().unwrap_or_default();
+    assert!(!reserved.contains(&used), "a retired id is never reused");
+    assert_eq!(Some(&used), fresh.first());
+    mock.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validate_broker_retires_the_ids_reserved_for_validations_at_start_and_reserves_its_own() {
+    let mock = mock(Faults::default()).await;
+    let LiveRig {
+        dir,
+        lock,
+        store,
+        run_id,
+    } = LiveRig::new();
+    // Left by an earlier validate process, and by a live process of the same run.
+    let earlier = Store::open(&lock).unwrap();
+    earlier.reserve_for_validation();
+    let left = earlier.reserve_client_ids(run_id, 3).unwrap();
+    std::mem::forget(earlier);
+    let live = store.reserve_client_ids(run_id, 1).unwrap();
+    let paper = PaperBroker::new(BrokerConfig {
+        initial_cash: Decimal::from(1_000),
+        fee_rate: Decimal::new(26, 4),
+        sizing: Sizing::Fixed(Decimal::new(1, 3)),
+        qty_step: Decimal::new(1, 8),
+    });
+    let mut broker = ValidateBroker::start(
+        paper,
+        client(&mock, dir.path()),
+        Store::open(&lock).unwrap(),
+        run_id,
+        rules(),
+        rails(),
+        Duration::from_secs(30),
+    );
+    for id in &left {
+        assert_eq!(store.sent_order(id).unwrap().as_deref(), Some("retired"));
+    }
+    assert_eq!(
+        store.sent_order(&live[0]).unwrap().as_deref(),
+        Some("reserved"),
+        "a live run's id is left for a live start to look up"
+    );
+    let ahead = store.reserved_for_validation(run_id).unwrap();
+    assert_eq!(ahead.len(), nanotrader_store::RESERVE_BATCH);
+    assert!(
+        broker
+            .follow(1, Timestamp::from_secs(60), Decimal::from(10_000))
+            .is_some()
+    );
+    let journal = store.sent_orders(run_id).unwrap();
+    assert_eq!(journal.len(), 1);
+    assert_eq!(journal[0].cl_ord_id, ahead[0], "the first id committed ahead");
+    assert_eq!(journal[0].state, OrderState::Validated);
+    mock.shutdown().await;
+}
 
 // ---- the rails ----
 

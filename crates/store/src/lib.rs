@@ -26,7 +26,7 @@ use codec::{dec, fixed_from_sql, side, ts};
 use nanotrader_broker::{Fill, OrderReason};
 use nanotrader_market::{Bar, Interval, Timestamp};
 
-pub use journal::{ExchangeFill, OrderState, SentOrder};
+pub use journal::{ExchangeFill, OrderState, RESERVE_BATCH, SentOrder};
 pub use lock::{DataDirLock, LOCK_FILE};
 pub use writer::{
     Execution, FINISH_RETRY_FOR, Gap, MAX_BACKLOG_STEPS, OnCommit, OnHealth, Progress, SignalChange, Step, StoreCmd,
@@ -138,6 +138,17 @@ pub struct Store {
     path: PathBuf,
     /// Held by a store opened for writing, so the data directory stays locked while it is open.
     _writer_lock: Option<DataDirLock>,
+    /// Client ids committed ahead for orders (see `journal`). The store lives on one thread at
+    /// a time (its connection does too), so a `RefCell`.
+    reserve: std::cell::RefCell<journal::Reserve>,
+    /// Orders recorded under a reserved id, written with the connection's next write.
+    pending: std::cell::RefCell<Vec<SentOrder>>,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.close_journal();
+    }
 }
 
 impl Store {
@@ -151,6 +162,8 @@ impl Store {
             conn,
             path,
             _writer_lock: Some(lock.clone()),
+            reserve: Default::default(),
+            pending: Default::default(),
         })
     }
 
@@ -184,6 +197,8 @@ impl Store {
             conn,
             path,
             _writer_lock: None,
+            reserve: Default::default(),
+            pending: Default::default(),
         })
     }
 

@@ -214,6 +214,34 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX exchange_fills_by_run ON exchange_fills (run_id, ts);
     ",
+    // 4: client ids committed ahead (state 'reserved'), so no commit sits between a decision and
+    // its order: a reserved row has a client id and a run but no order yet, so the order's
+    // columns may be NULL. SQLite cannot drop NOT NULL in place: the table is rebuilt, rows kept.
+    "
+    CREATE TABLE exchange_orders_v4 (
+        cl_ord_id  TEXT PRIMARY KEY,
+        run_id     INTEGER NOT NULL REFERENCES runs(id),
+        order_id   INTEGER,
+        ts         INTEGER,
+        side       TEXT,
+        volume     TEXT,
+        validate   INTEGER NOT NULL,
+        state      TEXT NOT NULL,
+        txid       TEXT,
+        detail     TEXT,
+        updated_ms INTEGER NOT NULL,
+        CHECK (state IN ('reserved', 'retired') OR (order_id IS NOT NULL AND ts IS NOT NULL
+                                                    AND side IS NOT NULL AND volume IS NOT NULL))
+    );
+    INSERT INTO exchange_orders_v4 (cl_ord_id, run_id, order_id, ts, side, volume, validate, state, txid, detail,
+                                    updated_ms)
+        SELECT cl_ord_id, run_id, order_id, ts, side, volume, validate, state, txid, detail, updated_ms
+        FROM exchange_orders;
+    DROP TABLE exchange_orders;
+    ALTER TABLE exchange_orders_v4 RENAME TO exchange_orders;
+    CREATE INDEX exchange_orders_by_run ON exchange_orders (run_id, order_id);
+    CREATE INDEX exchange_orders_reserved ON exchange_orders (run_id, state);
+    ",
 ];
 
 #[cfg(test)]
