@@ -311,11 +311,9 @@ impl LiveBroker {
             );
             return None;
         }
-        // The order has left: its details (its id was committed ahead) are written now, while
-        // the exchange answers.
-        if let Err(e) = self.journal.flush_journal() {
-            tracing::warn!("order {cl_ord_id}: its details are written with the next commit ({e})");
-        }
+        // Its details (its id was committed ahead) are written with the next commit: the one
+        // that records the exchange's answer, moments later. Not here: the desk task may run on
+        // this thread once the engine yields, and a commit now would hold the order back.
         if let Some(working) = &mut self.working {
             working.leg = Some(cl_ord_id.clone());
         }
