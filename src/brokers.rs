@@ -59,7 +59,8 @@ pub async fn broker_for(
                 order_kind: kraken.order_kind,
                 cancel_on_exit: kraken.cancel_on_exit,
                 ws_auth_url: Some(kraken.ws_auth_url.clone()),
-                ws_quote: ws_quote(pair),
+                ws_quote: ws_asset(pair, 1),
+                ws_base: ws_asset(pair, 0),
             },
         )
         .await
@@ -102,7 +103,8 @@ fn pair_rules(pair: &KrakenPair) -> (PairRules, Assets) {
     )
 }
 
-/// The quote asset as Kraken's WebSocket v2 names it (`USD` of `BTC/USD`): fees come per asset.
-fn ws_quote(pair: &KrakenPair) -> String {
-    pair.names.ws.rsplit('/').next().unwrap_or_default().to_owned()
+/// The base (0) or quote (1) asset as Kraken's WebSocket v2 names it (`BTC` and `USD` of
+/// `BTC/USD`): balances and fees come by these names.
+fn ws_asset(pair: &KrakenPair, side: usize) -> String {
+    pair.names.ws.split('/').nth(side).unwrap_or_default().to_owned()
 }

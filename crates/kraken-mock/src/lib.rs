@@ -246,6 +246,20 @@ impl MockKraken {
         })
     }
 
+    /// Deposits `amount` of `asset` (`ZUSD` or `XXBT`; negative: a withdrawal) into the
+    /// account, as a person would outside any bot; told on the `balances` channel.
+    pub fn deposit(&self, asset: &str, amount: Decimal) {
+        let asset = match asset {
+            "ZUSD" => private::account::USD,
+            "XXBT" => private::account::BTC,
+            other => panic!("the mock holds ZUSD and XXBT, not {other}"),
+        };
+        if let Some(private) = &self.market.private {
+            let now = self.market.clock.now();
+            private.lock().account.deposit(asset, amount, now);
+        }
+    }
+
     /// Runs `read` on the account brought up to market time; empty without an account.
     fn with_account<T: Default>(&self, read: impl FnOnce(&private::State) -> T) -> T {
         let Some(private) = &self.market.private else {

@@ -395,6 +395,7 @@ async fn real_orders(orders: usize) {
             cancel_on_exit: true,
             ws_auth_url: Some(mock.ws_auth_url()),
             ws_quote: "USD".into(),
+            ws_base: "BTC".into(),
         },
     )
     .await

@@ -118,6 +118,9 @@ pub(crate) enum Update {
         /// Read once the leg ended: the account after its trades.
         balances: Option<Balances>,
     },
+    /// The authenticated WebSocket's `balances`: each asset's total, by its WebSocket name
+    /// (`BTC`, `USD`), as it changed (deposits, withdrawals, trades).
+    Totals(BTreeMap<String, Decimal>),
 }
 
 /// The exchange's balances by asset: (total, available).
@@ -356,7 +359,7 @@ impl Desk {
                     self.finish_if_complete(&txid).await;
                 }
             }
-            PrivateEvent::Balances { .. } => {}
+            PrivateEvent::Balances { balances, .. } => self.send(Update::Totals(balances)),
         }
     }
 

@@ -8,7 +8,7 @@
 //! order re-priced, the rest sent at market after its time). A decision taken while one works
 //! waits for it, then is taken again against the account the exchange reports.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
@@ -76,6 +76,8 @@ pub struct LiveSettings {
     pub ws_auth_url: Option<String>,
     /// The quote asset as the WebSocket names it (`USD`): fees are reported per asset.
     pub ws_quote: String,
+    /// The base asset as the WebSocket names it (`BTC`): its balance is the position.
+    pub ws_base: String,
 }
 
 /// The run order being worked at the exchange.
@@ -340,13 +342,16 @@ impl LiveBroker {
     }
 
     fn on_update(&mut self, update: Update) {
-        let Update::Leg {
-            cl_ord_id,
-            txid,
-            trades,
-            end,
-            balances,
-        } = update;
+        let (cl_ord_id, txid, trades, end, balances) = match update {
+            Update::Leg {
+                cl_ord_id,
+                txid,
+                trades,
+                end,
+                balances,
+            } => (cl_ord_id, txid, trades, end, balances),
+            Update::Totals(totals) => return self.take_totals(&totals),
+        };
         if !trades.is_empty() {
             self.book(&cl_ord_id, &trades);
         }
@@ -364,6 +369,33 @@ impl LiveBroker {
         }
         if let Some(end) = end {
             self.leg_ended(&cl_ord_id, txid.as_deref(), end);
+        }
+    }
+
+    /// The WebSocket's balances between orders (a deposit, a withdrawal, a trade made elsewhere)
+    /// replace the books' cash and position. While an order works they wait: its end brings
+    /// the balances after it, read whole.
+    fn take_totals(&mut self, totals: &BTreeMap<String, Decimal>) {
+        if self.working.is_some() {
+            return;
+        }
+        let mut changed = false;
+        for (ws, rest) in [
+            (&self.settings.ws_base, self.assets.base.clone()),
+            (&self.settings.ws_quote, self.assets.quote.clone()),
+        ] {
+            if let Some(total) = totals.get(ws.as_str()) {
+                let entry = self.balances.entry(rest).or_insert((Decimal::ZERO, Decimal::ZERO));
+                if entry.0 != *total {
+                    // Nothing rests between orders: all of it is available.
+                    *entry = (*total, *total);
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            let balances = self.balances.clone();
+            self.take_balances(balances);
         }
     }
 

@@ -295,6 +295,7 @@ fn settings(mock: &MockKraken, order_kind: OrderKind) -> LiveSettings {
         cancel_on_exit: true,
         ws_auth_url: Some(mock.ws_auth_url()),
         ws_quote: "USD".into(),
+        ws_base: "BTC".into(),
     }
 }
 
@@ -694,6 +695,30 @@ async fn fills_lost_with_the_authenticated_socket_are_found_over_rest() {
     assert_eq!(mock.placed_orders().len(), 3);
     assert_eq!(mock.executions().len(), 9, "three partial fills each");
     assert_books_are_the_exchanges(&rig, &broker, &mock);
+    mock.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposit_between_orders_reaches_the_account_from_the_balances_channel() {
+    let mock = mock_holding(Faults::default(), 1, Decimal::ZERO).await;
+    let rig = LiveRig::new();
+    let mut broker = rig.broker(&mock).await;
+    assert_eq!(broker.account().cash(), Decimal::from(10_000));
+    // The feed is up once the desk has asked for its token; then a person deposits 500 USD.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while calls(&mock, "GetWebSocketsToken") == 0 {
+        assert!(Instant::now() < deadline, "the authenticated feed connects");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    mock.deposit("ZUSD", Decimal::from(500));
+    while broker.account().cash() != Decimal::from(10_500) {
+        assert!(Instant::now() < deadline, "the deposit reaches the account");
+        broker.poll();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(broker.venue().unwrap().balances["ZUSD"], Decimal::from(10_500));
+    assert!(calls(&mock, "BalanceEx") <= 1, "from the channel, not a REST read");
     mock.shutdown().await;
 }
 

@@ -467,6 +467,22 @@ impl Account {
         }
     }
 
+    /// A deposit (a negative amount: a withdrawal) made outside any bot, reported on the
+    /// `balances` channel like every change.
+    pub(crate) fn deposit(&mut self, asset: &'static str, amount: Decimal, time: Timestamp) {
+        let balance = self.balance(asset) + amount;
+        self.balances.insert(asset, balance);
+        self.publish(Event::Balance(vec![LedgerEntry {
+            ledger_id: kraken_id('L'),
+            ref_id: kraken_id('Q'),
+            time,
+            asset,
+            amount,
+            fee: Decimal::ZERO,
+            balance,
+        }]));
+    }
+
     fn fresh_order_id(&self) -> String {
         loop {
             let id = kraken_id('O');
