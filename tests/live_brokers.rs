@@ -350,6 +350,71 @@ async fn limit_orders_rest_post_only_at_the_best_price_and_end_by_fill_cancel_or
     mock.shutdown().await;
 }
 
+/// A dashboard control (pause, resume, flatten), as the page sends it.
+async fn control(base: &str, action: &str) -> serde_json::Value {
+    common::http()
+        .post(format!("{base}/api/control/{action}"))
+        .header("X-Nanotrader-Control", "1")
+        .header("Content-Type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_and_flatten_work_live_and_flatten_sells_at_the_exchange() {
+    let mock = start_live_mock(Faults::default(), 2, SPEED).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut running = tokio::task::spawn_blocking({
+        let cmd = live_run(dir.path(), &mock);
+        move || Running::start(cmd)
+    })
+    .await
+    .unwrap();
+    let base = running.url.clone();
+    let btc = || mock.balances().get("XXBT").copied().unwrap_or_default();
+    // Long at the exchange, then paused so the strategy trades no more.
+    let deadline = Instant::now() + CEILING;
+    loop {
+        assert!(Instant::now() < deadline, "a position to flatten");
+        if btc() > Decimal::ZERO {
+            let reply = control(&base, "pause").await;
+            assert_eq!(reply["paused"], true, "{reply}");
+            if btc() > Decimal::ZERO && mock.placed_orders().iter().all(|o| o.vol_exec == o.volume) {
+                break;
+            }
+            control(&base, "resume").await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let placed = mock.placed_orders().len();
+    let reply = control(&base, "flatten").await;
+    assert!(
+        reply["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("sells the whole position"),
+        "{reply}"
+    );
+    while btc() > Decimal::ZERO || fills(dir.path()) == 0 {
+        assert!(Instant::now() < deadline + CEILING, "the flatten fills at the exchange");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(mock.placed_orders().len(), placed + 1, "one sell sent");
+    assert_eq!(mock.placed_orders().last().unwrap().side, nanotrader_market::Side::Sell);
+    // Paused: no order of the strategy's after it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(mock.placed_orders().len(), placed + 1);
+    let _ = tokio::task::spawn_blocking(move || running.interrupt()).await.unwrap();
+    assert_placed_once(&mock, dir.path());
+    assert_books_are_the_exchanges(&mock, dir.path());
+    mock.shutdown().await;
+}
+
 /// A trade as (trade id, order id, volume, price, fee).
 type Trade = (String, String, Decimal, Decimal, Decimal);
 
