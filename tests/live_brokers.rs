@@ -369,7 +369,7 @@ async fn control(base: &str, action: &str) -> serde_json::Value {
 async fn pause_and_flatten_work_live_and_flatten_sells_at_the_exchange() {
     let mock = start_live_mock(Faults::default(), 2, SPEED).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut running = tokio::task::spawn_blocking({
+    let running = tokio::task::spawn_blocking({
         let cmd = live_run(dir.path(), &mock);
         move || Running::start(cmd)
     })
