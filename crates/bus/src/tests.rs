@@ -119,6 +119,11 @@ async fn bars_published_twice_are_stored_once_and_read_back_exactly_in_order() {
         .await
         .unwrap();
     assert_eq!(bars(&mut resumed, 3).await, vec![published[3], published[4], next]);
+    // A new bot with --since starts at that time (by the bars' own times).
+    let mut since = source_config(&url, &settings, None);
+    since.since = Some(published[4].ts);
+    let mut late = NatsSource::open(since).await.unwrap();
+    assert_eq!(bars(&mut late, 2).await, vec![published[4], next]);
     drop_stream(&url, &settings.name).await;
 }
 
