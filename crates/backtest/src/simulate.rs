@@ -106,60 +106,47 @@ pub fn run_on_cores(
         let (later_parts_tx, later_parts) = std::sync::mpsc::channel::<Vec<SignalFlip>>();
         // Holdings, and the fills made since the last batch when they are formatted here (moved,
         // not copied: the helper keeps the fills, and sends both emptied vectors back for reuse:
-        // a fresh vector per batch was a fresh run of pages, each faulted in on the booking
-        // thread, about 1,400 page faults on the 2M-bar benchmark).
+        // a fresh vector per batch is a fresh run of pages, each faulted in on the booking
+        // thread, for as many batches as the helper lags behind).
         let (holdings_tx, holdings) = std::sync::mpsc::channel::<(Vec<Booked>, Vec<Fill>)>();
         let (spare_tx, spare) = std::sync::mpsc::channel::<(Vec<Booked>, Vec<Fill>)>();
         let helper = scope.spawn(move || {
-            let mut tracker = Tracker::new(settings, keep, bars);
-            let (mut rows, mut all_fills) = (Vec::new(), Vec::new());
-            // (Made once: at the first step with changes, else when the signal is all known.)
-            let room_for = |changes: usize, rows: &mut Vec<u8>, all_fills: &mut Vec<Fill>| {
-                if format_fills && all_fills.capacity() == 0 {
-                    (*rows, *all_fills) = fills_room(changes);
-                }
-            };
-            let mut take =
-                |(mut batch, mut fills): (Vec<Booked>, Vec<Fill>), rows: &mut Vec<u8>, all_fills: &mut Vec<Fill>| {
-                    for holding in batch.drain(..) {
-                        tracker.hold(holding);
-                    }
-                    if format_fills {
-                        nanotrader_format::push_fill_rows(rows, &fills);
-                        all_fills.append(&mut fills);
-                    }
-                    let _ = spare_tx.send((batch, fills));
-                };
+            // All of its parts first: the booking thread needs them once it has booked its own.
+            // (Taking booked batches between the parts, to keep fewer of them in flight, made
+            // the booking thread wait for the parts, yielding its core: slower, measured.)
+            let mut changes_seen = early_changes;
             if let Some((short, long)) = sma {
-                // In smaller steps, taking the booked batches waiting between them: the booking
-                // thread then needs only a few batches' vectors at a time (each new one is
-                // fresh memory, faulted in on that thread: about 1,200 page faults on 2M bars
-                // while this thread computed its whole half first).
-                const STEPS: usize = 8;
-                let step = (split / STEPS).max(1);
-                for start in (split * MAIN_PARTS..bars.len()).step_by(step) {
+                let part = split.max(1);
+                for start in (split * MAIN_PARTS..bars.len()).step_by(part) {
                     let mut changes = Vec::new();
-                    let range = start..(start + step).min(bars.len());
-                    let len = range.len();
-                    sma_cross(&bars.close, short, long, range, &mut changes);
-                    // Room for as many changes a bar in the whole series as in this step.
-                    if !changes.is_empty() {
-                        room_for(
-                            changes.len().saturating_mul(bars.len() / len.max(1) + 1),
-                            &mut rows,
-                            &mut all_fills,
-                        );
-                    }
+                    sma_cross(
+                        &bars.close,
+                        short,
+                        long,
+                        start..(start + part).min(bars.len()),
+                        &mut changes,
+                    );
+                    // (The first parts, booked meanwhile, are about as large as these.)
+                    changes_seen += changes.len() * PARTS / (PARTS - MAIN_PARTS);
                     let _ = later_parts_tx.send(changes);
-                    while let Ok(booked) = holdings.try_recv() {
-                        take(booked, &mut rows, &mut all_fills);
-                    }
                 }
             }
             drop(later_parts_tx);
-            room_for(early_changes, &mut rows, &mut all_fills);
-            while let Some(booked) = spin_recv(&holdings) {
-                take(booked, &mut rows, &mut all_fills);
+            let mut tracker = Tracker::new(settings, keep, bars);
+            let (mut rows, mut all_fills) = if format_fills {
+                fills_room(changes_seen)
+            } else {
+                (Vec::new(), Vec::new())
+            };
+            while let Some((mut batch, mut fills)) = spin_recv(&holdings) {
+                for holding in batch.drain(..) {
+                    tracker.hold(holding);
+                }
+                if format_fills {
+                    nanotrader_format::push_fill_rows(&mut rows, &fills);
+                    all_fills.append(&mut fills);
+                }
+                let _ = spare_tx.send((batch, fills));
             }
             (tracker, format_fills.then_some((rows, all_fills)))
         });
