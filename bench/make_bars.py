@@ -11,7 +11,20 @@ import os
 import random
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_SOURCE = os.path.join(HERE, "..", "..", "shared", "data", "btcperp_ftx_1m_20211231_20220201.csv")
+SOURCE_NAME = os.path.join("shared", "data", "btcperp_ftx_1m_20211231_20220201.csv")
+
+
+def default_source():
+    """`shared/data` beside the checkout, or beside any folder above it (a worktree in wt/NAME)."""
+    folder = os.path.dirname(HERE)
+    while True:
+        candidate = os.path.join(os.path.dirname(folder), SOURCE_NAME)
+        if os.path.exists(candidate) or os.path.dirname(folder) == folder:
+            return candidate
+        folder = os.path.dirname(folder)
+
+
+DEFAULT_SOURCE = default_source()
 
 
 def main():

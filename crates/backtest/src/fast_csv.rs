@@ -300,13 +300,13 @@ impl Columns {
     fn zeroed(rows: usize, detail: bool, trades: bool) -> Self {
         let room = if detail { rows } else { 0 };
         let columns = Self {
-            ts: vec![0; rows],
-            open: vec![0; room],
-            high: vec![0; room],
-            low: vec![0; room],
-            close: vec![0; rows],
-            volume: vec![0; if detail || trades { rows } else { 0 }],
-            trades: vec![0; room],
+            ts: zeroed_column(rows),
+            open: zeroed_column(room),
+            high: zeroed_column(room),
+            low: zeroed_column(room),
+            close: zeroed_column(rows),
+            volume: zeroed_column(if detail || trades { rows } else { 0 }),
+            trades: zeroed_column(room),
         };
         for column in [
             &columns.ts,
@@ -316,9 +316,9 @@ impl Columns {
             &columns.close,
             &columns.volume,
         ] {
-            super::mapped::advise_huge_pages(column);
+            super::mapped::advise_huge_capacity(column);
         }
-        super::mapped::advise_huge_pages(&columns.trades);
+        super::mapped::advise_huge_capacity(&columns.trades);
         columns
     }
 
@@ -393,6 +393,14 @@ impl Columns {
             }),
         }
     }
+}
+
+/// `len` zeros, fresh from the allocator (untouched), with room past them for huge pages to
+/// back the column's last rows too (`mapped::huge_capacity`; the room is never touched).
+fn zeroed_column<T: Clone + Default>(len: usize) -> Vec<T> {
+    let mut column = vec![T::default(); super::mapped::huge_capacity::<T>(len)];
+    column.truncate(len);
+    column
 }
 
 /// Output slices for a run of lines.
