@@ -39,7 +39,8 @@ impl TestDb {
     /// A fresh database, or `None` (said loudly) when no server answers and none is required.
     fn create(test: &str) -> Option<Self> {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let server = std::env::var("NANOTRADER_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+        let server =
+            std::env::var("NANOTRADER_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
         let mut admin = match postgres::Client::connect(&format!("{server}/postgres"), postgres::NoTls) {
             Ok(client) => client,
             Err(e) => {
@@ -58,7 +59,10 @@ impl TestDb {
             "nt_test_{}_{}_{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed),
-            test.chars().filter(char::is_ascii_alphanumeric).take(20).collect::<String>()
+            test.chars()
+                .filter(char::is_ascii_alphanumeric)
+                .take(20)
+                .collect::<String>()
         )
         .to_lowercase();
         admin
@@ -115,7 +119,10 @@ fn run_args<'a>(data: &'a str, speed: &'a str, extra: &[&'a str]) -> Vec<&'a str
 }
 
 fn spawn(mut cmd: Command) -> Child {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("nanotrader starts")
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("nanotrader starts")
 }
 
 /// `fills --csv` or `bars --csv` of the latest run, whole text.
@@ -136,7 +143,10 @@ fn stored_fills(db: &TestDb, dir: &Path) -> Option<usize> {
 fn wait_for_fills(db: &TestDb, dir: &Path, child: &mut Child, min_fills: usize) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
         if stored_fills(db, dir).is_some_and(|n| n >= min_fills) {
             return;
         }
@@ -153,7 +163,9 @@ fn sqlite_export(dir: &Path, what: &str) -> String {
 
 #[test]
 fn a_replay_into_postgres_stores_exactly_the_fills_and_bars_of_sqlite() {
-    let Some(db) = TestDb::create("same_as_sqlite") else { return };
+    let Some(db) = TestDb::create("same_as_sqlite") else {
+        return;
+    };
     let data_2017 = repo_file(DATA).display().to_string();
     let data_2018 = repo_file("tests/data/btcusd_1m_20180404_20180406.csv")
         .display()
@@ -165,21 +177,43 @@ fn a_replay_into_postgres_stores_exactly_the_fills_and_bars_of_sqlite() {
         let dir = tempfile::tempdir().unwrap();
         let out = output(pg(&db, dir.path(), &run_args(data, "max", extra)));
         assert!(out.status.success(), "{}", stderr(&out));
-        assert_eq!(export(&db, dir.path(), "fills"), sqlite_export(lite.path(), "fills"), "{data}");
-        assert_eq!(export(&db, dir.path(), "bars"), sqlite_export(lite.path(), "bars"), "{data}");
+        assert_eq!(
+            export(&db, dir.path(), "fills"),
+            sqlite_export(lite.path(), "fills"),
+            "{data}"
+        );
+        assert_eq!(
+            export(&db, dir.path(), "bars"),
+            sqlite_export(lite.path(), "bars"),
+            "{data}"
+        );
         assert!(
             std::fs::read_dir(dir.path()).unwrap().next().is_none(),
             "a PostgreSQL run leaves the data directory alone"
         );
     }
+    // A second run on the same data shares its bar series: its bars are met already stored (the
+    // writer's COPY gives way to INSERT .. ON CONFLICT DO NOTHING) and its fills are the same.
+    let dir = tempfile::tempdir().unwrap();
+    let first_fills = export(&db, dir.path(), "fills");
+    let mut again = run_args(&data_2018, "max", FEES);
+    again.push("--fresh");
+    let out = output(pg(&db, dir.path(), &again));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("nanotrader run 3 completed"), "{}", stdout(&out));
+    assert_eq!(export(&db, dir.path(), "fills"), first_fills);
     let runs = stdout(&output(pg(&db, Path::new("."), &["runs"])));
-    assert_eq!(runs.matches("completed").count(), 2, "{runs}");
+    assert_eq!(runs.matches("completed").count(), 3, "{runs}");
 }
 
 #[test]
 fn a_run_killed_mid_replay_resumes_with_exactly_the_fills_of_an_uninterrupted_run() {
-    let Some(reference_db) = TestDb::create("kill_reference") else { return };
-    let Some(db) = TestDb::create("kill_resume") else { return };
+    let Some(reference_db) = TestDb::create("kill_reference") else {
+        return;
+    };
+    let Some(db) = TestDb::create("kill_resume") else {
+        return;
+    };
     let data = repo_file(DATA).display().to_string();
     let dir = tempfile::tempdir().unwrap();
     let out = output(pg(&reference_db, dir.path(), &run_args(&data, "max", FEES)));
@@ -207,10 +241,106 @@ fn a_run_killed_mid_replay_resumes_with_exactly_the_fills_of_an_uninterrupted_ru
     let out = output(pg(&db, dir.path(), &run_args(&data, "max", FEES)));
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("completed"), "{}", stdout(&out));
-    assert_eq!(export(&db, dir.path(), "fills"), expected_fills, "no fill lost or repeated");
-    assert_eq!(export(&db, dir.path(), "bars"), expected_bars, "no bar lost or repeated");
+    assert_eq!(
+        export(&db, dir.path(), "fills"),
+        expected_fills,
+        "no fill lost or repeated"
+    );
+    assert_eq!(
+        export(&db, dir.path(), "bars"),
+        expected_bars,
+        "no bar lost or repeated"
+    );
     let runs = stdout(&output(pg(&db, dir.path(), &["runs"])));
     assert_eq!(runs.lines().count(), 2, "one run, resumed each time:\n{runs}");
+}
+
+/// At full speed the writer is always inside its next transaction (thousands of bars each): a
+/// kill there must leave the last committed one and nothing of the next.
+#[test]
+fn runs_killed_at_full_speed_mid_transaction_resume_exactly() {
+    let Some(reference_db) = TestDb::create("max_reference") else {
+        return;
+    };
+    let Some(db) = TestDb::create("max_resume") else { return };
+    let work = tempfile::tempdir().unwrap();
+    let long = work.path().join("long.csv");
+    repeat_bars(&repo_file("tests/data/btcusd_1m_20180404_20180406.csv"), &long, 100_000);
+    let data = long.display().to_string();
+    let out = output(pg(&reference_db, work.path(), &run_args(&data, "max", FEES)));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let expected_fills = export(&reference_db, work.path(), "fills");
+    let expected: Vec<&str> = expected_fills.lines().collect();
+    let bars_seen = |db: &TestDb| -> i64 {
+        db.client()
+            .query_opt("SELECT bars_seen FROM runs ORDER BY id DESC LIMIT 1", &[])
+            .ok()
+            .flatten()
+            .map_or(0, |r| r.get(0))
+    };
+    let mut before = 0;
+    for kill in 0..3 {
+        let mut child = spawn(pg(&db, work.path(), &run_args(&data, "max", FEES)));
+        let deadline = Instant::now() + Duration::from_secs(120);
+        // Killed once it has stored more than at the last kill: while it writes the next batch.
+        while bars_seen(&db) <= before {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "start {kill} ended before it was killed"
+            );
+            assert!(Instant::now() < deadline, "no progress in 120 s");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let seen = bars_seen(&db);
+        assert!(seen > before && seen < 100_000, "killed mid-run: {seen} bars");
+        before = seen;
+        let stored = export(&db, work.path(), "fills");
+        let stored: Vec<&str> = stored.lines().collect();
+        assert_eq!(
+            stored,
+            expected[..stored.len()],
+            "a prefix of the uninterrupted run's fills"
+        );
+        let bars: i64 = db.client().query_one("SELECT count(*) FROM bars", &[]).unwrap().get(0);
+        assert_eq!(bars, seen, "exactly the bars the run says it processed");
+    }
+    let out = output(pg(&db, work.path(), &run_args(&data, "max", FEES)));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        export(&db, work.path(), "fills"),
+        expected_fills,
+        "no fill lost or repeated"
+    );
+    assert_eq!(
+        export(&db, work.path(), "bars"),
+        export(&reference_db, work.path(), "bars"),
+        "no bar lost or repeated"
+    );
+}
+
+/// Writes a bar file of at least `bars` rows: copies of `source` one after another in time.
+fn repeat_bars(source: &Path, out: &Path, bars: usize) {
+    let text = std::fs::read_to_string(source).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let rows: Vec<(i64, &str)> = lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (ts, rest) = l.split_once(',').unwrap();
+            (ts.parse().unwrap(), rest)
+        })
+        .collect();
+    let span = rows.last().unwrap().0 - rows[0].0 + 60;
+    let mut csv = String::from(header);
+    csv.push('\n');
+    for copy in 0..bars.div_ceil(rows.len()).max(1) as i64 {
+        for (ts, rest) in &rows {
+            csv.push_str(&format!("{},{rest}\n", ts + copy * span));
+        }
+    }
+    std::fs::write(out, csv).unwrap();
 }
 
 #[test]
@@ -245,7 +375,11 @@ fn a_second_claimant_is_refused_while_the_first_runs_and_a_dead_claim_is_free_at
     }
     let third = output(pg(&db, dir.path(), &run_args(&data, "max", FEES)));
     assert!(third.status.success(), "the freed run resumes: {}", stderr(&third));
-    assert!(stdout(&third).contains("nanotrader run 1 completed"), "{}", stdout(&third));
+    assert!(
+        stdout(&third).contains("nanotrader run 1 completed"),
+        "{}",
+        stdout(&third)
+    );
     assert_eq!(db.claims(), 0, "a finished run leaves no claim");
 }
 
