@@ -14,8 +14,8 @@ use crate::claim::{RunClaim, try_claim};
 use crate::convert::{at, pg_error};
 use crate::{connect, redact};
 
-/// Bars sent in one statement (as arrays, unnested by the server): one round trip for thousands
-/// of bars, which is what makes a replay's throughput.
+/// Bars sent in one statement (as arrays, unnested by the server) once they go in by INSERT
+/// rather than COPY: one round trip for thousands of bars.
 const BARS_PER_STATEMENT: usize = 8192;
 
 /// Starts the writer of a claimed run: the same protocol, retries and hooks as SQLite's.
