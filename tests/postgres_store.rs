@@ -460,3 +460,49 @@ fn chrono_like_utc(secs: i64) -> String {
         rem % 60
     )
 }
+
+/// The writer's connection cut mid-run (the server ends its session, as a restart or a network
+/// cut would): the run says so once, keeps going on its queue, reconnects and claims its run
+/// again, says so once, and ends with exactly the fills of an uninterrupted run.
+#[test]
+fn a_cut_connection_is_reconnected_and_reclaimed_and_nothing_is_lost() {
+    let Some(db) = TestDb::create("cut") else { return };
+    let data = repo_file(DATA).display().to_string();
+    let lite = tempfile::tempdir().unwrap();
+    let out = nanotrader(lite.path(), &run_args(&data, "max", FEES));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = pg(
+        &db,
+        dir.path(),
+        &["run", "--data", &data, "--speed", "12000", "--no-web"],
+    );
+    cmd.args(FEES);
+    let mut child = spawn(cmd);
+    wait_for_fills(&db, dir.path(), &mut child, 10);
+    let cut: Vec<bool> = db
+        .client()
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted
+               AND classid = x'6e747200'::int::oid
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        cut,
+        [true],
+        "the writer's session (the one holding the claim) was ended"
+    );
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(err.matches("store writes failing").count(), 1, "{err}");
+    assert_eq!(err.matches("the run is claimed again").count(), 1, "{err}");
+    assert_eq!(err.matches("store writes work again").count(), 1, "{err}");
+    assert_eq!(export(&db, dir.path(), "fills"), sqlite_export(lite.path(), "fills"));
+    assert_eq!(export(&db, dir.path(), "bars"), sqlite_export(lite.path(), "bars"));
+}
