@@ -14,6 +14,7 @@ use crate::config::{self, ConfigError, Mode, RunConfig, SourceSpec};
 use crate::options::RunArgs;
 use crate::output::{self, RunSummary};
 use crate::sources::{KrakenPair, ProbedSource, data_mode, resolve_pair};
+use crate::stores::{OpenStore, StoreHome, StoreTarget, not_on_postgres, open_reader};
 use nanotrader_broker::Account;
 use nanotrader_engine::{Bus, Engine, EngineOutputs, Metrics, STORE_QUEUE_BATCHES};
 use nanotrader_engine::{Restored, RunPlan, RunSession, SessionError};
@@ -21,7 +22,7 @@ use nanotrader_kraken::RestClient;
 use nanotrader_kraken::consts::PUBLIC_REST_MIN_INTERVAL;
 use nanotrader_market::BarAggregator;
 use nanotrader_market::{Source, SourceError, SourceInfo, Timestamp};
-use nanotrader_store::{DataDirLock, RunRecord, Store, StoreError, StoreWriter};
+use nanotrader_store::{DataDirLock, RunRecord, RunStore, Store, StoreError, StoreWriter};
 use nanotrader_strategy::Strategy;
 use nanotrader_web::{Board, BoardMeta, BoardSeed, BoardStore};
 
@@ -84,28 +85,37 @@ impl From<SourceError> for AppError {
 
 pub async fn execute(cli: Cli) -> Result<(), AppError> {
     let file = cli.config.as_deref().map(config::load_file).transpose()?;
-    let (file_dir, file_run) = file.map_or((None, RunArgs::default()), |f| (f.data_dir, f.run));
-    let data_dir = cli
+    let (file_dir, file_run, file_store) = file.map_or_else(
+        || (None, RunArgs::default(), Default::default()),
+        |f| (f.data_dir, f.run, f.store),
+    );
+    let mut data_dir = cli
         .data_dir
         .or(file_dir)
         .unwrap_or_else(|| PathBuf::from(config::DEFAULT_DATA_DIR));
+    let target = StoreTarget::resolve(cli.store.db_url, file_store.db_url, &data_dir)?;
+    // `sqlite://DIR` names the data directory itself.
+    if let StoreTarget::Sqlite(dir) = &target {
+        data_dir = dir.clone();
+    }
     let quiet = cli.quiet;
     match cli.command {
         Command::Demo(args) => {
-            serve_and_run(config::resolve(
-                args.layered(file_run, Mode::Demo),
-                data_dir,
-                Mode::Demo,
-            )?)
-            .await
+            let cfg = config::resolve(args.layered(file_run, Mode::Demo), data_dir, Mode::Demo)?;
+            serve_and_run(cfg, &target).await
         }
         Command::Run(args) => {
-            serve_and_run(config::resolve(args.layered(file_run, Mode::Run), data_dir, Mode::Run)?).await
+            let cfg = config::resolve(args.layered(file_run, Mode::Run), data_dir, Mode::Run)?;
+            serve_and_run(cfg, &target).await
         }
-        Command::Fills(args) => export_fills(&data_dir, &args),
-        Command::Bars(args) => export_bars(&data_dir, &args),
+        Command::Fills(args) => export_fills(&target, &args),
+        Command::Bars(args) => export_bars(&target, &args),
+        Command::History(args) if args.out.is_none() && target.is_postgres() => Err(not_on_postgres("history --store")),
         Command::History(args) => history(&data_dir, &args).await,
-        Command::Runs => list_runs(&data_dir),
+        Command::Runs => list_runs(&target),
+        Command::Backtest(args) if args.from_store && target.is_postgres() => {
+            Err(not_on_postgres("backtest --from-store"))
+        }
         Command::Backtest(args) => crate::backtest_command::execute(args, file_run, &data_dir, quiet),
         Command::Feed(args) => crate::feed::feed(args).await,
     }
@@ -113,9 +123,14 @@ pub async fn execute(cli: Cli) -> Result<(), AppError> {
 
 /// Starts the dashboard (unless --no-web), runs, and with --stay keeps the dashboard up after a
 /// finite run until Ctrl-C.
-async fn serve_and_run(cfg: RunConfig) -> Result<(), AppError> {
+async fn serve_and_run(cfg: RunConfig, target: &StoreTarget) -> Result<(), AppError> {
+    if target.is_postgres() && !matches!(cfg.live, crate::config::LiveSpec::Paper) {
+        return Err(not_on_postgres(
+            "--broker kraken (its order journal and nonces live in the data directory)",
+        ));
+    }
     // Before anything else: a second writer is refused before it serves or touches the store.
-    let lock = DataDirLock::acquire(&cfg.data_dir)?;
+    let home = StoreHome::acquire(target)?;
     let web = match &cfg.web {
         Some(web) => Some(
             nanotrader_web::start(web)
@@ -141,7 +156,7 @@ async fn serve_and_run(cfg: RunConfig) -> Result<(), AppError> {
         None => None,
     };
     let alerts = notifier.as_ref().map(nanotrader_notify::Notifier::handle);
-    let result = run_pairs(cfg.clone(), &lock, server, line, alerts).await;
+    let result = run_pairs(cfg.clone(), &home, server, line, alerts).await;
     if let Some(notifier) = notifier {
         // The stop alert and what is queued get a moment to go out.
         let _ = notifier.shutdown(std::time::Duration::from_secs(5)).await;
@@ -185,7 +200,7 @@ impl DashboardLine {
 /// process; each resumes on its own. The first failure is reported (after every pair stopped).
 async fn run_pairs(
     cfg: RunConfig,
-    lock: &DataDirLock,
+    home: &StoreHome,
     web: Option<Arc<nanotrader_web::Server>>,
     line: Option<String>,
     alerts: Option<nanotrader_notify::NotifyHandle>,
@@ -202,7 +217,7 @@ async fn run_pairs(
         alerts,
     };
     if pairs.len() <= 1 {
-        return run(cfg, lock, None, None, web, &line).await;
+        return run(cfg, home, None, None, web, &line).await;
     }
     if matches!(cfg.source, SourceSpec::Replay { .. }) {
         return Err(AppError::input(
@@ -226,7 +241,7 @@ async fn run_pairs(
     }
     let runs = pairs.into_iter().zip(names).map(|(pair, names)| {
         let cfg = RunConfig { pair, ..cfg.clone() };
-        run(cfg, lock, rest.clone(), names, web.clone(), &line)
+        run(cfg, home, rest.clone(), names, web.clone(), &line)
     });
     // A failing pair stops the others; they resume on the next start like after any stop.
     futures_util::future::try_join_all(runs).await.map(|_| ())
@@ -238,32 +253,38 @@ async fn run_pairs(
 /// (and the dashboard) run. Store writes have their own thread.
 async fn run(
     cfg: RunConfig,
-    lock: &DataDirLock,
+    home: &StoreHome,
     rest: Option<RestClient>,
     pair: Option<KrakenPair>,
     web: Option<Arc<nanotrader_web::Server>>,
     line: &DashboardLine,
 ) -> Result<(), AppError> {
-    let store = Store::open(lock)?;
-    store.check_intact()?;
+    let opened = OpenStore::open(home)?;
+    let store = opened.runs();
     let probed = ProbedSource::probe(&cfg, rest, pair).await?;
-    let session = RunSession::begin(&store, &run_plan(&cfg, &probed)?)?;
+    let plan = run_plan(&cfg, &probed)?;
+    // PostgreSQL: another process with the same settings finds-or-creates after this one has
+    // claimed its run, so it meets the claim instead of creating a second run.
+    let key_lock = opened.lock_key(&plan.key)?;
+    let session = RunSession::begin(store, &plan)?;
+    let claim = opened.claim(session.run.id)?;
+    drop(key_lock);
     let mut strategy = cfg.strategy.build().map_err(AppError::input)?;
     let meta = board_meta(&cfg, &probed.info, &session.run, strategy.as_ref());
     let mut seed = web
         .as_ref()
-        .map(|_| board_seed(&store, &cfg, &meta, &session))
+        .map(|_| board_seed(store, &cfg, &meta, &session))
         .transpose()?;
     // The strategy's state from the stored bars, and the dashboard's history with it.
     let books = cfg.live.books();
     let Restored { broker, resume } =
-        session.restore(&store, cfg.broker.clone(), books, strategy.as_mut(), |bar, lines| {
+        session.restore(store, cfg.broker.clone(), books, strategy.as_mut(), |bar, lines| {
             if let Some(seed) = seed.as_mut() {
                 seed.bar(bar, lines);
             }
         })?;
     let (pair, alerts) = (probed.pair(), line.alerts.as_ref());
-    let broker = crate::brokers::broker_for(&cfg.live, broker, pair, lock, session.run.id, alerts).await?;
+    let broker = crate::brokers::broker_for(&cfg.live, broker, pair, home.lock(), session.run.id, alerts).await?;
     let passes_bars_through = probed.info.bar_interval == Some(cfg.interval);
     let start_at = session.resume_from(cfg.interval, passes_bars_through);
     let mut source = probed.open(&cfg, start_at, stored_start(&session.run)).await?;
@@ -271,7 +292,7 @@ async fn run(
     announce(&cfg, &info, &session);
     let start_equity = broker.account().equity();
     let run = session.run;
-    let outputs = Outputs::start(&store, &run, &cfg, line.alerts.as_ref())?;
+    let outputs = Outputs::start(&opened, claim, &run, &cfg, line.alerts.as_ref())?;
     let aggregator = bar_aggregator(&cfg, &info, &run);
     let mut engine = Engine::new(
         cfg.engine.clone(),
@@ -291,12 +312,17 @@ async fn run(
     let elapsed = started.elapsed();
     // Dropping the engine closes the store queue, so the writer thread can end.
     drop(engine);
-    let outcome = outputs.finish(&store, &run, &cfg, result).await?;
-    print_summary(&store, &cfg, &info, run, outcome, start_equity, elapsed)
+    let outcome = outputs.finish(store, &run, &cfg, result).await?;
+    print_summary(store, &cfg, &info, run, outcome, start_equity, elapsed)
 }
 
 /// The dashboard's history of the run so far (its bars are added as the strategy is restored).
-fn board_seed(store: &Store, cfg: &RunConfig, meta: &BoardMeta, session: &RunSession) -> Result<BoardSeed, AppError> {
+fn board_seed(
+    store: &dyn RunStore,
+    cfg: &RunConfig,
+    meta: &BoardMeta,
+    session: &RunSession,
+) -> Result<BoardSeed, AppError> {
     Ok(BoardSeed::new(
         meta,
         cfg.interval,
@@ -372,7 +398,8 @@ struct Outputs {
 
 impl Outputs {
     fn start(
-        store: &Store,
+        store: &OpenStore,
+        claim: Option<nanotrader_store_pg::RunClaim>,
         run: &RunRecord,
         cfg: &RunConfig,
         alerts: Option<&nanotrader_notify::NotifyHandle>,
@@ -380,8 +407,8 @@ impl Outputs {
         let bus = Bus::new();
         let metrics = Arc::new(Metrics::default());
         let (store_tx, store_rx) = mpsc::channel(STORE_QUEUE_BATCHES);
-        let writer = StoreWriter::spawn(
-            store.path(),
+        let writer = store.spawn_writer(
+            claim,
             run.id,
             run.series_id,
             store_rx,
@@ -440,7 +467,7 @@ impl Outputs {
     /// ended: a source failure marks the run failed; a store failure stops it.
     async fn finish(
         self,
-        store: &Store,
+        store: &dyn RunStore,
         run: &RunRecord,
         cfg: &RunConfig,
         result: Result<nanotrader_engine::Outcome, nanotrader_engine::EngineError>,
@@ -551,7 +578,7 @@ fn stop_signal() -> watch::Receiver<bool> {
 
 /// What this session did, read back from the store.
 fn print_summary(
-    store: &Store,
+    store: &dyn RunStore,
     cfg: &RunConfig,
     info: &SourceInfo,
     run: RunRecord,
@@ -574,7 +601,7 @@ fn print_summary(
         start_equity,
         bars_this_session: run_after.bars_seen - bars_before,
         elapsed,
-        store_path: store.path(),
+        store: store.location(),
     };
     let mut out = std::io::stdout().lock();
     let _ = output::write_summary(&mut out, &summary);
@@ -597,12 +624,12 @@ fn board_meta(cfg: &RunConfig, info: &SourceInfo, run: &RunRecord, strategy: &dy
     }
 }
 
-fn last_close(store: &Store, run: &RunRecord) -> Result<Option<rust_decimal::Decimal>, AppError> {
+fn last_close(store: &dyn RunStore, run: &RunRecord) -> Result<Option<rust_decimal::Decimal>, AppError> {
     let Some(last) = run.last_bar_ts else {
         return Ok(None);
     };
     let mut close = None;
-    store.for_each_bar(run.series_id, last, last, |bar| close = Some(bar.close))?;
+    store.for_each_bar(run.series_id, last, last, &mut |bar| close = Some(bar.close))?;
     Ok(close)
 }
 
@@ -641,20 +668,21 @@ async fn wait_for_stop_signal() {
     }
 }
 
-fn pick_run(store: &Store, id: Option<i64>) -> Result<RunRecord, AppError> {
+fn pick_run(store: &dyn RunStore, id: Option<i64>) -> Result<RunRecord, AppError> {
     match id {
         Some(id) => store
             .run(id)?
-            .ok_or_else(|| AppError::input(format!("no run {id} in {}", store.path().display()))),
+            .ok_or_else(|| AppError::input(format!("no run {id} in {}", store.location()))),
         None => store
             .latest_run()?
-            .ok_or_else(|| AppError::input(format!("no runs in {} yet", store.path().display()))),
+            .ok_or_else(|| AppError::input(format!("no runs in {} yet", store.location()))),
     }
 }
 
-fn export_fills(data_dir: &std::path::Path, args: &FillsArgs) -> Result<(), AppError> {
-    let store = Store::open_read_only(data_dir)?;
-    let run = pick_run(&store, args.run)?;
+fn export_fills(target: &StoreTarget, args: &FillsArgs) -> Result<(), AppError> {
+    let store = open_reader(target)?;
+    let store = store.as_ref();
+    let run = pick_run(store, args.run)?;
     let fills = store.fills(run.id)?;
     let trades = store.exchange_fills(run.id)?;
     let mut out = std::io::stdout().lock();
@@ -668,19 +696,20 @@ fn export_fills(data_dir: &std::path::Path, args: &FillsArgs) -> Result<(), AppE
     written.and_then(|_| out.flush()).or_else(ignore_broken_pipe)
 }
 
-fn export_bars(data_dir: &std::path::Path, args: &BarsArgs) -> Result<(), AppError> {
-    let store = Store::open_read_only(data_dir)?;
+fn export_bars(target: &StoreTarget, args: &BarsArgs) -> Result<(), AppError> {
+    let store = open_reader(target)?;
+    let store = store.as_ref();
     let run = match &args.pair {
         Some(pair) => store
             .latest_run_with_pair(pair)?
-            .ok_or_else(|| AppError::input(format!("no run has traded {pair} in {}", store.path().display())))?,
-        None => pick_run(&store, args.run)?,
+            .ok_or_else(|| AppError::input(format!("no run has traded {pair} in {}", store.location())))?,
+        None => pick_run(store, args.run)?,
     };
     let mut out = std::io::stdout().lock();
     let written = if args.csv {
-        output::write_bars_csv(&mut out, &store, run.series_id)
+        output::write_bars_csv(&mut out, store, run.series_id)
     } else {
-        output::write_bars_summary(&mut out, &store, &run)
+        output::write_bars_summary(&mut out, store, &run)
     };
     written.and_then(|_| out.flush()).or_else(ignore_broken_pipe)
 }
@@ -733,11 +762,11 @@ async fn history(data_dir: &std::path::Path, args: &HistoryArgs) -> Result<(), A
     Ok(())
 }
 
-fn list_runs(data_dir: &std::path::Path) -> Result<(), AppError> {
-    let store = Store::open_read_only(data_dir)?;
+fn list_runs(target: &StoreTarget) -> Result<(), AppError> {
+    let store = open_reader(target)?;
     let runs = store.runs()?;
     let mut out = std::io::stdout().lock();
-    output::write_runs(&mut out, &store, &runs)
+    output::write_runs(&mut out, store.as_ref(), &runs)
         .and_then(|_| out.flush())
         .or_else(ignore_broken_pipe)
 }

@@ -22,7 +22,7 @@ pub async fn broker_for(
     live: &LiveSpec,
     paper: PaperBroker,
     pair: Option<&KrakenPair>,
-    lock: &DataDirLock,
+    lock: Option<&DataDirLock>,
     run_id: i64,
     alerts: Option<&nanotrader_notify::NotifyHandle>,
 ) -> Result<Box<dyn Broker>, AppError> {
@@ -31,6 +31,8 @@ pub async fn broker_for(
         LiveSpec::Kraken(kraken) => kraken,
     };
     let pair = pair.ok_or_else(|| AppError::input("a Kraken broker needs --source kraken"))?;
+    // Its order journal and nonces live in the data directory (checked before start-up too).
+    let lock = lock.ok_or_else(|| AppError::input("--broker kraken needs the SQLite store (no postgres --db-url)"))?;
     let alerts = alerts.map(|notify| Alerts {
         notify: notify.clone(),
         run: run_id,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-use crate::options::{BarOptions, BrokerOptions, RunArgs, StrategyOptions};
+use crate::options::{BarOptions, BrokerOptions, RunArgs, StoreOptions, StrategyOptions};
 use nanotrader_market::Interval;
 
 #[derive(Debug, Parser)]
@@ -28,6 +28,9 @@ pub struct Cli {
     /// Directory holding the SQLite store [default: ./nanotrader-data].
     #[arg(long, global = true, env = "NANOTRADER_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub store: StoreOptions,
 
     /// More logging: -v for debug, -vv for trace.
     #[arg(short, long, global = true, action = ArgAction::Count)]

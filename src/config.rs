@@ -15,7 +15,7 @@ use nanotrader_broker::BrokerConfig;
 
 pub use crate::options::Mode;
 use crate::options::{
-    BarOptions, BrokerKind, BrokerOptions, LiveOptions, RunArgs, SourceKind, SourceOptions, StrategyKind,
+    BarOptions, BrokerKind, BrokerOptions, LiveOptions, RunArgs, SourceKind, SourceOptions, StoreOptions, StrategyKind,
     StrategyOptions, WebOptions, keys,
 };
 use nanotrader_backtest::Axis;
@@ -139,10 +139,11 @@ pub struct SimSpec {
     pub speed: Speed,
 }
 
-/// The `--config` file: the run options plus `data-dir`.
+/// The `--config` file: the run options plus `data-dir` and the store's `db-url`.
 pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub run: RunArgs,
+    pub store: StoreOptions,
 }
 
 pub fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -195,6 +196,7 @@ pub fn parse_file_config(text: &str, name: &str) -> Result<FileConfig, ConfigErr
         keys::<BrokerOptions>(),
         keys::<WebOptions>(),
         keys::<LiveOptions>(),
+        keys::<StoreOptions>(),
     ];
     let mut parts: Vec<toml::de::DeTable> = groups.iter().map(|_| Default::default()).collect();
     for (key, value) in table {
@@ -232,7 +234,8 @@ pub fn parse_file_config(text: &str, name: &str) -> Result<FileConfig, ConfigErr
         live: LiveOptions::deserialize(next()).map_err(fail)?,
         fresh: false,
     };
-    Ok(FileConfig { data_dir, run })
+    let store = StoreOptions::deserialize(next()).map_err(fail)?;
+    Ok(FileConfig { data_dir, run, store })
 }
 
 /// `FILE line L, column C, key 'K': MESSAGE`, with what is known of the place.
@@ -757,6 +760,7 @@ mod tests {
             keys::<BrokerOptions>(),
             keys::<WebOptions>(),
             keys::<LiveOptions>(),
+            keys::<StoreOptions>(),
         ];
         for key in groups.iter().flatten() {
             if let Err(e) = parse_file_config(&format!("{key} = \"?\"\n"), "n.toml") {

@@ -21,6 +21,7 @@ mod logs;
 mod options;
 mod output;
 mod sources;
+mod stores;
 
 pub use app::{AppError, execute};
 pub use cli::Cli;

@@ -404,6 +404,25 @@ pub struct WebOptions {
 
 /// Options of `run` and `demo`: the groups, and `--fresh` (a command, not a setting: it is never
 /// read from a file).
+/// Where runs are stored (every command that reads or writes the store).
+#[derive(Debug, Default, Clone, Args, Deserialize, Merge)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[merge(strategy = merge::option::overwrite_none)]
+pub struct StoreOptions {
+    /// The store: `sqlite://DIR` (the SQLite file in that data directory) or `postgres://...`
+    /// (a PostgreSQL database many bots share) [default: the SQLite file in --data-dir; also read
+    /// from DATABASE_URL].
+    #[arg(
+        long,
+        global = true,
+        env = "NANOTRADER_DB_URL",
+        hide_env_values = true,
+        value_name = "URL",
+        help_heading = "Store"
+    )]
+    pub db_url: Option<String>,
+}
+
 #[derive(Debug, Default, Clone, Args, Merge)]
 pub struct RunArgs {
     #[command(flatten)]
@@ -631,6 +650,7 @@ mod tests {
             BrokerOptions::augment_args(clap::Command::new("g")),
             WebOptions::augment_args(clap::Command::new("g")),
             LiveOptions::augment_args(clap::Command::new("g")),
+            StoreOptions::augment_args(clap::Command::new("g")),
         ];
         for command in &commands {
             for arg in command.get_arguments() {

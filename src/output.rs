@@ -2,7 +2,6 @@
 //! Tables and summaries are rounded for people (human_format); CSV exports are exact.
 
 use std::io::{self, Write};
-use std::path::Path;
 use std::time::Duration;
 
 use rust_decimal::Decimal;
@@ -15,7 +14,7 @@ use nanotrader_broker::{Account, Fill};
 use nanotrader_engine::Outcome;
 use nanotrader_format::PairFormat;
 use nanotrader_market::{SourceInfo, Timestamp};
-use nanotrader_store::{RunRecord, Store};
+use nanotrader_store::{RunRecord, RunStore};
 
 pub struct RunSummary<'a> {
     pub run: &'a RunRecord,
@@ -28,7 +27,8 @@ pub struct RunSummary<'a> {
     pub start_equity: Decimal,
     pub bars_this_session: u64,
     pub elapsed: Duration,
-    pub store_path: &'a Path,
+    /// Where the run is stored (a file, or a database without its password).
+    pub store: String,
 }
 
 /// The one-screen summary at the end of a run, for people: money to the cent, amounts to 8
@@ -115,7 +115,7 @@ pub fn write_summary(out: &mut impl Write, s: &RunSummary) -> io::Result<()> {
         secs,
         nanotrader_format::fixed_f64(rate, 0)
     )?;
-    writeln!(out, "  store         {} (run {})", s.store_path.display(), s.run.id)?;
+    writeln!(out, "  store         {} (run {})", s.store, s.run.id)?;
     writeln!(
         out,
         "  exact, as stored (every fill: nanotrader fills --run {} --csv)",
@@ -160,12 +160,12 @@ pub fn write_fills_table(out: &mut impl Write, run: &RunRecord, fills: &[Fill]) 
     Ok(())
 }
 
-pub fn write_bars_csv(out: &mut impl Write, store: &Store, series_id: i64) -> io::Result<()> {
+pub fn write_bars_csv(out: &mut impl Write, store: &dyn RunStore, series_id: i64) -> io::Result<()> {
     let mut csv = csv::Writer::from_writer(out);
     csv.write_record(["ts", "open", "high", "low", "close", "volume"])?;
     let mut result = Ok(());
     store
-        .for_each_bar(series_id, Timestamp(i64::MIN), Timestamp(i64::MAX), |b| {
+        .for_each_bar(series_id, Timestamp(i64::MIN), Timestamp(i64::MAX), &mut |b| {
             if result.is_ok() {
                 result = csv.write_record([
                     b.ts.unix_secs_text(),
@@ -182,7 +182,7 @@ pub fn write_bars_csv(out: &mut impl Write, store: &Store, series_id: i64) -> io
     csv.flush()
 }
 
-pub fn write_bars_summary(out: &mut impl Write, store: &Store, run: &RunRecord) -> io::Result<()> {
+pub fn write_bars_summary(out: &mut impl Write, store: &dyn RunStore, run: &RunRecord) -> io::Result<()> {
     let s = store.series_summary(run.series_id).map_err(io::Error::other)?;
     let when = |t: Option<Timestamp>| t.map_or_else(|| "-".to_owned(), |t| t.to_rfc3339());
     writeln!(
@@ -199,7 +199,7 @@ pub fn write_bars_summary(out: &mut impl Write, store: &Store, run: &RunRecord) 
     writeln!(out, "  export with: nanotrader bars --run {} --csv", run.id)
 }
 
-pub fn write_runs(out: &mut impl Write, store: &Store, runs: &[RunRecord]) -> io::Result<()> {
+pub fn write_runs(out: &mut impl Write, store: &dyn RunStore, runs: &[RunRecord]) -> io::Result<()> {
     writeln!(
         out,
         "{:>4}  {:<12} {:<24} {:>9}  config",

@@ -19,6 +19,8 @@ pub fn bin() -> Command {
     for key in ["KRAKEN_API_KEY", "KRAKEN_API_SECRET", "kraken_key", "kraken_secret"] {
         cmd.env_remove(key);
     }
+    // Nor the machine's database: `DATABASE_URL` would move every test's store to it.
+    cmd.env_remove("DATABASE_URL");
     // Tests run side by side: each dashboard takes a free port instead of 8080.
     cmd.env("NANOTRADER_LISTEN", "127.0.0.1:0");
     cmd

@@ -30,7 +30,7 @@ pub use journal::{ExchangeFill, OrderState, RESERVE_BATCH, SentOrder};
 pub use lock::{DataDirLock, LOCK_FILE};
 pub use writer::{
     Execution, FINISH_RETRY_FOR, Gap, MAX_BACKLOG_STEPS, OnCommit, OnHealth, Progress, SignalChange, Step, StoreCmd,
-    StoreWriter, WriterHooks, WriterStats,
+    StoreWriter, WriteTarget, WriterHooks, WriterStats,
 };
 
 /// The database file inside the data directory.
@@ -46,6 +46,11 @@ pub enum StoreError {
     /// A stored value does not parse back: the file was edited or damaged.
     #[error("store: corrupt value: {0}")]
     Corrupt(String),
+    /// A database server's failure (PostgreSQL, `nanotrader-store-pg`), in its words; whether
+    /// waiting can cure it (the server restarting, the network back) is decided where the
+    /// server's error code is known.
+    #[error("store: {message}")]
+    Server { message: String, transient: bool },
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -583,7 +588,8 @@ fn fill_from_row((order_id, at, side_text, m, reason): FillRow) -> Result<(Fill,
     Ok((fill, reason.as_deref().and_then(order_reason)))
 }
 
-fn order_reason(text: &str) -> Option<OrderReason> {
+/// An order's stored reason (`entry`, `exit`, `flatten`); unknown words are none.
+pub fn order_reason(text: &str) -> Option<OrderReason> {
     match text {
         "entry" => Some(OrderReason::Entry),
         "exit" => Some(OrderReason::Exit),
@@ -714,23 +720,25 @@ fn io_reason(e: &std::io::Error) -> String {
     text.split(" (os error").next().unwrap_or(&text).to_owned()
 }
 
-/// What a run needs of its store to be found, created and continued exactly where it stopped.
+/// What a run needs of its store to be found, created and continued exactly where it stopped,
+/// and what the read commands (`runs`, `fills`, `bars`) read.
 ///
-/// One implementation today: the SQLite [`Store`]. The next (PostgreSQL, issue 19) must honour
-/// what this one does:
+/// Two implementations: the SQLite [`Store`] and PostgreSQL's `PgStore` (`nanotrader-store-pg`).
+/// Each honours:
 /// - **Durable before announced.** A run's steps reach the store through its writer
-///   ([`StoreWriter`]), each closed bar one atomic step (bar, gap, signal, order, fill, account
-///   snapshot, run progress) committed with its neighbours; the engine announces a fill only
-///   after `WriterHooks::on_commit` says the transaction holding it committed.
+///   ([`StoreWriter`], over a [`WriteTarget`]), each closed bar one atomic step (bar, gap,
+///   signal, order, fill, account snapshot, run progress) committed with its neighbours; the
+///   engine announces a fill only after `WriterHooks::on_commit` says the transaction holding it
+///   committed.
 /// - **Resume.** `resumable_run` finds the latest unfinished run of a key; its progress (last
 ///   bar, bars seen, signal, next order id) and its fills are exactly what was committed, so a
 ///   run restarted after kill -9 continues with no fill lost or doubled.
 /// - **Idempotent steps.** A bar already stored (runs on the same data share a series) is not
 ///   written again, and a transaction retried after a failure stores its steps once: a failed
 ///   one leaves nothing behind.
-/// - Exact values: prices, sizes and money come back digit for digit.
+/// - Exact values: prices, sizes and money come back digit for digit (bar values normalized).
 pub trait RunStore {
-    /// Where the store is, for messages (a file's path, a database's address).
+    /// Where the store is, for messages (a file's path, a database's address without password).
     fn location(&self) -> String;
     /// The latest run of `run_key` that has not completed.
     fn resumable_run(&self, run_key: &str) -> Result<Option<RunRecord>, StoreError>;
@@ -747,6 +755,18 @@ pub trait RunStore {
         to: Timestamp,
         f: &mut dyn FnMut(Bar),
     ) -> Result<u64, StoreError>;
+    fn run(&self, id: i64) -> Result<Option<RunRecord>, StoreError>;
+    fn latest_run(&self) -> Result<Option<RunRecord>, StoreError>;
+    /// The newest run whose bar series is of `pair`.
+    fn latest_run_with_pair(&self, pair: &str) -> Result<Option<RunRecord>, StoreError>;
+    /// Every run, oldest first.
+    fn runs(&self) -> Result<Vec<RunRecord>, StoreError>;
+    fn set_run_status(&self, id: i64, status: RunStatus) -> Result<(), StoreError>;
+    /// Why each of the run's orders was placed, by order id.
+    fn order_reasons(&self, run_id: i64) -> Result<std::collections::HashMap<u64, OrderReason>, StoreError>;
+    fn series_summary(&self, series_id: i64) -> Result<SeriesSummary, StoreError>;
+    /// The run's recorded exchange trades, in time order.
+    fn exchange_fills(&self, run_id: i64) -> Result<Vec<ExchangeFill>, StoreError>;
 }
 
 impl RunStore for Store {
@@ -773,6 +793,30 @@ impl RunStore for Store {
         f: &mut dyn FnMut(Bar),
     ) -> Result<u64, StoreError> {
         Store::for_each_bar(self, series_id, from, to, f)
+    }
+    fn run(&self, id: i64) -> Result<Option<RunRecord>, StoreError> {
+        Store::run(self, id)
+    }
+    fn latest_run(&self) -> Result<Option<RunRecord>, StoreError> {
+        Store::latest_run(self)
+    }
+    fn latest_run_with_pair(&self, pair: &str) -> Result<Option<RunRecord>, StoreError> {
+        Store::latest_run_with_pair(self, pair)
+    }
+    fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+        Store::runs(self)
+    }
+    fn set_run_status(&self, id: i64, status: RunStatus) -> Result<(), StoreError> {
+        Store::set_run_status(self, id, status)
+    }
+    fn order_reasons(&self, run_id: i64) -> Result<std::collections::HashMap<u64, OrderReason>, StoreError> {
+        Store::order_reasons(self, run_id)
+    }
+    fn series_summary(&self, series_id: i64) -> Result<SeriesSummary, StoreError> {
+        Store::series_summary(self, series_id)
+    }
+    fn exchange_fills(&self, run_id: i64) -> Result<Vec<ExchangeFill>, StoreError> {
+        Store::exchange_fills(self, run_id)
     }
 }
 

@@ -137,14 +137,30 @@ impl StoreWriter {
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         // A larger page cache for the connection that appends up to a million bars a second.
         conn.pragma_update(None, "cache_size", -16_384)?;
-        let checkpointer = Checkpointer::spawn(db_path)?;
-        let path = db_path.to_path_buf();
+        let checkpointer = Some(Checkpointer::spawn(db_path)?);
+        let target = SqliteTarget {
+            conn,
+            path: db_path.to_path_buf(),
+            checkpointer,
+        };
+        Self::spawn_with(target, run_id, series_id, commands, hooks)
+    }
+
+    /// Starts the writer thread for one run over any [`WriteTarget`]: the same batching, retries,
+    /// back-off, backlog bound and hooks for every store.
+    pub fn spawn_with(
+        target: impl WriteTarget,
+        run_id: i64,
+        series_id: i64,
+        commands: mpsc::Receiver<StoreCmd>,
+        hooks: WriterHooks,
+    ) -> Result<Self, StoreError> {
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
                 let writer = Writer {
-                    conn,
-                    path,
+                    location: target.location(),
+                    target,
                     run_id,
                     series_id,
                     stats: WriterStats::default(),
@@ -156,9 +172,7 @@ impl StoreWriter {
                     engine_gone: false,
                     outage: None,
                 };
-                let result = writer.run();
-                checkpointer.stop();
-                result
+                writer.run()
             })
             .map_err(|e| StoreError::Unusable(format!("cannot start the store writer: {e}")))?;
         Ok(Self { thread })
@@ -209,9 +223,64 @@ impl Checkpointer {
     }
 }
 
-struct Writer {
+/// What a [`StoreWriter`] writes into. Implemented here for SQLite and by
+/// `nanotrader-store-pg` for PostgreSQL; the writer's loop (batching, retry with back-off, the
+/// backlog bound, the hooks) is the same for both.
+pub trait WriteTarget: Send + 'static {
+    /// Where, for messages (never a password).
+    fn location(&self) -> String;
+    /// Writes every step of `batches` in one transaction: all of it durable when this returns
+    /// `Ok`, none of it when it fails (so a retry stores each step once).
+    fn write(&mut self, run_id: i64, series_id: i64, batches: &[Vec<Step>]) -> Result<(), StoreError>;
+    /// Marks the run's final status.
+    fn finish(&mut self, run_id: i64, status: RunStatus) -> Result<(), StoreError>;
+    /// Whether waiting can cure this failure.
+    fn is_transient(&self, error: &StoreError) -> bool;
+    /// The failure in words a person can act on.
+    fn describe(&self, error: &StoreError) -> String;
+}
+
+/// The SQLite file of a data directory, with its checkpointer.
+struct SqliteTarget {
     conn: Connection,
     path: PathBuf,
+    checkpointer: Option<Checkpointer>,
+}
+
+impl WriteTarget for SqliteTarget {
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+    fn write(&mut self, run_id: i64, series_id: i64, batches: &[Vec<Step>]) -> Result<(), StoreError> {
+        write(&mut self.conn, run_id, series_id, batches)
+    }
+    fn finish(&mut self, run_id: i64, status: RunStatus) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE runs SET status = ?2, updated_at = ?3 WHERE id = ?1",
+            params![run_id, status.as_str(), Timestamp::now().millis()],
+        )?;
+        Ok(())
+    }
+    fn is_transient(&self, error: &StoreError) -> bool {
+        is_transient(error)
+    }
+    fn describe(&self, error: &StoreError) -> String {
+        describe_failure(error)
+    }
+}
+
+impl Drop for SqliteTarget {
+    /// The final truncating checkpoint runs once the writer is done with the file.
+    fn drop(&mut self) {
+        if let Some(checkpointer) = self.checkpointer.take() {
+            checkpointer.stop();
+        }
+    }
+}
+
+struct Writer<T: WriteTarget> {
+    target: T,
+    location: String,
     run_id: i64,
     series_id: i64,
     stats: WriterStats,
@@ -241,15 +310,12 @@ struct Outage {
     give_up_at: Option<Instant>,
 }
 
-impl Writer {
+impl<T: WriteTarget> Writer<T> {
     fn run(mut self) -> Result<WriterStats, StoreError> {
         loop {
             if self.backlog.is_empty() {
                 if let Some((status, done)) = self.finish.take() {
-                    self.conn.execute(
-                        "UPDATE runs SET status = ?2, updated_at = ?3 WHERE id = ?1",
-                        params![self.run_id, status.as_str(), Timestamp::now().millis()],
-                    )?;
+                    self.target.finish(self.run_id, status)?;
                     let _ = done.send(());
                     return Ok(self.stats);
                 }
@@ -300,7 +366,7 @@ impl Writer {
         }
         let started = Instant::now();
         let batches = self.backlog.make_contiguous();
-        match write(&mut self.conn, self.run_id, self.series_id, &batches[..count]) {
+        match self.target.write(self.run_id, self.series_id, &batches[..count]) {
             Ok(()) => {
                 self.stats.transactions += 1;
                 self.stats.steps += steps as u64;
@@ -309,7 +375,7 @@ impl Writer {
                 self.backlog_steps -= steps;
                 if let Some(outage) = self.outage.take() {
                     tracing::info!(
-                        store = %self.path.display(),
+                        store = %self.location,
                         "store writes work again after {} failed attempts over {:.1} s; nothing was lost",
                         outage.attempts,
                         outage.since.elapsed().as_secs_f64()
@@ -330,11 +396,11 @@ impl Writer {
     /// Records a failed write, tells people about it once (and then once a minute), and decides
     /// whether it is worth retrying.
     fn on_failure(&mut self, error: StoreError) -> Result<(), StoreError> {
-        let permanent = !is_transient(&error);
-        let reason = describe_failure(&error);
+        let permanent = !self.target.is_transient(&error);
+        let reason = self.target.describe(&error);
         let outage = self.outage.get_or_insert_with(|| {
             tracing::warn!(
-                store = %self.path.display(),
+                store = %self.location,
                 "store writes failing: {reason}. Retrying with back-off; the market data and the strategy keep \
                  running, and fills are announced only once stored"
             );
@@ -355,13 +421,13 @@ impl Writer {
         outage.attempts += 1;
         outage.permanent_attempts = if permanent { outage.permanent_attempts + 1 } else { 0 };
         if outage.reason != reason && outage.attempts > 1 {
-            tracing::warn!(store = %self.path.display(), "store writes now failing with: {reason}");
+            tracing::warn!(store = %self.location, "store writes now failing with: {reason}");
         }
         outage.reason = reason;
         if outage.reminded.elapsed() >= STILL_FAILING_EVERY {
             outage.reminded = Instant::now();
             tracing::warn!(
-                store = %self.path.display(),
+                store = %self.location,
                 "store writes still failing after {} attempts over {:.0} s: {}; {} steps wait in memory",
                 outage.attempts,
                 outage.since.elapsed().as_secs_f64(),
@@ -393,8 +459,8 @@ impl Writer {
         StoreError::Unusable(format!(
             "cannot write to store {}: {}; {} steps ({} fills) were not stored and were never reported as done, \
              the run resumes from its last stored bar",
-            self.path.display(),
-            describe_failure(&error),
+            self.location,
+            self.target.describe(&error),
             self.backlog_steps,
             fills
         ))

@@ -1,0 +1,508 @@
+//! The PostgreSQL store (`--db-url postgres://...`) against a real server: the same fills and
+//! bars as SQLite, a run killed with -9 and resumed ends with exactly the uninterrupted run's
+//! fills, one writer per run (a second claimant refused while the first runs; a dead process's
+//! claim free at once), and psql reading the values and times as they are.
+//!
+//! Each test has a database of its own, created and dropped here. With no server at
+//! 127.0.0.1:5432 (or `NANOTRADER_TEST_PG`, a URL without database) the tests are skipped with a
+//! loud message, unless `NANOTRADER_REQUIRE_POSTGRES=1` (CI) makes that a failure.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const DATA: &str = "assets/btcusd_1m_20170903_20170904.csv";
+/// A strategy that trades often, with a fee, so exact decimals with many digits are stored.
+const FEES: &[&str] = &[
+    "--short",
+    "3",
+    "--long",
+    "8",
+    "--fee-rate",
+    "0.0026",
+    "--sizing",
+    "fraction:0.5",
+];
+
+/// A database of one test's own, dropped with it.
+struct TestDb {
+    server: String,
+    name: String,
+}
+
+impl TestDb {
+    /// A fresh database, or `None` (said loudly) when no server answers and none is required.
+    fn create(test: &str) -> Option<Self> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let server =
+            std::env::var("NANOTRADER_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+        let mut admin = match postgres::Client::connect(&format!("{server}/postgres"), postgres::NoTls) {
+            Ok(client) => client,
+            Err(e) => {
+                assert!(
+                    std::env::var("NANOTRADER_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                    "NANOTRADER_REQUIRE_POSTGRES=1 but no PostgreSQL answers at {server}: {e}"
+                );
+                eprintln!(
+                    "\n*** SKIPPED {test}: no PostgreSQL at {server} ({e}); start one (see .ci/run) or set \
+                     NANOTRADER_TEST_PG ***\n"
+                );
+                return None;
+            }
+        };
+        let name = format!(
+            "nt_test_{}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed),
+            test.chars()
+                .filter(char::is_ascii_alphanumeric)
+                .take(20)
+                .collect::<String>()
+        )
+        .to_lowercase();
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("the test database is created");
+        Some(Self { server, name })
+    }
+
+    fn url(&self) -> String {
+        format!("{}/{}", self.server, self.name)
+    }
+
+    fn client(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url(), postgres::NoTls).unwrap()
+    }
+
+    /// The advisory locks nanotrader holds in this database (its run claims).
+    fn claims(&self) -> i64 {
+        self.client()
+            .query_one(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+                   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                   AND classid = x'6e747200'::int::oid",
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = postgres::Client::connect(&format!("{}/postgres", self.server), postgres::NoTls) {
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        }
+    }
+}
+
+/// `nanotrader --db-url URL ARGS` (a data directory of its own too, which it must not need).
+fn pg(db: &TestDb, dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = bin();
+    cmd.arg("--data-dir").arg(dir).arg("--db-url").arg(db.url()).args(args);
+    cmd
+}
+
+fn output(mut cmd: Command) -> Output {
+    cmd.output().expect("the nanotrader binary runs")
+}
+
+fn run_args<'a>(data: &'a str, speed: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["run", "--data", data, "--speed", speed, "--no-web", "-q"];
+    args.extend_from_slice(extra);
+    args
+}
+
+fn spawn(mut cmd: Command) -> Child {
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("nanotrader starts")
+}
+
+/// `fills --csv` or `bars --csv` of the latest run, whole text.
+fn export(db: &TestDb, dir: &Path, what: &str) -> String {
+    let out = output(pg(db, dir, &[what, "--csv"]));
+    assert!(out.status.success(), "{what} --csv from PostgreSQL: {}", stderr(&out));
+    stdout(&out)
+}
+
+/// Stored fills of the latest run, or none while the store or its run does not exist yet.
+fn stored_fills(db: &TestDb, dir: &Path) -> Option<usize> {
+    let out = output(pg(db, dir, &["fills", "--csv"]));
+    out.status
+        .success()
+        .then(|| stdout(&out).lines().count().saturating_sub(1))
+}
+
+fn wait_for_fills(db: &TestDb, dir: &Path, child: &mut Child, min_fills: usize) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        if stored_fills(db, dir).is_some_and(|n| n >= min_fills) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no progress in 120 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn sqlite_export(dir: &Path, what: &str) -> String {
+    let out = nanotrader(dir, &[what, "--csv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+}
+
+#[test]
+fn a_replay_into_postgres_stores_exactly_the_fills_and_bars_of_sqlite() {
+    let Some(db) = TestDb::create("same_as_sqlite") else {
+        return;
+    };
+    let data_2017 = repo_file(DATA).display().to_string();
+    let data_2018 = repo_file("tests/data/btcusd_1m_20180404_20180406.csv")
+        .display()
+        .to_string();
+    for (data, extra) in [(&data_2017, &["--preset", "seed"][..]), (&data_2018, FEES)] {
+        let lite = tempfile::tempdir().unwrap();
+        let out = nanotrader(lite.path(), &run_args(data, "max", extra));
+        assert!(out.status.success(), "{}", stderr(&out));
+        let dir = tempfile::tempdir().unwrap();
+        let out = output(pg(&db, dir.path(), &run_args(data, "max", extra)));
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(
+            export(&db, dir.path(), "fills"),
+            sqlite_export(lite.path(), "fills"),
+            "{data}"
+        );
+        assert_eq!(
+            export(&db, dir.path(), "bars"),
+            sqlite_export(lite.path(), "bars"),
+            "{data}"
+        );
+        assert!(
+            std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+            "a PostgreSQL run leaves the data directory alone"
+        );
+    }
+    // A second run on the same data shares its bar series: its bars are met already stored (the
+    // writer's COPY gives way to INSERT .. ON CONFLICT DO NOTHING) and its fills are the same.
+    let dir = tempfile::tempdir().unwrap();
+    let first_fills = export(&db, dir.path(), "fills");
+    let mut again = run_args(&data_2018, "max", FEES);
+    again.push("--fresh");
+    let out = output(pg(&db, dir.path(), &again));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("nanotrader run 3 completed"), "{}", stdout(&out));
+    assert_eq!(export(&db, dir.path(), "fills"), first_fills);
+    let runs = stdout(&output(pg(&db, Path::new("."), &["runs"])));
+    assert_eq!(runs.matches("completed").count(), 3, "{runs}");
+}
+
+#[test]
+fn a_run_killed_mid_replay_resumes_with_exactly_the_fills_of_an_uninterrupted_run() {
+    let Some(reference_db) = TestDb::create("kill_reference") else {
+        return;
+    };
+    let Some(db) = TestDb::create("kill_resume") else {
+        return;
+    };
+    let data = repo_file(DATA).display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = output(pg(&reference_db, dir.path(), &run_args(&data, "max", FEES)));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let expected_fills = export(&reference_db, dir.path(), "fills");
+    let expected_bars = export(&reference_db, dir.path(), "bars");
+    let expected: Vec<&str> = expected_fills.lines().collect();
+    assert!(expected.len() > 100, "the strategy trades often: {}", expected.len());
+
+    // 2,880 one-minute bars at 12,000x take about 14 s: room for several kills mid-run.
+    for min_fills in [10, 40, 90] {
+        let mut child = spawn(pg(&db, dir.path(), &run_args(&data, "12000", FEES)));
+        wait_for_fills(&db, dir.path(), &mut child, min_fills);
+        child.kill().unwrap(); // SIGKILL: no flush, no clean-up
+        child.wait().unwrap();
+        let stored = export(&db, dir.path(), "fills");
+        let stored: Vec<&str> = stored.lines().collect();
+        assert!(stored.len() > min_fills);
+        assert_eq!(
+            stored,
+            expected[..stored.len()],
+            "the stored fills are a prefix of the uninterrupted run's"
+        );
+    }
+    let out = output(pg(&db, dir.path(), &run_args(&data, "max", FEES)));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("completed"), "{}", stdout(&out));
+    assert_eq!(
+        export(&db, dir.path(), "fills"),
+        expected_fills,
+        "no fill lost or repeated"
+    );
+    assert_eq!(
+        export(&db, dir.path(), "bars"),
+        expected_bars,
+        "no bar lost or repeated"
+    );
+    let runs = stdout(&output(pg(&db, dir.path(), &["runs"])));
+    assert_eq!(runs.lines().count(), 2, "one run, resumed each time:\n{runs}");
+}
+
+/// At full speed the writer is always inside its next transaction (thousands of bars each): a
+/// kill there must leave the last committed one and nothing of the next.
+#[test]
+fn runs_killed_at_full_speed_mid_transaction_resume_exactly() {
+    let Some(reference_db) = TestDb::create("max_reference") else {
+        return;
+    };
+    let Some(db) = TestDb::create("max_resume") else { return };
+    let work = tempfile::tempdir().unwrap();
+    let long = work.path().join("long.csv");
+    repeat_bars(&repo_file("tests/data/btcusd_1m_20180404_20180406.csv"), &long, 100_000);
+    let data = long.display().to_string();
+    let out = output(pg(&reference_db, work.path(), &run_args(&data, "max", FEES)));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let expected_fills = export(&reference_db, work.path(), "fills");
+    let expected: Vec<&str> = expected_fills.lines().collect();
+    let bars_seen = |db: &TestDb| -> i64 {
+        db.client()
+            .query_opt("SELECT bars_seen FROM runs ORDER BY id DESC LIMIT 1", &[])
+            .ok()
+            .flatten()
+            .map_or(0, |r| r.get(0))
+    };
+    let mut before = 0;
+    for kill in 0..3 {
+        let mut child = spawn(pg(&db, work.path(), &run_args(&data, "max", FEES)));
+        let deadline = Instant::now() + Duration::from_secs(120);
+        // Killed once it has stored more than at the last kill: while it writes the next batch.
+        while bars_seen(&db) <= before {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "start {kill} ended before it was killed"
+            );
+            assert!(Instant::now() < deadline, "no progress in 120 s");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let seen = bars_seen(&db);
+        assert!(seen > before && seen < 100_000, "killed mid-run: {seen} bars");
+        before = seen;
+        let stored = export(&db, work.path(), "fills");
+        let stored: Vec<&str> = stored.lines().collect();
+        assert_eq!(
+            stored,
+            expected[..stored.len()],
+            "a prefix of the uninterrupted run's fills"
+        );
+        let bars: i64 = db.client().query_one("SELECT count(*) FROM bars", &[]).unwrap().get(0);
+        assert_eq!(bars, seen, "exactly the bars the run says it processed");
+    }
+    let out = output(pg(&db, work.path(), &run_args(&data, "max", FEES)));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        export(&db, work.path(), "fills"),
+        expected_fills,
+        "no fill lost or repeated"
+    );
+    assert_eq!(
+        export(&db, work.path(), "bars"),
+        export(&reference_db, work.path(), "bars"),
+        "no bar lost or repeated"
+    );
+}
+
+/// Writes a bar file of at least `bars` rows: copies of `source` one after another in time.
+fn repeat_bars(source: &Path, out: &Path, bars: usize) {
+    let text = std::fs::read_to_string(source).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let rows: Vec<(i64, &str)> = lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (ts, rest) = l.split_once(',').unwrap();
+            (ts.parse().unwrap(), rest)
+        })
+        .collect();
+    let span = rows.last().unwrap().0 - rows[0].0 + 60;
+    let mut csv = String::from(header);
+    csv.push('\n');
+    for copy in 0..bars.div_ceil(rows.len()).max(1) as i64 {
+        for (ts, rest) in &rows {
+            csv.push_str(&format!("{},{rest}\n", ts + copy * span));
+        }
+    }
+    std::fs::write(out, csv).unwrap();
+}
+
+#[test]
+fn a_second_claimant_is_refused_while_the_first_runs_and_a_dead_claim_is_free_at_once() {
+    let Some(db) = TestDb::create("claim") else { return };
+    let data = repo_file(DATA).display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    // Paced to last minutes: it is killed long before.
+    let mut first = spawn(pg(&db, dir.path(), &run_args(&data, "600", FEES)));
+    wait_for_fills(&db, dir.path(), &mut first, 1);
+    assert_eq!(db.claims(), 1, "the running run is claimed");
+
+    let second = output(pg(&db, dir.path(), &run_args(&data, "600", FEES)));
+    assert_eq!(second.status.code(), Some(2), "{}", stderr(&second));
+    let err = stderr(&second);
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(
+        err.contains("run 1 in postgres://") && err.contains("being written by another nanotrader process"),
+        "{err}"
+    );
+    // The first goes on: still running, and still storing.
+    let before = stored_fills(&db, dir.path()).unwrap();
+    wait_for_fills(&db, dir.path(), &mut first, before + 1);
+
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // The dead process's session ends with it, and its claim with the session.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while db.claims() > 0 {
+        assert!(Instant::now() < deadline, "the killed process's claim was not freed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let third = output(pg(&db, dir.path(), &run_args(&data, "max", FEES)));
+    assert!(third.status.success(), "the freed run resumes: {}", stderr(&third));
+    assert!(
+        stdout(&third).contains("nanotrader run 1 completed"),
+        "{}",
+        stdout(&third)
+    );
+    assert_eq!(db.claims(), 0, "a finished run leaves no claim");
+}
+
+#[test]
+fn psql_reads_numeric_values_and_timestamptz_times() {
+    let Some(db) = TestDb::create("psql") else { return };
+    let data = repo_file("tests/data/btcusd_1m_20180404_20180406.csv")
+        .display()
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = output(pg(&db, dir.path(), &run_args(&data, "max", FEES)));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sql = "SELECT pg_typeof(f.price), pg_typeof(f.ts), f.ts, f.price, f.fee, f.cash_after, \
+               (SELECT pg_typeof(open) FROM bars LIMIT 1), (SELECT min(ts) FROM bars) \
+               FROM fills f ORDER BY f.order_id LIMIT 1";
+    let psql = Command::new("psql")
+        .args(["-X", "-A", "-t", "-F", "|", "-d", &db.url(), "-c", sql])
+        .env("PGTZ", "UTC")
+        .output();
+    let psql = match psql {
+        Ok(out) => out,
+        Err(e) => {
+            assert!(
+                std::env::var("NANOTRADER_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "psql is missing: {e}"
+            );
+            eprintln!("\n*** SKIPPED psql_reads_numeric_values_and_timestamptz_times: no psql ({e}) ***\n");
+            return;
+        }
+    };
+    assert!(psql.status.success(), "{}", stderr(&psql));
+    let row = stdout(&psql);
+    let fields: Vec<&str> = row.trim().split('|').collect();
+    // The same values `fills --csv` exports, digit for digit.
+    let first = export(&db, dir.path(), "fills");
+    let csv: Vec<&str> = first.lines().nth(1).unwrap().split(',').collect();
+    let ts: i64 = csv[0].parse().unwrap();
+    let expected_time = chrono_like_utc(ts);
+    assert_eq!(fields.len(), 8, "{row}");
+    assert_eq!(
+        [fields[0], fields[1], fields[2], fields[6], fields[7]],
+        [
+            "numeric",
+            "timestamp with time zone",
+            expected_time.as_str(),
+            "numeric",
+            "2018-04-04 00:00:00+00"
+        ],
+        "{row}"
+    );
+    // Exact decimals as text (no exponent, no rounding): the exported values, equal as numbers
+    // (the export leaves trailing zeros off).
+    for (psql, csv) in [(fields[3], csv[3]), (fields[4], csv[4]), (fields[5], csv[5])] {
+        assert!(!psql.contains(['e', 'E']), "{psql}");
+        let (a, b): (rust_decimal::Decimal, rust_decimal::Decimal) = (psql.parse().unwrap(), csv.parse().unwrap());
+        assert_eq!(a, b, "{row}");
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS+00` of unix seconds, as psql shows a timestamptz in UTC.
+fn chrono_like_utc(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}+00",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The writer's connection cut mid-run (the server ends its session, as a restart or a network
+/// cut would): the run says so once, keeps going on its queue, reconnects and claims its run
+/// again, says so once, and ends with exactly the fills of an uninterrupted run.
+#[test]
+fn a_cut_connection_is_reconnected_and_reclaimed_and_nothing_is_lost() {
+    let Some(db) = TestDb::create("cut") else { return };
+    let data = repo_file(DATA).display().to_string();
+    let lite = tempfile::tempdir().unwrap();
+    let out = nanotrader(lite.path(), &run_args(&data, "max", FEES));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = pg(
+        &db,
+        dir.path(),
+        &["run", "--data", &data, "--speed", "12000", "--no-web"],
+    );
+    cmd.args(FEES);
+    let mut child = spawn(cmd);
+    wait_for_fills(&db, dir.path(), &mut child, 10);
+    let cut: Vec<bool> = db
+        .client()
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted
+               AND classid = x'6e747200'::int::oid
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        cut,
+        [true],
+        "the writer's session (the one holding the claim) was ended"
+    );
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(err.matches("store writes failing").count(), 1, "{err}");
+    assert_eq!(err.matches("the run is claimed again").count(), 1, "{err}");
+    assert_eq!(err.matches("store writes work again").count(), 1, "{err}");
+    assert_eq!(export(&db, dir.path(), "fills"), sqlite_export(lite.path(), "fills"));
+    assert_eq!(export(&db, dir.path(), "bars"), sqlite_export(lite.path(), "bars"));
+}
