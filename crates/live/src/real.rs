@@ -147,8 +147,10 @@ impl LiveBroker {
         assets: Assets,
         settings: LiveSettings,
     ) -> Result<Self, String> {
-        reconcile(&client, &mut journal, run_id).await;
+        // Reserved ids first: one found at the exchange becomes a placed order, which the
+        // reconciliation then reads to its end like every order a stopped run left open.
         crate::reserve::reconcile_reserved(&client, &mut journal, run_id).await;
+        reconcile(&client, &mut journal, run_id).await;
         let balances = balances_ex(&client)
             .await
             .map_err(|e| format!("Kraken BalanceEx: {e}"))?;

@@ -762,7 +762,7 @@ async fn a_reserved_id_sent_before_a_crash_is_found_at_start_and_the_unsent_ones
     let journal = rig.store.sent_orders(rig.run_id).unwrap();
     assert_eq!(journal.len(), 1, "{journal:?}");
     assert_eq!(journal[0].cl_ord_id, reserved[0]);
-    assert_eq!(journal[0].state, OrderState::Placed);
+    assert_eq!(journal[0].state, OrderState::Closed);
     assert_eq!(journal[0].txid.as_deref(), Some(placed[0].txid.as_str()));
     assert_eq!(
         (journal[0].side, journal[0].volume),
