@@ -150,47 +150,83 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// The mock exchange behind the relay, a store with a run, and the signed client through the
+/// relay: what both measurements start from.
+struct Bench {
+    mock: MockKraken,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    dir: tempfile::TempDir,
+    lock: DataDirLock,
+    store: Store,
+    run_id: i64,
+    client: PrivateClient,
+}
+
+impl Bench {
+    /// An account of 1,000,000 USD and `btc`.
+    async fn start(btc: Decimal, run_key: &str) -> Self {
+        let data = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/data/btcusd_trades_kraken_20190701.csv"
+        );
+        let mut config = MockConfig::new(data);
+        let mut account = PrivateConfig::new(KEY, SECRET);
+        account.usd = Decimal::from(1_000_000);
+        account.btc = btc;
+        // The trading counter is the exchange's business, not this measurement's.
+        account.limits = Limits {
+            trading_max: 1e9,
+            ..Limits::tier(nanotrader_kraken_mock::Tier::Pro)
+        };
+        config.private = Some(account);
+        let mock = MockKraken::start(config).await.unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let target = mock.rest_url().trim_start_matches("http://").to_owned();
+        let url = relay(target, seen.clone()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let lock = DataDirLock::acquire(dir.path()).unwrap();
+        let store = Store::open(&lock).unwrap();
+        let series = store
+            .series_id("kraken:BTC/USD", "BTC/USD", Interval::ONE_MINUTE)
+            .unwrap();
+        let run_id = store
+            .create_run(&NewRun {
+                run_key,
+                series_id: series,
+                config: "{}",
+                source_params: "{}",
+                initial_cash: Decimal::from(1_000_000),
+            })
+            .unwrap()
+            .id;
+        let credentials = Credentials::new(KEY, SECRET).unwrap();
+        let nonces = NonceSource::open(dir.path().join(NonceSource::file_name(&credentials))).unwrap();
+        let client = PrivateClient::new(&url, credentials, nonces, Tier::Pro, Duration::from_secs(10)).unwrap();
+        Self {
+            mock,
+            seen,
+            dir,
+            lock,
+            store,
+            run_id,
+            client,
+        }
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let orders: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(150);
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let data = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/data/btcusd_trades_kraken_20190701.csv"
-    );
-    let mut config = MockConfig::new(data);
-    let mut account = PrivateConfig::new(KEY, SECRET);
-    account.usd = Decimal::from(1_000_000);
-    account.btc = Decimal::from(100);
-    // The trading counter is the exchange's business, not this measurement's.
-    account.limits = Limits {
-        trading_max: 1e9,
-        ..Limits::tier(nanotrader_kraken_mock::Tier::Pro)
-    };
-    config.private = Some(account);
-    let mock = MockKraken::start(config).await.unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let target = mock.rest_url().trim_start_matches("http://").to_owned();
-    let url = relay(target, seen.clone()).await;
-
-    let dir = tempfile::tempdir().unwrap();
-    let lock = DataDirLock::acquire(dir.path()).unwrap();
-    let store = Store::open(&lock).unwrap();
-    let series = store
-        .series_id("kraken:BTC/USD", "BTC/USD", Interval::ONE_MINUTE)
-        .unwrap();
-    let run = store
-        .create_run(&NewRun {
-            run_key: "bench",
-            series_id: series,
-            config: "{}",
-            source_params: "{}",
-            initial_cash: Decimal::from(1_000_000),
-        })
-        .unwrap();
-    let credentials = Credentials::new(KEY, SECRET).unwrap();
-    let nonces = NonceSource::open(dir.path().join(NonceSource::file_name(&credentials))).unwrap();
-    let client = PrivateClient::new(&url, credentials, nonces, Tier::Pro, Duration::from_secs(10)).unwrap();
+    let Bench {
+        mock,
+        seen,
+        dir: _dir,
+        lock,
+        store,
+        run_id,
+        client,
+    } = Bench::start(Decimal::from(100), "bench").await;
     let paper = PaperBroker::new(BrokerConfig {
         initial_cash: Decimal::from(1_000_000),
         fee_rate: Decimal::ZERO,
@@ -209,7 +245,7 @@ async fn main() {
         paper,
         client,
         Store::open(&lock).unwrap(),
-        run.id,
+        run_id,
         rules,
         rails,
         Duration::from_secs(30),
@@ -240,14 +276,14 @@ async fn main() {
     // with the outcome; not timed here).
     let mut hot = Vec::with_capacity(orders);
     store
-        .reserve_client_ids(run.id, nanotrader_store::RESERVE_BATCH)
+        .reserve_client_ids(run_id, nanotrader_store::RESERVE_BATCH)
         .unwrap();
     for i in 0..orders {
         let t = Instant::now();
-        let id = store.take_client_id(run.id).unwrap();
+        let id = store.take_client_id(run_id).unwrap();
         let order = SentOrder {
             cl_ord_id: id.clone(),
-            run_id: run.id,
+            run_id,
             order_id: 2_000_000 + i as u64,
             ts: Timestamp::from_secs(60),
             side: Side::Buy,
@@ -269,7 +305,7 @@ async fn main() {
         store
             .journal_order(&SentOrder {
                 cl_ord_id: format!("bench-{i}"),
-                run_id: run.id,
+                run_id,
                 order_id: 1_000_000 + i as u64,
                 ts: Timestamp::from_secs(60),
                 side: Side::Buy,
@@ -333,40 +369,15 @@ async fn main() {
 /// then waits for the broker's wake-up (as its event loop does), so the desk runs as soon as
 /// the engine's task yields. Each order is filled (market) before the next decision.
 async fn real_orders(orders: usize) {
-    let data = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/data/btcusd_trades_kraken_20190701.csv"
-    );
-    let mut config = MockConfig::new(data);
-    let mut account = PrivateConfig::new(KEY, SECRET);
-    account.usd = Decimal::from(1_000_000);
-    account.limits = Limits {
-        trading_max: 1e9,
-        ..Limits::tier(nanotrader_kraken_mock::Tier::Pro)
-    };
-    config.private = Some(account);
-    let mock = MockKraken::start(config).await.unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let target = mock.rest_url().trim_start_matches("http://").to_owned();
-    let url = relay(target, seen.clone()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let lock = DataDirLock::acquire(dir.path()).unwrap();
-    let store = Store::open(&lock).unwrap();
-    let series = store
-        .series_id("kraken:BTC/USD", "BTC/USD", Interval::ONE_MINUTE)
-        .unwrap();
-    let run = store
-        .create_run(&NewRun {
-            run_key: "bench-live",
-            series_id: series,
-            config: "{}",
-            source_params: "{}",
-            initial_cash: Decimal::from(1_000_000),
-        })
-        .unwrap();
-    let credentials = Credentials::new(KEY, SECRET).unwrap();
-    let nonces = NonceSource::open(dir.path().join(NonceSource::file_name(&credentials))).unwrap();
-    let client = PrivateClient::new(&url, credentials, nonces, Tier::Pro, Duration::from_secs(10)).unwrap();
+    let Bench {
+        mock,
+        seen,
+        dir: _dir,
+        lock,
+        store: _store,
+        run_id,
+        client,
+    } = Bench::start(Decimal::ZERO, "bench-live").await;
     let mut rails = Rails::new(Decimal::from(1_000_000));
     rails.max_orders_per_hour = u32::MAX;
     let mut broker = LiveBroker::start(
@@ -379,7 +390,7 @@ async fn real_orders(orders: usize) {
         1,
         client,
         Store::open(&lock).unwrap(),
-        run.id,
+        run_id,
         PairRules {
             rest_pair: "XBTUSD".into(),
             lot_decimals: 8,
