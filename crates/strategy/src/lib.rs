@@ -5,6 +5,7 @@
 
 mod ema_cross;
 mod indicators;
+mod lang;
 mod rsi_threshold;
 mod sma_cross;
 
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub use ema_cross::EmaCross;
 pub use indicators::{Ema, Rsi, STATE_DP, Sma};
+pub use lang::{BUILTIN_FILES, FileError, FileSpec, FileStrategy, FileStrategyConfig, Program, StrategyFile};
 use nanotrader_market::Bar;
 pub use rsi_threshold::RsiThreshold;
 pub use sma_cross::SmaCross;
@@ -93,6 +95,8 @@ pub enum StrategyConfig {
         oversold: Decimal,
         overbought: Decimal,
     },
+    /// A strategy file (`--strategy-file`), stored as its text and parameters.
+    File(FileStrategyConfig),
 }
 
 impl Default for StrategyConfig {
@@ -151,6 +155,8 @@ impl StrategyConfig {
                     })
                 }
             }
+            // Checked when it was compiled.
+            StrategyConfig::File(_) => Ok(()),
         }
     }
 
@@ -165,6 +171,7 @@ impl StrategyConfig {
                 oversold,
                 overbought,
             } => Box::new(RsiThreshold::new(*period, *oversold, *overbought)),
+            StrategyConfig::File(file) => Box::new(file.build()),
         })
     }
 
@@ -178,6 +185,7 @@ impl StrategyConfig {
                 oversold,
                 overbought,
             } => format!("rsi-threshold {period} {oversold}/{overbought}"),
+            StrategyConfig::File(file) => file.describe(),
         }
     }
 }
