@@ -204,7 +204,10 @@ fn plan(args: &BacktestArgs) -> Result<(Plan, Trading), AppError> {
     let longs = args.strategy.long.as_ref().map(|a| a.values(step)).unwrap_or_default();
     let is_grid = |axis: &Option<Axis>| axis.as_ref().is_some_and(|a| a.single().is_none());
     let sweep = is_grid(&args.strategy.short) || is_grid(&args.strategy.long);
-    if sweep && args.strategy.strategy.is_some_and(|k| k != StrategyKind::SmaCross) {
+    if sweep
+        && (args.strategy.strategy.is_some_and(|k| k != StrategyKind::SmaCross)
+            || args.strategy.strategy_file.is_some())
+    {
         return Err(AppError::input(
             "sweeps are over the SMA windows (--short, --long) of --strategy sma-cross",
         ));
@@ -334,6 +337,7 @@ fn warm_up_bars(strategy: &StrategyConfig) -> (usize, &'static str) {
         StrategyConfig::SmaCross { long, .. } => (long, "long window"),
         StrategyConfig::EmaCross { slow, .. } => (slow, "slow EMA period"),
         StrategyConfig::RsiThreshold { period, .. } => (period + 1, "RSI period (plus one bar)"),
+        StrategyConfig::File(ref file) => (file.program().warm_up(), "strategy file's longest indicator"),
     }
 }
 

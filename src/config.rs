@@ -588,6 +588,80 @@ fn resolve_web(web: WebOptions) -> Result<Option<nanotrader_web::WebConfig>, Con
 
 pub use nanotrader_engine::Trading;
 
+/// `--param NAME=VALUE` as a name and an exact value.
+fn strategy_params(given: &[String]) -> Result<std::collections::BTreeMap<String, Decimal>, ConfigError> {
+    let mut params = std::collections::BTreeMap::new();
+    for p in given {
+        let parsed = p
+            .split_once('=')
+            .and_then(|(name, value)| Some((name.trim(), value.trim().parse::<Decimal>().ok()?)));
+        match parsed {
+            Some((name, value)) if !name.is_empty() => {
+                params.insert(name.to_string(), value);
+            }
+            _ => {
+                return Err(ConfigError(format!(
+                    "--param takes NAME=VALUE with a number for VALUE, got '{p}'"
+                )));
+            }
+        }
+    }
+    Ok(params)
+}
+
+/// The strategy from --strategy-file, or --strategy with its flags. A file that is exactly a
+/// built-in strategy runs as that built-in (same decisions, and its fast backtest kernel).
+fn resolve_strategy(
+    s: &StrategyOptions,
+    window: impl Fn(Option<Axis>, &str) -> Result<usize, ConfigError>,
+) -> Result<StrategyConfig, ConfigError> {
+    let params = strategy_params(s.params.as_deref().unwrap_or_default())?;
+    let file = match (&s.strategy_file, s.strategy) {
+        (Some(_), Some(kind)) => {
+            return Err(ConfigError(format!(
+                "both --strategy {} and --strategy-file were given: choose one",
+                kind.name()
+            )));
+        }
+        (Some(path), None) => Some(nanotrader_strategy::StrategyFile::read(path)),
+        (None, kind) => {
+            let kind = kind.unwrap_or(StrategyKind::SmaCross);
+            let written_in_rust = matches!(
+                kind,
+                StrategyKind::SmaCross | StrategyKind::EmaCross | StrategyKind::RsiThreshold
+            );
+            if written_in_rust && params.is_empty() {
+                None
+            } else {
+                let file = nanotrader_strategy::StrategyFile::builtin(kind.name())
+                    .ok_or_else(|| ConfigError(format!("the built-in strategy {} is missing", kind.name())))?;
+                Some(Ok(file))
+            }
+        }
+    };
+    if let Some(file) = file {
+        let file = file.map_err(|e| ConfigError(e.to_string()))?;
+        let config = file.compile(&params).map_err(|e| ConfigError(e.to_string()))?;
+        return Ok(config.as_builtin().unwrap_or(StrategyConfig::File(config)));
+    }
+    Ok(match s.strategy.unwrap_or(StrategyKind::SmaCross) {
+        StrategyKind::SmaCross => StrategyConfig::SmaCross {
+            short: window(s.short.clone(), "short")?,
+            long: window(s.long.clone(), "long")?,
+        },
+        StrategyKind::EmaCross => StrategyConfig::EmaCross {
+            fast: s.fast.unwrap_or_default(),
+            slow: s.slow.unwrap_or_default(),
+        },
+        StrategyKind::RsiThreshold => StrategyConfig::RsiThreshold {
+            period: s.rsi_period.unwrap_or_default(),
+            oversold: s.oversold.unwrap_or_default(),
+            overbought: s.overbought.unwrap_or_default(),
+        },
+        other => unreachable!("{} is a built-in file", other.name()),
+    })
+}
+
 /// The strategy, the broker and the first deciding bar, with the preset and the defaults under
 /// what was given. A window must be one value here (lists and ranges are a backtest's sweep).
 pub fn resolve_trading(strategy: &StrategyOptions, broker: &BrokerOptions) -> Result<Trading, ConfigError> {
@@ -604,21 +678,7 @@ pub fn resolve_trading(strategy: &StrategyOptions, broker: &BrokerOptions) -> Re
             ))
         })
     };
-    let strategy = match s.strategy.unwrap_or(StrategyKind::SmaCross) {
-        StrategyKind::SmaCross => StrategyConfig::SmaCross {
-            short: window(s.short, "short")?,
-            long: window(s.long, "long")?,
-        },
-        StrategyKind::EmaCross => StrategyConfig::EmaCross {
-            fast: s.fast.unwrap_or_default(),
-            slow: s.slow.unwrap_or_default(),
-        },
-        StrategyKind::RsiThreshold => StrategyConfig::RsiThreshold {
-            period: s.rsi_period.unwrap_or_default(),
-            oversold: s.oversold.unwrap_or_default(),
-            overbought: s.overbought.unwrap_or_default(),
-        },
-    };
+    let strategy = resolve_strategy(&s, window)?;
     strategy.validate().map_err(|e| ConfigError(e.to_string()))?;
 
     let base = BrokerConfig::default();

@@ -51,6 +51,28 @@ pub enum StrategyKind {
     EmaCross,
     /// Buy when RSI falls below --oversold, sell when it rises above --overbought.
     RsiThreshold,
+    /// MACD line crossing its signal line, with a trend filter (examples/strategies/macd_cross.toml).
+    MacdCross,
+    /// Buy below the lower Bollinger band with RSI oversold, sell at the middle band
+    /// (examples/strategies/bollinger_reversion.toml).
+    BollingerReversion,
+    /// New highs on rising volume; out below the recent low or two ATRs under VWAP
+    /// (examples/strategies/breakout.toml).
+    Breakout,
+}
+
+impl StrategyKind {
+    /// The name `--strategy` takes, which is also its built-in file's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            StrategyKind::SmaCross => "sma-cross",
+            StrategyKind::EmaCross => "ema-cross",
+            StrategyKind::RsiThreshold => "rsi-threshold",
+            StrategyKind::MacdCross => "macd-cross",
+            StrategyKind::BollingerReversion => "bollinger-reversion",
+            StrategyKind::Breakout => "breakout",
+        }
+    }
 }
 
 /// Which strategy, with which parameters (`run`, `demo`, `backtest`).
@@ -62,9 +84,25 @@ pub struct StrategyOptions {
     #[arg(long, env = "NANOTRADER_PRESET", value_enum)]
     pub preset: Option<Preset>,
 
-    /// Strategy [default: sma-cross].
+    /// Strategy [default: sma-cross]: a built-in one (each is also a file under
+    /// examples/strategies/).
     #[arg(long, env = "NANOTRADER_STRATEGY", value_enum)]
     pub strategy: Option<StrategyKind>,
+
+    /// A strategy file (TOML: entry and exit rules over indicators, with [params]); see
+    /// examples/strategies/ and docs/strategies.md.
+    #[arg(long, env = "NANOTRADER_STRATEGY_FILE", value_name = "FILE.toml")]
+    pub strategy_file: Option<std::path::PathBuf>,
+
+    /// A strategy file's parameter, NAME=VALUE (repeatable), over the file's default.
+    #[arg(
+        long = "param",
+        env = "NANOTRADER_PARAM",
+        value_name = "NAME=VALUE",
+        value_delimiter = ';'
+    )]
+    #[serde(rename = "param")]
+    pub params: Option<Vec<String>>,
 
     /// Short SMA window in bars [default: 10]; for a backtest sweep also a list 5,10,20 or a
     /// range 5..50 (inclusive, :STEP optional).
@@ -463,7 +501,9 @@ impl StrategyOptions {
     pub fn defaults() -> Self {
         Self {
             preset: None,
-            strategy: Some(StrategyKind::SmaCross),
+            strategy: None,
+            strategy_file: None,
+            params: None,
             short: Some(Axis::List(vec![10])),
             long: Some(Axis::List(vec![20])),
             fast: Some(12),

@@ -268,6 +268,17 @@ pub fn signal_changes(bars: &BarColumns, strategy: &StrategyConfig) -> Result<Ve
     let mut changes = Vec::new();
     match *strategy {
         StrategyConfig::SmaCross { short, long } => sma_cross(&bars.close, short, long, 0..bars.len(), &mut changes),
+        // A strategy file: its column form, node by node over the whole series.
+        StrategyConfig::File(ref file) => {
+            let all: Vec<_> = (0..bars.len()).map(|i| bars.bar(i)).collect();
+            let mut held = Signal::Flat;
+            for (i, signal) in file.program().signals(&all).into_iter().enumerate() {
+                if signal != held {
+                    held = signal;
+                    changes.on_change(i, bars.close[i]);
+                }
+            }
+        }
         _ => {
             let mut strategy = strategy.build()?;
             let mut held = Signal::Flat;

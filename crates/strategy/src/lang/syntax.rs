@@ -97,7 +97,7 @@ fn syntax_error(text: &str, e: pest::error::Error<Rule>) -> RuleError {
         pest::error::InputLocation::Span((s, _)) => s,
     };
     let expected = match &e.variant {
-        pest::error::ErrorVariant::ParsingError { positives, .. } => describe_expected(positives),
+        pest::error::ErrorVariant::ParsingError { positives, .. } => describe_expected(text, offset, positives),
         pest::error::ErrorVariant::CustomError { message } => message.clone(),
     };
     RuleError {
@@ -121,27 +121,30 @@ pub fn found_at(text: &str, offset: usize) -> String {
     token.chars().take(20).collect()
 }
 
-fn describe_expected(rules: &[Rule]) -> String {
-    let mut words: Vec<&str> = Vec::new();
+/// What pest expected at `offset`, in a trader's words. Literal tokens (`,` and `)`) are not
+/// among pest's expected rules, so an unclosed `(` before the offset adds them.
+fn describe_expected(text: &str, offset: usize, rules: &[Rule]) -> String {
+    let (mut operand, mut operator, mut end) = (false, false, false);
     for expected in rules {
-        let word = match expected {
-            Rule::expr | Rule::and_expr | Rule::not_expr | Rule::compare | Rule::sum | Rule::product => "an expression",
-            Rule::unary | Rule::postfix | Rule::primary => "a number, a name or `(`",
-            Rule::number => "a number",
-            Rule::ident | Rule::call => "a name",
-            Rule::or_op => "`or`",
-            Rule::and_op => "`and`",
-            Rule::not_op => "`not`",
-            Rule::compare_op => "a comparison (`>`, `<`, `crosses_above`, ...)",
-            Rule::add_op => "`+` or `-`",
-            Rule::mul_op => "`*` or `/`",
-            Rule::neg_op => "`-`",
-            Rule::EOI => "the end of the rule",
-            _ => "more",
-        };
-        if !words.contains(&word) {
-            words.push(word);
+        match expected {
+            Rule::or_op | Rule::and_op | Rule::compare_op | Rule::add_op | Rule::mul_op => operator = true,
+            Rule::EOI => end = true,
+            _ => operand = true,
         }
+    }
+    let before = text.get(..offset).unwrap_or(text);
+    let unclosed = before.matches('(').count() > before.matches(')').count();
+    let mut words: Vec<&str> = Vec::new();
+    if operand {
+        words.push("a number, a name or `(`");
+    }
+    if operator {
+        words.push("an operator (+ - * /, a comparison, and, or)");
+    }
+    if unclosed && !operand {
+        words.push("`,` or `)`");
+    } else if end {
+        words.push("the end of the rule");
     }
     match words.len() {
         0 => "something else".into(),
