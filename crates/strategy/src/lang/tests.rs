@@ -27,7 +27,7 @@ fn walk(n: usize, seed: u64) -> Vec<Bar> {
         .map(|i| {
             x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let step = Decimal::new(((x >> 33) % 2001) as i64 - 1000, 2);
-            if (x >> 20) % 7 != 0 {
+            if !(x >> 20).is_multiple_of(7) {
                 price = (price + step).max(Decimal::ONE);
             }
             let spread = Decimal::new(((x >> 40) % 500) as i64, 2);
