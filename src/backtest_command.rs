@@ -209,7 +209,7 @@ fn plan(args: &BacktestArgs) -> Result<(Plan, Trading), AppError> {
             || args.strategy.strategy_file.is_some())
     {
         return Err(AppError::input(
-            "sweeps are over the SMA windows (--short, --long) of --strategy sma-cross",
+            "sweeps are over the SMA windows (--short, --long) of --strategy sma-cross, without stops",
         ));
     }
     if !sweep {
@@ -338,6 +338,7 @@ fn warm_up_bars(strategy: &StrategyConfig) -> (usize, &'static str) {
         StrategyConfig::EmaCross { slow, .. } => (slow, "slow EMA period"),
         StrategyConfig::RsiThreshold { period, .. } => (period + 1, "RSI period (plus one bar)"),
         StrategyConfig::File(ref file) => (file.program().warm_up(), "strategy file's longest indicator"),
+        StrategyConfig::WithExits { ref strategy, .. } => warm_up_bars(strategy),
     }
 }
 

@@ -614,7 +614,7 @@ fn strategy_params(given: &[String]) -> Result<std::collections::BTreeMap<String
 fn resolve_strategy(
     s: &StrategyOptions,
     window: impl Fn(Option<Axis>, &str) -> Result<usize, ConfigError>,
-) -> Result<StrategyConfig, ConfigError> {
+) -> Result<(StrategyConfig, nanotrader_strategy::Exits), ConfigError> {
     let params = strategy_params(s.params.as_deref().unwrap_or_default())?;
     let file = match (&s.strategy_file, s.strategy) {
         (Some(_), Some(kind)) => {
@@ -642,9 +642,10 @@ fn resolve_strategy(
     if let Some(file) = file {
         let file = file.map_err(|e| ConfigError(e.to_string()))?;
         let config = file.compile(&params).map_err(|e| ConfigError(e.to_string()))?;
-        return Ok(config.as_builtin().unwrap_or(StrategyConfig::File(config)));
+        let exits = file.exits.clone();
+        return Ok((config.as_builtin().unwrap_or(StrategyConfig::File(config)), exits));
     }
-    Ok(match s.strategy.unwrap_or(StrategyKind::SmaCross) {
+    let config = match s.strategy.unwrap_or(StrategyKind::SmaCross) {
         StrategyKind::SmaCross => StrategyConfig::SmaCross {
             short: window(s.short.clone(), "short")?,
             long: window(s.long.clone(), "long")?,
@@ -659,7 +660,8 @@ fn resolve_strategy(
             overbought: s.overbought.unwrap_or_default(),
         },
         other => unreachable!("{} is a built-in file", other.name()),
-    })
+    };
+    Ok((config, nanotrader_strategy::Exits::default()))
 }
 
 /// The strategy, the broker and the first deciding bar, with the preset and the defaults under
@@ -678,8 +680,18 @@ pub fn resolve_trading(strategy: &StrategyOptions, broker: &BrokerOptions) -> Re
             ))
         })
     };
-    let strategy = resolve_strategy(&s, window)?;
+    let (strategy, file_exits) = resolve_strategy(&s, window)?;
     strategy.validate().map_err(|e| ConfigError(e.to_string()))?;
+    // Flags over the strategy file's [exits].
+    let exits = nanotrader_strategy::Exits {
+        stop_loss: s.stop_loss,
+        take_profit: s.take_profit,
+        trailing_stop: s.trailing_stop,
+        max_bars_in_trade: s.max_bars_in_trade,
+        cooldown_bars: s.cooldown_bars,
+    }
+    .over(&file_exits);
+    exits.validate().map_err(ConfigError)?;
 
     let base = BrokerConfig::default();
     let broker = BrokerConfig {
@@ -694,6 +706,15 @@ pub fn resolve_trading(strategy: &StrategyOptions, broker: &BrokerOptions) -> Re
     if decide_from_bar == 0 {
         return Err(ConfigError("decide-from-bar counts bars from 1; 0 is not a bar".into()));
     }
+    let strategy = if exits.is_empty() {
+        strategy
+    } else {
+        StrategyConfig::WithExits {
+            strategy: Box::new(strategy),
+            exits,
+            decide_from_bar,
+        }
+    };
     Ok(Trading {
         strategy,
         broker,

@@ -132,6 +132,30 @@ pub struct StrategyOptions {
     #[serde(deserialize_with = "de_parse")]
     pub oversold: Option<Decimal>,
 
+    /// Stop-loss below the entry price: a percentage (2%) or an ATR multiple (3xatr), checked
+    /// from the bar after the entry; fills at the stop, or at the open of a bar that opened below it.
+    #[arg(long, env = "NANOTRADER_STOP_LOSS", value_name = "2%|3xatr")]
+    #[serde(deserialize_with = "de_parse")]
+    pub stop_loss: Option<nanotrader_strategy::Distance>,
+
+    /// Take-profit above the entry price, as --stop-loss.
+    #[arg(long, env = "NANOTRADER_TAKE_PROFIT", value_name = "4%|2xatr")]
+    #[serde(deserialize_with = "de_parse")]
+    pub take_profit: Option<nanotrader_strategy::Distance>,
+
+    /// Trailing stop below the highest high since the entry, as --stop-loss.
+    #[arg(long, env = "NANOTRADER_TRAILING_STOP", value_name = "1.5%|2xatr")]
+    #[serde(deserialize_with = "de_parse")]
+    pub trailing_stop: Option<nanotrader_strategy::Distance>,
+
+    /// Exit at the close of the Nth bar in a trade.
+    #[arg(long, env = "NANOTRADER_MAX_BARS_IN_TRADE", value_name = "N")]
+    pub max_bars_in_trade: Option<u64>,
+
+    /// After a losing trade, no entry for N bars.
+    #[arg(long, env = "NANOTRADER_COOLDOWN_BARS", value_name = "N")]
+    pub cooldown_bars: Option<u64>,
+
     /// RSI level above which rsi-threshold sells [default: 70].
     #[arg(long, env = "NANOTRADER_OVERBOUGHT")]
     #[serde(deserialize_with = "de_parse")]
@@ -504,6 +528,11 @@ impl StrategyOptions {
             strategy: None,
             strategy_file: None,
             params: None,
+            stop_loss: None,
+            take_profit: None,
+            trailing_stop: None,
+            max_bars_in_trade: None,
+            cooldown_bars: None,
             short: Some(Axis::List(vec![10])),
             long: Some(Axis::List(vec![20])),
             fast: Some(12),

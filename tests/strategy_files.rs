@@ -172,3 +172,88 @@ fn a_bad_strategy_file_or_parameter_gets_one_line_and_exit_2() {
         }
     }
 }
+
+/// Closes by bar time (unix seconds), from a `ts,open,high,low,close,...` file.
+fn closes(path: &Path) -> std::collections::HashMap<i64, String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].parse::<i64>().unwrap(), f[4].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn stops_fill_at_their_own_price_alike_in_run_and_backtest() {
+    let data = repo_file("tests/data/btcusd_1m_20171217.csv");
+    let bar_close = closes(&data);
+    let data = data.to_str().unwrap();
+    let stops_file = tempfile::tempdir().unwrap();
+    let with_exits = stops_file.path().join("ema_with_exits.toml");
+    std::fs::write(
+        &with_exits,
+        "entry = \"ema(close, 5) crosses_above ema(close, 20)\"\nexit = \"ema(close, 5) < ema(close, 20)\"\n\
+         [exits]\nstop-loss = \"1.5xatr\"\ntake-profit = \"0.6%\"\ncooldown-bars = 10\n",
+    )
+    .unwrap();
+    let with_exits = with_exits.display().to_string();
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["--stop-loss", "0.3%", "--take-profit", "0.5%", "--cooldown-bars", "5"],
+        vec![
+            "--strategy",
+            "ema-cross",
+            "--fast",
+            "5",
+            "--slow",
+            "20",
+            "--trailing-stop",
+            "0.4%",
+            "--max-bars-in-trade",
+            "90",
+        ],
+        vec!["--strategy-file", &with_exits],
+        // The flag over the file's stop.
+        vec![
+            "--strategy-file",
+            &with_exits,
+            "--stop-loss",
+            "0.2%",
+            "--fee-rate",
+            "0.001",
+        ],
+    ];
+    for options in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let mut run = vec![
+            "run", "--source", "replay", "--speed", "max", "--no-web", "--data", data,
+        ];
+        run.extend_from_slice(&options);
+        let out = nanotrader(dir.path(), &run);
+        assert!(out.status.success(), "{options:?}: {}", stderr(&out));
+        let engine = fills_csv(dir.path(), None);
+        let (batch, json) = backtest_fills(dir.path(), data, &options);
+        assert_eq!(batch, engine, "{options:?}");
+        assert_eq!(json["strategy"]["kind"], "with-exits", "{options:?}");
+        assert!(
+            json["assumptions"]["fills"]
+                .as_str()
+                .unwrap()
+                .contains("opened through it"),
+            "the stop rule is said beside the figures: {}",
+            json["assumptions"]
+        );
+        // Some exits are at a stop's or target's price, not at their bar's close.
+        let off_close = engine
+            .iter()
+            .filter(|row| {
+                let f: Vec<&str> = row.split(',').collect();
+                let close = &bar_close[&f[0].parse::<i64>().unwrap()];
+                plain_number(close) != plain_number(f[3])
+            })
+            .count();
+        assert!(engine.len() >= 4, "{options:?}: {engine:?}");
+        assert!(off_close > 0, "{options:?}: every fill at a close: {engine:?}");
+    }
+}

@@ -286,7 +286,9 @@ pub fn signal_changes(bars: &BarColumns, strategy: &StrategyConfig) -> Result<Ve
                 let signal = strategy.on_bar(&bars.bar(i));
                 if signal != held {
                     held = signal;
-                    changes.on_change(i, bars.close[i]);
+                    // A stop's own price (8 decimals at most: the strategy rounds it).
+                    let price = strategy.fill_price().and_then(crate::columns::to_fixed);
+                    changes.on_change(i, price.unwrap_or(bars.close[i]));
                 }
             }
         }

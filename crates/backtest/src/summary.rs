@@ -183,7 +183,13 @@ pub fn single(
         assumptions: Assumptions {
             broker: trading.broker.clone(),
             decide_from_bar: trading.decide_from_bar,
-            fills: "at the close of the bar whose signal changed, in full, no slippage",
+            fills: if matches!(strategy, StrategyConfig::WithExits { .. }) {
+                "at the close of the bar whose signal changed, in full, no slippage; a stop or target touched \
+                 from the bar after the entry fills at its price, or at the open when the bar opened through it \
+                 (a bar touching both is taken as a stop)"
+            } else {
+                "at the close of the bar whose signal changed, in full, no slippage"
+            },
             annualisation: format!(
                 "per-bar returns x sqrt({:.0} bars a year): a market open 24/7, 365 days",
                 nanotrader_perf::bars_per_year(bars.interval)

@@ -467,7 +467,9 @@ impl Engine {
         if let Some(order) = order
             && !self.paused
         {
-            filled = self.broker.follow(order, bar.ts, bar.close);
+            // A stop fills at its own price (the strategy says so); everything else at the close.
+            let price = self.strategy.fill_price().unwrap_or(bar.close);
+            filled = self.broker.follow(order, bar.ts, price);
         }
         let account = self.broker.account();
         let execution = filled.map(|(order, fill)| {

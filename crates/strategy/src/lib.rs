@@ -4,6 +4,7 @@
 //! not how orders are placed, nor where anything is stored.
 
 mod ema_cross;
+mod exits;
 mod indicators;
 mod lang;
 mod rsi_threshold;
@@ -14,6 +15,7 @@ use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
 
 pub use ema_cross::EmaCross;
+pub use exits::{Distance, Exits, WithExits};
 pub use indicators::{Ema, Rsi, STATE_DP, Sma};
 pub use lang::{BUILTIN_FILES, FileError, FileSpec, FileStrategy, FileStrategyConfig, Program, StrategyFile};
 use nanotrader_market::Bar;
@@ -73,6 +75,11 @@ pub trait Strategy: Send {
     fn on_bar(&mut self, bar: &Bar) -> Signal;
     /// The indicator lines after the last bar.
     fn line_values(&self) -> LineValues;
+    /// The price of the fill the last bar's signal change makes when it is not the bar's close
+    /// (a stop's price: `WithExits`).
+    fn fill_price(&self) -> Option<Decimal> {
+        None
+    }
 }
 
 /// Largest indicator window a configuration may ask for (about two years of 1-minute bars).
@@ -97,6 +104,13 @@ pub enum StrategyConfig {
     },
     /// A strategy file (`--strategy-file`), stored as its text and parameters.
     File(FileStrategyConfig),
+    /// Any of the above with stops and exits (`WithExits`).
+    WithExits {
+        strategy: Box<StrategyConfig>,
+        exits: Exits,
+        /// The first bar that may trade (the run's `decide_from_bar`): entries wait for it.
+        decide_from_bar: u64,
+    },
 }
 
 impl Default for StrategyConfig {
@@ -109,6 +123,8 @@ impl Default for StrategyConfig {
 /// Why a strategy's parameters cannot be used; each is one line for the user.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidStrategy {
+    #[error("{0}")]
+    Exits(String),
     #[error("{name} window must be at least 1")]
     EmptyWindow { name: &'static str },
     #[error("{name} window must be at most {MAX_WINDOW}, got {window}")]
@@ -157,6 +173,10 @@ impl StrategyConfig {
             }
             // Checked when it was compiled.
             StrategyConfig::File(_) => Ok(()),
+            StrategyConfig::WithExits { strategy, exits, .. } => {
+                strategy.validate()?;
+                exits.validate().map_err(InvalidStrategy::Exits)
+            }
         }
     }
 
@@ -172,6 +192,11 @@ impl StrategyConfig {
                 overbought,
             } => Box::new(RsiThreshold::new(*period, *oversold, *overbought)),
             StrategyConfig::File(file) => Box::new(file.build()),
+            StrategyConfig::WithExits {
+                strategy,
+                exits,
+                decide_from_bar,
+            } => Box::new(WithExits::new(strategy.build()?, exits.clone(), *decide_from_bar)),
         })
     }
 
@@ -186,6 +211,9 @@ impl StrategyConfig {
                 overbought,
             } => format!("rsi-threshold {period} {oversold}/{overbought}"),
             StrategyConfig::File(file) => file.describe(),
+            StrategyConfig::WithExits { strategy, exits, .. } => {
+                format!("{} {}", strategy.describe(), exits.describe())
+            }
         }
     }
 }

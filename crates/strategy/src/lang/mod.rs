@@ -18,7 +18,7 @@
 //! every comparison with it false.
 
 mod program;
-mod series;
+pub(crate) mod series;
 mod syntax;
 
 use std::collections::BTreeMap;
@@ -83,6 +83,9 @@ pub struct StrategyFile {
     pub description: Option<String>,
     /// Parameters and their defaults, by name.
     pub params: BTreeMap<String, Decimal>,
+    /// Stops and exits (`[exits]`: stop-loss = "2%", take-profit, trailing-stop,
+    /// max-bars-in-trade, cooldown-bars); flags override them.
+    pub exits: crate::Exits,
     entry: RuleText,
     exit: RuleText,
 }
@@ -103,6 +106,8 @@ struct RawFile {
     params: BTreeMap<toml::Spanned<String>, toml::Spanned<toml::Value>>,
     entry: toml::Spanned<String>,
     exit: toml::Spanned<String>,
+    #[serde(default)]
+    exits: crate::Exits,
 }
 
 /// 1-based line and column (in characters) of a byte offset.
@@ -164,7 +169,7 @@ impl StrategyFile {
                 .unwrap_or("not a valid strategy file")
                 .to_string();
             let message = if message.contains("unknown field") {
-                format!("{message}; a strategy file has name, description, [params], entry and exit")
+                format!("{message}; a strategy file has name, description, entry, exit, [params] and [exits]")
             } else {
                 message
             };
@@ -209,6 +214,7 @@ impl StrategyFile {
             params,
             entry: rule(&raw.entry),
             exit: rule(&raw.exit),
+            exits: raw.exits,
         };
         // Parsed and compiled with the defaults now, so a bad file fails before anything starts.
         file.compile(&BTreeMap::new())?;

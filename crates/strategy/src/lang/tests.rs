@@ -182,7 +182,7 @@ fn bad_files_get_one_line_with_line_column_found_and_expected() {
         ),
         (
             "entry = \"close > 1\"\nexit = \"close < 1\"\nstop = 3\n",
-            "test.toml:3:1: unknown field `stop`, expected one of `name`, `description`, `params`, `entry`, `exit`; a strategy file has name, description, [params], entry and exit",
+            "test.toml:3:1: unknown field `stop`, expected one of `name`, `description`, `params`, `entry`, `exit`, `exits`; a strategy file has name, description, entry, exit, [params] and [exits]",
         ),
         (
             "entry = \"close > 1\"\nexit = \"close < 1\"\n[params]\nclose = 3\n",
