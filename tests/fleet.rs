@@ -212,8 +212,13 @@ fn the_fleet_dashboard_lists_every_run_and_follows_a_writing_run_through_notific
     assert!(out.status.success(), "{}", stderr(&out));
     let finished = *run_ids(&db).last().unwrap();
 
-    // The fallback re-read is an hour away: whatever arrives comes by notification.
-    let app = Running::start(serve(&db, &["--recheck-secs", "3600"]));
+    // The fallback re-read is an hour away: whatever arrives comes by notification. Its
+    // connections are named, to be cut below.
+    let mut cmd = bin();
+    cmd.arg("--db-url")
+        .arg(format!("{}?application_name=fleet-under-test", db.url()))
+        .args(["serve", "--recheck-secs", "3600"]);
+    let app = Running::start(cmd);
     let list = wait_for_list(&app, "the finished run listed", |runs| runs.len() == 1);
     let a = row(&list, finished);
     assert_eq!(a["strategy"], "sma-cross 3/8", "{a}");
@@ -305,6 +310,35 @@ fn the_fleet_dashboard_lists_every_run_and_follows_a_writing_run_through_notific
     let (_, body) = app.get_json("/api/runs");
     assert!(body["notifications"].as_u64().unwrap() > 0, "{body}");
     assert_eq!(body["rechecks"], 0, "nothing came by the fallback: {body}");
+
+    // The server ends the dashboard's sessions (as a restart would): it says so once, listens
+    // again, reads on a new connection, and the page keeps getting the run's bars.
+    let cut: i64 = db
+        .client()
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name = 'fleet-under-test'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(cut, 2, "the dashboard reads on one connection and listens on another");
+    let mut after_cut = 0;
+    while after_cut < 20 {
+        let Some(frame) = rt.block_on(next_json(&mut ws, deadline + Duration::from_secs(60))) else {
+            panic!("no bars after the connections were cut\n{}", app.stderr_so_far());
+        };
+        let events = frame["events"].as_array().cloned().unwrap_or_default();
+        after_cut += events.iter().filter(|e| e["k"] == "bar").count();
+    }
+    let log = app.stderr_so_far();
+    assert_eq!(log.matches("lost its connection to the store").count(), 1, "{log}");
+    assert_eq!(log.matches("listens to the store again").count(), 1, "{log}");
+    // The reading connection fails at most once, and says so back when it works again.
+    let failed = log.matches("cannot read the store").count();
+    assert!(failed <= 1, "{log}");
+    assert_eq!(log.matches("reads the store again").count(), failed, "{log}");
+    eprintln!("the dashboard's log after its connections were cut:\n{log}");
 
     // The writer stops (as Ctrl-C): the list says so, the board says the run ended.
     let pid = writer.0.id().to_string();

@@ -237,14 +237,14 @@ pub fn listen_runs(
                             if last_ping.elapsed() >= PING_EVERY {
                                 last_ping = std::time::Instant::now();
                                 if let Err(e) = client.simple_query("") {
-                                    break e.to_string();
+                                    break pg_error(e).to_string();
                                 }
                             }
                             if hear(RunsEvent::Quiet).is_break() {
                                 return;
                             }
                         }
-                        Err(e) => break e.to_string(),
+                        Err(e) => break pg_error(e).to_string(),
                     }
                 };
                 tracing::warn!(store = %location, "the fleet dashboard lost its connection to the store ({lost}); trying again");

@@ -128,6 +128,12 @@ pub async fn control(
         other => return Err(ApiError::not_found(format!("no control named '{other}'"))),
     };
     let board = board(&server, &params).await?;
+    if board.from_fleet() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "the fleet dashboard only watches: steer a run from its own process's dashboard",
+        ));
+    }
     let (reply_tx, reply) = tokio::sync::oneshot::channel();
     let gone = || ApiError::new(StatusCode::CONFLICT, "the run has ended: nothing to control");
     board.controls.send((control, reply_tx)).await.map_err(|_| gone())?;
@@ -153,7 +159,7 @@ async fn read_store<T: Send + 'static>(
     board: &Arc<Board>,
     read: impl FnOnce(&Store) -> Result<T, nanotrader_store::StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    if board.data_dir.as_os_str().is_empty() {
+    if board.from_fleet() {
         return Err(ApiError::not_found(
             "the fleet dashboard has no fills or bars pages yet: `nanotrader fills` and `bars` read them",
         ));

@@ -55,7 +55,10 @@ pub struct FleetCounters {
 
 /// The fleet: the store it reads, the boards opened so far, the runs list as JSON.
 pub struct Fleet {
-    store: PgStore,
+    /// The reading connection; `None` after a read failed, until the next read opens a new one
+    /// (a server restart ends every session: the fleet must not keep a dead one).
+    store: Mutex<Option<Arc<PgStore>>>,
+    url: String,
     runs: Mutex<HashMap<i64, Arc<FleetRun>>>,
     /// Serializes opening boards: two pages opening the same run build it once.
     opening: Mutex<()>,
@@ -98,7 +101,26 @@ impl Fleet {
 
     fn read<T>(&self, read: impl FnOnce(&PgStore) -> Result<T, StoreError>) -> Result<T, StoreError> {
         self.counters.reads.fetch_add(1, Ordering::Relaxed);
-        read(&self.store)
+        let store = {
+            let mut slot = self.store.lock().unwrap_or_else(|e| e.into_inner());
+            match &*slot {
+                Some(store) => store.clone(),
+                None => {
+                    let store = Arc::new(PgStore::connect_read_only(&self.url)?);
+                    *slot = Some(store.clone());
+                    store
+                }
+            }
+        };
+        let result = read(&store);
+        if result.is_err() {
+            // Whatever failed, the next read starts on a fresh connection.
+            let mut slot = self.store.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.as_ref().is_some_and(|s| Arc::ptr_eq(s, &store)) {
+                *slot = None;
+            }
+        }
+        result
     }
 
     /// The runs list as JSON (what /api/runs and the list's stream send).
@@ -460,7 +482,8 @@ impl RunRow {
 pub fn attach(server: &Arc<Server>, store: PgStore, url: &str, recheck: Duration) -> Result<(), StoreError> {
     let (wake, wakes) = std_mpsc::channel();
     let fleet = Arc::new(Fleet {
-        store,
+        store: Mutex::new(Some(Arc::new(store))),
+        url: url.to_owned(),
         runs: Mutex::new(HashMap::new()),
         opening: Mutex::new(()),
         list: watch::channel(Utf8Bytes::from_static(r#"{"type":"runs","runs":[]}"#)).0,
