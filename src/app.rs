@@ -118,6 +118,7 @@ pub async fn execute(cli: Cli) -> Result<(), AppError> {
         }
         Command::Backtest(args) => crate::backtest_command::execute(args, file_run, &data_dir, quiet),
         Command::Feed(args) => crate::feed::feed(args).await,
+        Command::Serve(args) => crate::serve::serve(&target, args, file_run.web).await,
     }
 }
 
@@ -646,7 +647,7 @@ fn config_json(cfg: &RunConfig, info: &SourceInfo) -> String {
     .to_string()
 }
 
-async fn wait_for_stop_signal() {
+pub(crate) async fn wait_for_stop_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -67,6 +67,9 @@ pub enum Command {
     /// Publish Kraken's market data (trades and closed bars of --pair) to NATS JetStream, for
     /// any number of bots to trade from (`run --source nats`).
     Feed(crate::feed::FeedArgs),
+    /// Serve one dashboard for every run in a PostgreSQL store (--db-url postgres://...),
+    /// whichever process or machine writes it: the runs list, and each run's board, live.
+    Serve(crate::serve::ServeArgs),
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

@@ -557,7 +557,7 @@ fn resolve_notify(live: &LiveOptions) -> Result<Option<nanotrader_notify::Notify
 }
 
 /// The dashboard's settings, `None` with --no-web.
-fn resolve_web(web: WebOptions) -> Result<Option<nanotrader_web::WebConfig>, ConfigError> {
+pub(crate) fn resolve_web(web: WebOptions) -> Result<Option<nanotrader_web::WebConfig>, ConfigError> {
     if web.no_web.unwrap_or_default() {
         return Ok(None);
     }

@@ -20,6 +20,7 @@ mod history;
 mod logs;
 mod options;
 mod output;
+mod serve;
 mod sources;
 mod stores;
 

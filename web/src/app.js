@@ -54,8 +54,14 @@
       token = null;
     }
   }
+  // Which board: `?pair=` on a run's own dashboard, `/runs/{id}` on the fleet dashboard
+  // (`nanotrader serve`); every request of the page names it the same way.
   const pair = new URLSearchParams(location.search).get('pair');
-  const pairQuery = pair ? `?pair=${encodeURIComponent(pair)}` : '';
+  const fleetRun = /^\/runs\/(\d+)$/.exec(location.pathname);
+  const boardParams = new URLSearchParams();
+  if (pair) boardParams.set('pair', pair);
+  if (fleetRun) boardParams.set('run', fleetRun[1]);
+  const pairQuery = boardParams.toString() ? `?${boardParams}` : '';
 
   // ---- Counters the browser test reads.
   const nt = { snapshots: 0, frames: 0, lastSeq: null, barCount: 0, markerCount: 0, holdPoints: 0 };

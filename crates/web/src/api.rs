@@ -26,8 +26,11 @@ pub const MAX_BARS: usize = 10_000;
 pub const DEFAULT_FILLS: usize = 1_000;
 pub const MAX_FILLS: usize = 10_000;
 
-/// The board named by `?pair=` (any case), or the first one.
-pub fn board(server: &Server, params: &Params) -> Result<Arc<Board>, ApiError> {
+/// The board named by `?run=` (the fleet dashboard), by `?pair=` (any case), or the first one.
+pub async fn board(server: &Server, params: &Params) -> Result<Arc<Board>, ApiError> {
+    if let Some(run) = params.run()? {
+        return super::fleet::board(server, run).await;
+    }
     let pair = params.pair()?;
     let boards = server.boards();
     let found = match pair {
@@ -41,20 +44,20 @@ pub fn board(server: &Server, params: &Params) -> Result<Arc<Board>, ApiError> {
 }
 
 pub async fn status(State(server): State<Arc<Server>>, params: Params) -> Result<Response, ApiError> {
-    let board = board(&server, &params)?;
+    let board = board(&server, &params).await?;
     Ok(Json(json!({ "pair": board.meta.pair, "run_id": board.meta.run_id, "status": board.status() })).into_response())
 }
 
 pub async fn account(State(server): State<Arc<Server>>, params: Params) -> Result<Response, ApiError> {
-    Ok(Json(board(&server, &params)?.account()).into_response())
+    Ok(Json(board(&server, &params).await?.account()).into_response())
 }
 
 pub async fn performance(State(server): State<Arc<Server>>, params: Params) -> Result<Response, ApiError> {
-    Ok(Json(board(&server, &params)?.performance()).into_response())
+    Ok(Json(board(&server, &params).await?.performance()).into_response())
 }
 
 pub async fn config(State(server): State<Arc<Server>>, params: Params) -> Result<Response, ApiError> {
-    let board = board(&server, &params)?;
+    let board = board(&server, &params).await?;
     Ok(Json(json!({ "meta": board.meta, "run": board.config })).into_response())
 }
 
@@ -64,7 +67,7 @@ pub async fn openapi() -> Response {
 
 /// Every fill of the run, from the store (the page's snapshot holds only the recent ones).
 pub async fn fills(State(server): State<Arc<Server>>, params: Params) -> Result<Response, ApiError> {
-    let board = board(&server, &params)?;
+    let board = board(&server, &params).await?;
     let limit = params.limit(DEFAULT_FILLS, MAX_FILLS)?;
     let before = params.before()?;
     let run_id = board.meta.run_id;
@@ -80,7 +83,7 @@ pub async fn fills(State(server): State<Arc<Server>>, params: Params) -> Result<
 /// Stored bars in `[from, to]` (unix seconds, a date or RFC 3339): the first `limit` from `from`,
 /// or without `from` the last `limit` up to `to`. A range that ends before it starts is empty.
 pub async fn bars(State(server): State<Arc<Server>>, params: Params) -> Result<Response, ApiError> {
-    let board = board(&server, &params)?;
+    let board = board(&server, &params).await?;
     let limit = params.limit(DEFAULT_BARS, MAX_BARS)?;
     let from = params.time("from")?;
     let to = params.time("to")?;
@@ -124,7 +127,13 @@ pub async fn control(
         "flatten" => Control::Flatten,
         other => return Err(ApiError::not_found(format!("no control named '{other}'"))),
     };
-    let board = board(&server, &params)?;
+    let board = board(&server, &params).await?;
+    if board.from_fleet() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "the fleet dashboard only watches: steer a run from its own process's dashboard",
+        ));
+    }
     let (reply_tx, reply) = tokio::sync::oneshot::channel();
     let gone = || ApiError::new(StatusCode::CONFLICT, "the run has ended: nothing to control");
     board.controls.send((control, reply_tx)).await.map_err(|_| gone())?;
@@ -150,6 +159,11 @@ async fn read_store<T: Send + 'static>(
     board: &Arc<Board>,
     read: impl FnOnce(&Store) -> Result<T, nanotrader_store::StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
+    if board.from_fleet() {
+        return Err(ApiError::not_found(
+            "the fleet dashboard has no fills or bars pages yet: `nanotrader fills` and `bars` read them",
+        ));
+    }
     let board = board.clone();
     tokio::task::spawn_blocking(move || {
         let mut reader = board.reader.lock().unwrap_or_else(|e| e.into_inner());

@@ -20,6 +20,8 @@ const INDEX_HTML: &str = include_str!("../../../web/src/index.html");
 const APP_JS: &str = include_str!("../../../web/src/app.js");
 const THEME_CSS: &str = include_str!("../../../web/src/theme.css");
 const STYLE_CSS: &str = include_str!("../../../web/src/style.css");
+const RUNS_HTML: &str = include_str!("../../../web/src/runs.html");
+const RUNS_JS: &str = include_str!("../../../web/src/runs.js");
 const CHARTS_JS: &str = nanotrader_charts::LIGHTWEIGHT_CHARTS_JS;
 
 const HTML: &str = "text/html; charset=utf-8";
@@ -59,6 +61,18 @@ static STYLE: Asset = Asset {
     kind: CSS,
     etag: LazyLock::new(|| etag_of(STYLE_CSS)),
 };
+static RUNS_PAGE: Asset = Asset {
+    file: Some("runs.html"),
+    body: RUNS_HTML,
+    kind: HTML,
+    etag: LazyLock::new(|| etag_of(RUNS_HTML)),
+};
+static RUNS_SCRIPT: Asset = Asset {
+    file: Some("runs.js"),
+    body: RUNS_JS,
+    kind: JS,
+    etag: LazyLock::new(|| etag_of(RUNS_JS)),
+};
 static CHARTS: Asset = Asset {
     file: None,
     body: CHARTS_JS,
@@ -84,6 +98,9 @@ pub fn asset(path: &str, request: &HeaderMap) -> Response {
         "/assets/app.js" => &APP,
         "/assets/theme.css" => &THEME,
         "/assets/style.css" => &STYLE,
+        // The fleet dashboard's runs list (`/` and `/runs` of `nanotrader serve`).
+        "/runs.html" => &RUNS_PAGE,
+        "/assets/runs.js" => &RUNS_SCRIPT,
         "/assets/lightweight-charts.js" => &CHARTS,
         _ => return ApiError::not_found("no such asset").into_response(),
     };

@@ -547,6 +547,12 @@ impl Board {
         self.state().status_view(&self.metrics, self.clients(), skipped)
     }
 
+    /// A board of the fleet dashboard (`nanotrader serve`): fed from PostgreSQL, with no data
+    /// directory of its own and no engine to steer.
+    pub fn from_fleet(&self) -> bool {
+        self.data_dir.as_os_str().is_empty()
+    }
+
     pub fn paused(&self) -> bool {
         self.metrics.paused.load(Ordering::Relaxed)
     }

@@ -9,6 +9,7 @@ mod api;
 mod assets;
 mod board;
 mod errors;
+mod fleet;
 mod hub;
 mod metrics;
 mod params;
@@ -18,20 +19,21 @@ mod view;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::sync::watch;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 
 pub use board::{Board, BoardMeta, BoardSeed, BoardStore, CLIENT_QUEUE_FRAMES};
+pub use fleet::{DEFAULT_RECHECK, Fleet, FleetCounters, attach as attach_fleet};
 pub use security::{AccessToken, SecurityError, check_bind};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -60,6 +62,8 @@ pub struct Server {
     pub queue_frames: usize,
     /// The server's own runtime (see `WebHandle`).
     runtime: tokio::runtime::Handle,
+    /// `nanotrader serve`: every run of a PostgreSQL store, read from it (see `fleet`).
+    fleet: OnceLock<Arc<fleet::Fleet>>,
 }
 
 impl Server {
@@ -198,6 +202,7 @@ pub async fn start(config: &WebConfig) -> Result<WebHandle, StartError> {
         clients: Arc::new(AtomicU64::new(0)),
         queue_frames: config.queue_frames,
         runtime: runtime.handle().clone(),
+        fleet: OnceLock::new(),
     });
     let app = router(server.clone());
     let (stop, mut stopped) = watch::channel(false);
@@ -227,7 +232,12 @@ pub fn router(server: Arc<Server>) -> Router {
         .route("/", get(page))
         .route("/index.html", get(page))
         .route("/assets/{*file}", get(page))
+        .route("/runs", get(page))
+        .route("/runs/{id}", get(page))
         .route("/ws", get(live))
+        .route("/ws/runs", get(fleet::runs_stream))
+        .route("/api/runs", get(fleet::runs))
+        .route("/api/runs/{id}", get(fleet::run))
         .route("/api/status", get(api::status))
         .route("/api/account", get(api::account))
         .route("/api/performance", get(api::performance))
@@ -252,8 +262,26 @@ fn not_an_upgrade(status: StatusCode, _: axum::http::Version, _: &HeaderMap, _: 
     status != StatusCode::SWITCHING_PROTOCOLS
 }
 
-async fn page(uri: Uri, headers: HeaderMap) -> Response {
-    assets::asset(uri.path(), &headers)
+/// The page; on the fleet dashboard `/` and `/runs` are the runs list and `/runs/{id}` a run's
+/// board (the same page as a run's own dashboard, which reads the run from its address).
+async fn page(State(server): State<Arc<Server>>, uri: Uri, headers: HeaderMap) -> Response {
+    let path = uri.path();
+    let fleet = server.fleet.get().is_some();
+    match path {
+        "/" | "/runs" if fleet => assets::asset("/runs.html", &headers),
+        "/runs" => errors::ApiError::not_found(
+            "this dashboard shows one process's runs: the runs list is `nanotrader serve`'s",
+        )
+        .into_response(),
+        _ if path.starts_with("/runs/") => {
+            let id = &path["/runs/".len()..];
+            if !fleet || id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+                return errors::ApiError::not_found("no such page").into_response();
+            }
+            assets::asset("/", &headers)
+        }
+        _ => assets::asset(path, &headers),
+    }
 }
 
 async fn live(
@@ -262,8 +290,10 @@ async fn live(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, errors::ApiError> {
     let upgrade = upgrade?;
-    server.wait_for_a_board(std::time::Duration::from_secs(10)).await;
-    let board = api::board(&server, &params)?;
+    if params.run()?.is_none() {
+        server.wait_for_a_board(std::time::Duration::from_secs(10)).await;
+    }
+    let board = api::board(&server, &params).await?;
     let clients = server.clients.clone();
     Ok(upgrade
         .protocols([stream::SUBPROTOCOL])

@@ -55,6 +55,17 @@ impl Params {
         }
     }
 
+    /// `run`: a run id (the fleet dashboard's boards), a whole number from 1 to `i64::MAX`.
+    pub fn run(&self) -> Result<Option<i64>, ApiError> {
+        let Some(text) = self.0.get("run") else {
+            return Ok(None);
+        };
+        whole_number(text)
+            .filter(|n| (1..=i64::MAX as u64).contains(n))
+            .map(|n| Some(n as i64))
+            .ok_or_else(|| ApiError::bad_request(format!("run '{text}' is not a run id")))
+    }
+
     /// `limit`: a whole number from 1 to `max`, `default` when absent.
     pub fn limit(&self, default: usize, max: usize) -> Result<usize, ApiError> {
         let Some(text) = self.0.get("limit") else {

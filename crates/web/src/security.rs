@@ -100,8 +100,17 @@ fn presented_token(headers: &HeaderMap) -> Option<&str> {
         .and_then(|list| list.split(',').find_map(|p| p.trim().strip_prefix("bearer.")))
 }
 
+/// The pages themselves (they hold no data: what they show comes from the API and the streams,
+/// which need the token).
 fn is_public(path: &str) -> bool {
-    path == "/" || path == "/index.html" || path.starts_with("/assets/") || path == "/favicon.svg"
+    path == "/"
+        || path == "/index.html"
+        || path.starts_with("/assets/")
+        || path == "/favicon.svg"
+        || path == "/runs"
+        || path
+            .strip_prefix("/runs/")
+            .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Host names a loopback-bound dashboard answers to: `localhost`, a loopback IPv4 address or
