@@ -230,8 +230,17 @@ pub trait WriteTarget: Send + 'static {
     /// Where, for messages (never a password).
     fn location(&self) -> String;
     /// Writes every step of `batches` in one transaction: all of it durable when this returns
-    /// `Ok`, none of it when it fails (so a retry stores each step once).
-    fn write(&mut self, run_id: i64, series_id: i64, batches: &[Vec<Step>]) -> Result<(), StoreError>;
+    /// `Ok`, none of it when it fails (so a retry stores each step once). A target that can be
+    /// kept waiting by its server calls `waiting` every few milliseconds while it waits: that
+    /// takes the engine's new steps aside (up to the backlog bound), so the engine goes on while
+    /// a slow or silent server is waited for.
+    fn write(
+        &mut self,
+        run_id: i64,
+        series_id: i64,
+        batches: &[Vec<Step>],
+        waiting: &mut dyn FnMut(),
+    ) -> Result<(), StoreError>;
     /// Marks the run's final status.
     fn finish(&mut self, run_id: i64, status: RunStatus) -> Result<(), StoreError>;
     /// Whether waiting can cure this failure.
@@ -251,7 +260,14 @@ impl WriteTarget for SqliteTarget {
     fn location(&self) -> String {
         self.path.display().to_string()
     }
-    fn write(&mut self, run_id: i64, series_id: i64, batches: &[Vec<Step>]) -> Result<(), StoreError> {
+    fn write(
+        &mut self,
+        run_id: i64,
+        series_id: i64,
+        batches: &[Vec<Step>],
+        _waiting: &mut dyn FnMut(),
+    ) -> Result<(), StoreError> {
+        // A local file: a write waits at most the busy timeout (a lock), never on a peer.
         write(&mut self.conn, run_id, series_id, batches)
     }
     fn finish(&mut self, run_id: i64, status: RunStatus) -> Result<(), StoreError> {
@@ -365,12 +381,39 @@ impl<T: WriteTarget> Writer<T> {
             steps += batch.len();
         }
         let started = Instant::now();
-        let batches = self.backlog.make_contiguous();
-        match self.target.write(self.run_id, self.series_id, &batches[..count]) {
+        // Steps the engine sends while the target waits on its server, kept aside (the batches
+        // being written are borrowed) and appended to the backlog after.
+        let mut aside: Vec<Vec<Step>> = Vec::new();
+        let mut aside_steps = 0;
+        let result = {
+            let (run_id, series_id) = (self.run_id, self.series_id);
+            let room = MAX_BACKLOG_STEPS.saturating_sub(self.backlog_steps);
+            let (commands, finish, engine_gone) = (&mut self.commands, &mut self.finish, &mut self.engine_gone);
+            let mut waiting = || {
+                while finish.is_none() && !*engine_gone && aside_steps < room {
+                    match commands.try_recv() {
+                        Ok(StoreCmd::Steps(steps)) => {
+                            aside_steps += steps.len();
+                            aside.push(steps);
+                        }
+                        Ok(StoreCmd::Finish { status, done }) => *finish = Some((status, done)),
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Disconnected) => *engine_gone = true,
+                    }
+                }
+            };
+            let batches = self.backlog.make_contiguous();
+            self.target.write(run_id, series_id, &batches[..count], &mut waiting)
+        };
+        let elapsed = started.elapsed();
+        self.backlog_steps += aside_steps;
+        self.backlog.extend(aside);
+        match result {
             Ok(()) => {
                 self.stats.transactions += 1;
                 self.stats.steps += steps as u64;
-                (self.hooks.on_commit)(&batches[..count], started.elapsed());
+                let batches = self.backlog.make_contiguous();
+                (self.hooks.on_commit)(&batches[..count], elapsed);
                 self.backlog.drain(..count);
                 self.backlog_steps -= steps;
                 if let Some(outage) = self.outage.take() {
