@@ -233,10 +233,11 @@ impl PgTarget {
         work: impl AsyncFnOnce(&mut Link) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let result = within_waiting(&self.runtime, work(&mut self.link), waiting).unwrap_or_else(|| Err(no_reply()));
-        // A session the server closed, or one left mid-conversation (no answer in time, a lost
-        // connection), is never used again.
+        // After a failure, a session the server closed, or one left mid-conversation (no answer
+        // in time, a lost connection), is never used again. One found closed after a success is
+        // left for the next exchange to find, so the loss is said (`Link::ready`).
         let broken = self.link.session.as_ref().is_some_and(|s| s.client.is_closed());
-        if broken || matches!(&result, Err(StoreError::Server { transient: true, .. })) {
+        if result.is_err() && (broken || matches!(&result, Err(StoreError::Server { transient: true, .. }))) {
             self.link.lost();
         }
         result
