@@ -766,6 +766,100 @@ mod tests {
         StoreError::Sql(conn.execute_batch(sql).unwrap_err())
     }
 
+    /// A target whose first write is kept waiting by a silent server (calling `waiting` as a
+    /// real one does) and then fails; later writes record what they stored.
+    struct SilentOnce {
+        silent_for: Option<Duration>,
+        silence_over: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        stored: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
+    }
+
+    impl WriteTarget for SilentOnce {
+        fn location(&self) -> String {
+            "silent".into()
+        }
+        fn write(
+            &mut self,
+            _: i64,
+            _: i64,
+            batches: &[Vec<Step>],
+            waiting: &mut dyn FnMut(),
+        ) -> Result<(), StoreError> {
+            if let Some(silence) = self.silent_for.take() {
+                let until = Instant::now() + silence;
+                while Instant::now() < until {
+                    waiting();
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                self.silence_over.store(true, std::sync::atomic::Ordering::SeqCst);
+                return Err(StoreError::Server {
+                    message: "no answer".into(),
+                    transient: true,
+                });
+            }
+            let mut stored = self.stored.lock().unwrap();
+            stored.extend(batches.iter().flatten().map(|s| s.progress.bars_seen));
+            Ok(())
+        }
+        fn finish(&mut self, _: i64, _: RunStatus) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn is_transient(&self, _: &StoreError) -> bool {
+            true
+        }
+        fn describe(&self, e: &StoreError) -> String {
+            e.to_string()
+        }
+    }
+
+    fn step(n: u64) -> Step {
+        Step {
+            bar: None,
+            gap: None,
+            signal: None,
+            execution: None,
+            snapshot: None,
+            progress: Progress {
+                bars_seen: n,
+                ..Progress::default()
+            },
+        }
+    }
+
+    /// While the server keeps a write waiting, the engine's steps are still taken (far more
+    /// than its queue holds), and once the server answers they are all stored, in order.
+    #[test]
+    fn steps_are_taken_while_a_silent_server_keeps_a_write_waiting() {
+        let silence_over = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stored = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let target = SilentOnce {
+            silent_for: Some(Duration::from_secs(2)),
+            silence_over: silence_over.clone(),
+            stored: stored.clone(),
+        };
+        let (tx, rx) = mpsc::channel(2);
+        let hooks = WriterHooks {
+            on_commit: Box::new(|_, _| {}),
+            on_health: Box::new(|_| {}),
+        };
+        let writer = StoreWriter::spawn_with(target, 1, 1, rx, hooks).unwrap();
+        for n in 0..50 {
+            tx.blocking_send(StoreCmd::Steps(vec![step(n)])).unwrap();
+        }
+        // 50 batches through a queue of 2, all taken while the first write still waited.
+        assert!(!silence_over.load(std::sync::atomic::Ordering::SeqCst));
+        let (done, stored_all) = oneshot::channel();
+        tx.blocking_send(StoreCmd::Finish {
+            status: RunStatus::Completed,
+            done,
+        })
+        .unwrap();
+        stored_all.blocking_recv().unwrap();
+        let stats = writer.join().unwrap();
+        assert_eq!(stats.retries, 1);
+        assert_eq!(*stored.lock().unwrap(), (0..50).collect::<Vec<u64>>());
+    }
+
     #[test]
     fn a_read_only_store_is_retried_and_a_broken_constraint_is_not() {
         let read_only = failure(OpenFlags::SQLITE_OPEN_READ_ONLY, "INSERT INTO t VALUES (2)");
