@@ -1,6 +1,7 @@
 //! Helpers for tests that drive the real `nanotrader` binary against a real SQLite file.
 #![allow(dead_code)]
 
+pub mod pg;
 pub mod running;
 pub mod store_check;
 
@@ -273,4 +274,27 @@ pub fn run_python(python: &Path, script: &str, args: &[&std::ffi::OsStr]) -> Out
         .expect("the test venv's python runs");
     assert!(out.status.success(), "python failed:\n{}{}", stdout(&out), stderr(&out));
     out
+}
+
+/// Writes a bar file of at least `bars` rows: copies of `source` one after another in time.
+pub fn repeat_bars(source: &Path, out: &Path, bars: usize) {
+    let text = std::fs::read_to_string(source).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let rows: Vec<(i64, &str)> = lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (ts, rest) = l.split_once(',').unwrap();
+            (ts.parse().unwrap(), rest)
+        })
+        .collect();
+    let span = rows.last().unwrap().0 - rows[0].0 + 60;
+    let mut csv = String::from(header);
+    csv.push('\n');
+    for copy in 0..bars.div_ceil(rows.len()).max(1) as i64 {
+        for (ts, rest) in &rows {
+            csv.push_str(&format!("{},{rest}\n", ts + copy * span));
+        }
+    }
+    std::fs::write(out, csv).unwrap();
 }

@@ -10,7 +10,8 @@
 //! **Libraries.** `postgres` (the synchronous client of rust-postgres) with `refinery` for
 //! versioned migrations: the store's writer is a plain thread that blocks on each commit (a
 //! fill is announced only after it), which a synchronous client fits without a second async
-//! runtime in the engine's way; refinery embeds the SQL files at build time and records each
+//! runtime in the engine's way (the writer's own connection is the async client under it, on a
+//! one-thread runtime of the writer's, so each exchange has a deadline: see `session.rs`); refinery embeds the SQL files at build time and records each
 //! applied version in `refinery_schema_history`, refusing a database migrated by a newer
 //! nanotrader. (sqlx would have brought an async pool and compile-time checked queries, neither
 //! of which a single-connection writer thread needs.) The synchronous client runs its own small
@@ -20,11 +21,15 @@
 //! **One writer per run, across machines.** A run is claimed with a session-level advisory lock
 //! on its id ([`RunClaim`]), held by the writer's connection for as long as it writes: a second
 //! claimant is refused at once; a process that dies loses its session, and with it the claim.
+//! A session cut off by a partition may outlive its connection on the server (until the
+//! server's TCP gives up on it): the writer that reconnects ends its own previous session, known
+//! by its server pid, and claims the run again.
 
 mod claim;
 mod convert;
 mod fleet;
 mod read;
+mod session;
 mod writer;
 
 use std::sync::mpsc as std_mpsc;
@@ -53,6 +58,17 @@ pub(crate) const LOCK_KEY: i32 = 0x6e74_6b00;
 
 /// How long a connection attempt may take before it counts as failed.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A peer that vanished (a network partition, a machine gone) is noticed by TCP itself: data
+/// sent and not acknowledged for `TCP_USER_TIMEOUT` ends the connection, and so do keepalive
+/// probes unanswered `KEEPALIVES_RETRIES` times on an idle one (about 30 s), where the system's
+/// defaults would wait hours. A URL's own settings (`tcp_user_timeout=`, `keepalives_idle=`, ...)
+/// win.
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
+const KEEPALIVES_IDLE: Duration = Duration::from_secs(15);
+const KEEPALIVES_INTERVAL: Duration = Duration::from_secs(5);
+const KEEPALIVES_RETRIES: u32 = 3;
+/// The client library's default idle time, which a URL that says nothing leaves.
+const DEFAULT_KEEPALIVES_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
 
 /// Whether `url` names a PostgreSQL database (`postgres://` or `postgresql://`).
 pub fn is_postgres_url(url: &str) -> bool {
@@ -75,15 +91,34 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// A new connection to `url`.
-pub(crate) fn connect(url: &str) -> Result<Client, StoreError> {
-    let mut config: postgres::Config = url
+/// The client's settings for `url`: a bounded connection attempt, nanotrader's name on the
+/// server, and a dead peer noticed in bounded time (see `TCP_USER_TIMEOUT`).
+pub(crate) fn client_config(url: &str) -> Result<tokio_postgres::Config, StoreError> {
+    let mut config: tokio_postgres::Config = url
         .parse()
         .map_err(|e| StoreError::Unusable(format!("--db-url {}: {e}", redact(url))))?;
     config.connect_timeout(CONNECT_TIMEOUT);
     if config.get_application_name().is_none() {
         config.application_name("nanotrader");
     }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(TCP_USER_TIMEOUT);
+    }
+    if config.get_keepalives_idle() == DEFAULT_KEEPALIVES_IDLE {
+        config.keepalives_idle(KEEPALIVES_IDLE);
+    }
+    if config.get_keepalives_interval().is_none() {
+        config.keepalives_interval(KEEPALIVES_INTERVAL);
+    }
+    if config.get_keepalives_retries().is_none() {
+        config.keepalives_retries(KEEPALIVES_RETRIES);
+    }
+    Ok(config)
+}
+
+/// A new connection to `url` (the synchronous client, for migrations and reads).
+pub(crate) fn connect(url: &str) -> Result<Client, StoreError> {
+    let config = postgres::Config::from(client_config(url)?);
     config.connect(NoTls).map_err(|e| {
         let failure = convert::pg_error(e);
         match failure {
@@ -115,6 +150,16 @@ pub(crate) fn migrate(client: &mut Client, location: &str) -> Result<(), StoreEr
         .execute("SELECT pg_advisory_unlock($1, 0)", &[&LOCK_MIGRATE])
         .map_err(convert::pg_error);
     result.and(unlocked.map(|_| ()))
+}
+
+/// Lets go of a connection that no longer answers. Dropping the synchronous client waits for
+/// its connection to close, which a silent peer (a partition) never lets happen: that wait goes
+/// on a thread of its own, which ends when TCP gives up on the peer (`TCP_USER_TIMEOUT`) or with
+/// the process.
+fn abandon(client: Client) {
+    let _ = std::thread::Builder::new()
+        .name("store-pg-close".into())
+        .spawn(move || drop(client));
 }
 
 type Job = Box<dyn FnOnce(&mut Client) + Send>;
@@ -179,7 +224,18 @@ impl PgStore {
                     }
                 };
                 while let Ok(job) = queue.recv() {
+                    // A connection lost since the last job (the server restarted, the network
+                    // cut) is made again; where that fails too, the job fails with the reason.
+                    if client.is_closed() || client.is_valid(CONNECT_TIMEOUT).is_err() {
+                        match connect(&thread_url) {
+                            Ok(fresh) => abandon(std::mem::replace(&mut client, fresh)),
+                            Err(e) => tracing::debug!("the store's connection is lost and not made again: {e}"),
+                        }
+                    }
                     job(&mut client);
+                }
+                if client.is_valid(Duration::from_secs(1)).is_err() {
+                    abandon(client);
                 }
             })
             .map_err(|e| StoreError::Unusable(format!("cannot start the store's connection thread: {e}")))?;

@@ -1,18 +1,26 @@
 //! The run's writer on PostgreSQL: the store crate's [`StoreWriter`] loop over a [`PgTarget`],
 //! which writes each batch of steps in one transaction on the connection that holds the run's
-//! claim.
+//! claim. Every exchange with the server has a deadline ([`crate::session::REPLY_TIMEOUT`]): a connection that
+//! stops answering (a partition) is given up and made again, like one the server closed.
+
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use postgres::{Client, Statement, Transaction};
 use rust_decimal::Decimal;
+use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
+use tokio_postgres::{Client, Statement, Transaction};
 
 use nanotrader_broker::{AccountSnapshot, Fill, Order};
 use nanotrader_store::{RunStatus, SignalChange, Step, StoreCmd, StoreError, StoreWriter, WriteTarget, WriterHooks};
 
-use crate::claim::{RunClaim, try_claim};
+use crate::claim::{RunClaim, end_stale_claim, try_claim};
 use crate::convert::{at, pg_error};
-use crate::{connect, redact};
+use crate::redact;
+use crate::session::{Session, no_reply, within_waiting};
+
+/// After this bot's stale session was told to end, how long its claim may take to be freed.
+const STALE_CLAIM_FREED_WITHIN: Duration = Duration::from_secs(5);
 
 /// Bars sent in one statement (as arrays, unnested by the server) once they go in by INSERT
 /// rather than COPY: one round trip for thousands of bars.
@@ -25,27 +33,46 @@ pub fn spawn_writer(
     commands: mpsc::Receiver<StoreCmd>,
     hooks: WriterHooks,
 ) -> Result<StoreWriter, StoreError> {
+    let runtime = claim
+        .runtime
+        .take()
+        .ok_or_else(|| StoreError::Unusable("the run's claim was already handed to a writer".into()))?;
+    let session = claim.session.take();
     let target = PgTarget {
-        client: claim.client.take(),
-        statements: None,
-        url: claim.url.clone(),
-        location: redact(&claim.url),
-        run_id: claim.run_id,
+        runtime,
+        link: Link {
+            last_server_pid: session.as_ref().map(|s| s.server_pid),
+            session,
+            statements: None,
+            url: claim.url.clone(),
+            location: redact(&claim.url),
+            run_id: claim.run_id,
+        },
         copy_bars: true,
     };
     StoreWriter::spawn_with(target, claim.run_id, series_id, commands, hooks)
 }
 
 struct PgTarget {
-    /// `None` after the connection was lost, until it is made again (with the claim).
-    client: Option<Client>,
-    statements: Option<Statements>,
-    url: String,
-    location: String,
-    run_id: i64,
+    /// The runtime the connection lives on, driven by the writer's thread for each exchange.
+    runtime: Runtime,
+    link: Link,
     /// Bars go in by COPY (the fastest way in) until one meets a bar already stored (another run
     /// on the same data); from then on by INSERT .. ON CONFLICT DO NOTHING.
     copy_bars: bool,
+}
+
+/// The connection holding the run's claim, made again after a loss.
+struct Link {
+    /// `None` after the connection was lost or given up, until it is made again (with the claim).
+    session: Option<Session>,
+    statements: Option<Statements>,
+    /// The server process of the last session that held the claim: after a lost connection the
+    /// server may keep that session, and the claim with it, until its own TCP gives up on it.
+    last_server_pid: Option<i32>,
+    url: String,
+    location: String,
+    run_id: i64,
 }
 
 /// The writer's statements, prepared once per connection. Each takes whole columns as arrays
@@ -62,24 +89,27 @@ struct Statements {
 }
 
 impl Statements {
-    fn prepare(c: &mut Client) -> Result<Self, postgres::Error> {
+    async fn prepare(c: &Client) -> Result<Self, tokio_postgres::Error> {
         Ok(Self {
             bars: c.prepare(
                 "INSERT INTO bars (series_id, ts, open, high, low, close, volume, trades)
                  SELECT $1, * FROM unnest($2::timestamptz[], $3::numeric[], $4::numeric[], $5::numeric[],
                                           $6::numeric[], $7::numeric[], $8::bigint[])
                  ON CONFLICT DO NOTHING",
-            )?,
+            )
+            .await?,
             gaps: c.prepare(
                 "INSERT INTO gaps (series_id, from_ts, to_ts, missing)
                  SELECT $1, * FROM unnest($2::timestamptz[], $3::timestamptz[], $4::bigint[])
                  ON CONFLICT DO NOTHING",
-            )?,
+            )
+            .await?,
             signals: c.prepare(
                 "INSERT INTO signals (run_id, ts, signal, change)
                  SELECT $1, * FROM unnest($2::timestamptz[], $3::smallint[], $4::smallint[])
                  ON CONFLICT (run_id, ts) DO UPDATE SET signal = EXCLUDED.signal, change = EXCLUDED.change",
-            )?,
+            )
+            .await?,
             // A commit whose answer was lost with the connection may have happened: the retry
             // then meets the same orders and fills, already stored, and keeps them as they are.
             orders: c.prepare(
@@ -87,14 +117,16 @@ impl Statements {
                  SELECT $1, *, 'filled' FROM unnest($2::bigint[], $3::timestamptz[], $4::text[], $5::numeric[],
                                                     $6::text[])
                  ON CONFLICT DO NOTHING",
-            )?,
+            )
+            .await?,
             fills: c.prepare(
                 "INSERT INTO fills (run_id, order_id, ts, side, qty, price, fee, cash_after, position_after,
                                     realized_pnl)
                  SELECT $1, * FROM unnest($2::bigint[], $3::timestamptz[], $4::text[], $5::numeric[], $6::numeric[],
                                           $7::numeric[], $8::numeric[], $9::numeric[], $10::numeric[])
                  ON CONFLICT DO NOTHING",
-            )?,
+            )
+            .await?,
             snapshots: c.prepare(
                 "INSERT INTO account_snapshots
                      (run_id, ts, cash, position, avg_entry, realized_pnl, unrealized_pnl, equity, fees_paid)
@@ -104,26 +136,34 @@ impl Statements {
                      avg_entry = EXCLUDED.avg_entry, realized_pnl = EXCLUDED.realized_pnl,
                      unrealized_pnl = EXCLUDED.unrealized_pnl, equity = EXCLUDED.equity,
                      fees_paid = EXCLUDED.fees_paid",
-            )?,
+            )
+            .await?,
             progress: c.prepare(
                 "UPDATE runs SET first_bar_ts = COALESCE(first_bar_ts, $2), last_bar_ts = COALESCE($3, last_bar_ts),
                      bars_seen = $4, signal = $5, next_order_id = $6, updated_at = now(), status = 'running'
                  WHERE id = $1",
-            )?,
+            )
+            .await?,
         })
     }
 }
 
-impl PgTarget {
-    /// The connection, made again after a loss: the claim went with the old session, so it is
-    /// taken again first, and if another process took the run meanwhile the writer stops.
-    fn connection(&mut self) -> Result<(&mut Client, &Statements), StoreError> {
-        if self.client.as_ref().is_some_and(Client::is_closed) {
-            self.client = None;
+impl Link {
+    /// The connection and its statements, made again after a loss: the claim went with the old
+    /// session (or is still held by it on the server, which this bot then ends), so it is taken
+    /// again first; if another process took the run meanwhile the writer stops.
+    async fn ready(&mut self) -> Result<(&mut Client, &Statements), StoreError> {
+        if self.session.as_ref().is_some_and(|s| s.client.is_closed()) {
+            // Found closed between two writes (the server ended it, or the network did): an
+            // outage like any other, said once; the retry connects again.
+            self.lost();
+            return Err(StoreError::Server {
+                message: "the connection to the database server was closed".into(),
+                transient: true,
+            });
         }
-        if self.client.is_none() {
-            self.statements = None;
-            let mut client = connect(&self.url).map_err(|e| match e {
+        if self.session.is_none() {
+            let session = Session::connect(&self.url).await.map_err(|e| match e {
                 // Not reachable now: worth waiting for.
                 StoreError::Unusable(message) => StoreError::Server {
                     message,
@@ -131,36 +171,105 @@ impl PgTarget {
                 },
                 other => other,
             })?;
-            if !try_claim(&mut client, self.run_id)? {
-                return Err(StoreError::Server {
-                    message: format!(
-                        "run {} was claimed by another process while the connection to {} was down",
-                        self.run_id, self.location
-                    ),
-                    transient: false,
-                });
-            }
+            self.claim(&session).await?;
             tracing::info!(store = %self.location, run = self.run_id, "reconnected to the store; the run is claimed again");
-            self.client = Some(client);
+            self.last_server_pid = Some(session.server_pid);
+            self.session = Some(session);
         }
-        let client = self.client.as_mut().expect("set above");
+        let session = self.session.as_mut().expect("set above");
         if self.statements.is_none() {
-            self.statements = Some(Statements::prepare(client).map_err(pg_error)?);
+            self.statements = Some(Statements::prepare(&session.client).await.map_err(pg_error)?);
         }
-        Ok((client, self.statements.as_ref().expect("set above")))
+        Ok((&mut session.client, self.statements.as_ref().expect("set above")))
+    }
+
+    /// Claims the run on a new session. A claim still held by this bot's previous session (the
+    /// server has not noticed that its connection is gone) is taken back by ending that session.
+    async fn claim(&self, session: &Session) -> Result<(), StoreError> {
+        if try_claim(&session.client, self.run_id).await? {
+            return Ok(());
+        }
+        if let Some(stale) = self.last_server_pid
+            && end_stale_claim(&session.client, self.run_id, stale).await?
+        {
+            tracing::warn!(
+                store = %self.location,
+                run = self.run_id,
+                "the run's claim was still held by this bot's previous session (server pid {stale}), which the lost \
+                 connection left behind on the server: that session was ended"
+            );
+            let deadline = Instant::now() + STALE_CLAIM_FREED_WITHIN;
+            while Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                if try_claim(&session.client, self.run_id).await? {
+                    return Ok(());
+                }
+            }
+        }
+        Err(StoreError::Server {
+            message: format!(
+                "run {} was claimed by another process while the connection to {} was down",
+                self.run_id, self.location
+            ),
+            transient: false,
+        })
+    }
+
+    /// Gives the session up: it is never used again, and its socket is closed.
+    fn lost(&mut self) {
+        self.statements = None;
+        if let Some(session) = self.session.take() {
+            session.abandon();
+        }
+    }
+}
+
+impl PgTarget {
+    /// Runs one exchange with the server within [`crate::session::REPLY_TIMEOUT`]; a session that failed or did
+    /// not answer in time is given up.
+    fn exchange<T>(
+        &mut self,
+        waiting: &mut dyn FnMut(),
+        work: impl AsyncFnOnce(&mut Link) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let result = within_waiting(&self.runtime, work(&mut self.link), waiting).unwrap_or_else(|| Err(no_reply()));
+        // After a failure, a session the server closed, or one left mid-conversation (no answer
+        // in time, a lost connection), is never used again. One found closed after a success is
+        // left for the next exchange to find, so the loss is said (`Link::ready`).
+        let broken = self.link.session.as_ref().is_some_and(|s| s.client.is_closed());
+        if result.is_err() && (broken || matches!(&result, Err(StoreError::Server { transient: true, .. }))) {
+            self.link.lost();
+        }
+        result
+    }
+}
+
+impl Drop for PgTarget {
+    /// The session ends politely where the server answers (the claim freed at once).
+    fn drop(&mut self) {
+        self.link.statements = None;
+        if let Some(session) = self.link.session.take() {
+            session.close(&self.runtime);
+        }
     }
 }
 
 impl WriteTarget for PgTarget {
     fn location(&self) -> String {
-        self.location.clone()
+        self.link.location.clone()
     }
 
-    fn write(&mut self, run_id: i64, series_id: i64, batches: &[Vec<Step>]) -> Result<(), StoreError> {
-        let result = (|| {
-            let copy_bars = self.copy_bars;
-            let (client, statements) = self.connection()?;
-            let mut tx = client.transaction().map_err(pg_error)?;
+    fn write(
+        &mut self,
+        run_id: i64,
+        series_id: i64,
+        batches: &[Vec<Step>],
+        waiting: &mut dyn FnMut(),
+    ) -> Result<(), StoreError> {
+        let copy_bars = self.copy_bars;
+        let copied = self.exchange(waiting, async move |link: &mut Link| {
+            let (client, statements) = link.ready().await?;
+            let mut tx = client.transaction().await.map_err(pg_error)?;
             let copied = write_steps(
                 &mut tx,
                 statements,
@@ -168,31 +277,31 @@ impl WriteTarget for PgTarget {
                 series_id,
                 copy_bars,
                 batches.iter().flatten(),
-            )?;
-            // Durable when this returns (synchronous_commit, the server's default).
-            tx.commit().map_err(pg_error)?;
+            )
+            .await?;
+            // Durable when this returns (synchronous_commit, the server's default). A commit
+            // whose answer is lost (or late) may have happened: the retry stores each step once.
+            tx.commit().await.map_err(pg_error)?;
             Ok(copied)
-        })();
-        let result = result.map(|copied| {
-            if !copied {
-                self.copy_bars = false;
-            }
-        });
-        if result.is_err() && self.client.as_ref().is_some_and(Client::is_closed) {
-            self.client = None;
+        })?;
+        if !copied {
+            self.copy_bars = false;
         }
-        result
+        Ok(())
     }
 
     fn finish(&mut self, run_id: i64, status: RunStatus) -> Result<(), StoreError> {
-        let (client, _) = self.connection()?;
-        client
-            .execute(
-                "UPDATE runs SET status = $2, updated_at = now() WHERE id = $1",
-                &[&run_id, &status.as_str()],
-            )
-            .map_err(pg_error)?;
-        Ok(())
+        self.exchange(&mut || {}, async move |link: &mut Link| {
+            let (client, _) = link.ready().await?;
+            client
+                .execute(
+                    "UPDATE runs SET status = $2, updated_at = now() WHERE id = $1",
+                    &[&run_id, &status.as_str()],
+                )
+                .await
+                .map_err(pg_error)?;
+            Ok(())
+        })
     }
 
     fn is_transient(&self, error: &StoreError) -> bool {
@@ -222,7 +331,7 @@ struct BarColumns {
 }
 
 impl BarColumns {
-    fn flush(&mut self, tx: &mut Transaction, statement: &Statement, series_id: i64) -> Result<(), StoreError> {
+    async fn flush(&mut self, tx: &Transaction<'_>, statement: &Statement, series_id: i64) -> Result<(), StoreError> {
         if self.ts.is_empty() {
             return Ok(());
         }
@@ -231,6 +340,7 @@ impl BarColumns {
             statement,
             &[&series_id, &self.ts, open, high, low, close, volume, &self.trades],
         )
+        .await
         .map_err(pg_error)?;
         self.ts.clear();
         self.values.iter_mut().for_each(Vec::clear);
@@ -242,16 +352,17 @@ impl BarColumns {
 impl BarColumns {
     /// All the bars by one binary COPY, inside a savepoint: `Ok(false)` (and nothing written)
     /// when one of them is already stored, for the caller to insert them the idempotent way.
-    fn copy(&mut self, tx: &mut Transaction, series_id: i64) -> Result<bool, StoreError> {
-        use postgres::binary_copy::BinaryCopyInWriter;
-        use postgres::types::{ToSql, Type};
+    async fn copy(&mut self, tx: &mut Transaction<'_>, series_id: i64) -> Result<bool, StoreError> {
+        use tokio_postgres::binary_copy::BinaryCopyInWriter;
+        use tokio_postgres::types::{ToSql, Type};
         if self.ts.is_empty() {
             return Ok(true);
         }
-        let mut savepoint = tx.savepoint("bars").map_err(pg_error)?;
-        let written = (|| {
+        let savepoint = tx.savepoint("bars").await.map_err(pg_error)?;
+        let written = async {
             let sink = savepoint
-                .copy_in("COPY bars (series_id, ts, open, high, low, close, volume, trades) FROM STDIN BINARY")?;
+                .copy_in("COPY bars (series_id, ts, open, high, low, close, volume, trades) FROM STDIN BINARY")
+                .await?;
             let numeric = Type::NUMERIC;
             let types = [
                 Type::INT8,
@@ -263,7 +374,8 @@ impl BarColumns {
                 numeric,
                 Type::INT8,
             ];
-            let mut writer = BinaryCopyInWriter::new(sink, &types);
+            let writer = BinaryCopyInWriter::new(sink, &types);
+            let mut writer = std::pin::pin!(writer);
             let [open, high, low, close, volume] = &self.values;
             for i in 0..self.ts.len() {
                 let row: [&(dyn ToSql + Sync); 8] = [
@@ -276,20 +388,21 @@ impl BarColumns {
                     &volume[i],
                     &self.trades[i],
                 ];
-                writer.write(&row)?;
+                writer.as_mut().write(&row).await?;
             }
-            writer.finish()
-        })();
+            writer.finish().await
+        }
+        .await;
         match written {
             Ok(_) => {
-                savepoint.commit().map_err(pg_error)?;
+                savepoint.commit().await.map_err(pg_error)?;
                 self.ts.clear();
                 self.values.iter_mut().for_each(Vec::clear);
                 self.trades.clear();
                 Ok(true)
             }
-            Err(e) if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) => {
-                savepoint.rollback().map_err(pg_error)?;
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                savepoint.rollback().await.map_err(pg_error)?;
                 Ok(false)
             }
             Err(e) => Err(pg_error(e)),
@@ -297,7 +410,7 @@ impl BarColumns {
     }
 
     /// The bars by INSERT .. ON CONFLICT DO NOTHING, `BARS_PER_STATEMENT` at a time.
-    fn insert(&mut self, tx: &mut Transaction, statement: &Statement, series_id: i64) -> Result<(), StoreError> {
+    async fn insert(&mut self, tx: &Transaction<'_>, statement: &Statement, series_id: i64) -> Result<(), StoreError> {
         let mut rest = std::mem::take(self);
         while !rest.ts.is_empty() {
             let n = rest.ts.len().min(BARS_PER_STATEMENT);
@@ -309,7 +422,7 @@ impl BarColumns {
             for (to, from) in chunk.values.iter_mut().zip(rest.values.iter_mut()) {
                 *to = from.drain(..n).collect();
             }
-            chunk.flush(tx, statement, series_id)?;
+            chunk.flush(tx, statement, series_id).await?;
         }
         Ok(())
     }
@@ -406,9 +519,16 @@ impl Columns {
         Ok(())
     }
 
-    fn write(&self, tx: &mut Transaction, st: &Statements, run_id: i64, series_id: i64) -> Result<(), StoreError> {
+    async fn write(
+        &self,
+        tx: &Transaction<'_>,
+        st: &Statements,
+        run_id: i64,
+        series_id: i64,
+    ) -> Result<(), StoreError> {
         if !self.gap_from.is_empty() {
             tx.execute(&st.gaps, &[&series_id, &self.gap_from, &self.gap_to, &self.gap_missing])
+                .await
                 .map_err(pg_error)?;
         }
         if !self.signal_ts.is_empty() {
@@ -416,6 +536,7 @@ impl Columns {
                 &st.signals,
                 &[&run_id, &self.signal_ts, &self.signal, &self.signal_change],
             )
+            .await
             .map_err(pg_error)?;
         }
         if !self.order_id.is_empty() {
@@ -430,6 +551,7 @@ impl Columns {
                     &self.order_reason,
                 ],
             )
+            .await
             .map_err(pg_error)?;
             let [qty, price, fee, cash, position, pnl] = &self.fill_values;
             tx.execute(
@@ -447,6 +569,7 @@ impl Columns {
                     pnl,
                 ],
             )
+            .await
             .map_err(pg_error)?;
         }
         if !self.snapshot_ts.is_empty() {
@@ -465,6 +588,7 @@ impl Columns {
                     fees,
                 ],
             )
+            .await
             .map_err(pg_error)?;
         }
         Ok(())
@@ -473,8 +597,8 @@ impl Columns {
 
 /// Writes the steps; whether the bars went in by COPY (`false`: one was already stored, so they
 /// were inserted the idempotent way, and later transactions should start that way).
-fn write_steps<'a>(
-    tx: &mut Transaction,
+async fn write_steps<'a>(
+    tx: &mut Transaction<'_>,
     st: &Statements,
     run_id: i64,
     series_id: i64,
@@ -499,7 +623,7 @@ fn write_steps<'a>(
             }
             bars.trades.push(i64::from(bar.trades));
             if !copy_bars && bars.ts.len() == BARS_PER_STATEMENT {
-                bars.flush(tx, &st.bars, series_id)?;
+                bars.flush(tx, &st.bars, series_id).await?;
             }
         }
         if let Some(gap) = &step.gap {
@@ -518,11 +642,11 @@ fn write_steps<'a>(
         }
         last_progress = Some(step.progress);
     }
-    let copied = copy_bars && bars.copy(tx, series_id)?;
+    let copied = copy_bars && bars.copy(tx, series_id).await?;
     if !copied {
-        bars.insert(tx, &st.bars, series_id)?;
+        bars.insert(tx, &st.bars, series_id).await?;
     }
-    rest.write(tx, st, run_id, series_id)?;
+    rest.write(tx, st, run_id, series_id).await?;
     if let Some(p) = last_progress {
         let last_bar = p.last_bar_ts.map(at).transpose()?;
         tx.execute(
@@ -536,6 +660,7 @@ fn write_steps<'a>(
                 &(p.next_order_id as i64),
             ],
         )
+        .await
         .map_err(pg_error)?;
     }
     Ok(copied)

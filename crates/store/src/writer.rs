@@ -230,8 +230,17 @@ pub trait WriteTarget: Send + 'static {
     /// Where, for messages (never a password).
     fn location(&self) -> String;
     /// Writes every step of `batches` in one transaction: all of it durable when this returns
-    /// `Ok`, none of it when it fails (so a retry stores each step once).
-    fn write(&mut self, run_id: i64, series_id: i64, batches: &[Vec<Step>]) -> Result<(), StoreError>;
+    /// `Ok`, none of it when it fails (so a retry stores each step once). A target that can be
+    /// kept waiting by its server calls `waiting` every few milliseconds while it waits: that
+    /// takes the engine's new steps aside (up to the backlog bound), so the engine goes on while
+    /// a slow or silent server is waited for.
+    fn write(
+        &mut self,
+        run_id: i64,
+        series_id: i64,
+        batches: &[Vec<Step>],
+        waiting: &mut dyn FnMut(),
+    ) -> Result<(), StoreError>;
     /// Marks the run's final status.
     fn finish(&mut self, run_id: i64, status: RunStatus) -> Result<(), StoreError>;
     /// Whether waiting can cure this failure.
@@ -251,7 +260,14 @@ impl WriteTarget for SqliteTarget {
     fn location(&self) -> String {
         self.path.display().to_string()
     }
-    fn write(&mut self, run_id: i64, series_id: i64, batches: &[Vec<Step>]) -> Result<(), StoreError> {
+    fn write(
+        &mut self,
+        run_id: i64,
+        series_id: i64,
+        batches: &[Vec<Step>],
+        _waiting: &mut dyn FnMut(),
+    ) -> Result<(), StoreError> {
+        // A local file: a write waits at most the busy timeout (a lock), never on a peer.
         write(&mut self.conn, run_id, series_id, batches)
     }
     fn finish(&mut self, run_id: i64, status: RunStatus) -> Result<(), StoreError> {
@@ -365,12 +381,39 @@ impl<T: WriteTarget> Writer<T> {
             steps += batch.len();
         }
         let started = Instant::now();
-        let batches = self.backlog.make_contiguous();
-        match self.target.write(self.run_id, self.series_id, &batches[..count]) {
+        // Steps the engine sends while the target waits on its server, kept aside (the batches
+        // being written are borrowed) and appended to the backlog after.
+        let mut aside: Vec<Vec<Step>> = Vec::new();
+        let mut aside_steps = 0;
+        let result = {
+            let (run_id, series_id) = (self.run_id, self.series_id);
+            let room = MAX_BACKLOG_STEPS.saturating_sub(self.backlog_steps);
+            let (commands, finish, engine_gone) = (&mut self.commands, &mut self.finish, &mut self.engine_gone);
+            let mut waiting = || {
+                while finish.is_none() && !*engine_gone && aside_steps < room {
+                    match commands.try_recv() {
+                        Ok(StoreCmd::Steps(steps)) => {
+                            aside_steps += steps.len();
+                            aside.push(steps);
+                        }
+                        Ok(StoreCmd::Finish { status, done }) => *finish = Some((status, done)),
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Disconnected) => *engine_gone = true,
+                    }
+                }
+            };
+            let batches = self.backlog.make_contiguous();
+            self.target.write(run_id, series_id, &batches[..count], &mut waiting)
+        };
+        let elapsed = started.elapsed();
+        self.backlog_steps += aside_steps;
+        self.backlog.extend(aside);
+        match result {
             Ok(()) => {
                 self.stats.transactions += 1;
                 self.stats.steps += steps as u64;
-                (self.hooks.on_commit)(&batches[..count], started.elapsed());
+                let batches = self.backlog.make_contiguous();
+                (self.hooks.on_commit)(&batches[..count], elapsed);
                 self.backlog.drain(..count);
                 self.backlog_steps -= steps;
                 if let Some(outage) = self.outage.take() {
@@ -721,6 +764,100 @@ mod tests {
             .unwrap();
         let conn = Connection::open_with_flags(&path, open).unwrap();
         StoreError::Sql(conn.execute_batch(sql).unwrap_err())
+    }
+
+    /// A target whose first write is kept waiting by a silent server (calling `waiting` as a
+    /// real one does) and then fails; later writes record what they stored.
+    struct SilentOnce {
+        silent_for: Option<Duration>,
+        silence_over: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        stored: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
+    }
+
+    impl WriteTarget for SilentOnce {
+        fn location(&self) -> String {
+            "silent".into()
+        }
+        fn write(
+            &mut self,
+            _: i64,
+            _: i64,
+            batches: &[Vec<Step>],
+            waiting: &mut dyn FnMut(),
+        ) -> Result<(), StoreError> {
+            if let Some(silence) = self.silent_for.take() {
+                let until = Instant::now() + silence;
+                while Instant::now() < until {
+                    waiting();
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                self.silence_over.store(true, std::sync::atomic::Ordering::SeqCst);
+                return Err(StoreError::Server {
+                    message: "no answer".into(),
+                    transient: true,
+                });
+            }
+            let mut stored = self.stored.lock().unwrap();
+            stored.extend(batches.iter().flatten().map(|s| s.progress.bars_seen));
+            Ok(())
+        }
+        fn finish(&mut self, _: i64, _: RunStatus) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn is_transient(&self, _: &StoreError) -> bool {
+            true
+        }
+        fn describe(&self, e: &StoreError) -> String {
+            e.to_string()
+        }
+    }
+
+    fn step(n: u64) -> Step {
+        Step {
+            bar: None,
+            gap: None,
+            signal: None,
+            execution: None,
+            snapshot: None,
+            progress: Progress {
+                bars_seen: n,
+                ..Progress::default()
+            },
+        }
+    }
+
+    /// While the server keeps a write waiting, the engine's steps are still taken (far more
+    /// than its queue holds), and once the server answers they are all stored, in order.
+    #[test]
+    fn steps_are_taken_while_a_silent_server_keeps_a_write_waiting() {
+        let silence_over = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stored = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let target = SilentOnce {
+            silent_for: Some(Duration::from_secs(2)),
+            silence_over: silence_over.clone(),
+            stored: stored.clone(),
+        };
+        let (tx, rx) = mpsc::channel(2);
+        let hooks = WriterHooks {
+            on_commit: Box::new(|_, _| {}),
+            on_health: Box::new(|_| {}),
+        };
+        let writer = StoreWriter::spawn_with(target, 1, 1, rx, hooks).unwrap();
+        for n in 0..50 {
+            tx.blocking_send(StoreCmd::Steps(vec![step(n)])).unwrap();
+        }
+        // 50 batches through a queue of 2, all taken while the first write still waited.
+        assert!(!silence_over.load(std::sync::atomic::Ordering::SeqCst));
+        let (done, stored_all) = oneshot::channel();
+        tx.blocking_send(StoreCmd::Finish {
+            status: RunStatus::Completed,
+            done,
+        })
+        .unwrap();
+        stored_all.blocking_recv().unwrap();
+        let stats = writer.join().unwrap();
+        assert_eq!(stats.retries, 1);
+        assert_eq!(*stored.lock().unwrap(), (0..50).collect::<Vec<u64>>());
     }
 
     #[test]
