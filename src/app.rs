@@ -113,10 +113,7 @@ pub async fn execute(cli: Cli) -> Result<(), AppError> {
         Command::History(args) if args.out.is_none() && target.is_postgres() => Err(not_on_postgres("history --store")),
         Command::History(args) => history(&data_dir, &args).await,
         Command::Runs => list_runs(&target),
-        Command::Backtest(args) if args.from_store && target.is_postgres() => {
-            Err(not_on_postgres("backtest --from-store"))
-        }
-        Command::Backtest(args) => crate::backtest_command::execute(args, file_run, &data_dir, quiet),
+        Command::Backtest(args) => crate::backtest_command::execute(args, file_run, &data_dir, &target, quiet),
         Command::Feed(args) => crate::feed::feed(args).await,
     }
 }

@@ -11,9 +11,9 @@ mod common;
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::pg::TestDb;
 use common::*;
 
 const DATA: &str = "assets/btcusd_1m_20170903_20170904.csv";
@@ -28,78 +28,6 @@ const FEES: &[&str] = &[
     "--sizing",
     "fraction:0.5",
 ];
-
-/// A database of one test's own, dropped with it.
-struct TestDb {
-    server: String,
-    name: String,
-}
-
-impl TestDb {
-    /// A fresh database, or `None` (said loudly) when no server answers and none is required.
-    fn create(test: &str) -> Option<Self> {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let server =
-            std::env::var("NANOTRADER_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-        let mut admin = match postgres::Client::connect(&format!("{server}/postgres"), postgres::NoTls) {
-            Ok(client) => client,
-            Err(e) => {
-                assert!(
-                    std::env::var("NANOTRADER_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                    "NANOTRADER_REQUIRE_POSTGRES=1 but no PostgreSQL answers at {server}: {e}"
-                );
-                eprintln!(
-                    "\n*** SKIPPED {test}: no PostgreSQL at {server} ({e}); start one (see .ci/run) or set \
-                     NANOTRADER_TEST_PG ***\n"
-                );
-                return None;
-            }
-        };
-        let name = format!(
-            "nt_test_{}_{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed),
-            test.chars()
-                .filter(char::is_ascii_alphanumeric)
-                .take(20)
-                .collect::<String>()
-        )
-        .to_lowercase();
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .expect("the test database is created");
-        Some(Self { server, name })
-    }
-
-    fn url(&self) -> String {
-        format!("{}/{}", self.server, self.name)
-    }
-
-    fn client(&self) -> postgres::Client {
-        postgres::Client::connect(&self.url(), postgres::NoTls).unwrap()
-    }
-
-    /// The advisory locks nanotrader holds in this database (its run claims).
-    fn claims(&self) -> i64 {
-        self.client()
-            .query_one(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
-                   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                   AND classid = x'6e747200'::int::oid",
-                &[],
-            )
-            .unwrap()
-            .get(0)
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Ok(mut admin) = postgres::Client::connect(&format!("{}/postgres", self.server), postgres::NoTls) {
-            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
-        }
-    }
-}
 
 /// `nanotrader --db-url URL ARGS` (a data directory of its own too, which it must not need).
 fn pg(db: &TestDb, dir: &Path, args: &[&str]) -> Command {
@@ -505,4 +433,90 @@ fn a_cut_connection_is_reconnected_and_reclaimed_and_nothing_is_lost() {
     assert_eq!(err.matches("store writes work again").count(), 1, "{err}");
     assert_eq!(export(&db, dir.path(), "fills"), sqlite_export(lite.path(), "fills"));
     assert_eq!(export(&db, dir.path(), "bars"), sqlite_export(lite.path(), "bars"));
+}
+
+/// The backtest's JSON without what differs between two runs of it: its timings (and where the
+/// bars were loaded from, which names the store).
+fn figures(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "backtest failed: {}", stderr(out));
+    let mut value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("backtest --json prints JSON");
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                map.retain(|key, _| !key.ends_with("_secs") && key != "timings" && key != "loaded_from");
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut value);
+    value
+}
+
+#[test]
+fn backtest_from_postgres_gives_exactly_the_backtest_from_sqlite() {
+    let Some(db) = TestDb::create("backtest_same") else {
+        return;
+    };
+    let data = repo_file(DATA).display().to_string();
+    let (sqlite_dir, pg_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // The same bars into both stores: the same replay.
+    let out = nanotrader(sqlite_dir.path(), &run_args(&data, "max", &[]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = output(pg(&db, pg_dir.path(), &run_args(&data, "max", &[])));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let ranges: [&[&str]; 2] = [&[], &["--since", "2017-09-03T06:00:00Z", "--until", "1504432800"]];
+    for range in ranges {
+        let trades = |dir: &Path| dir.join("trades.csv").display().to_string();
+        let (sqlite_trades, pg_trades) = (trades(sqlite_dir.path()), trades(pg_dir.path()));
+        let args = |trades: &str| {
+            let mut args: Vec<String> = [
+                "backtest",
+                "--from-store",
+                "--pair",
+                "BTC/USD",
+                "--json",
+                "--trades",
+                trades,
+            ]
+            .map(String::from)
+            .to_vec();
+            args.extend(FEES.iter().chain(range).map(|a| a.to_string()));
+            args
+        };
+        let sqlite_args = args(&sqlite_trades);
+        let from_sqlite = nanotrader(
+            sqlite_dir.path(),
+            &sqlite_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        let pg_args = args(&pg_trades);
+        let from_pg = output(pg(
+            &db,
+            pg_dir.path(),
+            &pg_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        ));
+        let (sqlite_figures, pg_figures) = (figures(&from_sqlite), figures(&from_pg));
+        assert!(sqlite_figures["fills"].as_u64().unwrap_or(0) > 0, "{sqlite_figures}");
+        assert_eq!(pg_figures, sqlite_figures, "range {range:?}");
+        let (sqlite_csv, pg_csv) = (
+            std::fs::read_to_string(&sqlite_trades).unwrap(),
+            std::fs::read_to_string(&pg_trades).unwrap(),
+        );
+        assert!(sqlite_csv.lines().count() > 1, "{sqlite_csv}");
+        assert_eq!(pg_csv, sqlite_csv, "the same trades, digit for digit (range {range:?})");
+    }
+    // A pair the database has no bars of: one line naming the store, exit 2.
+    let out = output(pg(
+        &db,
+        pg_dir.path(),
+        &["backtest", "--from-store", "--pair", "ETH/USD"],
+    ));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("has no ETH/USD bars") && err.contains("postgres://") && err.trim().lines().count() == 1,
+        "{err}"
+    );
 }

@@ -1,6 +1,7 @@
 //! Helpers for tests that drive the real `nanotrader` binary against a real SQLite file.
 #![allow(dead_code)]
 
+pub mod pg;
 pub mod running;
 pub mod store_check;
 
