@@ -22,7 +22,7 @@ use nanotrader_kraken::RestClient;
 use nanotrader_kraken::consts::PUBLIC_REST_MIN_INTERVAL;
 use nanotrader_market::BarAggregator;
 use nanotrader_market::{Source, SourceError, SourceInfo, Timestamp};
-use nanotrader_store::{DataDirLock, RunRecord, RunStore, Store, StoreError, StoreWriter};
+use nanotrader_store::{RunRecord, RunStore, Store, StoreError, StoreWriter};
 use nanotrader_strategy::Strategy;
 use nanotrader_web::{Board, BoardMeta, BoardSeed, BoardStore};
 
@@ -110,8 +110,7 @@ pub async fn execute(cli: Cli) -> Result<(), AppError> {
         }
         Command::Fills(args) => export_fills(&target, &args),
         Command::Bars(args) => export_bars(&target, &args),
-        Command::History(args) if args.out.is_none() && target.is_postgres() => Err(not_on_postgres("history --store")),
-        Command::History(args) => history(&data_dir, &args).await,
+        Command::History(args) => history(&target, &args).await,
         Command::Runs => list_runs(&target),
         Command::Backtest(args) => crate::backtest_command::execute(args, file_run, &data_dir, &target, quiet),
         Command::Feed(args) => crate::feed::feed(args).await,
@@ -711,15 +710,16 @@ fn export_bars(target: &StoreTarget, args: &BarsArgs) -> Result<(), AppError> {
     written.and_then(|_| out.flush()).or_else(ignore_broken_pipe)
 }
 
-async fn history(data_dir: &std::path::Path, args: &HistoryArgs) -> Result<(), AppError> {
+async fn history(target: &StoreTarget, args: &HistoryArgs) -> Result<(), AppError> {
     use crate::history::{BarSink, CsvSink, HistoryRequest, StoreSink, download};
     if args.until.is_some_and(|until| until <= args.since) {
         return Err(AppError::input("--until must be after --since"));
     }
-    // Into the store: as its one writer, refused before any request when another holds the dir.
-    let lock = match &args.out {
+    // Into SQLite: as its one writer, refused before any request when another holds the dir.
+    // PostgreSQL takes bars from many writers at once (a bar already stored is kept).
+    let home = match &args.out {
         Some(_) => None,
-        None => Some(DataDirLock::acquire(data_dir)?),
+        None => Some(StoreHome::acquire(target)?),
     };
     let url = args
         .kraken_rest_url
@@ -727,10 +727,18 @@ async fn history(data_dir: &std::path::Path, args: &HistoryArgs) -> Result<(), A
         .unwrap_or(nanotrader_kraken::consts::REST_BASE_URL);
     let client = RestClient::new(url, PUBLIC_REST_MIN_INTERVAL).map_err(|e| AppError::runtime(e.to_string()))?;
     let pair = resolve_pair(&client, &args.pair, false).await?.names;
-    let mut sink: Box<dyn BarSink> = match (&lock, &args.out) {
-        (Some(lock), _) => Box::new(
-            StoreSink::open(Store::open(lock)?, &pair, args.interval).map_err(|e| AppError::runtime(e.to_string()))?,
-        ),
+    let mut location = None;
+    let mut sink: Box<dyn BarSink> = match (&home, &args.out) {
+        (Some(StoreHome::Sqlite(lock)), _) => {
+            let store = Store::open(lock)?;
+            location = Some(format!("in {}", lock.dir().display()));
+            Box::new(StoreSink::sqlite(store, &pair, args.interval).map_err(|e| AppError::runtime(e.to_string()))?)
+        }
+        (Some(StoreHome::Postgres(url)), _) => {
+            let store = nanotrader_store_pg::PgStore::connect(url)?;
+            location = Some(store.location());
+            Box::new(StoreSink::postgres(store, &pair, args.interval).map_err(|e| AppError::runtime(e.to_string()))?)
+        }
         (None, Some(path)) => {
             Box::new(CsvSink::open(path).map_err(|e| AppError::input(format!("cannot write {}: {e}", path.display())))?)
         }
@@ -745,15 +753,17 @@ async fn history(data_dir: &std::path::Path, args: &HistoryArgs) -> Result<(), A
     let report = download(&client, &pair, &request, sink.as_mut())
         .await
         .map_err(|e| AppError::runtime(e.to_string()))?;
-    let target = args.out.as_ref().map_or_else(
-        || format!("the store in {}", data_dir.display()),
-        |p| p.display().to_string(),
-    );
+    drop(sink);
+    let into = match (&args.out, location) {
+        (Some(path), _) => path.display().to_string(),
+        (None, Some(location)) => format!("the store {location}"),
+        (None, None) => String::new(),
+    };
     let resumed = report
         .resumed_after
         .map_or_else(String::new, |t| format!(", continuing after {t}"));
     println!(
-        "history: {} {} bars of {} into {target} from Kraken {} ({} requests, {} gaps{resumed})",
+        "history: {} {} bars of {} into {into} from Kraken {} ({} requests, {} gaps{resumed})",
         report.bars, args.interval, pair.user, report.endpoint, report.requests, report.gaps
     );
     Ok(())

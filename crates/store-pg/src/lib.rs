@@ -198,6 +198,16 @@ impl PgStore {
         &self.url
     }
 
+    /// Adds bars to a series outside any run (`history --store`): committed when this returns,
+    /// bars already stored kept as they are (see `writer::insert_bars`).
+    pub fn insert_bars(&self, series_id: i64, bars: &[nanotrader_market::Bar]) -> Result<(), StoreError> {
+        if bars.is_empty() {
+            return Ok(());
+        }
+        let bars = bars.to_vec();
+        self.call(move |c| writer::insert_bars(c, series_id, &bars))
+    }
+
     /// Runs `f` with the connection on its thread and waits for its answer.
     pub(crate) fn call<R: Send + 'static>(
         &self,

@@ -8,6 +8,7 @@ use rust_decimal::Decimal;
 use tokio::sync::mpsc;
 
 use nanotrader_broker::{AccountSnapshot, Fill, Order};
+use nanotrader_market::Bar;
 use nanotrader_store::{RunStatus, SignalChange, Step, StoreCmd, StoreError, StoreWriter, WriteTarget, WriterHooks};
 
 use crate::claim::{RunClaim, try_claim};
@@ -17,6 +18,29 @@ use crate::{connect, redact};
 /// Bars sent in one statement (as arrays, unnested by the server) once they go in by INSERT
 /// rather than COPY: one round trip for thousands of bars.
 const BARS_PER_STATEMENT: usize = 8192;
+
+/// Bars as whole columns (arrays unnested by the server); a bar already stored is kept as it is.
+const INSERT_BARS: &str = "INSERT INTO bars (series_id, ts, open, high, low, close, volume, trades)
+     SELECT $1, * FROM unnest($2::timestamptz[], $3::numeric[], $4::numeric[], $5::numeric[],
+                              $6::numeric[], $7::numeric[], $8::bigint[])
+     ON CONFLICT DO NOTHING";
+
+/// Adds bars to a series outside any run (`history --store`), in one transaction: by binary COPY
+/// (the writer's), or, when one of them is already stored (a range downloaded again, or bars a
+/// live run stored), by INSERT .. ON CONFLICT DO NOTHING; so it adds only the bars missing and
+/// changes none already there.
+pub(crate) fn insert_bars(client: &mut Client, series_id: i64, bars: &[Bar]) -> Result<(), StoreError> {
+    let mut columns = BarColumns::default();
+    for bar in bars {
+        columns.push(at(bar.ts)?, bar);
+    }
+    let mut tx = client.transaction().map_err(pg_error)?;
+    if !columns.copy(&mut tx, series_id)? {
+        let statement = tx.prepare(INSERT_BARS).map_err(pg_error)?;
+        columns.insert(&mut tx, &statement, series_id)?;
+    }
+    tx.commit().map_err(pg_error)
+}
 
 /// Starts the writer of a claimed run: the same protocol, retries and hooks as SQLite's.
 pub fn spawn_writer(
@@ -64,12 +88,7 @@ struct Statements {
 impl Statements {
     fn prepare(c: &mut Client) -> Result<Self, postgres::Error> {
         Ok(Self {
-            bars: c.prepare(
-                "INSERT INTO bars (series_id, ts, open, high, low, close, volume, trades)
-                 SELECT $1, * FROM unnest($2::timestamptz[], $3::numeric[], $4::numeric[], $5::numeric[],
-                                          $6::numeric[], $7::numeric[], $8::bigint[])
-                 ON CONFLICT DO NOTHING",
-            )?,
+            bars: c.prepare(INSERT_BARS)?,
             gaps: c.prepare(
                 "INSERT INTO gaps (series_id, from_ts, to_ts, missing)
                  SELECT $1, * FROM unnest($2::timestamptz[], $3::timestamptz[], $4::bigint[])
@@ -222,6 +241,18 @@ struct BarColumns {
 }
 
 impl BarColumns {
+    fn push(&mut self, ts: DateTime<Utc>, bar: &Bar) {
+        self.ts.push(ts);
+        for (column, value) in self
+            .values
+            .iter_mut()
+            .zip([bar.open, bar.high, bar.low, bar.close, bar.volume])
+        {
+            column.push(value);
+        }
+        self.trades.push(i64::from(bar.trades));
+    }
+
     fn flush(&mut self, tx: &mut Transaction, statement: &Statement, series_id: i64) -> Result<(), StoreError> {
         if self.ts.is_empty() {
             return Ok(());
@@ -489,15 +520,7 @@ fn write_steps<'a>(
         if let Some(bar) = &step.bar {
             let time = at(bar.ts)?;
             first_bar.get_or_insert(time);
-            bars.ts.push(time);
-            for (column, value) in bars
-                .values
-                .iter_mut()
-                .zip([bar.open, bar.high, bar.low, bar.close, bar.volume])
-            {
-                column.push(value);
-            }
-            bars.trades.push(i64::from(bar.trades));
+            bars.push(time, bar);
             if !copy_bars && bars.ts.len() == BARS_PER_STATEMENT {
                 bars.flush(tx, &st.bars, series_id)?;
             }
