@@ -14,7 +14,7 @@ use crate::config::{self, ConfigError, Mode, RunConfig, SourceSpec};
 use crate::options::RunArgs;
 use crate::output::{self, RunSummary};
 use crate::sources::{KrakenPair, ProbedSource, data_mode, resolve_pair};
-use crate::stores::{OpenStore, StoreHome, StoreTarget, not_on_postgres, open_reader};
+use crate::stores::{OpenStore, StoreHome, StoreTarget, open_reader};
 use nanotrader_broker::Account;
 use nanotrader_engine::{Bus, Engine, EngineOutputs, Metrics, STORE_QUEUE_BATCHES};
 use nanotrader_engine::{Restored, RunPlan, RunSession, SessionError};
@@ -120,11 +120,6 @@ pub async fn execute(cli: Cli) -> Result<(), AppError> {
 /// Starts the dashboard (unless --no-web), runs, and with --stay keeps the dashboard up after a
 /// finite run until Ctrl-C.
 async fn serve_and_run(cfg: RunConfig, target: &StoreTarget) -> Result<(), AppError> {
-    if target.is_postgres() && !matches!(cfg.live, crate::config::LiveSpec::Paper) {
-        return Err(not_on_postgres(
-            "--broker kraken (its order journal and nonces live in the data directory)",
-        ));
-    }
     // Before anything else: a second writer is refused before it serves or touches the store.
     let home = StoreHome::acquire(target)?;
     let web = match &cfg.web {
@@ -280,7 +275,8 @@ async fn run(
             }
         })?;
     let (pair, alerts) = (probed.pair(), line.alerts.as_ref());
-    let broker = crate::brokers::broker_for(&cfg.live, broker, pair, home.lock(), session.run.id, alerts).await?;
+    let broker =
+        crate::brokers::broker_for(&cfg.live, broker, pair, home, &cfg.data_dir, session.run.id, alerts).await?;
     let passes_bars_through = probed.info.bar_interval == Some(cfg.interval);
     let start_at = session.resume_from(cfg.interval, passes_bars_through);
     let mut source = probed.open(&cfg, start_at, stored_start(&session.run)).await?;

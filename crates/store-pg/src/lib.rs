@@ -23,6 +23,7 @@
 
 mod claim;
 mod convert;
+mod journal;
 mod read;
 mod writer;
 
@@ -35,6 +36,7 @@ use postgres::{Client, NoTls};
 use nanotrader_store::StoreError;
 
 pub use claim::{KeyLock, RunClaim};
+pub use journal::PgJournal;
 pub use writer::spawn_writer;
 // The writer's types, for callers that only see this crate.
 pub use nanotrader_store::{StoreWriter, WriteTarget};

@@ -26,7 +26,7 @@ use codec::{dec, fixed_from_sql, side, ts};
 use nanotrader_broker::{Fill, OrderReason};
 use nanotrader_market::{Bar, Interval, Timestamp};
 
-pub use journal::{ExchangeFill, OrderState, RESERVE_BATCH, SentOrder};
+pub use journal::{ExchangeFill, OrderJournal, OrderState, RESERVE_BATCH, SentOrder};
 pub use lock::{DataDirLock, LOCK_FILE};
 pub use writer::{
     Execution, FINISH_RETRY_FOR, Gap, MAX_BACKLOG_STEPS, OnCommit, OnHealth, Progress, SignalChange, Step, StoreCmd,
