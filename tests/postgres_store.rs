@@ -692,3 +692,73 @@ fn the_postgres_order_journal_keeps_the_sqlite_journals_rules() {
     let reserved = PgJournal::connect(&db.url()).unwrap().reserved_client_ids(run).unwrap();
     assert!(fresh.iter().all(|id| reserved.contains(id)), "{reserved:?}");
 }
+
+/// A live broker's journal whose connection the server ended (a restart, a cut network): the
+/// call that meets the loss fails (so no order leaves without its committed id), and the next
+/// one works on a fresh connection, with every id committed before still there.
+#[test]
+fn the_postgres_order_journal_reconnects_after_its_connection_is_cut() {
+    use nanotrader_market::{Interval, Side, Timestamp};
+    use nanotrader_store::{NewRun, OrderJournal, OrderState, RunStore, SentOrder};
+    use nanotrader_store_pg::{PgJournal, PgStore};
+    let Some(db) = TestDb::create("journal_reconnect") else {
+        return;
+    };
+    let run = {
+        let store = PgStore::connect(&db.url()).unwrap();
+        let series_id = store
+            .series_id("kraken:BTC/USD", "BTC/USD", Interval::ONE_MINUTE)
+            .unwrap();
+        store
+            .create_run(&NewRun {
+                run_key: "k",
+                series_id,
+                config: "{}",
+                source_params: "{}",
+                initial_cash: 100.into(),
+            })
+            .unwrap()
+            .id
+    };
+    let journal = PgJournal::connect(&db.url()).unwrap();
+    let ids = journal.reserve_client_ids(run, 2).unwrap();
+    let ended: i64 = db
+        .client()
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(ended >= 1, "the journal's session ended");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let reserved = loop {
+        match journal.reserved_client_ids(run) {
+            Ok(reserved) => break reserved,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "the journal never came back: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    };
+    assert_eq!(reserved, ids, "the ids committed before the loss");
+    let taken = journal.take_client_id(run).unwrap();
+    journal.journal_reserved(&SentOrder {
+        cl_ord_id: taken.clone(),
+        run_id: run,
+        order_id: 1,
+        ts: Timestamp::from_secs(60),
+        side: Side::Buy,
+        volume: "0.001".parse().unwrap(),
+        validate: false,
+        state: OrderState::Sending,
+        txid: None,
+        detail: None,
+    });
+    journal
+        .set_order_state(&taken, OrderState::Placed, Some("OTX"), None)
+        .unwrap();
+    let orders = journal.sent_orders(run).unwrap();
+    assert_eq!((orders.len(), orders[0].state), (1, OrderState::Placed));
+}

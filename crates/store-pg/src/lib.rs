@@ -17,6 +17,11 @@
 //! runtime and must not be called on an async runtime's thread, so every connection here lives
 //! on a thread of its own: [`PgStore`] hands its queries to one, the writer is one.
 //!
+//! A live broker's order journal is [`PgJournal`] (the store crate's `OrderJournal`), on a
+//! connection of its own; `history --store` adds bars with [`PgStore::insert_bars`] (the
+//! writer's binary COPY). A [`PgStore`] connection the server ended is made again before its
+//! next call.
+//!
 //! **One writer per run, across machines.** A run is claimed with a session-level advisory lock
 //! on its id ([`RunClaim`]), held by the writer's connection for as long as it writes: a second
 //! claimant is refused at once; a process that dies loses its session, and with it the claim.
@@ -179,6 +184,14 @@ impl PgStore {
                     }
                 };
                 while let Ok(job) = queue.recv() {
+                    // A connection the server ended (a restart, a cut network) is made again
+                    // before the next call; the call that met the loss failed (transient).
+                    if client.is_closed() {
+                        match connect(&thread_url) {
+                            Ok(fresh) => client = fresh,
+                            Err(e) => tracing::debug!("the store {thread_location} is still away: {e}"),
+                        }
+                    }
                     job(&mut client);
                 }
             })
