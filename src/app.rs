@@ -14,7 +14,7 @@ use crate::config::{self, ConfigError, Mode, RunConfig, SourceSpec};
 use crate::options::RunArgs;
 use crate::output::{self, RunSummary};
 use crate::sources::{KrakenPair, ProbedSource, data_mode, resolve_pair};
-use crate::stores::{OpenStore, StoreHome, StoreTarget, not_on_postgres, open_reader};
+use crate::stores::{OpenStore, StoreHome, StoreTarget, open_reader};
 use nanotrader_broker::Account;
 use nanotrader_engine::{Bus, Engine, EngineOutputs, Metrics, STORE_QUEUE_BATCHES};
 use nanotrader_engine::{Restored, RunPlan, RunSession, SessionError};
@@ -22,7 +22,7 @@ use nanotrader_kraken::RestClient;
 use nanotrader_kraken::consts::PUBLIC_REST_MIN_INTERVAL;
 use nanotrader_market::BarAggregator;
 use nanotrader_market::{Source, SourceError, SourceInfo, Timestamp};
-use nanotrader_store::{DataDirLock, RunRecord, RunStore, Store, StoreError, StoreWriter};
+use nanotrader_store::{RunRecord, RunStore, Store, StoreError, StoreWriter};
 use nanotrader_strategy::Strategy;
 use nanotrader_web::{Board, BoardMeta, BoardSeed, BoardStore};
 
@@ -110,13 +110,9 @@ pub async fn execute(cli: Cli) -> Result<(), AppError> {
         }
         Command::Fills(args) => export_fills(&target, &args),
         Command::Bars(args) => export_bars(&target, &args),
-        Command::History(args) if args.out.is_none() && target.is_postgres() => Err(not_on_postgres("history --store")),
-        Command::History(args) => history(&data_dir, &args).await,
+        Command::History(args) => history(&target, &args).await,
         Command::Runs => list_runs(&target),
-        Command::Backtest(args) if args.from_store && target.is_postgres() => {
-            Err(not_on_postgres("backtest --from-store"))
-        }
-        Command::Backtest(args) => crate::backtest_command::execute(args, file_run, &data_dir, quiet),
+        Command::Backtest(args) => crate::backtest_command::execute(args, file_run, &data_dir, &target, quiet),
         Command::Feed(args) => crate::feed::feed(args).await,
         Command::Serve(args) => crate::serve::serve(&target, args, file_run.web).await,
     }
@@ -125,11 +121,6 @@ pub async fn execute(cli: Cli) -> Result<(), AppError> {
 /// Starts the dashboard (unless --no-web), runs, and with --stay keeps the dashboard up after a
 /// finite run until Ctrl-C.
 async fn serve_and_run(cfg: RunConfig, target: &StoreTarget) -> Result<(), AppError> {
-    if target.is_postgres() && !matches!(cfg.live, crate::config::LiveSpec::Paper) {
-        return Err(not_on_postgres(
-            "--broker kraken (its order journal and nonces live in the data directory)",
-        ));
-    }
     // Before anything else: a second writer is refused before it serves or touches the store.
     let home = StoreHome::acquire(target)?;
     let web = match &cfg.web {
@@ -285,7 +276,8 @@ async fn run(
             }
         })?;
     let (pair, alerts) = (probed.pair(), line.alerts.as_ref());
-    let broker = crate::brokers::broker_for(&cfg.live, broker, pair, home.lock(), session.run.id, alerts).await?;
+    let broker =
+        crate::brokers::broker_for(&cfg.live, broker, pair, home, &cfg.data_dir, session.run.id, alerts).await?;
     let passes_bars_through = probed.info.bar_interval == Some(cfg.interval);
     let start_at = session.resume_from(cfg.interval, passes_bars_through);
     let mut source = probed.open(&cfg, start_at, stored_start(&session.run)).await?;
@@ -715,15 +707,16 @@ fn export_bars(target: &StoreTarget, args: &BarsArgs) -> Result<(), AppError> {
     written.and_then(|_| out.flush()).or_else(ignore_broken_pipe)
 }
 
-async fn history(data_dir: &std::path::Path, args: &HistoryArgs) -> Result<(), AppError> {
+async fn history(target: &StoreTarget, args: &HistoryArgs) -> Result<(), AppError> {
     use crate::history::{BarSink, CsvSink, HistoryRequest, StoreSink, download};
     if args.until.is_some_and(|until| until <= args.since) {
         return Err(AppError::input("--until must be after --since"));
     }
-    // Into the store: as its one writer, refused before any request when another holds the dir.
-    let lock = match &args.out {
+    // Into SQLite: as its one writer, refused before any request when another holds the dir.
+    // PostgreSQL takes bars from many writers at once (a bar already stored is kept).
+    let home = match &args.out {
         Some(_) => None,
-        None => Some(DataDirLock::acquire(data_dir)?),
+        None => Some(StoreHome::acquire(target)?),
     };
     let url = args
         .kraken_rest_url
@@ -731,10 +724,18 @@ async fn history(data_dir: &std::path::Path, args: &HistoryArgs) -> Result<(), A
         .unwrap_or(nanotrader_kraken::consts::REST_BASE_URL);
     let client = RestClient::new(url, PUBLIC_REST_MIN_INTERVAL).map_err(|e| AppError::runtime(e.to_string()))?;
     let pair = resolve_pair(&client, &args.pair, false).await?.names;
-    let mut sink: Box<dyn BarSink> = match (&lock, &args.out) {
-        (Some(lock), _) => Box::new(
-            StoreSink::open(Store::open(lock)?, &pair, args.interval).map_err(|e| AppError::runtime(e.to_string()))?,
-        ),
+    let mut location = None;
+    let mut sink: Box<dyn BarSink> = match (&home, &args.out) {
+        (Some(StoreHome::Sqlite(lock)), _) => {
+            let store = Store::open(lock)?;
+            location = Some(format!("in {}", lock.dir().display()));
+            Box::new(StoreSink::sqlite(store, &pair, args.interval).map_err(|e| AppError::runtime(e.to_string()))?)
+        }
+        (Some(StoreHome::Postgres(url)), _) => {
+            let store = nanotrader_store_pg::PgStore::connect(url)?;
+            location = Some(store.location());
+            Box::new(StoreSink::postgres(store, &pair, args.interval).map_err(|e| AppError::runtime(e.to_string()))?)
+        }
         (None, Some(path)) => {
             Box::new(CsvSink::open(path).map_err(|e| AppError::input(format!("cannot write {}: {e}", path.display())))?)
         }
@@ -749,15 +750,17 @@ async fn history(data_dir: &std::path::Path, args: &HistoryArgs) -> Result<(), A
     let report = download(&client, &pair, &request, sink.as_mut())
         .await
         .map_err(|e| AppError::runtime(e.to_string()))?;
-    let target = args.out.as_ref().map_or_else(
-        || format!("the store in {}", data_dir.display()),
-        |p| p.display().to_string(),
-    );
+    drop(sink);
+    let into = match (&args.out, location) {
+        (Some(path), _) => path.display().to_string(),
+        (None, Some(location)) => format!("the store {location}"),
+        (None, None) => String::new(),
+    };
     let resumed = report
         .resumed_after
         .map_or_else(String::new, |t| format!(", continuing after {t}"));
     println!(
-        "history: {} {} bars of {} into {target} from Kraken {} ({} requests, {} gaps{resumed})",
+        "history: {} {} bars of {} into {into} from Kraken {} ({} requests, {} gaps{resumed})",
         report.bars, args.interval, pair.user, report.endpoint, report.requests, report.gaps
     );
     Ok(())

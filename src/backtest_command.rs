@@ -14,6 +14,7 @@ use crate::app::AppError;
 use crate::cli::{BacktestArgs, CacheArg};
 use crate::config::{Trading, resolve_trading};
 use crate::options::{RunArgs, StrategyKind, StrategyOptions};
+use crate::stores::{StoreTarget, open_reader};
 use merge::Merge as _;
 use nanotrader_backtest::{
     Axis, BacktestResult, BarColumns, CacheMode, ComboResult, DataInfo, Interrupted, Keep, LoadOptions,
@@ -21,7 +22,6 @@ use nanotrader_backtest::{
     rank_combinations, run_backtest_on_cores, run_combinations, summarize_single, summarize_sweep, sweep_combinations,
 };
 use nanotrader_market::{SourceError, Timestamp};
-use nanotrader_store::Store;
 use nanotrader_strategy::StrategyConfig;
 
 /// What was asked: one backtest, or a grid of SMA windows.
@@ -32,7 +32,13 @@ enum Plan {
 
 /// `args` as given (flags and environment), over the config file's `file`, its preset and the
 /// defaults: the layering of `run`.
-pub fn execute(mut args: BacktestArgs, file: RunArgs, data_dir: &Path, quiet: bool) -> Result<(), AppError> {
+pub fn execute(
+    mut args: BacktestArgs,
+    file: RunArgs,
+    data_dir: &Path,
+    target: &StoreTarget,
+    quiet: bool,
+) -> Result<(), AppError> {
     let started = Instant::now();
     args.bars.merge(file.bars);
     args.strategy.merge(file.strategy);
@@ -51,7 +57,7 @@ pub fn execute(mut args: BacktestArgs, file: RunArgs, data_dir: &Path, quiet: bo
     let detail = args.report.is_some() || !matches!(trading.strategy, StrategyConfig::SmaCross { .. });
 
     let load_started = Instant::now();
-    let (bars, info) = load(&args, data_dir, detail, quiet)?;
+    let (bars, info) = load(&args, data_dir, target, detail, quiet)?;
     let load_secs = load_started.elapsed().as_secs_f64();
     let compute_started = Instant::now();
     let result = match plan {
@@ -93,10 +99,16 @@ pub fn execute(mut args: BacktestArgs, file: RunArgs, data_dir: &Path, quiet: bo
 }
 
 /// The bars of --data or the store, within --since/--until.
-fn load(args: &BacktestArgs, data_dir: &Path, detail: bool, quiet: bool) -> Result<(BarColumns, DataInfo), AppError> {
+fn load(
+    args: &BacktestArgs,
+    data_dir: &Path,
+    target: &StoreTarget,
+    detail: bool,
+    quiet: bool,
+) -> Result<(BarColumns, DataInfo), AppError> {
     let (mut bars, mut info) = match &args.data {
         Some(path) => load_file(path, args, data_dir, detail, quiet)?,
-        None => load_store(data_dir, args)?,
+        None => load_store(target, args)?,
     };
     if args.since.is_some() || args.until.is_some() {
         let from = args.since.map_or(i64::MIN, |t| {
@@ -277,9 +289,11 @@ fn load_file(
     Ok((loaded.bars, info))
 }
 
-/// The stored series of `--pair` (at `--interval`, or the one with most bars).
-fn load_store(data_dir: &Path, args: &BacktestArgs) -> Result<(BarColumns, DataInfo), AppError> {
-    let store = Store::open_read_only(data_dir)?;
+/// The stored series of `--pair` (at `--interval`, or the one with most bars), from SQLite or
+/// PostgreSQL alike: the bars stream in (PostgreSQL's in chunks through a small bounded queue)
+/// straight into the columns, so a million bars are held once.
+fn load_store(target: &StoreTarget, args: &BacktestArgs) -> Result<(BarColumns, DataInfo), AppError> {
+    let store = open_reader(target)?;
     let series = store.series_of_pair(&args.pair)?;
     let chosen = series
         .iter()
@@ -291,7 +305,7 @@ fn load_store(data_dir: &Path, args: &BacktestArgs) -> Result<(BarColumns, DataI
             .collect();
         return Err(AppError::input(format!(
             "the store in {} has no {} bars{}{}",
-            data_dir.display(),
+            store.location(),
             args.pair,
             args.bars.interval.map_or(String::new(), |i| format!(" at {i}")),
             if stored.is_empty() {
@@ -308,7 +322,7 @@ fn load_store(data_dir: &Path, args: &BacktestArgs) -> Result<(BarColumns, DataI
     let to = args.until.map_or(Timestamp::from_nanos(i64::MAX), |t| {
         Timestamp::from_nanos(t.nanos() - 1)
     });
-    store.for_each_bar(*id, from, to, |bar| {
+    store.for_each_bar(*id, from, to, &mut |bar| {
         if let Err(field) = bars.push(&bar)
             && unfit.is_none()
         {
@@ -327,7 +341,12 @@ fn load_store(data_dir: &Path, args: &BacktestArgs) -> Result<(BarColumns, DataI
             args.pair, summary.identity
         )));
     }
-    let info = DataInfo::new(format!("store {} ({})", args.pair, summary.identity), "SQLite store");
+    let loaded_from = if target.is_postgres() {
+        "PostgreSQL store"
+    } else {
+        "SQLite store"
+    };
+    let info = DataInfo::new(format!("store {} ({})", args.pair, summary.identity), loaded_from);
     Ok((bars, info))
 }
 

@@ -6,11 +6,15 @@ use std::time::Duration;
 use nanotrader_broker::{Broker, PaperBroker};
 use nanotrader_kraken::private::{NonceSource, PrivateClient};
 use nanotrader_live::{Alerts, Assets, LiveBroker, LiveSettings, PairRules, Rails, ValidateBroker};
-use nanotrader_store::{DataDirLock, Store};
+use std::path::Path;
+
+use nanotrader_store::{OrderJournal, Store};
+use nanotrader_store_pg::PgJournal;
 
 use crate::app::AppError;
 use crate::config::{KrakenLive, LiveSpec};
 use crate::sources::KrakenPair;
+use crate::stores::StoreHome;
 
 /// How long the engine waits for Kraken to answer an order before it counts it unanswered.
 const ANSWER_WITHIN: Duration = Duration::from_secs(15);
@@ -22,7 +26,8 @@ pub async fn broker_for(
     live: &LiveSpec,
     paper: PaperBroker,
     pair: Option<&KrakenPair>,
-    lock: Option<&DataDirLock>,
+    home: &StoreHome,
+    data_dir: &Path,
     run_id: i64,
     alerts: Option<&nanotrader_notify::NotifyHandle>,
 ) -> Result<Box<dyn Broker>, AppError> {
@@ -31,15 +36,18 @@ pub async fn broker_for(
         LiveSpec::Kraken(kraken) => kraken,
     };
     let pair = pair.ok_or_else(|| AppError::input("a Kraken broker needs --source kraken"))?;
-    // Its order journal and nonces live in the data directory (checked before start-up too).
-    let lock = lock.ok_or_else(|| AppError::input("--broker kraken needs the SQLite store (no postgres --db-url)"))?;
     let alerts = alerts.map(|notify| Alerts {
         notify: notify.clone(),
         run: run_id,
         pair: pair.names.user.clone(),
     });
     let (rules, assets) = pair_rules(pair);
-    let client = private_client(kraken, lock)?;
+    // The nonces are the key's, kept on this machine (in the data directory, whichever store).
+    let nonce_dir = match home {
+        StoreHome::Sqlite(lock) => lock.dir(),
+        StoreHome::Postgres(_) => data_dir,
+    };
+    let client = private_client(kraken, nonce_dir)?;
     let rails = Rails {
         max_order_value: kraken.max_order_usd,
         max_orders_per_hour: kraken.max_orders_per_hour,
@@ -52,7 +60,7 @@ pub async fn broker_for(
             paper.config().clone(),
             next_order_id,
             client,
-            Store::open(lock)?,
+            journal(home)?,
             run_id,
             rules,
             rails,
@@ -74,16 +82,24 @@ pub async fn broker_for(
         kraken.max_order_usd,
         kraken.max_orders_per_hour
     );
-    let journal = Store::open(lock)?;
+    let journal = journal(home)?;
     Ok(Box::new(
         ValidateBroker::start(paper, client, journal, run_id, rules, rails, ANSWER_WITHIN).with_alerts(alerts),
     ))
 }
 
-/// The signed client, its nonces kept in the data dir under the key's fingerprint (never the key).
-fn private_client(kraken: &KrakenLive, lock: &DataDirLock) -> Result<PrivateClient, AppError> {
+/// The broker's own connection to the run's store, for its order journal.
+fn journal(home: &StoreHome) -> Result<Box<dyn OrderJournal>, AppError> {
+    Ok(match home {
+        StoreHome::Sqlite(lock) => Box::new(Store::open(lock)?),
+        StoreHome::Postgres(url) => Box::new(PgJournal::connect(url)?),
+    })
+}
+
+/// The signed client, its nonces kept in `dir` under the key's fingerprint (never the key).
+fn private_client(kraken: &KrakenLive, dir: &Path) -> Result<PrivateClient, AppError> {
     let credentials = (*kraken.credentials).clone();
-    let nonce_file = lock.dir().join(NonceSource::file_name(&credentials));
+    let nonce_file = dir.join(NonceSource::file_name(&credentials));
     let nonces = NonceSource::open(nonce_file).map_err(AppError::input)?;
     PrivateClient::new(&kraken.rest_url, credentials, nonces, kraken.tier, REQUEST_TIMEOUT).map_err(AppError::runtime)
 }

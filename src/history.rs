@@ -15,7 +15,8 @@ use nanotrader_kraken::consts::{MAX_RETRIES, OHLC_INTERVALS_MINUTES, OHLC_MAX_RO
 use nanotrader_kraken::{RestClient, Retries};
 use nanotrader_market::{Bar, Interval, MarketEvent, Timestamp};
 use nanotrader_market::{BarAggregator, BarEvent};
-use nanotrader_store::{Store, StoreError};
+use nanotrader_store::{RunStore, Store, StoreError};
+use nanotrader_store_pg::PgStore;
 
 pub const CSV_HEADER: &str = "ts,open,high,low,close,volume,trades";
 
@@ -305,19 +306,35 @@ impl Drop for CsvSink {
     }
 }
 
-/// The store's bar series for Kraken's pair and interval, shared with live runs. Live runs may
-/// already hold any part of the range, so it is fetched whole; storing a bar twice is a no-op.
+/// The store's bar series for Kraken's pair and interval, shared with live runs (SQLite, or
+/// PostgreSQL by binary COPY). Live runs may already hold any part of the range, so it is
+/// fetched whole; storing a bar twice is a no-op in both.
 pub struct StoreSink {
-    store: Store,
-    series_id: i64,
+    insert: Box<InsertBars>,
 }
 
+/// Adds bars to the sink's series (bars already stored kept as they are).
+type InsertBars = dyn FnMut(&[Bar]) -> Result<(), StoreError>;
+
 impl StoreSink {
-    pub fn open(store: Store, pair: &PairNames, interval: Interval) -> Result<Self, StoreError> {
-        let identity = format!("kraken:{}", pair.user);
-        let series_id = store.series_id(&identity, &pair.user, interval)?;
-        Ok(Self { store, series_id })
+    pub fn sqlite(mut store: Store, pair: &PairNames, interval: Interval) -> Result<Self, StoreError> {
+        let series_id = store.series_id(&identity(pair), &pair.user, interval)?;
+        Ok(Self {
+            insert: Box::new(move |bars| store.insert_bars(series_id, bars)),
+        })
     }
+
+    pub fn postgres(store: PgStore, pair: &PairNames, interval: Interval) -> Result<Self, StoreError> {
+        let series_id = RunStore::series_id(&store, &identity(pair), &pair.user, interval)?;
+        Ok(Self {
+            insert: Box::new(move |bars| store.insert_bars(series_id, bars)),
+        })
+    }
+}
+
+/// The series a live Kraken run of the pair stores its bars in.
+fn identity(pair: &PairNames) -> String {
+    format!("kraken:{}", pair.user)
 }
 
 impl BarSink for StoreSink {
@@ -326,6 +343,6 @@ impl BarSink for StoreSink {
     }
 
     fn write(&mut self, bars: &[Bar]) -> io::Result<()> {
-        self.store.insert_bars(self.series_id, bars).map_err(io::Error::other)
+        (self.insert)(bars).map_err(io::Error::other)
     }
 }

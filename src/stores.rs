@@ -77,13 +77,6 @@ impl StoreHome {
             StoreTarget::Postgres(url) => Self::Postgres(url.clone()),
         })
     }
-
-    pub fn lock(&self) -> Option<&DataDirLock> {
-        match self {
-            Self::Sqlite(lock) => Some(lock),
-            Self::Postgres(_) => None,
-        }
-    }
 }
 
 /// A store opened for a run.
@@ -152,13 +145,6 @@ pub fn open_reader(target: &StoreTarget) -> Result<Box<dyn RunStore>, AppError> 
         StoreTarget::Sqlite(dir) => Box::new(Store::open_read_only(dir)?),
         StoreTarget::Postgres(url) => Box::new(PgStore::connect_read_only(url)?),
     })
-}
-
-/// One line for a command that cannot use a PostgreSQL store yet.
-pub fn not_on_postgres(what: &str) -> AppError {
-    AppError::input(format!(
-        "{what} works on the SQLite store only for now: pass --db-url sqlite://DIR (or no --db-url) for it"
-    ))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! times a second up to a generous ceiling, so a loaded machine only makes the tests slower.
 
 mod common;
+use common::pg::TestDb;
 use common::running::{Running, Stopped};
 use common::*;
 
@@ -647,6 +648,104 @@ async fn history_downloads_are_exact_resumable_and_idempotent() {
     }
     let summary = stdout(&nanotrader(dir.path(), &["runs"]));
     assert!(!summary.contains("running"), "history is not a run: {summary}");
+}
+
+/// The 1m bars stored in the PostgreSQL database, as rows like `as_rows`'s (read as psql would).
+fn stored_pg_bars(db: &TestDb) -> Vec<String> {
+    pg::off_runtime(|| stored_pg_bars_here(db))
+}
+
+fn stored_pg_bars_here(db: &TestDb) -> Vec<String> {
+    db.client()
+        .query(
+            "SELECT extract(epoch FROM b.ts)::bigint, b.open::text, b.high::text, b.low::text, b.close::text,
+                    b.volume::text
+             FROM bars b JOIN series s ON s.id = b.series_id WHERE s.interval_secs = 60 ORDER BY b.ts",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (1..6).fold(r.get::<_, i64>(0).to_string(), |row, i| {
+                format!("{row},{}", plain_number(r.get(i)))
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_into_postgres_is_exact_takes_an_overlap_and_is_idempotent() {
+    let Some(db) = TestDb::create("history_pg") else {
+        return;
+    };
+    let mock = start_mock_on(repo_file(TRADES), SPEED, Faults::default()).await;
+    let history_at = mock.market_time().add_secs(65 * 60);
+    while mock.market_time() < history_at {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let all = mock.expected_bars(mock.market_time());
+    let (since, until) = (all[0].ts.secs(), all[all.len() - 1].ts.secs() + 60);
+    let half = since + (until - since) / 2;
+    let dir = tempfile::tempdir().unwrap();
+    let into_pg = |since: i64, until: i64| {
+        let mut cmd = bin();
+        cmd.arg("--data-dir")
+            .arg(dir.path())
+            .args(["--db-url", &db.url()])
+            .args(["history", "--kraken-rest-url", &mock.rest_url(), "--store"])
+            .args(["--since", &since.to_string(), "--until", &until.to_string()]);
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+
+    // The first half, by binary COPY into an empty series.
+    let said = into_pg(since, half);
+    assert!(
+        said.contains("into the store postgres://") && said.contains("Kraken OHLC"),
+        "{said}"
+    );
+    let first_half: Vec<Bar> = all.iter().filter(|b| b.ts.secs() < half).copied().collect();
+    assert_eq!(
+        stored_pg_bars(&db),
+        as_rows(&first_half),
+        "the exchange's bars, exactly"
+    );
+    // The whole range, overlapping the stored half: the missing bars added, the stored kept.
+    into_pg(since, until);
+    assert_eq!(
+        stored_pg_bars(&db),
+        as_rows(&all),
+        "the overlap is neither lost nor doubled"
+    );
+    // Again: nothing changes.
+    into_pg(since, until);
+    assert_eq!(stored_pg_bars(&db), as_rows(&all), "running it again changes nothing");
+    // The stored series backtests from PostgreSQL as a run's bars do.
+    let mut cmd = bin();
+    cmd.arg("--data-dir")
+        .arg(dir.path())
+        .args(["--db-url", &db.url()])
+        .args([
+            "backtest",
+            "--from-store",
+            "--pair",
+            "BTC/USD",
+            "--interval",
+            "1m",
+            "--json",
+        ]);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let figures: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(figures["bars"], all.len(), "{figures}");
+    // History is not a run.
+    let mut cmd = bin();
+    cmd.arg("--data-dir")
+        .arg(dir.path())
+        .args(["--db-url", &db.url(), "runs"]);
+    let out = cmd.output().unwrap();
+    assert!(!stdout(&out).contains("running"), "{}", stdout(&out));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,10 +7,11 @@
 //! tests slower.
 
 mod common;
+use common::pg::TestDb;
 use common::running::Running;
 use common::*;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -113,7 +114,13 @@ async fn paper_and_refused_live_brokers_make_no_private_request() {
         "1",
     ]);
     let mut running = tokio::task::spawn_blocking(move || Running::start(cmd)).await.unwrap();
-    wait_for("paper fills", &mut running, |dir| fills(dir) >= 2, dir.path()).await;
+    wait_for(
+        "paper fills",
+        &mut running,
+        |at| fills(at) >= 2,
+        &At::sqlite(dir.path()),
+    )
+    .await;
     tokio::task::spawn_blocking(move || running.interrupt()).await.unwrap();
     assert_eq!(private_calls(&mock), 0, "{:?}", mock.private_calls());
     mock.shutdown().await;
@@ -121,9 +128,25 @@ async fn paper_and_refused_live_brokers_make_no_private_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kraken_validate_has_kraken_check_each_order_and_fills_only_those_on_paper() {
-    let mock = start_mock().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = with_keys(kraken_run(dir.path(), &mock));
+    kraken_validate_case(&At::sqlite(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kraken_validate_journals_in_postgres_as_in_sqlite() {
+    let Some(db) = TestDb::create("validate_pg") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let at = At::pg(dir.path(), &db);
+    kraken_validate_case(&at).await;
+    // The ids this run reserved and never used were retired at its stop: nothing to look up.
+    assert_eq!(db.reserved(), 0);
+}
+
+async fn kraken_validate_case(at: &At) {
+    let mock = start_mock().await;
+    let mut cmd = with_keys(at.run(kraken_run(&at.dir, &mock)));
     cmd.args([
         "--broker",
         "kraken-validate",
@@ -137,7 +160,7 @@ async fn kraken_validate_has_kraken_check_each_order_and_fills_only_those_on_pap
         "1",
     ]);
     let mut running = tokio::task::spawn_blocking(move || Running::start(cmd)).await.unwrap();
-    wait_for("validated fills", &mut running, |dir| fills(dir) >= 3, dir.path()).await;
+    wait_for("validated fills", &mut running, |at| fills(at) >= 3, at).await;
     let stopped = tokio::task::spawn_blocking(move || running.interrupt()).await.unwrap();
     let log = String::from_utf8_lossy(&stopped.stderr).to_string();
     assert!(log.contains("kraken-validate"), "the broker says what it does: {log}");
@@ -145,7 +168,7 @@ async fn kraken_validate_has_kraken_check_each_order_and_fills_only_those_on_pap
 
     // Nothing placed; every AddOrder was a validation; every fill is a validated order.
     assert!(mock.placed_orders().is_empty(), "validate places nothing");
-    let journal = journal(dir.path());
+    let journal = journal(at);
     let add_orders = mock.private_calls().get("AddOrder").copied().unwrap_or(0) as usize;
     assert_eq!(
         add_orders,
@@ -154,7 +177,7 @@ async fn kraken_validate_has_kraken_check_each_order_and_fills_only_those_on_pap
     );
     assert!(journal.iter().all(|(_, validate, _)| *validate), "{journal:?}");
     let validated = journal.iter().filter(|(state, _, _)| state == "validated").count();
-    assert_eq!(validated, fills(dir.path()), "the paper fills are the validated orders");
+    assert_eq!(validated, fills(at), "the paper fills are the validated orders");
     // Client ids are UUIDs, one per order.
     let mut ids: Vec<&str> = journal.iter().map(|(_, _, id)| id.as_str()).collect();
     ids.sort();
@@ -167,36 +190,121 @@ async fn kraken_validate_has_kraken_check_each_order_and_fills_only_those_on_pap
     mock.shutdown().await;
 }
 
+/// Where a test's run stores: the SQLite file in its data directory, or a PostgreSQL database
+/// (`NANOTRADER_DB_URL`, the data directory then holding only the key's nonces).
+#[derive(Clone)]
+struct At {
+    dir: PathBuf,
+    db_url: Option<String>,
+}
+
+impl At {
+    fn sqlite(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_owned(),
+            db_url: None,
+        }
+    }
+
+    fn pg(dir: &Path, db: &TestDb) -> Self {
+        Self {
+            dir: dir.to_owned(),
+            db_url: Some(db.url()),
+        }
+    }
+
+    /// `cmd` storing here.
+    fn run(&self, mut cmd: Command) -> Command {
+        if let Some(url) = &self.db_url {
+            cmd.env("NANOTRADER_DB_URL", url);
+        }
+        cmd
+    }
+
+    fn pg_client(&self) -> Option<postgres::Client> {
+        self.db_url
+            .as_ref()
+            .map(|url| postgres::Client::connect(url, postgres::NoTls).expect("the test database answers"))
+    }
+
+    fn sqlite_conn(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open_with_flags(
+            self.dir.join("nanotrader.sqlite"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap()
+    }
+
+    /// Rows of `sql` (every column text), from whichever store.
+    fn rows(&self, sql: &str) -> Vec<Vec<String>> {
+        pg::off_runtime(|| self.rows_here(sql))
+    }
+
+    fn rows_here(&self, sql: &str) -> Vec<Vec<String>> {
+        match self.pg_client() {
+            Some(mut client) => client
+                .query(sql, &[])
+                .unwrap()
+                .iter()
+                .map(|r| (0..r.len()).map(|i| r.get::<_, String>(i)).collect())
+                .collect(),
+            None => {
+                let conn = self.sqlite_conn();
+                let mut stmt = conn.prepare(sql).unwrap();
+                let width = stmt.column_count();
+                stmt.query_map([], |r| (0..width).map(|i| r.get::<_, String>(i)).collect())
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect()
+            }
+        }
+    }
+}
+
+impl TestDb {
+    /// Client ids still reserved (none after a clean stop).
+    fn reserved(&self) -> i64 {
+        pg::off_runtime(|| {
+            self.client()
+                .query_one("SELECT count(*) FROM exchange_orders WHERE state = 'reserved'", &[])
+                .unwrap()
+                .get(0)
+        })
+    }
+}
+
 /// The run's fills as `fills --csv` exports them.
-fn fills(dir: &Path) -> usize {
-    let out = nanotrader(dir, &["fills", "--csv"]);
+fn fills(at: &At) -> usize {
+    let mut cmd = at.run(bin());
+    cmd.arg("--data-dir").arg(&at.dir).args(["fills", "--csv"]);
+    let out = cmd.output().unwrap();
     if !out.status.success() {
         return 0;
     }
     stdout(&out).lines().count().saturating_sub(1)
 }
 
-/// The journal of orders sent to Kraken: (state, validate, cl_ord_id), read with sqlite as a
-/// person would.
-fn journal(dir: &Path) -> Vec<(String, bool, String)> {
-    let conn = rusqlite::Connection::open_with_flags(
-        dir.join("nanotrader.sqlite"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    let mut stmt = conn
-        .prepare("SELECT state, validate, cl_ord_id FROM exchange_orders WHERE state NOT IN ('reserved', 'retired') ORDER BY order_id, ts")
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+/// The journal of orders sent to Kraken: (state, validate, cl_ord_id), read with sqlite or psql
+/// as a person would.
+fn journal(at: &At) -> Vec<(String, bool, String)> {
+    let validate = if at.db_url.is_some() {
+        "CASE WHEN validate THEN '1' ELSE '0' END"
+    } else {
+        "CAST(validate AS TEXT)"
+    };
+    at.rows(&format!(
+        "SELECT state, {validate}, cl_ord_id FROM exchange_orders WHERE state NOT IN ('reserved', 'retired')
+         ORDER BY order_id, ts"
+    ))
+    .into_iter()
+    .map(|row| (row[0].clone(), row[1] == "1", row[2].clone()))
+    .collect()
 }
 
-async fn wait_for(what: &str, running: &mut Running, done: fn(&Path) -> bool, dir: &Path) {
+async fn wait_for(what: &str, running: &mut Running, done: fn(&At) -> bool, at: &At) {
     let deadline = Instant::now() + CEILING;
     loop {
-        let owned = dir.to_owned();
+        let owned = at.clone();
         // The check runs the binary: off the runtime's threads, which serve the mock.
         if tokio::task::spawn_blocking(move || done(&owned)).await.unwrap() {
             return;
@@ -265,18 +373,37 @@ async fn real_orders_are_placed_once_and_the_books_are_the_exchanges() {
         addorder_http_500: 1,
         ..Faults::default()
     };
-    let mock = start_live_mock(faults, 3, SPEED).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = live_run(dir.path(), &mock);
+    real_orders_case(faults, &At::sqlite(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_orders_through_a_postgres_journal_are_placed_once_and_the_books_are_the_exchanges() {
+    let Some(db) = TestDb::create("real_orders_pg") else {
+        return;
+    };
+    let faults = Faults {
+        lose_addorder_reply: 1,
+        addorder_http_500: 1,
+        ..Faults::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    real_orders_case(faults, &At::pg(dir.path(), &db)).await;
+    assert_eq!(db.reserved(), 0, "unused ids retired at the stop");
+}
+
+async fn real_orders_case(faults: Faults, at: &At) {
+    let mock = start_live_mock(faults, 3, SPEED).await;
+    let mut cmd = at.run(live_run(&at.dir, &mock));
     cmd.args(["--status-secs", "1"]);
     let mut running = tokio::task::spawn_blocking(move || Running::start(cmd)).await.unwrap();
-    wait_for("real fills", &mut running, |dir| fills(dir) >= 4, dir.path()).await;
+    wait_for("real fills", &mut running, |at| fills(at) >= 4, at).await;
     let stopped = tokio::task::spawn_blocking(move || running.interrupt()).await.unwrap();
     let log = String::from_utf8_lossy(&stopped.stderr).to_string();
     assert!(log.contains("REAL orders"), "{log}");
     assert!(!log.contains(SECRET), "no secret in the log");
 
-    let journal = assert_placed_once(&mock, dir.path());
+    let journal = assert_placed_once(&mock, at);
     assert_eq!(mock.private_calls()["AddOrder"], journal.len() as u64, "{journal:?}");
     assert!(
         journal
@@ -289,9 +416,11 @@ async fn real_orders_are_placed_once_and_the_books_are_the_exchanges() {
     let calls = mock.private_calls();
     assert!(calls.get("GetWebSocketsToken").copied().unwrap_or(0) >= 1, "{calls:?}");
     assert_eq!(calls.get("QueryOrders").copied().unwrap_or(0), 0, "{calls:?}");
-    let executions = assert_books_are_the_exchanges(&mock, dir.path());
+    let executions = assert_books_are_the_exchanges(&mock, at);
     // `fills --csv` lists each partial fill with Kraken's order and trade ids.
-    let out = nanotrader(dir.path(), &["fills", "--csv"]);
+    let mut cmd = at.run(bin());
+    cmd.arg("--data-dir").arg(&at.dir).args(["fills", "--csv"]);
+    let out = cmd.output().unwrap();
     let text = stdout(&out);
     let mut lines = text.lines();
     assert_eq!(
@@ -323,7 +452,13 @@ async fn limit_orders_rest_post_only_at_the_best_price_and_end_by_fill_cancel_or
         "1",
     ]);
     let mut running = tokio::task::spawn_blocking(move || Running::start(cmd)).await.unwrap();
-    wait_for("limit fills", &mut running, |dir| fills(dir) >= 2, dir.path()).await;
+    wait_for(
+        "limit fills",
+        &mut running,
+        |at| fills(at) >= 2,
+        &At::sqlite(dir.path()),
+    )
+    .await;
     let stopped = tokio::task::spawn_blocking(move || running.interrupt()).await.unwrap();
     let log = String::from_utf8_lossy(&stopped.stderr).to_string();
     let placed = mock.placed_orders();
@@ -337,7 +472,7 @@ async fn limit_orders_rest_post_only_at_the_best_price_and_end_by_fill_cancel_or
             .all(|o| (o.price.unwrap() * Decimal::from(10)).fract().is_zero()),
         "{placed:?}"
     );
-    let journal = assert_placed_once(&mock, dir.path());
+    let journal = assert_placed_once(&mock, &At::sqlite(dir.path()));
     // Stopping cancelled what rested: nothing is left open.
     assert!(
         journal
@@ -346,7 +481,7 @@ async fn limit_orders_rest_post_only_at_the_best_price_and_end_by_fill_cancel_or
         "{journal:?}\n{log}"
     );
     assert!(mock.private_calls().get("CancelAllOrdersAfter").copied().unwrap_or(0) >= 1);
-    assert_books_are_the_exchanges(&mock, dir.path());
+    assert_books_are_the_exchanges(&mock, &At::sqlite(dir.path()));
     mock.shutdown().await;
 }
 
@@ -400,7 +535,7 @@ async fn pause_and_flatten_work_live_and_flatten_sells_at_the_exchange() {
             .contains("sells the whole position"),
         "{reply}"
     );
-    while btc() > Decimal::ZERO || fills(dir.path()) == 0 {
+    while btc() > Decimal::ZERO || fills(&At::sqlite(dir.path())) == 0 {
         assert!(Instant::now() < deadline + CEILING, "the flatten fills at the exchange");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -410,8 +545,8 @@ async fn pause_and_flatten_work_live_and_flatten_sells_at_the_exchange() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(mock.placed_orders().len(), placed + 1);
     let _ = tokio::task::spawn_blocking(move || running.interrupt()).await.unwrap();
-    assert_placed_once(&mock, dir.path());
-    assert_books_are_the_exchanges(&mock, dir.path());
+    assert_placed_once(&mock, &At::sqlite(dir.path()));
+    assert_books_are_the_exchanges(&mock, &At::sqlite(dir.path()));
     mock.shutdown().await;
 }
 
@@ -458,7 +593,7 @@ fn live_run(dir: &Path, mock: &MockKraken) -> Command {
 
 /// No client id placed twice, and the journal says placed (or closed, its trades all recorded)
 /// exactly for the placed orders. The journal, for more checks.
-fn assert_placed_once(mock: &MockKraken, dir: &Path) -> Vec<(String, bool, String)> {
+fn assert_placed_once(mock: &MockKraken, at: &At) -> Vec<(String, bool, String)> {
     let placed = mock.placed_orders();
     let mut ids: Vec<String> = placed.iter().filter_map(|o| o.cl_ord_id.clone()).collect();
     ids.sort();
@@ -474,7 +609,7 @@ fn assert_placed_once(mock: &MockKraken, dir: &Path) -> Vec<(String, bool, Strin
             .sum();
         assert!(cost <= Decimal::from(100), "{order:?} filled for {cost}");
     }
-    let journal = journal(dir);
+    let journal = journal(at);
     assert_eq!(
         journal
             .iter()
@@ -489,16 +624,24 @@ fn assert_placed_once(mock: &MockKraken, dir: &Path) -> Vec<(String, bool, Strin
 /// The stored trades are the exchange's executions, exactly (stored as Kraken wrote them, e.g.
 /// "10863.30000", equal as numbers); the last stored account is the exchange's balances,
 /// exactly. The executions, sorted, for more checks.
-fn assert_books_are_the_exchanges(mock: &MockKraken, dir: &Path) -> Vec<Trade> {
-    let conn = rusqlite::Connection::open(dir.join("nanotrader.sqlite")).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT trade_id, txid, qty, price, fee FROM exchange_fills ORDER BY trade_id")
-        .unwrap();
-    let stored: Vec<Trade> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .map(|(t, o, q, p, f): (String, String, String, String, String)| (t, o, dec(&q), dec(&p), dec(&f)))
+fn assert_books_are_the_exchanges(mock: &MockKraken, at: &At) -> Vec<Trade> {
+    // PostgreSQL's numeric read as text, as psql shows it.
+    let text = |column: &str| {
+        if at.db_url.is_some() {
+            format!("{column}::text")
+        } else {
+            column.to_owned()
+        }
+    };
+    let stored: Vec<Trade> = at
+        .rows(&format!(
+            "SELECT trade_id, txid, {}, {}, {} FROM exchange_fills ORDER BY trade_id",
+            text("qty"),
+            text("price"),
+            text("fee")
+        ))
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone(), dec(&r[2]), dec(&r[3]), dec(&r[4])))
         .collect();
     let mut executions: Vec<Trade> = mock
         .executions()
@@ -507,26 +650,38 @@ fn assert_books_are_the_exchanges(mock: &MockKraken, dir: &Path) -> Vec<Trade> {
         .collect();
     executions.sort();
     assert_eq!(stored, executions);
-    let (cash, position): (String, String) = conn
-        .query_row(
-            "SELECT cash_after, position_after FROM fills ORDER BY order_id DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let last = at.rows(&format!(
+        "SELECT {}, {} FROM fills ORDER BY order_id DESC LIMIT 1",
+        text("cash_after"),
+        text("position_after")
+    ));
+    let (cash, position) = (&last[0][0], &last[0][1]);
     let balances = mock.balances();
-    assert_eq!(dec(&cash), balances["ZUSD"]);
-    assert_eq!(dec(&position), balances["XXBT"]);
+    assert_eq!(dec(cash), balances["ZUSD"]);
+    assert_eq!(dec(position), balances["XXBT"]);
     executions
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_run_killed_at_random_moments_places_nothing_twice_and_keeps_the_exchanges_books() {
+    let dir = tempfile::tempdir().unwrap();
+    killed_live_case(&At::sqlite(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_run_on_postgres_killed_at_random_moments_places_nothing_twice_and_keeps_the_exchanges_books() {
+    let Some(db) = TestDb::create("killed_live_pg") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    killed_live_case(&At::pg(dir.path(), &db)).await;
+}
+
+async fn killed_live_case(at: &At) {
     use rand::{Rng, SeedableRng};
     let mock = start_live_mock(Faults::default(), 2, SPEED).await;
-    let dir = tempfile::tempdir().unwrap();
     let command = |mock: &MockKraken| {
-        let mut cmd = live_run(dir.path(), mock);
+        let mut cmd = at.run(live_run(&at.dir, mock));
         cmd.arg("--no-web");
         cmd.stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped());
@@ -564,25 +719,25 @@ async fn a_live_run_killed_at_random_moments_places_nothing_twice_and_keeps_the_
             .any(|(state, _, _)| state == "sending" || state == "unknown" || state == "placed")
             || journal.iter().filter(|(state, _, _)| state == "closed").count() < mock.placed_orders().len()
     };
-    while unfinished(&journal(dir.path())) {
-        assert!(Instant::now() < deadline, "reconciled: {:?}", journal(dir.path()));
+    while unfinished(&journal(at)) {
+        assert!(Instant::now() < deadline, "reconciled: {:?}", journal(at));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     child.kill().unwrap();
     let _ = tokio::task::spawn_blocking(move || child.wait()).await.unwrap();
 
-    let journal = assert_placed_once(&mock, dir.path());
+    let journal = assert_placed_once(&mock, at);
     assert_eq!(
         mock.private_calls()["AddOrder"] as usize,
         journal.len(),
         "each journaled order sent once"
     );
-    // Every execution at the exchange is in the store, exactly.
-    let conn = rusqlite::Connection::open(dir.path().join("nanotrader.sqlite")).unwrap();
-    let stored: i64 = conn
-        .query_row("SELECT COUNT(*) FROM exchange_fills", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(stored as usize, mock.executions().len());
+    // Every execution at the exchange is in the store, exactly once.
+    let stored = at.rows("SELECT trade_id FROM exchange_fills");
+    assert_eq!(stored.len(), mock.executions().len());
+    if at.db_url.is_some() {
+        assert!(!at.dir.join("nanotrader.sqlite").exists(), "all of it in PostgreSQL");
+    }
     mock.shutdown().await;
 }
 
@@ -623,8 +778,8 @@ async fn an_order_kraken_refuses_is_an_alert() {
     wait_for(
         "a validated fill after the refusal",
         &mut running,
-        |dir| fills(dir) >= 1,
-        dir.path(),
+        |at| fills(at) >= 1,
+        &At::sqlite(dir.path()),
     )
     .await;
     tokio::task::spawn_blocking(move || running.interrupt()).await.unwrap();
@@ -638,7 +793,7 @@ async fn an_order_kraken_refuses_is_an_alert() {
             .contains("EService:Unavailable"),
         "{events:?}"
     );
-    let journal = journal(dir.path());
+    let journal = journal(&At::sqlite(dir.path()));
     assert_eq!(rejected[0]["cl_ord_id"].as_str(), Some(journal[0].2.as_str()));
     mock.shutdown().await;
 }
@@ -653,10 +808,10 @@ async fn live_fault_case(faults: Faults, speed: f64) {
     let dir = tempfile::tempdir().unwrap();
     let cmd = live_run(dir.path(), &mock);
     let mut running = tokio::task::spawn_blocking(move || Running::start(cmd)).await.unwrap();
-    wait_for("real fills", &mut running, |dir| fills(dir) >= 2, dir.path()).await;
+    wait_for("real fills", &mut running, |at| fills(at) >= 2, &At::sqlite(dir.path())).await;
     tokio::task::spawn_blocking(move || running.interrupt()).await.unwrap();
-    assert_placed_once(&mock, dir.path());
-    assert_books_are_the_exchanges(&mock, dir.path());
+    assert_placed_once(&mock, &At::sqlite(dir.path()));
+    assert_books_are_the_exchanges(&mock, &At::sqlite(dir.path()));
     mock.shutdown().await;
 }
 

@@ -417,3 +417,331 @@ fn a_cut_connection_is_reconnected_and_reclaimed_and_nothing_is_lost() {
     assert_eq!(export(&db, dir.path(), "fills"), sqlite_export(lite.path(), "fills"));
     assert_eq!(export(&db, dir.path(), "bars"), sqlite_export(lite.path(), "bars"));
 }
+
+/// The backtest's JSON without what differs between two runs of it: its timings (and where the
+/// bars were loaded from, which names the store).
+fn figures(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "backtest failed: {}", stderr(out));
+    let mut value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("backtest --json prints JSON");
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                map.retain(|key, _| !key.ends_with("_secs") && key != "timings" && key != "loaded_from");
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut value);
+    value
+}
+
+#[test]
+fn backtest_from_postgres_gives_exactly_the_backtest_from_sqlite() {
+    let Some(db) = TestDb::create("backtest_same") else {
+        return;
+    };
+    let data = repo_file(DATA).display().to_string();
+    let (sqlite_dir, pg_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // The same bars into both stores: the same replay.
+    let out = nanotrader(sqlite_dir.path(), &run_args(&data, "max", &[]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = output(pg(&db, pg_dir.path(), &run_args(&data, "max", &[])));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let ranges: [&[&str]; 2] = [&[], &["--since", "2017-09-03T06:00:00Z", "--until", "1504432800"]];
+    for range in ranges {
+        let trades = |dir: &Path| dir.join("trades.csv").display().to_string();
+        let (sqlite_trades, pg_trades) = (trades(sqlite_dir.path()), trades(pg_dir.path()));
+        let args = |trades: &str| {
+            let mut args: Vec<String> = [
+                "backtest",
+                "--from-store",
+                "--pair",
+                "BTC/USD",
+                "--json",
+                "--trades",
+                trades,
+            ]
+            .map(String::from)
+            .to_vec();
+            args.extend(FEES.iter().chain(range).map(|a| a.to_string()));
+            args
+        };
+        let sqlite_args = args(&sqlite_trades);
+        let from_sqlite = nanotrader(
+            sqlite_dir.path(),
+            &sqlite_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        let pg_args = args(&pg_trades);
+        let from_pg = output(pg(
+            &db,
+            pg_dir.path(),
+            &pg_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        ));
+        let (sqlite_figures, pg_figures) = (figures(&from_sqlite), figures(&from_pg));
+        assert!(sqlite_figures["fills"].as_u64().unwrap_or(0) > 0, "{sqlite_figures}");
+        assert_eq!(pg_figures, sqlite_figures, "range {range:?}");
+        let (sqlite_csv, pg_csv) = (
+            std::fs::read_to_string(&sqlite_trades).unwrap(),
+            std::fs::read_to_string(&pg_trades).unwrap(),
+        );
+        assert!(sqlite_csv.lines().count() > 1, "{sqlite_csv}");
+        assert_eq!(pg_csv, sqlite_csv, "the same trades, digit for digit (range {range:?})");
+    }
+    // A pair the database has no bars of: one line naming the store, exit 2.
+    let out = output(pg(
+        &db,
+        pg_dir.path(),
+        &["backtest", "--from-store", "--pair", "ETH/USD"],
+    ));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("has no ETH/USD bars") && err.contains("postgres://") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+}
+
+/// The SQLite journal's rules (crates/store/src/journal.rs's tests), held by PostgreSQL's.
+#[test]
+fn the_postgres_order_journal_keeps_the_sqlite_journals_rules() {
+    use nanotrader_market::{Interval, Side, Timestamp};
+    use nanotrader_store::{NewRun, OrderJournal, OrderState, RESERVE_BATCH, RunStore, SentOrder};
+    use nanotrader_store_pg::{PgJournal, PgStore};
+    let Some(db) = TestDb::create("journal_rules") else {
+        return;
+    };
+    let store = PgStore::connect(&db.url()).unwrap();
+    let series_id = store
+        .series_id("kraken:BTC/USD", "BTC/USD", Interval::ONE_MINUTE)
+        .unwrap();
+    let run = store
+        .create_run(&NewRun {
+            run_key: "k",
+            series_id,
+            config: "{}",
+            source_params: "{}",
+            initial_cash: 100.into(),
+        })
+        .unwrap()
+        .id;
+    let order = |cl_ord_id: &str, order_id: u64| SentOrder {
+        cl_ord_id: cl_ord_id.into(),
+        run_id: run,
+        order_id,
+        ts: Timestamp::from_secs(60),
+        side: Side::Sell,
+        volume: "0.00100000".parse().unwrap(),
+        validate: false,
+        state: OrderState::Sending,
+        txid: None,
+        detail: None,
+    };
+    let journal = PgJournal::connect(&db.url()).unwrap();
+    let ids = journal.reserve_client_ids(run, 4).unwrap();
+    assert_eq!(
+        journal.reserved_client_ids(run).unwrap(),
+        ids,
+        "committed, oldest first"
+    );
+    assert!(
+        journal.sent_orders(run).unwrap().is_empty(),
+        "a reserved id is not an order"
+    );
+    // Another connection sees them: they are in the database, not only in memory.
+    assert_eq!(
+        PgJournal::connect(&db.url()).unwrap().reserved_client_ids(run).unwrap(),
+        ids
+    );
+
+    let taken = journal.take_client_id(run).unwrap();
+    assert_eq!(taken, ids[0]);
+    journal.journal_reserved(&order(&taken, 7));
+    assert_eq!(
+        journal.sent_order(&taken).unwrap().as_deref(),
+        Some("reserved"),
+        "noted, not written"
+    );
+    journal
+        .set_order_state(&taken, OrderState::Placed, Some("OTX-1"), None)
+        .unwrap();
+    let orders = journal.sent_orders(run).unwrap();
+    assert_eq!(orders.len(), 1);
+    assert_eq!(
+        (
+            orders[0].order_id,
+            orders[0].side,
+            orders[0].volume.to_string(),
+            orders[0].state
+        ),
+        (7, Side::Sell, "0.00100000".to_owned(), OrderState::Placed),
+        "the details and the outcome in one commit, the volume exactly as sent"
+    );
+    assert_eq!(orders[0].txid.as_deref(), Some("OTX-1"));
+
+    // Retired: never an order, never taken, never reused.
+    assert!(journal.retire_client_id(&ids[1], "test").unwrap());
+    assert!(!journal.retire_client_id(&ids[1], "test").unwrap(), "retired once");
+    assert!(
+        !journal.retire_client_id(&taken, "test").unwrap(),
+        "a used id is not retired"
+    );
+    assert_ne!(journal.take_client_id(run).unwrap(), ids[1]);
+    journal.journal_reserved(&order(&ids[1], 8));
+    assert!(
+        journal
+            .set_order_state(&ids[1], OrderState::Placed, None, None)
+            .is_err()
+    );
+    assert_eq!(journal.sent_order(&ids[1]).unwrap().as_deref(), Some("retired"));
+    // A reserved id has no outcome: it is not an order yet.
+    assert!(
+        journal
+            .set_order_state(&ids[3], OrderState::Placed, None, None)
+            .is_err()
+    );
+
+    // The reserve empties, and the next outcome tops it up in its commit.
+    while journal.client_ids_in_reserve() > 0 {
+        journal.take_client_id(run).unwrap();
+    }
+    let next = journal.take_client_id(run).unwrap();
+    assert_eq!(
+        journal.client_ids_in_reserve(),
+        RESERVE_BATCH - 1,
+        "none left: a batch reserved there"
+    );
+    while journal.client_ids_in_reserve() > 0 {
+        journal.take_client_id(run).unwrap();
+    }
+    journal.journal_reserved(&order(&next, 9));
+    journal
+        .set_order_state(&next, OrderState::Rejected, None, Some("no"))
+        .unwrap();
+    assert_eq!(journal.client_ids_in_reserve(), RESERVE_BATCH);
+
+    // The exchange's trades are recorded once, exactly.
+    let fill = nanotrader_store::ExchangeFill {
+        trade_id: "T1".into(),
+        run_id: run,
+        order_id: 7,
+        cl_ord_id: taken.clone(),
+        txid: "OTX-1".into(),
+        ts: Timestamp::from_secs(61),
+        side: Side::Sell,
+        qty: "0.00100000".parse().unwrap(),
+        price: "10863.30000".parse().unwrap(),
+        cost: "10.86330000".parse().unwrap(),
+        fee: "0.02824458".parse().unwrap(),
+    };
+    assert_eq!(journal.record_exchange_fills(std::slice::from_ref(&fill)).unwrap(), 1);
+    assert_eq!(
+        journal.record_exchange_fills(std::slice::from_ref(&fill)).unwrap(),
+        0,
+        "once"
+    );
+    assert_eq!(journal.exchange_fills(run).unwrap(), vec![fill]);
+
+    // A clean stop writes what was noted and retires what was never handed out.
+    let held = journal.reserved_client_ids(run).unwrap();
+    let last = journal.take_client_id(run).unwrap();
+    journal.journal_reserved(&order(&last, 10));
+    let unused = journal.client_ids_in_reserve();
+    assert!(unused > 0);
+    drop(journal);
+    let journal = PgJournal::connect(&db.url()).unwrap();
+    assert!(
+        journal
+            .sent_orders(run)
+            .unwrap()
+            .iter()
+            .any(|o| o.cl_ord_id == last && o.order_id == 10)
+    );
+    let still = journal.reserved_client_ids(run).unwrap();
+    assert!(
+        still.iter().all(|id| held.contains(id) && *id != last),
+        "only ids taken by no order of this journal stay reserved"
+    );
+    assert_eq!(
+        still.len(),
+        held.len() - 1 - unused,
+        "the ids never handed out were retired"
+    );
+    // A crash runs no destructor: what it held stays reserved, for the start to look up.
+    let fresh = journal.reserve_client_ids(run, 2).unwrap();
+    std::mem::forget(journal);
+    let reserved = PgJournal::connect(&db.url()).unwrap().reserved_client_ids(run).unwrap();
+    assert!(fresh.iter().all(|id| reserved.contains(id)), "{reserved:?}");
+}
+
+/// A live broker's journal whose connection the server ended (a restart, a cut network): the
+/// call that meets the loss fails (so no order leaves without its committed id), and the next
+/// one works on a fresh connection, with every id committed before still there.
+#[test]
+fn the_postgres_order_journal_reconnects_after_its_connection_is_cut() {
+    use nanotrader_market::{Interval, Side, Timestamp};
+    use nanotrader_store::{NewRun, OrderJournal, OrderState, RunStore, SentOrder};
+    use nanotrader_store_pg::{PgJournal, PgStore};
+    let Some(db) = TestDb::create("journal_reconnect") else {
+        return;
+    };
+    let run = {
+        let store = PgStore::connect(&db.url()).unwrap();
+        let series_id = store
+            .series_id("kraken:BTC/USD", "BTC/USD", Interval::ONE_MINUTE)
+            .unwrap();
+        store
+            .create_run(&NewRun {
+                run_key: "k",
+                series_id,
+                config: "{}",
+                source_params: "{}",
+                initial_cash: 100.into(),
+            })
+            .unwrap()
+            .id
+    };
+    let journal = PgJournal::connect(&db.url()).unwrap();
+    let ids = journal.reserve_client_ids(run, 2).unwrap();
+    let ended: i64 = db
+        .client()
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(ended >= 1, "the journal's session ended");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let reserved = loop {
+        match journal.reserved_client_ids(run) {
+            Ok(reserved) => break reserved,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "the journal never came back: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    };
+    assert_eq!(reserved, ids, "the ids committed before the loss");
+    let taken = journal.take_client_id(run).unwrap();
+    journal.journal_reserved(&SentOrder {
+        cl_ord_id: taken.clone(),
+        run_id: run,
+        order_id: 1,
+        ts: Timestamp::from_secs(60),
+        side: Side::Buy,
+        volume: "0.001".parse().unwrap(),
+        validate: false,
+        state: OrderState::Sending,
+        txid: None,
+        detail: None,
+    });
+    journal
+        .set_order_state(&taken, OrderState::Placed, Some("OTX"), None)
+        .unwrap();
+    let orders = journal.sent_orders(run).unwrap();
+    assert_eq!((orders.len(), orders[0].state), (1, OrderState::Placed));
+}

@@ -1,7 +1,18 @@
-//! A PostgreSQL database of one test's own (created, and dropped with it), and the loud skip
-//! when no server answers (a failure under `NANOTRADER_REQUIRE_POSTGRES=1`, as in CI).
+//! A PostgreSQL database of one test's own, on the server at 127.0.0.1:5432 (or
+//! `NANOTRADER_TEST_PG`, a URL without database): created, and dropped with the test. With no
+//! server the test is skipped with a loud message, unless `NANOTRADER_REQUIRE_POSTGRES=1` (CI)
+//! makes that a failure.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Runs `f` on a thread of its own: the synchronous PostgreSQL client starts a runtime of its
+/// own, which it cannot do on an async test's thread.
+pub fn off_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    std::thread::scope(|scope| match scope.spawn(f).join() {
+        Ok(answer) => answer,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
 
 /// A database of one test's own, dropped with it.
 pub struct TestDb {
@@ -12,24 +23,30 @@ pub struct TestDb {
 impl TestDb {
     /// A fresh database, or `None` (said loudly) when no server answers and none is required.
     pub fn create(test: &str) -> Option<Self> {
-        let server =
-            std::env::var("NANOTRADER_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-        if let Err(e) = postgres::Client::connect(&format!("{server}/postgres"), postgres::NoTls) {
-            assert!(
-                std::env::var("NANOTRADER_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                "NANOTRADER_REQUIRE_POSTGRES=1 but no PostgreSQL answers at {server}: {e}"
-            );
-            eprintln!(
-                "\n*** SKIPPED {test}: no PostgreSQL at {server} ({e}); start one (see .ci/run) or set \
-                 NANOTRADER_TEST_PG ***\n"
-            );
-            return None;
-        }
-        Some(Self::create_on(&server, test))
+        off_runtime(|| {
+            let server =
+                std::env::var("NANOTRADER_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+            if let Err(e) = postgres::Client::connect(&format!("{server}/postgres"), postgres::NoTls) {
+                assert!(
+                    std::env::var("NANOTRADER_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                    "NANOTRADER_REQUIRE_POSTGRES=1 but no PostgreSQL answers at {server}: {e}"
+                );
+                eprintln!(
+                    "\n*** SKIPPED {test}: no PostgreSQL at {server} ({e}); start one (see .ci/run) or set \
+                     NANOTRADER_TEST_PG ***\n"
+                );
+                return None;
+            }
+            Some(Self::create_here(&server, test))
+        })
     }
 
     /// A fresh database on `server` (a URL without database), which must answer.
     pub fn create_on(server: &str, test: &str) -> Self {
+        off_runtime(|| Self::create_here(server, test))
+    }
+
+    fn create_here(server: &str, test: &str) -> Self {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let mut admin = postgres::Client::connect(&format!("{server}/postgres"), postgres::NoTls)
             .unwrap_or_else(|e| panic!("no PostgreSQL answers at {server}: {e}"));
@@ -101,8 +118,10 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if let Ok(mut admin) = postgres::Client::connect(&format!("{}/postgres", self.server), postgres::NoTls) {
-            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
-        }
+        off_runtime(|| {
+            if let Ok(mut admin) = postgres::Client::connect(&format!("{}/postgres", self.server), postgres::NoTls) {
+                let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+            }
+        });
     }
 }

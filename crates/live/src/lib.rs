@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use nanotrader_broker::{Account, Broker, Fill, Order, OrderReason, OrderView, PaperBroker, VenueView};
 use nanotrader_kraken::private::{AddOrderOutcome, OrderRequest, OrderType, PrivateClient};
 use nanotrader_market::Timestamp;
-use nanotrader_store::{OrderState, SentOrder, Store};
+use nanotrader_store::{OrderJournal, OrderState, SentOrder};
 
 /// The exchange's rules for one pair's orders (from AssetPairs).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -262,7 +262,7 @@ impl Gate {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn admit(
         &mut self,
-        journal: &Store,
+        journal: &dyn OrderJournal,
         run_id: i64,
         order: &Order,
         fill: &Fill,
@@ -329,7 +329,7 @@ struct Submission {
 /// fetched on the runtime by the submitter task.
 pub struct ValidateBroker {
     paper: PaperBroker,
-    journal: Store,
+    journal: Box<dyn OrderJournal>,
     run_id: i64,
     gate: Gate,
     submit: mpsc::UnboundedSender<Submission>,
@@ -347,7 +347,7 @@ impl ValidateBroker {
     pub fn start(
         paper: PaperBroker,
         client: PrivateClient,
-        journal: Store,
+        journal: impl OrderJournal + 'static,
         run_id: i64,
         rules: PairRules,
         rails: Rails,
@@ -356,7 +356,8 @@ impl ValidateBroker {
         // A validation never executes, so the run's ids reserved for validations by an earlier
         // process are retired without a lookup; then a batch is committed ahead for the first
         // orders.
-        reserve::retire_reserved_for_validation(&journal, run_id);
+        let journal: Box<dyn OrderJournal> = Box::new(journal);
+        reserve::retire_reserved_for_validation(journal.as_ref(), run_id);
         if let Err(e) = journal.reserve_client_ids(run_id, nanotrader_store::RESERVE_BATCH) {
             tracing::warn!("client ids not reserved ahead ({e}); the first order reserves them");
         }
@@ -384,9 +385,15 @@ impl ValidateBroker {
     fn validate(&mut self, trial: PaperBroker, order: Order, fill: Fill) -> Option<(Order, Fill)> {
         let account = self.paper.account();
         let (position, equity) = (account.position(), account.equity());
-        let request = self
-            .gate
-            .admit(&self.journal, self.run_id, &order, &fill, position, equity, true)?;
+        let request = self.gate.admit(
+            self.journal.as_ref(),
+            self.run_id,
+            &order,
+            &fill,
+            position,
+            equity,
+            true,
+        )?;
         let (cl_ord_id, volume) = (request.cl_ord_id.clone().unwrap_or_default(), request.volume);
         self.orders.push_front(OrderView {
             cl_ord_id: cl_ord_id.clone(),

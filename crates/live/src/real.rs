@@ -19,7 +19,7 @@ use tokio::sync::{Notify, mpsc};
 use nanotrader_broker::{Account, Broker, BrokerConfig, Fill, Order, OrderReason, OrderView, PaperBroker, VenueView};
 use nanotrader_kraken::private::{OrderStatus, OrderType, PrivateClient};
 use nanotrader_market::{Side, Timestamp};
-use nanotrader_store::{ExchangeFill, OrderState, Store};
+use nanotrader_store::{ExchangeFill, OrderJournal, OrderState};
 
 use crate::desk::{Balances, Command, Desk, Leg, LegEnd, LegTrade, Update};
 use crate::{Gate, PairRules, Rails};
@@ -111,7 +111,7 @@ pub struct LiveBroker {
     account: Account,
     config: BrokerConfig,
     next_order_id: u64,
-    journal: Store,
+    journal: Box<dyn OrderJournal>,
     run_id: i64,
     gate: Gate,
     assets: Assets,
@@ -140,7 +140,7 @@ impl LiveBroker {
         config: BrokerConfig,
         next_order_id: u64,
         client: PrivateClient,
-        mut journal: Store,
+        journal: impl OrderJournal + 'static,
         run_id: i64,
         rules: PairRules,
         rails: Rails,
@@ -149,8 +149,9 @@ impl LiveBroker {
     ) -> Result<Self, String> {
         // Reserved ids first: one found at the exchange becomes a placed order, which the
         // reconciliation then reads to its end like every order a stopped run left open.
-        crate::reserve::reconcile_reserved(&client, &mut journal, run_id).await;
-        reconcile(&client, &mut journal, run_id).await;
+        let mut journal: Box<dyn OrderJournal> = Box::new(journal);
+        crate::reserve::reconcile_reserved(&client, journal.as_mut(), run_id).await;
+        reconcile(&client, journal.as_mut(), run_id).await;
         let balances = balances_ex(&client)
             .await
             .map_err(|e| format!("Kraken BalanceEx: {e}"))?;
@@ -278,9 +279,15 @@ impl LiveBroker {
             realized_pnl: Decimal::ZERO,
         };
         let (position, equity) = (self.account.position(), self.account.equity());
-        let mut request = self
-            .gate
-            .admit(&self.journal, self.run_id, &order, &probe, position, equity, false)?;
+        let mut request = self.gate.admit(
+            self.journal.as_ref(),
+            self.run_id,
+            &order,
+            &probe,
+            position,
+            equity,
+            false,
+        )?;
         let cancel_after = match kind {
             OrderKind::Market => None,
             OrderKind::Limit { timeout, .. } => {
@@ -750,7 +757,7 @@ pub(crate) async fn find(client: &PrivateClient, cl_ord_id: &str) -> Found {
 /// order still resting is cancelled (the run that placed it stopped); the trades of each are
 /// recorded; an order proven absent is marked not placed. Each difference is logged once; the
 /// exchange's record wins.
-async fn reconcile(client: &PrivateClient, journal: &mut Store, run_id: i64) {
+async fn reconcile(client: &PrivateClient, journal: &mut dyn OrderJournal, run_id: i64) {
     let Ok(orders) = journal.sent_orders(run_id) else {
         return;
     };

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use nanotrader_kraken::private::{Order as KrakenOrder, OrderStatus, PrivateClient};
 use nanotrader_market::Timestamp;
-use nanotrader_store::{ExchangeFill, OrderState, RESERVE_BATCH, SentOrder, Store};
+use nanotrader_store::{ExchangeFill, OrderJournal, OrderState, RESERVE_BATCH, SentOrder};
 
 use crate::real::{Found, find};
 
@@ -24,7 +24,7 @@ const ASK_EVERY: Duration = Duration::from_millis(500);
 /// `cl_ord_id`, as for an order whose answer was lost); then a fresh batch is committed ahead, so
 /// the first order does not wait for an fsync. An id whose lookups fail stays reserved (never
 /// handed out) for the next start.
-pub async fn reconcile_reserved(client: &PrivateClient, journal: &mut Store, run_id: i64) {
+pub async fn reconcile_reserved(client: &PrivateClient, journal: &mut dyn OrderJournal, run_id: i64) {
     let ids = match journal.reserved_client_ids(run_id) {
         Ok(ids) => ids,
         Err(e) => {
@@ -58,7 +58,7 @@ pub async fn reconcile_reserved(client: &PrivateClient, journal: &mut Store, run
 /// without a lookup, and the ids this journal reserves marked as such. Ids a live broker of the
 /// same run reserved (a run resumed with another broker) stay reserved for the next live start
 /// to look up: one of them may have been sent.
-pub(crate) fn retire_reserved_for_validation(journal: &Store, run_id: i64) {
+pub(crate) fn retire_reserved_for_validation(journal: &dyn OrderJournal, run_id: i64) {
     journal.reserve_for_validation();
     for id in journal.reserved_for_validation(run_id).unwrap_or_default() {
         if let Err(e) = journal.retire_client_id(&id, "reserved for a validation: never executes") {
@@ -76,7 +76,13 @@ pub(crate) fn retire_reserved_for_validation(journal: &Store, run_id: i64) {
 /// A reserved id found placed: journaled with the exchange's details (the run's own order id is
 /// unknown, so 0), its trades recorded, then marked placed, in the order `reconcile` uses: a
 /// kill in between leaves it unknown, for the next start to finish.
-async fn record_found(client: &PrivateClient, journal: &mut Store, run_id: i64, cl_ord_id: &str, txid: &str) {
+async fn record_found(
+    client: &PrivateClient,
+    journal: &mut dyn OrderJournal,
+    run_id: i64,
+    cl_ord_id: &str,
+    txid: &str,
+) {
     let order = settled(client, txid).await;
     let (side, volume, ts) = match &order {
         Some(o) => (o.descr.side, o.volume, o.opened.unwrap_or_else(Timestamp::now)),

@@ -7,7 +7,7 @@ use nanotrader_broker::{BrokerConfig, Sizing};
 use nanotrader_kraken::private::{Credentials, NonceSource, Tier};
 use nanotrader_kraken_mock::{Faults, MockConfig, MockKraken, PrivateConfig};
 use nanotrader_market::Interval;
-use nanotrader_store::{DataDirLock, NewRun};
+use nanotrader_store::{DataDirLock, NewRun, Store};
 
 use super::*;
 

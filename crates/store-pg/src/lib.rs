@@ -18,6 +18,11 @@
 //! runtime and must not be called on an async runtime's thread, so every connection here lives
 //! on a thread of its own: [`PgStore`] hands its queries to one, the writer is one.
 //!
+//! A live broker's order journal is [`PgJournal`] (the store crate's `OrderJournal`), on a
+//! connection of its own; `history --store` adds bars with [`PgStore::insert_bars`] (the
+//! writer's binary COPY). A [`PgStore`] connection the server ended is made again before its
+//! next call.
+//!
 //! **One writer per run, across machines.** A run is claimed with a session-level advisory lock
 //! on its id ([`RunClaim`]), held by the writer's connection for as long as it writes: a second
 //! claimant is refused at once; a process that dies loses its session, and with it the claim.
@@ -28,6 +33,7 @@
 mod claim;
 mod convert;
 mod fleet;
+mod journal;
 mod read;
 mod session;
 mod writer;
@@ -42,6 +48,7 @@ use nanotrader_store::StoreError;
 
 pub use claim::{KeyLock, RunClaim};
 pub use fleet::{RUNS_CHANNEL, RunOverview, RunsEvent, listen_runs};
+pub use journal::PgJournal;
 pub use writer::spawn_writer;
 // The writer's types, for callers that only see this crate.
 pub use nanotrader_store::{StoreWriter, WriteTarget};
@@ -254,6 +261,16 @@ impl PgStore {
     /// The database's URL as given (with its password: for connections, never for messages).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Adds bars to a series outside any run (`history --store`): committed when this returns,
+    /// bars already stored kept as they are (see `writer::insert_bars`).
+    pub fn insert_bars(&self, series_id: i64, bars: &[nanotrader_market::Bar]) -> Result<(), StoreError> {
+        if bars.is_empty() {
+            return Ok(());
+        }
+        let bars = bars.to_vec();
+        self.call(move |c| writer::insert_bars(c, series_id, &bars))
     }
 
     /// Runs `f` with the connection on its thread and waits for its answer.

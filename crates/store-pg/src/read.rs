@@ -281,6 +281,23 @@ impl RunStore for PgStore {
         })
     }
 
+    fn series_of_pair(&self, pair: &str) -> Result<Vec<(i64, SeriesSummary)>, StoreError> {
+        let owned = pair.to_owned();
+        let ids: Vec<i64> = self.call(move |c| {
+            let rows = c
+                .query("SELECT id FROM series WHERE pair = $1", &[&owned])
+                .map_err(pg_error)?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })?;
+        let mut series = ids
+            .into_iter()
+            .map(|id| Ok((id, self.series_summary(id)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        // The order SQLite's store gives: most bars first, then the oldest series.
+        series.sort_by(|a, b| b.1.bars.cmp(&a.1.bars).then(a.0.cmp(&b.0)));
+        Ok(series)
+    }
+
     fn exchange_fills(&self, run_id: i64) -> Result<Vec<ExchangeFill>, StoreError> {
         self.call(move |c| {
             let rows = c

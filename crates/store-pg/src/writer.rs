@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio_postgres::{Client, Statement, Transaction};
 
 use nanotrader_broker::{AccountSnapshot, Fill, Order};
+use nanotrader_market::Bar;
 use nanotrader_store::{RunStatus, SignalChange, Step, StoreCmd, StoreError, StoreWriter, WriteTarget, WriterHooks};
 
 use crate::claim::{RunClaim, end_stale_claim, try_claim};
@@ -25,6 +26,87 @@ const STALE_CLAIM_FREED_WITHIN: Duration = Duration::from_secs(5);
 /// Bars sent in one statement (as arrays, unnested by the server) once they go in by INSERT
 /// rather than COPY: one round trip for thousands of bars.
 const BARS_PER_STATEMENT: usize = 8192;
+
+/// Bars as whole columns (arrays unnested by the server); a bar already stored is kept as it is.
+const INSERT_BARS: &str = "INSERT INTO bars (series_id, ts, open, high, low, close, volume, trades)
+     SELECT $1, * FROM unnest($2::timestamptz[], $3::numeric[], $4::numeric[], $5::numeric[],
+                              $6::numeric[], $7::numeric[], $8::bigint[])
+     ON CONFLICT DO NOTHING";
+
+/// Adds bars to a series outside any run (`history --store`), in one transaction: by binary COPY
+/// (the writer's), or, when one of them is already stored (a range downloaded again, or bars a
+/// live run stored), by INSERT .. ON CONFLICT DO NOTHING; so it adds only the bars missing and
+/// changes none already there.
+pub(crate) fn insert_bars(client: &mut postgres::Client, series_id: i64, bars: &[Bar]) -> Result<(), StoreError> {
+    use postgres::binary_copy::BinaryCopyInWriter;
+    use postgres::types::{ToSql, Type};
+    let times = bars.iter().map(|b| at(b.ts)).collect::<Result<Vec<_>, _>>()?;
+    let mut tx = client.transaction().map_err(pg_error)?;
+    let copied = {
+        let mut savepoint = tx.savepoint("bars").map_err(pg_error)?;
+        let written = (|| {
+            let sink = savepoint
+                .copy_in("COPY bars (series_id, ts, open, high, low, close, volume, trades) FROM STDIN BINARY")?;
+            let n = Type::NUMERIC;
+            let types = [
+                Type::INT8,
+                Type::TIMESTAMPTZ,
+                n.clone(),
+                n.clone(),
+                n.clone(),
+                n.clone(),
+                n,
+                Type::INT8,
+            ];
+            let mut writer = BinaryCopyInWriter::new(sink, &types);
+            for (bar, ts) in bars.iter().zip(&times) {
+                let trades = i64::from(bar.trades);
+                let row: [&(dyn ToSql + Sync); 8] = [
+                    &series_id,
+                    ts,
+                    &bar.open,
+                    &bar.high,
+                    &bar.low,
+                    &bar.close,
+                    &bar.volume,
+                    &trades,
+                ];
+                writer.write(&row)?;
+            }
+            writer.finish()
+        })();
+        match written {
+            Ok(_) => {
+                savepoint.commit().map_err(pg_error)?;
+                true
+            }
+            Err(e) if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                savepoint.rollback().map_err(pg_error)?;
+                false
+            }
+            Err(e) => return Err(pg_error(e)),
+        }
+    };
+    if !copied {
+        let column = |f: fn(&Bar) -> Decimal| bars.iter().map(f).collect::<Vec<Decimal>>();
+        let trades: Vec<i64> = bars.iter().map(|b| i64::from(b.trades)).collect();
+        tx.execute(
+            INSERT_BARS,
+            &[
+                &series_id,
+                &times,
+                &column(|b| b.open),
+                &column(|b| b.high),
+                &column(|b| b.low),
+                &column(|b| b.close),
+                &column(|b| b.volume),
+                &trades,
+            ],
+        )
+        .map_err(pg_error)?;
+    }
+    tx.commit().map_err(pg_error)
+}
 
 /// Starts the writer of a claimed run: the same protocol, retries and hooks as SQLite's.
 pub fn spawn_writer(
@@ -91,13 +173,7 @@ struct Statements {
 impl Statements {
     async fn prepare(c: &Client) -> Result<Self, tokio_postgres::Error> {
         Ok(Self {
-            bars: c.prepare(
-                "INSERT INTO bars (series_id, ts, open, high, low, close, volume, trades)
-                 SELECT $1, * FROM unnest($2::timestamptz[], $3::numeric[], $4::numeric[], $5::numeric[],
-                                          $6::numeric[], $7::numeric[], $8::bigint[])
-                 ON CONFLICT DO NOTHING",
-            )
-            .await?,
+            bars: c.prepare(INSERT_BARS).await?,
             gaps: c.prepare(
                 "INSERT INTO gaps (series_id, from_ts, to_ts, missing)
                  SELECT $1, * FROM unnest($2::timestamptz[], $3::timestamptz[], $4::bigint[])
@@ -331,6 +407,18 @@ struct BarColumns {
 }
 
 impl BarColumns {
+    fn push(&mut self, ts: DateTime<Utc>, bar: &Bar) {
+        self.ts.push(ts);
+        for (column, value) in self
+            .values
+            .iter_mut()
+            .zip([bar.open, bar.high, bar.low, bar.close, bar.volume])
+        {
+            column.push(value);
+        }
+        self.trades.push(i64::from(bar.trades));
+    }
+
     async fn flush(&mut self, tx: &Transaction<'_>, statement: &Statement, series_id: i64) -> Result<(), StoreError> {
         if self.ts.is_empty() {
             return Ok(());
@@ -613,15 +701,7 @@ async fn write_steps<'a>(
         if let Some(bar) = &step.bar {
             let time = at(bar.ts)?;
             first_bar.get_or_insert(time);
-            bars.ts.push(time);
-            for (column, value) in bars
-                .values
-                .iter_mut()
-                .zip([bar.open, bar.high, bar.low, bar.close, bar.volume])
-            {
-                column.push(value);
-            }
-            bars.trades.push(i64::from(bar.trades));
+            bars.push(time, bar);
             if !copy_bars && bars.ts.len() == BARS_PER_STATEMENT {
                 bars.flush(tx, &st.bars, series_id).await?;
             }

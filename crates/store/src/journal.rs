@@ -139,6 +139,160 @@ pub(crate) struct Reserve {
     ids: VecDeque<String>,
 }
 
+/// The order journal a live broker writes to (`--broker kraken`, `kraken-validate`): SQLite's
+/// [`Store`] or PostgreSQL's `nanotrader_store_pg::PgJournal`, each one connection of the
+/// broker's own. What each keeps:
+/// - every client id is committed (reserved, [`RESERVE_BATCH`] at a time) before an order can
+///   take it, and taken once: [`take_client_id`](Self::take_client_id) costs no commit;
+/// - an order's details ([`journal_reserved`](Self::journal_reserved)) are written with the
+///   next write, in its commit; a crash before it loses only the run's order id beside the
+///   client id, and a start looks every still-reserved id up at the exchange;
+/// - the reserve is topped up with an order's outcome ([`set_order_state`](Self::set_order_state)),
+///   after the order has left, so no commit sits between a decision and its send;
+/// - dropped (a clean stop): the noted records written, the ids never handed out retired.
+pub trait OrderJournal: Send {
+    /// The ids reserved from now on are for validations (never executed: a start retires them
+    /// without a lookup).
+    fn reserve_for_validation(&self);
+    /// Commits `n` fresh client ids for `run_id` in one transaction and keeps them to hand out.
+    fn reserve_client_ids(&self, run_id: i64, n: usize) -> Result<Vec<String>, StoreError>;
+    /// The next reserved client id (committed already); a batch is reserved here when none is left.
+    fn take_client_id(&self, run_id: i64) -> Result<String, StoreError>;
+    /// How many reserved ids this journal still holds.
+    fn client_ids_in_reserve(&self) -> usize;
+    /// Notes `order` under its reserved id, written with the journal's next write.
+    fn journal_reserved(&self, order: &SentOrder);
+    /// Writes the noted orders now, without waiting for the disk (the next durable commit
+    /// makes them durable too).
+    fn flush_journal(&self) -> Result<(), StoreError>;
+    /// The run's reserved ids not yet used, oldest first (every connection's).
+    fn reserved_client_ids(&self, run_id: i64) -> Result<Vec<String>, StoreError>;
+    /// The run's reserved ids that were reserved for validations, oldest first.
+    fn reserved_for_validation(&self, run_id: i64) -> Result<Vec<String>, StoreError>;
+    /// Retires a reserved id (committed); false when it was not reserved.
+    fn retire_client_id(&self, cl_ord_id: &str, detail: &str) -> Result<bool, StoreError>;
+    /// Records the exchange's trades (committed); one already recorded is kept as it was.
+    /// How many were new.
+    fn record_exchange_fills(&self, fills: &[ExchangeFill]) -> Result<usize, StoreError>;
+    /// Records what the exchange said of an order (committed), topping the reserve up when empty.
+    fn set_order_state(
+        &self,
+        cl_ord_id: &str,
+        state: OrderState,
+        txid: Option<&str>,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// The run's journaled orders (not the reserved or retired ids), oldest first.
+    fn sent_orders(&self, run_id: i64) -> Result<Vec<SentOrder>, StoreError>;
+    /// The state of the journal's row `cl_ord_id`, if any.
+    fn sent_order(&self, cl_ord_id: &str) -> Result<Option<String>, StoreError>;
+    /// The run's recorded exchange trades, in time order.
+    fn exchange_fills(&self, run_id: i64) -> Result<Vec<ExchangeFill>, StoreError>;
+}
+
+/// A journal chosen at run time (SQLite's or PostgreSQL's) is a journal.
+impl<J: OrderJournal + ?Sized> OrderJournal for Box<J> {
+    fn reserve_for_validation(&self) {
+        (**self).reserve_for_validation();
+    }
+    fn reserve_client_ids(&self, run_id: i64, n: usize) -> Result<Vec<String>, StoreError> {
+        (**self).reserve_client_ids(run_id, n)
+    }
+    fn take_client_id(&self, run_id: i64) -> Result<String, StoreError> {
+        (**self).take_client_id(run_id)
+    }
+    fn client_ids_in_reserve(&self) -> usize {
+        (**self).client_ids_in_reserve()
+    }
+    fn journal_reserved(&self, order: &SentOrder) {
+        (**self).journal_reserved(order);
+    }
+    fn flush_journal(&self) -> Result<(), StoreError> {
+        (**self).flush_journal()
+    }
+    fn reserved_client_ids(&self, run_id: i64) -> Result<Vec<String>, StoreError> {
+        (**self).reserved_client_ids(run_id)
+    }
+    fn reserved_for_validation(&self, run_id: i64) -> Result<Vec<String>, StoreError> {
+        (**self).reserved_for_validation(run_id)
+    }
+    fn retire_client_id(&self, cl_ord_id: &str, detail: &str) -> Result<bool, StoreError> {
+        (**self).retire_client_id(cl_ord_id, detail)
+    }
+    fn record_exchange_fills(&self, fills: &[ExchangeFill]) -> Result<usize, StoreError> {
+        (**self).record_exchange_fills(fills)
+    }
+    fn set_order_state(
+        &self,
+        cl_ord_id: &str,
+        state: OrderState,
+        txid: Option<&str>,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        (**self).set_order_state(cl_ord_id, state, txid, detail)
+    }
+    fn sent_orders(&self, run_id: i64) -> Result<Vec<SentOrder>, StoreError> {
+        (**self).sent_orders(run_id)
+    }
+    fn sent_order(&self, cl_ord_id: &str) -> Result<Option<String>, StoreError> {
+        (**self).sent_order(cl_ord_id)
+    }
+    fn exchange_fills(&self, run_id: i64) -> Result<Vec<ExchangeFill>, StoreError> {
+        (**self).exchange_fills(run_id)
+    }
+}
+
+impl OrderJournal for Store {
+    fn reserve_for_validation(&self) {
+        Store::reserve_for_validation(self);
+    }
+    fn reserve_client_ids(&self, run_id: i64, n: usize) -> Result<Vec<String>, StoreError> {
+        Store::reserve_client_ids(self, run_id, n)
+    }
+    fn take_client_id(&self, run_id: i64) -> Result<String, StoreError> {
+        Store::take_client_id(self, run_id)
+    }
+    fn client_ids_in_reserve(&self) -> usize {
+        Store::client_ids_in_reserve(self)
+    }
+    fn journal_reserved(&self, order: &SentOrder) {
+        Store::journal_reserved(self, order);
+    }
+    fn flush_journal(&self) -> Result<(), StoreError> {
+        Store::flush_journal(self)
+    }
+    fn reserved_client_ids(&self, run_id: i64) -> Result<Vec<String>, StoreError> {
+        Store::reserved_client_ids(self, run_id)
+    }
+    fn reserved_for_validation(&self, run_id: i64) -> Result<Vec<String>, StoreError> {
+        Store::reserved_for_validation(self, run_id)
+    }
+    fn retire_client_id(&self, cl_ord_id: &str, detail: &str) -> Result<bool, StoreError> {
+        Store::retire_client_id(self, cl_ord_id, detail)
+    }
+    fn record_exchange_fills(&self, fills: &[ExchangeFill]) -> Result<usize, StoreError> {
+        Store::record_exchange_fills(self, fills)
+    }
+    fn set_order_state(
+        &self,
+        cl_ord_id: &str,
+        state: OrderState,
+        txid: Option<&str>,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        Store::set_order_state(self, cl_ord_id, state, txid, detail)
+    }
+    fn sent_orders(&self, run_id: i64) -> Result<Vec<SentOrder>, StoreError> {
+        Store::sent_orders(self, run_id)
+    }
+    fn sent_order(&self, cl_ord_id: &str) -> Result<Option<String>, StoreError> {
+        Store::sent_order(self, cl_ord_id)
+    }
+    fn exchange_fills(&self, run_id: i64) -> Result<Vec<ExchangeFill>, StoreError> {
+        Store::exchange_fills(self, run_id)
+    }
+}
+
 /// Rows that are client ids, not orders (no side, no volume).
 const NOT_ORDERS: &str = "('reserved', 'retired')";
 
@@ -363,7 +517,7 @@ impl Store {
 
     /// Records the exchange's trades (committed when this returns); a trade already recorded is
     /// kept as it was, so recording after a lookup and again after a restart is harmless.
-    pub fn record_exchange_fills(&mut self, fills: &[ExchangeFill]) -> Result<usize, StoreError> {
+    pub fn record_exchange_fills(&self, fills: &[ExchangeFill]) -> Result<usize, StoreError> {
         let tx = self.conn.unchecked_transaction()?;
         self.write_pending(&tx)?;
         let mut added = 0;

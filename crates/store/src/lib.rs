@@ -26,7 +26,7 @@ use codec::{dec, fixed_from_sql, side, ts};
 use nanotrader_broker::{Fill, OrderReason};
 use nanotrader_market::{Bar, Interval, Timestamp};
 
-pub use journal::{ExchangeFill, OrderState, RESERVE_BATCH, SentOrder};
+pub use journal::{ExchangeFill, OrderJournal, OrderState, RESERVE_BATCH, SentOrder};
 pub use lock::{DataDirLock, LOCK_FILE};
 pub use writer::{
     Execution, FINISH_RETRY_FOR, Gap, MAX_BACKLOG_STEPS, OnCommit, OnHealth, Progress, SignalChange, Step, StoreCmd,
@@ -765,6 +765,8 @@ pub trait RunStore {
     /// Why each of the run's orders was placed, by order id.
     fn order_reasons(&self, run_id: i64) -> Result<std::collections::HashMap<u64, OrderReason>, StoreError>;
     fn series_summary(&self, series_id: i64) -> Result<SeriesSummary, StoreError>;
+    /// The series of a pair, each with its id and summary, the one with most bars first.
+    fn series_of_pair(&self, pair: &str) -> Result<Vec<(i64, SeriesSummary)>, StoreError>;
     /// The run's recorded exchange trades, in time order.
     fn exchange_fills(&self, run_id: i64) -> Result<Vec<ExchangeFill>, StoreError>;
 }
@@ -814,6 +816,9 @@ impl RunStore for Store {
     }
     fn series_summary(&self, series_id: i64) -> Result<SeriesSummary, StoreError> {
         Store::series_summary(self, series_id)
+    }
+    fn series_of_pair(&self, pair: &str) -> Result<Vec<(i64, SeriesSummary)>, StoreError> {
+        Store::series_of_pair(self, pair)
     }
     fn exchange_fills(&self, run_id: i64) -> Result<Vec<ExchangeFill>, StoreError> {
         Store::exchange_fills(self, run_id)
