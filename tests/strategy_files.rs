@@ -257,3 +257,64 @@ fn stops_fill_at_their_own_price_alike_in_run_and_backtest() {
         assert!(off_close > 0, "{options:?}: every fill at a close: {engine:?}");
     }
 }
+
+/// A run of a strategy file with stops, killed with -9 mid-run and started again, ends with
+/// exactly the fills of an uninterrupted run: the file and its parameters are stored with the
+/// run, and the stops' state is rebuilt from the stored bars.
+#[test]
+fn a_strategy_file_run_killed_with_stops_resumes_exactly() {
+    let data = repo_file("tests/data/btcusd_1m_20180404_20180406.csv");
+    let data = data.to_str().unwrap();
+    let options = [
+        "--strategy",
+        "macd-cross",
+        "--param",
+        "trend=30",
+        "--stop-loss",
+        "0.5%",
+        "--cooldown-bars",
+        "3",
+    ];
+    let whole = tempfile::tempdir().unwrap();
+    let mut args = vec!["run", "--data", data, "--speed", "max", "--no-web"];
+    args.extend_from_slice(&options);
+    assert!(nanotrader(whole.path(), &args).status.success());
+    let want = fills_csv(whole.path(), None);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut paced = vec!["run", "--data", data, "--speed", "3000", "--no-web"];
+    paced.extend_from_slice(&options);
+    let mut child = bin()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(&paced)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the paced run ended before it was killed"
+        );
+        let out = nanotrader(dir.path(), &["fills", "--csv"]);
+        if out.status.success() && stdout(&out).lines().count() > 5 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no fills stored within 120 s");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed_at = fills_csv(dir.path(), None).len();
+    assert!(
+        killed_at < want.len(),
+        "killed before the end: {killed_at} of {}",
+        want.len()
+    );
+    let out = nanotrader(dir.path(), &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("resuming run 1"), "{}", stderr(&out));
+    assert_eq!(fills_csv(dir.path(), None), want);
+}
