@@ -296,7 +296,7 @@ async fn run(
         outputs.engine(),
     );
     if let (Some(server), Some(seed)) = (&web, seed) {
-        let board = attach_board(server, &outputs, meta, seed, &cfg, &info, &run);
+        let board = attach_board(server, &outputs, meta, seed, board_store(&cfg, &info, &run, home));
         engine = engine.with_controls(board);
     }
     line.started();
@@ -532,9 +532,7 @@ fn attach_board(
     outputs: &Outputs,
     meta: BoardMeta,
     seed: BoardSeed,
-    cfg: &RunConfig,
-    info: &SourceInfo,
-    run: &RunRecord,
+    store: BoardStore,
 ) -> mpsc::Receiver<nanotrader_engine::ControlRequest> {
     let (controls, requests) = mpsc::channel(8);
     let board = Arc::new(Board::new(
@@ -544,15 +542,33 @@ fn attach_board(
         controls,
         server.clients.clone(),
         server.queue_frames,
-        BoardStore {
-            data_dir: cfg.data_dir.clone(),
-            series_id: run.series_id,
-            config: serde_json::from_str(&config_json(cfg, info)).unwrap_or_default(),
-        },
+        store,
     ));
     server.add_board(board.clone());
     server.spawn_hub(board, &outputs.bus);
     requests
+}
+
+/// Where a board reads its run's history pages: the data directory's SQLite file, or the
+/// PostgreSQL database the run is in.
+fn board_store(cfg: &RunConfig, info: &SourceInfo, run: &RunRecord, home: &StoreHome) -> BoardStore {
+    BoardStore {
+        data_dir: cfg.data_dir.clone(),
+        reader: match home {
+            StoreHome::Postgres(url) => {
+                let url = url.clone();
+                let open: nanotrader_web::OpenReader = Arc::new(move || {
+                    let store: Box<dyn nanotrader_store::RunStore + Send> =
+                        Box::new(nanotrader_store_pg::PgStore::connect_read_only(&url)?);
+                    Ok(store)
+                });
+                Some(open)
+            }
+            StoreHome::Sqlite(_) => None,
+        },
+        series_id: run.series_id,
+        config: serde_json::from_str(&config_json(cfg, info)).unwrap_or_default(),
+    }
 }
 
 /// Set on the first Ctrl-C (the engine then flushes the store and stops); a second one exits

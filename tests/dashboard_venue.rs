@@ -153,6 +153,7 @@ impl Rig {
                 web.server.clients.clone(),
                 CLIENT_QUEUE_FRAMES,
                 BoardStore {
+                    reader: None,
                     data_dir: dir.path().to_owned(),
                     series_id: 1,
                     config: json!({}),

@@ -745,3 +745,61 @@ fn the_postgres_order_journal_reconnects_after_its_connection_is_cut() {
     let orders = journal.sent_orders(run).unwrap();
     assert_eq!((orders.len(), orders[0].state), (1, OrderState::Placed));
 }
+
+/// The run's own dashboard reads its history pages (`/api/fills`, `/api/bars`) from PostgreSQL
+/// when the run is stored there: the same fills and bars as the exports, no SQLite file read.
+#[test]
+fn the_dashboard_pages_of_a_postgres_run_read_postgres() {
+    let Some(db) = TestDb::create("pages") else { return };
+    let data = repo_file(DATA).display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = pg(&db, dir.path(), &["run", "--data", &data, "--speed", "3000"]);
+    cmd.args(FEES);
+    let app = common::running::Running::start(cmd);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while stored_fills(&db, dir.path()).unwrap_or(0) < 6 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no fills stored: {}",
+            app.stderr_so_far()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (status, fills) = app.get_json("/api/fills?limit=1000");
+    assert_eq!(status, 200, "{fills}");
+    let (status, bars) = app.get_json("/api/bars?limit=5&from=0");
+    assert_eq!(status, 200, "{bars}");
+    let stopped = app.interrupt();
+    assert!(stopped.status.success(), "{}", String::from_utf8_lossy(&stopped.stderr));
+    // The exports after the stop hold at least what the pages showed, in the same order.
+    let stored = export(&db, dir.path(), "fills");
+    let stored: Vec<&str> = stored.lines().skip(1).collect();
+    let page = fills["fills"].as_array().unwrap();
+    assert!(page.len() >= 6, "{fills}");
+    for (shown, row) in page.iter().zip(&stored) {
+        let cols: Vec<&str> = row.split(',').collect();
+        assert_eq!(shown["t"].as_i64().unwrap().to_string(), cols[0], "{shown} vs {row}");
+        assert_eq!(
+            plain_number(shown["price"].as_str().unwrap()),
+            plain_number(cols[3]),
+            "{shown} vs {row}"
+        );
+    }
+    let stored_bars = export(&db, dir.path(), "bars");
+    let first: Vec<&str> = stored_bars.lines().skip(1).take(5).collect();
+    let page = bars["bars"].as_array().unwrap();
+    assert_eq!(page.len(), 5, "{bars}");
+    for (shown, row) in page.iter().zip(&first) {
+        let cols: Vec<&str> = row.split(',').collect();
+        assert_eq!(shown["t"].as_i64().unwrap().to_string(), cols[0], "{shown} vs {row}");
+        assert_eq!(
+            plain_number(&shown["c"].to_string().replace('"', "")),
+            plain_number(cols[4]),
+            "{shown} vs {row}"
+        );
+    }
+    assert!(
+        !dir.path().join("nanotrader.sqlite").exists(),
+        "no SQLite file was made beside a PostgreSQL run"
+    );
+}

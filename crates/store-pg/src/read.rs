@@ -242,6 +242,73 @@ impl RunStore for PgStore {
         })
     }
 
+    fn fills_page(
+        &self,
+        run_id: i64,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(Fill, Option<OrderReason>)>, StoreError> {
+        let before = before.map_or(i64::MAX, |id| i64::try_from(id).unwrap_or(i64::MAX));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.call(move |c| {
+            let rows = c
+                .query(
+                    "SELECT f.order_id, f.ts, f.side, f.qty, f.price, f.fee, f.cash_after, f.position_after,
+                            f.realized_pnl, o.reason
+                     FROM fills f LEFT JOIN orders o ON o.run_id = f.run_id AND o.id = f.order_id
+                     WHERE f.run_id = $1 AND f.order_id < $2 ORDER BY f.order_id DESC LIMIT $3",
+                    &[&run_id, &before, &limit],
+                )
+                .map_err(pg_error)?;
+            let mut page = rows
+                .iter()
+                .map(|r| {
+                    let fill = Fill {
+                        order_id: r.get::<_, i64>(0) as u64,
+                        ts: ts(r.get(1)),
+                        side: side(r.get(2))?,
+                        qty: r.get(3),
+                        price: r.get(4),
+                        fee: r.get(5),
+                        cash_after: r.get(6),
+                        position_after: r.get(7),
+                        realized_pnl: r.get(8),
+                    };
+                    Ok((fill, r.get::<_, Option<&str>>(9).and_then(order_reason)))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            page.reverse();
+            Ok(page)
+        })
+    }
+
+    fn bars_page(
+        &self,
+        series_id: i64,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+        latest: bool,
+    ) -> Result<Vec<Bar>, StoreError> {
+        let (from, to) = (bound(from), bound(to));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.call(move |c| {
+            let sql = if latest {
+                "SELECT ts, open, high, low, close, volume, trades FROM bars
+                 WHERE series_id = $1 AND ts BETWEEN $2 AND $3 ORDER BY ts DESC LIMIT $4"
+            } else {
+                "SELECT ts, open, high, low, close, volume, trades FROM bars
+                 WHERE series_id = $1 AND ts BETWEEN $2 AND $3 ORDER BY ts LIMIT $4"
+            };
+            let rows = c.query(sql, &[&series_id, &from, &to, &limit]).map_err(pg_error)?;
+            let mut bars: Vec<Bar> = rows.iter().map(bar).collect();
+            if latest {
+                bars.reverse();
+            }
+            Ok(bars)
+        })
+    }
+
     fn order_reasons(&self, run_id: i64) -> Result<HashMap<u64, OrderReason>, StoreError> {
         self.call(move |c| {
             let rows = c

@@ -769,6 +769,24 @@ pub trait RunStore {
     fn series_of_pair(&self, pair: &str) -> Result<Vec<(i64, SeriesSummary)>, StoreError>;
     /// The run's recorded exchange trades, in time order.
     fn exchange_fills(&self, run_id: i64) -> Result<Vec<ExchangeFill>, StoreError>;
+    /// At most `limit` of the run's fills with an order id below `before` (all when `None`):
+    /// the latest of them, oldest first, each with its order's reason (the dashboard's pages).
+    fn fills_page(
+        &self,
+        run_id: i64,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(Fill, Option<OrderReason>)>, StoreError>;
+    /// At most `limit` stored bars of the series in `[from, to]`, oldest first: the first ones
+    /// from `from`, or with `latest` the last ones up to `to`.
+    fn bars_page(
+        &self,
+        series_id: i64,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+        latest: bool,
+    ) -> Result<Vec<Bar>, StoreError>;
 }
 
 impl RunStore for Store {
@@ -822,6 +840,24 @@ impl RunStore for Store {
     }
     fn exchange_fills(&self, run_id: i64) -> Result<Vec<ExchangeFill>, StoreError> {
         Store::exchange_fills(self, run_id)
+    }
+    fn fills_page(
+        &self,
+        run_id: i64,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(Fill, Option<OrderReason>)>, StoreError> {
+        Store::fills_page(self, run_id, before, limit)
+    }
+    fn bars_page(
+        &self,
+        series_id: i64,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+        latest: bool,
+    ) -> Result<Vec<Bar>, StoreError> {
+        Store::bars_page(self, series_id, from, to, limit, latest)
     }
 }
 

@@ -157,20 +157,23 @@ fn check_control_body(body: &[u8]) -> Result<(), ApiError> {
 /// Runs a read on the board's own store connection, off the async threads.
 async fn read_store<T: Send + 'static>(
     board: &Arc<Board>,
-    read: impl FnOnce(&Store) -> Result<T, nanotrader_store::StoreError> + Send + 'static,
+    read: impl FnOnce(&dyn nanotrader_store::RunStore) -> Result<T, nanotrader_store::StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    if board.from_fleet() {
+    if board.from_fleet() && board.open_reader.is_none() {
         return Err(ApiError::not_found(
-            "the fleet dashboard has no fills or bars pages yet: `nanotrader fills` and `bars` read them",
+            "this board has no fills or bars pages: `nanotrader fills` and `bars` read them",
         ));
     }
     let board = board.clone();
     tokio::task::spawn_blocking(move || {
         let mut reader = board.reader.lock().unwrap_or_else(|e| e.into_inner());
         if reader.is_none() {
-            *reader = Some(Store::open_read_only(&board.data_dir)?);
+            *reader = Some(match &board.open_reader {
+                Some(open) => open()?,
+                None => Box::new(Store::open_read_only(&board.data_dir)?),
+            });
         }
-        read(reader.as_ref().expect("opened above"))
+        read(reader.as_deref().expect("opened above"))
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("store read: {e}")))?

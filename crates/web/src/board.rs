@@ -111,9 +111,16 @@ impl BoardCounters {
     }
 }
 
+/// Opens a read-only connection to the store a board's run is in (PostgreSQL's, or another
+/// than the data directory's SQLite file).
+pub type OpenReader =
+    Arc<dyn Fn() -> Result<Box<dyn nanotrader_store::RunStore + Send>, nanotrader_store::StoreError> + Send + Sync>;
+
 /// Where a board's run lives in the store.
 pub struct BoardStore {
     pub data_dir: std::path::PathBuf,
+    /// How the API's history pages reach the store; `None`: the data directory's SQLite file.
+    pub reader: Option<OpenReader>,
     pub series_id: i64,
     pub config: serde_json::Value,
 }
@@ -135,7 +142,8 @@ pub struct Board {
     /// their own (opened on first use).
     pub data_dir: std::path::PathBuf,
     pub series_id: i64,
-    pub reader: Mutex<Option<nanotrader_store::Store>>,
+    pub open_reader: Option<OpenReader>,
+    pub reader: Mutex<Option<Box<dyn nanotrader_store::RunStore + Send>>>,
 }
 
 struct BoardState {
@@ -347,6 +355,7 @@ impl Board {
             config: store.config,
             data_dir: store.data_dir,
             series_id: store.series_id,
+            open_reader: store.reader,
             reader: Mutex::new(None),
         }
     }
@@ -670,6 +679,7 @@ mod tests {
             queue_frames,
             BoardStore {
                 data_dir: std::path::PathBuf::from("unused"),
+                reader: None,
                 series_id: 1,
                 config: Value::Null,
             },

@@ -219,6 +219,7 @@ impl Fleet {
             self.queue_frames,
             BoardStore {
                 data_dir: std::path::PathBuf::new(),
+                reader: Some(pg_reader(&self.url)),
                 series_id: run.series_id,
                 config,
             },
@@ -627,4 +628,13 @@ async fn serve_list(socket: WebSocket, mut list: watch::Receiver<Utf8Bytes>) {
             },
         }
     }
+}
+
+/// The fleet board's history pages: a read-only connection of their own to the database.
+fn pg_reader(url: &str) -> crate::board::OpenReader {
+    let url = url.to_owned();
+    Arc::new(move || {
+        let store: Box<dyn nanotrader_store::RunStore + Send> = Box::new(PgStore::connect_read_only(&url)?);
+        Ok(store)
+    })
 }

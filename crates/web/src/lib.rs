@@ -32,7 +32,7 @@ use tokio::sync::watch;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 
-pub use board::{Board, BoardMeta, BoardSeed, BoardStore, CLIENT_QUEUE_FRAMES};
+pub use board::{Board, BoardMeta, BoardSeed, BoardStore, CLIENT_QUEUE_FRAMES, OpenReader};
 pub use fleet::{DEFAULT_RECHECK, Fleet, FleetCounters, attach as attach_fleet};
 pub use security::{AccessToken, SecurityError, check_bind};
 
