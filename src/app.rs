@@ -434,11 +434,8 @@ impl Outputs {
 
     fn alert_started(&self, cfg: &RunConfig, run: &RunRecord) {
         if let Some(alerts) = &self.alerts {
-            let (broker, live) = match &cfg.live {
-                crate::config::LiveSpec::Paper => ("paper", false),
-                crate::config::LiveSpec::Kraken(k) if k.validate_only => ("kraken-validate", false),
-                crate::config::LiveSpec::Kraken(_) => ("kraken", true),
-            };
+            let broker = venue(&cfg.live);
+            let live = broker == "kraken";
             alerts.notify(nanotrader_notify::Event::Started {
                 run: run.id,
                 pair: cfg.pair.clone(),
@@ -650,9 +647,19 @@ fn config_json(cfg: &RunConfig, info: &SourceInfo) -> String {
         "interval": cfg.interval.to_string(),
         "strategy": cfg.strategy,
         "broker": cfg.broker,
+        "venue": venue(&cfg.live),
         "decide_from_bar": cfg.engine.decide_from_bar,
     })
     .to_string()
+}
+
+/// Which broker a run trades through, as `--broker` names it (no keys, no URLs).
+fn venue(live: &crate::config::LiveSpec) -> &'static str {
+    match live {
+        crate::config::LiveSpec::Paper => "paper",
+        crate::config::LiveSpec::Kraken(k) if k.validate_only => "kraken-validate",
+        crate::config::LiveSpec::Kraken(_) => "kraken",
+    }
 }
 
 pub(crate) async fn wait_for_stop_signal() {

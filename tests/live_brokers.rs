@@ -142,6 +142,8 @@ async fn kraken_validate_journals_in_postgres_as_in_sqlite() {
     kraken_validate_case(&at).await;
     // The ids this run reserved and never used were retired at its stop: nothing to look up.
     assert_eq!(db.reserved(), 0);
+    // The run says which broker it traded through (the fleet dashboard's broker column).
+    assert_eq!(db.venues(), ["kraken-validate"]);
 }
 
 async fn kraken_validate_case(at: &At) {
@@ -262,6 +264,21 @@ impl At {
 }
 
 impl TestDb {
+    /// The broker of each stored run (`venue` in its stored settings), by run id.
+    fn venues(&self) -> Vec<String> {
+        pg::off_runtime(|| {
+            self.client()
+                .query("SELECT config FROM runs ORDER BY id", &[])
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    let config: serde_json::Value = serde_json::from_str(r.get(0)).unwrap();
+                    config["venue"].as_str().unwrap_or("missing").to_owned()
+                })
+                .collect()
+        })
+    }
+
     /// Client ids still reserved (none after a clean stop).
     fn reserved(&self) -> i64 {
         pg::off_runtime(|| {

@@ -418,7 +418,7 @@ struct RunRow {
     id: i64,
     pair: String,
     strategy: String,
-    broker: &'static str,
+    broker: String,
     source: String,
     data: String,
     interval_secs: i64,
@@ -458,9 +458,8 @@ impl RunRow {
             id: run.id,
             pair: run.pair.clone(),
             strategy,
-            // Only the paper broker writes to PostgreSQL today (a live broker's journal is
-            // SQLite's): say so once that changes.
-            broker: "paper",
+            // As the run stored it (`venue`); runs stored before it was kept were paper runs.
+            broker: config["venue"].as_str().unwrap_or("paper").to_owned(),
             source: config["source"].as_str().unwrap_or_default().to_owned(),
             data: run.identity.clone(),
             interval_secs: run.interval_secs,
