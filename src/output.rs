@@ -108,6 +108,14 @@ pub fn write_summary(out: &mut impl Write, s: &RunSummary) -> io::Result<()> {
         plain(s.cfg.broker.fee_rate * Decimal::ONE_HUNDRED),
         s.cfg.broker.sizing
     )?;
+    if matches!(s.cfg.strategy, nanotrader_strategy::StrategyConfig::WithExits { .. }) {
+        // The stop rule beside the figures it made (docs/strategies.md, "Stops and exits").
+        writeln!(
+            out,
+            "  stops         checked from the bar after the entry; a stop or target fills at its price, \
+             or at the open of a bar that opened through it (a bar touching both: the stop)"
+        )?;
+    }
     writeln!(
         out,
         "  this session  {} bars in {:.3} s ({} bars/s)",

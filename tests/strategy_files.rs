@@ -232,6 +232,11 @@ fn stops_fill_at_their_own_price_alike_in_run_and_backtest() {
         run.extend_from_slice(&options);
         let out = nanotrader(dir.path(), &run);
         assert!(out.status.success(), "{options:?}: {}", stderr(&out));
+        assert!(
+            stdout(&out).contains("  stops         checked from the bar after the entry"),
+            "{}",
+            stdout(&out)
+        );
         let engine = fills_csv(dir.path(), None);
         let (batch, json) = backtest_fills(dir.path(), data, &options);
         assert_eq!(batch, engine, "{options:?}");
