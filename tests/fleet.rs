@@ -12,9 +12,9 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::pg::TestDb;
 use common::running::Running;
 use common::*;
 use futures_util::StreamExt;
@@ -25,64 +25,6 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const DATA: &str = "assets/btcusd_1m_20170903_20170904.csv";
 const TOKEN: &str = "fleet-test-token-0123456789";
-
-/// A database of one test's own, dropped with it (as tests/postgres_store.rs makes them).
-struct TestDb {
-    server: String,
-    name: String,
-}
-
-impl TestDb {
-    fn create(test: &str) -> Option<Self> {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let server =
-            std::env::var("NANOTRADER_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-        let mut admin = match postgres::Client::connect(&format!("{server}/postgres"), postgres::NoTls) {
-            Ok(client) => client,
-            Err(e) => {
-                assert!(
-                    std::env::var("NANOTRADER_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                    "NANOTRADER_REQUIRE_POSTGRES=1 but no PostgreSQL answers at {server}: {e}"
-                );
-                eprintln!(
-                    "\n*** SKIPPED {test}: no PostgreSQL at {server} ({e}); start one (see .ci/run) or set \
-                     NANOTRADER_TEST_PG ***\n"
-                );
-                return None;
-            }
-        };
-        let name = format!(
-            "nt_fleet_{}_{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed),
-            test.chars()
-                .filter(char::is_ascii_alphanumeric)
-                .take(20)
-                .collect::<String>()
-        )
-        .to_lowercase();
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .expect("the test database is created");
-        Some(Self { server, name })
-    }
-
-    fn url(&self) -> String {
-        format!("{}/{}", self.server, self.name)
-    }
-
-    fn client(&self) -> postgres::Client {
-        postgres::Client::connect(&self.url(), postgres::NoTls).unwrap()
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Ok(mut admin) = postgres::Client::connect(&format!("{}/postgres", self.server), postgres::NoTls) {
-            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
-        }
-    }
-}
 
 /// `nanotrader run` of the sample data into the test's database.
 fn run(db: &TestDb, dir: &std::path::Path, speed: &str, strategy: &[&str]) -> Command {
