@@ -79,6 +79,7 @@ fn seed_settings() -> Settings {
     Settings {
         broker: BrokerConfig::seed(),
         decide_from_bar: 22,
+        protections: Default::default(),
     }
 }
 
@@ -95,6 +96,7 @@ fn backtest_10m(c: &mut Criterion) {
             Settings {
                 broker: BrokerConfig::default(),
                 decide_from_bar: 1,
+                protections: Default::default(),
             },
         ),
     ] {
@@ -174,6 +176,7 @@ fn sweep_1000(c: &mut Criterion) {
     let settings = Settings {
         broker: BrokerConfig::default(),
         decide_from_bar: 1,
+        protections: Default::default(),
     };
     let mut group = c.benchmark_group("sweep");
     group.sample_size(10).measurement_time(Duration::from_secs(30));

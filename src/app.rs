@@ -269,12 +269,19 @@ async fn run(
         .transpose()?;
     // The strategy's state from the stored bars, and the dashboard's history with it.
     let books = cfg.live.books();
-    let Restored { broker, resume } =
-        session.restore(store, cfg.broker.clone(), books, strategy.as_mut(), |bar, lines| {
+    let protections = engine_protections(&cfg);
+    let Restored { broker, resume, guard } = session.restore(
+        store,
+        cfg.broker.clone(),
+        &protections,
+        books,
+        strategy.as_mut(),
+        |bar, lines| {
             if let Some(seed) = seed.as_mut() {
                 seed.bar(bar, lines);
             }
-        })?;
+        },
+    )?;
     let (pair, alerts) = (probed.pair(), line.alerts.as_ref());
     let broker =
         crate::brokers::broker_for(&cfg.live, broker, pair, home, &cfg.data_dir, session.run.id, alerts).await?;
@@ -284,6 +291,8 @@ async fn run(
     let info = source.info().clone();
     announce(&cfg, &info, &session);
     let start_equity = broker.account().equity();
+    // A live account's rails start from the exchange's equity now.
+    let guard = guard.or_else(|| nanotrader_broker::Guard::new(&protections, start_equity));
     let run = session.run;
     let outputs = Outputs::start(&opened, claim, &run, &cfg, line.alerts.as_ref())?;
     let aggregator = bar_aggregator(&cfg, &info, &run);
@@ -294,7 +303,8 @@ async fn run(
         broker,
         resume,
         outputs.engine(),
-    );
+    )
+    .with_protections(guard);
     if let (Some(server), Some(seed)) = (&web, seed) {
         let board = attach_board(server, &outputs, meta, seed, board_store(&cfg, &info, &run, home));
         engine = engine.with_controls(board);
@@ -307,6 +317,18 @@ async fn run(
     drop(engine);
     let outcome = outputs.finish(store, &run, &cfg, result).await?;
     print_summary(store, &cfg, &info, run, outcome, start_equity, elapsed)
+}
+
+/// The protections the engine checks: all of them on paper; beside a Kraken broker, whose own
+/// rail is the daily loss (it also cancels open orders and alerts), the max drawdown.
+fn engine_protections(cfg: &RunConfig) -> nanotrader_broker::Protections {
+    match cfg.live {
+        crate::config::LiveSpec::Paper => cfg.protections.clone(),
+        crate::config::LiveSpec::Kraken(_) => nanotrader_broker::Protections {
+            max_daily_loss: None,
+            ..cfg.protections.clone()
+        },
+    }
 }
 
 /// The dashboard's history of the run so far (its bars are added as the strategy is restored).
@@ -337,15 +359,19 @@ fn run_plan(cfg: &RunConfig, source: &ProbedSource) -> Result<RunPlan, AppError>
         )));
     }
     let key = |identity: &str| {
-        json!({
+        let mut key = json!({
             "source": identity,
             "pair": cfg.pair,
             "interval": cfg.interval.secs(),
             "strategy": cfg.strategy,
             "broker": cfg.broker,
             "decide_from_bar": cfg.engine.decide_from_bar,
-        })
-        .to_string()
+        });
+        // Only when set: the runs made before protections existed keep their keys.
+        if !cfg.protections.is_empty() {
+            key["protections"] = json!(cfg.protections);
+        }
+        key.to_string()
     };
     // The sim's start is fixed when its run is created, so a restart regenerates the same market.
     let start_secs = Timestamp::now().floor_to(cfg.interval).secs();
@@ -521,6 +547,9 @@ fn announce(cfg: &RunConfig, info: &SourceInfo, session: &RunSession) {
             cfg.pair
         );
     }
+    if let Some(rules) = cfg.protections.describe() {
+        tracing::info!("protections: {rules}: a breach halts new entries (checked at each bar's close)");
+    }
 }
 
 /// The run's board on the dashboard, fed from the bus; its controls go to the engine.
@@ -649,6 +678,7 @@ fn config_json(cfg: &RunConfig, info: &SourceInfo) -> String {
         "broker": cfg.broker,
         "venue": venue(&cfg.live),
         "decide_from_bar": cfg.engine.decide_from_bar,
+        "protections": cfg.protections,
     })
     .to_string()
 }

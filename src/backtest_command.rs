@@ -53,6 +53,7 @@ pub fn execute(
     let settings = Settings {
         broker: trading.broker.clone(),
         decide_from_bar: trading.decide_from_bar,
+        protections: trading.protections.clone(),
     };
     let detail = args.report.is_some() || !matches!(trading.strategy, StrategyConfig::SmaCross { .. });
 

@@ -41,6 +41,8 @@ pub struct RunConfig {
     pub interval: Interval,
     pub strategy: StrategyConfig,
     pub broker: BrokerConfig,
+    /// Max drawdown and daily loss halts (a live broker's daily loss is its own rail instead).
+    pub protections: nanotrader_broker::Protections,
     pub engine: EngineConfig,
     pub fresh: bool,
     /// The dashboard, unless --no-web.
@@ -284,6 +286,7 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
         strategy,
         broker,
         decide_from_bar,
+        protections,
     } = resolve_trading(&strategy, &broker)?;
     let interval = bars.interval.unwrap_or_default();
     let status_every = positive_secs(src.status_secs, Duration::ZERO, "status-secs")?;
@@ -296,7 +299,7 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
 
     let source = resolve_source(&src, bars.columns.clone(), mode)?;
     let notify = resolve_notify(&live)?;
-    let live = resolve_live(live, &source)?;
+    let live = resolve_live(live, &source, protections.max_daily_loss)?;
     Ok(RunConfig {
         notify,
         data_dir,
@@ -307,6 +310,7 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
         interval,
         strategy,
         broker,
+        protections,
         engine,
         fresh,
     })
@@ -315,7 +319,11 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
 /// The broker. Every refusal comes before any private request: real orders without
 /// --confirm-live, a live broker without live market data, missing or malformed keys. Paper reads
 /// no key at all.
-fn resolve_live(live: LiveOptions, source: &SourceSpec) -> Result<LiveSpec, ConfigError> {
+fn resolve_live(
+    live: LiveOptions,
+    source: &SourceSpec,
+    max_daily_loss_usd: Option<Decimal>,
+) -> Result<LiveSpec, ConfigError> {
     let kind = live.broker_kind.unwrap_or(BrokerKind::Paper);
     if kind == BrokerKind::Paper {
         return Ok(LiveSpec::Paper);
@@ -367,7 +375,7 @@ fn resolve_live(live: LiveOptions, source: &SourceSpec) -> Result<LiveSpec, Conf
         max_order_usd,
         max_orders_per_hour: live.max_orders_per_hour.unwrap_or(30),
         max_position: positive(live.max_position, "max-position")?,
-        max_daily_loss_usd: positive(live.max_daily_loss_usd, "max-daily-loss-usd")?,
+        max_daily_loss_usd,
         order_kind,
         cancel_on_exit: live.cancel_on_exit.unwrap_or(true),
     }))
@@ -715,10 +723,16 @@ pub fn resolve_trading(strategy: &StrategyOptions, broker: &BrokerOptions) -> Re
             decide_from_bar,
         }
     };
+    let protections = nanotrader_broker::Protections {
+        max_drawdown: b.max_drawdown.map(|p| p.0),
+        max_daily_loss: b.max_daily_loss_usd,
+    };
+    protections.validate().map_err(ConfigError)?;
     Ok(Trading {
         strategy,
         broker,
         decide_from_bar,
+        protections,
     })
 }
 

@@ -126,6 +126,7 @@ mod tests {
             data_ts,
             store_lag_steps: 0,
             venue: None,
+            protection: None,
         }
     }
 

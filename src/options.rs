@@ -187,6 +187,39 @@ pub struct BrokerOptions {
     /// First bar (1-based) on which the strategy may trade [default: 1; seed: 22].
     #[arg(long, env = "NANOTRADER_DECIDE_FROM_BAR")]
     pub decide_from_bar: Option<u64>,
+
+    /// Halt new entries once equity falls this far below its peak: `20%` (or `20`), for the rest
+    /// of the run or until a Resume; checked at each bar's close, in backtests too [default: none].
+    #[arg(
+        long,
+        env = "NANOTRADER_MAX_DRAWDOWN",
+        value_name = "PCT",
+        help_heading = "Protections"
+    )]
+    #[serde(deserialize_with = "de_parse")]
+    pub max_drawdown: Option<Percent>,
+
+    /// Halt new entries for the rest of the UTC day once equity is this many USD below the
+    /// day's start [default: none for paper and backtests; a live broker's: 5 % of the day's
+    /// starting equity].
+    #[arg(long, env = "NANOTRADER_MAX_DAILY_LOSS_USD", help_heading = "Protections")]
+    #[serde(deserialize_with = "de_parse")]
+    pub max_daily_loss_usd: Option<Decimal>,
+}
+
+/// A percentage as written, `20%` or `20`, kept as the fraction (0.2).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Percent(pub Decimal);
+
+impl std::str::FromStr for Percent {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let number = text.trim().trim_end_matches('%').trim();
+        let value: Decimal = number
+            .parse()
+            .map_err(|_| format!("'{text}' is not a percentage: write 20% or 20"))?;
+        Ok(Percent(value / Decimal::ONE_HUNDRED))
+    }
 }
 
 /// How bars are read from a file (`run`, `demo`, `backtest`).
@@ -387,12 +420,6 @@ pub struct LiveOptions {
     #[serde(deserialize_with = "de_parse")]
     pub max_position: Option<Decimal>,
 
-    /// The loss in USD within a UTC day that halts a live broker's new entries until the next
-    /// day [default: 5 % of the day's starting equity].
-    #[arg(long, env = "NANOTRADER_MAX_DAILY_LOSS_USD", help_heading = "Live trading")]
-    #[serde(deserialize_with = "de_parse")]
-    pub max_daily_loss_usd: Option<Decimal>,
-
     /// How a live broker places orders: market, or limit (post-only at the best bid or ask)
     /// [default: market].
     #[arg(long, env = "NANOTRADER_ORDER_TYPE", help_heading = "Live trading")]
@@ -553,6 +580,8 @@ impl BrokerOptions {
             fee_rate: Some(base.fee_rate),
             sizing: Some(base.sizing),
             decide_from_bar: Some(1),
+            max_drawdown: None,
+            max_daily_loss_usd: None,
         }
     }
 
@@ -567,6 +596,8 @@ impl BrokerOptions {
                     fee_rate: Some(seed.fee_rate),
                     sizing: Some(seed.sizing),
                     decide_from_bar: Some(22),
+                    max_drawdown: None,
+                    max_daily_loss_usd: None,
                 }
             }
         }
@@ -615,7 +646,6 @@ impl LiveOptions {
             max_order_usd: Some(Decimal::from(100)),
             max_orders_per_hour: Some(30),
             max_position: None,
-            max_daily_loss_usd: None,
             order_type: Some("market".to_owned()),
             limit_timeout_secs: Some(30),
             limit_fallback: Some("market".to_owned()),

@@ -108,6 +108,7 @@ fn status(venue: Option<VenueView>) -> EngineEvent {
         data_ts: Some(Timestamp::from_secs(T0 + 2_400)),
         store_lag_steps: 0,
         venue,
+        protection: None,
     })
 }
 

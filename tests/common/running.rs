@@ -73,6 +73,38 @@ impl Running {
         running
     }
 
+    /// Starts `cmd` (one without a dashboard) with both pipes drained, without waiting.
+    pub fn start_without_dashboard(mut cmd: Command) -> Self {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("nanotrader starts");
+        let (stdout, stderr) = (Arc::default(), Arc::default());
+        let drains = vec![
+            drain(child.stdout.take().unwrap(), Arc::clone(&stdout)),
+            drain(child.stderr.take().unwrap(), Arc::clone(&stderr)),
+        ];
+        Self {
+            child,
+            url: String::new(),
+            stdout,
+            stderr,
+            drains,
+        }
+    }
+
+    /// Whether it has not exited yet.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Kills it with -9 (no chance to clean up) and collects what it wrote.
+    pub fn kill(mut self) -> Stopped {
+        let _ = self.child.kill();
+        self.wait(Duration::from_secs(15))
+    }
+
     pub fn host(&self) -> String {
         self.url.trim_start_matches("http://").to_owned()
     }
@@ -119,17 +151,28 @@ impl Running {
         String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
     }
 
+    /// POST a control (`/api/control/resume`) as the page does, blocking: the status and the
+    /// JSON body.
+    pub fn post_json(&self, path: &str) -> (u16, serde_json::Value) {
+        self.request(&format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nX-Nanotrader-Control: 1\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}",
+            self.host()
+        ))
+    }
+
     /// GET `path` from its API, blocking (no async runtime needed): the status and the JSON body.
     pub fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        self.request(&format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.host()
+        ))
+    }
+
+    fn request(&self, request: &str) -> (u16, serde_json::Value) {
         use std::io::Write;
-        let host = self.host();
-        let mut stream = std::net::TcpStream::connect(&host).expect("the dashboard accepts connections");
+        let mut stream = std::net::TcpStream::connect(self.host()).expect("the dashboard accepts connections");
         stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
         let mut response = Vec::new();
         stream.read_to_end(&mut response).unwrap();
         let text = String::from_utf8_lossy(&response);

@@ -674,7 +674,8 @@
       $('lag-badge').title = `The data's own time (its last bar): a ${s.mode} has no lag behind the wall clock`;
     }
     const paused = s.trading === 'paused';
-    const halted = !!(s.venue && s.venue.halted);
+    // A live broker's rail (venue.halted) or the protections (halted, paper too).
+    const halted = !!(s.halted || (s.venue && s.venue.halted));
     if (halted) badge($('trading-badge'), 'trading halted', 'bad');
     else badge($('trading-badge'), paused ? 'trading paused' : 'trading active', paused ? 'warn' : 'ok');
     setText($('control-state'), paused ? 'paused' : halted ? 'halted' : s.trading);
@@ -686,6 +687,7 @@
     $('btn-resume').disabled = !live || !(paused || halted);
     $('btn-flatten').disabled = !live;
     applyVenue(s.venue || null, live);
+    applyHalt(s.halted || (s.venue && s.venue.halted) || null);
 
     if (liveFeed) setText($('h-feed'), s.feed, { connected: 'pos', disconnected: 'neg', stale: 'neg' }[s.feed] || '');
     else setText($('h-feed'), `${modeLabel}${s.feed === 'ended' ? ' · ended' : ''}`, '');
@@ -725,6 +727,12 @@
   const shortId = (id) => (id.length > 12 ? `${id.slice(0, 8)}…` : id);
   const ORDER_STATE_TONE = { filled: 'pos', rejected: 'neg', canceled: 'neg', cancelled: 'neg', expired: 'neg', unknown: 'neg' };
 
+  // The halt banner: why new entries are halted (a live rail or a protection), with a Resume.
+  function applyHalt(reason) {
+    $('halt-banner').hidden = !reason;
+    $('halt-text').textContent = reason ? `Trading halted: ${reason}` : '';
+  }
+
   function applyVenue(v, running) {
     const drawn = v ? JSON.stringify(v) : null;
     $('btn-halt-resume').disabled = !running;
@@ -732,13 +740,11 @@
     venueDrawn = drawn;
     $('venue-card').hidden = !v;
     $('orders-tab').hidden = !v;
-    $('halt-banner').hidden = !(v && v.halted);
     if (!v) {
       const active = document.querySelector('.tab.active');
       if (active && active.dataset.tab === 'orders') showTab('summary');
       return;
     }
-    $('halt-text').textContent = v.halted ? `Trading halted: ${v.halted}` : '';
     setText($('venue-broker'), v.broker);
     $('venue-note').textContent = v.live
       ? 'Real orders with real money. Balances as the exchange last reported them.'

@@ -248,7 +248,7 @@ fn summary_rows(s: &SingleSummary) -> Vec<SummaryRow> {
     let money = &s.display;
     let perf = s.performance();
     let ratio_note = s.ratios_reason.as_deref().unwrap_or("annualised, 24/7");
-    vec![
+    let mut rows = vec![
         row(
             "Data",
             format!("{} bars of {}", s.bars, s.data.interval),
@@ -305,7 +305,22 @@ fn summary_rows(s: &SingleSummary) -> Vec<SummaryRow> {
             "bars holding a position",
         ),
         row("Fees paid", money.money(s.fees_paid), &money.quote),
-    ]
+    ];
+    if let Some(report) = &s.protections {
+        rows.push(row(
+            "Protections",
+            format!(
+                "{} halts, {} entries refused",
+                report.halts.len(),
+                report.refused_entries
+            ),
+            &format!(
+                "{}; a halt stops new entries at a bar's close, exits go on",
+                report.rules.describe().unwrap_or_default()
+            ),
+        ));
+    }
+    rows
 }
 
 /// The heatmap and the top results of a sweep.

@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
 use super::columns::{BarColumns, to_amount, to_decimal, to_f64};
-use nanotrader_broker::{Account, BrokerConfig, FastDecimal, Fill, PaperBroker};
+use nanotrader_broker::{Account, BrokerConfig, FastDecimal, Fill, Guard, PaperBroker, ProtectionReport, Protections};
 use nanotrader_market::Timestamp;
 use nanotrader_perf::{PerfTracker, Performance};
 use nanotrader_strategy::{DecisionRule, InvalidStrategy, Signal, StrategyConfig};
@@ -18,6 +18,8 @@ pub struct Settings {
     pub broker: BrokerConfig,
     /// Decisions are taken from this bar on (1-based); the seed waited for 22.
     pub decide_from_bar: u64,
+    /// Rails that halt new entries, checked at each bar's close as the engine does.
+    pub protections: Protections,
 }
 
 /// What to keep besides the figures.
@@ -42,6 +44,8 @@ pub struct BacktestResult {
     pub equity_curve: Vec<f64>,
     /// The trades CSV's rows, when asked for and made on the way (see `Keep::fills_csv`).
     pub fills_csv: Option<Vec<u8>>,
+    /// What the protections did, when any was set.
+    pub protections: Option<ProtectionReport>,
 }
 
 /// Runs `strategy` over `bars` on this thread (a sweep runs many at once, one per core).
@@ -80,7 +84,8 @@ pub fn run_on_cores(
     const MIN_BARS: usize = 100_000;
     // One message per fill would cost more than the fill.
     const BATCH: usize = 1_024;
-    if cores < 2 || bars.len() < MIN_BARS {
+    // The protections read every bar's equity as the books stand: one pass, in order.
+    if cores < 2 || bars.len() < MIN_BARS || !settings.protections.is_empty() {
         return run(bars, strategy, settings, keep);
     }
     let (sma, whole_signal) = match *strategy {
@@ -242,7 +247,7 @@ fn spin_recv<T>(from: &std::sync::mpsc::Receiver<T>) -> Option<T> {
 }
 
 fn finish(books: Books, tracker: Tracker, bars: &BarColumns, fills_csv: Option<Vec<u8>>) -> BacktestResult {
-    let (account, fills, fill_count) = books.finish(bars.close.last().copied());
+    let (account, fills, fill_count, protections) = books.finish(bars.close.last().copied());
     let (perf, equity_curve) = tracker.finish();
     BacktestResult {
         performance: perf.report(&account, fill_count),
@@ -251,6 +256,7 @@ fn finish(books: Books, tracker: Tracker, bars: &BarColumns, fills_csv: Option<V
         account,
         equity_curve,
         fills_csv,
+        protections,
     }
 }
 
@@ -419,10 +425,14 @@ struct Holding {
 /// The paper broker acting on each change of the signal, at the bar's close.
 struct Books<'a> {
     times: &'a [i64],
+    closes: &'a [i64],
     broker: Broker,
     rule: DecisionRule,
     signal: Signal,
     fill_count: u64,
+    /// The protections, and the first bar whose equity they have not seen yet.
+    guard: Option<Guard<FastDecimal>>,
+    guarded_to: usize,
 }
 
 enum Broker {
@@ -441,6 +451,12 @@ impl<'a> Books<'a> {
         let config = settings.broker.clone();
         Self {
             times: &bars.ts,
+            closes: &bars.close,
+            guard: Guard::new(
+                &settings.protections,
+                <FastDecimal as nanotrader_broker::Amount>::from_decimal(config.initial_cash),
+            ),
+            guarded_to: 0,
             broker: if keep.fills {
                 Broker::Recording {
                     broker: PaperBroker::new(config),
@@ -466,6 +482,16 @@ impl<'a> Books<'a> {
         // The engine's rule; `bar` counts from 0.
         let change = self.rule.order(bar as u64 + 1, self.signal, signal);
         self.signal = signal;
+        if self.guard.is_some() {
+            self.guard_through(bar);
+            if let Some(guard) = &mut self.guard
+                && change == Some(1)
+                && guard.halts_entries()
+            {
+                guard.refuse_entry();
+                return None;
+            }
+        }
         let change = change?;
         let holding = match &mut self.broker {
             Broker::Recording { broker, fills } => {
@@ -488,8 +514,47 @@ impl<'a> Books<'a> {
         Some(holding)
     }
 
-    /// The books marked at the last close, the fills kept and their count.
-    fn finish(self, last_close: Option<i64>) -> (Account, Vec<Fill>, u64) {
+    /// The protections fed each bar's equity up to `bar` (inclusive), marked at its close with
+    /// the books as they stand, as the engine does before the bar's order. A flat stretch's
+    /// equity is the cash throughout: its first and last bars tell the rails all the others would.
+    fn guard_through(&mut self, bar: usize) {
+        let from = self.guarded_to;
+        if bar < from {
+            return;
+        }
+        self.guarded_to = bar + 1;
+        let (broker, Some(guard)) = (
+            match &mut self.broker {
+                Broker::Recording { broker, .. } | Broker::Quiet(broker) => broker,
+            },
+            &mut self.guard,
+        ) else {
+            return;
+        };
+        let ts = |i: usize| Timestamp::from_millis(self.times[i]);
+        if nanotrader_broker::Amount::is_zero(broker.account().position()) {
+            let cash = broker.account().cash();
+            guard.observe(ts(from), cash);
+            if bar > from {
+                guard.observe(ts(bar), cash);
+            }
+            return;
+        }
+        for i in from..=bar {
+            broker.mark(to_amount(self.closes[i]));
+            guard.observe(ts(i), broker.account().equity());
+        }
+    }
+
+    /// The books marked at the last close, the fills kept and their count, what the protections
+    /// did.
+    fn finish(mut self, last_close: Option<i64>) -> (Account, Vec<Fill>, u64, Option<ProtectionReport>) {
+        if let Some(last) = self.closes.len().checked_sub(1)
+            && self.guard.is_some()
+        {
+            self.guard_through(last);
+        }
+        let protections = self.guard.as_ref().map(Guard::report);
         let (mut account, fills) = match self.broker {
             Broker::Recording { broker, fills } => (broker.account().to_decimal(), fills),
             Broker::Quiet(broker) => (broker.account().to_decimal(), Vec::new()),
@@ -497,7 +562,7 @@ impl<'a> Books<'a> {
         if let Some(last) = last_close {
             account.mark(to_decimal(last));
         }
-        (account, fills, self.fill_count)
+        (account, fills, self.fill_count, protections)
     }
 }
 
@@ -727,6 +792,7 @@ mod tests {
                     ..BrokerConfig::default()
                 },
                 decide_from_bar: 22,
+                protections: Default::default(),
             };
             let all = Keep {
                 fills: true,
@@ -770,6 +836,7 @@ mod tests {
                 ..BrokerConfig::default()
             },
             decide_from_bar: 1,
+            protections: Default::default(),
         };
         let keep = Keep {
             fills: true,

@@ -115,6 +115,10 @@ pub struct SingleSummary {
     #[serde(with = "rust_decimal::serde::str")]
     pub realized_pnl: Decimal,
     pub timings: Timings,
+    /// What the protections (`--max-drawdown`, `--max-daily-loss-usd`) did: each halt and the
+    /// entries they refused; absent without protections.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protections: Option<nanotrader_broker::ProtectionReport>,
     /// How figures are shown to people: the pair's codes and tick.
     #[serde(skip)]
     pub display: PairFormat,
@@ -217,6 +221,7 @@ pub fn single(
         fees_paid: account.fees_paid(),
         realized_pnl: account.realized_pnl(),
         timings: timings.clone(),
+        protections: outcome.protections.clone(),
         display: pair_format(pair, bars),
     }
 }
@@ -352,7 +357,39 @@ fn write_body(out: &mut impl Write, s: &SingleSummary) -> io::Result<()> {
         out,
         "  fills         {}; decisions from bar {}",
         s.assumptions.fills, s.assumptions.decide_from_bar
-    )
+    )?;
+    if let Some(report) = &s.protections {
+        write_protections(out, report)?;
+    }
+    Ok(())
+}
+
+/// What the rails did, beside the figures they shaped.
+fn write_protections(out: &mut impl Write, report: &nanotrader_broker::ProtectionReport) -> io::Result<()> {
+    let rules = report.rules.describe().unwrap_or_default();
+    let halts = report.halts.len();
+    writeln!(
+        out,
+        "  protections   {rules}: {} halt{}, {} entr{} refused{} (a halt stops new entries at a bar's close; exits go on)",
+        halts,
+        if halts == 1 { "" } else { "s" },
+        report.refused_entries,
+        if report.refused_entries == 1 { "y" } else { "ies" },
+        if report.halted_at_end {
+            ", halted at the end"
+        } else {
+            ""
+        }
+    )?;
+    // The first few halts, each in one line; the JSON has them all.
+    const SHOWN: usize = 5;
+    for halt in report.halts.iter().take(SHOWN) {
+        writeln!(out, "                {}  {halt}", halt.ts)?;
+    }
+    if halts > SHOWN {
+        writeln!(out, "                ... {} more in --json", halts - SHOWN)?;
+    }
+    Ok(())
 }
 
 pub fn print_sweep(out: &mut impl Write, s: &SweepSummary) -> io::Result<()> {

@@ -8,6 +8,7 @@ mod amount;
 mod config;
 mod order;
 mod paper;
+mod protections;
 mod venue;
 
 pub use account::{Account, AccountSnapshot};
@@ -15,6 +16,7 @@ pub use amount::{Amount, FastDecimal, decimal_to_f64};
 pub use config::{BrokerConfig, InvalidBroker, Sizing};
 pub use order::{Fill, Order, OrderReason};
 pub use paper::PaperBroker;
+pub use protections::{Guard, Halt, HaltRule, ProtectionReport, Protections};
 pub use venue::{OrderView, VenueView};
 
 use std::sync::Arc;

@@ -17,7 +17,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 
-use nanotrader_broker::{AccountSnapshot, Broker, Fill, Order, OrderReason, VenueView};
+use nanotrader_broker::{AccountSnapshot, Broker, Fill, Guard, Order, OrderReason, VenueView};
 use nanotrader_market::{Bar, FeedStatus, Interval, MarketEvent, Quote, Source, SourceError, Timestamp};
 use nanotrader_market::{BarAggregator, BarEvent};
 use nanotrader_store::{Execution, Gap, Progress, SignalChange, WriterHooks};
@@ -75,6 +75,8 @@ pub struct Trading {
     pub broker: nanotrader_broker::BrokerConfig,
     /// Decisions are taken from this bar on (1-based).
     pub decide_from_bar: u64,
+    /// Rails that halt new entries (max drawdown, daily loss); none by default.
+    pub protections: nanotrader_broker::Protections,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -169,6 +171,9 @@ pub struct StatusReport {
     pub store_lag_steps: u64,
     /// A live broker's exchange side: balances, orders, a halt.
     pub venue: Option<VenueView>,
+    /// Why the protections (`--max-drawdown`, a paper run's `--max-daily-loss-usd`) halt new
+    /// entries, while they do.
+    pub protection: Option<String>,
 }
 
 /// Counters shared with the store writer and, later, /metrics.
@@ -272,6 +277,8 @@ pub struct Engine {
     /// Whether the last status showed the broker's halt: a change is published at once.
     halt_shown: bool,
     rule: DecisionRule,
+    /// The protections (max drawdown, daily loss): each closed bar's equity, before its order.
+    guard: Option<Guard>,
     signal: Signal,
     bars_seen: u64,
     last_bar_ts: Option<Timestamp>,
@@ -311,6 +318,7 @@ impl Engine {
             rule: DecisionRule {
                 decide_from_bar: config.decide_from_bar,
             },
+            guard: None,
             signal: resume.signal,
             bars_seen: resume.bars_seen,
             last_bar_ts: resume.last_bar.map(|b| b.ts),
@@ -332,6 +340,13 @@ impl Engine {
     }
 
     /// Lets a controller pause, resume and flatten while the engine runs.
+    /// Protections checked at each closed bar's close (see `nanotrader_broker::Guard`); a resumed
+    /// run passes the guard rebuilt from its stored bars and fills.
+    pub fn with_protections(mut self, guard: Option<Guard>) -> Self {
+        self.guard = guard;
+        self
+    }
+
     pub fn with_controls(mut self, controls: mpsc::Receiver<ControlRequest>) -> Self {
         self.controls = Some(controls);
         self
@@ -462,10 +477,12 @@ impl Engine {
         let change = signal.as_i8() - self.signal.as_i8();
         let order = self.rule.order(self.bars_seen, self.signal, signal);
         self.signal = signal;
+        let refused = self.guard_refuses(bar.ts, order);
 
         let mut filled = None;
         if let Some(order) = order
             && !self.paused
+            && !refused
         {
             // A stop fills at its own price (the strategy says so); everything else at the close.
             let price = self.strategy.fill_price().unwrap_or(bar.close);
@@ -514,6 +531,27 @@ impl Engine {
         self.metrics.steps_produced.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Feeds the protections this close's equity; whether they refuse `order` (an entry).
+    fn guard_refuses(&mut self, ts: Timestamp, order: Option<i8>) -> bool {
+        let Some(guard) = &mut self.guard else {
+            return false;
+        };
+        let was_halted = guard.halts_entries();
+        if let Some(halt) = guard.observe(ts, self.broker.account().equity()) {
+            tracing::warn!("protection: {halt}");
+        }
+        let refuses = order == Some(1) && guard.halts_entries();
+        if refuses {
+            guard.refuse_entry();
+            tracing::info!("entry at {ts} refused: {}", guard.reason().unwrap_or_default());
+        }
+        if was_halted != guard.halts_entries() {
+            // The dashboard's halt banner changes now, not at the next status.
+            self.publish_status();
+        }
+        refuses
+    }
+
     async fn on_control(&mut self, control: Control) -> Result<ControlReply, EngineError> {
         let mut order_id = None;
         let message = match control {
@@ -531,7 +569,11 @@ impl Engine {
                     // next one.
                     let halted = self.broker.venue().is_some_and(|v| v.halted.is_some());
                     self.broker.resume();
-                    if halted {
+                    let lifted = self.guard.as_mut().is_some_and(Guard::resume);
+                    if lifted {
+                        tracing::info!("protections: halt lifted by a Resume");
+                    }
+                    if halted || lifted {
                         self.publish_status();
                     }
                 }
@@ -730,6 +772,7 @@ impl Engine {
             data_ts: self.last_event_ts,
             store_lag_steps: produced.saturating_sub(stored),
             venue: self.broker.venue(),
+            protection: self.guard.as_ref().and_then(Guard::reason),
         };
         self.halt_shown = report.venue.as_ref().is_some_and(|v| v.halted.is_some());
         let _ = self.bus.events.send(EngineEvent::Status(report));

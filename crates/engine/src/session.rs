@@ -4,7 +4,7 @@
 //! *what* to run; [`RunSession`] decides how a run begins or continues, the same way for every
 //! source and every store.
 
-use nanotrader_broker::{Account, BrokerConfig, Fill, PaperBroker};
+use nanotrader_broker::{Account, BrokerConfig, Fill, Guard, PaperBroker, Protections};
 use nanotrader_market::{Bar, Interval, Timestamp};
 use nanotrader_store::{NewRun, RunRecord, RunStore, StoreError};
 use nanotrader_strategy::{LineValues, Signal, Strategy};
@@ -119,11 +119,21 @@ impl RunSession {
         &self,
         store: &dyn RunStore,
         broker: BrokerConfig,
+        protections: &Protections,
         books: Books,
         strategy: &mut dyn Strategy,
         on_bar: impl FnMut(&Bar, LineValues),
     ) -> Result<Restored, SessionError> {
-        restore(store, &self.run, &self.fills, broker, books, strategy, on_bar)
+        restore(
+            store,
+            &self.run,
+            &self.fills,
+            broker,
+            protections,
+            books,
+            strategy,
+            on_bar,
+        )
     }
 }
 
@@ -153,22 +163,47 @@ pub enum Books {
 pub struct Restored {
     pub broker: PaperBroker,
     pub resume: ResumeState,
+    /// The protections as they stood at the last stored bar (paper books; a live run's start
+    /// afresh: `None`, the caller builds theirs from the exchange's account).
+    pub guard: Option<Guard>,
 }
 
 /// Brings `run` back: its account rebuilt from `fills` (its stored fills) and checked against
 /// the account the last fill recorded, and `strategy` (fresh) fed every stored bar so that its
 /// state and signal are exactly what they were. `on_bar` sees each stored bar with the
-/// strategy's lines after it (a dashboard's history).
+/// strategy's lines after it (a dashboard's history). The protections' state is rebuilt the same
+/// way: each stored bar's equity from the fills before it, so a halted run stays halted.
+#[allow(clippy::too_many_arguments)]
 pub fn restore(
     store: &dyn RunStore,
     run: &RunRecord,
     fills: &[Fill],
     broker: BrokerConfig,
+    protections: &Protections,
     books: Books,
     strategy: &mut dyn Strategy,
     mut on_bar: impl FnMut(&Bar, LineValues),
 ) -> Result<Restored, SessionError> {
-    let resume = replay_stored_bars(store, run, strategy, &mut on_bar)?;
+    let mut guard: Option<Guard> = match books {
+        Books::Paper => Guard::new(protections, run.initial_cash),
+        Books::Exchange => None,
+    };
+    let resume = {
+        let mut replayed = Account::new(run.initial_cash);
+        let mut next_fill = 0;
+        replay_stored_bars(store, run, strategy, &mut |bar, lines| {
+            if let Some(guard) = &mut guard {
+                // The engine checks a bar's equity before the bar's own fill.
+                while let Some(fill) = fills.get(next_fill).filter(|f| f.ts < bar.ts) {
+                    replayed.apply(fill);
+                    next_fill += 1;
+                }
+                replayed.mark(bar.close);
+                guard.observe(bar.ts, replayed.equity());
+            }
+            on_bar(bar, lines);
+        })?
+    };
     let account = Account::rebuild(run.initial_cash, fills);
     if books == Books::Paper
         && let Some(last) = fills.last()
@@ -185,7 +220,7 @@ pub fn restore(
     if let Some(bar) = &resume.last_bar {
         broker.mark(bar.close);
     }
-    Ok(Restored { broker, resume })
+    Ok(Restored { broker, resume, guard })
 }
 
 fn replay_stored_bars(

@@ -90,6 +90,8 @@ pub enum Change {
     Store,
     /// A live broker's exchange side changed (balances, orders, a halt); paper has none.
     Venue(Option<VenueView>),
+    /// The protections halted new entries (why), or stopped halting them.
+    Protection(Option<String>),
     Finished {
         status: &'static str,
     },
@@ -170,6 +172,7 @@ struct BoardState {
     /// The pair's tick, for the page to show prices with.
     prices: PairFormat,
     venue: Option<VenueStatus>,
+    protection: Option<String>,
     cached_snapshot: Option<(u64, Utf8Bytes)>,
 }
 
@@ -212,6 +215,7 @@ impl BoardSeed {
             buy_hold: BuyAndHold::new(initial, meta.fee_rate),
             prices: PairFormat::new(&meta.pair),
             venue: None,
+            protection: None,
             cached_snapshot: None,
         };
         Self {
@@ -321,6 +325,7 @@ impl BoardState {
             change_pct: last_price.and_then(|last| self.change_pct(last)),
             skipped_events: skipped,
             venue: self.venue.clone(),
+            halted: self.protection.clone(),
         }
     }
 
@@ -466,6 +471,12 @@ impl Board {
                     let venue = venue.as_ref().map(VenueStatus::new);
                     if venue != state.venue {
                         state.venue = venue;
+                        status_changed = true;
+                    }
+                }
+                Change::Protection(reason) => {
+                    if reason != state.protection {
+                        state.protection = reason;
                         status_changed = true;
                     }
                 }

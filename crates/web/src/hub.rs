@@ -49,6 +49,7 @@ async fn hub_loop(
     // The engine's status comes every few seconds; only a change of the exchange's side in it
     // makes a frame (paper never has one).
     let mut venue = None;
+    let mut protection = None;
     while market_open || events_open {
         let due = last_frame + gap;
         let mut status = false;
@@ -59,6 +60,10 @@ async fn hub_loop(
                     if report.venue != venue {
                         venue.clone_from(&report.venue);
                         changes.push(Change::Venue(report.venue));
+                    }
+                    if report.protection != protection {
+                        protection.clone_from(&report.protection);
+                        changes.push(Change::Protection(report.protection));
                     }
                 }
                 Ok(event) => push(&mut changes, event),

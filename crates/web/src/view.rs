@@ -194,6 +194,9 @@ pub struct StatusView {
     pub skipped_events: u64,
     /// A live broker's side at the exchange (balances, orders, a halt); null for paper.
     pub venue: Option<VenueStatus>,
+    /// Why the protections (`--max-drawdown`, `--max-daily-loss-usd` on paper) halt new entries,
+    /// while they do (a Resume lifts it); a live broker's own rail is `venue.halted`.
+    pub halted: Option<String>,
 }
 
 /// Orders a page is shown (newest first): the run's recent ones, not its history, which the
