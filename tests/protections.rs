@@ -212,6 +212,41 @@ fn the_dashboard_shows_a_halt_and_resume_lifts_it() {
     assert!(app.stderr_so_far().contains("protections: halt lifted by a Resume"));
 }
 
+/// The same halt in a real browser: the banner, the badge, and its Resume button.
+#[test]
+fn the_halt_banner_shows_in_a_real_browser() {
+    let Some(scripts) = browser_scripts("protections") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = repo_file("tests/data/btcusd_1m_20180404_20180406.csv");
+    let mut cmd = bin();
+    cmd.arg("--data-dir").arg(dir.path()).args([
+        "run",
+        "--data",
+        data.to_str().unwrap(),
+        "--speed",
+        "600",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    cmd.args(CHURN).args(["--max-drawdown", "0.5%"]);
+    let app = running::Running::start(cmd);
+    let out = run_browser_script(
+        &scripts.join("protection.mjs"),
+        &[app.url.as_ref()],
+        Duration::from_secs(180),
+    )
+    .expect("protection.mjs finished within 180 s");
+    assert!(
+        out.status.success(),
+        "the browser test failed:\n{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(app.stderr_so_far().contains("protections: halt lifted by a Resume"));
+}
+
 #[test]
 fn bad_protections_get_one_line_and_exit_2() {
     let dir = tempfile::tempdir().unwrap();
