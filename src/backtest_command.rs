@@ -17,17 +17,27 @@ use crate::options::{RunArgs, StrategyKind, StrategyOptions};
 use crate::stores::{StoreTarget, open_reader};
 use merge::Merge as _;
 use nanotrader_backtest::{
-    Axis, BacktestResult, BarColumns, CacheMode, ComboResult, DataInfo, Interrupted, Keep, LoadOptions,
-    MAX_COMBINATIONS, Settings, SingleSummary, Timings, load_bars, print_json, print_single, print_sweep,
-    rank_combinations, run_backtest_on_cores, run_combinations, summarize_single, summarize_sweep, sweep_combinations,
+    Axis, BacktestResult, BarColumns, CacheMode, ComboResult, DataInfo, GridResult, GridSummary, Interrupted, Keep,
+    LoadOptions, MAX_COMBINATIONS, ParamAxis, ParamKind, Settings, SingleSummary, StrategyGrid, Timings, WalkForward,
+    WalkForwardSummary, load_bars, print_grid, print_json, print_single, print_sweep, print_walk_forward,
+    rank_combinations, rank_grid, run_backtest_on_cores, run_combinations, run_grid, run_walk_forward,
+    summarize_single, summarize_sweep, sweep_combinations,
 };
 use nanotrader_market::{SourceError, Timestamp};
 use nanotrader_strategy::StrategyConfig;
 
-/// What was asked: one backtest, or a grid of SMA windows.
+/// What was asked: one backtest, a grid of SMA windows (its own fast path), or a `--param`
+/// grid over any strategy, optionally walked forward.
 enum Plan {
     Single(StrategyConfig),
-    Sweep { shorts: Vec<usize>, longs: Vec<usize> },
+    Sweep {
+        shorts: Vec<usize>,
+        longs: Vec<usize>,
+    },
+    Grid {
+        grid: Box<StrategyGrid>,
+        walk_forward: Option<usize>,
+    },
 }
 
 /// `args` as given (flags and environment), over the config file's `file`, its preset and the
@@ -55,7 +65,9 @@ pub fn execute(
         decide_from_bar: trading.decide_from_bar,
         protections: trading.protections.clone(),
     };
-    let detail = args.report.is_some() || !matches!(trading.strategy, StrategyConfig::SmaCross { .. });
+    let detail = args.report.is_some()
+        || !matches!(trading.strategy, StrategyConfig::SmaCross { .. })
+        || matches!(plan, Plan::Grid { .. });
 
     let load_started = Instant::now();
     let (bars, info) = load(&args, data_dir, target, detail, quiet)?;
@@ -70,9 +82,12 @@ pub fn execute(
                 strategy,
                 outcome,
                 sweep: None,
+                grid: None,
+                walk_forward: None,
             }
         }
         Plan::Sweep { shorts, longs } => run_sweep(&bars, &info, shorts, longs, &settings, &args, quiet)?,
+        Plan::Grid { grid, walk_forward } => run_grid_plan(&bars, &info, grid, walk_forward, &settings, &args, quiet)?,
     };
     let timings = Timings {
         load_secs,
@@ -137,6 +152,8 @@ fn write_files(args: &BacktestArgs, result: &Ran, single: &SingleSummary, bars: 
         strategy,
         outcome,
         sweep,
+        grid,
+        walk_forward,
     } = result;
     if let Some(path) = &args.trades {
         write_file(path, |out| match &outcome.fills_csv {
@@ -152,7 +169,23 @@ fn write_files(args: &BacktestArgs, result: &Ran, single: &SingleSummary, bars: 
         let heatmap = sweep
             .as_ref()
             .map(|s| nanotrader_backtest::sweep_report_data(&s.results, &s.shorts, &s.longs, args.metric, args.top));
-        let data = nanotrader_backtest::report_data(bars, strategy, outcome, single, heatmap);
+        let mut data = nanotrader_backtest::report_data(bars, strategy, outcome, single, heatmap);
+        if let Some(g) = grid {
+            data.grid = Some(nanotrader_backtest::grid_report_data(
+                &g.results,
+                &g.axes,
+                g.invalid,
+                args.metric,
+                args.top,
+            ));
+        }
+        if let Some(w) = walk_forward {
+            data.walk_forward = Some(nanotrader_backtest::walk_forward_report_data(
+                bars,
+                &w.walk_forward,
+                &single.display,
+            ));
+        }
         let html = nanotrader_backtest::render_report(&data);
         write_file(path, |out| out.write_all(html.as_bytes()))?;
     }
@@ -162,10 +195,42 @@ fn write_files(args: &BacktestArgs, result: &Ran, single: &SingleSummary, bars: 
 /// The summary (or JSON) on stdout, in one write at the end, not one per line.
 fn print_results(args: &BacktestArgs, result: &Ran, single: SingleSummary, timings: &Timings) -> Result<(), AppError> {
     let mut stdout = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
-    let printed = match &result.sweep {
-        None if args.json => print_json(&mut stdout, &single),
-        None => print_single(&mut stdout, &single),
-        Some(s) => {
+    let printed = match (&result.sweep, &result.grid, &result.walk_forward) {
+        (_, _, Some(w)) => {
+            let summary = WalkForwardSummary {
+                mode: "walk_forward",
+                combinations: w.combinations,
+                params: w.axes.clone(),
+                walk_forward: w.walk_forward.clone(),
+                best: single,
+                timings: timings.clone(),
+            };
+            if args.json {
+                print_json(&mut stdout, &summary)
+            } else {
+                print_walk_forward(&mut stdout, &summary)
+            }
+        }
+        (_, Some(g), None) => {
+            let summary = GridSummary {
+                mode: "sweep",
+                combinations: g.results.len(),
+                invalid_combinations: g.invalid,
+                metric: args.metric,
+                params: g.axes.clone(),
+                top: g.results.iter().take(args.top).cloned().collect(),
+                best: single,
+                timings: timings.clone(),
+            };
+            if args.json {
+                print_json(&mut stdout, &summary)
+            } else {
+                print_grid(&mut stdout, &summary)
+            }
+        }
+        (None, None, None) if args.json => print_json(&mut stdout, &single),
+        (None, None, None) => print_single(&mut stdout, &single),
+        (Some(s), None, None) => {
             let sweep = summarize_sweep(&s.results, &s.shorts, &s.longs, args.metric, args.top, single, timings);
             if args.json {
                 print_json(&mut stdout, &sweep)
@@ -179,11 +244,28 @@ fn print_results(args: &BacktestArgs, result: &Ran, single: SingleSummary, timin
         .or_else(crate::app::ignore_broken_pipe)
 }
 
-/// The backtest shown in full: the one asked for, or a sweep's best combination.
+/// The backtest shown in full: the one asked for, a sweep's best combination, or the
+/// combination a walk-forward chose on its last fold.
 struct Ran {
     strategy: StrategyConfig,
     outcome: BacktestResult,
     sweep: Option<SweepRan>,
+    grid: Option<GridRan>,
+    walk_forward: Option<WalkForwardRan>,
+}
+
+struct GridRan {
+    /// Best first.
+    results: Vec<GridResult>,
+    /// Combinations that were no valid strategy.
+    invalid: usize,
+    axes: Vec<ParamAxis>,
+}
+
+struct WalkForwardRan {
+    walk_forward: WalkForward,
+    combinations: usize,
+    axes: Vec<ParamAxis>,
 }
 
 struct SweepRan {
@@ -217,26 +299,175 @@ fn plan(args: &BacktestArgs) -> Result<(Plan, Trading), AppError> {
     let longs = args.strategy.long.as_ref().map(|a| a.values(step)).unwrap_or_default();
     let is_grid = |axis: &Option<Axis>| axis.as_ref().is_some_and(|a| a.single().is_none());
     let sweep = is_grid(&args.strategy.short) || is_grid(&args.strategy.long);
-    if sweep
-        && (args.strategy.strategy.is_some_and(|k| k != StrategyKind::SmaCross)
-            || args.strategy.strategy_file.is_some())
-    {
+    let not_sma =
+        args.strategy.strategy.is_some_and(|k| k != StrategyKind::SmaCross) || args.strategy.strategy_file.is_some();
+    if sweep && not_sma {
         return Err(AppError::input(
-            "sweeps are over the SMA windows (--short, --long) of --strategy sma-cross, without stops",
+            "--short and --long ranges are the windows of --strategy sma-cross; for another strategy write \
+             --param NAME=A..B:STEP",
         ));
     }
-    if !sweep {
-        let trading = resolve_trading(&args.strategy, &args.broker)?;
-        return Ok((Plan::Single(trading.strategy.clone()), trading));
-    }
-    // A grid's windows are checked per combination; the rest is checked as for one backtest.
-    let placeholder = StrategyOptions {
-        short: Some(Axis::List(vec![1])),
-        long: Some(Axis::List(vec![2])),
-        ..args.strategy.clone()
+    let params = Params::split(args.strategy.params.as_deref().unwrap_or_default())?;
+    let stops = {
+        let s = &args.strategy;
+        !params.exits.is_empty()
+            || s.stop_loss.is_some()
+            || s.take_profit.is_some()
+            || s.trailing_stop.is_some()
+            || s.max_bars_in_trade.is_some()
+            || s.cooldown_bars.is_some()
     };
-    let trading = resolve_trading(&placeholder, &args.broker)?;
-    Ok((Plan::Sweep { shorts, longs }, trading))
+    // One backtest, or the --short/--long sweep's fast path (no stops: each combination is the
+    // SMA kernel alone).
+    if params.grids.is_empty() && args.walk_forward.is_none() && !(sweep && stops) {
+        let mut options = args.strategy.clone();
+        if !params.exits.is_empty() {
+            // (A file's parameters are checked as for `run`, with the same messages.)
+            params.exits_as_flags(&mut options)?;
+            options.params = Some(params.file.clone());
+        }
+        if !sweep {
+            let trading = resolve_trading(&options, &args.broker)?;
+            return Ok((Plan::Single(trading.strategy.clone()), trading));
+        }
+        // A grid's windows are checked per combination; the rest is checked as for one backtest.
+        let placeholder = StrategyOptions {
+            short: Some(Axis::List(vec![1])),
+            long: Some(Axis::List(vec![2])),
+            ..options
+        };
+        let trading = resolve_trading(&placeholder, &args.broker)?;
+        return Ok((Plan::Sweep { shorts, longs }, trading));
+    }
+    // A --param grid (or a walk-forward): every combination compiled from the strategy's file.
+    let mut options = args.strategy.clone();
+    params.check_names(&options)?;
+    params.exits_as_flags(&mut options)?;
+    let mut grids = Vec::new();
+    if sweep {
+        for (name, axis) in [("short", &args.strategy.short), ("long", &args.strategy.long)] {
+            if let Some(axis) = axis {
+                grids.push((name.to_string(), axis.to_string()));
+            }
+        }
+        options.short = Some(Axis::List(vec![1]));
+        options.long = Some(Axis::List(vec![2]));
+    }
+    grids.extend(params.grids.iter().cloned());
+    let (file, mut fixed) = crate::config::strategy_file(&options)?;
+    for single in &params.file {
+        let (name, value) = single.split_once('=').unwrap_or_default();
+        let value = value.trim().parse().map_err(|_| {
+            AppError::input(format!(
+                "--param takes NAME=VALUE with a number for VALUE, got '{single}'"
+            ))
+        })?;
+        fixed.insert(name.trim().to_string(), value);
+    }
+    // The base strategy, broker and exits (flags over the file's [exits]), checked as for one
+    // backtest, with the file's defaults.
+    options.params = Some(Vec::new());
+    let trading = resolve_trading(&options, &args.broker)?;
+    let exits = match &trading.strategy {
+        StrategyConfig::WithExits { exits, .. } => exits.clone(),
+        _ => nanotrader_strategy::Exits::default(),
+    };
+    let grid =
+        StrategyGrid::new(file, fixed, exits, trading.decide_from_bar, &grids, step as u64).map_err(AppError::input)?;
+    grid.size().map_err(AppError::input)?;
+    Ok((
+        Plan::Grid {
+            grid: Box::new(grid),
+            walk_forward: args.walk_forward.map(|n| n as usize),
+        },
+        trading,
+    ))
+}
+
+/// `--param` as given: a strategy file's single values (`NAME=V`, today's meaning), the stops
+/// and exits given one value (as their flags), and grids (`NAME=A..B:STEP`, `NAME=v1,v2`).
+struct Params {
+    file: Vec<String>,
+    exits: Vec<(String, String)>,
+    grids: Vec<(String, String)>,
+}
+
+impl Params {
+    fn split(given: &[String]) -> Result<Params, AppError> {
+        let mut params = Params {
+            file: Vec::new(),
+            exits: Vec::new(),
+            grids: Vec::new(),
+        };
+        for p in given {
+            let Some((name, spec)) = p
+                .split_once('=')
+                .filter(|(n, s)| !n.trim().is_empty() && !s.trim().is_empty())
+            else {
+                // Refused where a file's values are read, with `run`'s message.
+                params.file.push(p.clone());
+                continue;
+            };
+            let (name, spec) = (name.trim().to_string(), spec.trim().to_string());
+            if nanotrader_backtest::is_grid_spec(&spec) {
+                params.grids.push((name, spec));
+            } else if ParamKind::of_exit(&name).is_some() {
+                params.exits.push((name, spec));
+            } else {
+                params.file.push(p.clone());
+            }
+        }
+        for (name, _) in &params.grids {
+            let single = |p: &String| p.split_once('=').is_some_and(|(n, _)| n.trim() == name);
+            if params.file.iter().any(single) || params.exits.iter().any(|(n, _)| n == name) {
+                return Err(AppError::input(format!(
+                    "--param {name} is given twice: give its values once"
+                )));
+            }
+        }
+        Ok(params)
+    }
+
+    /// Every name is the strategy file's parameter or a stop or exit: else one line listing them.
+    fn check_names(&self, options: &StrategyOptions) -> Result<(), AppError> {
+        let (file, _) = crate::config::strategy_file(options)?;
+        let names = self
+            .file
+            .iter()
+            .map(|p| p.split_once('=').map_or(p.as_str(), |(n, _)| n).trim())
+            .chain(self.grids.iter().map(|(n, _)| n.as_str()));
+        for name in names {
+            if !file.params.contains_key(name) && ParamKind::of_exit(name).is_none() {
+                let mut known: Vec<String> = file.params.keys().cloned().collect();
+                known.extend(nanotrader_backtest::EXIT_PARAMS.iter().map(|s| s.to_string()));
+                return Err(AppError::input(format!(
+                    "--param {name}: {} has no such parameter; known: {}",
+                    file.name,
+                    known.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// `--param stop_loss=2%` is `--stop-loss 2%`.
+    fn exits_as_flags(&self, options: &mut StrategyOptions) -> Result<(), AppError> {
+        for (name, spec) in &self.exits {
+            let kind = ParamKind::of_exit(name).unwrap_or(ParamKind::Count);
+            let value = nanotrader_backtest::parse_param_values(name, spec, kind, 1).map_err(AppError::input)?;
+            let value = value[0];
+            use nanotrader_backtest::ParamValue::{Count, Distance};
+            match (name.replace('-', "_").as_str(), value) {
+                ("stop_loss", Distance(d)) => options.stop_loss = Some(d),
+                ("take_profit", Distance(d)) => options.take_profit = Some(d),
+                ("trailing_stop", Distance(d)) => options.trailing_stop = Some(d),
+                ("max_bars_in_trade", Count(n)) => options.max_bars_in_trade = Some(n),
+                (_, Count(n)) => options.cooldown_bars = Some(n),
+                _ => unreachable!("the kind follows the name"),
+            }
+        }
+        Ok(())
+    }
 }
 
 fn progress_bar(quiet: bool, len: u64, template: &str) -> ProgressBar {
@@ -434,15 +665,7 @@ fn run_sweep(
     }
     let swept = pool.install(|| run_combinations(bars, &combos, settings, &progress, &stop));
     progress.finish_and_clear();
-    let mut results = swept.map_err(|Interrupted { done }| AppError {
-        // 130 = 128 + SIGINT, as a shell reports a process stopped by Ctrl-C.
-        code: 130,
-        message: format!(
-            "interrupted: {} of {} combinations done",
-            done.separate_with_commas(),
-            combos.len().separate_with_commas()
-        ),
-    })?;
+    let mut results = swept.map_err(|i| interrupted(i, combos.len()))?;
     rank_combinations(&mut results, args.metric);
     let top = &results[0];
     let strategy = StrategyConfig::SmaCross {
@@ -454,6 +677,123 @@ fn run_sweep(
         strategy,
         outcome,
         sweep: Some(SweepRan { results, shorts, longs }),
+        grid: None,
+        walk_forward: None,
+    })
+}
+
+/// 130 = 128 + SIGINT, as a shell reports a process stopped by Ctrl-C.
+fn interrupted(Interrupted { done }: Interrupted, total: usize) -> AppError {
+    AppError {
+        code: 130,
+        message: format!(
+            "interrupted: {} of {} combinations done",
+            done.separate_with_commas(),
+            total.separate_with_commas()
+        ),
+    }
+}
+
+/// A `--param` grid: every combination backtested and ranked, the best run in full; or, with
+/// `--walk-forward N`, the grid optimised fold by fold and judged out of sample.
+fn run_grid_plan(
+    bars: &BarColumns,
+    info: &DataInfo,
+    grid: Box<StrategyGrid>,
+    walk_forward: Option<usize>,
+    settings: &Settings,
+    args: &BacktestArgs,
+    quiet: bool,
+) -> Result<Ran, AppError> {
+    let combos = grid.combinations().map_err(AppError::input)?;
+    let folds = walk_forward.unwrap_or(0);
+    if walk_forward.is_some() && bars.len() < folds * 2 {
+        return Err(AppError::input(format!(
+            "{}: {} bars{}, too few for {folds} walk-forward folds (at least 2 bars a fold)",
+            info.source,
+            bars.len(),
+            info.end_note()
+        )));
+    }
+    let total = combos.len() * folds.saturating_sub(1).max(1);
+    let progress = progress_bar(
+        quiet,
+        total as u64,
+        "sweep   {bar:30} {pos}/{len} combinations ({per_sec}, {eta} left)",
+    );
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads.map_or(0, |t| t as usize))
+        .build()
+        .map_err(|e| AppError::runtime(format!("cannot start the sweep's threads: {e}")))?;
+    let stop = interrupt_flag()?;
+    if !std::io::stderr().is_terminal() {
+        tracing::info!(
+            "sweep: {} combinations{} on {} threads",
+            combos.len().separate_with_commas(),
+            if folds > 0 {
+                format!(" x {} folds", folds - 1)
+            } else {
+                String::new()
+            },
+            pool.current_num_threads()
+        );
+    }
+    let axes = grid.axes.clone();
+    let (chosen, grid_ran, walk_ran) = match walk_forward {
+        None => {
+            let run = pool.install(|| run_grid(bars, &grid, &combos, settings, &progress, &stop));
+            progress.finish_and_clear();
+            let mut run = run.map_err(|i| interrupted(i, total))?;
+            if run.results.is_empty() {
+                return Err(AppError::input(format!(
+                    "no combination of the grid is a valid strategy{}",
+                    run.first_invalid.map(|w| format!(": {w}")).unwrap_or_default()
+                )));
+            }
+            if run.invalid > 0 {
+                tracing::warn!(
+                    "{} combinations skipped: not a valid strategy (the first: {})",
+                    run.invalid,
+                    run.first_invalid.as_deref().unwrap_or("?")
+                );
+            }
+            rank_grid(&mut run.results, args.metric);
+            let chosen = run.results[0].index;
+            (
+                chosen,
+                Some(GridRan {
+                    results: run.results,
+                    invalid: run.invalid,
+                    axes,
+                }),
+                None,
+            )
+        }
+        Some(n) => {
+            let run =
+                pool.install(|| run_walk_forward(bars, &grid, &combos, settings, args.metric, n, &progress, &stop));
+            progress.finish_and_clear();
+            let walk = run.map_err(|i| interrupted(i, total))?.map_err(AppError::input)?;
+            let chosen = walk.folds.last().map_or(0, |f| f.index);
+            (
+                chosen,
+                None,
+                Some(WalkForwardRan {
+                    walk_forward: walk,
+                    combinations: combos.len(),
+                    axes,
+                }),
+            )
+        }
+    };
+    let strategy = grid.strategy(&combos[chosen]).map_err(AppError::input)?;
+    let outcome = run_backtest_on_cores(cores(args), bars, &strategy, settings, keep(args)).map_err(AppError::input)?;
+    Ok(Ran {
+        strategy,
+        outcome,
+        sweep: None,
+        grid: grid_ran,
+        walk_forward: walk_ran,
     })
 }
 

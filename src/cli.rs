@@ -134,6 +134,10 @@ pub struct BacktestArgs {
     /// Sweep results listed.
     #[arg(long, default_value_t = 10)]
     pub top: usize,
+    /// Judge the grid out of sample: split the bars into N folds; for each of folds 2..N,
+    /// optimise on every bar before it (by --metric) and trade the best on it (docs/research.md).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(2..=1000))]
+    pub walk_forward: Option<u64>,
     /// A binary copy of the loaded bars, kept under --data-dir (cache/), so the next backtest
     /// of the same file skips parsing; used while the file's size and modification time match.
     #[arg(long, value_enum, default_value = "auto")]

@@ -607,6 +607,14 @@ fn strategy_params(given: &[String]) -> Result<std::collections::BTreeMap<String
             Some((name, value)) if !name.is_empty() => {
                 params.insert(name.to_string(), value);
             }
+            _ if p
+                .split_once('=')
+                .is_some_and(|(_, v)| v.contains("..") || v.contains(',')) =>
+            {
+                return Err(ConfigError(format!(
+                    "--param {p}: lists and ranges are for backtest sweeps; here NAME=VALUE takes one number"
+                )));
+            }
             _ => {
                 return Err(ConfigError(format!(
                     "--param takes NAME=VALUE with a number for VALUE, got '{p}'"
@@ -615,6 +623,54 @@ fn strategy_params(given: &[String]) -> Result<std::collections::BTreeMap<String
         }
     }
     Ok(params)
+}
+
+/// The strategy file behind the options, for a backtest's `--param` grid: --strategy-file, else
+/// the built-in file of --strategy (sma-cross by default) with its own flags (--short, --fast,
+/// --rsi-period, ...) as its parameters' values. The options are layered with the defaults.
+pub fn strategy_file(
+    s: &StrategyOptions,
+) -> Result<
+    (
+        nanotrader_strategy::StrategyFile,
+        std::collections::BTreeMap<String, Decimal>,
+    ),
+    ConfigError,
+> {
+    let mut flags = std::collections::BTreeMap::new();
+    let file = match (&s.strategy_file, s.strategy) {
+        (Some(_), Some(kind)) => {
+            return Err(ConfigError(format!(
+                "both --strategy {} and --strategy-file were given: choose one",
+                kind.name()
+            )));
+        }
+        (Some(path), None) => nanotrader_strategy::StrategyFile::read(path).map_err(|e| ConfigError(e.to_string()))?,
+        (None, kind) => {
+            let kind = kind.unwrap_or(StrategyKind::SmaCross);
+            let one = |axis: &Option<Axis>| axis.as_ref().and_then(Axis::single).map(Decimal::from);
+            let given: Vec<(&str, Option<Decimal>)> = match kind {
+                StrategyKind::SmaCross => vec![("short", one(&s.short)), ("long", one(&s.long))],
+                StrategyKind::EmaCross => {
+                    vec![("fast", s.fast.map(Decimal::from)), ("slow", s.slow.map(Decimal::from))]
+                }
+                StrategyKind::RsiThreshold => vec![
+                    ("period", s.rsi_period.map(Decimal::from)),
+                    ("oversold", s.oversold),
+                    ("overbought", s.overbought),
+                ],
+                _ => Vec::new(),
+            };
+            for (name, value) in given {
+                if let Some(value) = value {
+                    flags.insert(name.to_string(), value);
+                }
+            }
+            nanotrader_strategy::StrategyFile::builtin(kind.name())
+                .ok_or_else(|| ConfigError(format!("the built-in strategy {} is missing", kind.name())))?
+        }
+    };
+    Ok((file, flags))
 }
 
 /// The strategy from --strategy-file, or --strategy with its flags. A file that is exactly a

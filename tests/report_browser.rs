@@ -12,8 +12,8 @@ use common::*;
 use std::time::{Duration, Instant};
 
 use nanotrader_backtest::{
-    Candle, FillRow, LineSeries, Point, PriceSeries, ReportData, SummaryRow, SweepData, SweepRow,
-    render_report as render,
+    Candle, FillRow, FoldRow, GridData, GridRow, LineSeries, Point, PriceSeries, ReportData, SummaryRow, SweepData,
+    SweepRow, WalkForwardData, render_report as render,
 };
 
 /// report.mjs stops itself after 90 s; this only catches a stuck `node`.
@@ -153,6 +153,7 @@ fn full_report() -> ReportData {
         value: value.into(),
         note: note.into(),
     };
+    let walk = walk_forward(&times, &equity);
     ReportData {
         title: "sma-cross 10/20 on btcusd_1m_20171217.csv".into(),
         generated_by: "nanotrader 0.1.0 backtest (browser test)".into(),
@@ -202,6 +203,56 @@ fn full_report() -> ReportData {
             note: Some("Sharpe and Sortino are shown only for combinations with 30 round trips or more.".into()),
             top,
         }),
+        grid: Some(GridData {
+            metric: "return_pct".into(),
+            metric_label: "return %".into(),
+            params: vec!["channel".into(), "stop_loss".into()],
+            combinations: 4,
+            note: Some("2 combinations of the grid are no valid strategy and were not run.".into()),
+            top: (0..4)
+                .map(|i| GridRow {
+                    values: vec![format!("{}", 10 + 10 * i), "1.5%".into()],
+                    return_pct: 4.0 - i as f64,
+                    sharpe: Some(1.0),
+                    trades: 10,
+                    ..GridRow::default()
+                })
+                .collect(),
+        }),
+        walk_forward: Some(walk),
+    }
+}
+
+/// Three folds whose stitched equity is the report's equity after its first quarter.
+fn walk_forward(times: &[i64], equity: &[Point]) -> WalkForwardData {
+    let start = times.len() / 4;
+    WalkForwardData {
+        scheme: "Anchored walk-forward: 4 folds.".into(),
+        metric: "sharpe".into(),
+        metric_label: "Sharpe (annualised)".into(),
+        folds: (2..=4)
+            .map(|fold| FoldRow {
+                fold,
+                in_sample: format!("1..{}", (fold - 1) * 750),
+                out_of_sample: format!("{}..{}", (fold - 1) * 750 + 1, fold * 750),
+                chosen: "short=10 long=30".into(),
+                in_sample_metric: Some(2.5),
+                out_of_sample_metric: Some(-0.5),
+                in_sample_return_pct: 3.0,
+                out_of_sample_return_pct: -1.0,
+                out_of_sample_trades: 12,
+                disagrees: true,
+            })
+            .collect(),
+        stitched_equity: equity[start..].to_vec(),
+        fold_starts: vec![times[750], times[1500], times[2250]],
+        stitched: vec![SummaryRow {
+            label: "Total return".into(),
+            value: "-2.97%".into(),
+            note: String::new(),
+        }],
+        warnings: vec!["in sample and out of sample disagree: on 3 of 3 folds ...".into()],
+        rule: "The rule.".into(),
     }
 }
 
@@ -269,6 +320,10 @@ fn expectations(data: &ReportData, charts: bool) -> serde_json::Value {
         "topRows": sweep.map_or(0, |s| s.top.len()),
         "priceDecimals": data.price.price_decimals,
         "sweepNote": sweep.and_then(|s| s.note.clone()),
+        "gridRows": data.grid.as_ref().map_or(0, |g| g.top.len()),
+        "wfFolds": data.walk_forward.as_ref().map_or(0, |w| w.folds.len()),
+        "wfPoints": data.walk_forward.as_ref().map_or(0, |w| w.stitched_equity.len()),
+        "wfWarnings": data.walk_forward.as_ref().map_or(0, |w| w.warnings.len()),
     })
 }
 

@@ -7,7 +7,8 @@
 //
 // SPEC.json: { "cases": [ { "name", "file", "screenshot"?, "phone_screenshot"?, "title",
 //   "expect": { "charts", "candles", "lines", "markers", "fillRows", "fillsCount", "summaryRows",
-//   "summaryLabels", "assumptions", "heatmapCells", "heatmapEmptyCells", "topRows", "sweep", "priceDecimals", "sweepNote" } } ] }
+//   "summaryLabels", "assumptions", "heatmapCells", "heatmapEmptyCells", "topRows", "sweep", "priceDecimals", "sweepNote",
+//   "gridRows", "wfFolds", "wfPoints", "wfWarnings" } } ] }
 // Exits 0 on success, 1 on a failed check (with the reason on stderr), 2 on a usage error.
 // Env: CHROMIUM_PATH (default /usr/bin/chromium), REPORT_TEST_TIMEOUT_MS (default 90000).
 
@@ -96,6 +97,10 @@ async function checkCase(context, c, problems) {
     heatmapCells: e.heatmapCells,
     heatmapEmptyCells: e.heatmapEmptyCells,
     topRows: e.topRows,
+    gridRows: e.gridRows,
+    wfFolds: e.wfFolds,
+    wfPoints: e.wfPoints,
+    wfWarnings: e.wfWarnings,
   })) {
     if (want !== undefined && r[key] !== want) fail(`${label}: ${key} is ${r[key]}, expected ${want}`);
   }
@@ -109,6 +114,18 @@ async function checkCase(context, c, problems) {
       const note = id.replace('-chart', '-empty');
       if (drawn || !(await page.isVisible(`#${note}`))) fail(`${label}: #${id} should show #${note} instead of a chart`);
     }
+  }
+
+  // A walk-forward: its chart drawn, its table and warning shown.
+  if (e.wfPoints > 0) {
+    const sizes = await canvasSizes(page, 'wf-chart');
+    if (!sizes.some(([w, h]) => w > 100 && h > 100)) fail(`${label}: #wf-chart has no sized canvas (${JSON.stringify(sizes)})`);
+    const wf = await page.evaluate(() => ({
+      rows: document.querySelectorAll('#wf-body tr').length,
+      warning: document.getElementById('wf-warning').hidden ? '' : document.getElementById('wf-warning').textContent,
+    }));
+    if (wf.rows !== e.wfFolds) fail(`${label}: the walk-forward table has ${wf.rows} rows, expected ${e.wfFolds}`);
+    if ((e.wfWarnings > 0) !== wf.warning.includes('disagree')) fail(`${label}: the walk-forward warning is "${wf.warning}"`);
   }
 
   // What the DOM shows matches the counters.

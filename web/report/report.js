@@ -45,6 +45,10 @@
     heatmapCells: 0,
     heatmapEmptyCells: 0,
     topRows: 0,
+    gridRows: 0,
+    wfFolds: 0,
+    wfPoints: 0,
+    wfWarnings: 0,
     fillRows: 0,
   };
   window.__report = state;
@@ -672,6 +676,136 @@
     });
     state.topRows = top.length;
     $('top-empty').hidden = top.length > 0;
+  });
+
+  // ---- A --param grid: the best combinations, one column per parameter.
+  section('grid', () => {
+    const grid = data.grid;
+    if (!grid) return;
+    $('grid').hidden = false;
+    $('grid-metric').textContent = `${grid.metric_label || grid.metric || ''} · ${count(grid.combinations)} combinations`;
+    $('grid-note').hidden = !grid.note;
+    $('grid-note').textContent = grid.note || '';
+    const head = $('grid-head');
+    const metric = grid.metric || '';
+    const columns = [
+      ['Return %', 'return_pct'],
+      ['Sharpe', 'sharpe'],
+      ['Sortino', 'sortino'],
+      ['Max DD %', 'max_drawdown_pct'],
+      ['Trades', null],
+      ['Win rate %', 'win_rate_pct'],
+    ];
+    head.append(el('th', 'num', '#'));
+    for (const name of grid.params || []) head.append(el('th', 'num', name));
+    for (const [label, key] of columns) head.append(el('th', key === metric ? 'num metric' : 'num', label));
+    const body = $('grid-body');
+    (grid.top || []).forEach((r, i) => {
+      const tr = el('tr');
+      tr.append(el('td', 'num muted', String(i + 1)));
+      for (const v of r.values || []) tr.append(el('td', 'num', String(v)));
+      const values = [
+        signed(r.return_pct, 2),
+        fixed(r.sharpe, 2),
+        fixed(r.sortino, 2),
+        fixed(r.max_drawdown_pct, 2),
+        count(r.trades),
+        fixed(r.win_rate_pct, 2),
+      ];
+      values.forEach((text, k) => {
+        const td = el('td', 'num', text);
+        if (k === 0 && signClass(text)) td.classList.add(signClass(text));
+        if (columns[k][1] === metric) td.classList.add('metric');
+        tr.append(td);
+      });
+      body.append(tr);
+    });
+    state.gridRows = (grid.top || []).length;
+  });
+
+  // ---- Walk-forward: in sample against out of sample per fold, the stitched equity, the warning.
+  section('walk-forward', () => {
+    const wf = data.walk_forward;
+    if (!wf) return;
+    $('walk-forward').hidden = false;
+    const label = wf.metric_label || wf.metric || 'metric';
+    $('wf-metric').textContent = `ranked by ${label}`;
+    $('wf-is-metric').textContent = `In sample ${label}`;
+    $('wf-oos-metric').textContent = `Out of sample ${label}`;
+    $('wf-scheme').textContent = wf.scheme || '';
+    $('wf-rule').textContent = wf.rule || '';
+    const warnings = wf.warnings || [];
+    const box = $('wf-warning');
+    box.hidden = warnings.length === 0;
+    for (const w of warnings) box.append(el('p', '', `Warning: ${w}. The optimum may only fit the past.`));
+    $('wf-agree').hidden = warnings.length > 0;
+    state.wfWarnings = warnings.length;
+    const body = $('wf-body');
+    for (const f of wf.folds || []) {
+      const tr = el('tr', f.disagrees ? 'disagrees' : '');
+      const isRet = signed(f.in_sample_return_pct, 2);
+      const oosRet = signed(f.out_of_sample_return_pct, 2);
+      tr.append(
+        el('td', 'num', String(f.fold)),
+        el('td', '', f.in_sample || ''),
+        el('td', '', f.out_of_sample || ''),
+        el('td', '', f.chosen || ''),
+        el('td', 'num metric', metricDigits(f.in_sample_metric)),
+        el('td', 'num metric', metricDigits(f.out_of_sample_metric)),
+        el('td', `num ${signClass(isRet)}`, isRet),
+        el('td', `num ${signClass(oosRet)}`, oosRet),
+        el('td', 'num', count(f.out_of_sample_trades)),
+      );
+      body.append(tr);
+    }
+    state.wfFolds = (wf.folds || []).length;
+    const rows = $('wf-stitched');
+    for (const row of wf.stitched || []) {
+      const tr = el('tr');
+      const th = el('th', '', row.label || '');
+      th.scope = 'row';
+      const value = el('td', 'value', row.value || '');
+      const cls = signClass(row.value || '');
+      if (cls) value.classList.add(cls);
+      tr.append(th, value, el('td', 'note', row.note || ''));
+      rows.append(tr);
+    }
+    const equity = series(wf.stitched_equity, point);
+    $('wf-empty').hidden = equity.length > 0;
+    $('wf-chart').hidden = equity.length === 0;
+    if (!equity.length) return;
+    const chart = LC.createChart($('wf-chart'), chartOptions);
+    charts.walkForward = chart;
+    const base = equity[0].value;
+    const s = chart.addSeries(LC.BaselineSeries, {
+      baseValue: { type: 'price', price: base },
+      topLineColor: COLORS.up,
+      topFillColor1: 'rgba(38, 166, 154, 0.28)',
+      topFillColor2: 'rgba(38, 166, 154, 0.04)',
+      bottomLineColor: COLORS.down,
+      bottomFillColor1: 'rgba(239, 83, 80, 0.04)',
+      bottomFillColor2: 'rgba(239, 83, 80, 0.28)',
+      lineWidth: 2,
+      priceLineVisible: false,
+      priceFormat: { type: 'price', precision: 2, minMove: 0.01 },
+    });
+    s.setData(equity);
+    const times = equity.map((p) => p.time);
+    const markers = [];
+    for (const t of wf.fold_starts || []) {
+      const i = floorIndex(times, t);
+      if (i >= 0) markers.push({ time: times[i], position: 'belowBar', color: COLORS.hold, shape: 'arrowUp', text: 'OOS' });
+    }
+    if (markers.length && LC.createSeriesMarkers) LC.createSeriesMarkers(s, markers);
+    state.wfPoints = equity.length;
+    const show = (t) => {
+      const i = t === undefined ? equity.length - 1 : floorIndex(times, t);
+      const v = i >= 0 ? equity[i].value : null;
+      setText($('lg-wf'), fixed(v, 2), isNum(v) ? (v >= base ? 'pos' : 'neg') : '');
+    };
+    show(undefined);
+    chart.subscribeCrosshairMove((param) => show(param && param.time !== undefined ? param.time : undefined));
+    fitWhenSized(chart);
   });
 
   // ---- Fills table, in the order of the run.

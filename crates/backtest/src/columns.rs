@@ -193,6 +193,23 @@ impl BarColumns {
         }
     }
 
+    /// A copy of the bars at positions `range` (a walk-forward's folds).
+    pub fn slice(&self, range: std::ops::Range<usize>) -> BarColumns {
+        let part = |column: &Column<i64>| -> Column<i64> { column[range.clone()].to_vec().into() };
+        BarColumns {
+            interval: self.interval,
+            ts: part(&self.ts),
+            close: part(&self.close),
+            detail: self.detail.as_ref().map(|d| BarDetail {
+                open: part(&d.open),
+                high: part(&d.high),
+                low: part(&d.low),
+                volume: part(&d.volume),
+                trades: d.trades[range.clone()].to_vec().into(),
+            }),
+        }
+    }
+
     /// Keeps the bars with `from <= ts <= to` (unix milliseconds).
     pub fn retain_range(&mut self, from: i64, to: i64) {
         let start = self.ts.partition_point(|&t| t < from);

@@ -38,6 +38,73 @@ pub struct ReportData {
     pub fills_total: u64,
     /// Present for parameter sweeps.
     pub sweep: Option<SweepData>,
+    /// Present for sweeps over `--param` grids.
+    pub grid: Option<GridData>,
+    /// Present for walk-forwards.
+    pub walk_forward: Option<WalkForwardData>,
+}
+
+/// The best combinations of a `--param` grid.
+#[derive(Serialize, Clone, Debug, Default, PartialEq)]
+pub struct GridData {
+    pub metric: String,
+    pub metric_label: String,
+    /// The parameters varied, in the order of each row's `values`.
+    pub params: Vec<String>,
+    pub combinations: usize,
+    /// E.g. how many combinations were no valid strategy.
+    pub note: Option<String>,
+    /// Best first.
+    pub top: Vec<GridRow>,
+}
+
+#[derive(Serialize, Clone, Debug, Default, PartialEq)]
+pub struct GridRow {
+    pub values: Vec<String>,
+    pub return_pct: f64,
+    /// `None` when undefined or when the span does not carry it.
+    pub sharpe: Option<f64>,
+    pub sortino: Option<f64>,
+    pub max_drawdown_pct: f64,
+    pub trades: u64,
+    pub win_rate_pct: Option<f64>,
+}
+
+/// A walk-forward: in sample against out of sample per fold, the stitched out-of-sample equity
+/// and the warning.
+#[derive(Serialize, Clone, Debug, Default, PartialEq)]
+pub struct WalkForwardData {
+    /// How the folds were made, in a sentence.
+    pub scheme: String,
+    pub metric: String,
+    pub metric_label: String,
+    pub folds: Vec<FoldRow>,
+    /// The out-of-sample parts chained (USD).
+    pub stitched_equity: Vec<Point>,
+    /// Where each out-of-sample part starts (unix seconds), for markers.
+    pub fold_starts: Vec<i64>,
+    /// The stitched figures, preformatted.
+    pub stitched: Vec<SummaryRow>,
+    /// Why in and out of sample disagree; empty when they do not.
+    pub warnings: Vec<String>,
+    /// The rule behind the warning.
+    pub rule: String,
+}
+
+#[derive(Serialize, Clone, Debug, Default, PartialEq)]
+pub struct FoldRow {
+    pub fold: usize,
+    /// E.g. "1..1000 (2018-04-04 00:00 .. 2018-04-04 16:39)".
+    pub in_sample: String,
+    pub out_of_sample: String,
+    pub chosen: String,
+    pub in_sample_metric: Option<f64>,
+    pub out_of_sample_metric: Option<f64>,
+    pub in_sample_return_pct: f64,
+    pub out_of_sample_return_pct: f64,
+    pub out_of_sample_trades: u64,
+    /// In sample above 0, out of sample not.
+    pub disagrees: bool,
 }
 
 #[derive(Serialize, Clone, Debug, Default, PartialEq)]

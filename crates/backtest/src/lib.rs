@@ -15,26 +15,40 @@ mod fast_csv;
 mod mapped;
 
 mod cache;
+mod grid;
 mod html;
 mod load;
 mod report_data;
+mod research_summary;
 mod simulate;
 mod summary;
 mod sweep;
+mod walk_forward;
 
 // The public API, one name per step of a backtest: load the bars, run one backtest or a sweep,
 // summarize and print, build and draw the report, find the cache.
 pub use cache::{CacheKey, dir_in as cache_dir, path_for as cache_path, read as read_cache};
 pub use columns::{BarColumns, decimal_to_f64, to_decimal, to_fixed};
+pub use grid::{
+    Combination, EXIT_PARAMS, GridResult, GridRun, ParamAxis, ParamKind, ParamValue, StrategyGrid, is_grid_spec,
+    parse_values as parse_param_values, rank as rank_grid, run as run_grid,
+};
 pub use html::{
-    Candle, FillRow, LineSeries, Point, PriceSeries, ReportData, SummaryRow, SweepData, SweepRow,
-    render as render_report,
+    Candle, FillRow, FoldRow, GridData, GridRow, LineSeries, Point, PriceSeries, ReportData, SummaryRow, SweepData,
+    SweepRow, WalkForwardData, render as render_report,
 };
 pub use load::{
     CacheMode, DEFAULT_CACHE_MAX_BYTES, LoadOptions, LoadPath, Loaded, load as load_bars, read_with_engine_reader,
 };
-pub use report_data::{build as report_data, sweep_data as sweep_report_data};
-pub use simulate::{BacktestResult, Keep, Settings, run as run_backtest, run_on_cores as run_backtest_on_cores};
+pub use report_data::{
+    build as report_data, grid_data as grid_report_data, sweep_data as sweep_report_data,
+    walk_forward_data as walk_forward_report_data,
+};
+pub use research_summary::{GridSummary, WalkForwardSummary, print_grid, print_walk_forward};
+pub use simulate::{
+    BacktestResult, Keep, Settings, run as run_backtest, run_from as run_backtest_from,
+    run_on_cores as run_backtest_on_cores,
+};
 pub use summary::{
     DataInfo, SingleSummary, SweepSummary, Timings, print_json, print_single, print_sweep, single as summarize_single,
     sweep as summarize_sweep,
@@ -43,3 +57,4 @@ pub use sweep::{
     Axis, ComboResult, Interrupted, MAX_COMBINATIONS, RankBy, combinations as sweep_combinations,
     rank as rank_combinations, run as run_combinations,
 };
+pub use walk_forward::{FoldRanges, FoldResult, Part, Stitched, WalkForward, fold_ranges, run as run_walk_forward};

@@ -6,10 +6,15 @@ use std::collections::HashMap;
 use rust_decimal::prelude::ToPrimitive;
 
 use super::columns::{BarColumns, to_f64};
-use super::html::{Candle, FillRow, LineSeries, Point, PriceSeries, ReportData, SummaryRow, SweepData, SweepRow};
+use super::grid::{GridResult, ParamAxis};
+use super::html::{
+    Candle, FillRow, FoldRow, GridData, GridRow, LineSeries, Point, PriceSeries, ReportData, SummaryRow, SweepData,
+    SweepRow, WalkForwardData,
+};
 use super::simulate::BacktestResult;
 use super::summary::SingleSummary;
 use super::sweep::{ComboResult, RankBy};
+use super::walk_forward::WalkForward;
 use nanotrader_format::plain;
 use nanotrader_format::{self as human_format, NONE};
 use nanotrader_strategy::{MAX_LINES, StrategyConfig};
@@ -178,6 +183,8 @@ pub fn build(
         fills,
         fills_total: outcome.fill_count,
         sweep,
+        grid: None,
+        walk_forward: None,
     }
 }
 
@@ -376,5 +383,140 @@ pub fn sweep_data(results: &[ComboResult], shorts: &[usize], longs: &[usize], me
                 win_rate_pct: r.performance.win_rate_pct,
             })
             .collect(),
+    }
+}
+
+/// The best combinations of a `--param` grid (best first).
+pub fn grid_data(results: &[GridResult], params: &[ParamAxis], invalid: usize, metric: RankBy, top: usize) -> GridData {
+    GridData {
+        metric: metric.key().to_owned(),
+        metric_label: metric.label().to_owned(),
+        params: params.iter().map(|p| p.name.clone()).collect(),
+        combinations: results.len(),
+        note: (invalid > 0)
+            .then(|| format!("{invalid} combinations of the grid are no valid strategy and were not run.")),
+        top: results
+            .iter()
+            .take(top.max(1))
+            .map(|r| GridRow {
+                values: r.params.iter().map(|(_, v)| v.clone()).collect(),
+                return_pct: r.performance.return_pct,
+                sharpe: r.performance.shown_sharpe(),
+                sortino: r.performance.shown_sortino(),
+                max_drawdown_pct: r.performance.max_drawdown_pct,
+                trades: r.performance.trades,
+                win_rate_pct: r.performance.win_rate_pct,
+            })
+            .collect(),
+    }
+}
+
+/// The walk-forward section: the folds' table, the stitched out-of-sample equity (at most
+/// `MAX_CANDLES` points, each the equity at the end of a run of bars) and the warning.
+pub fn walk_forward_data(bars: &BarColumns, w: &WalkForward, shown: &nanotrader_format::PairFormat) -> WalkForwardData {
+    let time = |i: usize| bars.ts[i].div_euclid(1000);
+    let st = &w.stitched;
+    let first = st.first_bar.saturating_sub(1);
+    let n = st.equity_curve.len().min(bars.len().saturating_sub(first));
+    let per_point = n.div_ceil(MAX_CANDLES).max(1);
+    let stitched_equity = (0..n)
+        .step_by(per_point)
+        .map(|a| {
+            let b = (a + per_point).min(n);
+            Point {
+                time: time(first + a),
+                value: st.equity_curve[b - 1],
+            }
+        })
+        .collect();
+    let part = |p: &super::walk_forward::Part| format!("{}..{} ({} .. {})", p.first_bar, p.last_bar, p.from, p.to);
+    let ratio = |v: Option<f64>| {
+        if st.ratios_meaningful {
+            human_format::ratio(v)
+        } else {
+            NONE.to_owned()
+        }
+    };
+    let row = |label: &str, value: String, note: String| SummaryRow {
+        label: label.to_owned(),
+        value,
+        note,
+    };
+    WalkForwardData {
+        scheme: format!(
+            "Anchored walk-forward: the bars split into {} folds; for each of folds 2..{}, the grid is optimised by {} \
+             on every bar before it (in sample) and the best combination traded on it (out of sample), its indicators \
+             warmed up on the bars before it. Each out-of-sample part starts from the previous part's ending equity.",
+            w.folds_split,
+            w.folds_split,
+            w.metric.label()
+        ),
+        metric: w.metric.key().to_owned(),
+        metric_label: w.metric.label().to_owned(),
+        folds: w
+            .folds
+            .iter()
+            .map(|f| FoldRow {
+                fold: f.fold,
+                in_sample: part(&f.in_sample),
+                out_of_sample: part(&f.out_of_sample),
+                chosen: f.chosen.clone(),
+                in_sample_metric: f.in_sample_metric,
+                out_of_sample_metric: f.out_of_sample_metric,
+                in_sample_return_pct: f.in_sample_performance.return_pct,
+                out_of_sample_return_pct: f.out_of_sample_performance.return_pct,
+                out_of_sample_trades: f.out_of_sample_performance.trades,
+                disagrees: f.disagrees,
+            })
+            .collect(),
+        stitched_equity,
+        fold_starts: w.folds.iter().map(|f| time(f.out_of_sample.first_bar - 1)).collect(),
+        stitched: vec![
+            row(
+                "Out-of-sample bars",
+                format!("{}", st.bars),
+                format!("{} days", human_format::fixed_f64(st.span_days, 1)),
+            ),
+            row("Start equity", shown.money(st.start_equity), shown.quote.clone()),
+            row(
+                "End equity",
+                shown.money(st.end_equity),
+                format!("{}, parts chained", shown.quote),
+            ),
+            row(
+                "Total return",
+                human_format::signed_percent(st.return_pct),
+                String::new(),
+            ),
+            row(
+                "Max drawdown",
+                human_format::percent(st.max_drawdown_pct),
+                String::new(),
+            ),
+            row(
+                "Sharpe",
+                ratio(st.sharpe),
+                st.ratios_reason
+                    .clone()
+                    .unwrap_or_else(|| "annualised, 24/7".to_owned()),
+            ),
+            row(
+                "Sortino",
+                ratio(st.sortino),
+                st.ratios_reason
+                    .clone()
+                    .unwrap_or_else(|| "annualised, 24/7".to_owned()),
+            ),
+            row(
+                "Trades",
+                format!("{} fills, {} round trips", st.fills, st.round_trips),
+                format!("win rate {}", human_format::percent(st.win_rate_pct)),
+            ),
+        ],
+        warnings: w.warnings.clone(),
+        rule: "In and out of sample are said to disagree widely when, on more than half of the folds, the chosen \
+               combination's in-sample return is above 0 and its out-of-sample return is not; or when the stitched \
+               out-of-sample Sharpe falls short of the mean in-sample Sharpe by more than half of that mean's size."
+            .to_owned(),
     }
 }

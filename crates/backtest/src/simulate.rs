@@ -55,9 +55,27 @@ pub fn run(
     settings: &Settings,
     keep: Keep,
 ) -> Result<BacktestResult, InvalidStrategy> {
+    run_from(bars, strategy, settings, keep, 0)
+}
+
+/// `run` whose books and figures start at bar `from` (0-based): the bars before it only warm
+/// the strategy up (a walk-forward's out-of-sample part). Decisions wait for `from` (on top of
+/// `settings.decide_from_bar`), and the figures and equity curve cover `from..` only.
+pub fn run_from(
+    bars: &BarColumns,
+    strategy: &StrategyConfig,
+    settings: &Settings,
+    keep: Keep,
+    from: usize,
+) -> Result<BacktestResult, InvalidStrategy> {
     let changes = signal_changes(bars, strategy)?;
+    let settings = &Settings {
+        decide_from_bar: settings.decide_from_bar.max(from as u64 + 1),
+        ..settings.clone()
+    };
     let mut books = Books::new(settings, keep, bars);
     let mut tracker = Tracker::new(settings, keep, bars);
+    tracker.holding.from_bar = from;
     for change in &changes {
         if let Some(holding) = books.on_change(change) {
             tracker.hold(holding);

@@ -265,7 +265,7 @@ pub fn print_json(out: &mut impl Write, value: &impl Serialize) -> io::Result<()
     writeln!(out)
 }
 
-fn rate(bars: usize, secs: f64) -> String {
+pub(crate) fn rate(bars: usize, secs: f64) -> String {
     if secs <= 0.0 {
         return "-".to_owned();
     }
@@ -290,7 +290,7 @@ pub fn print_single(out: &mut impl Write, s: &SingleSummary) -> io::Result<()> {
     )
 }
 
-fn write_body(out: &mut impl Write, s: &SingleSummary) -> io::Result<()> {
+pub(crate) fn write_body(out: &mut impl Write, s: &SingleSummary) -> io::Result<()> {
     let range = match (&s.data.first_bar, &s.data.last_bar) {
         (Some(a), Some(b)) => format!("{a} .. {b}"),
         _ => "no bars".to_owned(),

@@ -142,7 +142,7 @@ impl RankBy {
     }
 
     /// Higher is better after this.
-    fn score(self, p: &Performance) -> Option<f64> {
+    pub(crate) fn score(self, p: &Performance) -> Option<f64> {
         let v = self.value(p)?;
         Some(if self == RankBy::MaxDrawdown { -v } else { v })
     }
