@@ -8,6 +8,7 @@ mod amount;
 mod config;
 mod order;
 mod paper;
+mod shared_cash;
 mod venue;
 
 pub use account::{Account, AccountSnapshot};
@@ -15,6 +16,7 @@ pub use amount::{Amount, FastDecimal, decimal_to_f64};
 pub use config::{BrokerConfig, InvalidBroker, Sizing};
 pub use order::{Fill, Order, OrderReason};
 pub use paper::PaperBroker;
+pub use shared_cash::{CashRail, SharedCashBroker};
 pub use venue::{OrderView, VenueView};
 
 use std::sync::Arc;
