@@ -420,3 +420,74 @@ fn shared_cash_with_a_kraken_broker_is_refused() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("--shared-cash is for paper trading"), "{err}");
 }
+
+/// `nanotrader feed --pair A,B,C` publishes the three markets from one WebSocket connection;
+/// one bot trading all three from NATS JetStream stores each market's bars exactly. Skipped
+/// without a NATS server at 127.0.0.1:4222 (NANOTRADER_NATS_URL), unless NANOTRADER_REQUIRE_NATS=1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_publishes_every_pair_from_one_connection() {
+    let url = std::env::var("NANOTRADER_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
+    if std::net::TcpStream::connect(url.trim_start_matches("nats://")).is_err() {
+        assert_ne!(
+            std::env::var("NANOTRADER_REQUIRE_NATS").as_deref(),
+            Ok("1"),
+            "NANOTRADER_REQUIRE_NATS=1 but no NATS server answers at {url}"
+        );
+        eprintln!("SKIPPED: no NATS server at {url}");
+        return;
+    }
+    let mock = start_mock(Faults::default()).await;
+    let tag = format!("mp{}n{}", std::process::id(), Timestamp::now().nanos());
+    let stream = format!("TEST_{tag}");
+    let bus = [
+        "--nats-url",
+        &url,
+        "--nats-stream",
+        &stream,
+        "--nats-subject-prefix",
+        &tag,
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let feed_log = tmp.path().join("feed.log");
+    let mut feed = bin()
+        .arg("feed")
+        .args(["--pair", &all_pairs()])
+        .args(bus)
+        .args(["--kraken-rest-url", &mock.rest_url(), "--kraken-ws-url", &mock.ws_url()])
+        .args(["--feed-timeout-secs", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&feed_log).unwrap())
+        .spawn()
+        .unwrap();
+    // The feed makes the stream; the bot waits for it.
+    let deadline = Instant::now() + CEILING;
+    while !std::fs::read_to_string(&feed_log)
+        .unwrap_or_default()
+        .contains("feed: publishing")
+    {
+        assert!(Instant::now() < deadline, "the feed never started");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = bin();
+    cmd.arg("--data-dir")
+        .arg(dir.path())
+        .args(["run", "--source", "nats", "--pair", &all_pairs(), "--status-secs", "1"])
+        .args(bus);
+    let mut running = tokio::task::spawn_blocking(move || Running::start(cmd)).await.unwrap();
+    wait_for_bars(&mut running, &mock, 15, |_, _| true).await;
+    let counters = mock.counters();
+    let stopped = interrupt(running).await;
+    let _ = feed.kill();
+    let _ = feed.wait();
+    let log = String::from_utf8_lossy(&stopped.stderr).into_owned();
+    assert!(stopped.status.success(), "{log}");
+    assert_eq!(
+        counters.ws_connections,
+        1,
+        "one connection for the feed's three pairs: {counters:?}\n{}",
+        std::fs::read_to_string(&feed_log).unwrap_or_default()
+    );
+    assert_eq!(counters.subscriptions, 9, "{counters:?}");
+    assert_every_pair_matches(dir.path(), &mock, 15);
+}
