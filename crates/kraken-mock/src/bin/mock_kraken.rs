@@ -272,6 +272,14 @@ async fn main() -> ExitCode {
     if let Err(e) = tokio::signal::ctrl_c().await {
         eprintln!("error: cannot wait for Ctrl-C: {e}");
     }
+    let counters = mock.counters();
+    println!(
+        "served: {} WebSocket connections, {} subscriptions, {} WebSocket messages, {} public REST requests",
+        counters.ws_connections,
+        counters.subscriptions,
+        counters.ws_messages_sent,
+        counters.public_requests()
+    );
     mock.shutdown().await;
     ExitCode::SUCCESS
 }
