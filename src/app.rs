@@ -320,14 +320,6 @@ async fn run(
     if let Some(rail) = &line.rail {
         // No pair trades before the rail knows what every pair holds.
         rail.every_pair_placed().await;
-        if index == 0 {
-            tracing::info!(
-                "shared cash rail: {} of {} free across {} pairs",
-                rail.free().normalize(),
-                rail.rail().normalize(),
-                rail.pairs()
-            );
-        }
     }
     line.started();
     let started = Instant::now();

@@ -88,6 +88,15 @@ impl CashRail {
         *slot = Some(cost);
         if first {
             let placed = committed.iter().flatten().count();
+            if placed == committed.len() {
+                // Every pair is restored and none trades yet: the rail as the stored fills left it.
+                let free = self.rail - committed.iter().flatten().sum::<Decimal>();
+                tracing::info!(
+                    "shared cash rail: {} of {} free across {placed} pairs",
+                    free.normalize(),
+                    self.rail.normalize()
+                );
+            }
             self.placed.send_replace(placed);
         }
     }
