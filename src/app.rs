@@ -13,9 +13,9 @@ use crate::cli::{BarsArgs, Cli, Command, FillsArgs, HistoryArgs};
 use crate::config::{self, ConfigError, Mode, RunConfig, SourceSpec};
 use crate::options::RunArgs;
 use crate::output::{self, RunSummary};
-use crate::sources::{KrakenPair, ProbedSource, data_mode, resolve_pair};
+use crate::sources::{KrakenFeedGroup, KrakenPair, ProbedSource, data_mode, resolve_pair};
 use crate::stores::{OpenStore, StoreHome, StoreTarget, open_reader};
-use nanotrader_broker::Account;
+use nanotrader_broker::{Account, CashRail};
 use nanotrader_engine::{Bus, Engine, EngineOutputs, Metrics, STORE_QUEUE_BATCHES};
 use nanotrader_engine::{Restored, RunPlan, RunSession, SessionError};
 use nanotrader_kraken::RestClient;
@@ -168,13 +168,18 @@ async fn serve_and_run(cfg: RunConfig, target: &StoreTarget) -> Result<(), AppEr
     result
 }
 
-/// The `dashboard: URL` line, printed once every pair's run has really started (its source
-/// connected or opened, its run created or resumed), so it never comes before a start-up failure.
+/// What the pairs of one process share: the `dashboard: URL` line, printed once every pair's
+/// run has really started (its source connected or opened, its run created or resumed), so it
+/// never comes before a start-up failure; Kraken's WebSocket; the shared cash rail.
 struct DashboardLine {
     line: Option<String>,
     waiting: AtomicUsize,
     /// Where alerts go (`--notify-url`), for every pair's run.
     alerts: Option<nanotrader_notify::NotifyHandle>,
+    /// One Kraken WebSocket for every pair.
+    feeds: KrakenFeedGroup,
+    /// `--shared-cash`: one cash rail for every pair.
+    rail: Option<Arc<CashRail>>,
 }
 
 impl DashboardLine {
@@ -189,7 +194,8 @@ impl DashboardLine {
 }
 
 /// `--pair BTC/USD,ETH/USD`: one engine, run and store writer per pair, side by side in this
-/// process; each resumes on its own. The first failure is reported (after every pair stopped).
+/// process, each resuming on its own; Kraken's WebSocket feeds them all on one connection
+/// (`KrakenFeedGroup`). The first failure is reported (after every pair stopped).
 async fn run_pairs(
     cfg: RunConfig,
     home: &StoreHome,
@@ -207,9 +213,13 @@ async fn run_pairs(
         line,
         waiting: AtomicUsize::new(pairs.len().max(1)),
         alerts,
+        feeds: KrakenFeedGroup::new(pairs.len()),
+        rail: cfg
+            .shared_cash
+            .then(|| CashRail::new(cfg.broker.initial_cash, pairs.len().max(1))),
     };
     if pairs.len() <= 1 {
-        return run(cfg, home, None, None, web, &line).await;
+        return run(cfg, home, None, None, web, &line, 0).await;
     }
     if matches!(cfg.source, SourceSpec::Replay { .. }) {
         return Err(AppError::input(
@@ -231,9 +241,9 @@ async fn run_pairs(
             None => None,
         });
     }
-    let runs = pairs.into_iter().zip(names).map(|(pair, names)| {
+    let runs = pairs.into_iter().zip(names).enumerate().map(|(index, (pair, names))| {
         let cfg = RunConfig { pair, ..cfg.clone() };
-        run(cfg, home, rest.clone(), names, web.clone(), &line)
+        run(cfg, home, rest.clone(), names, web.clone(), &line, index)
     });
     // A failing pair stops the others; they resume on the next start like after any stop.
     futures_util::future::try_join_all(runs).await.map(|_| ())
@@ -250,6 +260,7 @@ async fn run(
     pair: Option<KrakenPair>,
     web: Option<Arc<nanotrader_web::Server>>,
     line: &DashboardLine,
+    index: usize,
 ) -> Result<(), AppError> {
     let opened = OpenStore::open(home)?;
     let store = opened.runs();
@@ -283,11 +294,18 @@ async fn run(
         },
     )?;
     let (pair, alerts) = (probed.pair(), line.alerts.as_ref());
-    let broker =
-        crate::brokers::broker_for(&cfg.live, broker, pair, home, &cfg.data_dir, session.run.id, alerts).await?;
+    let broker: Box<dyn nanotrader_broker::Broker> = match &line.rail {
+        // Paper only (checked with the options): the pair's account on the shared rail.
+        Some(rail) => Box::new(rail.broker(index, cfg.pair.clone(), broker)),
+        None => {
+            crate::brokers::broker_for(&cfg.live, broker, pair, home, &cfg.data_dir, session.run.id, alerts).await?
+        }
+    };
     let passes_bars_through = probed.info.bar_interval == Some(cfg.interval);
     let start_at = session.resume_from(cfg.interval, passes_bars_through);
-    let mut source = probed.open(&cfg, start_at, stored_start(&session.run)).await?;
+    let mut source = probed
+        .open(&cfg, start_at, stored_start(&session.run), &line.feeds)
+        .await?;
     let info = source.info().clone();
     announce(&cfg, &info, &session);
     let start_equity = broker.account().equity();
@@ -308,6 +326,10 @@ async fn run(
     if let (Some(server), Some(seed)) = (&web, seed) {
         let board = attach_board(server, &outputs, meta, seed, board_store(&cfg, &info, &run, home));
         engine = engine.with_controls(board);
+    }
+    if let Some(rail) = &line.rail {
+        // No pair trades before the rail knows what every pair holds.
+        rail.every_pair_placed().await;
     }
     line.started();
     let started = Instant::now();
@@ -370,6 +392,10 @@ fn run_plan(cfg: &RunConfig, source: &ProbedSource) -> Result<RunPlan, AppError>
         // Only when set: the runs made before protections existed keep their keys.
         if !cfg.protections.is_empty() {
             key["protections"] = json!(cfg.protections);
+        }
+        // Only when set, so the runs of earlier releases keep their keys.
+        if cfg.shared_cash {
+            key["shared_cash"] = json!(true);
         }
         key.to_string()
     };
@@ -679,6 +705,7 @@ fn config_json(cfg: &RunConfig, info: &SourceInfo) -> String {
         "venue": venue(&cfg.live),
         "decide_from_bar": cfg.engine.decide_from_bar,
         "protections": cfg.protections,
+        "shared_cash": cfg.shared_cash,
     })
     .to_string()
 }

@@ -38,6 +38,8 @@ pub struct RunConfig {
     pub data_dir: PathBuf,
     pub source: SourceSpec,
     pub pair: String,
+    /// `--shared-cash`: the pairs share one cash rail of `broker.initial_cash`.
+    pub shared_cash: bool,
     pub interval: Interval,
     pub strategy: StrategyConfig,
     pub broker: BrokerConfig,
@@ -299,8 +301,15 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
 
     let source = resolve_source(&src, bars.columns.clone(), mode)?;
     let notify = resolve_notify(&live)?;
+    let shared_cash = src.shared_cash.unwrap_or(false);
+    if shared_cash && live.broker_kind.is_some_and(|kind| kind != BrokerKind::Paper) {
+        return Err(ConfigError(
+            "--shared-cash is for paper trading: a Kraken account's balance is already one pool for every pair".into(),
+        ));
+    }
     let live = resolve_live(live, &source, protections.max_daily_loss)?;
     Ok(RunConfig {
+        shared_cash,
         notify,
         data_dir,
         source,

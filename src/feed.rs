@@ -1,10 +1,10 @@
 //! `nanotrader feed`: Kraken's market data (WebSocket, REST back-fill, the exact trade tape) for
 //! one or more pairs, published to NATS JetStream for any number of bots (`run --source nats`).
 //!
-//! Each pair runs on a task of its own: it starts after the last bar the stream holds (so a
-//! restarted feed leaves no gap: the tape is back-filled from there), publishes each trade and
-//! each closed bar, and waits for the stream's acknowledgement before the next, so what a bot
-//! reads is stored. A second feed of the same pairs publishes the same message ids, which the
+//! One Kraken WebSocket carries every pair; each pair publishes on a task of its own: it starts
+//! after the last bar the stream holds (so a restarted feed leaves no gap: the tape is
+//! back-filled from there), publishes each trade and each closed bar, and waits for the
+//! stream's acknowledgement before the next, so what a bot reads is stored. A second feed of the same pairs publishes the same message ids, which the
 //! stream drops within its duplicate window.
 
 use std::time::Duration;
@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::Args;
 use nanotrader_bus::{FeedPublisher, StreamSettings};
 use nanotrader_kraken::consts::PUBLIC_REST_MIN_INTERVAL;
-use nanotrader_kraken::{KrakenWsSource, RestClient, WsFeedConfig};
+use nanotrader_kraken::{KrakenWsSource, RestClient, WsFeedConfig, WsPair};
 use nanotrader_market::{BarAggregator, BarEvent, FeedStatus, Interval, MarketEvent, Source};
 
 use crate::app::AppError;
@@ -102,7 +102,8 @@ pub async fn feed(args: FeedArgs) -> Result<(), AppError> {
     for pair in &args.pair {
         pairs.push(crate::sources::resolve_pair(&rest, pair, false).await?);
     }
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut publishers = Vec::new();
+    let mut ws_pairs = Vec::new();
     for pair in pairs {
         let publisher = FeedPublisher::connect(&url, "kraken", &settings)
             .await
@@ -117,13 +118,21 @@ pub async fn feed(args: FeedArgs) -> Result<(), AppError> {
         if let Some(at) = start_at {
             tracing::info!("feed {user}: the stream has bars up to {at}; going on from there");
         }
-        let config = WsFeedConfig {
-            silence_timeout: feed_timeout,
-            ..WsFeedConfig::new(&ws_url, args.interval, start_at)
-        };
-        let source = KrakenWsSource::connect(config, rest.clone(), pair.names)
-            .await
-            .map_err(|e| AppError::input(format!("cannot reach Kraken's WebSocket at {ws_url}: {e}")))?;
+        publishers.push((publisher, last, user));
+        ws_pairs.push(WsPair {
+            names: pair.names,
+            start_at,
+        });
+    }
+    let config = WsFeedConfig {
+        silence_timeout: feed_timeout,
+        ..WsFeedConfig::new(&ws_url, args.interval)
+    };
+    let sources = KrakenWsSource::connect(config, rest, ws_pairs)
+        .await
+        .map_err(|e| AppError::input(format!("cannot reach Kraken's WebSocket at {ws_url}: {e}")))?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for ((publisher, last, user), source) in publishers.into_iter().zip(sources) {
         let interval = args.interval;
         tasks.spawn(async move {
             publish_pair(publisher, source, interval, last, &user)

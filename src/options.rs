@@ -273,6 +273,12 @@ pub struct SourceOptions {
     #[arg(long, env = "NANOTRADER_PAIR")]
     pub pair: Option<String>,
 
+    /// With several pairs: one cash rail of --cash for them all (paper only). What their open
+    /// positions cost never adds up to more; an entry takes at most the free cash over the pairs
+    /// without a position, and none when nothing is free [default: false: each pair its own cash].
+    #[arg(long, env = "NANOTRADER_SHARED_CASH", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub shared_cash: Option<bool>,
+
     /// Skip (and count) malformed CSV rows instead of stopping at the first one.
     #[arg(long, env = "NANOTRADER_SKIP_BAD_ROWS", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub skip_bad_rows: Option<bool>,
@@ -624,6 +630,7 @@ impl SourceOptions {
             }),
             looping: Some(mode == Mode::Demo),
             pair: Some(crate::config::DEFAULT_PAIR.to_owned()),
+            shared_cash: Some(false),
             skip_bad_rows: Some(false),
             sim_seed: Some(1),
             sim_price: Some(Decimal::from(30_000)),

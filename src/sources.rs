@@ -11,13 +11,14 @@ use nanotrader_kraken::RestPollSource;
 use nanotrader_kraken::consts::PUBLIC_REST_MIN_INTERVAL;
 
 use nanotrader_kraken::parse::AssetPair;
-use nanotrader_kraken::{KrakenWsSource, WsFeedConfig};
+use nanotrader_kraken::{KrakenWsSource, WsFeedConfig, WsPair};
 use nanotrader_kraken::{PairMap, PairNames};
 use nanotrader_kraken::{RestClient, Retries};
 use nanotrader_market::TaskSource;
 use nanotrader_market::{MarketEvent, Source, SourceError, SourceInfo, Timestamp};
 use nanotrader_market::{ReplayConfig, ReplaySource};
 use nanotrader_market::{SimConfig, SimSource};
+use tokio::sync::oneshot;
 
 /// A Kraken pair as AssetPairs gave it: its names, and its rules (lot, minimum, assets) for
 /// the brokers.
@@ -106,12 +107,14 @@ impl ProbedSource {
         })
     }
 
-    /// Opens the source at `start_at`; `start_secs` fixes a simulator's market start.
+    /// Opens the source at `start_at`; `start_secs` fixes a simulator's market start. A Kraken
+    /// WebSocket feed joins `feeds`: one connection for every pair of the process.
     pub async fn open(
         self,
         cfg: &RunConfig,
         start_at: Option<Timestamp>,
         start_secs: Option<i64>,
+        feeds: &KrakenFeedGroup,
     ) -> Result<AnySource, AppError> {
         Ok(match (&cfg.source, self.rest, self.pair) {
             (SourceSpec::Replay { .. }, _, _) => AnySource::Replay(open_replay(cfg, start_at)?),
@@ -133,15 +136,66 @@ impl ProbedSource {
             ) => {
                 let feed = WsFeedConfig {
                     silence_timeout: *feed_timeout,
-                    ..WsFeedConfig::new(ws_url, cfg.interval, start_at)
+                    ..WsFeedConfig::new(ws_url, cfg.interval)
                 };
-                let source = KrakenWsSource::connect(feed, client, pair.names)
-                    .await
-                    .map_err(|cause| kraken_unreachable("WebSocket", ws_url, &cause, true))?;
-                AnySource::Feed(source)
+                let pair = WsPair {
+                    names: pair.names,
+                    start_at,
+                };
+                AnySource::Feed(feeds.join(feed, client, pair).await?)
             }
             _ => return Err(AppError::runtime("a Kraken source opened without probing it")),
         })
+    }
+}
+
+/// Every pair of a process on one Kraken WebSocket (Kraken prefers one connection carrying many
+/// symbols): each pair's run joins once it knows where its tape continues; the last to join
+/// opens the connection for all of them and hands each its source.
+pub struct KrakenFeedGroup {
+    /// How many pairs join before the connection is opened.
+    pairs: usize,
+    waiting: std::sync::Mutex<Vec<(WsPair, SourceReply)>>,
+}
+
+/// Where a waiting pair's source (or why there is none) goes.
+type SourceReply = oneshot::Sender<Result<TaskSource, AppError>>;
+
+impl KrakenFeedGroup {
+    pub fn new(pairs: usize) -> Self {
+        Self {
+            pairs: pairs.max(1),
+            waiting: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// `pair`'s source, once every pair has joined. A pair that fails before it joins fails
+    /// the whole run (the others are dropped while they wait), so no one waits forever.
+    async fn join(&self, config: WsFeedConfig, rest: RestClient, pair: WsPair) -> Result<TaskSource, AppError> {
+        let (tx, rx) = oneshot::channel();
+        let everyone = {
+            let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+            waiting.push((pair, tx));
+            (waiting.len() == self.pairs).then(|| std::mem::take(&mut *waiting))
+        };
+        if let Some(everyone) = everyone {
+            let (pairs, replies): (Vec<_>, Vec<_>) = everyone.into_iter().unzip();
+            let ws_url = config.ws_url.clone();
+            match KrakenWsSource::connect(config, rest, pairs).await {
+                Ok(sources) => {
+                    for (source, reply) in sources.into_iter().zip(replies) {
+                        let _ = reply.send(Ok(source));
+                    }
+                }
+                Err(cause) => {
+                    for reply in replies {
+                        let _ = reply.send(Err(kraken_unreachable("WebSocket", &ws_url, &cause, true)));
+                    }
+                }
+            }
+        }
+        rx.await
+            .map_err(|_| AppError::runtime("the Kraken WebSocket shared by the pairs was not opened"))?
     }
 }
 

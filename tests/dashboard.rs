@@ -499,6 +499,7 @@ async fn the_api_answers_and_describes_itself() {
         "/api/fills",
         "/api/bars",
         "/api/config",
+        "/api/pairs",
         "/metrics",
         "/api/control/{action}",
     ] {
@@ -535,6 +536,10 @@ async fn the_api_answers_and_describes_itself() {
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
+    // One pair: the picker has nothing to offer but it.
+    let pairs = get_json(&format!("{base}/api/pairs")).await;
+    assert_eq!(pairs["pairs"].as_array().map(Vec::len), Some(1), "{pairs}");
+    assert_eq!(pairs["pairs"][0]["pair"], "BTC/USD");
     let config = get_json(&format!("{base}/api/config")).await;
     assert_eq!(config["run"]["strategy"]["kind"], "sma-cross");
     let performance = get_json(&format!("{base}/api/performance")).await;
@@ -701,6 +706,7 @@ async fn with_a_token_everything_but_the_page_needs_it() {
         "/api/bars",
         "/api/config",
         "/api/performance",
+        "/api/pairs",
         "/metrics",
     ] {
         let none = http().get(format!("{base}{path}")).send().await.unwrap();

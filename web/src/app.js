@@ -418,6 +418,7 @@
     if (linesChanged) setupLines(m.lines || []);
     if (cashChanged) setupEquity(m.initial_cash);
     $('pair').textContent = m.pair;
+    $('pair-picker').value = m.pair;
     [baseCode, quoteCode] = String(m.pair || 'BTC/USD').split('/');
     quoteCode = quoteCode || 'USD';
     $('equity-title').textContent = `Equity (${quoteCode}, at each bar's close)`;
@@ -438,6 +439,8 @@
 
   function applySnapshot(s) {
     applyMeta(s.meta);
+    // A snapshot comes on every (re)connect: the pairs may have changed with the process.
+    loadPairs();
     const bars = s.bars.slice();
     if (s.forming && (bars.length === 0 || s.forming.t > bars[bars.length - 1].t)) bars.push(s.forming);
     candles.setData(bars.map(candle));
@@ -1043,6 +1046,39 @@
     conn.authProblem = false;
     conn.attempt = 0;
     resync();
+  });
+
+  // ---- The pair picker: shown when this process trades several pairs (never on the fleet
+  // dashboard, whose address names a run). Picking one loads its board: `?pair=` in the
+  // address, so a reload or a shared link shows the same pair.
+  async function loadPairs() {
+    if (fleetRun) return;
+    let pairs = [];
+    try {
+      const res = await fetch('/api/pairs', { headers: authHeaders(), cache: 'no-store' });
+      if (res.ok) pairs = (await res.json()).pairs || [];
+    } catch (_) {
+      return; // the server is down: the connection banner says so
+    }
+    const picker = $('pair-picker');
+    picker.replaceChildren(
+      ...pairs.map((p) => {
+        const option = document.createElement('option');
+        option.value = p.pair;
+        option.textContent = p.pair;
+        return option;
+      }),
+    );
+    if (meta) picker.value = meta.pair;
+    const several = pairs.length > 1;
+    picker.hidden = !several;
+    $('pair').hidden = several;
+    nt.pairs = pairs.map((p) => p.pair);
+  }
+  $('pair-picker').addEventListener('change', (e) => {
+    const params = new URLSearchParams(location.search);
+    params.set('pair', e.target.value);
+    location.search = `?${params}`;
   });
 
   connect();

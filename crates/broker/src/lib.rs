@@ -9,6 +9,7 @@ mod config;
 mod order;
 mod paper;
 mod protections;
+mod shared_cash;
 mod venue;
 
 pub use account::{Account, AccountSnapshot};
@@ -17,6 +18,7 @@ pub use config::{BrokerConfig, InvalidBroker, Sizing};
 pub use order::{Fill, Order, OrderReason};
 pub use paper::PaperBroker;
 pub use protections::{Guard, Halt, HaltRule, ProtectionReport, Protections};
+pub use shared_cash::{CashRail, SharedCashBroker};
 pub use venue::{OrderView, VenueView};
 
 use std::sync::Arc;

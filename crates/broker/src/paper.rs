@@ -46,6 +46,22 @@ impl PaperBroker {
         Some(self.record(trade, ts, OrderReason::Entry, realized_before))
     }
 
+    /// `enter`, spending at most `budget` (notional and fee): a shared cash rail's share. The
+    /// sizing rule's quantity is cut to the whole steps `budget` pays for; `None` when that is 0.
+    pub fn enter_within(&mut self, ts: Timestamp, price: Decimal, budget: Decimal) -> Option<(Order, Fill)> {
+        let realized_before = self.account.realized_pnl();
+        if price <= Decimal::ZERO {
+            return None;
+        }
+        self.account.mark(price);
+        let qty = self.buy_qty(price)?.min(self.affordable_within(price, budget)?);
+        if qty <= Decimal::ZERO {
+            return None;
+        }
+        let trade = self.book(Side::Buy, qty, price)?;
+        Some(self.record(trade, ts, OrderReason::Entry, realized_before))
+    }
+
     /// Sells the whole position at `price`. `None` when there is nothing to sell (the seed's
     /// sell of an empty position is not a trade) or the price is not positive.
     pub fn exit(&mut self, ts: Timestamp, price: Decimal, reason: OrderReason) -> Option<(Order, Fill)> {
@@ -189,7 +205,11 @@ impl<A: Amount> PaperBroker<A> {
 
     /// The most whole steps that cash pays for, fee included.
     fn affordable_qty(&self, price: A) -> Option<A> {
-        let cash = self.account.cash();
+        self.affordable_within(price, self.account.cash())
+    }
+
+    /// The most whole steps `cash` pays for, fee included.
+    fn affordable_within(&self, price: A, cash: A) -> Option<A> {
         let qty = self.floor_to_step(cash.checked_div(self.price_with_fee(price)?)?)?;
         // The division is rounded to 28 digits and may land one step too high.
         if self.cost(qty, price)? > cash {

@@ -25,6 +25,28 @@ pub struct MockConfig {
     /// The one account of the private API. `None` refuses every private call with
     /// `EAPI:Invalid key`, as the mock always did: a paper run needs no account.
     pub private: Option<PrivateConfig>,
+    /// Markets served beside BTC/USD (whose trades are `data`), each with a tape of its own:
+    /// AssetPairs lists it, REST and WebSocket v2 serve it, its trade ids count on their own.
+    /// The account trades BTC/USD only.
+    pub more_pairs: Vec<MockPair>,
+}
+
+/// One more market: its WS v2 symbol (`ETH/USD`) and its trades CSV. Its AssetPairs entry is
+/// BTC/USD's rules under this pair's names (key and altname `ETHUSD`, wsname `ETH/USD`), as
+/// Kraken names the pairs it listed lately.
+#[derive(Clone, Debug)]
+pub struct MockPair {
+    pub symbol: String,
+    pub data: PathBuf,
+}
+
+impl MockPair {
+    pub fn new(symbol: impl Into<String>, data: impl Into<PathBuf>) -> Self {
+        Self {
+            symbol: symbol.into(),
+            data: data.into(),
+        }
+    }
 }
 
 impl MockConfig {
@@ -37,6 +59,7 @@ impl MockConfig {
             market_start: None,
             faults: Faults::default(),
             private: None,
+            more_pairs: Vec::new(),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! A mock Kraken exchange for tests and offline demos: replays a trades CSV on a market clock
 //! and serves it over real HTTP (Kraken's public REST endpoints) and WebSocket v2 (`status`,
-//! `heartbeat`, `ping`, `ticker`, `trade`, `ohlc` on BTC/USD), in Kraken's formats, with
-//! optional fault injection.
+//! `heartbeat`, `ping`, `ticker`, `trade`, `ohlc` on BTC/USD, and on any more pairs given
+//! their own trades: `MockConfig::more_pairs`, several symbols on one connection as Kraken
+//! allows), in Kraken's formats, with optional fault injection.
 //!
 //! With `MockConfig::private` set it also holds one account and serves Kraken's private REST
 //! API (`POST /0/private/<Method>`, signed with `API-Key`/`API-Sign`, nonces and both rate
@@ -42,6 +43,7 @@ mod clock;
 mod config;
 mod counters;
 mod faults;
+mod markets;
 mod private;
 mod rest;
 mod tape;
@@ -68,12 +70,13 @@ use tokio::task::JoinHandle;
 
 use clock::MarketClock;
 use counters::Counters;
+use markets::PairMarket;
 use nanotrader_market::{Bar, Timestamp};
 use private::Private;
 use rust_decimal::Decimal;
 use tape::Tape;
 
-pub use config::{Faults, Limits, LostReply, MockConfig, PrivateConfig, Stall, Tier};
+pub use config::{Faults, Limits, LostReply, MockConfig, MockPair, PrivateConfig, Stall, Tier};
 pub use counters::{FaultCounts, MockCounters, RestRequests};
 pub use private::account::{Execution, OrderStatus, OrderType, PlacedOrder};
 
@@ -100,7 +103,8 @@ pub struct MockKraken {
 
 /// What every request and session reads.
 struct Market {
-    tape: Tape,
+    /// BTC/USD first (the account's market), then `MockConfig::more_pairs` in order.
+    pairs: Vec<PairMarket>,
     clock: MarketClock,
     faults: Faults,
     counters: Counters,
@@ -109,6 +113,23 @@ struct Market {
     rest_requests: AtomicU64,
     /// The account behind the private API, when configured.
     private: Option<Private>,
+}
+
+impl Market {
+    /// BTC/USD's tape: the account's market.
+    fn tape(&self) -> &Tape {
+        &self.pairs[0].tape
+    }
+
+    /// The market `pair=` names (any of its spellings, any case).
+    fn pair_named(&self, name: &str) -> Option<&PairMarket> {
+        self.pairs.iter().find(|p| p.answers_to(name))
+    }
+
+    /// The market with WS v2 symbol `symbol`, as its index in `pairs`.
+    fn pair_index(&self, symbol: &str) -> Option<usize> {
+        self.pairs.iter().position(|p| p.symbol == symbol)
+    }
 }
 
 /// Fills resting orders as the tape's trades reach them and fires the dead man's switch, so
@@ -124,7 +145,7 @@ async fn match_orders(app: App) {
         tokio::select! {
             _ = tick.tick() => {
                 let market = &app.market;
-                private.lock().account.advance(&market.tape, market.clock.now());
+                private.lock().account.advance(market.tape(), market.clock.now());
             }
             _ = stop.changed() => return,
         }
@@ -148,22 +169,29 @@ impl MockKraken {
                 format!("speed must be a positive number, not {}", config.speed),
             ));
         }
-        let asset_pairs = serde_json::from_str(ASSET_PAIRS).map_err(io::Error::other)?;
-        let (data, market_start) = (config.data.clone(), config.market_start);
-        let tape = tokio::task::spawn_blocking(move || Tape::load(&data, market_start))
-            .await
-            .map_err(io::Error::other)??;
+        let mut asset_pairs = serde_json::from_str(ASSET_PAIRS).map_err(io::Error::other)?;
+        let (data, market_start, more) = (config.data.clone(), config.market_start, config.more_pairs.clone());
+        let (pairs, asset_pairs) = tokio::task::spawn_blocking(move || {
+            let mut pairs = vec![PairMarket::btc(Tape::load(&data, market_start)?)];
+            for pair in &more {
+                pairs.push(PairMarket::more(pair, market_start, &mut asset_pairs)?);
+            }
+            io::Result::Ok((pairs, asset_pairs))
+        })
+        .await
+        .map_err(io::Error::other)??;
+        let tape = &pairs[0].tape;
         let clock = MarketClock::start(tape.first_ts(), config.speed);
         let private = config
             .private
-            .map(|account| Private::new(account, &config.faults, &asset_pairs, &tape, clock.now()))
+            .map(|account| Private::new(account, &config.faults, &asset_pairs, tape, clock.now()))
             .transpose()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let market = Arc::new(Market {
             clock,
-            tape,
+            pairs,
             faults: config.faults,
             counters: Counters::default(),
             asset_pairs,
@@ -266,7 +294,7 @@ impl MockKraken {
             return T::default();
         };
         let mut state = private.lock();
-        state.account.advance(&self.market.tape, self.market.clock.now());
+        state.account.advance(self.market.tape(), self.market.clock.now());
         read(&state)
     }
 
@@ -282,7 +310,18 @@ impl MockKraken {
     /// The closed 1-minute bars the data implies up to `until` (minutes without trades absent):
     /// what a client building bars from this mock should end up with.
     pub fn expected_bars(&self, until: Timestamp) -> Vec<Bar> {
-        self.market.tape.expected_bars(until)
+        self.market.tape().expected_bars(until)
+    }
+
+    /// `expected_bars` of the market with WS v2 symbol `symbol` (`BTC/USD`, or one of
+    /// `MockConfig::more_pairs`); `None` for a symbol the mock does not serve.
+    pub fn expected_bars_of(&self, symbol: &str, until: Timestamp) -> Option<Vec<Bar>> {
+        let pair = self
+            .market
+            .pairs
+            .iter()
+            .find(|p| p.symbol.eq_ignore_ascii_case(symbol))?;
+        Some(pair.tape.expected_bars(until))
     }
 
     /// Stops accepting, lets running requests finish, closes WebSockets with a close frame and

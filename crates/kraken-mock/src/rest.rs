@@ -14,6 +14,7 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use serde_json::{Map, Value, json};
 
+use super::markets::PairMarket;
 use super::tape::{self, Candle, MINUTE, Stats};
 use super::wire::{self, LOT_DECIMALS, PRICE_DECIMALS, TICK, TICKER_DECIMALS};
 use super::{App, Market, faults};
@@ -28,10 +29,6 @@ const TRADES: &str = "/0/public/Trades";
 /// Kraken's private (account and trading) API: every method under it.
 const PRIVATE_PREFIX: &str = "/0/private/";
 
-/// The result key of the one pair with market data.
-const PAIR_KEY: &str = "XXBTZUSD";
-/// What `pair=` may say for it: key, altname, WS v1 name and WS v2 symbol.
-const PAIR_NAMES: [&str; 4] = ["XXBTZUSD", "XBTUSD", "XBT/USD", "BTC/USD"];
 /// Committed candles OHLC returns at most, whatever `since` says.
 const OHLC_ROWS: i32 = 720;
 const TRADES_MAX: usize = 1000;
@@ -180,23 +177,38 @@ fn pair_names<'a>(key: &'a str, info: &'a Value) -> impl Iterator<Item = String>
         .flatten()
 }
 
-/// Checks `pair=` names the market with data; `required` for OHLC and Trades.
-fn market_pair(params: &Params, required: bool) -> Result<(), String> {
+/// The markets `pair=` (a comma list) names, BTC/USD without it unless `required` (OHLC and
+/// Trades); a name the mock does not serve is Kraken's unknown pair.
+fn market_pairs<'m>(market: &'m Market, params: &Params, required: bool) -> Result<Vec<&'m PairMarket>, String> {
     match params.get("pair") {
         None if required => Err("EGeneral:Invalid arguments:pair".into()),
-        None => Ok(()),
+        None => Ok(vec![&market.pairs[0]]),
         Some(list) => list
             .split(',')
-            .all(|name| PAIR_NAMES.iter().any(|n| n.eq_ignore_ascii_case(name.trim())))
-            .then_some(())
-            .ok_or_else(|| UNKNOWN_PAIR.into()),
+            .map(|name| market.pair_named(name).ok_or_else(|| UNKNOWN_PAIR.to_owned()))
+            .collect(),
+    }
+}
+
+/// The one market OHLC and Trades answer for.
+fn market_pair<'m>(market: &'m Market, params: &Params) -> Result<&'m PairMarket, String> {
+    let pairs = market_pairs(market, params, true)?;
+    match pairs.as_slice() {
+        [one] => Ok(one),
+        _ => Err("EGeneral:Invalid arguments:pair".into()),
     }
 }
 
 fn ticker_result(market: &Market, params: &Params) -> Answer {
-    market_pair(params, false)?;
     let now = market.clock.now();
-    let public = market.tape.public(now);
+    let mut result = Map::new();
+    for pair in market_pairs(market, params, false)? {
+        result.insert(pair.key.clone(), ticker_of(pair.tape.public(now), now)?);
+    }
+    Ok(Value::Object(result))
+}
+
+fn ticker_of(public: &[nanotrader_market::Trade], now: Timestamp) -> Answer {
     let last = public.last().ok_or("EService:Unavailable")?;
     let flat = Stats::flat(last.price);
     let today = tape::stats(tape::today(public, now)).unwrap_or(flat);
@@ -204,7 +216,7 @@ fn ticker_result(market: &Market, params: &Params) -> Answer {
     let price = |p| wire::text(p, TICKER_DECIMALS);
     let volume = |v| wire::text(v, LOT_DECIMALS);
     let vwap = |p| wire::rounded(p, TICKER_DECIMALS);
-    Ok(json!({ PAIR_KEY: {
+    Ok(json!({
         // Kraken's a/b volumes are placeholders too ("1", "1.000"); use Depth for sizes.
         "a": [price(last.price + TICK), "1", "1.000"],
         "b": [price(last.price - TICK), "1", "1.000"],
@@ -215,22 +227,22 @@ fn ticker_result(market: &Market, params: &Params) -> Answer {
         "l": [price(today.low), price(day.low)],
         "h": [price(today.high), price(day.high)],
         "o": price(today.open),
-    }}))
+    }))
 }
 
 /// Up to 720 committed 1-minute candles after `since`, quiet minutes filled flat at the
 /// previous close, then the forming candle; `last` = the newest committed candle's start.
 fn ohlc_result(market: &Market, params: &Params) -> Answer {
-    market_pair(params, true)?;
+    let pair = market_pair(market, params)?;
     if params.get("interval").is_some_and(|i| i != "1") {
         return Err("EGeneral:Invalid arguments:interval".into());
     }
     let since = cursor(params)?;
     let now = market.clock.now();
-    let public = market.tape.public(now);
+    let public = pair.tape.public(now);
     let forming = now.floor_to(MINUTE);
     let oldest = Timestamp::from_secs(forming.secs() - i64::from(OHLC_ROWS) * MINUTE.secs());
-    let first_traded = market.tape.first_ts().floor_to(MINUTE);
+    let first_traded = pair.tape.first_ts().floor_to(MINUTE);
     let mut from = oldest.max(first_traded);
     if let Some(since) = since {
         // `since` is exclusive: the candle starting at it was already seen.
@@ -253,7 +265,7 @@ fn ohlc_result(market: &Market, params: &Params) -> Answer {
         minute = minute.plus(MINUTE);
     }
     let last = forming.secs() - MINUTE.secs();
-    Ok(json!({ PAIR_KEY: rows, "last": last }))
+    Ok(json!({ pair.key.as_str(): rows, "last": last }))
 }
 
 /// `[time, open, high, low, close, vwap, volume, count]`; a quiet minute is flat at `close`.
@@ -286,7 +298,7 @@ fn ohlc_row(start: Timestamp, candle: Option<Candle>, close: Decimal) -> Value {
 /// Up to `count` (1000) trades after `since` (seconds or the ns cursor), or the newest ones
 /// without it; `last` = the newest returned trade's time in ns, the cursor for the next call.
 fn trades_result(market: &Market, params: &Params) -> Answer {
-    market_pair(params, true)?;
+    let pair = market_pair(market, params)?;
     let limit = match params.get("count") {
         None => TRADES_MAX,
         Some(text) => text
@@ -296,7 +308,7 @@ fn trades_result(market: &Market, params: &Params) -> Answer {
             .ok_or("EGeneral:Invalid arguments:count")?,
     };
     let since = cursor(params)?;
-    let public = market.tape.public(market.clock.now());
+    let public = pair.tape.public(market.clock.now());
     let start = match since {
         Some(since) => public.partition_point(|t| t.ts <= since),
         None => public.len().saturating_sub(limit),
@@ -319,7 +331,7 @@ fn trades_result(market: &Market, params: &Params) -> Answer {
         })
         .collect();
     let last = batch.last().map(|t| t.ts).or(since).unwrap_or_default();
-    Ok(json!({ PAIR_KEY: rows, "last": last.nanos().to_string() }))
+    Ok(json!({ pair.key.as_str(): rows, "last": last.nanos().to_string() }))
 }
 
 /// `since=`: Unix seconds (maybe fractional) or a nanosecond cursor; empty means absent.

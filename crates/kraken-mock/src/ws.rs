@@ -1,6 +1,7 @@
 //! One WebSocket v2 connection: greets with `status`, answers `ping`, `subscribe` and
-//! `unsubscribe`, then streams updates as the market clock passes trades, with a heartbeat
-//! each idle second while subscribed.
+//! `unsubscribe` (each for a list of symbols, as Kraken's), then streams updates as the market
+//! clock passes trades, each market's in messages of its own symbol, with a heartbeat each idle
+//! second while subscribed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::tape::{self, MINUTE};
-use super::ws_messages::{self as msg, Channel, MALFORMED, SYMBOL};
+use super::ws_messages::{self as msg, Channel, MALFORMED};
 use super::{App, Market, faults};
 use nanotrader_market::Timestamp;
 
@@ -46,9 +47,10 @@ struct Session {
     app: App,
     market: Arc<Market>,
     socket: WebSocket,
-    subscribed: Vec<Channel>,
-    /// Tape index of the first trade not yet streamed.
-    next_trade: usize,
+    /// Each subscription: its channel and its market (an index in `Market::pairs`).
+    subscribed: Vec<(Channel, usize)>,
+    /// Per market, the tape index of its first trade not yet streamed.
+    next_trade: Vec<usize>,
     opened: Instant,
     /// Frames this connection has tried to write, for the every-Nth faults.
     frames: u64,
@@ -64,7 +66,9 @@ impl Session {
         let market = Arc::clone(&app.market);
         let now = Instant::now();
         Self {
-            next_trade: market.tape.public(market.clock.now()).len(),
+            next_trade: (market.pairs.iter())
+                .map(|pair| pair.tape.public(market.clock.now()).len())
+                .collect(),
             app,
             market,
             socket,
@@ -109,45 +113,48 @@ impl Session {
         }
     }
 
-    /// When the next trade's update is due, if anything is subscribed and a trade is left.
+    /// When the next trade's update is due: the earliest next trade of a subscribed market.
     fn update_due(&self) -> Option<Instant> {
-        if self.subscribed.is_empty() {
-            return None;
-        }
-        let trade = self.market.tape.get(self.next_trade)?;
-        Some(
-            self.market
-                .clock
-                .wall_at(trade.ts)
-                .max(self.last_update + MIN_UPDATE_GAP),
-        )
+        let next = (self.subscribed.iter())
+            .filter_map(|(_, pair)| self.market.pairs[*pair].tape.get(self.next_trade[*pair]))
+            .map(|trade| trade.ts)
+            .min()?;
+        Some(self.market.clock.wall_at(next).max(self.last_update + MIN_UPDATE_GAP))
     }
 
-    /// Streams the trades that became public up to `now` to every subscribed channel.
+    /// Streams the trades that became public up to `now` to every subscribed channel, market by
+    /// market; a market nothing subscribes to just moves on.
     async fn update(&mut self, now: Timestamp) -> Result<(), axum::Error> {
         let market = Arc::clone(&self.market);
-        let public = market.tape.public(now);
-        let first = self.next_trade.min(public.len());
-        let fresh = &public[first..];
-        self.next_trade = public.len();
         self.last_update = Instant::now();
-        if fresh.is_empty() {
-            return Ok(());
-        }
-        for channel in self.subscribed.clone() {
-            match channel {
-                Channel::Trade => self.send(msg::trades("update", fresh, first)).await?,
-                Channel::Ticker => {
-                    if let Some(ticker) = msg::ticker("update", public, now) {
-                        self.send(ticker).await?;
+        for (index, pair) in market.pairs.iter().enumerate() {
+            let public = pair.tape.public(now);
+            let first = self.next_trade[index].min(public.len());
+            let fresh = &public[first..];
+            self.next_trade[index] = public.len();
+            if fresh.is_empty() {
+                continue;
+            }
+            let channels: Vec<Channel> = (self.subscribed.iter())
+                .filter(|(_, p)| *p == index)
+                .map(|(c, _)| *c)
+                .collect();
+            let symbol = pair.symbol.as_str();
+            for channel in channels {
+                match channel {
+                    Channel::Trade => self.send(msg::trades("update", symbol, fresh, first)).await?,
+                    Channel::Ticker => {
+                        if let Some(ticker) = msg::ticker("update", symbol, public, now) {
+                            self.send(ticker).await?;
+                        }
                     }
-                }
-                // One update per minute touched, so a minute's final state is sent before
-                // the next minute starts.
-                Channel::Ohlc => {
-                    for minute in tape::minutes(fresh) {
-                        if let Some(candle) = tape::candle(public, minute) {
-                            self.send(msg::ohlc("update", &[candle], now)).await?;
+                    // One update per minute touched, so a minute's final state is sent before
+                    // the next minute starts.
+                    Channel::Ohlc => {
+                        for minute in tape::minutes(fresh) {
+                            if let Some(candle) = tape::candle(public, minute) {
+                                self.send(msg::ohlc("update", symbol, &[candle], now)).await?;
+                            }
                         }
                     }
                 }
@@ -200,26 +207,32 @@ impl Session {
             }
         };
         for symbol in &request.symbols {
-            let refusal = if self.market.faults.reject_subscriptions {
-                self.market.counters.bump(|c| c.faults.rejected_subscriptions += 1);
-                Some(msg::unsupported(symbol))
-            } else if symbol != SYMBOL {
-                Some(msg::unsupported(symbol))
-            } else if self.subscribed.contains(&request.channel) {
-                Some("Already subscribed".to_owned())
-            } else {
-                None
+            let pair = self.market.pair_index(symbol);
+            let refusal = match pair {
+                _ if self.market.faults.reject_subscriptions => {
+                    self.market.counters.bump(|c| c.faults.rejected_subscriptions += 1);
+                    Some(msg::unsupported(symbol))
+                }
+                None => Some(msg::unsupported(symbol)),
+                Some(pair) if self.subscribed.contains(&(request.channel, pair)) => {
+                    Some("Already subscribed".to_owned())
+                }
+                Some(_) => None,
             };
             let now = self.market.clock.now();
-            if let Some(error) = refusal {
-                let reply = msg::failure("subscribe", &error, Some(symbol), req_id, time_in, now);
-                self.send(reply).await?;
-                continue;
-            }
+            let pair = match (refusal, pair) {
+                (None, Some(pair)) => pair,
+                (refusal, _) => {
+                    let error = refusal.unwrap_or_default();
+                    let reply = msg::failure("subscribe", &error, Some(symbol), req_id, time_in, now);
+                    self.send(reply).await?;
+                    continue;
+                }
+            };
             // Bring earlier subscriptions up to `now` first: the snapshot then ends exactly
             // where the next update starts.
             self.update(now).await?;
-            let ack = msg::subscribed(request.channel, request.snapshot, req_id, time_in, now);
+            let ack = msg::subscribed(request.channel, symbol, request.snapshot, req_id, time_in, now);
             self.send(ack).await?;
             self.market.counters.bump(|c| {
                 c.subscriptions += 1;
@@ -227,9 +240,9 @@ impl Session {
                     c.trade_subscribed_at = Some(now);
                 }
             });
-            self.subscribed.push(request.channel);
+            self.subscribed.push((request.channel, pair));
             if request.snapshot
-                && let Some(snapshot) = self.snapshot(request.channel, now)
+                && let Some(snapshot) = self.snapshot(request.channel, pair, now)
             {
                 self.send(snapshot).await?;
             }
@@ -252,11 +265,12 @@ impl Session {
         };
         for symbol in &request.symbols {
             let now = self.market.clock.now();
-            let position = self.subscribed.iter().position(|c| *c == request.channel);
+            let pair = self.market.pair_index(symbol);
+            let position = (self.subscribed.iter()).position(|s| Some(*s) == pair.map(|p| (request.channel, p)));
             let reply = match position {
-                Some(index) if symbol == SYMBOL => {
+                Some(index) => {
                     self.subscribed.remove(index);
-                    msg::unsubscribed(request.channel, req_id, time_in, now)
+                    msg::unsubscribed(request.channel, symbol, req_id, time_in, now)
                 }
                 // Kraken was seen answering this with `method: subscribe`; mirrored.
                 _ => msg::failure(
@@ -273,14 +287,15 @@ impl Session {
         Ok(())
     }
 
-    fn snapshot(&self, channel: Channel, now: Timestamp) -> Option<Value> {
-        let public = self.market.tape.public(now);
+    fn snapshot(&self, channel: Channel, pair: usize, now: Timestamp) -> Option<Value> {
+        let pair = &self.market.pairs[pair];
+        let (public, symbol) = (pair.tape.public(now), pair.symbol.as_str());
         match channel {
             Channel::Trade => {
                 let first = public.len().saturating_sub(TRADE_SNAPSHOT);
-                Some(msg::trades("snapshot", &public[first..], first))
+                Some(msg::trades("snapshot", symbol, &public[first..], first))
             }
-            Channel::Ticker => msg::ticker("snapshot", public, now),
+            Channel::Ticker => msg::ticker("snapshot", symbol, public, now),
             Channel::Ohlc => {
                 let window = OHLC_SNAPSHOT_MINUTES * MINUTE.secs();
                 let from = Timestamp::from_secs(now.floor_to(MINUTE).secs() - window);
@@ -289,7 +304,7 @@ impl Session {
                     .into_iter()
                     .filter_map(|minute| tape::candle(recent, minute))
                     .collect();
-                Some(msg::ohlc("snapshot", &candles, now))
+                Some(msg::ohlc("snapshot", symbol, &candles, now))
             }
         }
     }

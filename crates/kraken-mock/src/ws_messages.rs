@@ -9,8 +9,8 @@ use super::tape::{self, Candle, MINUTE, Stats};
 use super::wire::{self, PRICE_DECIMALS, TICK, TICKER_DECIMALS};
 use nanotrader_market::{Side, Timestamp, Trade};
 
-/// The one symbol with data, in WS v2 spelling.
-pub(super) const SYMBOL: &str = "BTC/USD";
+/// The account's market, in WS v2 spelling (the executions channel's symbol).
+pub(super) const SYMBOL: &str = super::markets::BTC_SYMBOL;
 pub(super) const MALFORMED: &str = "Malformed request";
 
 /// The channels the mock serves.
@@ -37,7 +37,7 @@ impl Channel {
     }
 
     /// The keying fields of acks: channel, symbol and the channel's own parameters.
-    fn keys(self) -> Map<String, Value> {
+    fn keys(self, symbol: &str) -> Map<String, Value> {
         let mut keys = Map::new();
         let name = match self {
             Self::Ticker => {
@@ -51,7 +51,7 @@ impl Channel {
             }
         };
         keys.insert("channel".into(), name.into());
-        keys.insert("symbol".into(), SYMBOL.into());
+        keys.insert("symbol".into(), symbol.into());
         keys
     }
 }
@@ -92,12 +92,13 @@ pub(super) fn pong(req_id: Option<&Value>, time_in: Timestamp, time_out: Timesta
 
 pub(super) fn subscribed(
     channel: Channel,
+    symbol: &str,
     snapshot: bool,
     req_id: Option<&Value>,
     time_in: Timestamp,
     time_out: Timestamp,
 ) -> Value {
-    let mut result = channel.keys();
+    let mut result = channel.keys(symbol);
     result.insert("snapshot".into(), snapshot.into());
     if channel == Channel::Ohlc {
         result.insert(
@@ -108,8 +109,14 @@ pub(super) fn subscribed(
     success("subscribe", result, req_id, time_in, time_out)
 }
 
-pub(super) fn unsubscribed(channel: Channel, req_id: Option<&Value>, time_in: Timestamp, time_out: Timestamp) -> Value {
-    success("unsubscribe", channel.keys(), req_id, time_in, time_out)
+pub(super) fn unsubscribed(
+    channel: Channel,
+    symbol: &str,
+    req_id: Option<&Value>,
+    time_in: Timestamp,
+    time_out: Timestamp,
+) -> Value {
+    success("unsubscribe", channel.keys(symbol), req_id, time_in, time_out)
 }
 
 pub(super) fn success(
@@ -149,13 +156,13 @@ pub(super) fn unsupported(symbol: &str) -> String {
 }
 
 /// `trades` are consecutive on the tape, the first at index `first`.
-pub(super) fn trades(kind: &str, trades: &[Trade], first: usize) -> Value {
+pub(super) fn trades(kind: &str, symbol: &str, trades: &[Trade], first: usize) -> Value {
     let data: Vec<Value> = trades
         .iter()
         .zip(first + 1..)
         .map(|(t, id)| {
             json!({
-                "symbol": SYMBOL,
+                "symbol": symbol,
                 "side": t.side.unwrap_or(Side::Buy).as_str(),
                 "price": wire::number(t.price),
                 "qty": wire::number(t.size),
@@ -169,7 +176,7 @@ pub(super) fn trades(kind: &str, trades: &[Trade], first: usize) -> Value {
 }
 
 /// The ticker after the last public trade, 24-hour figures over the rolling window.
-pub(super) fn ticker(kind: &str, public: &[Trade], now: Timestamp) -> Option<Value> {
+pub(super) fn ticker(kind: &str, symbol: &str, public: &[Trade], now: Timestamp) -> Option<Value> {
     let last = public.last()?;
     let day = tape::stats(tape::last_day(public, now)).unwrap_or(Stats::flat(last.price));
     let change = last.price - day.open;
@@ -181,7 +188,7 @@ pub(super) fn ticker(kind: &str, public: &[Trade], now: Timestamp) -> Option<Val
         "channel": "ticker",
         "type": kind,
         "data": [{
-            "symbol": SYMBOL,
+            "symbol": symbol,
             "bid": wire::number(last.price - TICK),
             "bid_qty": wire::number(Decimal::ONE),
             "ask": wire::number(last.price + TICK),
@@ -199,12 +206,12 @@ pub(super) fn ticker(kind: &str, public: &[Trade], now: Timestamp) -> Option<Val
 }
 
 /// 1-minute candles; `timestamp` (deprecated by Kraken) is the candle's end, as Kraken sends it.
-pub(super) fn ohlc(kind: &str, candles: &[Candle], now: Timestamp) -> Value {
+pub(super) fn ohlc(kind: &str, symbol: &str, candles: &[Candle], now: Timestamp) -> Value {
     let data: Vec<Value> = candles
         .iter()
         .map(|Candle { bar, vwap }| {
             json!({
-                "symbol": SYMBOL,
+                "symbol": symbol,
                 "open": wire::number(bar.open),
                 "high": wire::number(bar.high),
                 "low": wire::number(bar.low),

@@ -47,4 +47,4 @@ pub use reach::{Cause as Unreachable, connect_cause, rest_cause};
 #[cfg(feature = "client")]
 pub use rest::{RestClient, RestStats, Retries};
 #[cfg(feature = "client")]
-pub use ws::{KrakenWsSource, WsFeedConfig};
+pub use ws::{KrakenWsSource, WsFeedConfig, WsPair};

@@ -1,4 +1,5 @@
-//! `--source kraken`: WebSocket v2 `trade` and `ticker` streams, bars built from trades.
+//! `--source kraken`: WebSocket v2 `trade` and `ticker` streams, bars built from trades; one
+//! connection carries every pair of a process, each message routed by its symbol.
 //!
 //! The trade tape is kept exact across everything that can go wrong: after a disconnect or a
 //! restart the missed trades are fetched from REST Trades (cursor = the last trade seen) before
@@ -49,31 +50,39 @@ pub struct WsFeedConfig {
     pub ws_url: String,
     pub silence_timeout: Duration,
     pub interval: Interval,
-    /// Continue the tape from here (a resumed run: the end of its last stored bar). A new run
-    /// starts with the bar the exchange is in when the feed subscribes, its earlier trades
-    /// fetched from REST Trades, so its first bar is complete.
-    pub start_at: Option<Timestamp>,
 }
 
 impl WsFeedConfig {
-    pub fn new(ws_url: &str, interval: Interval, start_at: Option<Timestamp>) -> Self {
+    pub fn new(ws_url: &str, interval: Interval) -> Self {
         Self {
             ws_url: ws_url.to_owned(),
             silence_timeout: FEED_SILENCE_TIMEOUT,
             interval,
-            start_at,
         }
     }
+}
+
+/// One pair a connection carries.
+#[derive(Clone, Debug)]
+pub struct WsPair {
+    pub names: PairNames,
+    /// Continue the pair's tape from here (a resumed run: the end of its last stored bar). A
+    /// new run starts with the bar the exchange is in when the feed subscribes, its earlier
+    /// trades fetched from REST Trades, so its first bar is complete.
+    pub start_at: Option<Timestamp>,
 }
 
 /// `--source kraken`, fed by its WebSocket task.
 pub struct KrakenWsSource;
 
 impl KrakenWsSource {
-    /// Connects the WebSocket, then hands the connection to the feed task, which keeps it going.
-    /// A first connection that cannot be made (after `START_RETRIES` more tries) is the caller's
-    /// to report, with its cause; later disconnects are reconnected.
-    pub async fn connect(config: WsFeedConfig, rest: RestClient, pair: PairNames) -> Result<TaskSource, Cause> {
+    /// Connects one WebSocket for every pair (Kraken prefers one connection carrying many
+    /// symbols to one per symbol), then hands it to the feed task, which keeps it going and
+    /// routes each message by its symbol to that pair's source (one per `pairs` entry, in
+    /// order). A first connection that cannot be made (after `START_RETRIES` more tries) is the
+    /// caller's to report, with its cause; later disconnects are reconnected, and every pair is
+    /// back-filled from its own last trade.
+    pub async fn connect(config: WsFeedConfig, rest: RestClient, pairs: Vec<WsPair>) -> Result<Vec<TaskSource>, Cause> {
         let mut backoff = Backoff::new(RECONNECT_INITIAL, RECONNECT_MAX, RECONNECT_JITTER);
         let socket = loop {
             let failure = match open(&config.ws_url).await {
@@ -93,23 +102,30 @@ impl KrakenWsSource {
             tracing::debug!("Kraken WebSocket: {}; trying again in {delay:?}", failure.reason());
             tokio::time::sleep(delay).await;
         };
-        let info = pair.feed_info("kraken");
-        let tape = Tape::new(config.start_at, config.interval);
         let minutes = config.interval.secs() / 60;
-        let check = (config.interval.secs() % 60 == 0 && OHLC_INTERVALS_MINUTES.contains(&(minutes as u32)))
-            .then(|| OhlcCheck::new(config.interval));
-        Ok(TaskSource::spawn(info, QUEUE, |tx| {
+        let checked = config.interval.secs() % 60 == 0 && OHLC_INTERVALS_MINUTES.contains(&(minutes as u32));
+        let infos = pairs.iter().map(|p| p.names.feed_info("kraken")).collect();
+        Ok(TaskSource::spawn_shared(infos, QUEUE, |senders| {
+            let pairs = pairs
+                .into_iter()
+                .zip(senders)
+                .map(|(pair, tx)| PairFeed {
+                    tape: Tape::new(pair.start_at, config.interval),
+                    names: pair.names,
+                    tx,
+                    gone: false,
+                    caught_up: false,
+                    clock: None,
+                    check: checked.then(|| OhlcCheck::new(config.interval)),
+                    backfills: 0,
+                })
+                .collect();
             let feed = Feed {
                 config,
                 rest,
-                pair,
-                tx,
-                tape,
-                clock: None,
-                check,
+                pairs,
                 malformed: 0,
                 reconnects: 0,
-                backfills: 0,
             };
             feed.run(socket)
         }))
@@ -239,26 +255,36 @@ enum End {
     Disconnected(String),
     /// Cannot go on (a refused subscription): the run stops with this error.
     Fatal(SourceError),
-    /// The engine dropped the source.
+    /// Every pair's engine dropped its source.
     EngineGone,
 }
 
+/// The connection and the pairs it carries.
 struct Feed {
     config: WsFeedConfig,
     rest: RestClient,
-    pair: PairNames,
+    pairs: Vec<PairFeed>,
+    malformed: u64,
+    reconnects: u64,
+}
+
+/// One pair's side of the connection: its tape and its source.
+struct PairFeed {
+    names: PairNames,
     tx: EventSender,
+    /// Its engine dropped the source: nothing more is sent to it.
+    gone: bool,
     tape: Tape,
+    /// Caught up on this connection: its gap since the last trade handed on is back-filled.
+    caught_up: bool,
     clock: Option<ExchangeClock>,
     /// Kraken's candles against our bars, when Kraken has candles of our interval.
     check: Option<OhlcCheck>,
-    malformed: u64,
-    reconnects: u64,
     backfills: u64,
 }
 
 impl Feed {
-    /// Streams from `socket`, then from every reconnection, until the engine is gone.
+    /// Streams from `socket`, then from every reconnection, until every engine is gone.
     async fn run(mut self, socket: Socket) {
         let mut backoff = Backoff::new(RECONNECT_INITIAL, RECONNECT_MAX, RECONNECT_JITTER);
         let mut socket = Some(socket);
@@ -267,7 +293,9 @@ impl Feed {
             match self.session(&mut backoff, socket.take()).await {
                 End::EngineGone => return,
                 End::Fatal(e) => {
-                    let _ = self.tx.send(Err(e)).await;
+                    for pair in &self.pairs {
+                        let _ = pair.tx.send(Err(e.clone())).await;
+                    }
                     return;
                 }
                 End::Disconnected(reason) => {
@@ -282,11 +310,10 @@ impl Feed {
                         "Kraken WebSocket down ({reason}); reconnecting in {:.1} s, REST Trades meanwhile",
                         delay.as_secs_f64()
                     );
-                    if !self
-                        .send(MarketEvent::Status(FeedStatus::Disconnected { reason }))
-                        .await
-                    {
-                        return;
+                    for pair in &mut self.pairs {
+                        pair.caught_up = false;
+                        let status = MarketEvent::Status(FeedStatus::Disconnected { reason: reason.clone() });
+                        pair.send(status).await;
                     }
                     if !self.poll_rest_until(Instant::now() + delay).await {
                         return;
@@ -296,8 +323,17 @@ impl Feed {
         }
     }
 
-    /// One connection (`socket`, or a new one): subscribe, catch up from REST, then stream until
-    /// it ends.
+    /// The pair a message names by its WS v2 symbol.
+    fn pair_of(&mut self, symbol: &str) -> Option<&mut PairFeed> {
+        self.pairs.iter_mut().find(|p| p.names.ws == symbol)
+    }
+
+    fn all_gone(&self) -> bool {
+        self.pairs.iter().all(|p| p.gone)
+    }
+
+    /// One connection (`socket`, or a new one): subscribe every pair, catch each up from REST,
+    /// then stream until it ends.
     async fn session(&mut self, backoff: &mut Backoff, socket: Option<Socket>) -> End {
         let socket = match socket {
             Some(socket) => socket,
@@ -307,18 +343,30 @@ impl Feed {
             },
         };
         let (mut sink, mut stream) = socket.split();
+        // One request per channel, naming every pair's symbol.
         for (req_id, channel) in SUBSCRIPTIONS {
-            let interval = match channel {
-                "ohlc" if self.check.is_some() => Some(self.config.interval.secs() as u32 / 60),
-                "ohlc" => continue,
-                _ => None,
+            let (symbols, interval): (Vec<&str>, _) = match channel {
+                "ohlc" => (
+                    self.pairs
+                        .iter()
+                        .filter(|p| p.check.is_some())
+                        .map(|p| p.names.ws.as_str())
+                        .collect(),
+                    Some(self.config.interval.secs() as u32 / 60),
+                ),
+                _ => (self.pairs.iter().map(|p| p.names.ws.as_str()).collect(), None),
             };
-            let request = subscribe_request(channel, &[self.pair.ws.as_str()], req_id, interval);
+            if symbols.is_empty() {
+                continue;
+            }
+            let request = subscribe_request(channel, &symbols, req_id, interval);
             if let Err(e) = sink.send(Message::text(request)).await {
                 return End::Disconnected(format!("subscribe failed: {e}"));
             }
         }
-        let mut caught_up = false;
+        for pair in &mut self.pairs {
+            pair.caught_up = false;
+        }
         loop {
             let frame = match timeout(self.config.silence_timeout, stream.next()).await {
                 Err(_) => {
@@ -347,131 +395,208 @@ impl Feed {
                     continue;
                 }
             };
-            let ok = match message {
-                WsMessage::SubscribeResult {
-                    success: false,
-                    req_id: Some(OHLC_REQ),
-                    error,
-                    ..
-                } => {
-                    tracing::warn!(
-                        "Kraken refused the ohlc subscription ({}): bars are not cross-checked",
-                        error.as_deref().unwrap_or("no reason given")
-                    );
-                    self.check = None;
-                    true
-                }
-                WsMessage::SubscribeResult {
-                    success: false,
-                    error,
-                    channel,
-                    req_id,
-                    ..
-                } => {
-                    let by_req = SUBSCRIPTIONS
-                        .iter()
-                        .find(|(id, _)| Some(*id) == req_id)
-                        .map(|(_, c)| *c);
-                    return End::Fatal(SourceError::Input(format!(
-                        "Kraken refused the {} subscription for {}: {}",
-                        channel.as_deref().or(by_req).unwrap_or("market data"),
-                        self.pair.ws,
-                        error.as_deref().unwrap_or("no reason given")
-                    )));
-                }
-                WsMessage::SubscribeResult { channel, time_out, .. } if channel.as_deref() == Some("trade") => {
-                    // The exchange's time of the answer: a new run starts with the bar it is in.
-                    if let Some(now) = time_out {
-                        self.tape.start_with_bar_of(now);
-                    }
-                    self.send(MarketEvent::Status(FeedStatus::Connected)).await
-                }
-                WsMessage::Trades { trades, snapshot, .. } => {
-                    // Without the answer's time, a new run starts with the bar of the latest
-                    // trade a snapshot holds (the first of an update).
-                    let latest = if snapshot { trades.last() } else { trades.first() };
-                    if let Some(t) = latest {
-                        self.tape.start_with_bar_of(t.trade.ts);
-                    }
-                    // Trade ids count up by one per pair: a jump means trades were missed (a
-                    // reconnect, a frame that could not be read). Fetch them from REST first;
-                    // a new run fetches its first bar's trades before this message.
-                    let missed = match (trades.first(), self.tape.last_id) {
-                        (Some(first), Some(last)) => first.trade_id > last + 1,
-                        _ => false,
-                    };
-                    if (!caught_up || missed) && !self.backfill(!caught_up).await {
-                        return End::EngineGone;
-                    }
-                    if !caught_up {
-                        caught_up = true;
-                        backoff.reset();
-                    }
-                    let mut ok = true;
-                    for t in trades {
-                        ok &= self.forward(t.trade, Some(t.trade_id)).await.is_some();
-                    }
-                    ok
-                }
-                ref ticker @ WsMessage::Ticker { .. } => match ticker.quote(Timestamp::now()) {
-                    Some(quote) => self.send(MarketEvent::Quote(quote)).await,
-                    None => true,
-                },
-                WsMessage::Heartbeat if caught_up => match self.clock {
-                    Some(clock) => self.send(MarketEvent::Clock(clock.now())).await,
-                    None => true,
-                },
-                WsMessage::Ohlc { bars, .. } => {
-                    if let Some(check) = &mut self.check {
-                        bars.iter().for_each(|c| check.on_candle(&c.bar));
-                    }
-                    true
-                }
-                WsMessage::Status { system, .. } if system != "online" => {
-                    tracing::warn!("Kraken reports its system as '{system}'");
-                    true
-                }
-                _ => true,
-            };
-            if !ok {
+            if let Some(end) = self.on_message(message, backoff).await {
+                return end;
+            }
+            if self.all_gone() {
                 return End::EngineGone;
             }
         }
     }
 
+    /// Acts on one message; `Some` ends the session.
+    async fn on_message(&mut self, message: WsMessage, backoff: &mut Backoff) -> Option<End> {
+        match message {
+            WsMessage::SubscribeResult {
+                success: false,
+                req_id: Some(OHLC_REQ),
+                error,
+                symbol,
+                ..
+            } => {
+                tracing::warn!(
+                    "Kraken refused the ohlc subscription{} ({}): bars are not cross-checked",
+                    symbol.as_deref().map(|s| format!(" for {s}")).unwrap_or_default(),
+                    error.as_deref().unwrap_or("no reason given")
+                );
+                for pair in &mut self.pairs {
+                    if symbol.as_deref().is_none_or(|s| s == pair.names.ws) {
+                        pair.check = None;
+                    }
+                }
+            }
+            WsMessage::SubscribeResult {
+                success: false,
+                error,
+                channel,
+                req_id,
+                symbol,
+                ..
+            } => {
+                let by_req = SUBSCRIPTIONS
+                    .iter()
+                    .find(|(id, _)| Some(*id) == req_id)
+                    .map(|(_, c)| *c);
+                let all = || {
+                    self.pairs
+                        .iter()
+                        .map(|p| p.names.ws.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                return Some(End::Fatal(SourceError::Input(format!(
+                    "Kraken refused the {} subscription for {}: {}",
+                    channel.as_deref().or(by_req).unwrap_or("market data"),
+                    symbol.unwrap_or_else(all),
+                    error.as_deref().unwrap_or("no reason given")
+                ))));
+            }
+            WsMessage::SubscribeResult {
+                channel,
+                time_out,
+                symbol,
+                ..
+            } if channel.as_deref() == Some("trade") => {
+                // The exchange's time of the answer: a new run starts with the bar it is in.
+                for pair in &mut self.pairs {
+                    if symbol.as_deref().is_none_or(|s| s == pair.names.ws) {
+                        if let Some(now) = time_out {
+                            pair.tape.start_with_bar_of(now);
+                        }
+                        pair.send(MarketEvent::Status(FeedStatus::Connected)).await;
+                    }
+                }
+            }
+            WsMessage::Trades {
+                symbol,
+                trades,
+                snapshot,
+            } => {
+                let reconnects = self.reconnects;
+                // Fields apart: the pair is borrowed mutably beside the REST client.
+                let Some(pair) = self.pairs.iter_mut().find(|p| p.names.ws == symbol) else {
+                    tracing::debug!("Kraken sent trades of {symbol}, which this feed did not ask for");
+                    return None;
+                };
+                // Without the answer's time, a new run starts with the bar of the latest
+                // trade a snapshot holds (the first of an update).
+                let latest = if snapshot { trades.last() } else { trades.first() };
+                if let Some(t) = latest {
+                    pair.tape.start_with_bar_of(t.trade.ts);
+                }
+                // Trade ids count up by one per pair: a jump means trades were missed (a
+                // reconnect, a frame that could not be read). Fetch them from REST first;
+                // a new run fetches its first bar's trades before this message.
+                let missed = match (trades.first(), pair.tape.last_id) {
+                    (Some(first), Some(last)) => first.trade_id > last + 1,
+                    _ => false,
+                };
+                let catching_up = !pair.caught_up;
+                if catching_up || missed {
+                    pair.backfill(&self.rest, reconnects, catching_up).await;
+                }
+                if catching_up {
+                    pair.caught_up = true;
+                    backoff.reset();
+                }
+                for t in trades {
+                    pair.forward(t.trade, Some(t.trade_id)).await;
+                }
+            }
+            ref ticker @ WsMessage::Ticker { ref symbol, .. } => {
+                let quote = ticker.quote(Timestamp::now());
+                if let (Some(quote), Some(pair)) = (quote, self.pair_of(symbol)) {
+                    pair.send(MarketEvent::Quote(quote)).await;
+                }
+            }
+            WsMessage::Heartbeat => {
+                for pair in &mut self.pairs {
+                    if let (true, Some(clock)) = (pair.caught_up, pair.clock) {
+                        pair.send(MarketEvent::Clock(clock.now())).await;
+                    }
+                }
+            }
+            WsMessage::Ohlc { symbol, bars, .. } => {
+                if let Some(check) = self.pair_of(&symbol).and_then(|p| p.check.as_mut()) {
+                    bars.iter().for_each(|c| check.on_candle(&c.bar));
+                }
+            }
+            WsMessage::Status { system, .. } if system != "online" => {
+                tracing::warn!("Kraken reports its system as '{system}'");
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// While the socket is down: REST Trades for each pair in turn, within the public budget,
+    /// until `until`. False when every engine is gone.
+    async fn poll_rest_until(&mut self, until: Instant) -> bool {
+        while Instant::now() < until {
+            for pair in &mut self.pairs {
+                if pair.gone {
+                    continue;
+                }
+                let Some(cursor) = pair.tape.cursor() else {
+                    continue;
+                };
+                match self
+                    .rest
+                    .trades(&pair.names.rest_altname, Some(&cursor), Retries::None)
+                    .await
+                {
+                    Ok(page) => {
+                        for t in page.trades {
+                            pair.forward(t.trade, t.id).await;
+                        }
+                    }
+                    Err(e) => tracing::debug!("REST Trades fallback poll of {} failed: {e}", pair.names.user),
+                }
+            }
+            if self.all_gone() {
+                return false;
+            }
+            tokio::time::sleep(PUBLIC_REST_MIN_INTERVAL.min(until.saturating_duration_since(Instant::now()))).await;
+        }
+        true
+    }
+}
+
+impl PairFeed {
     /// Fetches from REST Trades everything after the tape, up to the exchange's latest trade:
     /// one fetch covers every gap seen so far, and the live trades it overlaps are de-duplicated
     /// by id. `after_reconnect` says whether this is the catch-up of a new connection (logged) or
-    /// a gap inside one (counted). False when the engine is gone.
-    async fn backfill(&mut self, after_reconnect: bool) -> bool {
+    /// a gap inside one (counted).
+    async fn backfill(&mut self, rest: &RestClient, reconnects: u64, after_reconnect: bool) {
         let mut fetched = 0u64;
+        let pair = self.names.user.clone();
         while let Some(cursor) = self.tape.cursor() {
-            let page = match self
-                .rest
-                .trades(&self.pair.rest_altname, Some(&cursor), Retries::UpTo(MAX_RETRIES))
+            let page = match rest
+                .trades(&self.names.rest_altname, Some(&cursor), Retries::UpTo(MAX_RETRIES))
                 .await
             {
                 Ok(page) => page,
                 Err(e) if self.tape.new_run && self.tape.last_ts.is_none() => {
                     self.tape.start_with_next_bar();
                     tracing::warn!(
-                        "the first bar's earlier trades could not be fetched from REST Trades ({e}); starting with the next bar"
+                        "{pair}: the first bar's earlier trades could not be fetched from REST Trades ({e}); starting with the next bar"
                     );
-                    return true;
+                    return;
                 }
                 Err(e) => {
-                    tracing::warn!("back-fill from REST Trades failed, bars may have a gap: {e}");
-                    return true;
+                    tracing::warn!("{pair}: back-fill from REST Trades failed, bars may have a gap: {e}");
+                    return;
                 }
             };
             let before = self.tape.last_id;
             let full_page = page.trades.len() >= TRADES_PAGE_MAX;
             for t in page.trades {
-                match self.forward(t.trade, t.id).await {
-                    None => return false,
-                    Some(Take::Forward) => fetched += 1,
-                    Some(_) => {}
+                if self.forward(t.trade, t.id).await == Take::Forward {
+                    fetched += 1;
                 }
+            }
+            if self.gone {
+                return;
             }
             // A page short of the maximum reached the end of the tape; one with nothing new too.
             if !full_page || self.tape.last_id == before {
@@ -479,11 +604,11 @@ impl Feed {
             }
         }
         if fetched == 0 {
-            return true;
+            return;
         }
         self.backfills += 1;
         if after_reconnect {
-            let when = match (self.reconnects, self.tape.new_run) {
+            let when = match (reconnects, self.tape.new_run) {
                 (0, true) => "to complete the run's first bar",
                 (0, false) => "since the run's last stored bar",
                 _ => "after reconnecting",
@@ -491,45 +616,21 @@ impl Feed {
             tracing::info!(
                 trades = fetched,
                 backfills = self.backfills,
-                "back-filled {fetched} trades from REST {when}"
+                "back-filled {fetched} {pair} trades from REST {when}"
             );
         } else {
             tracing::debug!(
                 trades = fetched,
                 backfills = self.backfills,
-                "back-filled {fetched} missed trades from REST"
+                "back-filled {fetched} missed {pair} trades from REST"
             );
         }
         self.send(MarketEvent::Status(FeedStatus::Backfilled { trades: fetched }))
-            .await
+            .await;
     }
 
-    /// While the socket is down: REST Trades, one request per budget slot, until `until`.
-    async fn poll_rest_until(&mut self, until: Instant) -> bool {
-        while Instant::now() < until {
-            if let Some(cursor) = self.tape.cursor() {
-                match self
-                    .rest
-                    .trades(&self.pair.rest_altname, Some(&cursor), Retries::None)
-                    .await
-                {
-                    Ok(page) => {
-                        for t in page.trades {
-                            if self.forward(t.trade, t.id).await.is_none() {
-                                return false;
-                            }
-                        }
-                    }
-                    Err(e) => tracing::debug!("REST Trades fallback poll failed: {e}"),
-                }
-            }
-            tokio::time::sleep(PUBLIC_REST_MIN_INTERVAL.min(until.saturating_duration_since(Instant::now()))).await;
-        }
-        true
-    }
-
-    /// Hands a new trade to the engine; `None` when the engine is gone.
-    async fn forward(&mut self, trade: Trade, id: Option<u64>) -> Option<Take> {
+    /// Hands a new trade to the engine.
+    async fn forward(&mut self, trade: Trade, id: Option<u64>) -> Take {
         let take = self.tape.take(trade.ts, id);
         if take == Take::Forward {
             if let Some(check) = &mut self.check {
@@ -539,15 +640,16 @@ impl Feed {
                 seen: trade.ts,
                 at: Instant::now(),
             });
-            if !self.send(MarketEvent::Trade(trade)).await {
-                return None;
-            }
+            self.send(MarketEvent::Trade(trade)).await;
         }
-        Some(take)
+        take
     }
 
-    async fn send(&self, event: MarketEvent) -> bool {
-        self.tx.send(Ok(event)).await.is_ok()
+    /// Sends to the pair's engine, unless it is gone (then it is marked so).
+    async fn send(&mut self, event: MarketEvent) {
+        if !self.gone && self.tx.send(Ok(event)).await.is_err() {
+            self.gone = true;
+        }
     }
 }
 

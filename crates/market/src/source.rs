@@ -21,7 +21,7 @@ pub struct SourceInfo {
 }
 
 /// Why a source stopped or what it could not read.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum SourceError {
     /// Bad input the user must fix (a malformed row, an unreadable file): exit code 2.
     #[error("{0}")]

@@ -1,7 +1,10 @@
 //! A source fed by a task of its own (network feeds): `next_event` is a channel receive, so it is
 //! cancel-safe and never waits on the network itself, and dropping the source stops the task.
+//! One task may feed several sources (several markets on one connection): it stops once the
+//! last of them is dropped.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -15,7 +18,16 @@ pub type EventSender = mpsc::Sender<Result<MarketEvent, SourceError>>;
 pub struct TaskSource {
     info: SourceInfo,
     events: mpsc::Receiver<Result<MarketEvent, SourceError>>,
-    task: JoinHandle<()>,
+    _task: Arc<AbortOnDrop>,
+}
+
+/// The feed task, stopped when the last source it feeds is dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl TaskSource {
@@ -24,15 +36,27 @@ impl TaskSource {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let (tx, events) = mpsc::channel(queue);
-        let task = tokio::spawn(feed(tx));
-        Self { info, events, task }
+        let mut sources = Self::spawn_shared(vec![info], queue, |mut senders| feed(senders.remove(0)));
+        sources.remove(0)
     }
-}
 
-impl Drop for TaskSource {
-    fn drop(&mut self) {
-        self.task.abort();
+    /// Spawns one feed for several sources, one per `infos` entry in that order: `feed` gets
+    /// a `queue`-long channel's sending end for each.
+    pub fn spawn_shared<F>(infos: Vec<SourceInfo>, queue: usize, feed: impl FnOnce(Vec<EventSender>) -> F) -> Vec<Self>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let (senders, receivers): (Vec<_>, Vec<_>) = infos.iter().map(|_| mpsc::channel(queue)).unzip();
+        let task = Arc::new(AbortOnDrop(tokio::spawn(feed(senders))));
+        infos
+            .into_iter()
+            .zip(receivers)
+            .map(|(info, events)| Self {
+                info,
+                events,
+                _task: task.clone(),
+            })
+            .collect()
     }
 }
 

@@ -61,6 +61,14 @@ pub async fn config(State(server): State<Arc<Server>>, params: Params) -> Result
     Ok(Json(json!({ "meta": board.meta, "run": board.config })).into_response())
 }
 
+/// The pairs this process trades (one board each), for the page's pair picker.
+pub async fn pairs(State(server): State<Arc<Server>>) -> Response {
+    let pairs: Vec<_> = (server.boards().iter())
+        .map(|b| json!({ "pair": b.meta.pair, "run_id": b.meta.run_id }))
+        .collect();
+    Json(json!({ "pairs": pairs })).into_response()
+}
+
 pub async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }

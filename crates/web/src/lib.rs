@@ -71,11 +71,14 @@ impl Server {
         self.boards.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Shows a run (one per pair); a board for the same pair replaces the old one.
+    /// Shows a run (one per pair); a board for the same pair replaces the old one. Boards are
+    /// kept in the order their runs were created (a new process's: the order of `--pair`),
+    /// whichever started first: the first is the page's default and the picker's order.
     pub fn add_board(&self, board: Arc<Board>) {
         let mut boards = self.boards.write().unwrap_or_else(|e| e.into_inner());
         boards.retain(|b| b.meta.pair != board.meta.pair);
         boards.push(board);
+        boards.sort_by_key(|b| b.meta.run_id);
         self.board_added.send_replace(boards.len());
     }
 
@@ -244,6 +247,7 @@ pub fn router(server: Arc<Server>) -> Router {
         .route("/api/fills", get(api::fills))
         .route("/api/bars", get(api::bars))
         .route("/api/config", get(api::config))
+        .route("/api/pairs", get(api::pairs))
         .route("/api/openapi.json", get(api::openapi))
         .route("/api/control/{action}", control)
         .route("/metrics", get(metrics::metrics))

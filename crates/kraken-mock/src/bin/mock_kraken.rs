@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{ArgAction, Parser, ValueEnum};
-use nanotrader_kraken_mock::{Faults, Limits, LostReply, MockConfig, MockKraken, PrivateConfig, Stall, Tier};
+use nanotrader_kraken_mock::{Faults, Limits, LostReply, MockConfig, MockKraken, MockPair, PrivateConfig, Stall, Tier};
 use nanotrader_market::Timestamp;
 use rust_decimal::Decimal;
 use tracing_subscriber::EnvFilter;
@@ -27,6 +27,11 @@ struct Args {
         default_value = "tests/data/btcusd_trades_kraken_20190701.csv"
     )]
     data: PathBuf,
+
+    /// One more market beside BTC/USD, with its own trades CSV: `ETH/USD=eth_trades.csv`
+    /// (repeatable).
+    #[arg(long = "pair", value_name = "SYMBOL=FILE", value_parser = more_pair)]
+    more_pairs: Vec<MockPair>,
 
     /// Address to listen on; port 0 picks a free one.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
@@ -148,6 +153,7 @@ impl Args {
         config.listen = self.listen;
         config.speed = self.speed;
         config.market_start = self.market_start;
+        config.more_pairs = self.more_pairs.clone();
         config.faults = Faults {
             drop_after: self.drop_after,
             stall: self
@@ -190,6 +196,16 @@ impl Args {
                 account
             });
         config
+    }
+}
+
+/// `SYMBOL=FILE`, e.g. `ETH/USD=eth_trades.csv`.
+fn more_pair(text: &str) -> Result<MockPair, String> {
+    match text.split_once('=') {
+        Some((symbol, file)) if symbol.contains('/') && !file.is_empty() => Ok(MockPair::new(symbol, file)),
+        _ => Err(format!(
+            "expected SYMBOL=FILE such as ETH/USD=eth_trades.csv, got '{text}'"
+        )),
     }
 }
 
@@ -256,6 +272,14 @@ async fn main() -> ExitCode {
     if let Err(e) = tokio::signal::ctrl_c().await {
         eprintln!("error: cannot wait for Ctrl-C: {e}");
     }
+    let counters = mock.counters();
+    println!(
+        "served: {} WebSocket connections, {} subscriptions, {} WebSocket messages, {} public REST requests",
+        counters.ws_connections,
+        counters.subscriptions,
+        counters.ws_messages_sent,
+        counters.public_requests()
+    );
     mock.shutdown().await;
     ExitCode::SUCCESS
 }

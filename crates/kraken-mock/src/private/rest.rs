@@ -116,7 +116,7 @@ fn respond(market: &Market, private: &Private, method: &str, headers: &HeaderMap
         return Outcome::Reply(Err(RATE_LIMITED.into()));
     }
     let now = market.clock.now();
-    state.account.advance(&market.tape, now);
+    state.account.advance(market.tape(), now);
     if method == "AddOrder" {
         return add_order(market, &mut state, &params, now);
     }
@@ -164,7 +164,7 @@ fn add_order(market: &Market, state: &mut State, params: &Params, now: Timestamp
         Err(error) => return Outcome::Reply(Err(error)),
     };
     let validate = flag(params, "validate");
-    let public = market.tape.public(now);
+    let public = market.tape().public(now);
     let last = public.last().map(|t| t.price);
     let descr = json!({ "order": order_text(&state.account.pair, &order) });
     let placed = state.account.add_order(order, validate, now, last, public.len());

@@ -177,7 +177,7 @@ impl Session {
         let taken = {
             let mut state = private.lock();
             if token.is_some_and(|t| state.token_valid(t)) {
-                state.account.advance(&self.market.tape, now);
+                state.account.advance(self.market.tape(), now);
                 self.take_snapshot(&state.account, channel, &flag)
             } else {
                 Err(INVALID_TOKEN)
@@ -310,7 +310,7 @@ impl Session {
             return fail(INVALID_TOKEN);
         }
         let now = self.market.clock.now();
-        state.account.advance(&self.market.tape, now);
+        state.account.advance(self.market.tape(), now);
         let account = &mut state.account;
         let ok = |result: Value| {
             let Value::Object(result) = result else {
@@ -326,7 +326,7 @@ impl Session {
                 };
                 let validate = params.get("validate").and_then(Value::as_bool).unwrap_or(false);
                 let (userref, cl_ord_id) = (order.userref, order.cl_ord_id.clone());
-                let public = self.market.tape.public(now);
+                let public = self.market.tape().public(now);
                 let last = public.last().map(|t| t.price);
                 match account.add_order(order, validate, now, last, public.len()) {
                     Err(error) => fail(&error),

@@ -301,3 +301,79 @@ async fn bad_requests_are_refused_and_the_session_goes_on() {
     assert_eq!(client.until(|m| m["method"] == "pong").await["req_id"], 9);
     assert_eq!(mock.counters().subscriptions, 0);
 }
+
+/// A second market from the same trades, 10,000 lower and 7 s later: its own symbol, names and
+/// trade ids, on the same connection as BTC/USD.
+#[tokio::test]
+async fn several_symbols_share_one_connection_each_with_its_own_tape() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(DATA).unwrap();
+    let mut lines = text.lines();
+    let mut eth = format!("{}\n", lines.next().unwrap());
+    for line in lines {
+        let mut fields = line.splitn(3, ',');
+        let ts: i64 = fields.next().unwrap().parse().unwrap();
+        let price: rust_decimal::Decimal = fields.next().unwrap().parse().unwrap();
+        let rest = fields.next().unwrap();
+        eth.push_str(&format!(
+            "{},{},{rest}\n",
+            ts + 7_000_000_000,
+            price - rust_decimal::Decimal::from(10_000)
+        ));
+    }
+    let eth_file = dir.path().join("eth.csv");
+    std::fs::write(&eth_file, eth).unwrap();
+    let mut config = MockConfig::new(DATA);
+    config.speed = FAST;
+    config.more_pairs = vec![crate::MockPair::new("ETH/USD", &eth_file)];
+    let mock = MockKraken::start(config).await.expect("mock starts");
+
+    // AssetPairs lists it under its names; REST serves its own tape.
+    let pairs = get_json(&mock, "/0/public/AssetPairs?pair=ETH/USD").await;
+    assert_eq!(pairs["result"]["ETHUSD"]["wsname"], "ETH/USD", "{pairs}");
+    let trades = get_json(&mock, "/0/public/Trades?pair=ETHUSD&since=0&count=2").await;
+    let rows = trades["result"]["ETHUSD"].as_array().unwrap();
+    assert_eq!((dec(&rows[0][0]), &rows[0][6]), ("749.4".parse().unwrap(), &json!(1)));
+
+    let mut client = WsClient::greeted(&mock).await;
+    let both = json!({ "method": "subscribe", "params": { "channel": "trade", "symbol": ["BTC/USD", "ETH/USD", "DOGE/EUR"] }, "req_id": 9 });
+    client.send(both).await;
+    let mut acks = BTreeMap::new();
+    while acks.len() < 3 {
+        let ack = client.until(|m| m["method"] == "subscribe").await;
+        let symbol = ack["result"]["symbol"]
+            .as_str()
+            .or(ack["symbol"].as_str())
+            .unwrap()
+            .to_owned();
+        acks.insert(symbol, ack["success"].clone());
+    }
+    assert_eq!(acks["BTC/USD"], true);
+    assert_eq!(acks["ETH/USD"], true);
+    assert_eq!(
+        acks["DOGE/EUR"], false,
+        "a symbol the mock does not serve is refused alone"
+    );
+    // Updates of both symbols arrive, each message one symbol, ids counting per symbol.
+    let mut last_id: BTreeMap<String, u64> = BTreeMap::new();
+    let deadline = Instant::now() + WAIT * 4;
+    while last_id.len() < 2 || last_id.values().any(|id| *id < 20) {
+        assert!(Instant::now() < deadline, "updates of both symbols: {last_id:?}");
+        let update = client.until(|m| m["channel"] == "trade").await;
+        let data = update["data"].as_array().unwrap();
+        let symbol = data[0]["symbol"].as_str().unwrap().to_owned();
+        assert!(data.iter().all(|t| t["symbol"] == symbol.as_str()), "{update}");
+        for t in data {
+            let id = t["trade_id"].as_u64().unwrap();
+            let price = t["price"].as_f64().unwrap();
+            assert_eq!(symbol == "ETH/USD", price < 2_000.0, "{symbol} at {price}");
+            if let Some(last) = last_id.get(&symbol) {
+                assert_eq!(id, last + 1, "{symbol}: ids count up by one, per symbol");
+            }
+            last_id.insert(symbol.clone(), id);
+        }
+    }
+    assert_eq!(mock.counters().ws_connections, 1);
+    assert!(mock.expected_bars_of("ETH/USD", mock.market_time()).is_some());
+    assert!(mock.expected_bars_of("DOGE/EUR", mock.market_time()).is_none());
+}
