@@ -15,8 +15,8 @@ use nanotrader_broker::BrokerConfig;
 
 pub use crate::options::Mode;
 use crate::options::{
-    BarOptions, BrokerKind, BrokerOptions, LiveOptions, RunArgs, SourceKind, SourceOptions, StoreOptions, StrategyKind,
-    StrategyOptions, WebOptions, keys,
+    BarOptions, BrokerKind, BrokerOptions, LiveOptions, RunArgs, SourceKind, SourceOptions, StopsVenue, StoreOptions,
+    StrategyKind, StrategyOptions, WebOptions, keys,
 };
 use nanotrader_backtest::Axis;
 use nanotrader_engine::EngineConfig;
@@ -86,6 +86,10 @@ pub struct KrakenLive {
     /// Market or post-only limit orders.
     pub order_kind: nanotrader_live::OrderKind,
     pub cancel_on_exit: bool,
+    /// `--stops exchange`: stop-loss, take-profit and trailing stop placed at Kraken.
+    pub stops_on_exchange: bool,
+    /// The run's stops and exits (the strategy's), for the dashboard.
+    pub exits: nanotrader_strategy::Exits,
 }
 
 #[derive(Clone, Debug)]
@@ -296,7 +300,10 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
 
     let source = resolve_source(&src, bars.columns.clone(), mode)?;
     let notify = resolve_notify(&live)?;
-    let live = resolve_live(live, &source)?;
+    let mut live = resolve_live(live, &source)?;
+    if let (LiveSpec::Kraken(kraken), StrategyConfig::WithExits { exits, .. }) = (&mut live, &strategy) {
+        kraken.exits = exits.clone();
+    }
     Ok(RunConfig {
         notify,
         data_dir,
@@ -317,7 +324,15 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
 /// no key at all.
 fn resolve_live(live: LiveOptions, source: &SourceSpec) -> Result<LiveSpec, ConfigError> {
     let kind = live.broker_kind.unwrap_or(BrokerKind::Paper);
+    let stops_on_exchange = live.stops == Some(StopsVenue::Exchange);
     if kind == BrokerKind::Paper {
+        if stops_on_exchange {
+            return Err(ConfigError(
+                "--stops exchange places stop orders at Kraken: it needs --broker kraken or kraken-validate \
+                 (on paper the bot watches the stops: --stops bot)"
+                    .into(),
+            ));
+        }
         return Ok(LiveSpec::Paper);
     }
     let name = if kind == BrokerKind::Kraken {
@@ -370,6 +385,8 @@ fn resolve_live(live: LiveOptions, source: &SourceSpec) -> Result<LiveSpec, Conf
         max_daily_loss_usd: positive(live.max_daily_loss_usd, "max-daily-loss-usd")?,
         order_kind,
         cancel_on_exit: live.cancel_on_exit.unwrap_or(true),
+        stops_on_exchange,
+        exits: nanotrader_strategy::Exits::default(),
     }))
 }
 
@@ -937,6 +954,16 @@ mod tests {
                     ..Default::default()
                 },
                 "short takes one window",
+            ),
+            (
+                RunArgs {
+                    live: LiveOptions {
+                        stops: Some(StopsVenue::Exchange),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+                "--stops exchange places stop orders at Kraken: it needs --broker kraken or kraken-validate",
             ),
         ];
         for (args, word) in cases {

@@ -94,6 +94,7 @@ fn venue(halted: Option<&str>) -> VenueView {
             },
         ],
         halted: halted.map(str::to_owned),
+        stops: None,
     }
 }
 

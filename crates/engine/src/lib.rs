@@ -469,6 +469,13 @@ impl Engine {
         {
             // A stop fills at its own price (the strategy says so); everything else at the close.
             let price = self.strategy.fill_price().unwrap_or(bar.close);
+            // An entry's stop and target prices go with it: a broker may place them at the
+            // exchange (`--stops exchange`).
+            if order > 0
+                && let Some(plan) = self.strategy.exit_plan()
+            {
+                self.broker.plan_exits(plan);
+            }
             filled = self.broker.follow(order, bar.ts, price);
         }
         let account = self.broker.account();

@@ -894,6 +894,7 @@ mod tests {
                 },
             ],
             halted: halted.map(str::to_owned),
+            stops: None,
         }
     }
 
