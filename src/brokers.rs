@@ -125,3 +125,42 @@ fn stop_rule(kraken: &KrakenLive) -> String {
     }
     parts.join("; ")
 }
+
+/// The broker's own connection to the run's store, for its order journal.
+fn journal(home: &StoreHome) -> Result<Box<dyn OrderJournal>, AppError> {
+    Ok(match home {
+        StoreHome::Sqlite(lock) => Box::new(Store::open(lock)?),
+        StoreHome::Postgres(url) => Box::new(PgJournal::connect(url)?),
+    })
+}
+
+/// The signed client, its nonces kept in `dir` under the key's fingerprint (never the key).
+fn private_client(kraken: &KrakenLive, dir: &Path) -> Result<PrivateClient, AppError> {
+    let credentials = (*kraken.credentials).clone();
+    let nonce_file = dir.join(NonceSource::file_name(&credentials));
+    let nonces = NonceSource::open(nonce_file).map_err(AppError::input)?;
+    PrivateClient::new(&kraken.rest_url, credentials, nonces, kraken.tier, REQUEST_TIMEOUT).map_err(AppError::runtime)
+}
+
+/// The pair's lot and minimum, and its assets' names (AssetPairs, as the source resolved it).
+fn pair_rules(pair: &KrakenPair) -> (PairRules, Assets) {
+    (
+        PairRules {
+            rest_pair: pair.names.rest_altname.clone(),
+            lot_decimals: pair.rules.lot_decimals,
+            ordermin: pair.rules.ordermin,
+            costmin: pair.rules.costmin,
+            tick_size: pair.rules.tick_size,
+        },
+        Assets {
+            base: pair.rules.base.clone(),
+            quote: pair.rules.quote.clone(),
+        },
+    )
+}
+
+/// The base (0) or quote (1) asset as Kraken's WebSocket v2 names it (`BTC` and `USD` of
+/// `BTC/USD`): balances and fees come by these names.
+fn ws_asset(pair: &KrakenPair, side: usize) -> String {
+    pair.names.ws.split('/').nth(side).unwrap_or_default().to_owned()
+}

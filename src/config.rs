@@ -56,7 +56,7 @@ pub struct RunConfig {
 pub enum LiveSpec {
     /// No keys, no signed client: nothing here can reach a private endpoint.
     Paper,
-    Kraken(KrakenLive),
+    Kraken(Box<KrakenLive>),
 }
 
 impl LiveSpec {
@@ -368,7 +368,7 @@ fn resolve_live(live: LiveOptions, source: &SourceSpec) -> Result<LiveSpec, Conf
     let order_kind = order_kind(&live)?;
     let credentials = nanotrader_kraken::private::Credentials::from_env()
         .map_err(|e| ConfigError(format!("--broker {name}: {e}")))?;
-    Ok(LiveSpec::Kraken(KrakenLive {
+    Ok(LiveSpec::Kraken(Box::new(KrakenLive {
         validate_only: kind == BrokerKind::KrakenValidate,
         credentials: std::sync::Arc::new(credentials),
         rest_url: rest_url.clone(),
@@ -387,7 +387,7 @@ fn resolve_live(live: LiveOptions, source: &SourceSpec) -> Result<LiveSpec, Conf
         cancel_on_exit: live.cancel_on_exit.unwrap_or(true),
         stops_on_exchange,
         exits: nanotrader_strategy::Exits::default(),
-    }))
+    })))
 }
 
 /// `--order-type` with its limit settings.

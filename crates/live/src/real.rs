@@ -181,8 +181,9 @@ pub struct LiveBroker {
     deferred: Option<Deferred>,
     /// The exits of the next entry (the strategy's prices, `plan_exits`).
     planned: Option<ExitPlan>,
-    /// The stop orders guarding the position now.
-    protection: Option<Protection>,
+    /// The stop orders guarding the position now: one set per entry (usually one; an entry
+    /// made while an adopted set still rests adds its own).
+    protections: Vec<Protection>,
     /// The exchange's balances: total and available, by asset.
     balances: Balances,
     quote: Option<(Decimal, Decimal)>,
@@ -253,7 +254,7 @@ impl LiveBroker {
             ready: Vec::new(),
             stopping: false,
             planned: None,
-            protection: None,
+            protections: Vec::new(),
         };
         broker.adopt(adopted);
         Ok(broker)
@@ -262,16 +263,22 @@ impl LiveBroker {
     /// Stop orders a stopped run left guarding its position, found open at start: followed
     /// again (not placed twice), together the run's exit order they were.
     fn adopt(&mut self, adopted: Vec<Adopted>) {
-        let Some(first) = adopted.first() else { return };
-        let order = Order {
-            id: first.sent.order_id,
-            ts: first.sent.ts,
-            side: Side::Sell,
-            qty: first.sent.volume,
-            reason: OrderReason::Exit,
-        };
-        let mut protection = Protection::new(order, self.account.realized_pnl());
         for a in adopted {
+            let at = match self.protections.iter().position(|p| p.order.id == a.sent.order_id) {
+                Some(at) => at,
+                None => {
+                    let order = Order {
+                        id: a.sent.order_id,
+                        ts: a.sent.ts,
+                        side: Side::Sell,
+                        qty: a.sent.volume,
+                        reason: OrderReason::Exit,
+                    };
+                    let realized = self.account.realized_pnl();
+                    self.protections.push(Protection::new(order, realized));
+                    self.protections.len() - 1
+                }
+            };
             tracing::info!(
                 "{} order {} ({}) still guards the position at Kraken: adopted, not placed again",
                 a.kind,
@@ -290,7 +297,7 @@ impl LiveBroker {
                 state: "open".to_owned(),
                 detail: Some("adopted at start".to_owned()),
             });
-            protection.guards.push(Guard {
+            self.protections[at].guards.push(Guard {
                 cl_ord_id: a.sent.cl_ord_id.clone(),
                 kind: a.kind,
                 ended: false,
@@ -300,7 +307,11 @@ impl LiveBroker {
                 txid: a.txid,
             });
         }
-        self.protection = Some(protection);
+    }
+
+    /// The set of stop orders `cl_ord_id` belongs to.
+    fn guarding(&self, cl_ord_id: &str) -> Option<usize> {
+        self.protections.iter().position(|p| p.guards(cl_ord_id))
     }
 
     /// Tells refused orders (and a daily-loss halt) to `alerts` too.
@@ -330,7 +341,7 @@ impl LiveBroker {
             tracing::info!("the run is stopping: the decision at {ts} is not sent");
             return;
         }
-        if self.protection.is_some() && decision.exits() {
+        if !self.protections.is_empty() && decision.exits() {
             // The stop orders hold the position: cancelled first; what the exchange says is
             // left once they have ended is sold then (nothing, when one of them filled).
             self.deferred = Some(decision);
@@ -555,8 +566,8 @@ impl LiveBroker {
     /// Records the exchange's trades as reported and books them on the account (which the
     /// next balances then replace: the exchange is the truth).
     fn book(&mut self, cl_ord_id: &str, trades: &[LegTrade]) {
-        if self.protection.as_ref().is_some_and(|p| p.guards(cl_ord_id)) {
-            return self.book_protection(cl_ord_id, trades);
+        if let Some(at) = self.guarding(cl_ord_id) {
+            return self.book_protection(at, cl_ord_id, trades);
         }
         let Some(working) = &mut self.working else {
             // A late report of an order already done: its trades were recorded with it.
@@ -623,8 +634,8 @@ impl LiveBroker {
             LegEnd::NotPlaced(why) | LegEnd::Unknown(why) => tracing::warn!("order {cl_ord_id} {state}: {why}"),
             LegEnd::Filled | LegEnd::Canceled { .. } => {}
         }
-        if self.protection.as_ref().is_some_and(|p| p.guards(cl_ord_id)) {
-            return self.guard_ended(cl_ord_id, &end);
+        if let Some(at) = self.guarding(cl_ord_id) {
+            return self.guard_ended(at, cl_ord_id, &end);
         }
         let Some(working) = &self.working else { return };
         if working.leg.as_deref() != Some(cl_ord_id) {
@@ -814,29 +825,27 @@ impl LiveBroker {
         }
         if !protection.guards.is_empty() {
             self.next_order_id += 1;
-            self.protection = Some(protection);
+            self.protections.push(protection);
         }
     }
 
-    /// Cancels the guards still open (once), saying why.
+    /// Cancels every stop order still open (once each), saying why.
     fn cancel_protection(&mut self, why: &str) {
-        let Some(protection) = &mut self.protection else { return };
-        if protection.cancelling {
-            return;
-        }
-        protection.cancelling = true;
-        for guard in protection.guards.iter().filter(|g| !g.ended) {
-            tracing::info!("{} {}: cancelled ({why})", guard.kind, guard.cl_ord_id);
-            let _ = self.desk.send(Command::Cancel {
-                cl_ord_id: guard.cl_ord_id.clone(),
-            });
+        for protection in self.protections.iter_mut().filter(|p| !p.cancelling) {
+            protection.cancelling = true;
+            for guard in protection.guards.iter().filter(|g| !g.ended) {
+                tracing::info!("{} {}: cancelled ({why})", guard.kind, guard.cl_ord_id);
+                let _ = self.desk.send(Command::Cancel {
+                    cl_ord_id: guard.cl_ord_id.clone(),
+                });
+            }
         }
     }
 
     /// A guard's trades: recorded as reported, booked, and the other guards cancelled (one
     /// exit is enough).
-    fn book_protection(&mut self, cl_ord_id: &str, trades: &[LegTrade]) {
-        let Some(protection) = &mut self.protection else { return };
+    fn book_protection(&mut self, at: usize, cl_ord_id: &str, trades: &[LegTrade]) {
+        let protection = &mut self.protections[at];
         let fresh: Vec<&LegTrade> = trades
             .iter()
             .filter(|t| protection.booked.insert(t.trade_id.clone()))
@@ -892,10 +901,11 @@ impl LiveBroker {
         }
     }
 
-    /// A guard ended; once all have, the exit they made (if any filled) is the run's, and a
-    /// decision that waited for them is taken against the balances the exchange reports.
-    fn guard_ended(&mut self, cl_ord_id: &str, end: &LegEnd) {
-        let Some(protection) = &mut self.protection else { return };
+    /// A guard ended; once all of its set have, the exit they made (if any filled) is the
+    /// run's; once no set is left, a decision that waited for them is taken against the
+    /// balances the exchange reports.
+    fn guard_ended(&mut self, at: usize, cl_ord_id: &str, end: &LegEnd) {
+        let protection = &mut self.protections[at];
         if let Some(guard) = protection.guards.iter_mut().find(|g| g.cl_ord_id == cl_ord_id) {
             guard.ended = true;
             if let LegEnd::Rejected(why) | LegEnd::NotPlaced(why) = end {
@@ -905,9 +915,7 @@ impl LiveBroker {
         if protection.guards.iter().any(|g| !g.ended) {
             return;
         }
-        let Some(protection) = self.protection.take() else {
-            return;
-        };
+        let protection = self.protections.remove(at);
         if protection.filled > Decimal::ZERO {
             let order = Order {
                 qty: protection.filled,
@@ -927,7 +935,8 @@ impl LiveBroker {
             };
             self.ready.push((order, fill));
         }
-        if let Some(decision) = self.deferred.take()
+        if self.protections.is_empty()
+            && let Some(decision) = self.deferred.take()
             && let Some(price) = self.account.last_price()
         {
             self.act(decision, protection.last_ts, price);
