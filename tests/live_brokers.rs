@@ -89,6 +89,17 @@ async fn paper_and_refused_live_brokers_make_no_private_request() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(!stderr(&out).contains("not base64 at all"), "{}", stderr(&out));
 
+    // Stops at the exchange on paper: refused, paper has no exchange to hold them.
+    let mut cmd = with_keys(kraken_run(dir.path(), &mock));
+    cmd.args(["--stops", "exchange", "--stop-loss", "2%", "--no-web"]);
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("--stops exchange") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+
     // A live broker on a replay: refused, it has no live market.
     let mut cmd = with_keys(bin());
     cmd.arg("--data-dir")

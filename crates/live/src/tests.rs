@@ -123,6 +123,48 @@ async fn each_order_is_journaled_validated_by_kraken_then_filled_on_paper() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kraken_validate_with_exchange_stops_has_kraken_check_each_exit_and_places_nothing() {
+    let mock = mock(Faults::default()).await;
+    let Rig {
+        _dir,
+        _lock,
+        store,
+        broker,
+    } = rig(&mock, rails());
+    let mut broker = broker.with_stops(
+        true,
+        "checked by Kraken (validate=true), watched by the bot: stop-loss 2%".into(),
+    );
+    broker.plan_exits(ExitPlan {
+        stop_loss: Some(Decimal::new(980_004, 2)),
+        take_profit: Some(Decimal::from(10_400)),
+        trailing: Some(TrailDistance::Percent(Decimal::new(15, 1))),
+    });
+    let price = Decimal::from(10_000);
+    let (_, fill) = broker
+        .follow(1, Timestamp::from_secs(60), price)
+        .expect("validated and filled");
+    assert_eq!(fill.qty, Decimal::new(1, 3));
+    // The entry, then its stop-loss, trailing stop and take-profit, each journaled and checked.
+    assert_eq!(add_orders(&mock), 4);
+    assert!(mock.placed_orders().is_empty(), "validate places nothing");
+    let journal = store.sent_orders(1).unwrap();
+    assert_eq!(journal.len(), 4, "{journal:?}");
+    assert!(
+        journal.iter().all(|o| o.validate && o.state == OrderState::Validated),
+        "{journal:?}"
+    );
+    let venue = broker.venue().unwrap();
+    let kinds: Vec<&str> = venue.orders.iter().map(|o| o.order_type.as_str()).collect();
+    assert_eq!(kinds, ["take-profit", "trailing-stop", "stop-loss", "market"]);
+    assert_eq!(venue.orders[2].limit_price, Some(Decimal::from(9_800)), "on the tick");
+    assert!(venue.stops.unwrap().starts_with("checked by Kraken"));
+    // Nothing rests: the position is the paper account's, its stops the bot's.
+    assert_eq!(broker.account().position(), Decimal::new(1, 3));
+    mock.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_past_a_rail_or_under_the_minimum_is_not_sent() {
     let mock = mock(Faults::default()).await;
     let small = Rails {
