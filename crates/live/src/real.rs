@@ -983,6 +983,22 @@ impl Broker for LiveBroker {
         self.planned = Some(plan);
     }
 
+    fn guard_position(&mut self, plan: ExitPlan, ts: Timestamp, price: Decimal) {
+        if !self.settings.stops_on_exchange || !self.protections.is_empty() || self.working.is_some() {
+            return;
+        }
+        let available = self
+            .balances
+            .get(&self.assets.base)
+            .map_or(self.account.position(), |b| b.1)
+            .round_dp_with_strategy(self.gate.rules.lot_decimals, RoundingStrategy::ToZero);
+        if available <= Decimal::ZERO {
+            return;
+        }
+        tracing::warn!("the position ({available}) has no stop order at Kraken: its exits are placed now");
+        self.protect(plan, available, ts, price);
+    }
+
     fn exit(&mut self, ts: Timestamp, price: Decimal, reason: OrderReason) -> Option<(Order, Fill)> {
         self.act(Deferred::Exit(reason), ts, price);
         None

@@ -524,6 +524,38 @@ async fn a_stop_that_fills_at_the_exchange_is_the_exit_its_sibling_is_cancelled_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_restarted_in_a_trade_without_its_stop_places_it_once() {
+    use nanotrader_kraken_mock::{OrderStatus, OrderType as Mock};
+    let mock = mock_holding(Faults::default(), 1, Decimal::new(1, 3)).await;
+    let rig = LiveRig::new();
+    let mut broker = rig.broker_with(&mock, exchange_stops(&mock)).await;
+    let plan = ExitPlan {
+        stop_loss: Some(Decimal::from(9_000)),
+        ..ExitPlan::default()
+    };
+    broker.guard_position(plan, Timestamp::from_secs(60), Decimal::from(PRICE));
+    poll_until(
+        &mut broker,
+        "the stop rests",
+        |_, mock| {
+            of_type(mock, Mock::StopLoss)
+                .first()
+                .is_some_and(|o| o.status == OrderStatus::Open)
+        },
+        &mock,
+    )
+    .await;
+    // Once guarded, again is nothing.
+    broker.guard_position(plan, Timestamp::from_secs(60), Decimal::from(PRICE));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    broker.poll();
+    let stops = of_type(&mock, Mock::StopLoss);
+    assert_eq!(stops.len(), 1, "{stops:?}");
+    assert_eq!(stops[0].volume, Decimal::new(1, 3), "the position's volume");
+    mock.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resting_stop_outlives_the_run_and_the_next_start_adopts_it_instead_of_placing_it_again() {
     use nanotrader_kraken_mock::{OrderStatus, OrderType as Mock};
     let mock = mock_holding(Faults::default(), 1, Decimal::ZERO).await;
