@@ -1027,6 +1027,8 @@ async fn a_stop_on_the_exchange_survives_a_kill_is_adopted_once_and_its_fill_rec
         at.rows("SELECT state FROM exchange_orders WHERE state = 'placed' OR state = 'sending'")
             .is_empty()
             && at.rows("SELECT trade_id FROM exchange_fills").len() == mock.executions().len()
+            // The entry, and the stop's exit as the run's fill.
+            && at.rows("SELECT CAST(order_id AS TEXT) FROM fills").len() == 2
     };
     let later = Instant::now() + CEILING;
     while !recorded(&at) {
@@ -1053,5 +1055,7 @@ async fn a_stop_on_the_exchange_survives_a_kill_is_adopted_once_and_its_fill_rec
         Decimal::ZERO,
         "the stop sold the position, once"
     );
+    // The run's books: its last fill (the stop's exit) ends at Kraken's balances.
+    assert_books_are_the_exchanges(&mock, &at);
     mock.shutdown().await;
 }

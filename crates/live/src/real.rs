@@ -214,7 +214,7 @@ impl LiveBroker {
         // reconciliation then reads to its end like every order a stopped run left open.
         let mut journal: Box<dyn OrderJournal> = Box::new(journal);
         crate::reserve::reconcile_reserved(&client, journal.as_mut(), run_id).await;
-        let adopted = reconcile(&client, journal.as_mut(), run_id, settings.stops_on_exchange).await;
+        let reconciled = reconcile(&client, journal.as_mut(), run_id, settings.stops_on_exchange).await;
         let balances = balances_ex(&client)
             .await
             .map_err(|e| format!("Kraken BalanceEx: {e}"))?;
@@ -256,7 +256,8 @@ impl LiveBroker {
             planned: None,
             protections: Vec::new(),
         };
-        broker.adopt(adopted);
+        broker.adopt(reconciled.adopted);
+        broker.exits_while_down(reconciled.exits);
         Ok(broker)
     }
 
@@ -306,6 +307,47 @@ impl LiveBroker {
                 cl_ord_id: a.sent.cl_ord_id,
                 txid: a.txid,
             });
+        }
+    }
+
+    /// The exits stop orders made while the bot was down (their trades, recorded at the
+    /// reconciliation): one run fill per exit order, for the engine to store, so the run's
+    /// trades show them. The account is already Kraken's balances after them.
+    fn exits_while_down(&mut self, trades: Vec<ExchangeFill>) {
+        let mut by_order: BTreeMap<u64, Vec<ExchangeFill>> = BTreeMap::new();
+        for t in trades {
+            by_order.entry(t.order_id).or_default().push(t);
+        }
+        for (id, trades) in by_order {
+            let qty: Decimal = trades.iter().map(|t| t.qty).sum();
+            if qty <= Decimal::ZERO {
+                continue;
+            }
+            let cost: Decimal = trades.iter().map(|t| t.cost).sum();
+            let ts = trades.iter().map(|t| t.ts).max().unwrap_or_else(|| trades[0].ts);
+            let order = Order {
+                id,
+                ts,
+                side: Side::Sell,
+                qty,
+                reason: OrderReason::Exit,
+            };
+            let fill = Fill {
+                order_id: id,
+                ts,
+                side: Side::Sell,
+                qty,
+                price: (cost / qty).round_dp_with_strategy(10, RoundingStrategy::MidpointNearestEven),
+                fee: trades.iter().map(|t| t.fee).sum(),
+                cash_after: self.account.cash(),
+                position_after: self.account.position(),
+                // The books start from Kraken's balances after it: nothing to realize against.
+                realized_pnl: Decimal::ZERO,
+            };
+            self.ready.push((order, fill));
+        }
+        if !self.ready.is_empty() {
+            self.wake.notify_one();
         }
     }
 
@@ -1162,6 +1204,14 @@ pub(crate) struct Adopted {
     trigger: Option<Decimal>,
 }
 
+/// What a start's reconciliation leaves the broker: the stop orders to follow again, and the
+/// trades of stop orders that filled while the bot was down (recorded; the run's exit fills).
+#[derive(Default)]
+pub(crate) struct Reconciled {
+    adopted: Vec<Adopted>,
+    exits: Vec<ExchangeFill>,
+}
+
 /// The order types that wait for a trigger: stop orders guarding a position.
 fn guard_kind(ordertype: &str) -> Option<&'static str> {
     ["stop-loss", "take-profit", "trailing-stop"]
@@ -1182,11 +1232,12 @@ async fn reconcile(
     journal: &mut dyn OrderJournal,
     run_id: i64,
     adopt_stops: bool,
-) -> Vec<Adopted> {
+) -> Reconciled {
     let mut adopted = Vec::new();
     let mut filled_guards = HashSet::new();
+    let mut exits = Vec::new();
     let Ok(orders) = journal.sent_orders(run_id) else {
-        return adopted;
+        return Reconciled::default();
     };
     for sent in orders
         .into_iter()
@@ -1238,6 +1289,7 @@ async fn reconcile(
             continue;
         };
         let since = order.opened.map(|t| t.secs() - 1);
+        let mut recorded = Vec::new();
         if let Ok(trades) = client.trades_history_all(since, None).await {
             let fills: Vec<ExchangeFill> = trades
                 .iter()
@@ -1245,6 +1297,7 @@ async fn reconcile(
                 .map(|t| exchange_fill(&LegTrade::from_rest(t), run_id, sent.order_id, &sent.cl_ord_id))
                 .collect();
             let _ = journal.record_exchange_fills(&fills);
+            recorded = fills;
         }
         let done = matches!(
             order.status,
@@ -1259,6 +1312,7 @@ async fn reconcile(
                     sent.cl_ord_id
                 );
                 filled_guards.insert(sent.order_id);
+                exits.extend(recorded);
             } else if !done {
                 let trigger = (kind != "trailing-stop").then_some(order.descr.price);
                 adopted.push(Adopted {
@@ -1291,7 +1345,7 @@ async fn reconcile(
             );
         }
     }
-    adopted
+    Reconciled { adopted, exits }
 }
 
 /// The order `txid` closed: an order still open is cancelled (its run stopped) and read again
