@@ -666,17 +666,20 @@ impl LiveBroker {
             };
             view.detail = detail.clone();
         }
+        let guard = self.guarding(cl_ord_id);
         match &end {
             LegEnd::Rejected(why) => {
                 tracing::warn!("order {cl_ord_id} refused by Kraken: {why}");
-                if let Some(alerts) = &self.gate.alerts {
+                // A stop order's refusal is told by its set (`guard_ended`): only when nothing
+                // of it rests at the exchange.
+                if let (Some(alerts), None) = (&self.gate.alerts, guard) {
                     alerts.rejected(cl_ord_id, why);
                 }
             }
             LegEnd::NotPlaced(why) | LegEnd::Unknown(why) => tracing::warn!("order {cl_ord_id} {state}: {why}"),
             LegEnd::Filled | LegEnd::Canceled { .. } => {}
         }
-        if let Some(at) = self.guarding(cl_ord_id) {
+        if let Some(at) = guard {
             return self.guard_ended(at, cl_ord_id, &end);
         }
         let Some(working) = &self.working else { return };
@@ -952,6 +955,12 @@ impl LiveBroker {
             guard.ended = true;
             if let LegEnd::Rejected(why) | LegEnd::NotPlaced(why) = end {
                 tracing::warn!("{} not placed at Kraken ({why}): the bot watches it", guard.kind);
+                // Alerted when nothing of its set guards the position at the exchange (a
+                // take-profit refused beside a resting stop-loss is the usual case, not news).
+                let unguarded = protection.filled.is_zero() && protection.guards.iter().all(|g| g.ended);
+                if let (LegEnd::Rejected(why), Some(alerts), true) = (end, &self.gate.alerts, unguarded) {
+                    alerts.rejected(cl_ord_id, why);
+                }
             }
         }
         if protection.guards.iter().any(|g| !g.ended) {
