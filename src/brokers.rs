@@ -71,6 +71,8 @@ pub async fn broker_for(
                 ws_auth_url: Some(kraken.ws_auth_url.clone()),
                 ws_quote: ws_asset(pair, 1),
                 ws_base: ws_asset(pair, 0),
+                stops_on_exchange: kraken.stops_on_exchange,
+                stop_rule: stop_rule(kraken),
             },
         )
         .await
@@ -84,8 +86,44 @@ pub async fn broker_for(
     );
     let journal = journal(home)?;
     Ok(Box::new(
-        ValidateBroker::start(paper, client, journal, run_id, rules, rails, ANSWER_WITHIN).with_alerts(alerts),
+        ValidateBroker::start(paper, client, journal, run_id, rules, rails, ANSWER_WITHIN)
+            .with_alerts(alerts)
+            .with_stops(kraken.stops_on_exchange, stop_rule(kraken)),
     ))
+}
+
+/// Where the run's stops are watched, as the dashboard says it: `on Kraken: stop-loss 2%,
+/// take-profit 4%; watched by the bot: max-bars-in-trade 30`; empty without stops.
+fn stop_rule(kraken: &KrakenLive) -> String {
+    let e = &kraken.exits;
+    let priced: Vec<String> = [
+        ("stop-loss", e.stop_loss),
+        ("take-profit", e.take_profit),
+        ("trailing-stop", e.trailing_stop),
+    ]
+    .into_iter()
+    .filter_map(|(name, d)| d.map(|d| format!("{name} {d}")))
+    .collect();
+    let counted: Vec<String> = [
+        ("max-bars-in-trade", e.max_bars_in_trade),
+        ("cooldown-bars", e.cooldown_bars),
+    ]
+    .into_iter()
+    .filter_map(|(name, n)| n.map(|n| format!("{name} {n}")))
+    .collect();
+    let mut parts = Vec::new();
+    if !priced.is_empty() {
+        let watched = match (kraken.stops_on_exchange, kraken.validate_only) {
+            (true, false) => "on Kraken",
+            (true, true) => "checked by Kraken (validate=true), watched by the bot",
+            (false, _) => "watched by the bot",
+        };
+        parts.push(format!("{watched}: {}", priced.join(", ")));
+    }
+    if !counted.is_empty() {
+        parts.push(format!("watched by the bot: {}", counted.join(", ")));
+    }
+    parts.join("; ")
 }
 
 /// The broker's own connection to the run's store, for its order journal.

@@ -15,8 +15,8 @@ use nanotrader_broker::BrokerConfig;
 
 pub use crate::options::Mode;
 use crate::options::{
-    BarOptions, BrokerKind, BrokerOptions, LiveOptions, RunArgs, SourceKind, SourceOptions, StoreOptions, StrategyKind,
-    StrategyOptions, WebOptions, keys,
+    BarOptions, BrokerKind, BrokerOptions, LiveOptions, RunArgs, SourceKind, SourceOptions, StopsVenue, StoreOptions,
+    StrategyKind, StrategyOptions, WebOptions, keys,
 };
 use nanotrader_backtest::Axis;
 use nanotrader_engine::EngineConfig;
@@ -60,7 +60,7 @@ pub struct RunConfig {
 pub enum LiveSpec {
     /// No keys, no signed client: nothing here can reach a private endpoint.
     Paper,
-    Kraken(KrakenLive),
+    Kraken(Box<KrakenLive>),
 }
 
 impl LiveSpec {
@@ -90,6 +90,10 @@ pub struct KrakenLive {
     /// Market or post-only limit orders.
     pub order_kind: nanotrader_live::OrderKind,
     pub cancel_on_exit: bool,
+    /// `--stops exchange`: stop-loss, take-profit and trailing stop placed at Kraken.
+    pub stops_on_exchange: bool,
+    /// The run's stops and exits (the strategy's), for the dashboard.
+    pub exits: nanotrader_strategy::Exits,
 }
 
 #[derive(Clone, Debug)]
@@ -307,7 +311,10 @@ pub fn resolve(args: RunArgs, data_dir: PathBuf, mode: Mode) -> Result<RunConfig
             "--shared-cash is for paper trading: a Kraken account's balance is already one pool for every pair".into(),
         ));
     }
-    let live = resolve_live(live, &source, protections.max_daily_loss)?;
+    let mut live = resolve_live(live, &source, protections.max_daily_loss)?;
+    if let (LiveSpec::Kraken(kraken), StrategyConfig::WithExits { exits, .. }) = (&mut live, &strategy) {
+        kraken.exits = exits.clone();
+    }
     Ok(RunConfig {
         shared_cash,
         notify,
@@ -334,7 +341,15 @@ fn resolve_live(
     max_daily_loss_usd: Option<Decimal>,
 ) -> Result<LiveSpec, ConfigError> {
     let kind = live.broker_kind.unwrap_or(BrokerKind::Paper);
+    let stops_on_exchange = live.stops == Some(StopsVenue::Exchange);
     if kind == BrokerKind::Paper {
+        if stops_on_exchange {
+            return Err(ConfigError(
+                "--stops exchange places stop orders at Kraken: it needs --broker kraken or kraken-validate \
+                 (on paper the bot watches the stops: --stops bot)"
+                    .into(),
+            ));
+        }
         return Ok(LiveSpec::Paper);
     }
     let name = if kind == BrokerKind::Kraken {
@@ -370,7 +385,7 @@ fn resolve_live(
     let order_kind = order_kind(&live)?;
     let credentials = nanotrader_kraken::private::Credentials::from_env()
         .map_err(|e| ConfigError(format!("--broker {name}: {e}")))?;
-    Ok(LiveSpec::Kraken(KrakenLive {
+    Ok(LiveSpec::Kraken(Box::new(KrakenLive {
         validate_only: kind == BrokerKind::KrakenValidate,
         credentials: std::sync::Arc::new(credentials),
         rest_url: rest_url.clone(),
@@ -387,7 +402,9 @@ fn resolve_live(
         max_daily_loss_usd,
         order_kind,
         cancel_on_exit: live.cancel_on_exit.unwrap_or(true),
-    }))
+        stops_on_exchange,
+        exits: nanotrader_strategy::Exits::default(),
+    })))
 }
 
 /// `--order-type` with its limit settings.
@@ -1016,6 +1033,16 @@ mod tests {
                     ..Default::default()
                 },
                 "short takes one window",
+            ),
+            (
+                RunArgs {
+                    live: LiveOptions {
+                        stops: Some(StopsVenue::Exchange),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+                "--stops exchange places stop orders at Kraken: it needs --broker kraken or kraken-validate",
             ),
         ];
         for (args, word) in cases {

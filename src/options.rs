@@ -364,6 +364,16 @@ pub struct SourceOptions {
     pub status_secs: Option<f64>,
 }
 
+/// Where a run's stops are watched.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StopsVenue {
+    /// The bot watches each bar and sends a market exit when a stop is reached.
+    Bot,
+    /// Kraken holds them as stop orders (a live broker only).
+    Exchange,
+}
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum BrokerKind {
@@ -440,6 +450,13 @@ pub struct LiveOptions {
     /// skip (given up) [default: market].
     #[arg(long, env = "NANOTRADER_LIMIT_FALLBACK", help_heading = "Live trading")]
     pub limit_fallback: Option<String>,
+
+    /// Where --stop-loss, --take-profit and --trailing-stop are watched: bot (a bar that reaches
+    /// one makes the bot send a market exit) or exchange (placed at Kraken as stop-loss,
+    /// take-profit and trailing-stop orders once the entry fills; --broker kraken or
+    /// kraken-validate) [default: bot].
+    #[arg(long, env = "NANOTRADER_STOPS", value_enum, help_heading = "Live trading")]
+    pub stops: Option<StopsVenue>,
 
     /// Cancel the run's open orders when it stops (Ctrl-C) [default: true].
     #[arg(long, env = "NANOTRADER_CANCEL_ON_EXIT", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL", help_heading = "Live trading")]
@@ -656,6 +673,7 @@ impl LiveOptions {
             order_type: Some("market".to_owned()),
             limit_timeout_secs: Some(30),
             limit_fallback: Some("market".to_owned()),
+            stops: Some(StopsVenue::Bot),
             cancel_on_exit: Some(true),
             notify_url: None,
             notify_format: Some("json".to_owned()),

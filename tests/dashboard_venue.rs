@@ -57,7 +57,11 @@ fn meta(pair: &str, paper: bool) -> BoardMeta {
     }
 }
 
-/// The exchange's side as a `kraken` broker gives it: two balances, two orders, maybe a halt.
+/// The stop rule a `--stops exchange` run shows.
+const STOPS: &str = "on Kraken: stop-loss 2%, take-profit 4%";
+
+/// The exchange's side as a `kraken` broker gives it: two balances, two orders, maybe a halt,
+/// its stop rule.
 fn venue(halted: Option<&str>) -> VenueView {
     VenueView {
         broker: "kraken".into(),
@@ -94,6 +98,7 @@ fn venue(halted: Option<&str>) -> VenueView {
             },
         ],
         halted: halted.map(str::to_owned),
+        stops: Some(STOPS.into()),
     }
 }
 
@@ -272,7 +277,8 @@ async fn the_status_api_carries_the_exchange_side_and_a_resume_lifts_the_halt() 
                  "side": "sell", "order_type": "market", "volume": "0.01", "filled": "0.01",
                  "limit_price": null, "state": "filled", "detail": null}
             ],
-            "halted": HALT
+            "halted": HALT,
+            "stops": STOPS
         })
     );
     // A paper run has no exchange side.

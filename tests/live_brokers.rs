@@ -89,6 +89,17 @@ async fn paper_and_refused_live_brokers_make_no_private_request() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(!stderr(&out).contains("not base64 at all"), "{}", stderr(&out));
 
+    // Stops at the exchange on paper: refused, paper has no exchange to hold them.
+    let mut cmd = with_keys(kraken_run(dir.path(), &mock));
+    cmd.args(["--stops", "exchange", "--stop-loss", "2%", "--no-web"]);
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("--stops exchange") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+
     // A live broker on a replay: refused, it has no live market.
     let mut cmd = with_keys(bin());
     cmd.arg("--data-dir")
@@ -855,4 +866,196 @@ async fn a_live_run_through_an_unavailable_exchange_places_each_order_once() {
         120.0,
     )
     .await;
+}
+
+/// `--stops exchange` (issue 20): the entry's stop-loss rests at Kraken as a real order; a bot
+/// killed (-9) with it resting adopts it at the next start instead of placing it again, and
+/// shows it on the dashboard; a stop that fills while the bot is down is recorded from the
+/// exchange's trades, once. The strategy enters at the first bar and never exits by itself, so
+/// every exit is the stop's; 1 % under the entry is reached in the tape's fifth or sixth minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_on_the_exchange_survives_a_kill_is_adopted_once_and_its_fill_recorded_once() {
+    use nanotrader_kraken_mock::{OrderStatus, OrderType};
+    // One market minute every six wall seconds: time to kill and restart before the stop fills.
+    let mock = start_live_mock(Faults::default(), 2, 10.0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let at = At::sqlite(dir.path());
+    let strategy = dir.path().join("hold.toml");
+    std::fs::write(
+        &strategy,
+        "name = \"hold\"\nentry = \"close > 0\"\nexit = \"close < 0\"\n",
+    )
+    .unwrap();
+    let command = || {
+        let mut cmd = live_run(dir.path(), &mock);
+        cmd.arg("--strategy-file").arg(&strategy).args([
+            "--stops",
+            "exchange",
+            "--stop-loss",
+            "1%",
+            "--take-profit",
+            "5%",
+            "--status-secs",
+            "1",
+        ]);
+        cmd
+    };
+    let stops = |mock: &MockKraken| -> Vec<nanotrader_kraken_mock::PlacedOrder> {
+        mock.placed_orders()
+            .into_iter()
+            .filter(|o| o.order_type == OrderType::StopLoss)
+            .collect()
+    };
+    let deadline = Instant::now() + CEILING;
+
+    // 1. The entry fills, then its stop-loss rests at Kraken for the bought volume.
+    let running = tokio::task::spawn_blocking({
+        let cmd = command();
+        move || Running::start(cmd)
+    })
+    .await
+    .unwrap();
+    // Killed once the stop rests and the entry's fill is stored (a kill before that is the
+    // crash tests' business: the run would not know it is long).
+    loop {
+        let stored = {
+            let at = at.clone();
+            tokio::task::spawn_blocking(move || fills(&at) >= 1).await.unwrap()
+        };
+        if stored && stops(&mock).iter().any(|o| o.status == OrderStatus::Open) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a resting stop-loss: {}",
+            running.stderr_so_far()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stop = stops(&mock).remove(0);
+    assert_eq!((stop.side, stop.volume), (nanotrader_market::Side::Sell, dec("0.001")));
+    let entry = mock
+        .placed_orders()
+        .into_iter()
+        .find(|o| o.order_type == OrderType::Market)
+        .expect("the entry");
+    assert_eq!(entry.vol_exec, dec("0.001"), "placed after the entry filled");
+    // 1 % under the entry's bar close, on the pair's tick.
+    let trigger = stop.trigger.expect("a trigger").price;
+    let bought = mock.executions()[0].price;
+    assert!(
+        trigger > bought * dec("0.98") && trigger < bought,
+        "{trigger} for {bought}"
+    );
+    // The take-profit for the same volume: Kraken holds the volume of the open stop, so it is
+    // refused for funds, and the bot watches it.
+    assert!(
+        mock.placed_orders()
+            .iter()
+            .all(|o| o.order_type != OrderType::TakeProfit),
+        "{:?}",
+        mock.placed_orders()
+    );
+    let mut running = running;
+    running.child.kill().unwrap();
+    let _ = tokio::task::spawn_blocking(move || running.wait(Duration::from_secs(5)))
+        .await
+        .unwrap();
+
+    // 2. Restarted with the stop resting: adopted, not placed again, and on the dashboard.
+    let running = tokio::task::spawn_blocking({
+        let cmd = command();
+        move || Running::start(cmd)
+    })
+    .await
+    .unwrap();
+    let status = loop {
+        let (_, status) = {
+            let running = &running;
+            tokio::task::block_in_place(|| running.get_json("/api/status"))
+        };
+        let venue = &status["status"]["venue"];
+        let adopted = venue["orders"].as_array().is_some_and(|orders| {
+            orders
+                .iter()
+                .any(|o| o["order_type"] == "stop-loss" && o["state"] == "open")
+        });
+        if adopted {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stop adopted and shown: {status}\n{}",
+            running.stderr_so_far()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        status["status"]["venue"]["stops"], "on Kraken: stop-loss 1%, take-profit 5%",
+        "{status}"
+    );
+    assert!(running.stderr_so_far().contains("adopted, not placed again"));
+    let open: Vec<_> = stops(&mock)
+        .into_iter()
+        .filter(|o| o.status == OrderStatus::Open)
+        .collect();
+    assert_eq!(open.len(), 1, "exactly one stop at the exchange: {open:?}");
+    assert_eq!(stops(&mock).len(), 1, "never placed twice");
+    let mut running = running;
+    running.child.kill().unwrap();
+    let _ = tokio::task::spawn_blocking(move || running.wait(Duration::from_secs(5)))
+        .await
+        .unwrap();
+
+    // 3. While the bot is down the market falls through the stop: Kraken sells.
+    let fell = Instant::now() + CEILING;
+    while !mock.executions().iter().any(|e| e.order_id == stop.txid) {
+        assert!(Instant::now() < fell, "the stop triggers: {:?}", stops(&mock));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // 4. The next start records the stop's trades from the exchange, once; the books are
+    // Kraken's; nothing is placed twice.
+    let running = tokio::task::spawn_blocking({
+        let cmd = command();
+        move || Running::start(cmd)
+    })
+    .await
+    .unwrap();
+    let recorded = |at: &At| {
+        at.rows("SELECT state FROM exchange_orders WHERE state = 'placed' OR state = 'sending'")
+            .is_empty()
+            && at.rows("SELECT trade_id FROM exchange_fills").len() == mock.executions().len()
+            // The entry, and the stop's exit as the run's fill.
+            && at.rows("SELECT CAST(order_id AS TEXT) FROM fills").len() == 2
+    };
+    let later = Instant::now() + CEILING;
+    while !recorded(&at) {
+        assert!(Instant::now() < later, "reconciled: {}", running.stderr_so_far());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stopped = tokio::task::spawn_blocking(move || running.interrupt()).await.unwrap();
+    let log = String::from_utf8_lossy(&stopped.stderr).to_string();
+    assert!(log.contains("filled at Kraken while the bot was down"), "{log}");
+    assert_eq!(stops(&mock).len(), 1, "one stop-loss ever placed");
+    let stop_trades = at.rows(&format!(
+        "SELECT trade_id FROM exchange_fills WHERE txid = '{}'",
+        stop.txid
+    ));
+    let executed: Vec<_> = mock
+        .executions()
+        .into_iter()
+        .filter(|e| e.order_id == stop.txid)
+        .collect();
+    assert_eq!(stop_trades.len(), executed.len(), "each of the stop's trades once");
+    assert_placed_once(&mock, &at);
+    assert_eq!(
+        mock.balances()["XXBT"],
+        Decimal::ZERO,
+        "the stop sold the position, once"
+    );
+    // The run's books: its last fill (the stop's exit) ends at Kraken's balances.
+    assert_books_are_the_exchanges(&mock, &at);
+    mock.shutdown().await;
 }

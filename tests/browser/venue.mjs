@@ -87,6 +87,7 @@ async function checkBalances(page) {
   if (!(await shown(page, 'venue-card'))) fail('no exchange card on a live run');
   const card = await page.evaluate(() => ({
     broker: document.getElementById('venue-broker').textContent,
+    stops: document.getElementById('venue-stops').hidden ? null : document.getElementById('venue-stops').textContent,
     rows: Array.from(document.querySelectorAll('#venue-balances dd')).map((dd) => ({
       name: dd.previousElementSibling.textContent,
       asset: dd.dataset.asset,
@@ -95,6 +96,7 @@ async function checkBalances(page) {
     })),
   }));
   if (card.broker !== 'kraken') fail(`the exchange card names "${card.broker}"`);
+  if (card.stops !== 'Stops: on Kraken: stop-loss 2%, take-profit 4%') fail(`the stop rule shown: "${card.stops}"`);
   const expected = [
     { name: 'BTC', asset: 'XXBT', raw: '0.0123456789', text: '0.01234568' },
     { name: 'USD', asset: 'ZUSD', raw: '4321.0987', text: '4,321.10' },

@@ -749,6 +749,9 @@
       return;
     }
     setText($('venue-broker'), v.broker);
+    // The stop rule in use: placed at the exchange (--stops exchange) or watched by the bot.
+    $('venue-stops').hidden = !v.stops;
+    $('venue-stops').textContent = v.stops ? `Stops: ${v.stops}` : '';
     $('venue-note').textContent = v.live
       ? 'Real orders with real money. Balances as the exchange last reported them.'
       : 'Validation only: the exchange checks each order and places none. Balances as it last reported them.';

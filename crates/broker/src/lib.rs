@@ -23,7 +23,7 @@ pub use venue::{OrderView, VenueView};
 
 use std::sync::Arc;
 
-use nanotrader_market::Timestamp;
+use nanotrader_market::{ExitPlan, Timestamp};
 use rust_decimal::Decimal;
 use tokio::sync::Notify;
 
@@ -61,6 +61,13 @@ pub trait Broker: Send {
     fn updates(&self) -> Option<Arc<Notify>> {
         None
     }
+    /// The exits of the entry the next `follow` makes (its stop and target prices): a live
+    /// broker with `--stops exchange` places them at the exchange once the entry has filled.
+    /// Paper ignores them: its stops are the strategy's, watched bar by bar.
+    fn plan_exits(&mut self, _plan: ExitPlan) {}
+    /// The run restarted in a trade whose exits are `plan` (`ts` and `price`: its last bar): a
+    /// live broker with `--stops exchange` places them for the position when none rest.
+    fn guard_position(&mut self, _plan: ExitPlan, _ts: Timestamp, _price: Decimal) {}
     /// The best bid and ask now (a limit order is priced on them).
     fn quote(&mut self, _bid: Decimal, _ask: Decimal) {}
     /// A person's Resume: lifts a risk halt.
@@ -102,6 +109,14 @@ impl<B: Broker + ?Sized> Broker for Box<B> {
 
     fn updates(&self) -> Option<Arc<Notify>> {
         (**self).updates()
+    }
+
+    fn plan_exits(&mut self, plan: ExitPlan) {
+        (**self).plan_exits(plan);
+    }
+
+    fn guard_position(&mut self, plan: ExitPlan, ts: Timestamp, price: Decimal) {
+        (**self).guard_position(plan, ts, price);
     }
 
     fn quote(&mut self, bid: Decimal, ask: Decimal) {

@@ -21,6 +21,9 @@ pub struct VenueView {
     pub orders: Vec<OrderView>,
     /// Why new entries are halted (a rail), until the next UTC day or a Resume.
     pub halted: Option<String>,
+    /// Where the stops are watched and which: `on Kraken: stop-loss 2%, take-profit 4%`,
+    /// `watched by the bot: ...`; `None` without stops.
+    pub stops: Option<String>,
 }
 
 /// One order as the exchange last told it.
@@ -31,10 +34,11 @@ pub struct OrderView {
     pub txid: Option<String>,
     pub ts: Timestamp,
     pub side: Side,
-    /// `market` or `limit`.
+    /// `market`, `limit`, `stop-loss`, `take-profit` or `trailing-stop`.
     pub order_type: String,
     pub volume: Decimal,
     pub filled: Decimal,
+    /// A limit order's price, or a stop-loss or take-profit's trigger.
     pub limit_price: Option<Decimal>,
     /// sending, open, filled, canceled, rejected, unknown, ...
     pub state: String,

@@ -308,11 +308,19 @@ impl Engine {
         outputs: EngineOutputs,
     ) -> Self {
         let EngineOutputs { bus, store, metrics } = outputs;
+        let mut broker: Box<dyn Broker> = Box::new(broker);
+        // A run restarted in a trade: its exits go to a broker whose stops rest at the exchange,
+        // which places them when none rest (one refused, or a crash before they were sent).
+        if resume.signal == Signal::Long
+            && let (Some(plan), Some(bar)) = (strategy.exit_plan(), resume.last_bar)
+        {
+            broker.guard_position(plan, bar.ts, bar.close);
+        }
         let broker_updates = broker.updates();
         Self {
             aggregator,
             strategy,
-            broker: Box::new(broker),
+            broker,
             broker_updates,
             halt_shown: false,
             rule: DecisionRule {
@@ -486,6 +494,13 @@ impl Engine {
         {
             // A stop fills at its own price (the strategy says so); everything else at the close.
             let price = self.strategy.fill_price().unwrap_or(bar.close);
+            // An entry's stop and target prices go with it: a broker may place them at the
+            // exchange (`--stops exchange`).
+            if order > 0
+                && let Some(plan) = self.strategy.exit_plan()
+            {
+                self.broker.plan_exits(plan);
+            }
             filled = self.broker.follow(order, bar.ts, price);
         }
         let account = self.broker.account();

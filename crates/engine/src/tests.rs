@@ -535,6 +535,7 @@ impl Broker for Halting {
             broker: "kraken".into(),
             live: true,
             halted: self.halted.clone(),
+            stops: None,
             ..VenueView::default()
         })
     }

@@ -78,7 +78,7 @@ use tape::Tape;
 
 pub use config::{Faults, Limits, LostReply, MockConfig, MockPair, PrivateConfig, Stall, Tier};
 pub use counters::{FaultCounts, MockCounters, RestRequests};
-pub use private::account::{Execution, OrderStatus, OrderType, PlacedOrder};
+pub use private::account::{Execution, Offset, OrderStatus, OrderType, PlacedOrder, Trigger};
 
 /// The AssetPairs entries served, copied from the reference fixtures (XXBTZUSD: Kraken's docs
 /// example; XBTUSDT: a recorded response).

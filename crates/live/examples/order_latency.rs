@@ -407,6 +407,8 @@ async fn real_orders(orders: usize) {
             ws_auth_url: Some(mock.ws_auth_url()),
             ws_quote: "USD".into(),
             ws_base: "BTC".into(),
+            stops_on_exchange: false,
+            stop_rule: String::new(),
         },
     )
     .await

@@ -46,12 +46,20 @@ pub(crate) struct Leg {
     pub request: OrderRequest,
     /// A resting limit leg is cancelled after this long.
     pub cancel_after: Option<Duration>,
+    /// A stop-loss, take-profit or trailing stop guarding the position (`--stops exchange`):
+    /// it outlives the run (a stop neither cancels it nor waits for it).
+    pub protective: bool,
 }
 
 pub(crate) enum Command {
     Place(Leg),
     Cancel {
         cl_ord_id: String,
+    },
+    /// Follows an order an earlier process placed and left resting (a stop adopted at start).
+    Adopt {
+        cl_ord_id: String,
+        txid: String,
     },
     /// Cancels every open leg (when `cancel`), learns their last trades, then answers.
     Stop {
@@ -136,6 +144,7 @@ struct Tracked {
     placed: Instant,
     cancel_after: Option<Duration>,
     cancel_sent: bool,
+    protective: bool,
     /// When the exchange (or we) last said something about it.
     heard: Instant,
     /// The feed said it ended; REST confirms its trades.
@@ -191,6 +200,7 @@ impl Desk {
                 command = commands.recv() => match command {
                     Some(Command::Place(leg)) => self.place(leg).await,
                     Some(Command::Cancel { cl_ord_id }) => self.cancel(&cl_ord_id).await,
+                    Some(Command::Adopt { cl_ord_id, txid }) => self.adopt(cl_ord_id, txid).await,
                     Some(Command::Stop { cancel, done }) => {
                         self.stop(cancel).await;
                         let _ = done.send(());
@@ -272,6 +282,7 @@ impl Desk {
                 placed: now,
                 cancel_after: leg.cancel_after,
                 cancel_sent: false,
+                protective: leg.protective,
                 heard: now,
                 ended: None,
             },
@@ -288,6 +299,30 @@ impl Desk {
         if limit && self.legs.contains_key(&txid) && !self.dead_man_armed {
             self.arm_dead_man(true).await;
         }
+    }
+
+    /// Follows a resting order placed before this process: its state and any trades are read
+    /// at once, then as any other leg's.
+    async fn adopt(&mut self, cl_ord_id: String, txid: String) {
+        let now = Instant::now();
+        self.legs.insert(
+            txid.clone(),
+            Tracked {
+                cl_ord_id,
+                txid: txid.clone(),
+                limit: false,
+                seen: HashSet::new(),
+                executed: Decimal::ZERO,
+                opened: None,
+                placed: now,
+                cancel_after: None,
+                cancel_sent: false,
+                protective: true,
+                heard: now,
+                ended: None,
+            },
+        );
+        self.check(&txid).await;
     }
 
     async fn cancel(&mut self, cl_ord_id: &str) {
@@ -558,31 +593,45 @@ impl Desk {
         }
     }
 
+    /// Cancels the open legs (when `cancel`) and learns how they ended. Stop orders guarding
+    /// the position stay at the exchange: the position they guard stays too.
     async fn stop(&mut self, cancel: bool) {
         let deadline = Instant::now() + STOP_WITHIN;
+        let working = |legs: &HashMap<String, Tracked>| -> Vec<String> {
+            legs.values()
+                .filter(|l| !l.protective)
+                .map(|l| l.txid.clone())
+                .collect()
+        };
         if cancel {
-            let txids: Vec<String> = self.legs.keys().cloned().collect();
-            for txid in txids {
+            for txid in working(&self.legs) {
                 self.cancel_leg(&txid).await;
             }
         }
-        while !self.legs.is_empty() && Instant::now() < deadline {
-            let txids: Vec<String> = self.legs.keys().cloned().collect();
-            for txid in txids {
+        while !working(&self.legs).is_empty() && Instant::now() < deadline {
+            for txid in working(&self.legs) {
                 self.check(&txid).await;
             }
-            if !self.legs.is_empty() {
+            if !working(&self.legs).is_empty() {
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
         }
         for leg in self.legs.values() {
-            tracing::warn!(
-                "order {} ({}) is still open at Kraken as the bot stops; the next start follows it",
-                leg.txid,
-                leg.cl_ord_id
-            );
+            if leg.protective {
+                tracing::info!(
+                    "stop order {} ({}) stays at Kraken guarding the position; the next start adopts it",
+                    leg.txid,
+                    leg.cl_ord_id
+                );
+            } else {
+                tracing::warn!(
+                    "order {} ({}) is still open at Kraken as the bot stops; the next start follows it",
+                    leg.txid,
+                    leg.cl_ord_id
+                );
+            }
         }
-        if self.legs.is_empty() {
+        if !self.legs.values().any(|l| l.limit) {
             self.arm_dead_man(false).await;
         }
     }

@@ -21,8 +21,8 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use tokio::sync::mpsc;
 
 use nanotrader_broker::{Account, Broker, Fill, Order, OrderReason, OrderView, PaperBroker, VenueView};
-use nanotrader_kraken::private::{AddOrderOutcome, OrderRequest, OrderType, PrivateClient};
-use nanotrader_market::Timestamp;
+use nanotrader_kraken::private::{AddOrderOutcome, OrderRequest, OrderType, PrivateClient, TrailOffset};
+use nanotrader_market::{ExitPlan, Side, Timestamp, TrailDistance};
 use nanotrader_store::{OrderJournal, OrderState, SentOrder};
 
 /// The exchange's rules for one pair's orders (from AssetPairs).
@@ -336,6 +336,11 @@ pub struct ValidateBroker {
     answer_within: Duration,
     /// The latest orders and what Kraken said of each, for the dashboard.
     orders: VecDeque<OrderView>,
+    /// `--stops exchange`: an entry's exits are sent for validation too (the bot watches them).
+    stops_on_exchange: bool,
+    stop_rule: String,
+    /// The exits of the next entry.
+    planned: Option<ExitPlan>,
 }
 
 /// Orders the dashboard lists.
@@ -377,6 +382,126 @@ impl ValidateBroker {
             submit,
             answer_within,
             orders: VecDeque::new(),
+            stops_on_exchange: false,
+            stop_rule: String::new(),
+            planned: None,
+        }
+    }
+
+    /// `--stops exchange` (`on_exchange`): after each entry its stop-loss, trailing stop and
+    /// take-profit are sent to Kraken with `validate=true` too (checked, never placed); the bot
+    /// watches them, as paper does. `rule` is shown on the dashboard.
+    pub fn with_stops(mut self, on_exchange: bool, rule: String) -> Self {
+        self.stops_on_exchange = on_exchange;
+        self.stop_rule = rule;
+        self
+    }
+
+    /// Sends the exits of the entry that filled `volume` for validation: each journaled with a
+    /// client id of its own, each answer recorded; nothing is placed, nothing fills.
+    fn validate_exits(&mut self, plan: ExitPlan, entry: &Fill) {
+        let order = Order {
+            id: self.paper.next_order_id(),
+            ts: entry.ts,
+            side: Side::Sell,
+            qty: entry.qty,
+            reason: OrderReason::Exit,
+        };
+        let mut exits = Vec::new();
+        if let Some(stop) = plan.stop_loss {
+            exits.push((
+                "stop-loss",
+                OrderType::StopLoss {
+                    trigger: self.on_tick(stop),
+                },
+                Some(stop),
+            ));
+        }
+        if let Some(trailing) = plan.trailing {
+            let offset = match trailing {
+                TrailDistance::Percent(p) => TrailOffset::Percent(p.normalize()),
+                TrailDistance::Amount(a) => TrailOffset::Price(self.on_tick(a)),
+            };
+            exits.push(("trailing-stop", OrderType::TrailingStop { offset }, None));
+        }
+        if let Some(take) = plan.take_profit {
+            exits.push((
+                "take-profit",
+                OrderType::TakeProfit {
+                    trigger: self.on_tick(take),
+                },
+                Some(take),
+            ));
+        }
+        for (kind, order_type, trigger) in exits {
+            let probe = Fill {
+                price: trigger.unwrap_or(entry.price),
+                side: Side::Sell,
+                ..entry.clone()
+            };
+            let account = self.paper.account();
+            let (position, equity) = (account.position(), account.equity());
+            let Some(mut request) = self.gate.admit(
+                self.journal.as_ref(),
+                self.run_id,
+                &order,
+                &probe,
+                position,
+                equity,
+                true,
+            ) else {
+                continue;
+            };
+            request.order_type = order_type;
+            let cl_ord_id = request.cl_ord_id.clone().unwrap_or_default();
+            self.orders.push_front(OrderView {
+                cl_ord_id: cl_ord_id.clone(),
+                txid: None,
+                ts: entry.ts,
+                side: Side::Sell,
+                order_type: kind.to_owned(),
+                volume: request.volume,
+                filled: Decimal::ZERO,
+                limit_price: trigger.map(|t| self.on_tick(t)),
+                state: OrderState::Sending.to_string(),
+                detail: None,
+            });
+            self.orders.truncate(ORDERS_SHOWN);
+            let (answer, answered) = std_mpsc::sync_channel(1);
+            if self.submit.send(Submission { request, answer }).is_err() {
+                self.record(&cl_ord_id, OrderState::NotPlaced, Some("the submitter has stopped"));
+                continue;
+            }
+            match answered.recv_timeout(self.answer_within) {
+                Ok(AddOrderOutcome::Accepted(_)) => {
+                    tracing::info!("{kind} validated by Kraken (not placed: kraken-validate); the bot watches it");
+                    self.record(&cl_ord_id, OrderState::Validated, Some("validated; watched by the bot"));
+                    if let Some(view) = self.orders.iter_mut().find(|o| o.cl_ord_id == cl_ord_id) {
+                        view.filled = Decimal::ZERO;
+                    }
+                }
+                Ok(AddOrderOutcome::Rejected(e)) => {
+                    let why = e.to_string();
+                    tracing::warn!("{kind} refused by Kraken: {why}");
+                    self.record(&cl_ord_id, OrderState::Rejected, Some(&why));
+                }
+                Ok(AddOrderOutcome::NotSent(e) | AddOrderOutcome::Unknown(e)) => {
+                    let why = format!("validation not answered: {e}");
+                    self.record(&cl_ord_id, OrderState::NotPlaced, Some(&why));
+                }
+                Err(_) => {
+                    let why = format!("no answer within {:?}", self.answer_within);
+                    self.record(&cl_ord_id, OrderState::NotPlaced, Some(&why));
+                }
+            }
+        }
+    }
+
+    /// `price` on the pair's tick (nearest).
+    fn on_tick(&self, price: Decimal) -> Decimal {
+        match self.gate.rules.tick_size.filter(|t| *t > Decimal::ZERO) {
+            Some(tick) => (price / tick).round() * tick,
+            None => price,
         }
     }
 
@@ -466,7 +591,20 @@ impl Broker for ValidateBroker {
     fn follow(&mut self, change: i8, ts: Timestamp, price: Decimal) -> Option<(Order, Fill)> {
         let mut trial = self.paper.clone();
         let (order, fill) = trial.follow(change, ts, price)?;
-        self.validate(trial, order, fill)
+        let exits = if order.side == Side::Buy {
+            self.planned.take()
+        } else {
+            None
+        };
+        let done = self.validate(trial, order, fill)?;
+        if let Some(plan) = exits.filter(|_| self.stops_on_exchange) {
+            self.validate_exits(plan, &done.1);
+        }
+        Some(done)
+    }
+
+    fn plan_exits(&mut self, plan: ExitPlan) {
+        self.planned = Some(plan);
     }
 
     fn exit(&mut self, ts: Timestamp, price: Decimal, reason: OrderReason) -> Option<(Order, Fill)> {
@@ -496,6 +634,7 @@ impl Broker for ValidateBroker {
             balances: Default::default(),
             orders: self.orders.iter().cloned().collect(),
             halted: self.gate.halt_reason(),
+            stops: (!self.stop_rule.is_empty()).then(|| self.stop_rule.clone()),
         })
     }
 }

@@ -17,9 +17,9 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use tokio::sync::{Notify, mpsc};
 
 use nanotrader_broker::{Account, Broker, BrokerConfig, Fill, Order, OrderReason, OrderView, PaperBroker, VenueView};
-use nanotrader_kraken::private::{OrderStatus, OrderType, PrivateClient};
-use nanotrader_market::{Side, Timestamp};
-use nanotrader_store::{ExchangeFill, OrderJournal, OrderState};
+use nanotrader_kraken::private::{OrderStatus, OrderType, PrivateClient, TrailOffset};
+use nanotrader_market::{ExitPlan, Side, Timestamp, TrailDistance};
+use nanotrader_store::{ExchangeFill, OrderJournal, OrderState, SentOrder};
 
 use crate::desk::{Balances, Command, Desk, Leg, LegEnd, LegTrade, Update};
 use crate::{Gate, PairRules, Rails};
@@ -78,6 +78,11 @@ pub struct LiveSettings {
     pub ws_quote: String,
     /// The base asset as the WebSocket names it (`BTC`): its balance is the position.
     pub ws_base: String,
+    /// `--stops exchange`: an entry's stop-loss, take-profit and trailing stop are placed at
+    /// the exchange once it fills (the bot keeps watching them too).
+    pub stops_on_exchange: bool,
+    /// The run's stop rule as a person reads it, for the dashboard (empty without stops).
+    pub stop_rule: String,
 }
 
 /// The run order being worked at the exchange.
@@ -97,6 +102,52 @@ struct Working {
     leg: Option<String>,
     started: Instant,
     reprices: u32,
+    /// An entry's exits, placed at the exchange once it filled (`--stops exchange`).
+    exits: Option<ExitPlan>,
+}
+
+/// `--stops exchange`: the exchange orders guarding the position an entry opened (a stop-loss,
+/// a trailing stop, a take-profit, each for the entry's volume), together the run's exit order.
+/// When one fills the others are cancelled; when the strategy exits first they are cancelled
+/// before anything is sold, and only what the exchange then says is left is sold.
+struct Protection {
+    order: Order,
+    guards: Vec<Guard>,
+    filled: Decimal,
+    cost: Decimal,
+    fee: Decimal,
+    last_ts: Timestamp,
+    booked: HashSet<String>,
+    realized_before: Decimal,
+    /// The guards still open are being cancelled (one filled, or the strategy exits).
+    cancelling: bool,
+}
+
+struct Guard {
+    cl_ord_id: String,
+    /// `stop-loss`, `take-profit`, `trailing-stop`.
+    kind: &'static str,
+    ended: bool,
+}
+
+impl Protection {
+    fn new(order: Order, realized_before: Decimal) -> Self {
+        Self {
+            last_ts: order.ts,
+            order,
+            guards: Vec::new(),
+            filled: Decimal::ZERO,
+            cost: Decimal::ZERO,
+            fee: Decimal::ZERO,
+            booked: HashSet::new(),
+            realized_before,
+            cancelling: false,
+        }
+    }
+
+    fn guards(&self, cl_ord_id: &str) -> bool {
+        self.guards.iter().any(|g| g.cl_ord_id == cl_ord_id)
+    }
 }
 
 /// A decision taken while an order worked: taken again once it is done.
@@ -104,6 +155,13 @@ struct Working {
 enum Deferred {
     Follow(i8),
     Exit(OrderReason),
+}
+
+impl Deferred {
+    /// Whether it sells the position (an exit, a Flatten, a signal gone flat).
+    fn exits(self) -> bool {
+        matches!(self, Deferred::Exit(_) | Deferred::Follow(i8::MIN..=-1))
+    }
 }
 
 /// `--broker kraken`, over the signed client.
@@ -121,6 +179,11 @@ pub struct LiveBroker {
     wake: Arc<Notify>,
     working: Option<Working>,
     deferred: Option<Deferred>,
+    /// The exits of the next entry (the strategy's prices, `plan_exits`).
+    planned: Option<ExitPlan>,
+    /// The stop orders guarding the position now: one set per entry (usually one; an entry
+    /// made while an adopted set still rests adds its own).
+    protections: Vec<Protection>,
     /// The exchange's balances: total and available, by asset.
     balances: Balances,
     quote: Option<(Decimal, Decimal)>,
@@ -151,7 +214,7 @@ impl LiveBroker {
         // reconciliation then reads to its end like every order a stopped run left open.
         let mut journal: Box<dyn OrderJournal> = Box::new(journal);
         crate::reserve::reconcile_reserved(&client, journal.as_mut(), run_id).await;
-        reconcile(&client, journal.as_mut(), run_id).await;
+        let reconciled = reconcile(&client, journal.as_mut(), run_id, settings.stops_on_exchange).await;
         let balances = balances_ex(&client)
             .await
             .map_err(|e| format!("Kraken BalanceEx: {e}"))?;
@@ -171,7 +234,7 @@ impl LiveBroker {
         let wake = Arc::new(Notify::new());
         let runner = Desk::new(client, settings.ws_quote.clone(), out, Arc::clone(&wake));
         tokio::spawn(runner.run(commands, settings.ws_auth_url.clone()));
-        Ok(Self {
+        let mut broker = Self {
             account,
             config,
             next_order_id,
@@ -190,7 +253,107 @@ impl LiveBroker {
             orders: VecDeque::new(),
             ready: Vec::new(),
             stopping: false,
-        })
+            planned: None,
+            protections: Vec::new(),
+        };
+        broker.adopt(reconciled.adopted);
+        broker.exits_while_down(reconciled.exits);
+        Ok(broker)
+    }
+
+    /// Stop orders a stopped run left guarding its position, found open at start: followed
+    /// again (not placed twice), together the run's exit order they were.
+    fn adopt(&mut self, adopted: Vec<Adopted>) {
+        for a in adopted {
+            let at = match self.protections.iter().position(|p| p.order.id == a.sent.order_id) {
+                Some(at) => at,
+                None => {
+                    let order = Order {
+                        id: a.sent.order_id,
+                        ts: a.sent.ts,
+                        side: Side::Sell,
+                        qty: a.sent.volume,
+                        reason: OrderReason::Exit,
+                    };
+                    let realized = self.account.realized_pnl();
+                    self.protections.push(Protection::new(order, realized));
+                    self.protections.len() - 1
+                }
+            };
+            tracing::info!(
+                "{} order {} ({}) still guards the position at Kraken: adopted, not placed again",
+                a.kind,
+                a.txid,
+                a.sent.cl_ord_id
+            );
+            self.orders.push_front(OrderView {
+                cl_ord_id: a.sent.cl_ord_id.clone(),
+                txid: Some(a.txid.clone()),
+                ts: a.sent.ts,
+                side: Side::Sell,
+                order_type: a.kind.to_owned(),
+                volume: a.sent.volume,
+                filled: Decimal::ZERO,
+                limit_price: a.trigger,
+                state: "open".to_owned(),
+                detail: Some("adopted at start".to_owned()),
+            });
+            self.protections[at].guards.push(Guard {
+                cl_ord_id: a.sent.cl_ord_id.clone(),
+                kind: a.kind,
+                ended: false,
+            });
+            let _ = self.desk.send(Command::Adopt {
+                cl_ord_id: a.sent.cl_ord_id,
+                txid: a.txid,
+            });
+        }
+    }
+
+    /// The exits stop orders made while the bot was down (their trades, recorded at the
+    /// reconciliation): one run fill per exit order, for the engine to store, so the run's
+    /// trades show them. The account is already Kraken's balances after them.
+    fn exits_while_down(&mut self, trades: Vec<ExchangeFill>) {
+        let mut by_order: BTreeMap<u64, Vec<ExchangeFill>> = BTreeMap::new();
+        for t in trades {
+            by_order.entry(t.order_id).or_default().push(t);
+        }
+        for (id, trades) in by_order {
+            let qty: Decimal = trades.iter().map(|t| t.qty).sum();
+            if qty <= Decimal::ZERO {
+                continue;
+            }
+            let cost: Decimal = trades.iter().map(|t| t.cost).sum();
+            let ts = trades.iter().map(|t| t.ts).max().unwrap_or_else(|| trades[0].ts);
+            let order = Order {
+                id,
+                ts,
+                side: Side::Sell,
+                qty,
+                reason: OrderReason::Exit,
+            };
+            let fill = Fill {
+                order_id: id,
+                ts,
+                side: Side::Sell,
+                qty,
+                price: (cost / qty).round_dp_with_strategy(10, RoundingStrategy::MidpointNearestEven),
+                fee: trades.iter().map(|t| t.fee).sum(),
+                cash_after: self.account.cash(),
+                position_after: self.account.position(),
+                // The books start from Kraken's balances after it: nothing to realize against.
+                realized_pnl: Decimal::ZERO,
+            };
+            self.ready.push((order, fill));
+        }
+        if !self.ready.is_empty() {
+            self.wake.notify_one();
+        }
+    }
+
+    /// The set of stop orders `cl_ord_id` belongs to.
+    fn guarding(&self, cl_ord_id: &str) -> Option<usize> {
+        self.protections.iter().position(|p| p.guards(cl_ord_id))
     }
 
     /// Tells refused orders (and a daily-loss halt) to `alerts` too.
@@ -220,6 +383,13 @@ impl LiveBroker {
             tracing::info!("the run is stopping: the decision at {ts} is not sent");
             return;
         }
+        if !self.protections.is_empty() && decision.exits() {
+            // The stop orders hold the position: cancelled first; what the exchange says is
+            // left once they have ended is sold then (nothing, when one of them filled).
+            self.deferred = Some(decision);
+            self.cancel_protection("the strategy exits");
+            return;
+        }
         if let Some(working) = &self.working {
             tracing::info!(
                 "order {} is still working at Kraken: the new decision follows once it is done",
@@ -232,6 +402,11 @@ impl LiveBroker {
             return;
         };
         let volume = fill.qty;
+        let exits = if order.side == Side::Buy {
+            self.planned.take()
+        } else {
+            None
+        };
         let working = Working {
             order,
             price,
@@ -245,6 +420,7 @@ impl LiveBroker {
             leg: None,
             started: Instant::now(),
             reprices: 0,
+            exits,
         };
         self.working = Some(working);
         if self.send_leg(ts, price, volume, self.settings.order_kind).is_some() {
@@ -312,7 +488,11 @@ impl LiveBroker {
             detail: None,
         });
         self.orders.truncate(ORDERS_SHOWN);
-        let leg = Leg { request, cancel_after };
+        let leg = Leg {
+            request,
+            cancel_after,
+            protective: false,
+        };
         if self.desk.send(Command::Place(leg)).is_err() {
             self.record(
                 &cl_ord_id,
@@ -428,6 +608,9 @@ impl LiveBroker {
     /// Records the exchange's trades as reported and books them on the account (which the
     /// next balances then replace: the exchange is the truth).
     fn book(&mut self, cl_ord_id: &str, trades: &[LegTrade]) {
+        if let Some(at) = self.guarding(cl_ord_id) {
+            return self.book_protection(at, cl_ord_id, trades);
+        }
         let Some(working) = &mut self.working else {
             // A late report of an order already done: its trades were recorded with it.
             return;
@@ -483,15 +666,21 @@ impl LiveBroker {
             };
             view.detail = detail.clone();
         }
+        let guard = self.guarding(cl_ord_id);
         match &end {
             LegEnd::Rejected(why) => {
                 tracing::warn!("order {cl_ord_id} refused by Kraken: {why}");
-                if let Some(alerts) = &self.gate.alerts {
+                // A stop order's refusal is told by its set (`guard_ended`): only when nothing
+                // of it rests at the exchange.
+                if let (Some(alerts), None) = (&self.gate.alerts, guard) {
                     alerts.rejected(cl_ord_id, why);
                 }
             }
             LegEnd::NotPlaced(why) | LegEnd::Unknown(why) => tracing::warn!("order {cl_ord_id} {state}: {why}"),
             LegEnd::Filled | LegEnd::Canceled { .. } => {}
+        }
+        if let Some(at) = guard {
+            return self.guard_ended(at, cl_ord_id, &end);
         }
         let Some(working) = &self.working else { return };
         if working.leg.as_deref() != Some(cl_ord_id) {
@@ -551,6 +740,15 @@ impl LiveBroker {
             };
             self.ready.push((order, fill));
         }
+        let exiting = self.deferred.is_some_and(Deferred::exits);
+        if working.order.side == Side::Buy
+            && working.filled > Decimal::ZERO
+            && self.settings.stops_on_exchange
+            && !exiting
+            && let Some(plan) = working.exits
+        {
+            self.protect(plan, working.filled, working.last_ts, working.price);
+        }
         // Signals alternate, so the latest decision says where the run wants to be: long after
         // an entry, flat after an exit. Already there once this order is done: nothing to send.
         if let Some(decision) = self.deferred.take()
@@ -560,6 +758,239 @@ impl LiveBroker {
             if wants_long != (working.order.side == Side::Buy) {
                 self.act(decision, working.last_ts, price);
             }
+        }
+    }
+
+    /// Places the exits of the entry that just filled `volume` at Kraken (`--stops exchange`):
+    /// a stop-loss, a trailing stop and a take-profit, each for the whole volume, each checked
+    /// by the rails and journaled with a client id of its own before it leaves. Together they
+    /// are the run's exit order. One Kraken refuses (it holds the volume of every open sell
+    /// order, so a second one for the same volume may be refused) is still watched by the bot.
+    fn protect(&mut self, plan: ExitPlan, volume: Decimal, ts: Timestamp, price: Decimal) {
+        let order = Order {
+            id: self.next_order_id,
+            ts,
+            side: Side::Sell,
+            qty: volume,
+            reason: OrderReason::Exit,
+        };
+        let mut protection = Protection::new(order.clone(), self.account.realized_pnl());
+        let tick = |p: Decimal| match self.gate.rules.tick_size.filter(|t| *t > Decimal::ZERO) {
+            Some(tick) => (p / tick).round() * tick,
+            None => p,
+        };
+        let mut legs = Vec::new();
+        if let Some(stop) = plan.stop_loss {
+            legs.push((
+                "stop-loss",
+                OrderType::StopLoss { trigger: tick(stop) },
+                Some(tick(stop)),
+            ));
+        }
+        if let Some(trailing) = plan.trailing {
+            let offset = match trailing {
+                TrailDistance::Percent(p) => TrailOffset::Percent(p.normalize()),
+                TrailDistance::Amount(a) => {
+                    TrailOffset::Price(tick(a).max(self.gate.rules.tick_size.unwrap_or_default()))
+                }
+            };
+            legs.push(("trailing-stop", OrderType::TrailingStop { offset }, None));
+        }
+        if let Some(take) = plan.take_profit {
+            legs.push((
+                "take-profit",
+                OrderType::TakeProfit { trigger: tick(take) },
+                Some(tick(take)),
+            ));
+        }
+        for (kind, order_type, trigger) in legs {
+            let probe = Fill {
+                order_id: order.id,
+                ts,
+                side: Side::Sell,
+                qty: volume,
+                price: trigger.unwrap_or(price),
+                fee: Decimal::ZERO,
+                cash_after: Decimal::ZERO,
+                position_after: Decimal::ZERO,
+                realized_pnl: Decimal::ZERO,
+            };
+            let (position, equity) = (self.account.position(), self.account.equity());
+            let Some(mut request) = self.gate.admit(
+                self.journal.as_ref(),
+                self.run_id,
+                &order,
+                &probe,
+                position,
+                equity,
+                false,
+            ) else {
+                tracing::warn!("{kind} not placed at Kraken: the bot watches it");
+                continue;
+            };
+            request.order_type = order_type;
+            let cl_ord_id = request.cl_ord_id.clone().unwrap_or_default();
+            let detail = match order_type {
+                OrderType::TrailingStop { offset } => Some(format!("trailing {offset}")),
+                _ => None,
+            };
+            self.orders.push_front(OrderView {
+                cl_ord_id: cl_ord_id.clone(),
+                txid: None,
+                ts,
+                side: Side::Sell,
+                order_type: kind.to_owned(),
+                volume: request.volume,
+                filled: Decimal::ZERO,
+                limit_price: trigger,
+                state: OrderState::Sending.to_string(),
+                detail,
+            });
+            self.orders.truncate(ORDERS_SHOWN);
+            let leg = Leg {
+                request,
+                cancel_after: None,
+                protective: true,
+            };
+            if self.desk.send(Command::Place(leg)).is_err() {
+                self.record(
+                    &cl_ord_id,
+                    OrderState::NotPlaced,
+                    None,
+                    Some("the exchange task has stopped"),
+                );
+                continue;
+            }
+            tracing::info!("{kind} for {volume} sent to Kraken ({cl_ord_id})");
+            protection.guards.push(Guard {
+                cl_ord_id,
+                kind,
+                ended: false,
+            });
+        }
+        if !protection.guards.is_empty() {
+            self.next_order_id += 1;
+            self.protections.push(protection);
+        }
+    }
+
+    /// Cancels every stop order still open (once each), saying why.
+    fn cancel_protection(&mut self, why: &str) {
+        for protection in self.protections.iter_mut().filter(|p| !p.cancelling) {
+            protection.cancelling = true;
+            for guard in protection.guards.iter().filter(|g| !g.ended) {
+                tracing::info!("{} {}: cancelled ({why})", guard.kind, guard.cl_ord_id);
+                let _ = self.desk.send(Command::Cancel {
+                    cl_ord_id: guard.cl_ord_id.clone(),
+                });
+            }
+        }
+    }
+
+    /// A guard's trades: recorded as reported, booked, and the other guards cancelled (one
+    /// exit is enough).
+    fn book_protection(&mut self, at: usize, cl_ord_id: &str, trades: &[LegTrade]) {
+        let protection = &mut self.protections[at];
+        let fresh: Vec<&LegTrade> = trades
+            .iter()
+            .filter(|t| protection.booked.insert(t.trade_id.clone()))
+            .collect();
+        if fresh.is_empty() {
+            return;
+        }
+        let rows: Vec<ExchangeFill> = fresh
+            .iter()
+            .map(|t| exchange_fill(t, self.run_id, protection.order.id, cl_ord_id))
+            .collect();
+        if let Err(e) = self.journal.record_exchange_fills(&rows) {
+            tracing::error!("order {}: its trades could not be recorded: {e}", protection.order.id);
+        }
+        let kind = protection
+            .guards
+            .iter()
+            .find(|g| g.cl_ord_id == cl_ord_id)
+            .map_or("stop", |g| g.kind);
+        let mut fresh_qty = Decimal::ZERO;
+        for t in fresh {
+            self.account.book(t.side, t.qty, t.price, t.fee);
+            fresh_qty += t.qty;
+            protection.filled += t.qty;
+            protection.cost += t.cost;
+            protection.fee += t.fee;
+            protection.last_ts = protection.last_ts.max(t.ts);
+            tracing::info!(
+                "Kraken's {kind} filled {} {} at {} (fee {}), trade {}",
+                t.side,
+                t.qty,
+                t.price,
+                t.fee,
+                t.trade_id
+            );
+        }
+        if let Some(view) = self.orders.iter_mut().find(|o| o.cl_ord_id == cl_ord_id) {
+            view.filled += fresh_qty;
+        }
+        // The others are cancelled, not the one filling (a triggered stop fills in parts).
+        if !protection.cancelling {
+            protection.cancelling = true;
+            for guard in protection
+                .guards
+                .iter()
+                .filter(|g| !g.ended && g.cl_ord_id != cl_ord_id)
+            {
+                tracing::info!("{} {}: cancelled (the {kind} filled)", guard.kind, guard.cl_ord_id);
+                let _ = self.desk.send(Command::Cancel {
+                    cl_ord_id: guard.cl_ord_id.clone(),
+                });
+            }
+        }
+    }
+
+    /// A guard ended; once all of its set have, the exit they made (if any filled) is the
+    /// run's; once no set is left, a decision that waited for them is taken against the
+    /// balances the exchange reports.
+    fn guard_ended(&mut self, at: usize, cl_ord_id: &str, end: &LegEnd) {
+        let protection = &mut self.protections[at];
+        if let Some(guard) = protection.guards.iter_mut().find(|g| g.cl_ord_id == cl_ord_id) {
+            guard.ended = true;
+            if let LegEnd::Rejected(why) | LegEnd::NotPlaced(why) = end {
+                tracing::warn!("{} not placed at Kraken ({why}): the bot watches it", guard.kind);
+                // Alerted when nothing of its set guards the position at the exchange (a
+                // take-profit refused beside a resting stop-loss is the usual case, not news).
+                let unguarded = protection.filled.is_zero() && protection.guards.iter().all(|g| g.ended);
+                if let (LegEnd::Rejected(why), Some(alerts), true) = (end, &self.gate.alerts, unguarded) {
+                    alerts.rejected(cl_ord_id, why);
+                }
+            }
+        }
+        if protection.guards.iter().any(|g| !g.ended) {
+            return;
+        }
+        let protection = self.protections.remove(at);
+        if protection.filled > Decimal::ZERO {
+            let order = Order {
+                qty: protection.filled,
+                ..protection.order
+            };
+            let fill = Fill {
+                order_id: order.id,
+                ts: protection.last_ts,
+                side: Side::Sell,
+                qty: protection.filled,
+                price: (protection.cost / protection.filled)
+                    .round_dp_with_strategy(10, RoundingStrategy::MidpointNearestEven),
+                fee: protection.fee,
+                cash_after: self.account.cash(),
+                position_after: self.account.position(),
+                realized_pnl: self.account.realized_pnl() - protection.realized_before,
+            };
+            self.ready.push((order, fill));
+        }
+        if self.protections.is_empty()
+            && let Some(decision) = self.deferred.take()
+            && let Some(price) = self.account.last_price()
+        {
+            self.act(decision, protection.last_ts, price);
         }
     }
 
@@ -597,6 +1028,26 @@ impl Broker for LiveBroker {
     fn follow(&mut self, change: i8, ts: Timestamp, price: Decimal) -> Option<(Order, Fill)> {
         self.act(Deferred::Follow(change), ts, price);
         None
+    }
+
+    fn plan_exits(&mut self, plan: ExitPlan) {
+        self.planned = Some(plan);
+    }
+
+    fn guard_position(&mut self, plan: ExitPlan, ts: Timestamp, price: Decimal) {
+        if !self.settings.stops_on_exchange || !self.protections.is_empty() || self.working.is_some() {
+            return;
+        }
+        let available = self
+            .balances
+            .get(&self.assets.base)
+            .map_or(self.account.position(), |b| b.1)
+            .round_dp_with_strategy(self.gate.rules.lot_decimals, RoundingStrategy::ToZero);
+        if available <= Decimal::ZERO {
+            return;
+        }
+        tracing::warn!("the position ({available}) has no stop order at Kraken: its exits are placed now");
+        self.protect(plan, available, ts, price);
     }
 
     fn exit(&mut self, ts: Timestamp, price: Decimal, reason: OrderReason) -> Option<(Order, Fill)> {
@@ -671,6 +1122,7 @@ impl Broker for LiveBroker {
                 .collect(),
             orders: self.orders.iter().cloned().collect(),
             halted: self.gate.halt_reason(),
+            stops: (!self.settings.stop_rule.is_empty()).then(|| self.settings.stop_rule.clone()),
         })
     }
 }
@@ -752,14 +1204,49 @@ pub(crate) async fn find(client: &PrivateClient, cl_ord_id: &str) -> Found {
     Found::Unknown(last_error)
 }
 
+/// A stop order an earlier process of the run left guarding the position, found open at start.
+pub(crate) struct Adopted {
+    sent: SentOrder,
+    txid: String,
+    /// `stop-loss`, `take-profit` or `trailing-stop`.
+    kind: &'static str,
+    trigger: Option<Decimal>,
+}
+
+/// What a start's reconciliation leaves the broker: the stop orders to follow again, and the
+/// trades of stop orders that filled while the bot was down (recorded; the run's exit fills).
+#[derive(Default)]
+pub(crate) struct Reconciled {
+    adopted: Vec<Adopted>,
+    exits: Vec<ExchangeFill>,
+}
+
+/// The order types that wait for a trigger: stop orders guarding a position.
+fn guard_kind(ordertype: &str) -> Option<&'static str> {
+    ["stop-loss", "take-profit", "trailing-stop"]
+        .into_iter()
+        .find(|k| *k == ordertype)
+}
+
 /// At start, before anything new is sent: every journaled order whose outcome was never
 /// learned is looked up by its client id, and every order the journal left open is read; an
-/// order still resting is cancelled (the run that placed it stopped); the trades of each are
-/// recorded; an order proven absent is marked not placed. Each difference is logged once; the
-/// exchange's record wins.
-async fn reconcile(client: &PrivateClient, journal: &mut dyn OrderJournal, run_id: i64) {
+/// order still resting is cancelled (the run that placed it stopped) unless it is a stop order
+/// guarding the position and `adopt_stops` (`--stops exchange`): those are returned, to be
+/// followed again; the trades of each are recorded; an order proven absent is marked not
+/// placed. A stop order that filled while the bot was down has its trades recorded like any
+/// other, and its open siblings (the other exits of the same entry) are cancelled. Each
+/// difference is logged once; the exchange's record wins.
+async fn reconcile(
+    client: &PrivateClient,
+    journal: &mut dyn OrderJournal,
+    run_id: i64,
+    adopt_stops: bool,
+) -> Reconciled {
+    let mut adopted = Vec::new();
+    let mut filled_guards = HashSet::new();
+    let mut exits = Vec::new();
     let Ok(orders) = journal.sent_orders(run_id) else {
-        return;
+        return Reconciled::default();
     };
     for sent in orders
         .into_iter()
@@ -800,7 +1287,7 @@ async fn reconcile(client: &PrivateClient, journal: &mut dyn OrderJournal, run_i
                 }
             },
         };
-        let Some(order) = settle(client, &txid).await else {
+        let Some(order) = settle(client, &txid, adopt_stops).await else {
             tracing::warn!("order {txid} could not be read at start; followed at the next start");
             let _ = journal.set_order_state(
                 &sent.cl_ord_id,
@@ -811,6 +1298,7 @@ async fn reconcile(client: &PrivateClient, journal: &mut dyn OrderJournal, run_i
             continue;
         };
         let since = order.opened.map(|t| t.secs() - 1);
+        let mut recorded = Vec::new();
         if let Ok(trades) = client.trades_history_all(since, None).await {
             let fills: Vec<ExchangeFill> = trades
                 .iter()
@@ -818,6 +1306,7 @@ async fn reconcile(client: &PrivateClient, journal: &mut dyn OrderJournal, run_i
                 .map(|t| exchange_fill(&LegTrade::from_rest(t), run_id, sent.order_id, &sent.cl_ord_id))
                 .collect();
             let _ = journal.record_exchange_fills(&fills);
+            recorded = fills;
         }
         let done = matches!(
             order.status,
@@ -825,12 +1314,53 @@ async fn reconcile(client: &PrivateClient, journal: &mut dyn OrderJournal, run_i
         );
         let state = if done { OrderState::Closed } else { OrderState::Placed };
         let _ = journal.set_order_state(&sent.cl_ord_id, state, Some(&txid), Some("reconciled at start"));
+        if let Some(kind) = guard_kind(&order.descr.ordertype) {
+            if done && order.volume_executed > Decimal::ZERO {
+                tracing::warn!(
+                    "{kind} order {txid} ({}) filled at Kraken while the bot was down: its trades are recorded and Kraken's balances taken",
+                    sent.cl_ord_id
+                );
+                filled_guards.insert(sent.order_id);
+                exits.extend(recorded);
+            } else if !done {
+                let trigger = (kind != "trailing-stop").then_some(order.descr.price);
+                adopted.push(Adopted {
+                    sent,
+                    txid,
+                    kind,
+                    trigger,
+                });
+            }
+        }
     }
+    // One exit of an entry filled: the others it left are cancelled, not adopted.
+    let (siblings, adopted): (Vec<Adopted>, Vec<Adopted>) = adopted
+        .into_iter()
+        .partition(|a| filled_guards.contains(&a.sent.order_id));
+    for sibling in siblings {
+        tracing::warn!(
+            "{} order {} is left from an exit that filled: cancelled",
+            sibling.kind,
+            sibling.txid
+        );
+        let order = settle(client, &sibling.txid, false).await;
+        let closed = order.is_some_and(|o| o.status != OrderStatus::Open);
+        if closed {
+            let _ = journal.set_order_state(
+                &sibling.sent.cl_ord_id,
+                OrderState::Closed,
+                Some(&sibling.txid),
+                Some("cancelled at start: another exit filled"),
+            );
+        }
+    }
+    Reconciled { adopted, exits }
 }
 
 /// The order `txid` closed: an order still open is cancelled (its run stopped) and read again
-/// until the exchange says it is closed, for a bounded time; `None` when it cannot be read.
-async fn settle(client: &PrivateClient, txid: &str) -> Option<nanotrader_kraken::private::Order> {
+/// until the exchange says it is closed, for a bounded time; `None` when it cannot be read. A
+/// stop order guarding the position is returned open when `keep_stops`.
+async fn settle(client: &PrivateClient, txid: &str, keep_stops: bool) -> Option<nanotrader_kraken::private::Order> {
     let mut last = None;
     let mut cancelled = false;
     for _ in 0..LOOKUPS {
@@ -841,7 +1371,7 @@ async fn settle(client: &PrivateClient, txid: &str) -> Option<nanotrader_kraken:
                 order.status,
                 OrderStatus::Closed | OrderStatus::Canceled | OrderStatus::Expired
             );
-            if done {
+            if done || (keep_stops && guard_kind(&order.descr.ordertype).is_some()) {
                 return Some(order);
             }
             // A market order closes by itself within moments; a resting one is cancelled.

@@ -123,6 +123,48 @@ async fn each_order_is_journaled_validated_by_kraken_then_filled_on_paper() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kraken_validate_with_exchange_stops_has_kraken_check_each_exit_and_places_nothing() {
+    let mock = mock(Faults::default()).await;
+    let Rig {
+        _dir,
+        _lock,
+        store,
+        broker,
+    } = rig(&mock, rails());
+    let mut broker = broker.with_stops(
+        true,
+        "checked by Kraken (validate=true), watched by the bot: stop-loss 2%".into(),
+    );
+    broker.plan_exits(ExitPlan {
+        stop_loss: Some(Decimal::new(980_004, 2)),
+        take_profit: Some(Decimal::from(10_400)),
+        trailing: Some(TrailDistance::Percent(Decimal::new(15, 1))),
+    });
+    let price = Decimal::from(10_000);
+    let (_, fill) = broker
+        .follow(1, Timestamp::from_secs(60), price)
+        .expect("validated and filled");
+    assert_eq!(fill.qty, Decimal::new(1, 3));
+    // The entry, then its stop-loss, trailing stop and take-profit, each journaled and checked.
+    assert_eq!(add_orders(&mock), 4);
+    assert!(mock.placed_orders().is_empty(), "validate places nothing");
+    let journal = store.sent_orders(1).unwrap();
+    assert_eq!(journal.len(), 4, "{journal:?}");
+    assert!(
+        journal.iter().all(|o| o.validate && o.state == OrderState::Validated),
+        "{journal:?}"
+    );
+    let venue = broker.venue().unwrap();
+    let kinds: Vec<&str> = venue.orders.iter().map(|o| o.order_type.as_str()).collect();
+    assert_eq!(kinds, ["take-profit", "trailing-stop", "stop-loss", "market"]);
+    assert_eq!(venue.orders[2].limit_price, Some(Decimal::from(9_800)), "on the tick");
+    assert!(venue.stops.unwrap().starts_with("checked by Kraken"));
+    // Nothing rests: the position is the paper account's, its stops the bot's.
+    assert_eq!(broker.account().position(), Decimal::new(1, 3));
+    mock.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_past_a_rail_or_under_the_minimum_is_not_sent() {
     let mock = mock(Faults::default()).await;
     let small = Rails {
@@ -296,7 +338,283 @@ fn settings(mock: &MockKraken, order_kind: OrderKind) -> LiveSettings {
         ws_auth_url: Some(mock.ws_auth_url()),
         ws_quote: "USD".into(),
         ws_base: "BTC".into(),
+        stops_on_exchange: false,
+        stop_rule: String::new(),
     }
+}
+
+fn exchange_stops(mock: &MockKraken) -> LiveSettings {
+    LiveSettings {
+        stops_on_exchange: true,
+        stop_rule: "on Kraken: stop-loss 7%".into(),
+        ..settings(mock, OrderKind::Market)
+    }
+}
+
+/// Polls the broker until `done` holds of everything it gave so far (waiting on its wake-ups).
+async fn poll_until(
+    broker: &mut LiveBroker,
+    what: &str,
+    done: impl Fn(&[(Order, Fill)], &MockKraken) -> bool,
+    mock: &MockKraken,
+) -> Vec<(Order, Fill)> {
+    let wake = broker.updates().expect("a live broker wakes its engine");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut fills = Vec::new();
+    loop {
+        fills.extend(broker.poll());
+        if done(&fills, mock) {
+            return fills;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {fills:?}\n{:?}",
+            mock.placed_orders()
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(200), wake.notified()).await;
+    }
+}
+
+fn of_type(
+    mock: &MockKraken,
+    order_type: nanotrader_kraken_mock::OrderType,
+) -> Vec<nanotrader_kraken_mock::PlacedOrder> {
+    mock.placed_orders()
+        .into_iter()
+        .filter(|o| o.order_type == order_type)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_stops_rest_after_the_entry_and_the_strategys_exit_cancels_them_before_it_sells() {
+    use nanotrader_kraken_mock::{OrderStatus, OrderType as Mock};
+    let mock = mock_holding(Faults::default(), 1, Decimal::ZERO).await;
+    let rig = LiveRig::new();
+    let mut broker = rig.broker_with(&mock, exchange_stops(&mock)).await;
+    broker.mark(Decimal::from(PRICE));
+    broker.plan_exits(ExitPlan {
+        stop_loss: Some(Decimal::new(1_000_004, 2)),
+        take_profit: Some(Decimal::from(12_000)),
+        trailing: None,
+    });
+    assert!(
+        broker
+            .follow(1, Timestamp::from_secs(60), Decimal::from(PRICE))
+            .is_none()
+    );
+    let entry = settle(&mut broker).await;
+    assert_eq!(entry.len(), 1);
+    // The stop-loss rests at Kraken for the bought volume, its trigger on the tick; the
+    // take-profit for the same volume is refused (Kraken holds the volume of the open stop).
+    poll_until(
+        &mut broker,
+        "the stop rests",
+        |_, mock| {
+            of_type(mock, Mock::StopLoss)
+                .first()
+                .is_some_and(|o| o.status == OrderStatus::Open)
+                && rig
+                    .store
+                    .sent_orders(rig.run_id)
+                    .unwrap()
+                    .iter()
+                    .any(|o| o.state == OrderState::Rejected)
+        },
+        &mock,
+    )
+    .await;
+    let stop = of_type(&mock, Mock::StopLoss).remove(0);
+    assert_eq!((stop.side, stop.volume), (Side::Sell, Decimal::new(1, 3)));
+    assert_eq!(stop.trigger.unwrap().price, Decimal::from(10_000));
+    assert!(of_type(&mock, Mock::TakeProfit).is_empty());
+    let journal = rig.store.sent_orders(rig.run_id).unwrap();
+    assert_eq!(
+        journal.len(),
+        3,
+        "entry, stop-loss, take-profit, each journaled: {journal:?}"
+    );
+    assert_eq!(journal.iter().filter(|o| o.state == OrderState::Rejected).count(), 1);
+    let venue = broker.venue().unwrap();
+    assert_eq!(venue.stops.as_deref(), Some("on Kraken: stop-loss 7%"));
+    let shown = venue
+        .orders
+        .iter()
+        .find(|o| o.order_type == "stop-loss")
+        .expect("listed");
+    assert_eq!(
+        (shown.state.as_str(), shown.limit_price),
+        ("open", Some(Decimal::from(10_000)))
+    );
+
+    // The strategy exits: the stop is cancelled first, then what is left is sold at market.
+    assert!(
+        broker
+            .follow(-1, Timestamp::from_secs(120), Decimal::from(PRICE))
+            .is_none()
+    );
+    assert!(broker.is_working(), "the exit waits for the stop's end");
+    let exit = settle(&mut broker).await;
+    assert_eq!(exit.len(), 1, "{exit:?}");
+    assert_eq!((exit[0].1.side, exit[0].1.qty), (Side::Sell, Decimal::new(1, 3)));
+    let stop = of_type(&mock, Mock::StopLoss).remove(0);
+    assert_eq!((stop.status, stop.vol_exec), (OrderStatus::Canceled, Decimal::ZERO));
+    let sells = of_type(&mock, Mock::Market)
+        .into_iter()
+        .filter(|o| o.side == Side::Sell)
+        .count();
+    assert_eq!(sells, 1, "sold once");
+    assert_eq!(mock.balances()["XXBT"], Decimal::ZERO);
+    assert_books_are_the_exchanges(&rig, &broker, &mock);
+    mock.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_that_fills_at_the_exchange_is_the_exit_its_sibling_is_cancelled_and_nothing_is_sold_twice() {
+    use nanotrader_kraken_mock::{OrderStatus, OrderType as Mock};
+    // Holding 0.001 BTC already: both exits of the 0.001 bought fit in the balance.
+    let mock = mock_holding(Faults::default(), 2, Decimal::new(1, 3)).await;
+    let rig = LiveRig::new();
+    let mut broker = rig.broker_with(&mock, exchange_stops(&mock)).await;
+    broker.mark(Decimal::from(PRICE));
+    // A stop above the market: Kraken executes it as soon as it is placed.
+    broker.plan_exits(ExitPlan {
+        stop_loss: Some(Decimal::from(11_000)),
+        take_profit: Some(Decimal::from(12_000)),
+        trailing: None,
+    });
+    assert!(
+        broker
+            .follow(1, Timestamp::from_secs(60), Decimal::from(PRICE))
+            .is_none()
+    );
+    // The entry, then the stop's exit (it may come while the entry is still being settled).
+    let fills = poll_until(
+        &mut broker,
+        "the stop's exit and the take-profit cancelled",
+        |fills, mock| {
+            fills.iter().any(|(_, f)| f.side == Side::Sell)
+                && of_type(mock, Mock::TakeProfit)
+                    .first()
+                    .is_some_and(|o| o.status == OrderStatus::Canceled)
+        },
+        &mock,
+    )
+    .await;
+    assert_eq!(fills.iter().filter(|(_, f)| f.side == Side::Buy).count(), 1);
+    let exit: Vec<_> = fills.iter().filter(|(_, f)| f.side == Side::Sell).collect();
+    assert_eq!(exit.len(), 1, "{fills:?}");
+    let (order, fill) = exit[0];
+    assert_eq!((order.reason, fill.qty), (OrderReason::Exit, Decimal::new(1, 3)));
+    let executed: Vec<_> = mock
+        .executions()
+        .into_iter()
+        .filter(|e| e.order_id == of_type(&mock, Mock::StopLoss)[0].txid)
+        .collect();
+    assert_eq!(executed.len(), 2, "the stop's two trades");
+    assert_eq!(fill.fee, executed.iter().map(|e| e.fee).sum::<Decimal>());
+    assert_eq!(of_type(&mock, Mock::TakeProfit)[0].vol_exec, Decimal::ZERO);
+    assert_eq!(of_type(&mock, Mock::Market).len(), 1, "only the entry at market");
+    assert_eq!(
+        mock.balances()["XXBT"],
+        Decimal::new(1, 3),
+        "the stop sold what was bought, once"
+    );
+    assert_books_are_the_exchanges(&rig, &broker, &mock);
+    mock.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_restarted_in_a_trade_without_its_stop_places_it_once() {
+    use nanotrader_kraken_mock::{OrderStatus, OrderType as Mock};
+    let mock = mock_holding(Faults::default(), 1, Decimal::new(1, 3)).await;
+    let rig = LiveRig::new();
+    let mut broker = rig.broker_with(&mock, exchange_stops(&mock)).await;
+    let plan = ExitPlan {
+        stop_loss: Some(Decimal::from(9_000)),
+        ..ExitPlan::default()
+    };
+    broker.guard_position(plan, Timestamp::from_secs(60), Decimal::from(PRICE));
+    poll_until(
+        &mut broker,
+        "the stop rests",
+        |_, mock| {
+            of_type(mock, Mock::StopLoss)
+                .first()
+                .is_some_and(|o| o.status == OrderStatus::Open)
+        },
+        &mock,
+    )
+    .await;
+    // Once guarded, again is nothing.
+    broker.guard_position(plan, Timestamp::from_secs(60), Decimal::from(PRICE));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    broker.poll();
+    let stops = of_type(&mock, Mock::StopLoss);
+    assert_eq!(stops.len(), 1, "{stops:?}");
+    assert_eq!(stops[0].volume, Decimal::new(1, 3), "the position's volume");
+    mock.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resting_stop_outlives_the_run_and_the_next_start_adopts_it_instead_of_placing_it_again() {
+    use nanotrader_kraken_mock::{OrderStatus, OrderType as Mock};
+    let mock = mock_holding(Faults::default(), 1, Decimal::ZERO).await;
+    let rig = LiveRig::new();
+    let mut broker = rig.broker_with(&mock, exchange_stops(&mock)).await;
+    broker.mark(Decimal::from(PRICE));
+    broker.plan_exits(ExitPlan {
+        stop_loss: Some(Decimal::from(9_000)),
+        ..ExitPlan::default()
+    });
+    assert!(
+        broker
+            .follow(1, Timestamp::from_secs(60), Decimal::from(PRICE))
+            .is_none()
+    );
+    settle(&mut broker).await;
+    poll_until(
+        &mut broker,
+        "the stop rests",
+        |_, mock| {
+            of_type(mock, Mock::StopLoss)
+                .first()
+                .is_some_and(|o| o.status == OrderStatus::Open)
+        },
+        &mock,
+    )
+    .await;
+    // Ctrl-C: the stop stays at Kraken, guarding the position.
+    tokio::task::block_in_place(|| broker.stop());
+    assert_eq!(of_type(&mock, Mock::StopLoss)[0].status, OrderStatus::Open);
+    drop(broker);
+    // The next start adopts it: followed again, not placed again; an exit then cancels it. (Its
+    // own nonce file: the stopped broker's task may still hold the first one's lock a moment.)
+    let again = tempfile::tempdir().unwrap();
+    let mut broker = rig.broker_on(client(&mock, again.path()), exchange_stops(&mock)).await;
+    let venue = broker.venue().unwrap();
+    let adopted = venue
+        .orders
+        .iter()
+        .find(|o| o.order_type == "stop-loss")
+        .expect("listed");
+    assert_eq!(
+        (adopted.state.as_str(), adopted.limit_price),
+        ("open", Some(Decimal::from(9_000)))
+    );
+    assert_eq!(of_type(&mock, Mock::StopLoss).len(), 1);
+    broker.mark(Decimal::from(PRICE));
+    assert!(
+        broker
+            .follow(-1, Timestamp::from_secs(120), Decimal::from(PRICE))
+            .is_none()
+    );
+    let exit = settle(&mut broker).await;
+    assert_eq!(exit.len(), 1, "{exit:?}");
+    assert_eq!(of_type(&mock, Mock::StopLoss)[0].status, OrderStatus::Canceled);
+    assert_eq!(of_type(&mock, Mock::StopLoss).len(), 1, "never placed twice");
+    assert_eq!(mock.balances()["XXBT"], Decimal::ZERO);
+    assert_books_are_the_exchanges(&rig, &broker, &mock);
+    mock.shutdown().await;
 }
 
 /// Polls the broker, waiting on its wake-ups (as the engine does), until its order is done

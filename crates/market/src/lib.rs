@@ -26,4 +26,4 @@ pub use replay::{DEMO_DATA, DEMO_DATA_NAME, ReplayConfig, ReplaySource};
 pub use sim::{SimConfig, SimSource};
 pub use source::{Source, SourceError, SourceInfo};
 pub use task_source::{EventSender, TaskSource};
-pub use types::{Bar, FeedStatus, Interval, MarketEvent, Quote, Side, Timestamp, Trade};
+pub use types::{Bar, ExitPlan, FeedStatus, Interval, MarketEvent, Quote, Side, Timestamp, Trade, TrailDistance};

@@ -298,3 +298,29 @@ mod tests {
         assert_eq!(Timestamp::from_secs(-60).unix_secs_text(), "-60");
     }
 }
+
+/// The exits of a trade, fixed at its entry (the strategy's stops, as prices): what a broker
+/// places at an exchange as stop orders when the exchange watches them (`--stops exchange`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExitPlan {
+    /// Sell when the price falls to this.
+    pub stop_loss: Option<Decimal>,
+    /// Sell when the price rises to this.
+    pub take_profit: Option<Decimal>,
+    /// Sell when the price falls this far below its best since the entry.
+    pub trailing: Option<TrailDistance>,
+}
+
+impl ExitPlan {
+    pub fn is_empty(&self) -> bool {
+        *self == ExitPlan::default()
+    }
+}
+
+/// A trailing stop's distance below the best price: a percentage of it, or an amount (an ATR
+/// multiple turned into a price at entry).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrailDistance {
+    Percent(Decimal),
+    Amount(Decimal),
+}

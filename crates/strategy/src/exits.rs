@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::lang::series::{Rma, TrueRange};
 use crate::{LineValues, Signal, Strategy};
-use nanotrader_market::Bar;
+use nanotrader_market::{Bar, ExitPlan, TrailDistance};
 
 /// The ATR period behind `NxATR` distances.
 pub const ATR_PERIOD: usize = 14;
@@ -298,6 +298,19 @@ impl Strategy for WithExits {
     fn fill_price(&self) -> Option<Decimal> {
         self.fill
     }
+
+    fn exit_plan(&self) -> Option<ExitPlan> {
+        let trade = self.trade.as_ref()?;
+        let plan = ExitPlan {
+            stop_loss: trade.stop,
+            take_profit: trade.take,
+            trailing: trade.trail.map(|t| match t {
+                Trail::Fraction(f) => TrailDistance::Percent(f * Decimal::ONE_HUNDRED),
+                Trail::Amount(a) => TrailDistance::Amount(a),
+            }),
+        };
+        (!plan.is_empty()).then_some(plan)
+    }
 }
 
 #[cfg(test)]
@@ -342,6 +355,39 @@ mod tests {
 
     fn pct(p: i64) -> Option<Distance> {
         Some(Distance::Percent(p.into()))
+    }
+
+    #[test]
+    fn the_exit_plan_holds_the_entrys_prices_and_the_trailing_distance() {
+        let exits = Exits {
+            stop_loss: pct(10),
+            take_profit: pct(20),
+            trailing_stop: Some(Distance::Percent("1.5".parse().unwrap())),
+            ..Exits::default()
+        };
+        let mut s = WithExits::new(Box::new(LongFrom(2, 0)), exits, 1);
+        s.on_bar(&ohlc(100, 100, 100, 100));
+        assert_eq!(s.exit_plan(), None, "no trade yet");
+        s.on_bar(&ohlc(100, 100, 100, 100));
+        let plan = s.exit_plan().expect("in a trade");
+        assert_eq!(plan.stop_loss, Some(90.into()));
+        assert_eq!(plan.take_profit, Some(120.into()));
+        assert_eq!(plan.trailing, Some(TrailDistance::Percent("1.5".parse().unwrap())));
+        // An ATR distance is a price once the trade is entered.
+        let atr = Exits {
+            trailing_stop: Some(Distance::Atr(2.into())),
+            ..Exits::default()
+        };
+        let mut s = WithExits::new(Box::new(LongFrom(20, 0)), atr, 1);
+        for _ in 0..20 {
+            s.on_bar(&ohlc(100, 103, 99, 100));
+        }
+        assert_eq!(
+            s.exit_plan().and_then(|p| p.trailing),
+            Some(TrailDistance::Amount(8.into()))
+        );
+        s.on_bar(&ohlc(100, 100, 10, 10));
+        assert_eq!(s.exit_plan(), None, "stopped out");
     }
 
     #[test]

@@ -80,6 +80,11 @@ pub trait Strategy: Send {
     fn fill_price(&self) -> Option<Decimal> {
         None
     }
+    /// The exits of the trade the strategy is in (its stop and target prices, fixed at the
+    /// entry), for a broker that places them at the exchange (`WithExits`).
+    fn exit_plan(&self) -> Option<nanotrader_market::ExitPlan> {
+        None
+    }
 }
 
 /// Largest indicator window a configuration may ask for (about two years of 1-minute bars).

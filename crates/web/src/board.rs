@@ -905,6 +905,7 @@ mod tests {
                 },
             ],
             halted: halted.map(str::to_owned),
+            stops: Some("on Kraken: stop-loss 2%".to_owned()),
         }
     }
 
@@ -939,7 +940,8 @@ mod tests {
                      "order_type": "market", "volume": "0.01", "filled": "0.01", "limit_price": null,
                      "state": "filled", "detail": "2 trades"}
                 ],
-                "halted": "daily loss over 5 %"
+                "halted": "daily loss over 5 %",
+                "stops": "on Kraken: stop-loss 2%"
             })
         );
         assert_eq!(status_of(2), None, "the same exchange side again changes nothing");

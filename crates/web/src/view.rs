@@ -216,6 +216,8 @@ pub struct VenueStatus {
     pub orders: Vec<OrderRow>,
     /// Why new entries are halted, while they are (a Resume lifts it).
     pub halted: Option<String>,
+    /// Where the run's stops are watched and which (`on Kraken: stop-loss 2%`), if any.
+    pub stops: Option<String>,
 }
 
 impl VenueStatus {
@@ -230,6 +232,7 @@ impl VenueStatus {
                 .collect(),
             orders: venue.orders.iter().take(VENUE_ORDERS).map(OrderRow::new).collect(),
             halted: venue.halted.clone(),
+            stops: venue.stops.clone(),
         }
     }
 }

@@ -78,6 +78,12 @@ impl Pair {
 pub enum OrderType {
     Market,
     Limit,
+    /// Rests until a trade reaches its trigger (a sell: at or below it), then executes at market.
+    StopLoss,
+    /// Rests until a trade reaches its trigger (a sell: at or above it), then executes at market.
+    TakeProfit,
+    /// A stop-loss whose trigger follows the best trade price since placement at an offset.
+    TrailingStop,
 }
 
 impl OrderType {
@@ -85,8 +91,45 @@ impl OrderType {
         match self {
             Self::Market => "market",
             Self::Limit => "limit",
+            Self::StopLoss => "stop-loss",
+            Self::TakeProfit => "take-profit",
+            Self::TrailingStop => "trailing-stop",
         }
     }
+
+    /// Waits for a trigger price.
+    pub fn is_triggered(self) -> bool {
+        matches!(self, Self::StopLoss | Self::TakeProfit | Self::TrailingStop)
+    }
+}
+
+/// A trailing stop's distance behind the best price: an amount, or a percentage of that price.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Offset {
+    Price(Decimal),
+    Percent(Decimal),
+}
+
+impl Offset {
+    /// `+50`, `+1.5%`: Kraken's relative price.
+    pub fn relative(self) -> String {
+        match self {
+            Offset::Price(p) => format!("+{p}"),
+            Offset::Percent(p) => format!("+{p}%"),
+        }
+    }
+}
+
+/// The trigger of a stop-loss, take-profit or trailing stop: where it stands and whether a
+/// trade has reached it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Trigger {
+    /// The price a trade must reach (for a trailing stop: the best price less the offset).
+    pub price: Decimal,
+    /// A trailing stop's offset, and the best trade price since placement.
+    pub trail: Option<(Offset, Decimal)>,
+    /// The trade price that triggered it.
+    pub triggered_at: Option<Decimal>,
 }
 
 /// REST order status (`pending` is never observed: the mock places synchronously).
@@ -118,8 +161,10 @@ pub struct PlacedOrder {
     pub side: Side,
     pub order_type: OrderType,
     pub volume: Decimal,
-    /// Limit price; `None` for market orders.
+    /// Limit price; `None` for market and triggered orders.
     pub price: Option<Decimal>,
+    /// A stop-loss, take-profit or trailing stop's trigger.
+    pub trigger: Option<Trigger>,
     pub post_only: bool,
     pub status: OrderStatus,
     pub vol_exec: Decimal,
@@ -222,6 +267,10 @@ pub(crate) struct NewOrder {
     pub(crate) order_type: OrderType,
     pub(crate) volume: Decimal,
     pub(crate) price: Option<Decimal>,
+    /// A stop-loss or take-profit's trigger price.
+    pub(crate) trigger: Option<Decimal>,
+    /// A trailing stop's offset.
+    pub(crate) offset: Option<Offset>,
     pub(crate) post_only: bool,
     pub(crate) userref: Option<i32>,
     pub(crate) cl_ord_id: Option<String>,
@@ -382,13 +431,35 @@ impl Account {
         {
             return Err("EOrder:Tick size check failed".into());
         }
+        if let Some(trigger) = order.trigger.or(match order.offset {
+            Some(Offset::Price(p)) => Some(p),
+            _ => None,
+        }) && !(trigger % pair.tick).is_zero()
+        {
+            return Err("EOrder:Tick size check failed".into());
+        }
         if order.volume < pair.ordermin {
             return Err("EOrder:Order minimum not met".into());
         }
         let last = last.ok_or("EService:Unavailable")?;
+        let trigger = order.order_type.is_triggered().then(|| {
+            let trail = order.offset.map(|offset| (offset, last));
+            Trigger {
+                price: match trail {
+                    Some((offset, peak)) => trail_stop(order.side, offset, peak),
+                    None => order.trigger.unwrap_or(last),
+                },
+                trail,
+                triggered_at: None,
+            }
+        });
         let takes = match (order.order_type, order.price) {
+            // A trigger already reached executes at once (at market).
+            (t, _) if t.is_triggered() => {
+                trigger.is_some_and(|trigger| reached(order.order_type, order.side, trigger.price, last))
+            }
             (OrderType::Market, _) | (_, None) => true,
-            (OrderType::Limit, Some(price)) => match order.side {
+            (_, Some(price)) => match order.side {
                 Side::Buy => price >= last,
                 Side::Sell => price <= last,
             },
@@ -418,6 +489,7 @@ impl Account {
             order_type: order.order_type,
             volume: order.volume,
             price: order.price.filter(|_| order.order_type == OrderType::Limit),
+            trigger,
             post_only: order.post_only,
             status: OrderStatus::Open,
             vol_exec: Decimal::ZERO,
@@ -442,6 +514,9 @@ impl Account {
         }
         self.order_event("new", index, now);
         if takes {
+            if let Some(trigger) = &mut self.orders[index].placed.trigger {
+                trigger.triggered_at = Some(last);
+            }
             self.fill(index, last, false, now);
         }
         Ok(Some(txid))
@@ -646,6 +721,40 @@ impl Account {
                 let limit = self.orders[index].placed.price.unwrap_or(trade.price);
                 self.fill(index, limit, true, trade.ts);
             }
+            // Stops and take-profits: a trade that reaches the trigger executes the order at
+            // market (taker, at that trade's price); a trailing stop's trigger follows the best
+            // price after each trade that does not reach it.
+            let next = self.next_tape;
+            let triggered: Vec<usize> = (0..self.orders.len())
+                .filter(|&i| {
+                    let order = &mut self.orders[i];
+                    let (order_type, side) = (order.placed.order_type, order.placed.side);
+                    if !order.is_open() || order.from_tape > next {
+                        return false;
+                    }
+                    let Some(trigger) = &mut order.placed.trigger else {
+                        return false;
+                    };
+                    if reached(order_type, side, trigger.price, trade.price) {
+                        trigger.triggered_at = Some(trade.price);
+                        return true;
+                    }
+                    if let Some((offset, peak)) = &mut trigger.trail {
+                        let better = match side {
+                            Side::Sell => trade.price > *peak,
+                            Side::Buy => trade.price < *peak,
+                        };
+                        if better {
+                            *peak = trade.price;
+                            trigger.price = trail_stop(side, *offset, *peak);
+                        }
+                    }
+                    false
+                })
+                .collect();
+            for index in triggered {
+                self.fill(index, trade.price, false, trade.ts);
+            }
             self.next_tape += 1;
         }
         if self.dead_man.is_some_and(|at| Instant::now() >= at) {
@@ -653,6 +762,25 @@ impl Account {
             let count = self.cancel_all(TIMEOUT_REASON, now);
             tracing::debug!("mock kraken: dead man's switch canceled {count} orders");
         }
+    }
+}
+
+/// Whether a trade at `price` reaches a trigger at `trigger`: a stop (a sell's protection) when
+/// the price falls to it, a take-profit when it rises to it; the other way round for a buy.
+fn reached(order_type: OrderType, side: Side, trigger: Decimal, price: Decimal) -> bool {
+    let falls = matches!(order_type, OrderType::StopLoss | OrderType::TrailingStop) == (side == Side::Sell);
+    if falls { price <= trigger } else { price >= trigger }
+}
+
+/// A trailing stop's trigger `offset` behind the best price `peak` (below it for a sell).
+fn trail_stop(side: Side, offset: Offset, peak: Decimal) -> Decimal {
+    let distance = match offset {
+        Offset::Price(p) => p,
+        Offset::Percent(pct) => peak * pct / Decimal::ONE_HUNDRED,
+    };
+    match side {
+        Side::Sell => peak - distance,
+        Side::Buy => peak + distance,
     }
 }
 

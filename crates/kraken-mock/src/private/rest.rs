@@ -12,7 +12,8 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 
 use super::account::{
-    BTC, BTC_DECIMALS, Fill, NewOrder, Order, OrderStatus, OrderType, Pair, Selector, USD, USD_DECIMALS,
+    BTC, BTC_DECIMALS, Fill, NewOrder, Offset, Order, OrderStatus, OrderType, Pair, Selector, Trigger, USD,
+    USD_DECIMALS,
 };
 use super::auth;
 use super::{Private, State, take};
@@ -184,7 +185,8 @@ fn add_order(market: &Market, state: &mut State, params: &Params, now: Timestamp
     Outcome::Reply(Ok(json!({ "descr": descr, "txid": [txid] })))
 }
 
-/// The AddOrder body as a `NewOrder`; the mock trades `market` and `limit` orders, GTC only.
+/// The AddOrder body as a `NewOrder`; the mock trades `market`, `limit`, `stop-loss`,
+/// `take-profit` and `trailing-stop` orders (the trigger on the last trade price), GTC only.
 pub(super) fn parse_order(pair: &Pair, params: &Params) -> Result<NewOrder, String> {
     let name = params.get("pair").ok_or_else(|| invalid("pair"))?;
     if !pair.named(name) {
@@ -198,6 +200,9 @@ pub(super) fn parse_order(pair: &Pair, params: &Params) -> Result<NewOrder, Stri
     let order_type = match params.get("ordertype").map(String::as_str) {
         Some("market") => OrderType::Market,
         Some("limit") => OrderType::Limit,
+        Some("stop-loss") => OrderType::StopLoss,
+        Some("take-profit") => OrderType::TakeProfit,
+        Some("trailing-stop") => OrderType::TrailingStop,
         _ => return Err(invalid("ordertype")),
     };
     let volume = params
@@ -205,16 +210,38 @@ pub(super) fn parse_order(pair: &Pair, params: &Params) -> Result<NewOrder, Stri
         .and_then(|v| v.parse::<Decimal>().ok())
         .filter(|v| *v > Decimal::ZERO)
         .ok_or_else(|| invalid("volume"))?;
-    let price = match order_type {
-        OrderType::Market => None,
-        OrderType::Limit => Some(
-            params
-                .get("price")
-                .and_then(|p| p.parse::<Decimal>().ok())
-                .filter(|p| *p > Decimal::ZERO)
-                .ok_or_else(|| invalid("price"))?,
-        ),
+    let absolute = || {
+        params
+            .get("price")
+            .and_then(|p| p.parse::<Decimal>().ok())
+            .filter(|p| *p > Decimal::ZERO)
+            .ok_or_else(|| invalid("price"))
     };
+    let (mut price, mut trigger, mut offset) = (None, None, None);
+    match order_type {
+        OrderType::Market => {}
+        OrderType::Limit => price = Some(absolute()?),
+        OrderType::StopLoss | OrderType::TakeProfit => trigger = Some(absolute()?),
+        // Kraken takes a trailing stop's price only as relative: `+50` or `+1.5%`.
+        OrderType::TrailingStop => {
+            let text = params.get("price").ok_or_else(|| invalid("price"))?;
+            let relative = text.strip_prefix('+').ok_or_else(|| invalid("price"))?;
+            let (number, percent) = match relative.strip_suffix('%') {
+                Some(n) => (n, true),
+                None => (relative, false),
+            };
+            let value = number
+                .parse::<Decimal>()
+                .ok()
+                .filter(|v| *v > Decimal::ZERO && (!percent || *v < Decimal::ONE_HUNDRED))
+                .ok_or_else(|| invalid("price"))?;
+            offset = Some(if percent {
+                Offset::Percent(value)
+            } else {
+                Offset::Price(value)
+            });
+        }
+    }
     let mut post_only = false;
     for oflag in params.get("oflags").iter().flat_map(|f| f.split(',')) {
         match oflag.trim() {
@@ -243,6 +270,8 @@ pub(super) fn parse_order(pair: &Pair, params: &Params) -> Result<NewOrder, Stri
         order_type,
         volume,
         price,
+        trigger,
+        offset,
         post_only,
         userref,
         cl_ord_id,
@@ -251,17 +280,35 @@ pub(super) fn parse_order(pair: &Pair, params: &Params) -> Result<NewOrder, Stri
 
 /// `descr.order`: `buy 1.25000000 XBTUSD @ limit 30010.0`, `sell 0.25000000 XBTUSD @ market`.
 fn order_text(pair: &Pair, order: &NewOrder) -> String {
-    describe(pair, order.side, order.order_type, order.volume, order.price)
+    let shown = order.price.or(order.trigger);
+    describe(pair, order.side, order.order_type, order.volume, shown, order.offset)
 }
 
-fn describe(pair: &Pair, side: Side, order_type: OrderType, volume: Decimal, price: Option<Decimal>) -> String {
+/// Kraken's text: `buy 1.25000000 XBTUSD @ limit 30010.0`, `sell 0.25 XBTUSD @ stop loss
+/// 27000.0`, `sell 0.25 XBTUSD @ take profit 33000.0`, `sell 0.25 XBTUSD @ trailing stop +1.5%`.
+fn describe(
+    pair: &Pair,
+    side: Side,
+    order_type: OrderType,
+    volume: Decimal,
+    price: Option<Decimal>,
+    offset: Option<Offset>,
+) -> String {
     let volume = wire::text(volume, pair.lot_decimals);
-    match (order_type, price) {
-        (OrderType::Limit, Some(price)) => {
+    let at = |what: &str| match (price, offset) {
+        (_, Some(offset)) => format!("{side} {volume} {} @ {what} {}", pair.altname, offset.relative()),
+        (Some(price), None) => {
             let price = wire::text(price, pair.pair_decimals);
-            format!("{side} {volume} {} @ limit {price}", pair.altname)
+            format!("{side} {volume} {} @ {what} {price}", pair.altname)
         }
-        _ => format!("{side} {volume} {} @ market", pair.altname),
+        (None, None) => format!("{side} {volume} {} @ market", pair.altname),
+    };
+    match order_type {
+        OrderType::Market => format!("{side} {volume} {} @ market", pair.altname),
+        OrderType::Limit => at("limit"),
+        OrderType::StopLoss => at("stop loss"),
+        OrderType::TakeProfit => at("take profit"),
+        OrderType::TrailingStop => at("trailing stop"),
     }
 }
 
@@ -293,9 +340,18 @@ fn balance_ex(state: &State) -> Value {
 fn order_json(pair: &Pair, order: &Order, with_trades: bool) -> Value {
     let placed = &order.placed;
     let cost = |v| wire::text(v, COST_DECIMALS);
-    let price = placed
-        .price
-        .map_or_else(|| "0".to_owned(), |p| wire::text(p, pair.pair_decimals));
+    let offset = placed.trigger.and_then(|t| t.trail).map(|(offset, _)| offset);
+    // `descr.price`: the limit price, or the trigger (a trailing stop's relative offset).
+    let price = match (placed.price, placed.trigger, offset) {
+        (_, _, Some(offset)) => offset.relative(),
+        (Some(p), _, None) | (None, Some(Trigger { price: p, .. }), None) => wire::text(p, pair.pair_decimals),
+        (None, None, None) => "0".to_owned(),
+    };
+    // `stopprice`: the trade price that triggered it, once it did.
+    let stopprice = placed
+        .trigger
+        .and_then(|t| t.triggered_at)
+        .map_or_else(|| "0.00000".to_owned(), |p| wire::text(p, pair.pair_decimals));
     let avg = order.avg_price().map_or_else(
         || cost(Decimal::ZERO),
         |p| wire::text(p.round_dp(AVG_DECIMALS).normalize(), pair.pair_decimals),
@@ -329,7 +385,14 @@ fn order_json(pair: &Pair, order: &Order, with_trades: bool) -> Value {
             "price": price,
             "price2": "0",
             "leverage": "none",
-            "order": describe(pair, placed.side, placed.order_type, placed.volume, placed.price),
+            "order": describe(
+                pair,
+                placed.side,
+                placed.order_type,
+                placed.volume,
+                placed.price.or(placed.trigger.map(|t| t.price)),
+                offset,
+            ),
             "close": "",
         }),
     );
@@ -338,10 +401,13 @@ fn order_json(pair: &Pair, order: &Order, with_trades: bool) -> Value {
     fields.insert("cost".into(), cost(order.cost).into());
     fields.insert("fee".into(), cost(order.fee).into());
     fields.insert("price".into(), avg.into());
-    fields.insert("stopprice".into(), "0.00000".into());
+    fields.insert("stopprice".into(), stopprice.into());
     fields.insert("limitprice".into(), "0.00000".into());
     fields.insert("misc".into(), "".into());
     fields.insert("oflags".into(), oflags.into());
+    if placed.trigger.is_some() {
+        fields.insert("trigger".into(), "last".into());
+    }
     if with_trades && !order.trades.is_empty() {
         fields.insert("trades".into(), json!(order.trades));
     }

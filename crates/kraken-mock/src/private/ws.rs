@@ -13,7 +13,9 @@ use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-use super::account::{Account, BTC, Event, Fill, LedgerEntry, Order, OrderStatus, OrderType, Selector, USD};
+use super::account::{
+    Account, BTC, Event, Fill, LedgerEntry, Offset, Order, OrderStatus, OrderType, Selector, Trigger, USD,
+};
 use super::rest::Params;
 use crate::ws::sleep_until;
 use crate::ws_messages::{self as msg, MALFORMED};
@@ -512,6 +514,19 @@ fn rest_params(params: &Map<String, Value>) -> Params {
     if params.get("post_only").and_then(Value::as_bool) == Some(true) {
         rest.insert("oflags".into(), "post".into());
     }
+    // A trigger's price: static (an absolute price), or for a trailing stop an offset in
+    // quote currency (`quote`) or percent (`pct`), as REST's relative `+50` / `+1.5%`.
+    if let Some(triggers) = params.get("triggers").and_then(Value::as_object)
+        && let Some(price) = triggers.get("price")
+    {
+        let price = text(price);
+        let price = match triggers.get("price_type").and_then(Value::as_str) {
+            Some("pct") => format!("+{price}%"),
+            Some("quote") => format!("+{price}"),
+            _ => price,
+        };
+        rest.insert("price".into(), price);
+    }
     rest
 }
 
@@ -562,12 +577,41 @@ fn full_order(order: &Order, exec_type: &str, order_status: &str, time: Timestam
         fields.insert("limit_price".into(), number(price));
         fields.insert("limit_price_type".into(), "static".into());
     }
+    if let Some(trigger) = &placed.trigger {
+        fields.insert("triggers".into(), triggers(trigger));
+    }
     fields.insert("time_in_force".into(), "GTC".into());
     fields.insert("post_only".into(), placed.post_only.into());
     fields.insert("order_status".into(), order_status.into());
     fields.insert("fee_ccy_pref".into(), "fciq".into());
     totals(&mut fields, order);
     fields.insert("timestamp".into(), wire::micros(time).into());
+    Value::Object(fields)
+}
+
+/// A stop-loss, take-profit or trailing stop's `triggers` object: the reference price (the last
+/// trade), the price as given (static, or a trailing stop's offset), where the trigger stands
+/// now and whether a trade reached it.
+fn triggers(trigger: &Trigger) -> Value {
+    let (price, price_type) = match trigger.trail {
+        Some((Offset::Price(p), _)) => (p, "quote"),
+        Some((Offset::Percent(p), _)) => (p, "pct"),
+        None => (trigger.price, "static"),
+    };
+    let mut fields = Map::new();
+    fields.insert("reference".into(), "last".into());
+    fields.insert("price".into(), number(price));
+    fields.insert("price_type".into(), price_type.into());
+    fields.insert("actual_price".into(), number(trigger.price));
+    if let Some((_, peak)) = trigger.trail {
+        fields.insert("peak_price".into(), number(peak));
+    }
+    let status = if trigger.triggered_at.is_some() {
+        "triggered"
+    } else {
+        "untriggered"
+    };
+    fields.insert("status".into(), status.into());
     Value::Object(fields)
 }
 

@@ -313,8 +313,12 @@ async fn orders_are_checked_against_the_pair_rules_and_the_funds() {
             "EGeneral:Invalid arguments:type",
         ),
         (
-            order("XBTUSD", "buy", "stop-loss", "0.01", "9000"),
+            order("XBTUSD", "buy", "iceberg", "0.01", "9000"),
             "EGeneral:Invalid arguments:ordertype",
+        ),
+        (
+            order("XBTUSD", "sell", "stop-loss", "0.01", "9000.05"),
+            "EOrder:Tick size check failed",
         ),
         (
             order("XBTUSD", "buy", "market", "abc", ""),
@@ -542,6 +546,147 @@ async fn a_resting_limit_fills_as_maker_when_the_tape_reaches_it() {
             .unwrap()
             .is_empty()
     );
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stop_loss_rests_until_a_trade_reaches_its_trigger_then_fills_at_market() {
+    let mut config = account();
+    config.fill_parts = 1;
+    let mock = start_private(60.0, config, Faults::default()).await;
+    let trader = Trader::new(&mock);
+    let data = data_trades();
+    let now = mock.market_time();
+    let near_until = now.add_secs(300);
+    let last_now = data.iter().rfind(|t| t.ts <= now).unwrap().price;
+    let near_low = data
+        .iter()
+        .filter(|t| t.ts > now && t.ts <= near_until)
+        .map(|t| t.price)
+        .fold(last_now, Decimal::min);
+    let later_low = data
+        .iter()
+        .filter(|t| t.ts > near_until && t.ts <= now.add_secs(1200))
+        .map(|t| t.price)
+        .min()
+        .unwrap();
+    // A stop the next five market minutes do not reach, but the following ones do.
+    let trigger = (later_low * Decimal::TEN).ceil() / Decimal::TEN;
+    assert!(trigger < near_low);
+    let trigger_text = trigger.to_string();
+    let stop = [
+        ("pair", "XBTUSD"),
+        ("type", "sell"),
+        ("ordertype", "stop-loss"),
+        ("price", trigger_text.as_str()),
+        ("volume", "0.2"),
+        ("cl_ord_id", "stop-1"),
+    ];
+    let stop_txid = single_txid(&trader.ok("AddOrder", &stop).await);
+    // Far above the market: it rests all along. Each open sell holds its volume, as Kraken's do.
+    let target = (last_now * Decimal::TWO).round_dp(1).to_string();
+    let take = |volume| {
+        [
+            ("pair", "XBTUSD"),
+            ("type", "sell"),
+            ("ordertype", "take-profit"),
+            ("price", target.as_str()),
+            ("volume", volume),
+        ]
+    };
+    let take_txid = single_txid(&trader.ok("AddOrder", &take("0.3")).await);
+    trader
+        .fails("AddOrder", &take("0.01"), "EOrder:Insufficient funds")
+        .await;
+    let trail = [
+        ("pair", "XBTUSD"),
+        ("type", "sell"),
+        ("ordertype", "trailing-stop"),
+        ("price", "1.5%"),
+        ("volume", "0.01"),
+    ];
+    trader
+        .fails("AddOrder", &trail, "EGeneral:Invalid arguments:price")
+        .await;
+
+    let open = trader.ok("OpenOrders", &[("cl_ord_id", "stop-1")]).await;
+    let order = &open["open"][&stop_txid];
+    assert_eq!(order["descr"]["ordertype"], "stop-loss", "{open}");
+    // Prices as Kraken writes them: at the pair's decimals.
+    let shown = format!("{trigger:.1}");
+    assert_eq!(order["descr"]["price"], shown.as_str());
+    assert_eq!(
+        order["descr"]["order"],
+        format!("sell 0.20000000 XBTUSD @ stop loss {shown}").as_str()
+    );
+    assert_eq!(
+        (order["stopprice"].as_str(), order["trigger"].as_str()),
+        (Some("0.00000"), Some("last"))
+    );
+    assert!(mock.executions().is_empty(), "nothing triggered yet");
+
+    eventually("the stop to trigger", || async { mock.executions().len() == 1 }).await;
+    let fill = &mock.executions()[0];
+    assert_eq!(fill.order_id, stop_txid);
+    assert!(!fill.maker, "a triggered stop executes at market");
+    assert!(fill.price <= trigger, "{} reached {trigger}", fill.price);
+    assert_eq!((fill.qty, fill.fee), (dec("0.2"), fee(fill.cost, "0.0026")));
+    let closed = trader.ok("QueryOrders", &[("txid", stop_txid.as_str())]).await;
+    let order = &closed[&stop_txid];
+    assert_eq!(
+        (order["status"].as_str(), order["vol_exec"].as_str()),
+        (Some("closed"), Some("0.20000000"))
+    );
+    assert_eq!(order["stopprice"], format!("{:.1}", fill.price).as_str(), "{order}");
+    let trades = trader.ok("TradesHistory", &[]).await;
+    let trade = &trades["trades"][&fill.trade_id];
+    assert_eq!(
+        (trade["ordertype"].as_str(), trade["ordertxid"].as_str()),
+        (Some("stop-loss"), Some(stop_txid.as_str()))
+    );
+    // The take-profit still rests, untouched.
+    let open = trader.ok("OpenOrders", &[]).await;
+    assert_eq!(open["open"][&take_txid]["descr"]["ordertype"], "take-profit");
+    assert_eq!(mock.balances()["XXBT"], dec("0.3"));
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_trailing_stop_follows_the_best_price_and_a_reached_trigger_fills_at_once() {
+    let mock = start_private(FROZEN, account(), Faults::default()).await;
+    let trader = Trader::new(&mock);
+    let trail = [
+        ("pair", "XBTUSD"),
+        ("type", "sell"),
+        ("ordertype", "trailing-stop"),
+        ("price", "+1.5%"),
+        ("volume", "0.1"),
+    ];
+    let txid = single_txid(&trader.ok("AddOrder", &trail).await);
+    let open = trader.ok("OpenOrders", &[]).await;
+    let order = &open["open"][&txid];
+    assert_eq!(order["descr"]["ordertype"], "trailing-stop", "{open}");
+    assert_eq!(order["descr"]["price"], "+1.5%");
+    assert_eq!(order["descr"]["order"], "sell 0.10000000 XBTUSD @ trailing stop +1.5%");
+    let placed = mock.placed_orders();
+    let trigger = placed[0].trigger.expect("a trigger");
+    assert_eq!(
+        trigger.trail,
+        Some((crate::Offset::Percent(dec("1.5")), dec(FIRST_PRICE)))
+    );
+    assert_eq!(trigger.price, dec(FIRST_PRICE) * dec("0.985"));
+    // A take-profit (a sell) already under the market executes at once, at the market price.
+    let take = [
+        ("pair", "XBTUSD"),
+        ("type", "sell"),
+        ("ordertype", "take-profit"),
+        ("price", "10000"),
+        ("volume", "0.1"),
+    ];
+    let taken = single_txid(&trader.ok("AddOrder", &take).await);
+    let fills = mock.executions();
+    assert_eq!((fills.len(), fills[0].order_id.as_str()), (1, taken.as_str()));
+    assert_eq!(fills[0].price, dec(FIRST_PRICE));
     mock.shutdown().await;
 }
 

@@ -38,7 +38,7 @@ pub use nonce::{NonceError, NonceSource};
 pub use sign::{api_sign, verify_api_sign};
 pub use types::{
     AddedOrder, CancelResult, ClosedOrdersPage, DeadManSwitch, ExtendedBalance, Order, OrderDescription, OrderRef,
-    OrderRequest, OrderStatus, OrderType, Trade, TradesPage, WebSocketsToken,
+    OrderRequest, OrderStatus, OrderType, Trade, TradesPage, TrailOffset, WebSocketsToken,
 };
 #[cfg(feature = "client")]
 pub use ws::{PrivateEvent, PrivateFeed, PrivateFeedStats, PrivateWsConfig, PrivateWsError, TokenSource};

@@ -23,6 +23,61 @@ pub enum OrderType {
         price: Decimal,
         post_only: bool,
     },
+    /// Rests until the last trade price reaches `trigger`, then executes at market
+    /// (`ordertype=stop-loss`, `price` = the trigger).
+    StopLoss {
+        trigger: Decimal,
+    },
+    /// Rests until the last trade price reaches `trigger` (a sell: rises to it), then executes
+    /// at market (`ordertype=take-profit`).
+    TakeProfit {
+        trigger: Decimal,
+    },
+    /// Follows the best price since placement at `offset` behind it and executes at market
+    /// once the price comes back by the offset (`ordertype=trailing-stop`, `price` relative:
+    /// `+50` or `+1.5%`).
+    TrailingStop {
+        offset: TrailOffset,
+    },
+}
+
+impl OrderType {
+    /// Kraken's `ordertype`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OrderType::Market => "market",
+            OrderType::Limit { .. } => "limit",
+            OrderType::StopLoss { .. } => "stop-loss",
+            OrderType::TakeProfit { .. } => "take-profit",
+            OrderType::TrailingStop { .. } => "trailing-stop",
+        }
+    }
+
+    /// Whether it waits for a trigger price (stop-loss, take-profit, trailing stop).
+    pub fn is_triggered(&self) -> bool {
+        matches!(
+            self,
+            OrderType::StopLoss { .. } | OrderType::TakeProfit { .. } | OrderType::TrailingStop { .. }
+        )
+    }
+}
+
+/// A trailing stop's distance behind the best price: an amount of the quote currency or a
+/// percentage of that price.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrailOffset {
+    Price(Decimal),
+    Percent(Decimal),
+}
+
+impl fmt::Display for TrailOffset {
+    /// Kraken's relative price: `+50`, `+1.5%`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrailOffset::Price(p) => write!(f, "+{p}"),
+            TrailOffset::Percent(p) => write!(f, "+{p}%"),
+        }
+    }
 }
 
 /// An AddOrder. `cl_ord_id` is what finds the order again when the outcome is unknown: set it.
@@ -53,23 +108,32 @@ impl OrderRequest {
         let mut fields = vec![
             ("pair", self.pair.clone()),
             ("type", self.side.as_str().to_owned()),
-            (
-                "ordertype",
-                match self.order_type {
-                    OrderType::Market => "market",
-                    OrderType::Limit { .. } => "limit",
-                }
-                .to_owned(),
-            ),
+            ("ordertype", self.order_type.as_str().to_owned()),
             ("volume", self.volume.to_string()),
         ];
-        if let OrderType::Limit { price, post_only } = self.order_type {
-            if price <= Decimal::ZERO {
-                return invalid(format!("limit price {price} is not above zero"));
+        match self.order_type {
+            OrderType::Market => {}
+            OrderType::Limit { price, post_only } => {
+                if price <= Decimal::ZERO {
+                    return invalid(format!("limit price {price} is not above zero"));
+                }
+                fields.push(("price", price.to_string()));
+                if post_only {
+                    fields.push(("oflags", "post".to_owned()));
+                }
             }
-            fields.push(("price", price.to_string()));
-            if post_only {
-                fields.push(("oflags", "post".to_owned()));
+            OrderType::StopLoss { trigger } | OrderType::TakeProfit { trigger } => {
+                if trigger <= Decimal::ZERO {
+                    return invalid(format!("trigger price {trigger} is not above zero"));
+                }
+                fields.push(("price", trigger.to_string()));
+            }
+            OrderType::TrailingStop { offset } => {
+                let (TrailOffset::Price(v) | TrailOffset::Percent(v)) = offset;
+                if v <= Decimal::ZERO {
+                    return invalid(format!("trailing offset {offset} is not above zero"));
+                }
+                fields.push(("price", offset.to_string()));
             }
         }
         if let Some(id) = &self.cl_ord_id {
@@ -224,9 +288,11 @@ pub struct OrderDescription {
     #[serde(rename = "type")]
     pub side: Side,
     pub ordertype: String,
-    #[serde(deserialize_with = "dec")]
+    /// The limit price or trigger; a relative one (a trailing stop's `+1.5%`, `+50`) as its
+    /// number.
+    #[serde(deserialize_with = "relative_dec")]
     pub price: Decimal,
-    #[serde(default, deserialize_with = "dec")]
+    #[serde(default, deserialize_with = "relative_dec")]
     pub price2: Decimal,
     #[serde(default)]
     pub leverage: String,
@@ -445,6 +511,14 @@ pub(super) fn dec<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> 
     parsed.ok_or_else(|| de::Error::custom(format!("expected a decimal, got {raw}")))
 }
 
+/// A price that may be relative (`+50`, `-1.5%`, `#20`): its number.
+fn relative_dec<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+    let raw = <&RawValue>::deserialize(d)?;
+    let text = unquoted(raw);
+    let number = text.trim_start_matches(['+', '-', '#']).trim_end_matches('%');
+    decimal(number.as_bytes()).ok_or_else(|| de::Error::custom(format!("expected a price, got {raw}")))
+}
+
 /// Unix seconds (`1688666559.8974`, or a string of it); 0 means none.
 fn secs<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
     let raw = <&RawValue>::deserialize(d)?;
@@ -566,6 +640,16 @@ mod tests {
         assert_eq!(sell.trigger, None);
         assert_eq!(stop.txid, "OBCMZD-JIEE7-77TH3F");
         assert_eq!(stop.descr.ordertype, "stop-loss-limit");
+        // A trailing stop's price is relative (`+1.5%`): read as its number.
+        let trailing = br#"{"error":[],"result":{"O1":{"status":"open","opentm":1688666559.5,
+            "descr":{"pair":"XBTUSD","type":"sell","ordertype":"trailing-stop","price":"+1.5%",
+            "price2":"0","order":"sell 0.1 XBTUSD @ trailing stop +1.5%"},"vol":"0.1","vol_exec":"0",
+            "cost":"0","fee":"0","price":"0","stopprice":"0","limitprice":"0"}}}"#;
+        let orders = parse_query_orders(trailing).unwrap();
+        assert_eq!(
+            (orders[0].descr.ordertype.as_str(), orders[0].descr.price),
+            ("trailing-stop", d("1.5"))
+        );
         assert_eq!(stop.fee, d("26.2"));
         assert_eq!(stop.trigger.as_deref(), Some("index"));
         assert_eq!(stop.reason, None);
@@ -691,6 +775,54 @@ mod tests {
             ..limit.clone()
         };
         assert_eq!(market.fields().unwrap().len(), 4);
+
+        let field = |order_type| {
+            let r = OrderRequest {
+                side: Side::Sell,
+                order_type,
+                cl_ord_id: None,
+                validate: false,
+                ..limit.clone()
+            };
+            r.fields().unwrap()[2..].to_vec()
+        };
+        let pairs = |v: &[(&'static str, &str)]| v.iter().map(|(k, v)| (*k, (*v).to_owned())).collect::<Vec<_>>();
+        assert_eq!(
+            field(OrderType::StopLoss { trigger: d("36000.5") }),
+            pairs(&[
+                ("ordertype", "stop-loss"),
+                ("volume", "0.00010000"),
+                ("price", "36000.5")
+            ])
+        );
+        assert_eq!(
+            field(OrderType::TakeProfit { trigger: d("39000") }),
+            pairs(&[
+                ("ordertype", "take-profit"),
+                ("volume", "0.00010000"),
+                ("price", "39000")
+            ])
+        );
+        assert_eq!(
+            field(OrderType::TrailingStop {
+                offset: TrailOffset::Percent(d("1.5"))
+            }),
+            pairs(&[
+                ("ordertype", "trailing-stop"),
+                ("volume", "0.00010000"),
+                ("price", "+1.5%")
+            ])
+        );
+        assert_eq!(
+            field(OrderType::TrailingStop {
+                offset: TrailOffset::Price(d("250.0"))
+            }),
+            pairs(&[
+                ("ordertype", "trailing-stop"),
+                ("volume", "0.00010000"),
+                ("price", "+250.0")
+            ])
+        );
 
         for bad in [
             OrderRequest {
