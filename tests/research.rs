@@ -434,3 +434,43 @@ fn bad_grids_get_one_line_and_exit_2() {
     let out = backtest(dir.path(), &["--data", &data, "--walk-forward", "1"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+#[test]
+fn a_window_grid_through_param_gives_the_sma_sweeps_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data();
+    let common = ["--data", data.as_str(), "--metric", "return", "--top", "100", "--json"];
+    let sweep = json(&backtest(
+        dir.path(),
+        &[&common[..], &["--short", "2..10:2", "--long", "5..30:5"]].concat(),
+    ));
+    let grid = json(&backtest(
+        dir.path(),
+        &[&common[..], &["--param", "short=2..10:2", "--param", "long=5..30:5"]].concat(),
+    ));
+    // 5 x 6 windows, of which those with short >= long are no crossover.
+    assert_eq!(sweep["combinations"], 26);
+    assert_eq!(grid["combinations"], 26);
+    assert_eq!(grid["invalid_combinations"], 4);
+    let mut from_sweep: Vec<(String, String)> = sweep["top"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                format!("short={} long={}", r["short"], r["long"]),
+                r["end_equity"].to_string(),
+            )
+        })
+        .collect();
+    let mut from_grid: Vec<(String, String)> = grid["top"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["label"].as_str().unwrap().to_owned(), r["end_equity"].to_string()))
+        .collect();
+    from_sweep.sort();
+    from_grid.sort();
+    assert_eq!(from_grid, from_sweep);
+    assert_eq!(grid["best"]["end_equity"], sweep["best"]["end_equity"]);
+}
