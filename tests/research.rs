@@ -430,6 +430,16 @@ fn bad_grids_get_one_line_and_exit_2() {
         assert_eq!(out.status.code(), Some(2), "{options:?}: {}", stderr(&out));
         assert_eq!(stderr(&out).trim_end(), want, "{options:?}");
     }
+    // `run` trades one value: a range is refused in one line.
+    let out = nanotrader(
+        dir.path(),
+        &["run", "--data", &data, "--no-web", "--param", "short=5..10"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim_end(),
+        "error: --param short=5..10: lists and ranges are for backtest sweeps; here NAME=VALUE takes one number"
+    );
     // --walk-forward takes 2 folds or more (clap's usage error).
     let out = backtest(dir.path(), &["--data", &data, "--walk-forward", "1"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
