@@ -67,7 +67,7 @@ pub fn execute(
     };
     let detail = args.report.is_some()
         || !matches!(trading.strategy, StrategyConfig::SmaCross { .. })
-        || matches!(plan, Plan::Grid { .. });
+        || matches!(&plan, Plan::Grid { grid, .. } if grid.needs_bar_detail());
 
     let load_started = Instant::now();
     let (bars, info) = load(&args, data_dir, target, detail, quiet)?;

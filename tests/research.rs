@@ -430,7 +430,128 @@ fn bad_grids_get_one_line_and_exit_2() {
         assert_eq!(out.status.code(), Some(2), "{options:?}: {}", stderr(&out));
         assert_eq!(stderr(&out).trim_end(), want, "{options:?}");
     }
+    // `run` trades one value: a range is refused in one line.
+    let out = nanotrader(
+        dir.path(),
+        &["run", "--data", &data, "--no-web", "--param", "short=5..10"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim_end(),
+        "error: --param short=5..10: lists and ranges are for backtest sweeps; here NAME=VALUE takes one number"
+    );
     // --walk-forward takes 2 folds or more (clap's usage error).
     let out = backtest(dir.path(), &["--data", &data, "--walk-forward", "1"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn a_window_grid_through_param_gives_the_sma_sweeps_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data();
+    let common = ["--data", data.as_str(), "--metric", "return", "--top", "100", "--json"];
+    let sweep = json(&backtest(
+        dir.path(),
+        &[&common[..], &["--short", "2..10:2", "--long", "5..30:5"]].concat(),
+    ));
+    let grid = json(&backtest(
+        dir.path(),
+        &[&common[..], &["--param", "short=2..10:2", "--param", "long=5..30:5"]].concat(),
+    ));
+    // 5 x 6 windows, of which those with short >= long are no crossover.
+    assert_eq!(sweep["combinations"], 26);
+    assert_eq!(grid["combinations"], 26);
+    assert_eq!(grid["invalid_combinations"], 4);
+    let mut from_sweep: Vec<(String, String)> = sweep["top"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                format!("short={} long={}", r["short"], r["long"]),
+                r["end_equity"].to_string(),
+            )
+        })
+        .collect();
+    let mut from_grid: Vec<(String, String)> = grid["top"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["label"].as_str().unwrap().to_owned(), r["end_equity"].to_string()))
+        .collect();
+    from_sweep.sort();
+    from_grid.sort();
+    assert_eq!(from_grid, from_sweep);
+    assert_eq!(grid["best"]["end_equity"], sweep["best"]["end_equity"]);
+}
+
+#[test]
+fn ctrl_c_during_a_walk_forward_says_how_far_it_got_and_exits_130() {
+    use std::io::Read as _;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    // 20,000 bars: 8,786 combinations on each of two in-sample parts take many seconds.
+    let closes: Vec<f64> = (0..20_000i64)
+        .map(|i| (400_000 + (i * 7_919) % 30_000 - (i / 50 % 7) * 1_000) as f64 / 100.0)
+        .collect();
+    let data = generated(dir.path(), "long.csv", &closes);
+    let mut child = bin()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args([
+            "backtest",
+            "--data",
+            data.to_str().unwrap(),
+            "--param",
+            "short=5..50",
+            "--param",
+            "long=10..200",
+            "--walk-forward",
+            "3",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr_log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let drain = common::running::drain(child.stderr.take().unwrap(), stderr_log.clone());
+    let so_far = || String::from_utf8_lossy(&stderr_log.lock().unwrap()).into_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !so_far().contains("sweep: 8,786 combinations x 2 folds on ") {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ended before its sweep started: {}",
+            so_far()
+        );
+        assert!(Instant::now() < deadline, "no sweep line: {}", so_far());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "still running after Ctrl-C: {}", so_far());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drain.join().unwrap();
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let err = so_far();
+    assert_eq!(status.code(), Some(130), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    let done: usize = last
+        .strip_prefix("interrupted: ")
+        .and_then(|rest| rest.strip_suffix(" of 17,572 combinations done"))
+        .map(|n| n.replace(',', "").parse().unwrap())
+        .unwrap_or_else(|| panic!("one line saying how far it got: {err}"));
+    assert!(done < 17_572, "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        out.is_empty(),
+        "no summary for a walk-forward that did not finish: {out}"
+    );
 }

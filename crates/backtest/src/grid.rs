@@ -183,6 +183,9 @@ pub struct StrategyGrid {
     exits: Exits,
     /// The first deciding bar, which stops' entries wait for too.
     decide_from_bar: u64,
+    /// The built-in strategy the file is with its defaults (sma-cross, ...), if it is one: a
+    /// combination that breaks its rule (short >= long) is then not run, as the SMA sweep skips it.
+    builtin: Option<StrategyConfig>,
     pub axes: Vec<ParamAxis>,
 }
 
@@ -223,11 +226,13 @@ impl StrategyGrid {
             let values = parse_values(&name, spec, kind, default_step)?;
             axes.push(ParamAxis { name, values });
         }
+        let builtin = file.compile(&fixed).ok().and_then(|c| c.as_builtin());
         Ok(StrategyGrid {
             file,
             fixed,
             exits,
             decide_from_bar,
+            builtin,
             axes,
         })
     }
@@ -269,6 +274,9 @@ impl StrategyGrid {
 
     /// `short=10 long=30 stop_loss=2%`.
     pub fn label(&self, combo: &Combination) -> String {
+        if self.axes.is_empty() {
+            return "as given".to_owned();
+        }
         self.named(combo)
             .map(|(n, v)| format!("{n}={v}"))
             .collect::<Vec<_>>()
@@ -300,7 +308,18 @@ impl StrategyGrid {
             }
         }
         let compiled = self.file.compile(&params).map_err(|e| e.to_string())?;
-        let strategy = compiled.as_builtin().unwrap_or(StrategyConfig::File(compiled));
+        let strategy = match (compiled.as_builtin(), &self.builtin) {
+            (Some(builtin), _) => builtin,
+            (None, Some(_)) => {
+                return Err(format!(
+                    "{} is no valid {} (a built-in keeps its rule: short < long, fast < slow, \
+                     0 < oversold < overbought < 100)",
+                    self.label(combo),
+                    self.file.name
+                ));
+            }
+            (None, None) => StrategyConfig::File(compiled),
+        };
         strategy.validate().map_err(|e| e.to_string())?;
         exits.validate()?;
         Ok(if exits.is_empty() {
@@ -312,6 +331,13 @@ impl StrategyGrid {
                 decide_from_bar: self.decide_from_bar,
             }
         })
+    }
+
+    /// Whether a backtest of the grid reads more of a bar than its close: anything but the SMA
+    /// crossover without stops (whose kernel reads the closes alone).
+    pub fn needs_bar_detail(&self) -> bool {
+        let exits_vary = self.axes.iter().any(|a| ParamKind::of_exit(&a.name).is_some());
+        !(matches!(self.builtin, Some(StrategyConfig::SmaCross { .. })) && self.exits.is_empty() && !exits_vary)
     }
 
     /// The same grid trading from another first bar (a walk-forward's out-of-sample part).
@@ -499,6 +525,25 @@ mod tests {
         };
         assert_eq!(*strategy, StrategyConfig::SmaCross { short: 10, long: 20 });
         assert_eq!(exits.stop_loss, Some(Distance::Percent(Decimal::TWO)));
+
+        // A built-in's rule holds: short >= long is no sma-cross (the SMA sweep skips it too).
+        let reversed = StrategyGrid::new(
+            StrategyFile::builtin("sma-cross").unwrap(),
+            BTreeMap::new(),
+            Exits::default(),
+            1,
+            &[("short".to_string(), "19,20".to_string())],
+            1,
+        )
+        .unwrap();
+        let both = reversed.combinations().unwrap();
+        assert_eq!(
+            reversed.strategy(&both[0]).unwrap(),
+            StrategyConfig::SmaCross { short: 19, long: 20 }
+        );
+        let e = reversed.strategy(&both[1]).unwrap_err();
+        assert!(e.starts_with("short=20 is no valid sma-cross"), "{e}");
+        assert!(!reversed.needs_bar_detail() && grid.needs_bar_detail());
 
         let unknown = StrategyGrid::new(
             StrategyFile::builtin("sma-cross").unwrap(),

@@ -129,32 +129,42 @@ pub fn print_walk_forward(out: &mut impl Write, s: &WalkForwardSummary) -> io::R
         RankBy::MaxDrawdown => "max DD %",
         RankBy::WinRate => "win %",
     };
+    // The returns beside the metric, unless the metric is the return.
+    let returns = w.metric != RankBy::Return;
+    let pair = |a: String, b: String| {
+        if returns {
+            format!("  {a:>9}  {b:>9}")
+        } else {
+            String::new()
+        }
+    };
     writeln!(
         out,
-        "  {:>4}  {:>17}  {:>17}  {:<width$}  {:>10}  {:>10}  {:>9}  {:>9}  {:>6}",
+        "  {:>4}  {:>17}  {:>17}  {:<width$}  {:>12}  {:>12}{}  {:>6}",
         "fold",
         "in sample bars",
         "out of sample bars",
         "chosen",
         format!("IS {metric}"),
         format!("OOS {metric}"),
-        "IS ret %",
-        "OOS ret %",
+        pair("IS ret %".into(), "OOS ret %".into()),
         "fills"
     )?;
     for f in &w.folds {
         let (is, oos) = (&f.in_sample_performance, &f.out_of_sample_performance);
         writeln!(
             out,
-            "  {:>4}  {:>17}  {:>17}  {:<width$}  {:>10}  {:>10}  {:>9}  {:>9}  {:>6}{}",
+            "  {:>4}  {:>17}  {:>17}  {:<width$}  {:>12}  {:>12}{}  {:>6}{}",
             f.fold,
             format!("{}..{}", f.in_sample.first_bar, f.in_sample.last_bar),
             format!("{}..{}", f.out_of_sample.first_bar, f.out_of_sample.last_bar),
             f.chosen,
             metric_text(w.metric, f.in_sample_metric, is),
             metric_text(w.metric, f.out_of_sample_metric, oos),
-            human_format::fixed_f64(is.return_pct, 2),
-            human_format::fixed_f64(oos.return_pct, 2),
+            pair(
+                human_format::fixed_f64(is.return_pct, 2),
+                human_format::fixed_f64(oos.return_pct, 2)
+            ),
             oos.trades,
             if f.disagrees {
                 "  <- made money in sample only"
