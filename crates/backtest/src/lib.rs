@@ -21,6 +21,7 @@ mod report_data;
 mod simulate;
 mod summary;
 mod sweep;
+mod sweep_kernel;
 
 // The public API, one name per step of a backtest: load the bars, run one backtest or a sweep,
 // summarize and print, build and draw the report, find the cache.
