@@ -25,7 +25,7 @@ const LANES: usize = 4;
 const BLOCK: usize = 1024;
 /// A group takes long windows until it has this many combinations: enough for the shorts'
 /// columns to be shared, few enough for the groups to spread evenly over the cores.
-const GROUP: usize = 64;
+const GROUP: usize = 96;
 
 /// Everything every group reads.
 struct Shared<'a> {
@@ -38,6 +38,8 @@ struct Shared<'a> {
     prefix: Vec<i64>,
     /// A difference of two f64 means beyond this decides the bar (see `tolerance`).
     tolerance: f64,
+    /// Every window's sum is below 2^52 (`fill_means` converts them faster).
+    sums_below_2_52: bool,
 }
 
 /// The sweep on the kernel, results in the order of `combos`; `None` when the kernel does not
@@ -74,6 +76,7 @@ pub(crate) fn run(
         closes_f64: closes.iter().map(|&c| to_f64(c)).collect(),
         prefix,
         tolerance: tolerance(max),
+        sums_below_2_52: i128::from(max) * (widest as i128) < 1 << 52,
     };
     let groups = groups(combos);
     let done: Vec<Option<Vec<(usize, ComboResult)>>> = groups
@@ -200,7 +203,13 @@ fn group_body(shared: &Shared, combos: &[(usize, usize)], group: &[usize], avx: 
     for start in (0..n).step_by(BLOCK) {
         let end = (start + BLOCK).min(n);
         for (r, &w) in windows.iter().enumerate() {
-            fill_means(&mut columns[r * BLOCK..][..end - start], &shared.prefix, w, start);
+            fill_means(
+                &mut columns[r * BLOCK..][..end - start],
+                &shared.prefix,
+                w,
+                start,
+                shared.sums_below_2_52,
+            );
         }
         for combo in &mut members {
             combo.holdings.clear();
@@ -246,15 +255,28 @@ fn group_body(shared: &Shared, combos: &[(usize, usize)], group: &[usize], avx: 
 /// The means of the `window` closes ending at each bar from `start` on (0 before the first
 /// full window, which no combination reads).
 #[inline(always)]
-fn fill_means(column: &mut [f64], prefix: &[i64], window: usize, start: usize) {
+fn fill_means(column: &mut [f64], prefix: &[i64], window: usize, start: usize, sums_below_2_52: bool) {
     let per_bar = 1.0 / window as f64;
-    for (k, mean) in column.iter_mut().enumerate() {
-        let bar = start + k;
-        *mean = if bar + 1 >= window {
-            prefix[bar + 1].wrapping_sub(prefix[bar + 1 - window]) as f64 * per_bar
-        } else {
-            0.0
-        };
+    let empty = (window - 1).saturating_sub(start).min(column.len());
+    column[..empty].fill(0.0);
+    let (column, first) = (&mut column[empty..], start + empty);
+    let (ends, starts) = (
+        &prefix[first + 1..][..column.len()],
+        &prefix[first + 1 - window..][..column.len()],
+    );
+    if sums_below_2_52 {
+        // The sum's bits under 2^52's exponent make the f64 2^52 + sum exactly; less 2^52 it is
+        // the sum. Unlike `as f64` (one conversion at a time without AVX-512), this vectorises:
+        // the columns took about 15 instructions a bar, a quarter of the kernel's own (callgrind).
+        const TWO_52: f64 = 4_503_599_627_370_496.0;
+        for ((mean, &end), &begin) in column.iter_mut().zip(ends).zip(starts) {
+            let sum = end.wrapping_sub(begin) as u64;
+            *mean = (f64::from_bits(sum | TWO_52.to_bits()) - TWO_52) * per_bar;
+        }
+    } else {
+        for ((mean, &end), &begin) in column.iter_mut().zip(ends).zip(starts) {
+            *mean = end.wrapping_sub(begin) as f64 * per_bar;
+        }
     }
 }
 
@@ -494,6 +516,8 @@ mod tests {
                         price + rng.random_range(0..100)
                     }
                 })
+                // The last round's windows sum beyond 2^52 (the plain conversion).
+                .map(|c| if round == 5 { c * 100 } else { c })
                 .collect();
             let bars = BarColumns {
                 interval: Interval::ONE_MINUTE,
@@ -504,14 +528,16 @@ mod tests {
             let shorts: Vec<usize> = (1..=13).step_by(3).collect();
             let longs: Vec<usize> = (2..=90).step_by(rng.random_range(5..11)).collect();
             let combos = crate::sweep::combinations(&shorts, &longs);
+            let mut traded = false;
             for settings in [
                 settings(Sizing::Seed, Decimal::ZERO),
                 settings(Sizing::Fraction(Decimal::ONE), Decimal::new(26, 4)),
             ] {
                 let want = one_by_one(&bars, &combos, &settings);
-                assert!(want.iter().any(|r| r.performance.trades > 100), "round {round}");
+                traded |= want.iter().any(|r| r.performance.trades > 100);
                 assert_same(&kernel(&bars, &combos, &settings), &want, &format!("round {round}"));
             }
+            assert!(traded, "round {round} makes trades");
         }
     }
 

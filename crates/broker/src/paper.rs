@@ -330,10 +330,12 @@ fn floor_steps_of_quotient<A: Amount>(num: A, den: A, step: A) -> Option<A> {
     }
     let (n, d) = (num.mantissa().unsigned_abs(), den.mantissa().unsigned_abs());
     // num / den / step = (n * 10^(den_scale + k)) / (d * 10^num_scale)
-    let pow = |digits: u32| 10u128.checked_pow(digits);
+    let pow = |digits: u32| super::amount::POW10.get(digits as usize).copied();
     let n = n.checked_mul(pow(den.scale() + step_digits)?)?;
     let d = d.checked_mul(pow(num.scale())?)?;
-    let (steps, remainder) = (n / d, n % d);
+    // (One 128-bit division, a library call; the remainder from it.)
+    let steps = n / d;
+    let remainder = n - steps * d;
     if steps >= pow(MAX_QUOTIENT_DIGITS + step_digits)? {
         return None;
     }
