@@ -25,8 +25,8 @@ LONGS = list(range(52, 251, 2))
 CASH = 100_000.0
 FEES = 0.004
 # Combinations per `Portfolio.from_signals` call: each keeps several f64 arrays of bars x
-# combinations (value, returns, drawdowns...), 200 MB each at 25 x 1M bars.
-CHUNK = 25
+# combinations (value, returns, drawdowns...), 80 MB each at 10 x 1M bars.
+CHUNK = 10
 
 
 def main():
