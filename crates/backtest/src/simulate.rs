@@ -426,7 +426,7 @@ fn sma_cross_with<T>(
 /// The tracker turns it into a `Holding` (callgrind: the two conversions to f64 were about 100
 /// of the 1,300 instructions a fill took the broker's thread).
 #[derive(Copy, Clone, Debug)]
-struct Booked {
+pub(crate) struct Booked {
     from_bar: usize,
     cash: FastDecimal,
     position: FastDecimal,
@@ -434,14 +434,14 @@ struct Booked {
 
 /// The account from a bar on, valued in f64 for the statistics.
 #[derive(Copy, Clone, Debug)]
-struct Holding {
-    from_bar: usize,
-    cash: f64,
-    position: f64,
+pub(crate) struct Holding {
+    pub(crate) from_bar: usize,
+    pub(crate) cash: f64,
+    pub(crate) position: f64,
 }
 
 /// The paper broker acting on each change of the signal, at the bar's close.
-struct Books<'a> {
+pub(crate) struct Books<'a> {
     times: &'a [i64],
     closes: &'a [i64],
     broker: Broker,
@@ -465,7 +465,7 @@ enum Broker {
 }
 
 impl<'a> Books<'a> {
-    fn new(settings: &Settings, keep: Keep, bars: &'a BarColumns) -> Self {
+    pub(crate) fn new(settings: &Settings, keep: Keep, bars: &'a BarColumns) -> Self {
         let config = settings.broker.clone();
         Self {
             times: &bars.ts,
@@ -492,7 +492,7 @@ impl<'a> Books<'a> {
     }
 
     /// The new holding when the change brings a fill.
-    fn on_change(&mut self, &SignalFlip { bar, close }: &SignalFlip) -> Option<Booked> {
+    pub(crate) fn on_change(&mut self, &SignalFlip { bar, close }: &SignalFlip) -> Option<Booked> {
         let signal = match self.signal {
             Signal::Flat => Signal::Long,
             Signal::Long => Signal::Flat,
@@ -566,7 +566,7 @@ impl<'a> Books<'a> {
 
     /// The books marked at the last close, the fills kept and their count, what the protections
     /// did.
-    fn finish(mut self, last_close: Option<i64>) -> (Account, Vec<Fill>, u64, Option<ProtectionReport>) {
+    pub(crate) fn finish(mut self, last_close: Option<i64>) -> (Account, Vec<Fill>, u64, Option<ProtectionReport>) {
         if let Some(last) = self.closes.len().checked_sub(1)
             && self.guard.is_some()
         {
@@ -597,7 +597,7 @@ impl Booked {
 impl Holding {
     /// The account from the booked bar on. The fill's own figures are these, trimmed; the
     /// conversion gives the same f64 for both.
-    fn of(booked: Booked) -> Self {
+    pub(crate) fn of(booked: Booked) -> Self {
         use nanotrader_broker::Amount;
         Holding {
             from_bar: booked.from_bar,

@@ -185,6 +185,9 @@ pub fn run(
     progress: &ProgressBar,
     stop: &AtomicBool,
 ) -> Result<Vec<ComboResult>, Interrupted> {
+    if let Some(swept) = super::sweep_kernel::run(bars, combos, settings, progress, stop) {
+        return swept;
+    }
     let results: Vec<Option<ComboResult>> = combos
         .par_iter()
         .map(|&(short, long)| {

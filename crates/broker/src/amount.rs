@@ -162,7 +162,7 @@ const SCALE_SHIFT: u32 = 96;
 const SIGN_BIT: u128 = 1 << 127;
 const MAX_SCALE: u32 = Decimal::MAX_SCALE;
 
-const POW10: [u128; 39] = {
+pub(super) const POW10: [u128; 39] = {
     let mut table = [1u128; 39];
     let mut i = 1;
     while i < table.len() {

@@ -6,11 +6,15 @@
 //! ratios). It knows the account (broker), the market's intervals and the number formats; it
 //! must not know whether a run is live or a backtest, nor where the figures are shown.
 
+mod lanes;
+
 use rust_decimal::prelude::ToPrimitive;
 use serde::Serialize;
 
 use nanotrader_broker::Account;
 use nanotrader_market::Interval;
+
+pub use lanes::PerfLanes;
 
 const SECS_PER_YEAR: f64 = 365.0 * 24.0 * 3600.0;
 const SECS_PER_DAY: f64 = 86_400.0;
