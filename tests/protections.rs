@@ -293,3 +293,37 @@ fn bad_protections_get_one_line_and_exit_2() {
         }
     }
 }
+
+/// A sweep applies the rails to every combination exactly as a single backtest does (the SMA
+/// grid's kernel hands sweeps with protections to the per-combination path).
+#[test]
+fn a_sweep_with_protections_gives_each_combination_its_single_backtest() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = repo_file("tests/data/btcusd_1m_20180404_20180406.csv");
+    let data = data.to_str().unwrap();
+    let rails = ["--max-drawdown", "3%", "--max-daily-loss-usd", "2500"];
+    let mut sweep = vec![
+        "backtest", "--data", data, "--cache", "off", "--json", "--short", "2,3", "--long", "5,8", "--top", "4",
+    ];
+    sweep.extend_from_slice(&rails);
+    let out = nanotrader(dir.path(), &sweep);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let top = json["top"].as_array().unwrap();
+    assert_eq!(top.len(), 4);
+    for combo in top {
+        let (short, long) = (combo["short"].to_string(), combo["long"].to_string());
+        let mut single = vec![
+            "backtest", "--data", data, "--cache", "off", "--json", "--short", &short, "--long", &long,
+        ];
+        single.extend_from_slice(&rails);
+        let out = nanotrader(dir.path(), &single);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let one: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(combo["end_equity"], one["end_equity"], "{short}/{long}");
+        assert!(
+            one["protections"]["refused_entries"].as_u64().unwrap() > 0,
+            "{short}/{long}: {one}"
+        );
+    }
+}

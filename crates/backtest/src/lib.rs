@@ -23,8 +23,8 @@ mod research_summary;
 mod simulate;
 mod summary;
 mod sweep;
-mod walk_forward;
 mod sweep_kernel;
+mod walk_forward;
 
 // The public API, one name per step of a backtest: load the bars, run one backtest or a sweep,
 // summarize and print, build and draw the report, find the cache.
