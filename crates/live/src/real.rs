@@ -544,8 +544,22 @@ impl LiveBroker {
         if !trades.is_empty() {
             self.book(&cl_ord_id, &trades);
         }
-        if let Some(balances) = balances {
-            self.take_balances(balances);
+        match balances {
+            Some(balances) => self.take_balances(balances),
+            // An order ended without the balances after it (BalanceEx failed, say, on a loaded
+            // machine): the last balances are from before its trades, and the next order would
+            // be sized on them; the books, which booked its trades, stand in until the
+            // exchange's next balances replace them (seen: a sell sized on the balances from
+            // before its buy, of nothing).
+            None if end.is_some() => {
+                let (cash, position) = (self.account.cash(), self.account.position());
+                for (asset, total) in [(&self.assets.quote, cash), (&self.assets.base, position)] {
+                    if let Some(entry) = self.balances.get_mut(asset) {
+                        *entry = (total, total);
+                    }
+                }
+            }
+            None => {}
         }
         if let Some(txid) = &txid
             && end.is_none()
