@@ -56,8 +56,11 @@ def main():
             # Crossed above / below, as vbt's `ma_crossed_above` and `ma_crossed_below`.
             entries = above & ~before
             exits = ~above & before
+            # Room for every crossing's order (by default one record per bar and column: 0.5 GB
+            # a call at 10 x 1M bars, which exhausted memory over the 100 calls).
+            orders_room = int(entries.sum() + exits.sum()) + len(chunk)
             pf = vbt.Portfolio.from_signals(c, entries, exits, init_cash=CASH, fees=FEES,
-                                            size=np.inf, freq="1min")
+                                            size=np.inf, freq="1min", max_orders=orders_room)
             orders = pf.orders.count().to_numpy()
             final = pf.final_value().to_numpy()
             ret = pf.total_return().to_numpy()
