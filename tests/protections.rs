@@ -6,24 +6,7 @@
 mod common;
 use common::*;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn csv_rows(path: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(path).unwrap();
-    text.lines().skip(1).map(str::to_owned).collect()
-}
-
-fn backtest_fills(dir: &Path, data: &str, options: &[&str]) -> (Vec<String>, serde_json::Value) {
-    let trades = dir.join("trades.csv");
-    let mut args = vec!["backtest", "--data", data, "--cache", "off", "--json", "--trades"];
-    args.push(trades.to_str().unwrap());
-    args.extend_from_slice(options);
-    let out = nanotrader(dir, &args);
-    assert!(out.status.success(), "{options:?}: {}", stderr(&out));
-    let json = serde_json::from_slice(&out.stdout).unwrap();
-    (csv_rows(&trades), json)
-}
 
 /// A fast crossover that trades often and pays fees: it loses steadily, so the rails have work.
 const CHURN: [&str; 6] = ["--short", "2", "--long", "5", "--fee-rate", "0.004"];

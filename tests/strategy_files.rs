@@ -8,22 +8,6 @@ use common::*;
 
 use std::path::Path;
 
-fn csv_rows(path: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(path).unwrap();
-    text.lines().skip(1).map(str::to_owned).collect()
-}
-
-fn backtest_fills(dir: &Path, data: &str, options: &[&str]) -> (Vec<String>, serde_json::Value) {
-    let trades = dir.join("trades.csv");
-    let mut args = vec!["backtest", "--data", data, "--cache", "off", "--json", "--trades"];
-    args.push(trades.to_str().unwrap());
-    args.extend_from_slice(options);
-    let out = nanotrader(dir, &args);
-    assert!(out.status.success(), "{options:?}: {}", stderr(&out));
-    let json = serde_json::from_slice(&out.stdout).unwrap();
-    (csv_rows(&trades), json)
-}
-
 #[test]
 fn the_sma_cross_file_with_the_seed_preset_makes_the_seeds_trades() {
     let file = repo_file("examples/strategies/sma_cross.toml");

@@ -298,3 +298,17 @@ pub fn repeat_bars(source: &Path, out: &Path, bars: usize) {
     }
     std::fs::write(out, csv).unwrap();
 }
+
+/// `backtest --data DATA OPTIONS --json --trades FILE` in `dir`: the trades file's rows (no
+/// header) and the JSON.
+pub fn backtest_fills(dir: &Path, data: &str, options: &[&str]) -> (Vec<String>, serde_json::Value) {
+    let trades = dir.join("trades.csv");
+    let mut args = vec!["backtest", "--data", data, "--cache", "off", "--json", "--trades"];
+    args.push(trades.to_str().unwrap());
+    args.extend_from_slice(options);
+    let out = nanotrader(dir, &args);
+    assert!(out.status.success(), "{options:?}: {}", stderr(&out));
+    let json = serde_json::from_slice(&out.stdout).unwrap();
+    let text = std::fs::read_to_string(&trades).unwrap();
+    (text.lines().skip(1).map(str::to_owned).collect(), json)
+}
