@@ -298,7 +298,18 @@ async fn run(
         // Paper only (checked with the options): the pair's account on the shared rail.
         Some(rail) => Box::new(rail.broker(index, cfg.pair.clone(), broker)),
         None => {
-            crate::brokers::broker_for(&cfg.live, broker, pair, home, &cfg.data_dir, session.run.id, alerts).await?
+            let booked = session.fills.iter().map(|f| f.order_id).collect();
+            crate::brokers::broker_for(
+                &cfg.live,
+                broker,
+                booked,
+                pair,
+                home,
+                &cfg.data_dir,
+                session.run.id,
+                alerts,
+            )
+            .await?
         }
     };
     let passes_bars_through = probed.info.bar_interval == Some(cfg.interval);

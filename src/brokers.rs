@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use nanotrader_broker::{Broker, PaperBroker};
 use nanotrader_kraken::private::{NonceSource, PrivateClient};
-use nanotrader_live::{Alerts, Assets, LiveBroker, LiveSettings, PairRules, Rails, ValidateBroker};
+use nanotrader_live::{Alerts, Assets, LiveBroker, LiveSettings, PairRules, Rails, RunOrders, ValidateBroker};
 use std::path::Path;
 
 use nanotrader_store::{OrderJournal, Store};
@@ -21,10 +21,13 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(15);
 /// Each private request's own time limit.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The run's broker over its restored paper account.
+/// The run's broker over its restored paper account (`booked`: the run orders whose fills the
+/// run has stored).
+#[allow(clippy::too_many_arguments)]
 pub async fn broker_for(
     live: &LiveSpec,
     paper: PaperBroker,
+    booked: std::collections::BTreeSet<u64>,
     pair: Option<&KrakenPair>,
     home: &StoreHome,
     data_dir: &Path,
@@ -55,10 +58,13 @@ pub async fn broker_for(
         max_daily_loss: kraken.max_daily_loss_usd,
     };
     if !kraken.validate_only {
-        let next_order_id = paper.next_order_id();
+        let stored = RunOrders {
+            next_order_id: paper.next_order_id(),
+            booked,
+        };
         let broker = LiveBroker::start(
             paper.config().clone(),
-            next_order_id,
+            stored,
             client,
             journal(home)?,
             run_id,

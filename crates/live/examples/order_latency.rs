@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use nanotrader_broker::{Broker, BrokerConfig, PaperBroker, Sizing};
 use nanotrader_kraken::private::{Credentials, NonceSource, PrivateClient, Tier};
 use nanotrader_kraken_mock::{Limits, MockConfig, MockKraken, PrivateConfig};
-use nanotrader_live::{Assets, LiveBroker, LiveSettings, OrderKind, PairRules, Rails, ValidateBroker};
+use nanotrader_live::{Assets, LiveBroker, LiveSettings, OrderKind, PairRules, Rails, RunOrders, ValidateBroker};
 use nanotrader_market::{Interval, Side, Timestamp};
 use nanotrader_store::{DataDirLock, NewRun, OrderState, SentOrder, Store};
 use rust_decimal::Decimal;
@@ -387,7 +387,7 @@ async fn real_orders(orders: usize) {
             sizing: Sizing::Fixed(Decimal::new(1, 3)),
             qty_step: Decimal::new(1, 8),
         },
-        1,
+        RunOrders::fresh(),
         client,
         Store::open(&lock).unwrap(),
         run_id,

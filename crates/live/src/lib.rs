@@ -643,7 +643,7 @@ mod desk;
 mod real;
 mod reserve;
 
-pub use real::{Assets, LimitFallback, LiveBroker, LiveSettings, OrderKind};
+pub use real::{Assets, LimitFallback, LiveBroker, LiveSettings, OrderKind, RunOrders};
 
 impl ValidateBroker {
     /// Tells refused orders (and a daily-loss halt) to `alerts` too.

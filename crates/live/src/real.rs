@@ -8,7 +8,7 @@
 //! order re-priced, the rest sent at market after its time). A decision taken while one works
 //! waits for it, then is taken again against the account the exchange reports.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
@@ -164,11 +164,41 @@ impl Deferred {
     }
 }
 
+/// What the run had stored of its orders when it stopped: the broker starts from it.
+#[derive(Clone, Debug, Default)]
+pub struct RunOrders {
+    /// The run's next order id as its last stored step says (a decision taken after that step
+    /// was lost with the process).
+    pub next_order_id: u64,
+    /// The run orders whose fill the run has stored.
+    pub booked: BTreeSet<u64>,
+}
+
+impl RunOrders {
+    /// A run that has stored no order yet.
+    pub fn fresh() -> Self {
+        Self {
+            next_order_id: 1,
+            booked: BTreeSet::new(),
+        }
+    }
+}
+
+/// An entry the process sent after the run last stored its state (killed before the decision's
+/// step was committed): when the strategy takes the same decision again on the bars it replays,
+/// it is not sent again.
+#[derive(Clone, Debug)]
+struct LostEntry {
+    order_id: u64,
+    cl_ord_id: String,
+}
+
 /// `--broker kraken`, over the signed client.
 pub struct LiveBroker {
     account: Account,
     config: BrokerConfig,
     next_order_id: u64,
+    lost_entry: Option<LostEntry>,
     journal: Box<dyn OrderJournal>,
     run_id: i64,
     gate: Gate,
@@ -201,7 +231,7 @@ impl LiveBroker {
     #[allow(clippy::too_many_arguments)]
     pub async fn start(
         config: BrokerConfig,
-        next_order_id: u64,
+        stored: RunOrders,
         client: PrivateClient,
         journal: impl OrderJournal + 'static,
         run_id: i64,
@@ -213,8 +243,16 @@ impl LiveBroker {
         // Reserved ids first: one found at the exchange becomes a placed order, which the
         // reconciliation then reads to its end like every order a stopped run left open.
         let mut journal: Box<dyn OrderJournal> = Box::new(journal);
-        crate::reserve::reconcile_reserved(&client, journal.as_mut(), run_id).await;
+        // Ids past every journaled order's: a decision lost with a killed process kept its id.
+        let mut next_order_id = journal
+            .sent_orders(run_id)
+            .unwrap_or_default()
+            .iter()
+            .map(|o| o.order_id + 1)
+            .fold(stored.next_order_id, u64::max);
+        crate::reserve::reconcile_reserved(&client, journal.as_mut(), run_id, &mut next_order_id).await;
         let reconciled = reconcile(&client, journal.as_mut(), run_id, settings.stops_on_exchange).await;
+        let (lost_entry, unbooked) = lost_with_the_process(journal.as_ref(), run_id, &stored, &reconciled);
         let balances = balances_ex(&client)
             .await
             .map_err(|e| format!("Kraken BalanceEx: {e}"))?;
@@ -238,6 +276,7 @@ impl LiveBroker {
             account,
             config,
             next_order_id,
+            lost_entry,
             journal,
             run_id,
             gate: Gate::new(rules, rails),
@@ -257,7 +296,7 @@ impl LiveBroker {
             protections: Vec::new(),
         };
         broker.adopt(reconciled.adopted);
-        broker.exits_while_down(reconciled.exits);
+        broker.fills_while_down(unbooked);
         Ok(broker)
     }
 
@@ -310,10 +349,12 @@ impl LiveBroker {
         }
     }
 
-    /// The exits stop orders made while the bot was down (their trades, recorded at the
-    /// reconciliation): one run fill per exit order, for the engine to store, so the run's
-    /// trades show them. The account is already Kraken's balances after them.
-    fn exits_while_down(&mut self, trades: Vec<ExchangeFill>) {
+    /// The run fills the run never stored: orders the exchange closed whose trades are journaled
+    /// but whose run fill was lost with a killed process, or exits stop orders made while the
+    /// bot was down (their trades recorded at the reconciliation). One run fill per run order,
+    /// for the engine to store, so the run's trades show them. The account is already Kraken's
+    /// balances after them.
+    fn fills_while_down(&mut self, trades: Vec<ExchangeFill>) {
         let mut by_order: BTreeMap<u64, Vec<ExchangeFill>> = BTreeMap::new();
         for t in trades {
             by_order.entry(t.order_id).or_default().push(t);
@@ -323,19 +364,28 @@ impl LiveBroker {
             if qty <= Decimal::ZERO {
                 continue;
             }
+            let side = trades[0].side;
             let cost: Decimal = trades.iter().map(|t| t.cost).sum();
             let ts = trades.iter().map(|t| t.ts).max().unwrap_or_else(|| trades[0].ts);
+            tracing::warn!(
+                "order {id} ({} {qty}) filled at Kraken but the run had not stored its fill: stored now",
+                side
+            );
             let order = Order {
                 id,
                 ts,
-                side: Side::Sell,
+                side,
                 qty,
-                reason: OrderReason::Exit,
+                reason: if side == Side::Buy {
+                    OrderReason::Entry
+                } else {
+                    OrderReason::Exit
+                },
             };
             let fill = Fill {
                 order_id: id,
                 ts,
-                side: Side::Sell,
+                side,
                 qty,
                 price: (cost / qty).round_dp_with_strategy(10, RoundingStrategy::MidpointNearestEven),
                 fee: trades.iter().map(|t| t.fee).sum(),
@@ -389,6 +439,17 @@ impl LiveBroker {
             self.deferred = Some(decision);
             self.cancel_protection("the strategy exits");
             return;
+        }
+        if let Some(lost) = self.lost_entry.take() {
+            if matches!(decision, Deferred::Follow(change) if change > 0) {
+                tracing::warn!(
+                    "the entry decided at {ts} was sent before the restart as order {} ({}): not sent again",
+                    lost.order_id,
+                    lost.cl_ord_id
+                );
+                return;
+            }
+            // An exit: the lost entry's decision is behind the strategy now.
         }
         if let Some(working) = &self.working {
             tracing::info!(
@@ -1232,7 +1293,54 @@ pub(crate) struct Adopted {
 #[derive(Default)]
 pub(crate) struct Reconciled {
     adopted: Vec<Adopted>,
-    exits: Vec<ExchangeFill>,
+}
+
+/// What a killed process left the run without, once the journal is reconciled: the last entry
+/// it sent after the run's last stored step (its decision is taken again on the replayed bars
+/// and must not be sent twice), and the exchange's trades of closed orders whose run fill was
+/// never stored (stop orders adopted and still open are followed instead).
+fn lost_with_the_process(
+    journal: &dyn OrderJournal,
+    run_id: i64,
+    stored: &RunOrders,
+    reconciled: &Reconciled,
+) -> (Option<LostEntry>, Vec<ExchangeFill>) {
+    let sent = journal.sent_orders(run_id).unwrap_or_default();
+    let lost_entry = sent
+        .iter()
+        .filter(|o| {
+            !o.validate
+                && o.side == Side::Buy
+                && o.order_id >= stored.next_order_id
+                && !matches!(o.state, OrderState::NotPlaced | OrderState::Rejected)
+        })
+        .max_by_key(|o| o.order_id)
+        .map(|o| LostEntry {
+            order_id: o.order_id,
+            cl_ord_id: o.cl_ord_id.clone(),
+        });
+    if let Some(lost) = &lost_entry {
+        tracing::warn!(
+            "order {} ({}) was sent after the run last stored its state: the same entry is not sent again",
+            lost.order_id,
+            lost.cl_ord_id
+        );
+    }
+    let adopted: HashSet<u64> = reconciled.adopted.iter().map(|a| a.sent.order_id).collect();
+    let closed: HashSet<u64> = sent
+        .iter()
+        .filter(|o| !o.validate && o.state == OrderState::Closed)
+        .map(|o| o.order_id)
+        .collect();
+    let unbooked = journal
+        .exchange_fills(run_id)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|f| {
+            closed.contains(&f.order_id) && !stored.booked.contains(&f.order_id) && !adopted.contains(&f.order_id)
+        })
+        .collect();
+    (lost_entry, unbooked)
 }
 
 /// The order types that wait for a trigger: stop orders guarding a position.
@@ -1258,7 +1366,6 @@ async fn reconcile(
 ) -> Reconciled {
     let mut adopted = Vec::new();
     let mut filled_guards = HashSet::new();
-    let mut exits = Vec::new();
     let Ok(orders) = journal.sent_orders(run_id) else {
         return Reconciled::default();
     };
@@ -1312,7 +1419,6 @@ async fn reconcile(
             continue;
         };
         let since = order.opened.map(|t| t.secs() - 1);
-        let mut recorded = Vec::new();
         if let Ok(trades) = client.trades_history_all(since, None).await {
             let fills: Vec<ExchangeFill> = trades
                 .iter()
@@ -1320,7 +1426,6 @@ async fn reconcile(
                 .map(|t| exchange_fill(&LegTrade::from_rest(t), run_id, sent.order_id, &sent.cl_ord_id))
                 .collect();
             let _ = journal.record_exchange_fills(&fills);
-            recorded = fills;
         }
         let done = matches!(
             order.status,
@@ -1335,7 +1440,6 @@ async fn reconcile(
                     sent.cl_ord_id
                 );
                 filled_guards.insert(sent.order_id);
-                exits.extend(recorded);
             } else if !done {
                 let trigger = (kind != "trailing-stop").then_some(order.descr.price);
                 adopted.push(Adopted {
@@ -1368,7 +1472,7 @@ async fn reconcile(
             );
         }
     }
-    Reconciled { adopted, exits }
+    Reconciled { adopted }
 }
 
 /// The order `txid` closed: an order still open is cancelled (its run stopped) and read again

@@ -24,7 +24,13 @@ const ASK_EVERY: Duration = Duration::from_millis(500);
 /// `cl_ord_id`, as for an order whose answer was lost); then a fresh batch is committed ahead, so
 /// the first order does not wait for an fsync. An id whose lookups fail stays reserved (never
 /// handed out) for the next start.
-pub async fn reconcile_reserved(client: &PrivateClient, journal: &mut dyn OrderJournal, run_id: i64) {
+/// An id found gets the run order id `next_order_id` (then advanced): the one it had was lost.
+pub async fn reconcile_reserved(
+    client: &PrivateClient,
+    journal: &mut dyn OrderJournal,
+    run_id: i64,
+    next_order_id: &mut u64,
+) {
     let ids = match journal.reserved_client_ids(run_id) {
         Ok(ids) => ids,
         Err(e) => {
@@ -37,7 +43,11 @@ pub async fn reconcile_reserved(client: &PrivateClient, journal: &mut dyn OrderJ
     let found = join_all(ids.iter().map(|id| find(client, id)).collect()).await;
     for (id, found) in ids.iter().zip(found) {
         match found {
-            Found::Placed(txid) => record_found(client, journal, run_id, id, &txid).await,
+            Found::Placed(txid) => {
+                if record_found(client, journal, run_id, *next_order_id, id, &txid).await {
+                    *next_order_id += 1;
+                }
+            }
             Found::Absent => match journal.retire_client_id(id, "reserved, proven absent at the exchange at start") {
                 Ok(_) => tracing::debug!("reserved client id {id} never reached Kraken: retired"),
                 Err(e) => {
@@ -73,16 +83,18 @@ pub(crate) fn retire_reserved_for_validation(journal: &dyn OrderJournal, run_id:
     }
 }
 
-/// A reserved id found placed: journaled with the exchange's details (the run's own order id is
-/// unknown, so 0), its trades recorded, then marked placed, in the order `reconcile` uses: a
-/// kill in between leaves it unknown, for the next start to finish.
+/// A reserved id found placed: journaled with the exchange's details (the run order id it had
+/// is unknown, so a fresh one, `order_id`), its trades recorded, then marked placed, in the
+/// order `reconcile` uses: a kill in between leaves it unknown, for the next start to finish.
+/// Whether it was journaled (and took `order_id`).
 async fn record_found(
     client: &PrivateClient,
     journal: &mut dyn OrderJournal,
     run_id: i64,
+    order_id: u64,
     cl_ord_id: &str,
     txid: &str,
-) {
+) -> bool {
     let order = settled(client, txid).await;
     let (side, volume, ts) = match &order {
         Some(o) => (o.descr.side, o.volume, o.opened.unwrap_or_else(Timestamp::now)),
@@ -90,13 +102,13 @@ async fn record_found(
             tracing::warn!(
                 "reserved client id {cl_ord_id} is order {txid} at Kraken, which could not be read; looked up again next start"
             );
-            return;
+            return false;
         }
     };
     let sent = SentOrder {
         cl_ord_id: cl_ord_id.to_owned(),
         run_id,
-        order_id: 0,
+        order_id,
         ts,
         side,
         volume,
@@ -108,7 +120,7 @@ async fn record_found(
     journal.journal_reserved(&sent);
     if let Err(e) = journal.flush_journal() {
         tracing::error!("order {txid} ({cl_ord_id}) found at start but not journaled: {e}");
-        return;
+        return false;
     }
     let since = order.as_ref().and_then(|o| o.opened).map(|t| t.secs() - 1);
     match client.trades_history_all(since, None).await {
@@ -119,7 +131,7 @@ async fn record_found(
                 .map(|t| ExchangeFill {
                     trade_id: t.txid.clone(),
                     run_id,
-                    order_id: 0,
+                    order_id,
                     cl_ord_id: cl_ord_id.to_owned(),
                     txid: t.ordertxid.clone(),
                     ts: t.time,
@@ -132,13 +144,13 @@ async fn record_found(
                 .collect();
             if let Err(e) = journal.record_exchange_fills(&fills) {
                 tracing::error!("order {txid}: its trades could not be recorded ({e}); it stays unknown");
-                return;
+                return true;
             }
         }
         Err(e) => {
             // Unknown in the journal: the next start's reconciliation records its trades.
             tracing::warn!("order {txid}: its trades could not be read ({e}); it stays unknown");
-            return;
+            return true;
         }
     }
     tracing::warn!(
@@ -147,6 +159,7 @@ async fn record_found(
     if let Err(e) = journal.set_order_state(cl_ord_id, OrderState::Placed, Some(txid), Some("reconciled at start")) {
         tracing::error!("order {txid} is placed, but the journal could not say so: {e}");
     }
+    true
 }
 
 /// The order `txid` once closed (a market order closes at once), or as last seen.

@@ -307,6 +307,11 @@ impl LiveRig {
     }
 
     async fn broker_on(&self, client: PrivateClient, settings: LiveSettings) -> LiveBroker {
+        self.broker_resumed(client, settings, RunOrders::fresh()).await
+    }
+
+    /// A start of a run that had stored `stored` of its orders.
+    async fn broker_resumed(&self, client: PrivateClient, settings: LiveSettings, stored: RunOrders) -> LiveBroker {
         LiveBroker::start(
             BrokerConfig {
                 initial_cash: Decimal::from(10_000),
@@ -314,7 +319,7 @@ impl LiveRig {
                 sizing: Sizing::Fixed(Decimal::new(1, 3)),
                 qty_step: Decimal::new(1, 8),
             },
-            1,
+            stored,
             client,
             Store::open(&self.lock).unwrap(),
             self.run_id,
@@ -617,6 +622,108 @@ async fn a_resting_stop_outlives_the_run_and_the_next_start_adopts_it_instead_of
     mock.shutdown().await;
 }
 
+/// A process killed after its entry filled at Kraken but before the run stored the decision's
+/// step: the next start stores the exchange's fill as the run's, and when the strategy takes the
+/// same entry again on the replayed bars, it is not sent again. Killed after the decision's
+/// step but before its fill's: the fill is stored at the start all the same, and the next
+/// decisions are sent as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_lost_with_a_killed_process_is_recorded_at_start_and_never_sent_twice() {
+    let mock = mock_holding(Faults::default(), 2, Decimal::ZERO).await;
+    let rig = LiveRig::new();
+    let mut crashed = rig.broker(&mock).await;
+    crashed.mark(Decimal::from(PRICE));
+    assert!(
+        crashed
+            .follow(1, Timestamp::from_secs(60), Decimal::from(PRICE))
+            .is_none()
+    );
+    let fills = settle(&mut crashed).await;
+    assert_eq!(fills.len(), 1, "{fills:?}");
+    // Killed: the engine stored neither the decision's step nor the fill. (A crash runs no
+    // destructor; each start gets a nonce file of its own, as the crashed one never let go.)
+    std::mem::forget(crashed);
+    let bought = mock.balances()["XXBT"];
+    assert_eq!(bought, Decimal::new(1, 3));
+
+    let again = tempfile::tempdir().unwrap();
+    let settings_now = settings(&mock, OrderKind::Market);
+    let mut broker = rig
+        .broker_resumed(client(&mock, again.path()), settings_now.clone(), RunOrders::fresh())
+        .await;
+    assert_eq!(broker.next_order_id(), 2, "the lost order keeps its id");
+    let recorded = poll_until(&mut broker, "the lost fill", |fills, _| !fills.is_empty(), &mock).await;
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    let (order, fill) = &recorded[0];
+    let fee: Decimal = mock.executions().iter().map(|e| e.fee).sum();
+    assert_eq!(
+        (order.id, fill.side, fill.qty, fill.fee, fill.position_after),
+        (1, nanotrader_market::Side::Buy, bought, fee, bought),
+        "the exchange's fill, as the run's"
+    );
+    // The replayed bars make the same decision: not sent again.
+    broker.mark(Decimal::from(PRICE));
+    assert!(
+        broker
+            .follow(1, Timestamp::from_secs(60), Decimal::from(PRICE))
+            .is_none()
+    );
+    assert!(!broker.is_working(), "nothing sent");
+    assert_eq!(mock.placed_orders().len(), 1, "never placed twice");
+    assert_eq!(broker.next_order_id(), 2);
+    // The exit that follows is sent as usual.
+    assert!(
+        broker
+            .follow(-1, Timestamp::from_secs(120), Decimal::from(PRICE))
+            .is_none()
+    );
+    let exit = settle(&mut broker).await;
+    assert_eq!(exit.len(), 1, "{exit:?}");
+    assert_eq!(exit[0].0.id, 2);
+    assert_eq!(mock.balances()["XXBT"], Decimal::ZERO);
+    assert_books_are_the_exchanges(&rig, &broker, &mock);
+
+    // Now killed after the next entry's step was stored (the run's next order id is past it)
+    // but before its fill's: recorded at the start, and the next exit and entry are sent.
+    assert!(
+        broker
+            .follow(1, Timestamp::from_secs(180), Decimal::from(PRICE))
+            .is_none()
+    );
+    assert_eq!(settle(&mut broker).await.len(), 1);
+    std::mem::forget(broker);
+    let third = tempfile::tempdir().unwrap();
+    let stored = RunOrders {
+        next_order_id: 4,
+        booked: [1, 2].into_iter().collect(),
+    };
+    let mut broker = rig
+        .broker_resumed(client(&mock, third.path()), settings_now, stored)
+        .await;
+    let recorded = poll_until(&mut broker, "the lost fill", |fills, _| !fills.is_empty(), &mock).await;
+    assert_eq!(
+        recorded.iter().map(|(o, f)| (o.id, f.side)).collect::<Vec<_>>(),
+        vec![(3, nanotrader_market::Side::Buy)]
+    );
+    assert!(
+        broker
+            .follow(-1, Timestamp::from_secs(240), Decimal::from(PRICE))
+            .is_none()
+    );
+    assert_eq!(settle(&mut broker).await.len(), 1, "the exit is sent");
+    assert!(
+        broker
+            .follow(1, Timestamp::from_secs(300), Decimal::from(PRICE))
+            .is_none()
+    );
+    assert_eq!(settle(&mut broker).await.len(), 1, "a later entry is sent");
+    let sides: Vec<_> = mock.placed_orders().iter().map(|o| o.side).collect();
+    use nanotrader_market::Side::{Buy, Sell};
+    assert_eq!(sides, vec![Buy, Sell, Buy, Sell, Buy]);
+    assert_books_are_the_exchanges(&rig, &broker, &mock);
+    mock.shutdown().await;
+}
+
 /// Polls the broker, waiting on its wake-ups (as the engine does), until its order is done
 /// and no decision waits; the fills it gave.
 async fn settle(broker: &mut LiveBroker) -> Vec<(Order, Fill)> {
@@ -761,7 +868,7 @@ async fn a_refused_order_is_not_placed_and_a_journaled_unknown_one_is_reconciled
     assert!(
         LiveBroker::start(
             BrokerConfig::default(),
-            1,
+            RunOrders::fresh(),
             client(&mock, rig.dir.path()),
             Store::open(&rig.lock).unwrap(),
             rig.run_id,
