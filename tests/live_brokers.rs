@@ -760,6 +760,13 @@ async fn killed_live_case(at: &At) {
         journal.len(),
         "each journaled order sent once"
     );
+    // Each decision sent once: an entry taken again on the bars a restart replays (its step was
+    // killed before it was stored) is not a second buy.
+    let sides: Vec<_> = mock.placed_orders().iter().map(|o| o.side).collect();
+    assert!(
+        sides.windows(2).all(|w| w[0] != w[1]),
+        "entries and exits alternate: {sides:?}"
+    );
     // Every execution at the exchange is in the store, exactly once.
     let stored = at.rows("SELECT trade_id FROM exchange_fills");
     assert_eq!(stored.len(), mock.executions().len());

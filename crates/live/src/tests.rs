@@ -576,7 +576,7 @@ async fn a_resting_stop_outlives_the_run_and_the_next_start_adopts_it_instead_of
             .follow(1, Timestamp::from_secs(60), Decimal::from(PRICE))
             .is_none()
     );
-    settle(&mut broker).await;
+    let entry = settle(&mut broker).await;
     poll_until(
         &mut broker,
         "the stop rests",
@@ -591,11 +591,18 @@ async fn a_resting_stop_outlives_the_run_and_the_next_start_adopts_it_instead_of
     // Ctrl-C: the stop stays at Kraken, guarding the position.
     tokio::task::block_in_place(|| broker.stop());
     assert_eq!(of_type(&mock, Mock::StopLoss)[0].status, OrderStatus::Open);
+    // What the run stored: the entry's fill, and its next order id (past the stop's).
+    let stored = RunOrders {
+        next_order_id: broker.next_order_id(),
+        booked: entry.iter().map(|(order, _)| order.id).collect(),
+    };
     drop(broker);
     // The next start adopts it: followed again, not placed again; an exit then cancels it. (Its
     // own nonce file: the stopped broker's task may still hold the first one's lock a moment.)
     let again = tempfile::tempdir().unwrap();
-    let mut broker = rig.broker_on(client(&mock, again.path()), exchange_stops(&mock)).await;
+    let mut broker = rig
+        .broker_resumed(client(&mock, again.path()), exchange_stops(&mock), stored)
+        .await;
     let venue = broker.venue().unwrap();
     let adopted = venue
         .orders
@@ -1154,7 +1161,7 @@ const REPRICES_FOR_TESTS: u32 = 5;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reserved_id_sent_before_a_crash_is_found_at_start_and_the_unsent_ones_are_retired() {
-    let mock = live_mock(Faults::default(), 2).await;
+    let mock = mock_holding(Faults::default(), 2, Decimal::ZERO).await;
     let rig = LiveRig::new();
     let crashed = rig.broker(&mock).await;
     // The broker committed a batch of client ids ahead at its start.
@@ -1220,11 +1227,31 @@ async fn a_reserved_id_sent_before_a_crash_is_found_at_start_and_the_unsent_ones
     assert_eq!(fresh.len(), nanotrader_store::RESERVE_BATCH, "a fresh batch ahead");
     assert!(fresh.iter().all(|id| !reserved.contains(id)));
 
-    // The next order takes a fresh id.
+    // Its fill is the run's, under a run order id of its own (the one it had was never written).
     let mut broker = broker;
+    let found = poll_until(
+        &mut broker,
+        "the found order's fill",
+        |fills, _| !fills.is_empty(),
+        &mock,
+    )
+    .await;
+    assert_eq!(
+        found.iter().map(|(o, f)| (o.id, f.side, f.qty)).collect::<Vec<_>>(),
+        vec![(1, nanotrader_market::Side::Buy, Decimal::new(1, 3))]
+    );
+    assert_eq!(broker.next_order_id(), 2);
+    // It was the entry the run decided last: taken again on the replayed bars, not sent again.
     assert!(
         broker
             .follow(1, Timestamp::from_secs(60), Decimal::from(PRICE))
+            .is_none()
+    );
+    assert_eq!(mock.placed_orders().len(), 1);
+    // The next order takes a fresh id.
+    assert!(
+        broker
+            .follow(-1, Timestamp::from_secs(120), Decimal::from(PRICE))
             .is_none()
     );
     assert_eq!(settle(&mut broker).await.len(), 1);
