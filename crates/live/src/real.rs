@@ -433,23 +433,23 @@ impl LiveBroker {
             tracing::info!("the run is stopping: the decision at {ts} is not sent");
             return;
         }
+        // The entry a killed process sent is the strategy's last decision; an exit puts it behind.
+        if let Some(lost) = self.lost_entry.take()
+            && matches!(decision, Deferred::Follow(change) if change > 0)
+        {
+            tracing::warn!(
+                "the entry decided at {ts} was sent before the restart as order {} ({}): not sent again",
+                lost.order_id,
+                lost.cl_ord_id
+            );
+            return;
+        }
         if !self.protections.is_empty() && decision.exits() {
             // The stop orders hold the position: cancelled first; what the exchange says is
             // left once they have ended is sold then (nothing, when one of them filled).
             self.deferred = Some(decision);
             self.cancel_protection("the strategy exits");
             return;
-        }
-        if let Some(lost) = self.lost_entry.take() {
-            if matches!(decision, Deferred::Follow(change) if change > 0) {
-                tracing::warn!(
-                    "the entry decided at {ts} was sent before the restart as order {} ({}): not sent again",
-                    lost.order_id,
-                    lost.cl_ord_id
-                );
-                return;
-            }
-            // An exit: the lost entry's decision is behind the strategy now.
         }
         if let Some(working) = &self.working {
             tracing::info!(
