@@ -18,8 +18,8 @@ use crate::stores::{StoreTarget, open_reader};
 use merge::Merge as _;
 use nanotrader_backtest::{
     Axis, BacktestResult, BarColumns, CacheMode, ComboResult, DataInfo, GridResult, GridSummary, Interrupted, Keep,
-    LoadOptions, MAX_COMBINATIONS, ParamAxis, ParamKind, Settings, SingleSummary, StrategyGrid, Timings, WalkForward,
-    WalkForwardSummary, load_bars, print_grid, print_json, print_single, print_sweep, print_walk_forward,
+    LoadOptions, MAX_COMBINATIONS, MappedText, ParamAxis, ParamKind, Settings, SingleSummary, StrategyGrid, Timings,
+    WalkForward, WalkForwardSummary, load_bars, print_grid, print_json, print_single, print_sweep, print_walk_forward,
     rank_combinations, rank_grid, run_backtest_on_cores, run_combinations, run_grid, run_walk_forward,
     summarize_single, summarize_sweep, sweep_combinations,
 };
@@ -70,7 +70,7 @@ pub fn execute(
         || matches!(&plan, Plan::Grid { grid, .. } if grid.needs_bar_detail());
 
     let load_started = Instant::now();
-    let (bars, info) = load(&args, data_dir, target, detail, quiet)?;
+    let (bars, info, text) = load(&args, data_dir, target, detail, quiet)?;
     let load_secs = load_started.elapsed().as_secs_f64();
     let compute_started = Instant::now();
     let result = match plan {
@@ -89,6 +89,11 @@ pub fn execute(
         Plan::Sweep { shorts, longs } => run_sweep(&bars, &info, shorts, longs, &settings, &args, quiet)?,
         Plan::Grid { grid, walk_forward } => run_grid_plan(&bars, &info, grid, walk_forward, &settings, &args, quiet)?,
     };
+    // The file's map goes now that nothing faults in fresh memory (see `MappedText`): its unmap
+    // runs beside the output's writing.
+    if let Some(text) = text {
+        text.release();
+    }
     let timings = Timings {
         load_secs,
         compute_secs: compute_started.elapsed().as_secs_f64(),
@@ -114,17 +119,21 @@ pub fn execute(
     Ok(())
 }
 
-/// The bars of --data or the store, within --since/--until.
+/// The bars of --data or the store, within --since/--until, and the file's map (to let go once
+/// the work is done).
 fn load(
     args: &BacktestArgs,
     data_dir: &Path,
     target: &StoreTarget,
     detail: bool,
     quiet: bool,
-) -> Result<(BarColumns, DataInfo), AppError> {
-    let (mut bars, mut info) = match &args.data {
+) -> Result<(BarColumns, DataInfo, Option<MappedText>), AppError> {
+    let (mut bars, mut info, text) = match &args.data {
         Some(path) => load_file(path, args, data_dir, detail, quiet)?,
-        None => load_store(target, args)?,
+        None => {
+            let (bars, info) = load_store(target, args)?;
+            (bars, info, None)
+        }
     };
     if args.since.is_some() || args.until.is_some() {
         let from = args.since.map_or(i64::MIN, |t| {
@@ -143,7 +152,7 @@ fn load(
         }
     }
     info.fill_from(&bars);
-    Ok((bars, info))
+    Ok((bars, info, text))
 }
 
 /// --trades and --report.
@@ -490,7 +499,7 @@ fn load_file(
     data_dir: &Path,
     detail: bool,
     quiet: bool,
-) -> Result<(BarColumns, DataInfo), AppError> {
+) -> Result<(BarColumns, DataInfo, Option<MappedText>), AppError> {
     let opts = LoadOptions {
         interval: args.bars.interval,
         cache: match args.cache {
@@ -518,7 +527,7 @@ fn load_file(
     }
     let mut info = DataInfo::new(path.display().to_string(), loaded.path.as_str());
     info.last_line = loaded.last_line;
-    Ok((loaded.bars, info))
+    Ok((loaded.bars, info, loaded.text))
 }
 
 /// The stored series of `--pair` (at `--interval`, or the one with most bars), from SQLite or

@@ -41,6 +41,7 @@ pub use html::{
 pub use load::{
     CacheMode, DEFAULT_CACHE_MAX_BYTES, LoadOptions, LoadPath, Loaded, load as load_bars, read_with_engine_reader,
 };
+pub use mapped::MappedText;
 pub use report_data::{
     build as report_data, grid_data as grid_report_data, sweep_data as sweep_report_data,
     walk_forward_data as walk_forward_report_data,

@@ -13,7 +13,7 @@ use indicatif::ProgressBar;
 use super::cache::{self, CacheKey};
 use super::columns::BarColumns;
 use super::fast_csv;
-use super::mapped;
+use super::mapped::{self, MappedText};
 use nanotrader_market::csv::cannot_read;
 use nanotrader_market::{BarAggregator, BarEvent, ColumnSpec, CsvKind, CsvOptions, CsvReader, Interval, SourceError};
 
@@ -71,6 +71,8 @@ pub struct Loaded {
     pub cache_written: Option<Result<PathBuf, String>>,
     /// The file's last line, when the CSV was read (not for the cache).
     pub last_line: Option<u64>,
+    /// The file as mapped for reading, kept until the caller lets it go (`MappedText::release`).
+    pub text: Option<MappedText>,
 }
 
 /// Loads `path` as bars; errors name the file (and the line, for bad rows).
@@ -95,6 +97,7 @@ pub fn load(path: &Path, opts: &LoadOptions, progress: &ProgressBar) -> Result<L
                     path: LoadPath::Cache,
                     cache_written: None,
                     last_line: None,
+                    text: None,
                 });
             }
             Ok(None) => {}
@@ -133,14 +136,8 @@ pub fn load(path: &Path, opts: &LoadOptions, progress: &ProgressBar) -> Result<L
         }
         None => fast_csv::FastRead::General,
     };
-    // Unmapping a large file takes its thread a while (2-3 ms for 95 MB in this VM: every page
-    // table entry cleared), on the way to the backtest; another thread does it meanwhile (or
-    // this one, when no thread can be started: the closure and its map are dropped here then).
-    if let Some(map) = mapped
-        && map.len() >= 16 << 20
-    {
-        let _ = std::thread::Builder::new().spawn(move || drop(map));
-    }
+    // The map is handed to the caller, which lets it go once its work is done (`MappedText`).
+    let text = mapped.map(MappedText::new);
     let (bars, load_path, last_line) = match fast {
         fast_csv::FastRead::Bars(loaded) => {
             let loaded = *loaded;
@@ -181,6 +178,7 @@ pub fn load(path: &Path, opts: &LoadOptions, progress: &ProgressBar) -> Result<L
         path: load_path,
         cache_written,
         last_line: Some(last_line),
+        text,
     })
 }
 
