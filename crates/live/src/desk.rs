@@ -167,6 +167,8 @@ pub(crate) struct Desk {
     dead_man_armed: bool,
     dead_man_refreshed: Option<Instant>,
     last_limit_end: Option<Instant>,
+    /// When the last BalanceEx read that went to the broker started.
+    balances_read_at: Option<std::time::Instant>,
 }
 
 impl Desk {
@@ -187,6 +189,7 @@ impl Desk {
             dead_man_armed: false,
             dead_man_refreshed: None,
             last_limit_end: None,
+            balances_read_at: None,
         }
     }
 
@@ -394,7 +397,15 @@ impl Desk {
                     self.finish_if_complete(&txid).await;
                 }
             }
-            PrivateEvent::Balances { balances, .. } => self.send(Update::Totals(balances)),
+            // A message that arrived before the last BalanceEx read (queued while an order was
+            // followed over REST) is older than what that read told the broker: taken after it,
+            // it would undo the order's trades (seen: a sell sized on the balances from before
+            // its buy, of nothing). Newer ones, deposits among them, go on.
+            PrivateEvent::Balances { balances, received, .. } => {
+                if self.balances_read_at.is_none_or(|read| received >= read) {
+                    self.send(Update::Totals(balances));
+                }
+            }
         }
     }
 
@@ -507,6 +518,7 @@ impl Desk {
         let Some(leg) = self.legs.remove(txid) else { return };
         // With the balances after it: the broker books the trades, then takes the exchange's
         // account as the truth.
+        self.balances_read_at = Some(std::time::Instant::now());
         let balances = match crate::real::balances_ex(&self.client).await {
             Ok(balances) => Some(balances),
             Err(e) => {

@@ -103,6 +103,9 @@ pub enum PrivateEvent {
         snapshot: bool,
         balances: BTreeMap<String, Decimal>,
         ledger: Vec<LedgerEntry>,
+        /// When the message arrived: a consumer that learns the account another way (REST) can
+        /// tell an older message, still queued, from a newer one.
+        received: std::time::Instant,
     },
     /// The connection ended; the feed reconnects by itself. State may be stale until the next
     /// `Connected` and its snapshots.
@@ -349,6 +352,7 @@ impl<T: TokenSource> Feed<T> {
                         snapshot: true,
                         balances,
                         ledger,
+                        received: std::time::Instant::now(),
                     })
                     .await
                 }
@@ -360,6 +364,7 @@ impl<T: TokenSource> Feed<T> {
                         snapshot: false,
                         balances,
                         ledger: entries,
+                        received: std::time::Instant::now(),
                     })
                     .await
                 }
