@@ -234,7 +234,8 @@ fn journal(home: &StoreHome) -> Result<Box<dyn OrderJournal>, AppError> {
 fn private_client(kraken: &KrakenLive, dir: &Path) -> Result<PrivateClient, AppError> {
     let credentials = (*kraken.credentials).clone();
     let nonce_file = dir.join(NonceSource::file_name(&credentials));
-    let nonces = NonceSource::open(nonce_file).map_err(AppError::input)?;
+    // The mark kept ahead by a thread of its own: no order waits for the nonce file's fsync.
+    let nonces = NonceSource::open(nonce_file).map_err(AppError::input)?.renewed_ahead();
     PrivateClient::new(&kraken.rest_url, credentials, nonces, kraken.tier, REQUEST_TIMEOUT).map_err(AppError::runtime)
 }
 

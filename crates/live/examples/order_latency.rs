@@ -219,7 +219,10 @@ impl Bench {
             .unwrap()
             .id;
         let credentials = Credentials::new(KEY, SECRET).unwrap();
-        let nonces = NonceSource::open(dir.path().join(NonceSource::file_name(&credentials))).unwrap();
+        // As the binary's: the nonce file's mark kept ahead off the way.
+        let nonces = NonceSource::open(dir.path().join(NonceSource::file_name(&credentials)))
+            .unwrap()
+            .renewed_ahead();
         let client = PrivateClient::new(&url, credentials, nonces, Tier::Pro, Duration::from_secs(10)).unwrap();
         Self {
             mock,
