@@ -149,6 +149,12 @@ impl NonceSource {
         &self.inner.path
     }
 
+    /// The mark nonces are handed out under (stored in the file before it is used).
+    #[cfg(test)]
+    fn mark(&self) -> u64 {
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner()).mark
+    }
+
     /// The next nonce: `max(now_ms, last + 1)`, after moving the stored mark past it if needed.
     pub fn next(&self) -> Result<u64, NonceError> {
         let inner = &*self.inner;
@@ -286,10 +292,11 @@ mod tests {
         let later = 1_001 + NONCE_RESERVE / 2;
         now.store(later, Ordering::SeqCst);
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while stored(&path) != later + NONCE_RESERVE {
+        while source.mark() != later + NONCE_RESERVE {
             assert!(std::time::Instant::now() < deadline, "the mark is moved ahead");
             std::thread::sleep(Duration::from_millis(10));
         }
+        assert_eq!(stored(&path), later + NONCE_RESERVE, "stored before it is used");
         // The nonces under it need no write; the file never goes back.
         now.store(1_000 + NONCE_RESERVE + 1, Ordering::SeqCst);
         assert_eq!(source.next().unwrap(), 1_001 + NONCE_RESERVE);
