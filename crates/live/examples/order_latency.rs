@@ -21,6 +21,7 @@
 //! where decisions are a bar apart and the desk has long finished.
 //!
 //! `cargo run --release -p nanotrader-live --example order_latency [ORDERS]`
+//! (`PAUSE_MS=N` before it: the thread idles N ms before each decision.)
 
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
@@ -236,6 +237,14 @@ impl Bench {
     }
 }
 
+/// `PAUSE_MS=N`: the thread idles N ms before each decision (as between bars in a live run,
+/// where the caches and the connection are not as warm as with decisions back to back).
+async fn pause() {
+    if let Some(ms) = std::env::var("PAUSE_MS").ok().and_then(|v| v.parse().ok()) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
 /// `follow`, and its answer awaited when the broker left it for the engine to await (its tasks
 /// share this thread), as the engine does.
 async fn decide(broker: &mut ValidateBroker, change: i8, ts: Timestamp, price: Decimal) -> Option<(Order, Fill)> {
@@ -310,6 +319,7 @@ async fn validate_orders(orders: usize, exchange: &tokio::runtime::Handle) {
     let mut wire = Vec::with_capacity(orders);
     let mut out = Vec::with_capacity(orders);
     for i in 0..orders {
+        pause().await;
         let before = seen.lock().unwrap().len();
         let decided_wall = SystemTime::now();
         let decided = Instant::now();
@@ -491,6 +501,8 @@ async fn real_orders(orders: usize, exchange: &tokio::runtime::Handle) {
             wake.notified().await;
             broker.poll();
         }
+        pause().await;
+        broker.poll();
         let sent = seen.lock().unwrap()[before];
         if i >= 10 {
             out.push(sent.kernel.duration_since(decided_wall).unwrap_or_default());
