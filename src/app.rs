@@ -250,9 +250,10 @@ async fn run_pairs(
 }
 
 /// `run` and `demo` for one pair. This future is driven by `block_on` on the main thread, which
-/// is therefore the engine's own thread: start-up reads from SQLite and the replay source's
-/// buffered file reads happen there, never on the runtime's worker threads, where the observers
-/// (and the dashboard) run. Store writes have their own thread.
+/// is therefore the engine's own thread on paper: start-up reads from SQLite and the replay
+/// source's buffered file reads happen there, never on the runtime's worker threads, where the
+/// observers (and the dashboard) run. Store writes have their own thread. With a Kraken broker
+/// the engine runs on a thread of its own, with the broker's tasks (`lane`).
 async fn run(
     cfg: RunConfig,
     home: &StoreHome,
@@ -294,12 +295,15 @@ async fn run(
         },
     )?;
     let (pair, alerts) = (probed.pair(), line.alerts.as_ref());
+    // A Kraken broker's run gets an engine thread of its own, where the broker is started (its
+    // tasks live on the runtime they are spawned on) and the engine runs (see `lane`).
+    let mut lane = None;
     let broker: Box<dyn nanotrader_broker::Broker> = match &line.rail {
         // Paper only (checked with the options): the pair's account on the shared rail.
         Some(rail) => Box::new(rail.broker(index, cfg.pair.clone(), broker)),
         None => {
             let booked = session.fills.iter().map(|f| f.order_id).collect();
-            crate::brokers::broker_for(
+            let start = crate::brokers::broker_for(
                 &cfg.live,
                 broker,
                 booked,
@@ -308,8 +312,13 @@ async fn run(
                 &cfg.data_dir,
                 session.run.id,
                 alerts,
-            )
-            .await?
+            )?;
+            if start.is_kraken() {
+                let thread = lane.insert(crate::lane::EngineThread::start(&cfg.pair)?);
+                thread.run(start.start()).await??
+            } else {
+                start.start().await?
+            }
         }
     };
     let passes_bars_through = probed.info.bar_interval == Some(cfg.interval);
@@ -344,12 +353,34 @@ async fn run(
     }
     line.started();
     let started = Instant::now();
-    let result = engine.run(&mut source, stop_signal()).await;
-    let elapsed = started.elapsed();
-    // Dropping the engine closes the store queue, so the writer thread can end.
-    drop(engine);
-    let outcome = outputs.finish(store, &run, &cfg, result).await?;
-    print_summary(store, &cfg, &info, run, outcome, start_equity, elapsed)
+    let (result, elapsed) = match &lane {
+        Some(thread) => {
+            let stop = stop_signal();
+            thread
+                .run(async move {
+                    let result = engine.run(&mut source, stop).await;
+                    let elapsed = started.elapsed();
+                    // Dropping the engine closes the store queue, so the writer thread can end;
+                    // its broker lets its tasks end.
+                    drop(engine);
+                    drop(source);
+                    (result, elapsed)
+                })
+                .await?
+        }
+        None => {
+            let result = engine.run(&mut source, stop_signal()).await;
+            let elapsed = started.elapsed();
+            // Dropping the engine closes the store queue, so the writer thread can end.
+            drop(engine);
+            (result, elapsed)
+        }
+    };
+    let outcome = outputs.finish(store, &run, &cfg, result).await;
+    if let Some(thread) = lane {
+        thread.close().await;
+    }
+    print_summary(store, &cfg, &info, run, outcome?, start_equity, elapsed)
 }
 
 /// The protections the engine checks: all of them on paper; beside a Kraken broker, whose own

@@ -22,9 +22,11 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(15);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The run's broker over its restored paper account (`booked`: the run orders whose fills the
-/// run has stored).
+/// run has stored), ready to start: what needs the data directory or the store (the journal's
+/// connection, the nonce file) is opened here; `BrokerStart::start` then starts the broker's
+/// tasks on the runtime it is awaited on (a Kraken broker's: the engine's own thread).
 #[allow(clippy::too_many_arguments)]
-pub async fn broker_for(
+pub fn broker_for(
     live: &LiveSpec,
     paper: PaperBroker,
     booked: std::collections::BTreeSet<u64>,
@@ -33,9 +35,9 @@ pub async fn broker_for(
     data_dir: &Path,
     run_id: i64,
     alerts: Option<&nanotrader_notify::NotifyHandle>,
-) -> Result<Box<dyn Broker>, AppError> {
+) -> Result<BrokerStart, AppError> {
     let kraken = match live {
-        LiveSpec::Paper => return Ok(Box::new(paper)),
+        LiveSpec::Paper => return Ok(BrokerStart::Paper(Box::new(paper))),
         LiveSpec::Kraken(kraken) => kraken,
     };
     let pair = pair.ok_or_else(|| AppError::input("a Kraken broker needs --source kraken"))?;
@@ -62,16 +64,16 @@ pub async fn broker_for(
             next_order_id: paper.next_order_id(),
             booked,
         };
-        let broker = LiveBroker::start(
-            paper.config().clone(),
+        return Ok(BrokerStart::Live(Box::new(LiveStart {
+            config: paper.config().clone(),
             stored,
             client,
-            journal(home)?,
+            journal: journal(home)?,
             run_id,
             rules,
             rails,
             assets,
-            LiveSettings {
+            settings: LiveSettings {
                 order_kind: kraken.order_kind,
                 cancel_on_exit: kraken.cancel_on_exit,
                 ws_auth_url: Some(kraken.ws_auth_url.clone()),
@@ -80,22 +82,110 @@ pub async fn broker_for(
                 stops_on_exchange: kraken.stops_on_exchange,
                 stop_rule: stop_rule(kraken),
             },
-        )
-        .await
-        .map_err(AppError::runtime)?;
-        return Ok(Box::new(broker.with_alerts(alerts)));
+            alerts,
+        })));
     }
     tracing::info!(
         "broker kraken-validate: every order is checked by Kraken (validate=true, never executed), then filled on paper; rails: orders up to {} USD, {} an hour",
         kraken.max_order_usd,
         kraken.max_orders_per_hour
     );
-    let journal = journal(home)?;
-    Ok(Box::new(
-        ValidateBroker::start(paper, client, journal, run_id, rules, rails, ANSWER_WITHIN)
-            .with_alerts(alerts)
-            .with_stops(kraken.stops_on_exchange, stop_rule(kraken)),
-    ))
+    Ok(BrokerStart::Validate(Box::new(ValidateStart {
+        paper,
+        client,
+        journal: journal(home)?,
+        run_id,
+        rules,
+        rails,
+        alerts,
+        stops_on_exchange: kraken.stops_on_exchange,
+        stop_rule: stop_rule(kraken),
+    })))
+}
+
+/// A broker ready to start (`broker_for`).
+pub enum BrokerStart {
+    Paper(Box<PaperBroker>),
+    Live(Box<LiveStart>),
+    Validate(Box<ValidateStart>),
+}
+
+/// `--broker kraken`, ready to start.
+pub struct LiveStart {
+    config: nanotrader_broker::BrokerConfig,
+    stored: RunOrders,
+    client: PrivateClient,
+    journal: Box<dyn OrderJournal>,
+    run_id: i64,
+    rules: PairRules,
+    rails: Rails,
+    assets: Assets,
+    settings: LiveSettings,
+    alerts: Option<Alerts>,
+}
+
+/// `--broker kraken-validate`, ready to start.
+pub struct ValidateStart {
+    paper: PaperBroker,
+    client: PrivateClient,
+    journal: Box<dyn OrderJournal>,
+    run_id: i64,
+    rules: PairRules,
+    rails: Rails,
+    alerts: Option<Alerts>,
+    stops_on_exchange: bool,
+    stop_rule: String,
+}
+
+impl BrokerStart {
+    /// A Kraken broker: its tasks (the desk, the submitter, the client's connections) are to
+    /// share the engine's thread.
+    pub fn is_kraken(&self) -> bool {
+        !matches!(self, BrokerStart::Paper(_))
+    }
+
+    /// Starts the broker; its tasks are spawned on the runtime this is awaited on.
+    pub async fn start(self) -> Result<Box<dyn Broker>, AppError> {
+        match self {
+            BrokerStart::Paper(paper) => Ok(paper),
+            BrokerStart::Live(live) => {
+                let LiveStart {
+                    config,
+                    stored,
+                    client,
+                    journal,
+                    run_id,
+                    rules,
+                    rails,
+                    assets,
+                    settings,
+                    alerts,
+                } = *live;
+                let broker = LiveBroker::start(config, stored, client, journal, run_id, rules, rails, assets, settings)
+                    .await
+                    .map_err(AppError::runtime)?;
+                Ok(Box::new(broker.with_alerts(alerts)))
+            }
+            BrokerStart::Validate(validate) => {
+                let ValidateStart {
+                    paper,
+                    client,
+                    journal,
+                    run_id,
+                    rules,
+                    rails,
+                    alerts,
+                    stops_on_exchange,
+                    stop_rule,
+                } = *validate;
+                Ok(Box::new(
+                    ValidateBroker::start(paper, client, journal, run_id, rules, rails, ANSWER_WITHIN)
+                        .with_alerts(alerts)
+                        .with_stops(stops_on_exchange, stop_rule),
+                ))
+            }
+        }
+    }
 }
 
 /// Where the run's stops are watched, as the dashboard says it: `on Kraken: stop-loss 2%,
@@ -144,7 +234,8 @@ fn journal(home: &StoreHome) -> Result<Box<dyn OrderJournal>, AppError> {
 fn private_client(kraken: &KrakenLive, dir: &Path) -> Result<PrivateClient, AppError> {
     let credentials = (*kraken.credentials).clone();
     let nonce_file = dir.join(NonceSource::file_name(&credentials));
-    let nonces = NonceSource::open(nonce_file).map_err(AppError::input)?;
+    // The mark kept ahead by a thread of its own: no order waits for the nonce file's fsync.
+    let nonces = NonceSource::open(nonce_file).map_err(AppError::input)?.renewed_ahead();
     PrivateClient::new(&kraken.rest_url, credentials, nonces, kraken.tier, REQUEST_TIMEOUT).map_err(AppError::runtime)
 }
 

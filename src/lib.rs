@@ -17,6 +17,7 @@ mod feed;
 #[doc(hidden)]
 pub mod fuzzing;
 mod history;
+mod lane;
 mod logs;
 mod options;
 mod output;

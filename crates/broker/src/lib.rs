@@ -21,11 +21,16 @@ pub use protections::{Guard, Halt, HaltRule, ProtectionReport, Protections};
 pub use shared_cash::{CashRail, SharedCashBroker};
 pub use venue::{OrderView, VenueView};
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use nanotrader_market::{ExitPlan, Timestamp};
 use rust_decimal::Decimal;
 use tokio::sync::Notify;
+
+/// A broker's answer the engine awaits (boxed: the trait is used as `dyn Broker`).
+pub type BrokerFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The seam between the engine and whoever carries out its orders.
 ///
@@ -75,6 +80,18 @@ pub trait Broker: Send {
     /// The run is ending: a live broker cancels its open orders (`--cancel-on-exit`) and
     /// learns their last fills, which `poll` then gives.
     fn stop(&mut self) {}
+    /// `stop`, awaited instead of waited for: the engine's thread keeps running the broker's
+    /// own tasks meanwhile (needed where they share it: a current-thread runtime).
+    fn stop_async(&mut self) -> BrokerFuture<'_, ()> {
+        Box::pin(async move { self.stop() })
+    }
+    /// The answer to the last `follow` or `exit` when it could not be given at once because
+    /// the broker's own tasks, which fetch it, run on the engine's thread (`kraken-validate`
+    /// on a current-thread runtime): the engine awaits it and takes the order and its fill as
+    /// `follow` would have returned them. `None` when nothing waits (every other broker).
+    fn answer(&mut self) -> Option<BrokerFuture<'_, Option<(Order, Fill)>>> {
+        None
+    }
     /// The exchange's side, for the dashboard; `None` for paper.
     fn venue(&self) -> Option<VenueView> {
         None
@@ -129,6 +146,14 @@ impl<B: Broker + ?Sized> Broker for Box<B> {
 
     fn stop(&mut self) {
         (**self).stop();
+    }
+
+    fn stop_async(&mut self) -> BrokerFuture<'_, ()> {
+        (**self).stop_async()
+    }
+
+    fn answer(&mut self) -> Option<BrokerFuture<'_, Option<(Order, Fill)>>> {
+        (**self).answer()
     }
 
     fn venue(&self) -> Option<VenueView> {

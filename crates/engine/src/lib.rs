@@ -463,7 +463,7 @@ impl Engine {
                     let _ = self.bus.events.send(EngineEvent::Gap { from, to, missing });
                 }
                 BarEvent::Closed(bar) => {
-                    self.on_closed_bar(bar);
+                    self.on_closed_bar(bar).await;
                     // On a live feed the ticker flushes within `flush_every`, so a fill is stored and
                     // announced promptly; at replay speed, batches fill up instead.
                     if self.pending_steps.len() >= self.config.flush_steps {
@@ -476,7 +476,7 @@ impl Engine {
     }
 
     /// The heart of the engine: one closed bar through strategy and broker.
-    fn on_closed_bar(&mut self, bar: Bar) {
+    async fn on_closed_bar(&mut self, bar: Bar) {
         self.bars_seen += 1;
         self.last_bar_ts = Some(bar.ts);
         self.metrics.bars_closed.fetch_add(1, Ordering::Relaxed);
@@ -502,6 +502,13 @@ impl Engine {
                 self.broker.plan_exits(plan);
             }
             filled = self.broker.follow(order, bar.ts, price);
+            // A broker whose answer comes from its own tasks on this thread: the engine yields
+            // to them, and goes on with the answer.
+            if filled.is_none()
+                && let Some(answer) = self.broker.answer()
+            {
+                filled = answer.await;
+            }
         }
         let account = self.broker.account();
         let execution = filled.map(|(order, fill)| {
@@ -600,7 +607,7 @@ impl Engine {
             }
             Control::Flatten => {
                 let handed_over = self.broker.next_order_id();
-                match self.flatten() {
+                match self.flatten().await {
                     Some(id) => {
                         order_id = Some(id);
                         // Stored now, so the fill is durable and announced promptly.
@@ -627,10 +634,16 @@ impl Engine {
     }
 
     /// Sells the whole position at the last price, as a step of its own (no bar).
-    fn flatten(&mut self) -> Option<u64> {
+    async fn flatten(&mut self) -> Option<u64> {
         let price = self.broker.account().last_price()?;
         let ts = self.last_event_ts.or(self.last_bar_ts)?;
-        let (order, fill) = self.broker.exit(ts, price, OrderReason::Flatten)?;
+        let mut filled = self.broker.exit(ts, price, OrderReason::Flatten);
+        if filled.is_none()
+            && let Some(answer) = self.broker.answer()
+        {
+            filled = answer.await;
+        }
+        let (order, fill) = filled?;
         let id = order.id;
         let account = self.broker.account().snapshot(ts);
         self.pending_steps.push(Step {
@@ -735,7 +748,8 @@ impl Engine {
     async fn finish(&mut self, status: RunStatus) -> Result<(), EngineError> {
         self.publish_market_batch();
         // A live broker cancels what rests (--cancel-on-exit); the fills it learns are stored.
-        self.broker.stop();
+        // Awaited, not waited for: the broker's tasks may run on this very thread.
+        self.broker.stop_async().await;
         self.take_broker_fills();
         self.flush().await?;
         let (done, stored) = oneshot::channel();

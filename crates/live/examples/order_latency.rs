@@ -7,13 +7,27 @@
 //! journal's part of the way now (take a client id committed ahead, note the order) and a
 //! durable commit alone (what each order waited for before client ids were committed ahead).
 //!
+//! The arrangement is the product's (`nanotrader run` with a Kraken broker, src/lane.rs): the
+//! decision loop (standing for the engine), the broker, its tasks (the validation submitter, the
+//! real-money desk) and the signed client's HTTP connections all on one current-thread runtime
+//! (this program's main thread); the mock exchange and the relay, which stand for the exchange
+//! and the network, on a runtime and thread of their own. A `follow` queues the order to the
+//! broker's task and the loop yields (`Broker::answer` for the validate path, the broker's
+//! wake-up for the real one), so that task and hyper's connection task run in the same thread's
+//! next slot.
+//!
+//! The real-money path: each order is filled (market) and the loop then waits until the desk is
+//! idle (the order ended, the balances after it read) before the next decision, as in a live run,
+//! where decisions are a bar apart and the desk has long finished.
+//!
 //! `cargo run --release -p nanotrader-live --example order_latency [ORDERS]`
+//! (`PAUSE_MS=N` before it: the thread idles N ms before each decision.)
 
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use nanotrader_broker::{Broker, BrokerConfig, PaperBroker, Sizing};
+use nanotrader_broker::{Broker, BrokerConfig, Fill, Order, PaperBroker, Sizing};
 use nanotrader_kraken::private::{Credentials, NonceSource, PrivateClient, Tier};
 use nanotrader_kraken_mock::{Limits, MockConfig, MockKraken, PrivateConfig};
 use nanotrader_live::{Assets, LiveBroker, LiveSettings, OrderKind, PairRules, Rails, RunOrders, ValidateBroker};
@@ -163,8 +177,8 @@ struct Bench {
 }
 
 impl Bench {
-    /// An account of 1,000,000 USD and `btc`.
-    async fn start(btc: Decimal, run_key: &str) -> Self {
+    /// An account of 1,000,000 USD and `btc`; the mock and the relay on `exchange`.
+    async fn start(btc: Decimal, run_key: &str, exchange: &tokio::runtime::Handle) -> Self {
         let data = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../../tests/data/btcusd_trades_kraken_20190701.csv"
@@ -179,10 +193,16 @@ impl Bench {
             ..Limits::tier(nanotrader_kraken_mock::Tier::Pro)
         };
         config.private = Some(account);
-        let mock = MockKraken::start(config).await.unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let target = mock.rest_url().trim_start_matches("http://").to_owned();
-        let url = relay(target, seen.clone()).await;
+        let (mock, seen, url) = exchange
+            .spawn(async move {
+                let mock = MockKraken::start(config).await.unwrap();
+                let seen = Arc::new(Mutex::new(Vec::new()));
+                let target = mock.rest_url().trim_start_matches("http://").to_owned();
+                let url = relay(target, seen.clone()).await;
+                (mock, seen, url)
+            })
+            .await
+            .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let lock = DataDirLock::acquire(dir.path()).unwrap();
         let store = Store::open(&lock).unwrap();
@@ -200,7 +220,10 @@ impl Bench {
             .unwrap()
             .id;
         let credentials = Credentials::new(KEY, SECRET).unwrap();
-        let nonces = NonceSource::open(dir.path().join(NonceSource::file_name(&credentials))).unwrap();
+        // As the binary's: the nonce file's mark kept ahead off the way.
+        let nonces = NonceSource::open(dir.path().join(NonceSource::file_name(&credentials)))
+            .unwrap()
+            .renewed_ahead();
         let client = PrivateClient::new(&url, credentials, nonces, Tier::Pro, Duration::from_secs(10)).unwrap();
         Self {
             mock,
@@ -214,10 +237,45 @@ impl Bench {
     }
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
+/// `PAUSE_MS=N`: the thread idles N ms before each decision (as between bars in a live run,
+/// where the caches and the connection are not as warm as with decisions back to back).
+async fn pause() {
+    if let Some(ms) = std::env::var("PAUSE_MS").ok().and_then(|v| v.parse().ok()) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
+/// `follow`, and its answer awaited when the broker left it for the engine to await (its tasks
+/// share this thread), as the engine does.
+async fn decide(broker: &mut ValidateBroker, change: i8, ts: Timestamp, price: Decimal) -> Option<(Order, Fill)> {
+    if let Some(done) = broker.follow(change, ts, price) {
+        return Some(done);
+    }
+    broker.answer()?.await
+}
+
+fn main() {
     let orders: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(150);
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // The exchange and the network: the mock and the relay, on a thread of their own.
+    let exchange = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("exchange")
+        .enable_all()
+        .build()
+        .unwrap();
+    // The engine's thread, as the binary's with a Kraken broker: the loop, the broker, its
+    // tasks and the client's connections.
+    let engine = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    engine.block_on(validate_orders(orders, exchange.handle()));
+    engine.block_on(real_orders(orders, exchange.handle()));
+}
+
+/// The validate path (`kraken-validate`): each order checked by the mock, then filled on paper.
+async fn validate_orders(orders: usize, exchange: &tokio::runtime::Handle) {
     let Bench {
         mock,
         seen,
@@ -226,7 +284,7 @@ async fn main() {
         store,
         run_id,
         client,
-    } = Bench::start(Decimal::from(100), "bench").await;
+    } = Bench::start(Decimal::from(100), "bench", exchange).await;
     let paper = PaperBroker::new(BrokerConfig {
         initial_cash: Decimal::from(1_000_000),
         fee_rate: Decimal::ZERO,
@@ -255,17 +313,18 @@ async fn main() {
     let price = Decimal::from(10_749);
     let mut change = 1;
     for _ in 0..10 {
-        broker.follow(change, Timestamp::from_secs(60), price);
+        decide(&mut broker, change, Timestamp::from_secs(60), price).await;
         change = -change;
     }
     let mut wire = Vec::with_capacity(orders);
     let mut out = Vec::with_capacity(orders);
     for i in 0..orders {
+        pause().await;
         let before = seen.lock().unwrap().len();
         let decided_wall = SystemTime::now();
         let decided = Instant::now();
-        broker
-            .follow(change, Timestamp::from_secs(120 + i as i64), price)
+        decide(&mut broker, change, Timestamp::from_secs(120 + i as i64), price)
+            .await
             .expect("validated");
         change = -change;
         let sent = seen.lock().unwrap()[before];
@@ -361,14 +420,14 @@ async fn main() {
         "the five slowest orders (index, time): {:?}",
         &slowest[..slowest.len().min(5)]
     );
-    mock.shutdown().await;
-    real_orders(orders).await;
+    exchange.spawn(mock.shutdown()).await.unwrap();
 }
 
 /// The real-money broker: `follow` hands the order to its desk task and returns; the engine
 /// then waits for the broker's wake-up (as its event loop does), so the desk runs as soon as
-/// the engine's task yields. Each order is filled (market) before the next decision.
-async fn real_orders(orders: usize) {
+/// the engine's task yields. Each order is filled (market) and the desk idle again (the order
+/// ended, the balances after it read) before the next decision, as a bar apart in a live run.
+async fn real_orders(orders: usize, exchange: &tokio::runtime::Handle) {
     let Bench {
         mock,
         seen,
@@ -377,7 +436,7 @@ async fn real_orders(orders: usize) {
         store: _store,
         run_id,
         client,
-    } = Bench::start(Decimal::ZERO, "bench-live").await;
+    } = Bench::start(Decimal::ZERO, "bench-live", exchange).await;
     let mut rails = Rails::new(Decimal::from(1_000_000));
     rails.max_orders_per_hour = u32::MAX;
     let mut broker = LiveBroker::start(
@@ -433,11 +492,24 @@ async fn real_orders(orders: usize) {
             wake.notified().await;
             filled = broker.poll().len();
         }
+        // The desk idle again: the order ended and the balances after it read.
+        while !broker.venue().is_some_and(|v| {
+            v.orders
+                .first()
+                .is_some_and(|o| !matches!(o.state.as_str(), "sending" | "placed" | "open"))
+        }) {
+            wake.notified().await;
+            broker.poll();
+        }
+        pause().await;
+        broker.poll();
         let sent = seen.lock().unwrap()[before];
         if i >= 10 {
             out.push(sent.kernel.duration_since(decided_wall).unwrap_or_default());
         }
     }
+    let mut slowest: Vec<(usize, Duration)> = out.iter().copied().enumerate().collect();
+    slowest.sort_by_key(|(_, d)| std::cmp::Reverse(*d));
     out.sort();
     println!(
         "real orders (LiveBroker, the engine yielding after the hand-over): decision -> AddOrder bytes out of the process: p50 {:?}, p99 {:?}, max {:?}",
@@ -445,5 +517,9 @@ async fn real_orders(orders: usize) {
         percentile(&out, 0.99),
         out[out.len() - 1]
     );
-    mock.shutdown().await;
+    println!(
+        "the five slowest real orders (index, time): {:?}",
+        &slowest[..slowest.len().min(5)]
+    );
+    exchange.spawn(mock.shutdown()).await.unwrap();
 }

@@ -64,8 +64,28 @@ pub(crate) enum Command {
     /// Cancels every open leg (when `cancel`), learns their last trades, then answers.
     Stop {
         cancel: bool,
-        done: std_mpsc::SyncSender<()>,
+        done: StopDone,
     },
+}
+
+/// Where the desk says its stop is done: a thread that waits (the engine on a runtime of its
+/// own) or a task that awaits (the engine on the desk's own thread, which must not block).
+pub(crate) enum StopDone {
+    Wait(std_mpsc::SyncSender<()>),
+    Await(tokio::sync::oneshot::Sender<()>),
+}
+
+impl StopDone {
+    fn send(self) {
+        match self {
+            StopDone::Wait(done) => {
+                let _ = done.send(());
+            }
+            StopDone::Await(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
 }
 
 /// How a leg ended.
@@ -206,7 +226,7 @@ impl Desk {
                     Some(Command::Adopt { cl_ord_id, txid }) => self.adopt(cl_ord_id, txid).await,
                     Some(Command::Stop { cancel, done }) => {
                         self.stop(cancel).await;
-                        let _ = done.send(());
+                        done.send();
                     }
                     None => break,
                 },

@@ -319,14 +319,93 @@ impl Gate {
 /// One order's way to the exchange: the request and where its answer goes.
 struct Submission {
     request: OrderRequest,
-    answer: std_mpsc::SyncSender<AddOrderOutcome>,
+    answer: AnswerTo,
+}
+
+/// Where Kraken's answer goes: to a thread that waits for it, or to a task that awaits it (the
+/// engine on the submitter's own thread, which must not block).
+enum AnswerTo {
+    Wait(std_mpsc::SyncSender<AddOrderOutcome>),
+    Await(tokio::sync::oneshot::Sender<AddOrderOutcome>),
+}
+
+impl AnswerTo {
+    fn send(self, outcome: AddOrderOutcome) {
+        // The broker may have stopped waiting: nothing is lost, the journal has the order.
+        match self {
+            AnswerTo::Wait(answer) => {
+                let _ = answer.send(outcome);
+            }
+            AnswerTo::Await(answer) => {
+                let _ = answer.send(outcome);
+            }
+        }
+    }
+}
+
+/// The other end of an [`AnswerTo`].
+enum Answered {
+    Wait(std_mpsc::Receiver<AddOrderOutcome>),
+    Await(tokio::sync::oneshot::Receiver<AddOrderOutcome>),
+}
+
+impl Answered {
+    /// A pair of ends: awaited when the submitter shares the engine's thread.
+    fn pair(awaited: bool) -> (AnswerTo, Answered) {
+        if awaited {
+            let (to, from) = tokio::sync::oneshot::channel();
+            (AnswerTo::Await(to), Answered::Await(from))
+        } else {
+            let (to, from) = std_mpsc::sync_channel(1);
+            (AnswerTo::Wait(to), Answered::Wait(from))
+        }
+    }
+
+    /// The answer, or `None` when none came `within`. `Wait` blocks the thread (it completes
+    /// on the first poll); `Await` yields to the submitter.
+    async fn outcome(self, within: Duration) -> Option<AddOrderOutcome> {
+        match self {
+            Answered::Wait(answered) => answered.recv_timeout(within).ok(),
+            Answered::Await(answered) => tokio::time::timeout(within, answered).await.ok()?.ok(),
+        }
+    }
+}
+
+/// Runs a future that never waits for a wake-up (one whose waits all block: [`Answered::Wait`]).
+fn at_once<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+    {
+        std::task::Poll::Ready(output) => output,
+        std::task::Poll::Pending => unreachable!("a blocking wait is never pending"),
+    }
+}
+
+/// What `follow` or `exit` left for the engine to await (`ValidateBroker::answer`).
+enum Call {
+    Follow {
+        trial: PaperBroker,
+        order: Order,
+        fill: Fill,
+        exits: Option<ExitPlan>,
+    },
+    Exit {
+        trial: PaperBroker,
+        order: Order,
+        fill: Fill,
+    },
 }
 
 /// `--broker kraken-validate`: the paper account, with every order first checked by Kraken.
 ///
-/// The engine waits for Kraken's answer (bounded by `answer_within`) on its own thread, so the
-/// order's paper fill is in the same step as the bar that decided it; the answer itself is
-/// fetched on the runtime by the submitter task.
+/// The engine waits for Kraken's answer (bounded by `answer_within`), so the order's paper fill
+/// is in the same step as the bar that decided it; the answer itself is fetched on the runtime
+/// by the submitter task. Started on a current-thread runtime (the binary's engine thread), the
+/// submitter shares the engine's thread: `follow` then leaves the order for [`Broker::answer`],
+/// which the engine awaits (the submitter and the HTTP connection run meanwhile, on the same
+/// thread, with no other thread woken); on a multi-thread runtime `follow` blocks for it.
 pub struct ValidateBroker {
     paper: PaperBroker,
     journal: Box<dyn OrderJournal>,
@@ -341,6 +420,10 @@ pub struct ValidateBroker {
     stop_rule: String,
     /// The exits of the next entry.
     planned: Option<ExitPlan>,
+    /// The submitter shares the engine's thread (a current-thread runtime): answers are awaited.
+    awaited: bool,
+    /// What the engine is to await (`answer`), when `awaited`.
+    call: Option<Call>,
 }
 
 /// Orders the dashboard lists.
@@ -367,11 +450,13 @@ impl ValidateBroker {
             tracing::warn!("client ids not reserved ahead ({e}); the first order reserves them");
         }
         let (submit, mut submissions) = mpsc::unbounded_channel::<Submission>();
+        let awaited = matches!(
+            tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()),
+            Ok(tokio::runtime::RuntimeFlavor::CurrentThread)
+        );
         tokio::spawn(async move {
             while let Some(Submission { request, answer }) = submissions.recv().await {
-                let outcome = client.add_order(&request).await;
-                // The broker may have stopped waiting: nothing is lost, the journal has the order.
-                let _ = answer.send(outcome);
+                answer.send(client.add_order(&request).await);
             }
         });
         Self {
@@ -385,6 +470,8 @@ impl ValidateBroker {
             stops_on_exchange: false,
             stop_rule: String::new(),
             planned: None,
+            awaited,
+            call: None,
         }
     }
 
@@ -399,7 +486,7 @@ impl ValidateBroker {
 
     /// Sends the exits of the entry that filled `volume` for validation: each journaled with a
     /// client id of its own, each answer recorded; nothing is placed, nothing fills.
-    fn validate_exits(&mut self, plan: ExitPlan, entry: &Fill) {
+    async fn validate_exits(&mut self, plan: ExitPlan, entry: &Fill) {
         let order = Order {
             id: self.paper.next_order_id(),
             ts: entry.ts,
@@ -467,29 +554,29 @@ impl ValidateBroker {
                 detail: None,
             });
             self.orders.truncate(ORDERS_SHOWN);
-            let (answer, answered) = std_mpsc::sync_channel(1);
+            let (answer, answered) = Answered::pair(self.awaited);
             if self.submit.send(Submission { request, answer }).is_err() {
                 self.record(&cl_ord_id, OrderState::NotPlaced, Some("the submitter has stopped"));
                 continue;
             }
-            match answered.recv_timeout(self.answer_within) {
-                Ok(AddOrderOutcome::Accepted(_)) => {
+            match answered.outcome(self.answer_within).await {
+                Some(AddOrderOutcome::Accepted(_)) => {
                     tracing::info!("{kind} validated by Kraken (not placed: kraken-validate); the bot watches it");
                     self.record(&cl_ord_id, OrderState::Validated, Some("validated; watched by the bot"));
                     if let Some(view) = self.orders.iter_mut().find(|o| o.cl_ord_id == cl_ord_id) {
                         view.filled = Decimal::ZERO;
                     }
                 }
-                Ok(AddOrderOutcome::Rejected(e)) => {
+                Some(AddOrderOutcome::Rejected(e)) => {
                     let why = e.to_string();
                     tracing::warn!("{kind} refused by Kraken: {why}");
                     self.record(&cl_ord_id, OrderState::Rejected, Some(&why));
                 }
-                Ok(AddOrderOutcome::NotSent(e) | AddOrderOutcome::Unknown(e)) => {
+                Some(AddOrderOutcome::NotSent(e) | AddOrderOutcome::Unknown(e)) => {
                     let why = format!("validation not answered: {e}");
                     self.record(&cl_ord_id, OrderState::NotPlaced, Some(&why));
                 }
-                Err(_) => {
+                None => {
                     let why = format!("no answer within {:?}", self.answer_within);
                     self.record(&cl_ord_id, OrderState::NotPlaced, Some(&why));
                 }
@@ -507,7 +594,7 @@ impl ValidateBroker {
 
     /// Sends what `trial` (a copy of the paper account that made the order) did to Kraken for
     /// validation; on acceptance the copy becomes the account.
-    fn validate(&mut self, trial: PaperBroker, order: Order, fill: Fill) -> Option<(Order, Fill)> {
+    async fn validate(&mut self, trial: PaperBroker, order: Order, fill: Fill) -> Option<(Order, Fill)> {
         let account = self.paper.account();
         let (position, equity) = (account.position(), account.equity());
         let request = self.gate.admit(
@@ -533,18 +620,18 @@ impl ValidateBroker {
             detail: None,
         });
         self.orders.truncate(ORDERS_SHOWN);
-        let (answer, answered) = std_mpsc::sync_channel(1);
+        let (answer, answered) = Answered::pair(self.awaited);
         if self.submit.send(Submission { request, answer }).is_err() {
             self.record(&cl_ord_id, OrderState::NotPlaced, Some("the submitter has stopped"));
             return None;
         }
-        match answered.recv_timeout(self.answer_within) {
-            Ok(AddOrderOutcome::Accepted(_)) => {
+        match answered.outcome(self.answer_within).await {
+            Some(AddOrderOutcome::Accepted(_)) => {
                 self.record(&cl_ord_id, OrderState::Validated, None);
                 self.paper = trial;
                 Some((order, fill))
             }
-            Ok(AddOrderOutcome::Rejected(e)) => {
+            Some(AddOrderOutcome::Rejected(e)) => {
                 let why = e.to_string();
                 tracing::warn!("order {} ({} {volume}) refused by Kraken: {why}", order.id, order.side);
                 self.record(&cl_ord_id, OrderState::Rejected, Some(&why));
@@ -554,19 +641,48 @@ impl ValidateBroker {
                 None
             }
             // A validation places nothing, so an unanswered one is simply not validated.
-            Ok(AddOrderOutcome::NotSent(e) | AddOrderOutcome::Unknown(e)) => {
+            Some(AddOrderOutcome::NotSent(e) | AddOrderOutcome::Unknown(e)) => {
                 let why = format!("validation not answered: {e}");
                 tracing::warn!("order {} ({} {volume}): {why}; not filled", order.id, order.side);
                 self.record(&cl_ord_id, OrderState::NotPlaced, Some(&why));
                 None
             }
-            Err(_) => {
+            None => {
                 let why = format!("no answer within {:?}", self.answer_within);
                 tracing::warn!("order {} ({} {volume}): {why}; not filled", order.id, order.side);
                 self.record(&cl_ord_id, OrderState::NotPlaced, Some(&why));
                 None
             }
         }
+    }
+
+    /// Carries out what `follow` or `exit` decided: Kraken's check, then the paper fill.
+    async fn carry(&mut self, call: Call) -> Option<(Order, Fill)> {
+        match call {
+            Call::Follow {
+                trial,
+                order,
+                fill,
+                exits,
+            } => {
+                let done = self.validate(trial, order, fill).await?;
+                if let Some(plan) = exits.filter(|_| self.stops_on_exchange) {
+                    self.validate_exits(plan, &done.1).await;
+                }
+                Some(done)
+            }
+            Call::Exit { trial, order, fill } => self.validate(trial, order, fill).await,
+        }
+    }
+
+    /// `call` carried out now (blocking for the answer), or left for `answer` when answers are
+    /// awaited.
+    fn call(&mut self, call: Call) -> Option<(Order, Fill)> {
+        if self.awaited {
+            self.call = Some(call);
+            return None;
+        }
+        at_once(self.carry(call))
     }
 
     fn record(&mut self, cl_ord_id: &str, state: OrderState, detail: Option<&str>) {
@@ -596,11 +712,17 @@ impl Broker for ValidateBroker {
         } else {
             None
         };
-        let done = self.validate(trial, order, fill)?;
-        if let Some(plan) = exits.filter(|_| self.stops_on_exchange) {
-            self.validate_exits(plan, &done.1);
-        }
-        Some(done)
+        self.call(Call::Follow {
+            trial,
+            order,
+            fill,
+            exits,
+        })
+    }
+
+    fn answer(&mut self) -> Option<nanotrader_broker::BrokerFuture<'_, Option<(Order, Fill)>>> {
+        let call = self.call.take()?;
+        Some(Box::pin(self.carry(call)))
     }
 
     fn plan_exits(&mut self, plan: ExitPlan) {
@@ -610,7 +732,7 @@ impl Broker for ValidateBroker {
     fn exit(&mut self, ts: Timestamp, price: Decimal, reason: OrderReason) -> Option<(Order, Fill)> {
         let mut trial = self.paper.clone();
         let (order, fill) = trial.exit(ts, price, reason)?;
-        self.validate(trial, order, fill)
+        self.call(Call::Exit { trial, order, fill })
     }
 
     fn account(&self) -> &Account {

@@ -21,7 +21,7 @@ use nanotrader_kraken::private::{OrderStatus, OrderType, PrivateClient, TrailOff
 use nanotrader_market::{ExitPlan, Side, Timestamp, TrailDistance};
 use nanotrader_store::{ExchangeFill, OrderJournal, OrderState, SentOrder};
 
-use crate::desk::{Balances, Command, Desk, Leg, LegEnd, LegTrade, Update};
+use crate::desk::{Balances, Command, Desk, Leg, LegEnd, LegTrade, StopDone, Update};
 use crate::{Gate, PairRules, Rails};
 
 /// How often, and how many times, a lost answer is looked up before the order counts as absent
@@ -1091,6 +1091,28 @@ impl LiveBroker {
     }
 }
 
+impl LiveBroker {
+    /// The run is ending: the desk is told to stop (cancelling what rests with
+    /// `--cancel-on-exit`) and to say so on `done`; false when the desk is gone already.
+    fn stop_begin(&mut self, done: StopDone) -> bool {
+        self.stopping = true;
+        self.deferred = None;
+        let cancel = self.settings.cancel_on_exit;
+        self.desk.send(Command::Stop { cancel, done }).is_ok()
+    }
+
+    /// After the desk's stop: its last updates taken in.
+    fn stop_end(&mut self) {
+        while let Ok(update) = self.updates.try_recv() {
+            self.on_update(update);
+        }
+        if self.working.is_some() {
+            // Its trades so far are the run's; the journal keeps what is still open.
+            self.order_done();
+        }
+    }
+}
+
 impl Broker for LiveBroker {
     fn mark(&mut self, price: Decimal) {
         self.account.mark(price);
@@ -1162,12 +1184,11 @@ impl Broker for LiveBroker {
     }
 
     fn stop(&mut self) {
-        self.stopping = true;
-        self.deferred = None;
         let (done, finished) = std_mpsc::sync_channel(1);
-        let cancel = self.settings.cancel_on_exit;
-        if self.desk.send(Command::Stop { cancel, done }).is_ok() {
-            // The engine's thread waits (once, at the end of the run); the desk runs meanwhile.
+        if self.stop_begin(StopDone::Wait(done)) {
+            // The engine's thread waits (once, at the end of the run); the desk runs meanwhile
+            // on another thread (a runtime's worker). Where the desk shares the engine's thread
+            // (a current-thread runtime) the engine awaits `stop_async` instead.
             let wait = || finished.recv_timeout(STOP_WITHIN);
             let waited = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
                 Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(wait),
@@ -1177,13 +1198,19 @@ impl Broker for LiveBroker {
                 tracing::warn!("Kraken did not confirm every open order's end in time; the next start follows them");
             }
         }
-        while let Ok(update) = self.updates.try_recv() {
-            self.on_update(update);
-        }
-        if self.working.is_some() {
-            // Its trades so far are the run's; the journal keeps what is still open.
-            self.order_done();
-        }
+        self.stop_end();
+    }
+
+    fn stop_async(&mut self) -> nanotrader_broker::BrokerFuture<'_, ()> {
+        Box::pin(async move {
+            let (done, finished) = tokio::sync::oneshot::channel();
+            if self.stop_begin(StopDone::Await(done))
+                && !matches!(tokio::time::timeout(STOP_WITHIN, finished).await, Ok(Ok(())))
+            {
+                tracing::warn!("Kraken did not confirm every open order's end in time; the next start follows them");
+            }
+            self.stop_end();
+        })
     }
 
     fn venue(&self) -> Option<VenueView> {

@@ -1416,3 +1416,5 @@ fn a_days_loss_halts_entries_until_the_next_utc_day() {
             .is_err()
     );
 }
+
+mod one_thread;

@@ -5,13 +5,15 @@
 //! not go back: the file holds a high-water mark at or above every nonce ever handed out. It is
 //! reserved [`NONCE_RESERVE`] ahead and rewritten (atomically, with fsync) only when a nonce
 //! would pass it, so signing does not wait for the disk on every request. A restart starts above
-//! the mark, whatever the clock says.
+//! the mark, whatever the clock says. With [`NonceSource::renewed_ahead`] a thread of its own
+//! moves the mark on before half the reserve is used, so no request waits for the disk at all
+//! (a live broker's AddOrder would otherwise pay two fsyncs once every 10 s).
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use thiserror::Error;
 
@@ -41,18 +43,29 @@ struct State {
 }
 
 pub struct NonceSource {
-    path: PathBuf,
+    inner: Arc<Inner>,
     /// Holds the exclusive lock until dropped. A file beside the mark, because the mark file is
     /// replaced by rename and a lock on it would stay with the old file.
     _lock: File,
+}
+
+/// What the renewing thread shares with the source.
+struct Inner {
+    path: PathBuf,
     state: Mutex<State>,
+    /// The mark durably in the file; held while the file is written, so writes never cross
+    /// and the mark in the file never goes back.
+    stored: Mutex<u64>,
     clock: Box<dyn Fn() -> u64 + Send + Sync>,
 }
+
+/// How often the renewing thread looks at the mark.
+const RENEW_EVERY: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for NonceSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NonceSource")
-            .field("path", &self.path)
+            .field("path", &self.inner.path)
             .finish_non_exhaustive()
     }
 }
@@ -101,29 +114,88 @@ impl NonceSource {
             Err(e) => return Err(io(e)),
         };
         Ok(Self {
-            path,
+            inner: Arc::new(Inner {
+                path,
+                state: Mutex::new(State { last: mark, mark }),
+                stored: Mutex::new(mark),
+                clock: Box::new(clock),
+            }),
             _lock: lock,
-            state: Mutex::new(State { last: mark, mark }),
-            clock: Box::new(clock),
         })
     }
 
+    /// The mark kept ahead by a thread of its own (it ends with the source): every `RENEW_EVERY`
+    /// it moves the mark to `NONCE_RESERVE` past the clock once less than half the reserve is
+    /// left, so `next` finds it ahead and never waits for the disk (unless that thread could
+    /// not keep up: then `next` moves it itself, as without this).
+    pub fn renewed_ahead(self) -> Self {
+        let inner: Weak<Inner> = Arc::downgrade(&self.inner);
+        let spawned = std::thread::Builder::new().name("nonce mark".into()).spawn(move || {
+            loop {
+                std::thread::sleep(RENEW_EVERY);
+                let Some(inner) = inner.upgrade() else { return };
+                if let Err(e) = inner.renew() {
+                    tracing::warn!("nonce mark not moved ahead ({e}); the next request moves it");
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::warn!("nonce mark not kept ahead ({e}): requests move it when it is passed");
+        }
+        self
+    }
+
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.inner.path
+    }
+
+    /// The mark nonces are handed out under (stored in the file before it is used).
+    #[cfg(test)]
+    fn mark(&self) -> u64 {
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner()).mark
     }
 
     /// The next nonce: `max(now_ms, last + 1)`, after moving the stored mark past it if needed.
     pub fn next(&self) -> Result<u64, NonceError> {
+        let inner = &*self.inner;
         // A poisoned lock only means a panic elsewhere; the numbers in it are still valid.
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let nonce = (self.clock)().max(state.last + 1);
+        let mut state = inner.state.lock().unwrap_or_else(|p| p.into_inner());
+        let nonce = (inner.clock)().max(state.last + 1);
         if nonce > state.mark {
             let mark = nonce.saturating_add(NONCE_RESERVE);
-            self.store(mark)?;
+            inner.store_at_least(mark)?;
             state.mark = mark;
         }
         state.last = nonce;
         Ok(nonce)
+    }
+}
+
+impl Inner {
+    /// Moves the mark to `NONCE_RESERVE` past the clock when less than half the reserve is left.
+    /// Nonces go on meanwhile under the mark already stored.
+    fn renew(&self) -> Result<(), NonceError> {
+        let due = {
+            let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let from = (self.clock)().max(state.last);
+            (from.saturating_add(NONCE_RESERVE / 2) > state.mark).then(|| from.saturating_add(NONCE_RESERVE))
+        };
+        let Some(mark) = due else { return Ok(()) };
+        self.store_at_least(mark)?;
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.mark = state.mark.max(mark);
+        Ok(())
+    }
+
+    /// The file's mark made at least `mark` (durably); never lowered.
+    fn store_at_least(&self, mark: u64) -> Result<(), NonceError> {
+        let mut stored = self.stored.lock().unwrap_or_else(|p| p.into_inner());
+        if *stored >= mark {
+            return Ok(());
+        }
+        self.store(mark)?;
+        *stored = mark;
+        Ok(())
     }
 
     /// Replaces the file with `mark`: write a temporary file, fsync, rename over, fsync the
@@ -206,6 +278,34 @@ mod tests {
         now.store(1_001 + NONCE_RESERVE, Ordering::SeqCst);
         assert_eq!(source.next().unwrap(), 1_001 + NONCE_RESERVE);
         assert_eq!(stored(&path), 1_001 + 2 * NONCE_RESERVE);
+    }
+
+    #[test]
+    fn renewed_ahead_the_mark_moves_before_a_nonce_reaches_it_and_never_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nonce");
+        let (now, c) = clock(1_000);
+        let source = NonceSource::open_with_clock(&path, c).unwrap().renewed_ahead();
+        assert_eq!(source.next().unwrap(), 1_000);
+        assert_eq!(stored(&path), 1_000 + NONCE_RESERVE);
+        // Less than half the reserve left: the thread moves the mark on by itself.
+        let later = 1_001 + NONCE_RESERVE / 2;
+        now.store(later, Ordering::SeqCst);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while source.mark() != later + NONCE_RESERVE {
+            assert!(std::time::Instant::now() < deadline, "the mark is moved ahead");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(stored(&path), later + NONCE_RESERVE, "stored before it is used");
+        // The nonces under it need no write; the file never goes back.
+        now.store(1_000 + NONCE_RESERVE + 1, Ordering::SeqCst);
+        assert_eq!(source.next().unwrap(), 1_001 + NONCE_RESERVE);
+        assert_eq!(stored(&path), later + NONCE_RESERVE);
+        drop(source);
+        // A restart starts above the moved mark.
+        let (_, c) = clock(0);
+        let again = NonceSource::open_with_clock(&path, c).unwrap();
+        assert_eq!(again.next().unwrap(), later + NONCE_RESERVE + 1);
     }
 
     #[test]
