@@ -91,8 +91,13 @@ await runBrowserTest('pairs test', OVERALL_TIMEOUT_MS, STEP_TIMEOUT_MS, async (b
   const expectSearch = `?${new URLSearchParams({ pair: pickedPair })}`;
   const checkPicked = async (what) => {
     await page
-      .waitForFunction(() => window.__nt.barCount > 0 && document.querySelectorAll('#trades-body tr').length > 0, null, { timeout: STEP_TIMEOUT_MS })
-      .catch(() => fail(`${what}: no bars or no fills shown`));
+      // (The picker fills in from /api/pairs on its own: waited for too, not raced.)
+      .waitForFunction(
+        (pair) => window.__nt.barCount > 0 && document.querySelectorAll('#trades-body tr').length > 0 && document.getElementById('pair-picker').value === pair,
+        pickedPair,
+        { timeout: STEP_TIMEOUT_MS },
+      )
+      .catch(() => fail(`${what}: no bars, no fills or no picked pair shown`));
     const now = await shown(page);
     log(`${what}: ${JSON.stringify(now)}`);
     if (now.search !== expectSearch) fail(`${what}: the address says ${now.search}, not ${expectSearch}`);
