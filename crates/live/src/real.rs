@@ -387,7 +387,7 @@ impl LiveBroker {
                 ts,
                 side,
                 qty,
-                price: (cost / qty).round_dp_with_strategy(10, RoundingStrategy::MidpointNearestEven),
+                price: average_price(cost, qty),
                 fee: trades.iter().map(|t| t.fee).sum(),
                 cash_after: self.account.cash(),
                 position_after: self.account.position(),
@@ -805,9 +805,7 @@ impl LiveBroker {
                 ts: working.last_ts,
                 side: order.side,
                 qty: working.filled,
-                // The average of the exchange's prices, as Kraken reports an order's.
-                price: (working.cost / working.filled)
-                    .round_dp_with_strategy(10, RoundingStrategy::MidpointNearestEven),
+                price: average_price(working.cost, working.filled),
                 fee: working.fee,
                 cash_after: self.account.cash(),
                 position_after: self.account.position(),
@@ -1052,8 +1050,7 @@ impl LiveBroker {
                 ts: protection.last_ts,
                 side: Side::Sell,
                 qty: protection.filled,
-                price: (protection.cost / protection.filled)
-                    .round_dp_with_strategy(10, RoundingStrategy::MidpointNearestEven),
+                price: average_price(protection.cost, protection.filled),
                 fee: protection.fee,
                 cash_after: self.account.cash(),
                 position_after: self.account.position(),
@@ -1230,6 +1227,12 @@ impl Broker for LiveBroker {
 }
 
 /// One of the exchange's trades of the run's order `order_id`, as the exchange reported it.
+/// A run fill's price: the average of the exchange's prices of its trades (`cost` over `qty`,
+/// `qty` > 0), to 10 decimals, as Kraken reports an order's.
+fn average_price(cost: Decimal, qty: Decimal) -> Decimal {
+    (cost / qty).round_dp_with_strategy(10, RoundingStrategy::MidpointNearestEven)
+}
+
 fn exchange_fill(t: &LegTrade, run_id: i64, order_id: u64, cl_ord_id: &str) -> ExchangeFill {
     ExchangeFill {
         trade_id: t.trade_id.clone(),
