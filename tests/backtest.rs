@@ -501,19 +501,47 @@ fn bad_input_names_the_file_and_line_and_exits_2() {
         "{}",
         stderr(&missing)
     );
+    // A refused backtest leaves the trades file of an earlier one as it was (the file is made
+    // ready while the backtest computes, so only once nothing can refuse it).
+    let earlier = dir.path().join("earlier-trades.csv");
+    std::fs::write(&earlier, "kept\n").unwrap();
     for args in [
         &["--short", "30", "--long", "20"][..],
         &["--short", "10..5"],
         &["--short", "20..30", "--long", "5..10"],
         &["--strategy", "ema-cross", "--short", "5..10"],
+        &["--long", "20"],
     ] {
         let path = dir.path().join("short.csv");
-        let mut all = vec!["--data", path.to_str().unwrap()];
+        let mut all = vec!["--data", path.to_str().unwrap(), "--trades", earlier.to_str().unwrap()];
         all.extend_from_slice(args);
         let out = backtest(dir.path(), &all);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert_eq!(stderr(&out).trim().lines().count(), 1, "{args:?}: {}", stderr(&out));
+        assert_eq!(std::fs::read_to_string(&earlier).unwrap(), "kept\n", "{args:?}");
     }
+    // A trades file that cannot be made: one line naming it, after the backtest.
+    let data = dir.path().join("good.csv");
+    std::fs::write(&data, format!("{header}{rows}")).unwrap();
+    let unwritable = dir.path().join("no-such-dir").join("trades.csv");
+    let out = backtest(
+        dir.path(),
+        &[
+            "--data",
+            data.to_str().unwrap(),
+            "--long",
+            "20",
+            "--trades",
+            unwritable.to_str().unwrap(),
+        ],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("cannot write {}", unwritable.display())),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
 
 #[test]
