@@ -537,10 +537,7 @@ fn bad_input_names_the_file_and_line_and_exits_2() {
     );
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains(&format!("cannot write {}", unwritable.display())),
-        "{err}"
-    );
+    assert!(err.contains(&format!("cannot write {}", unwritable.display())), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
 
